@@ -1,0 +1,114 @@
+/**
+ * Build small ONNX models in code, for tests, benchmarks and the demo (no model
+ * hub is reachable, and none is needed). The main shape is an MLP over a float
+ * input and an int64 categorical input, with a dynamic batch dimension.
+ */
+import { ELEMENT_TYPE_CODES, ModelProto } from './onnx-proto.js';
+
+type Dim = number | string;
+interface IO { name: string; type: string; shape: Dim[] }
+
+function valueInfo(io: IO) {
+  return {
+    name: io.name,
+    type: { tensor_type: { elem_type: ELEMENT_TYPE_CODES[io.type], shape: { dim: io.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
+  };
+}
+
+function floatTensor(name: string, dims: number[], data: Float32Array | number[]) {
+  const f = Float32Array.from(data);
+  return { name, dims, data_type: 1, raw_data: Buffer.from(f.buffer, f.byteOffset, f.byteLength) };
+}
+
+function node(op: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}) {
+  return {
+    op_type: op, input: inputs, output: outputs, name: `${op}_${outputs[0]}`,
+    attribute: Object.entries(attrs).map(([name, i]) => ({ name, i, type: 2 })),
+  };
+}
+
+/** A deterministic pseudo-random generator (mulberry32), so models are reproducible from a seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface MlpOptions {
+  /** Width of the float input `x` ([batch, features]). */
+  features?: number;
+  /** Add an int64 input `category` ([batch, 1]) that is cast and concatenated. */
+  categorical?: boolean;
+  hidden?: number;
+  outputs?: number;
+  seed?: number;
+  /** Scale added to every weight; versions of "the same" model differ by seed or bias. */
+  bias?: number;
+  /** Extra hidden layers to make a larger (or slower) model. */
+  extraLayers?: number;
+  /** Pad the model with an unused initializer of this many float32 values (for size tests). */
+  padFloats?: number;
+  /** Multiply the output by NaN (a bad model for gate tests). */
+  nanOutput?: boolean;
+  opset?: number;
+}
+
+/** Encode an MLP: y = W2·relu(W1·[x, float(category)] + b1) + b2, batch dimension "batch". */
+export function buildMlp(o: MlpOptions = {}): Uint8Array {
+  const features = o.features ?? 4;
+  const hidden = o.hidden ?? 16;
+  const outs = o.outputs ?? 2;
+  const r = rng(o.seed ?? 1);
+  const w = (n: number) => Array.from({ length: n }, () => (r() * 2 - 1) * 0.5 + (o.bias ?? 0));
+  const inputs: IO[] = [{ name: 'x', type: 'float32', shape: ['batch', features] }];
+  const nodes: ReturnType<typeof node>[] = [];
+  const inits: ReturnType<typeof floatTensor>[] = [];
+  let cur = 'x';
+  let width = features;
+  if (o.categorical) {
+    inputs.push({ name: 'category', type: 'int64', shape: ['batch', 1] });
+    nodes.push(node('Cast', ['category'], ['category_f'], { to: 1 }));
+    nodes.push(node('Concat', ['x', 'category_f'], ['xc'], { axis: 1 }));
+    cur = 'xc';
+    width = features + 1;
+  }
+  const layers = [hidden, ...Array.from({ length: o.extraLayers ?? 0 }, () => hidden)];
+  layers.forEach((h, i) => {
+    inits.push(floatTensor(`W${i}`, [width, h], w(width * h)), floatTensor(`b${i}`, [h], w(h)));
+    nodes.push(node('MatMul', [cur, `W${i}`], [`m${i}`]), node('Add', [`m${i}`, `b${i}`], [`a${i}`]), node('Relu', [`a${i}`], [`h${i}`]));
+    cur = `h${i}`;
+    width = h;
+  });
+  inits.push(floatTensor('Wout', [width, outs], w(width * outs)), floatTensor('bout', [outs], w(outs)));
+  nodes.push(node('MatMul', [cur, 'Wout'], ['mout']), node('Add', ['mout', 'bout'], [o.nanOutput ? 'pre_y' : 'y']));
+  if (o.nanOutput) {
+    inits.push(floatTensor('nan', [1], [Number.NaN]));
+    nodes.push(node('Mul', ['pre_y', 'nan'], ['y']));
+  }
+  if (o.padFloats) {
+    // Incompressible padding (random floats) so a model of a given size stays that size after zstd.
+    const pad = new Float32Array(o.padFloats);
+    for (let i = 0; i < pad.length; i++) pad[i] = r();
+    inits.push(floatTensor('padding', [o.padFloats], pad));
+  }
+  const model = {
+    ir_version: 8,
+    producer_name: 'fleetcast',
+    opset_import: [{ domain: '', version: o.opset ?? 13 }],
+    graph: {
+      name: 'mlp',
+      node: nodes,
+      initializer: inits,
+      input: inputs.map(valueInfo),
+      output: [valueInfo({ name: 'y', type: 'float32', shape: ['batch', outs] })],
+    },
+  };
+  const err = ModelProto.verify(model);
+  if (err) throw new Error(`internal: bad ONNX model: ${err}`);
+  return ModelProto.encode(ModelProto.fromObject(model)).finish();
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * `fleetcast` — the operator CLI. Thin: it picks a command module, which parses
+ * its arguments and calls into the rooms.
+ */
+import { runMain } from './main.js';
+
+const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
+  keys: () => import('./commands/keys.js'),
+  bundle: () => import('./commands/bundle.js'),
+  hub: () => import('./commands/hub.js'),
+  publish: () => import('./commands/publish.js'),
+  deploy: () => import('./commands/deploy.js'),
+  devices: () => import('./commands/devices.js'),
+  sim: () => import('./commands/sim.js'),
+  demo: () => import('./commands/demo.js'),
+};
+
+const HELP = `fleetcast — signed, staged ML model distribution to device fleets
+
+usage: fleetcast <command> [options]
+
+  keys init --out DIR                      make root.json and the root, release and hub keys
+  bundle build MODEL.onnx --name N --version V --key release.key --out FILE [--schema schema.json]
+  bundle inspect FILE [--json]             print a bundle's manifest
+  bundle verify FILE --root root.json      check every signature and hash
+  hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--broker mqtt://HOST:PORT]
+  publish FILE --hub URL                   upload a bundle to the hub
+  deploy NAME@VERSION --hub URL (--all | --devices ID,...)
+  devices list --hub URL [--json]
+  sim --broker URL --agents N --root root.json
+  demo                                     run the whole flow on embedded defaults
+`;
+
+runMain(async (argv) => {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(HELP); return cmd ? 0 : 2; }
+  const load = COMMANDS[cmd];
+  if (!load) { process.stderr.write(`fleetcast: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`); return 2; }
+  return (await load()).run(rest);
+});

@@ -1,0 +1,108 @@
+/**
+ * Every message hub and agent exchange over MQTT, one schema each. Both sides
+ * call `decode*` on what they receive; nothing else parses message bytes.
+ */
+import { envelopeSchema } from './envelope.js';
+import { protocolError } from './errors.js';
+import { arr, int, nullable, obj, optional, parse, record, sha256Hex, str, json, type Infer, type Schema } from './schema.js';
+import { DEVICE_ID_PATTERN } from './topics.js';
+
+export const PROTOCOL_VERSION = 1;
+const v = int({ min: 1, max: 1 });
+const deviceId = str({ pattern: DEVICE_ID_PATTERN });
+const millis = int({ min: 0 });
+
+/** What the hub signs for one device: run this bundle. */
+export const assignmentSchema = obj({
+  type: str({ enum: ['fleetcast.assignment/v1'] as const }),
+  deviceId,
+  bundleId: sha256Hex(),
+  name: str({ max: 64 }),
+  version: int({ min: 1 }),
+  rolloutId: nullable(str({ max: 128 })),
+  ring: nullable(str({ max: 64 })),
+  /** Strictly increasing per device; an agent refuses a counter it has passed. */
+  counter: int({ min: 1 }),
+  issuedAt: millis,
+  expiresAt: millis,
+});
+export type Assignment = Infer<typeof assignmentSchema>;
+
+/** Hub → device on `assign`: the hub-signed assignment and the release-signed manifest it names. */
+export const assignMessageSchema = obj({ v, assignment: envelopeSchema, manifest: envelopeSchema });
+export type AssignMessage = Infer<typeof assignMessageSchema>;
+
+/** Device → hub: please publish these chunks (again) on the bundle's chunk topic. */
+export const chunkRequestSchema = obj({ v, deviceId, bundleId: sha256Hex(), chunks: arr(int({ min: 0, max: 9_999_999 }), { min: 1, max: 100_000 }) });
+export type ChunkRequest = Infer<typeof chunkRequestSchema>;
+
+export const PHASES = ['idle', 'fetching', 'verifying', 'staging', 'swapping', 'probation', 'committed', 'rolled-back', 'failed'] as const;
+export type Phase = (typeof PHASES)[number];
+
+const modelRef = obj({ bundleId: sha256Hex(), name: str({ max: 64 }), version: int({ min: 1 }) });
+export type ModelRef = Infer<typeof modelRef>;
+
+/** Device → hub, retained: what the device really runs and is doing. */
+export const stateReportSchema = obj({
+  v,
+  deviceId,
+  seq: int({ min: 0 }),
+  at: millis,
+  agentVersion: str({ max: 64 }),
+  runtime: str({ max: 64 }),
+  active: nullable(modelRef),
+  previous: nullable(modelRef),
+  phase: str({ enum: PHASES }),
+  target: nullable(obj({ bundleId: sha256Hex(), counter: int({ min: 1 }) })),
+  progress: nullable(obj({ have: int({ min: 0 }), total: int({ min: 0 }) })),
+  lastError: nullable(obj({ code: str({ max: 64 }), at: millis, bundleId: optional(sha256Hex()) })),
+  counter: int({ min: 0 }),
+  capabilities: record(json(), { maxKeys: 64 }),
+});
+export type StateReport = Infer<typeof stateReportSchema>;
+
+export const EVENT_KINDS = ['assignment-accepted', 'assignment-rejected', 'fetch-started', 'fetch-failed', 'verify-failed', 'stage-failed', 'installed', 'rolled-back', 'security'] as const;
+/** Device → hub: something happened (codes, not prose). */
+export const deviceEventSchema = obj({
+  v,
+  deviceId,
+  seq: int({ min: 0 }),
+  at: millis,
+  kind: str({ enum: EVENT_KINDS }),
+  code: optional(str({ max: 64 })),
+  bundleId: optional(sha256Hex()),
+  counter: optional(int({ min: 0 })),
+  detail: optional(str({ max: 1024 })),
+});
+export type DeviceEvent = Infer<typeof deviceEventSchema>;
+
+/** Size limits per message type, checked before JSON.parse. */
+export const MESSAGE_LIMITS = {
+  assign: 8 * 1024 * 1024,
+  'chunk-req': 1024 * 1024,
+  state: 64 * 1024,
+  event: 16 * 1024,
+  telemetry: 256 * 1024,
+} as const;
+
+/** Decode JSON bytes against a schema with a size cap; throws coded errors only. */
+export function decodeJson<T>(schema: Schema<T>, bytes: Uint8Array | string, maxBytes: number, what: string): T {
+  const len = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength;
+  if (len > maxBytes) throw protocolError('PROTO_ERR_MESSAGE_TOO_LARGE', `${what} is ${len} bytes, limit ${maxBytes}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    throw protocolError('PROTO_ERR_INVALID_JSON', what);
+  }
+  return parse(schema, value, { what });
+}
+
+export const decodeAssignMessage = (b: Uint8Array | string) => decodeJson(assignMessageSchema, b, MESSAGE_LIMITS.assign, 'assign message');
+export const decodeChunkRequest = (b: Uint8Array | string) => decodeJson(chunkRequestSchema, b, MESSAGE_LIMITS['chunk-req'], 'chunk request');
+export const decodeStateReport = (b: Uint8Array | string) => decodeJson(stateReportSchema, b, MESSAGE_LIMITS.state, 'state report');
+export const decodeDeviceEvent = (b: Uint8Array | string) => decodeJson(deviceEventSchema, b, MESSAGE_LIMITS.event, 'device event');
+
+export function encode(msg: unknown): Buffer {
+  return Buffer.from(JSON.stringify(msg), 'utf8');
+}

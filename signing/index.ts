@@ -1,0 +1,5 @@
+export * from './ed25519.js';
+export * from './envelope.js';
+export * from './errors.js';
+export * from './keys.js';
+export * from './root.js';
