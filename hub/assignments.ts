@@ -1,0 +1,153 @@
+/**
+ * Hub assignments (DESIGN.md "Trust"): for each target device the hub signs,
+ * online, "run this bundle", with a strictly increasing per-device counter and
+ * a short expiry, and publishes it RETAINED at QoS 1 on the device's assign
+ * topic together with the release-signed manifest it names. A device that
+ * connects later gets it from the broker.
+ *
+ * Retained assignments must not expire while a device is offline, so a
+ * refresher re-signs (with a new counter) every current assignment past half
+ * its TTL, and the hub republishes all current ones when it starts (an embedded
+ * broker loses its retained messages when it stops).
+ */
+import type { Logger } from 'pino';
+import { PAYLOAD_TYPES } from '../protocol/envelope.js';
+import { encode, PROTOCOL_VERSION, type Assignment, type AssignMessage } from '../protocol/messages.js';
+import { topics } from '../protocol/topics.js';
+import type { KeyPair } from '../signing/ed25519.js';
+import { signEnvelope } from '../signing/envelope.js';
+import { hubError } from './errors.js';
+import type { AssignmentRecord, BundleRecord, HubStore } from './store.js';
+
+export interface AssignerOptions {
+  store: HubStore;
+  hubKey: KeyPair;
+  ttlMs: number;
+  /** Publish retained at QoS 1; resolves on the broker's PUBACK. */
+  publish(topic: string, payload: Buffer): Promise<void>;
+  now: () => number;
+  logger: Logger;
+}
+
+export interface DeployResult {
+  bundleId: string;
+  devices: string[];
+  counters: Record<string, number>;
+}
+
+export class Assigner {
+  private readonly o: AssignerOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<number> | undefined;
+  /** Devices whose current assignment is stored but whose publish failed; retried at each refresh. */
+  private readonly unpublished = new Set<string>();
+
+  constructor(o: AssignerOptions) {
+    this.o = o;
+  }
+
+  /** Sign and store one assignment per device (one transaction), then publish them. */
+  async assign(bundle: BundleRecord, deviceIds: readonly string[], meta: { rolloutId?: string | null; ring?: string | null } = {}): Promise<DeployResult> {
+    const targets = [...new Set(deviceIds)];
+    if (targets.length === 0) throw hubError('HUB_ERR_NO_TARGETS');
+    const recs = this.o.store.issueAssignments(
+      targets.map((deviceId) => ({ deviceId, bundleId: bundle.id, rolloutId: meta.rolloutId ?? null, ring: meta.ring ?? null })),
+      (deviceId, counter) => this.sign(bundle, deviceId, counter, meta.rolloutId ?? null, meta.ring ?? null),
+    );
+    await this.publishAll(recs);
+    return { bundleId: bundle.id, devices: targets, counters: Object.fromEntries(recs.map((r) => [r.deviceId, r.counter])) };
+  }
+
+  /** Re-sign, with new counters, every assignment at or past half its TTL. Returns how many. */
+  refreshDue(): Promise<number> {
+    // One refresh at a time; a timer tick during a slow one joins it.
+    this.refreshing ??= this.refreshOnce().finally(() => { this.refreshing = undefined; });
+    return this.refreshing;
+  }
+
+  /** Publish every current assignment again (the broker may have lost its retained copies). */
+  async republishAll(): Promise<number> {
+    const all = this.o.store.listAssignments();
+    await this.publishAll(all);
+    return all.length;
+  }
+
+  startRefresher(everyMs: number): void {
+    this.stopRefresher();
+    this.timer = setInterval(() => {
+      this.refreshDue().catch((e: unknown) => this.o.logger.error({ err: e }, 'assignment refresh failed; retrying at the next tick'));
+    }, everyMs);
+    this.timer.unref();
+  }
+
+  stopRefresher(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.stopRefresher();
+    await this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<number> {
+    const due = this.o.store.assignmentsDueForRefresh(this.o.now());
+    const recs: AssignmentRecord[] = [];
+    // Group by bundle so each group is one transaction with the right manifest.
+    const byBundle = new Map<string, AssignmentRecord[]>();
+    for (const a of due) byBundle.set(a.bundleId, [...(byBundle.get(a.bundleId) ?? []), a]);
+    for (const [bundleId, group] of byBundle) {
+      const bundle = this.o.store.getBundle(bundleId);
+      if (!bundle) continue; // bundles are never deleted; a missing one is a damaged store, already logged by its reader
+      recs.push(...this.o.store.issueAssignments(
+        group.map((a) => ({ deviceId: a.deviceId, bundleId, rolloutId: a.rolloutId, ring: a.ring })),
+        (deviceId, counter) => {
+          const prev = group.find((a) => a.deviceId === deviceId)!;
+          return this.sign(bundle, deviceId, counter, prev.rolloutId, prev.ring);
+        },
+      ));
+    }
+    const retry = [...this.unpublished].filter((d) => !recs.some((r) => r.deviceId === d)).map((d) => this.o.store.getAssignment(d)).filter((a) => a !== undefined);
+    if (recs.length + retry.length === 0) return 0;
+    await this.publishAll([...recs, ...retry]);
+    if (recs.length > 0) this.o.logger.info({ count: recs.length }, 're-signed assignments past half their TTL');
+    return recs.length;
+  }
+
+  private sign(bundle: BundleRecord, deviceId: string, counter: number, rolloutId: string | null, ring: string | null) {
+    const issuedAt = this.o.now();
+    const expiresAt = issuedAt + this.o.ttlMs;
+    const payload: Assignment = {
+      type: 'fleetcast.assignment/v1', deviceId, bundleId: bundle.id, name: bundle.name, version: bundle.version,
+      rolloutId, ring, counter, issuedAt, expiresAt,
+    };
+    return { envelope: signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), [this.o.hubKey]), issuedAt, expiresAt };
+  }
+
+  private async publishAll(recs: readonly AssignmentRecord[]): Promise<void> {
+    // Stored first, published after: a failed publish is retried by the refresher and on restart.
+    const results = await Promise.allSettled(recs.map(async (r) => {
+      const bundle = this.o.store.getBundle(r.bundleId);
+      if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', r.bundleId);
+      const msg: AssignMessage = { v: PROTOCOL_VERSION, assignment: r.envelope, manifest: bundle.envelope };
+      await withTimeout(this.o.publish(topics.assign(r.deviceId), encode(msg)), PUBLISH_TIMEOUT_MS);
+      this.unpublished.delete(r.deviceId);
+    }));
+    const failed = recs.filter((_, i) => results[i].status === 'rejected');
+    for (const r of failed) this.unpublished.add(r.deviceId);
+    if (failed.length > 0) {
+      const err = hubError('HUB_ERR_BROKER_UNREACHABLE', `${failed.length} of ${recs.length} assignment(s) are signed and stored but not yet acknowledged by the broker; the hub keeps retrying`);
+      err.cause = (results.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason;
+      throw err;
+    }
+  }
+}
+
+/** mqtt.js queues QoS 1 publishes while offline; an API call must not wait for the broker forever. */
+const PUBLISH_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no PUBACK within ${ms} ms`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,30 @@
+/**
+ * The hub's coded errors. Codes are stable and never reused (docs/errors.md is
+ * generated from this table); `status` is what the HTTP API answers with.
+ */
+import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+
+export const HUB_ERRORS = {
+  HUB_ERR_BAD_BUNDLE: { message: 'The uploaded body is not a valid fleetcast bundle (a ustar with manifest.json and model.onnx.zst whose hashes match the manifest); rebuild it with `fleetcast bundle build`', status: 400 },
+  HUB_ERR_RELEASE_SIGNATURE: { message: 'The bundle manifest is not signed by a threshold of the release keys in the hub\'s root.json; sign it with a listed release key or rotate the root', status: 400 },
+  HUB_ERR_DUPLICATE_VERSION: { message: 'A different bundle with this name and version is already published; versions are immutable, so build the new model with a higher --version', status: 409 },
+  HUB_ERR_UNKNOWN_BUNDLE: { message: 'No published bundle has this id or name@version; publish it first with `fleetcast publish` or check `GET /v1/bundles`', status: 404 },
+  HUB_ERR_UNKNOWN_DEVICE: { message: 'No device with this id has reported its state to the hub; check the id or wait until the device connects', status: 404 },
+  HUB_ERR_NO_TARGETS: { message: 'A deployment named no devices; pass `all: true` (with at least one device known to the hub) or a non-empty `devices` list, not both', status: 400 },
+  HUB_ERR_BODY_TOO_LARGE: { message: 'The request body is larger than the hub accepts; send a smaller body or raise the hub\'s maxBundleBytes option', status: 413 },
+  HUB_ERR_UNSUPPORTED_MEDIA_TYPE: { message: 'The request has the wrong Content-Type; send bundles as application/octet-stream and everything else as application/json', status: 415 },
+  HUB_ERR_BAD_REQUEST: { message: 'The request does not match the documented shape; see GET /openapi.json', status: 400 },
+  HUB_ERR_NO_ROUTE: { message: 'No API route has this method and path; see GET /openapi.json for the routes', status: 404 },
+  HUB_ERR_DEVICE_MISMATCH: { message: 'A device message names a different deviceId than the topic it was published on; a device may only speak under fc/v1/dev/<its own id>/', status: 400 },
+  HUB_ERR_BAD_MESSAGE: { message: 'An MQTT message on a fleetcast topic could not be handled; fix the sender to publish the documented message for that topic', status: 400 },
+  HUB_ERR_CHUNK_OUT_OF_RANGE: { message: 'A chunk request asked for a chunk index the bundle does not have; request indices below the manifest\'s chunk count', status: 400 },
+  HUB_ERR_BROKER_UNREACHABLE: { message: 'The hub could not connect to the MQTT broker; check --broker (or the embedded broker\'s port) and that the broker is running', status: 503 },
+  HUB_ERR_STORE: { message: 'The hub\'s data folder could not be read or written (hub.db or blobs/); check free space, permissions and that no other hub uses the same --data', status: 500 },
+  HUB_ERR_KEYS: { message: 'The hub could not load its keys: --keys must hold root.json and hub.key, and hub.key must be listed under the hub role of root.json', status: 500 },
+  HUB_ERR_UNREACHABLE: { message: 'The CLI could not reach the hub; check --hub URL and that `fleetcast hub` is running', status: 503 },
+  HUB_ERR_BAD_RESPONSE: { message: 'The hub answered with something that is not a fleetcast API response; check that --hub points at a fleetcast hub of a matching version', status: 502 },
+} as const satisfies ErrorTable;
+
+export type HubErrorCode = keyof typeof HUB_ERRORS;
+
+export const hubError = errorFactory(HUB_ERRORS);

@@ -1,0 +1,148 @@
+/**
+ * The hub's one connection to the broker, embedded or external: an ordinary
+ * mqtt.js client (docs/architecture.md "MQTT"), and a dispatcher with one
+ * handler per device message type (as aedes and mqtt.js route packets).
+ *
+ * Every message is decoded against its protocol schema before a handler sees
+ * it, and the topic's device id must be the body's: a device speaks only under
+ * its own topic. A bad message is counted by code and logged; it never stops
+ * the messages after it.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { errorCode, isFleetcastError } from '../protocol/errors.js';
+import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '../protocol/messages.js';
+import { parseTopic, topics } from '../protocol/topics.js';
+import { hubError } from './errors.js';
+
+/** What the hub does with each device message type, once it has been validated. */
+export interface DeviceHandlers {
+  state(msg: StateReport): void | Promise<void>;
+  event(msg: DeviceEvent): void | Promise<void>;
+  'chunk-req'(msg: ChunkRequest): void | Promise<void>;
+}
+export type HandledChannel = keyof DeviceHandlers;
+
+const DECODERS: { [C in HandledChannel]: (b: Uint8Array) => Parameters<DeviceHandlers[C]>[0] } = {
+  state: decodeStateReport,
+  event: decodeDeviceEvent,
+  'chunk-req': decodeChunkRequest,
+};
+export const HANDLED_CHANNELS = Object.keys(DECODERS) as HandledChannel[];
+
+export interface LinkStats {
+  /** Messages handled without error, by channel. */
+  handled: Record<string, number>;
+  /** Messages refused, by error code (PROTO_ERR_INVALID_JSON, HUB_ERR_DEVICE_MISMATCH, …). */
+  rejected: Record<string, number>;
+}
+
+export interface Dispatcher {
+  dispatch(topic: string, payload: Uint8Array): Promise<void>;
+  readonly stats: LinkStats;
+}
+
+export function createDispatcher(handlers: DeviceHandlers, logger: Logger): Dispatcher {
+  const stats: LinkStats = { handled: {}, rejected: {} };
+  const bump = (m: Record<string, number>, k: string) => { m[k] = (m[k] ?? 0) + 1; };
+  return {
+    stats,
+    async dispatch(topic, payload) {
+      try {
+        const t = parseTopic(topic);
+        if (t.kind !== 'device' || !(t.channel in DECODERS)) throw hubError('HUB_ERR_BAD_MESSAGE', `the hub does not handle messages on ${topic}`);
+        // A retained message is cleared by publishing an empty one [MQTT-3.3.1-10]; nothing to handle.
+        if (payload.byteLength === 0) return;
+        const channel = t.channel as HandledChannel;
+        const msg = DECODERS[channel](payload);
+        if (msg.deviceId !== t.deviceId) {
+          throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(t.deviceId)}, body names ${JSON.stringify(msg.deviceId)}`);
+        }
+        await (handlers[channel] as (m: typeof msg) => void | Promise<void>)(msg);
+        bump(stats.handled, channel);
+      } catch (e) {
+        const code = errorCode(e);
+        bump(stats.rejected, code);
+        if (isFleetcastError(e)) logger.warn({ code, topic: topic.slice(0, 200) }, e.message);
+        else logger.error({ code, topic: topic.slice(0, 200), err: e }, 'a device message handler failed');
+      }
+    },
+  };
+}
+
+export interface MqttLink {
+  readonly url: string;
+  readonly client: MqttClient;
+  readonly stats: LinkStats;
+  /** Resolves once the broker has acknowledged (PUBACK for QoS 1). */
+  publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface LinkOptions {
+  url: string;
+  clientId: string;
+  connectTimeoutMs: number;
+  handlers: DeviceHandlers;
+  logger: Logger;
+}
+
+/** Connect, subscribe to every handled device channel, and dispatch. Throws HUB_ERR_BROKER_UNREACHABLE. */
+export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
+  const { logger } = opts;
+  const dispatcher = createDispatcher(opts.handlers, logger);
+  // A persistent session (clean: false) keeps device events queued at the broker while the hub restarts.
+  const client = mqtt.connect(opts.url, {
+    clientId: opts.clientId,
+    clean: false,
+    protocolVersion: 4,
+    reconnectPeriod: 1_000,
+    connectTimeout: opts.connectTimeoutMs,
+  });
+  // Messages are handled one after another, in arrival order (QoS 1 keeps per-publisher order).
+  let queue: Promise<void> = Promise.resolve();
+  let started = false;
+  // An 'error' event with no listener would throw and end the process; always listen.
+  client.on('error', (e) => { if (started) logger.warn({ code: 'HUB_ERR_BROKER_UNREACHABLE', err: e }, 'broker connection error'); });
+  client.on('message', (topic, payload) => { queue = queue.then(() => dispatcher.dispatch(topic, payload)); });
+  try {
+    // A broker that is still starting refuses a few attempts; mqtt.js retries until the deadline.
+    await new Promise<void>((resolve, reject) => {
+      let last: Error | undefined;
+      const onError = (e: Error) => { last = e; };
+      const timer = setTimeout(() => {
+        client.off('error', onError);
+        reject(last ?? new Error(`no CONNACK within ${opts.connectTimeoutMs} ms`));
+      }, opts.connectTimeoutMs);
+      client.on('error', onError);
+      client.once('connect', () => { clearTimeout(timer); client.off('error', onError); resolve(); });
+    });
+    await client.subscribeAsync(Object.fromEntries(HANDLED_CHANNELS.map((c) => [topics.allDevices(c), { qos: 1 as const }])));
+  } catch (e) {
+    client.end(true);
+    const err = hubError('HUB_ERR_BROKER_UNREACHABLE', `${opts.url}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    err.cause = e;
+    throw err;
+  }
+  // After start-up, connection trouble is logged and mqtt.js reconnects on its own.
+  started = true;
+  client.on('offline', () => logger.warn({ code: 'HUB_ERR_BROKER_UNREACHABLE' }, 'broker offline; reconnecting'));
+  client.on('connect', () => logger.info({ url: opts.url }, 'connected to broker'));
+  logger.info({ url: opts.url }, 'connected to broker');
+  let closing: Promise<void> | undefined;
+  return {
+    url: opts.url,
+    client,
+    stats: dispatcher.stats,
+    async publish(topic, payload, o) {
+      await client.publishAsync(topic, payload, { qos: o.qos, retain: o.retain ?? false });
+    },
+    close() {
+      closing ??= (async () => {
+        await client.endAsync();
+        await queue;
+      })();
+      return closing;
+    },
+  };
+}

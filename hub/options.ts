@@ -1,0 +1,52 @@
+/**
+ * The hub's options: one schema, validated once at start-up, unknown keys
+ * refused and named, defaults in this one place, then frozen (DESIGN.md
+ * "Conventions"). The CLI maps its flags onto these keys and nothing else.
+ */
+import { int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
+
+const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
+const ms = (def: number, min = 0) => withDefault(int({ min, max: 365 * 86_400_000 }), def);
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const hubOptionsSchema = obj({
+  /** Holds hub.db (SQLite, WAL) and blobs/<bundleId>.zst. Created if missing. */
+  dataDir: str({ min: 1, max: 4096 }),
+  /** Holds root.json and hub.key. The hub never reads release.key: releases are signed offline. */
+  keysDir: str({ min: 1, max: 4096 }),
+  /** Interface for the HTTP API and the embedded broker; loopback unless the operator opens it. */
+  host: withDefault(str({ min: 1, max: 255 }), '127.0.0.1'),
+  /** Embedded broker port; 0 lets the OS pick a free one (tests). Ignored with brokerUrl. */
+  mqttPort: port(1883),
+  httpPort: port(8080),
+  /** An external broker (mqtt://host:port); then no embedded broker is started. */
+  brokerUrl: optional(str({ pattern: /^mqtts?:\/\/[^\s/]+(:[0-9]{1,5})?\/?$/, max: 512 })),
+  /** MQTT client id of the hub; a fixed id with a persistent session keeps device events queued while the hub restarts. */
+  mqttClientId: withDefault(str({ pattern: /^[A-Za-z0-9._-]{1,64}$/ }), 'fleetcast-hub'),
+  /** How long the broker may take to accept the hub's connection at start-up. */
+  brokerConnectTimeoutMs: ms(10_000, 100),
+  /** Lifetime of a signed assignment; the refresher re-signs at half of it so retained ones never go stale. */
+  assignmentTtlMs: ms(24 * 3_600_000, 1_000),
+  /** How often the refresher looks for assignments past half their TTL. */
+  refreshIntervalMs: ms(60_000, 10),
+  /** Chunk requests for a bundle are coalesced until none arrive for this long… */
+  chunkQuietMs: ms(30),
+  /** …or this long after the first pending one, whichever comes first (docs/architecture.md "Transfer"). */
+  chunkMaxWaitMs: ms(300),
+  /** Chunk publishes awaiting the broker's PUBACK at once: bounds memory to this × chunkSize. */
+  maxInflightChunkPublishes: withDefault(int({ min: 1, max: 1024 }), 8),
+  /** Largest bundle upload accepted (bytes); bigger bodies get HUB_ERR_BODY_TOO_LARGE (413). */
+  maxBundleBytes: withDefault(int({ min: 1024, max: 16 * 1024 ** 3 }), 1024 ** 3),
+  /** Largest JSON request body (bytes). */
+  maxJsonBytes: withDefault(int({ min: 1024, max: 64 * 1024 * 1024 }), 1024 * 1024),
+  logLevel: withDefault(str({ enum: LOG_LEVELS }), 'info'),
+});
+
+export type HubOptionsInput = Partial<Infer<typeof hubOptionsSchema>> & { dataDir: string; keysDir: string };
+export type HubOptions = Readonly<Infer<typeof hubOptionsSchema>>;
+
+/** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */
+export function parseHubOptions(input: unknown): HubOptions {
+  return parseOptions(hubOptionsSchema, input, 'hub options');
+}

@@ -1,0 +1,209 @@
+/**
+ * The chunk server (docs/architecture.md "Transfer"). Agents fetching a bundle
+ * subscribe to its chunk topics, wait for the SUBACK, then ask for the chunks
+ * they lack. Requests are collected per bundle; once none have arrived for
+ * `quietMs` (or `maxWaitMs` after the first pending one) the union is published
+ * once, on `fc/v1/bundle/<id>/chunk/<i>` at QoS 1: the broker's fan-out makes one
+ * publish serve every agent fetching that bundle.
+ *
+ * Chunks are read from the blob by offset and at most `maxInflight` publishes
+ * wait for their PUBACK at once, so memory stays near maxInflight × chunkSize
+ * whatever the bundle size.
+ */
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { errorCode } from '../protocol/errors.js';
+import type { Manifest } from '../protocol/manifest.js';
+import type { ChunkRequest } from '../protocol/messages.js';
+import { topics } from '../protocol/topics.js';
+import { hubError } from './errors.js';
+
+export interface ChunkSource { manifest: Manifest; blobPath: string }
+
+export interface TransferOptions {
+  quietMs: number;
+  maxWaitMs: number;
+  maxInflight: number;
+  /** The stored bundle with this id, or undefined. */
+  lookup(bundleId: string): ChunkSource | undefined;
+  /** Publish at QoS 1; resolves on the broker's PUBACK. */
+  publish(topic: string, payload: Buffer): Promise<void>;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface TransferStats {
+  requests: number;
+  /** Chunk publishes handed to the broker. */
+  published: number;
+  /** Chunk requests that the next flush did not need because a flush in progress had yet to send them. */
+  coalesced: number;
+  outOfRange: number;
+  unknownBundle: number;
+  flushes: number;
+  failures: number;
+}
+
+interface BundleQueue {
+  pending: Set<number>;
+  firstPendingAt: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Indices handed to a flush but not yet written to the broker connection. */
+  unsent: Set<number>;
+  /** The chain of flushes for this bundle: one at a time, in order. */
+  flushing: Promise<void>;
+}
+
+/** Byte range of chunk i in the compressed payload (docs/architecture.md "Bundle file"). */
+function rangeOf(m: Manifest, i: number): { start: number; end: number } {
+  const start = i * m.payload.chunkSize;
+  return { start, end: Math.min(start + m.payload.chunkSize, m.payload.compressedLength) };
+}
+
+export class ChunkServer {
+  readonly stats: TransferStats = { requests: 0, published: 0, coalesced: 0, outOfRange: 0, unknownBundle: 0, flushes: 0, failures: 0 };
+  private readonly queues = new Map<string, BundleQueue>();
+  private readonly opts: TransferOptions;
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(opts: TransferOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Queue a device's request. Valid indices are queued even when others are
+   * out of range; the bad part is then reported by a coded throw, which the
+   * dispatcher counts and logs.
+   */
+  request(req: ChunkRequest): void {
+    if (this.closed) return;
+    this.stats.requests++;
+    const src = this.opts.lookup(req.bundleId);
+    if (!src) {
+      this.stats.unknownBundle++;
+      throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `device ${req.deviceId} asked for chunks of ${req.bundleId}`);
+    }
+    const count = src.manifest.payload.chunkHashes.length;
+    const q = this.queue(req.bundleId);
+    let bad = 0;
+    let added = 0;
+    for (const i of req.chunks) {
+      if (i >= count) { bad++; continue; }
+      // Still waiting to be written by a flush in progress: the requester subscribed
+      // before asking, so that publish will reach it.
+      if (q.unsent.has(i)) { this.stats.coalesced++; continue; }
+      if (!q.pending.has(i)) { q.pending.add(i); added++; }
+    }
+    if (added > 0) this.schedule(req.bundleId, q);
+    if (bad > 0) {
+      this.stats.outOfRange += bad;
+      throw hubError('HUB_ERR_CHUNK_OUT_OF_RANGE', `device ${req.deviceId} asked for ${bad} index(es) ≥ ${count} of bundle ${req.bundleId.slice(0, 16)}…`);
+    }
+  }
+
+  /** Flush every pending request now and wait until all publishes are acknowledged (shutdown, tests). */
+  async flushNow(): Promise<void> {
+    for (const [id, q] of this.queues) if (q.pending.size > 0) this.flush(id, q);
+    await this.idle();
+  }
+
+  /** Resolves when no flush is running (pending requests whose timer has not fired are not waited for). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.flushing));
+  }
+
+  /** Number of chunk indices waiting for their timer, over all bundles. */
+  pendingCount(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.pending.size;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const q of this.queues.values()) { clearTimeout(q.timer); q.pending.clear(); }
+    await this.idle();
+  }
+
+  private queue(bundleId: string): BundleQueue {
+    let q = this.queues.get(bundleId);
+    if (!q) {
+      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve() };
+      this.queues.set(bundleId, q);
+    }
+    return q;
+  }
+
+  /** Quiet period after the latest request, capped at maxWait after the first pending one. */
+  private schedule(bundleId: string, q: BundleQueue): void {
+    const now = this.now();
+    if (q.timer === undefined) q.firstPendingAt = now;
+    clearTimeout(q.timer);
+    const delay = Math.max(0, Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now));
+    q.timer = setTimeout(() => this.flush(bundleId, q), delay);
+  }
+
+  private flush(bundleId: string, q: BundleQueue): void {
+    clearTimeout(q.timer);
+    q.timer = undefined;
+    if (q.pending.size === 0) return;
+    const batch = [...q.pending].sort((a, b) => a - b);
+    q.pending = new Set();
+    for (const i of batch) q.unsent.add(i);
+    this.stats.flushes++;
+    q.flushing = q.flushing.then(() => this.publishBatch(bundleId, q, batch)).catch((e: unknown) => {
+      this.stats.failures++;
+      this.opts.logger.error({ code: errorCode(e), bundleId, err: e }, 'chunk flush failed; agents will ask again');
+    }).finally(() => {
+      for (const i of batch) q.unsent.delete(i);
+      if (q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined) this.queues.delete(bundleId);
+    });
+  }
+
+  private async publishBatch(bundleId: string, q: BundleQueue, batch: number[]): Promise<void> {
+    const src = this.opts.lookup(bundleId);
+    if (!src) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', bundleId);
+    let fh: FileHandle;
+    try {
+      fh = await open(src.blobPath, 'r');
+    } catch (e) {
+      throw hubError('HUB_ERR_STORE', `cannot open blob ${src.blobPath}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    const inflight = new Set<Promise<void>>();
+    try {
+      for (const i of batch) {
+        if (this.closed) break;
+        while (inflight.size >= this.opts.maxInflight) await Promise.race(inflight);
+        const data = await this.readChunk(fh, src.manifest, i);
+        q.unsent.delete(i);
+        const p: Promise<void> = this.opts.publish(topics.chunk(bundleId, i), data).then(
+          () => { this.stats.published++; },
+          (e: unknown) => { this.stats.failures++; this.opts.logger.warn({ code: 'HUB_ERR_BROKER_UNREACHABLE', bundleId, chunk: i, err: e }, 'chunk publish failed'); },
+        ).finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await Promise.all(inflight);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async readChunk(fh: FileHandle, m: Manifest, i: number): Promise<Buffer> {
+    const { start, end } = rangeOf(m, i);
+    const buf = Buffer.allocUnsafe(end - start);
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesRead } = await fh.read(buf, off, buf.length - off, start + off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    // The blob was verified on upload; a changed file on disk must not reach devices as "chunk i".
+    if (off !== buf.length || createHash('sha256').update(buf).digest('hex') !== m.payload.chunkHashes[i]) {
+      throw hubError('HUB_ERR_STORE', `blob of bundle ${m.name}@${m.version} does not match chunk ${i}'s hash; re-publish the bundle`);
+    }
+    return buf;
+  }
+}
