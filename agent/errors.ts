@@ -1,0 +1,50 @@
+/**
+ * The agent's stable error codes. Devices report these codes (not prose) in
+ * state reports and events; the predict API answers with them. Codes are never
+ * reused: retire one by leaving it in place.
+ */
+import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+
+export const AGENT_ERRORS = {
+  // Predict API: input validation and HTTP.
+  AGENT_ERR_UNKNOWN_INPUT: { message: 'The request names an input the model does not have; use the input names listed by GET /v1/status', status: 400 },
+  AGENT_ERR_MISSING_INPUT: { message: 'The request lacks an input the model needs; send every input listed by GET /v1/status', status: 400 },
+  AGENT_ERR_INPUT_SHAPE: { message: 'An input has the wrong number of dimensions, a ragged or empty array, or a size that disagrees with the model or with another input; send a rectangular nested array of the documented shape', status: 400 },
+  AGENT_ERR_INPUT_TYPE: { message: 'An input element has the wrong type for the model (integers for int inputs, numbers for float inputs, booleans for bool inputs); convert it before sending', status: 400 },
+  AGENT_ERR_INPUT_NAN: { message: 'An input holds NaN or Infinity (or null, which is how JSON writes NaN) and the model does not allow it; impute or drop the value', status: 400 },
+  AGENT_ERR_INPUT_RANGE: { message: 'An input value lies outside the limits the model was released with; check the sensor or the units', status: 400 },
+  AGENT_ERR_BAD_JSON: { message: 'The request body is not valid UTF-8 JSON; send a JSON object', status: 400 },
+  AGENT_ERR_BAD_REQUEST: { message: 'The request body must be a JSON object of the form {"inputs": {"NAME": nested array}}', status: 400 },
+  AGENT_ERR_BODY_TOO_LARGE: { message: 'The request body is larger than the agent accepts (maxBodyBytes); send a smaller batch', status: 413 },
+  AGENT_ERR_BATCH_TOO_LARGE: { message: 'The batch has more rows than the agent accepts (maxBatch); split it into smaller requests', status: 400 },
+  AGENT_ERR_NOT_FOUND: { message: 'No such endpoint; the agent serves POST /v1/predict and GET /v1/status', status: 404 },
+  AGENT_ERR_METHOD: { message: 'This method is not allowed on this endpoint; see the Allow header', status: 405 },
+  AGENT_ERR_NO_MODEL: { message: 'No model is installed yet; wait for the hub to assign one (GET /v1/status shows progress)', status: 503 },
+
+  // Assignment checks (hub-signed assignment + release-signed manifest).
+  AGENT_ERR_ASSIGNMENT_INVALID: { message: 'An assign message or its assignment payload does not match the protocol schema; check the hub version', status: 400 },
+  AGENT_ERR_ASSIGNMENT_SIGNATURE: { message: 'An assignment is not validly signed by a hub key listed in root.json; check the hub key and the provisioned root', status: 400 },
+  AGENT_ERR_ASSIGNMENT_WRONG_DEVICE: { message: 'An assignment names another device; the hub published it on the wrong topic', status: 400 },
+  AGENT_ERR_ASSIGNMENT_REPLAY: { message: 'An assignment counter is not above the last accepted one (a replayed or reordered assignment); the hub must issue a new counter', status: 409 },
+  AGENT_ERR_ASSIGNMENT_EXPIRED: { message: 'An assignment has expired; the hub must re-sign it (check the clocks of hub and device)', status: 400 },
+  AGENT_ERR_MANIFEST_SIGNATURE: { message: 'The bundle manifest is not signed by a threshold of release keys in root.json; rebuild and sign it with a listed release key', status: 400 },
+  AGENT_ERR_MANIFEST_INVALID: { message: 'The bundle manifest does not match the manifest schema or is inconsistent; rebuild the bundle', status: 400 },
+  AGENT_ERR_MANIFEST_MISMATCH: { message: 'The assignment and the manifest disagree (bundle id is not the sha256 of the manifest, or name/version differ); the hub must publish the manifest it signed for', status: 400 },
+  AGENT_ERR_INCOMPATIBLE: { message: 'The bundle needs a runtime, element type or memory this agent does not have; build a bundle compatible with this device', status: 400 },
+
+  // Install.
+  AGENT_ERR_FETCH_TIMEOUT: { message: 'Bundle chunks stopped arriving and repeated requests did not help; check the hub and the broker, the install resumes on the next assignment delivery', status: 504 },
+  AGENT_ERR_CHUNK_HASH: { message: 'Received bundle chunks did not match the hashes in the signed manifest; check the hub store for corruption', status: 502 },
+  AGENT_ERR_PAYLOAD_HASH: { message: 'The assembled or decompressed payload does not match the signed manifest; the bundle was altered or corrupted', status: 502 },
+  AGENT_ERR_DECOMPRESS: { message: 'The payload could not be decompressed within the length the manifest declares; rebuild the bundle', status: 502 },
+  AGENT_ERR_MODEL_TOO_LARGE: { message: 'The model is larger than this agent accepts (maxRawModelBytes); raise the limit or ship a smaller model', status: 413 },
+  AGENT_ERR_DISK_SPACE: { message: 'Not enough free disk space in the data folder to stage the bundle; free some space', status: 507 },
+  AGENT_ERR_MODEL_LOAD: { message: 'The runtime could not load the model, or its inputs/outputs differ from the manifest; check the model against the manifest schema', status: 500 },
+  AGENT_ERR_SMOKE_FAILED: { message: 'The model failed its smoke inference or golden cases on this device; the old model keeps serving', status: 500 },
+  AGENT_ERR_STATE_CORRUPT: { message: 'The agent state file could not be read; it was set aside and the agent started from an empty state', status: 500 },
+
+  AGENT_ERR_INTERNAL: { message: 'An unexpected internal error happened in the agent; the log has the details. Please report it', status: 500 },
+} as const satisfies ErrorTable;
+
+export type AgentErrorCode = keyof typeof AGENT_ERRORS;
+export const agentError = errorFactory(AGENT_ERRORS);

@@ -1,0 +1,51 @@
+/**
+ * Agent options: one schema, validated once at start-up; unknown keys are
+ * refused and named (a typo in a device config is visible, not ignored);
+ * defaults live here only; the result is frozen.
+ */
+import { int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '../protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+
+const MiB = 1024 * 1024;
+
+export const agentOptionsSchema = obj({
+  deviceId: str({ pattern: DEVICE_ID_PATTERN }),
+  /** mqtt://host:port; null runs offline (serves the installed model only). */
+  brokerUrl: withDefault(nullable(str({ min: 1, max: 2048 })), null),
+  dataDir: str({ min: 1, max: 4096 }),
+  /** Path of the provisioned root.json (the trust anchor). */
+  rootPath: str({ min: 1, max: 4096 }),
+  /** "host:port" for the local predict API, or null for none (in-process use). */
+  listen: withDefault(nullable(str({ pattern: /^[^\s:]+:[0-9]{1,5}$/ })), null),
+  /** No new chunk for this long → ask again for the missing ones (then back off). */
+  chunkTimeoutMs: withDefault(int({ min: 10, max: 3_600_000 }), 5_000),
+  /** Requests without progress before the fetch fails with AGENT_ERR_FETCH_TIMEOUT. */
+  maxFetchAttempts: withDefault(int({ min: 1, max: 1000 }), 8),
+  /** Upper bound of the exponential backoff between re-requests. */
+  maxBackoffMs: withDefault(int({ min: 10, max: 3_600_000 }), 60_000),
+  /** Jitter fraction applied to each backoff (0.2 = ±20%), to spread a fleet's retries. */
+  backoffJitter: withDefault(num({ min: 0, max: 1 }), 0.2),
+  maxBodyBytes: withDefault(int({ min: 256, max: 1024 * MiB }), MiB),
+  maxRawModelBytes: withDefault(int({ min: 1, max: 64 * 1024 * MiB }), 1024 * MiB),
+  maxBatch: withDefault(int({ min: 1, max: 1_000_000 }), 1024),
+  /** Retained state report at least this often (0 = only on changes). */
+  heartbeatMs: withDefault(int({ min: 0, max: 86_400_000 }), 60_000),
+  /** Free-form facts the hub may target rollouts by (hardware, site, …). */
+  capabilities: withDefault(record(json(), { maxKeys: 64 }), {}),
+  mqttUsername: optional(str({ max: 1024 })),
+  mqttPassword: optional(str({ max: 4096 })),
+  reconnectPeriodMs: withDefault(int({ min: 10, max: 600_000 }), 1_000),
+  connectTimeoutMs: withDefault(int({ min: 100, max: 600_000 }), 10_000),
+  /** Golden-case tolerance when the manifest gives none (absolute + relative). */
+  goldenTolerance: withDefault(num({ min: 0 }), 1e-4),
+  /** onnxruntime intra-op threads; small devices (and 1,000 simulated agents) want 1. */
+  intraOpNumThreads: withDefault(int({ min: 0, max: 256 }), 1),
+});
+
+export type AgentOptions = Readonly<Infer<typeof agentOptionsSchema>>;
+/** What callers pass: only the required keys, the rest defaulted. */
+export type AgentOptionsInput = Partial<AgentOptions> & Pick<AgentOptions, 'deviceId' | 'dataDir' | 'rootPath'>;
+
+export function parseAgentOptions(value: unknown): AgentOptions {
+  return parseOptions(agentOptionsSchema, value, 'agent options');
+}

@@ -1,0 +1,149 @@
+/**
+ * Persistent agent state, written so a power cut at any instant leaves either
+ * the old or the new file: write a temp file, fsync it, rename it over the
+ * old one (atomic on POSIX), fsync the directory so the rename itself is
+ * durable. The install state machine persists each phase BEFORE doing its
+ * work (DESIGN "Persist the state before doing its work"), so boot can decide
+ * what to do from this file alone.
+ *
+ * Layout:
+ *   dataDir/state.json
+ *   dataDir/models/<bundleId>/{model.onnx, manifest.json}
+ *   dataDir/staging/<bundleId>/{manifest.json, chunk-<i>, payload.zst}
+ */
+import { open, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PHASES } from '../protocol/messages.js';
+import { int, nullable, obj, optional, parse, sha256Hex, str, type Infer } from '../protocol/schema.js';
+import { agentError } from './errors.js';
+
+const installedSchema = obj({
+  bundleId: sha256Hex(), name: str({ max: 64 }), version: int({ min: 1 }),
+  rawSha256: sha256Hex(), installedAt: int({ min: 0 }),
+});
+export type InstalledModel = Infer<typeof installedSchema>;
+
+const installSchema = obj({
+  bundleId: sha256Hex(), counter: int({ min: 1 }), name: str({ max: 64 }), version: int({ min: 1 }),
+  phase: str({ enum: PHASES }),
+  startedAt: int({ min: 0 }), updatedAt: int({ min: 0 }),
+  /** Error code when phase is "failed". */
+  error: nullable(str({ max: 64 })),
+});
+export type InstallRecord = Infer<typeof installSchema>;
+
+const assignmentRefSchema = obj({
+  bundleId: sha256Hex(), counter: int({ min: 1 }), name: str({ max: 64 }), version: int({ min: 1 }),
+  rolloutId: nullable(str({ max: 128 })), ring: nullable(str({ max: 64 })), acceptedAt: int({ min: 0 }),
+});
+export type AssignmentRef = Infer<typeof assignmentRefSchema>;
+
+export const agentStateSchema = obj({
+  v: int({ min: 1, max: 1 }),
+  /** Highest assignment counter accepted; anything lower is a replay. */
+  counter: int({ min: 0 }),
+  assignment: nullable(assignmentRefSchema),
+  active: nullable(installedSchema),
+  previous: nullable(installedSchema),
+  install: nullable(installSchema),
+  lastError: nullable(obj({ code: str({ max: 64 }), at: int({ min: 0 }), bundleId: optional(sha256Hex()) })),
+  /** Boots and saves are counted so a later recovery table can break crash loops. */
+  boots: int({ min: 0 }),
+  saves: int({ min: 0 }),
+});
+export type AgentState = Infer<typeof agentStateSchema>;
+
+export function emptyState(): AgentState {
+  return { v: 1, counter: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0 };
+}
+
+/** Write `data` to `path` so that readers see the old or the new content, never a mix. */
+export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  await fsyncDir(join(path, '..'));
+}
+
+/** fsync a directory so renames and creations inside it survive a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories (EINVAL); the rename is as durable as they allow.
+  } finally {
+    await fh.close();
+  }
+}
+
+export class StateStore {
+  readonly dataDir: string;
+  #state: AgentState;
+  #chain: Promise<unknown> = Promise.resolve();
+  /** Set when state.json was unreadable at open (it is moved aside, never deleted). */
+  readonly corruptAside: string | null;
+
+  private constructor(dataDir: string, state: AgentState, corruptAside: string | null) {
+    this.dataDir = dataDir;
+    this.#state = state;
+    this.corruptAside = corruptAside;
+  }
+
+  static async open(dataDir: string, now: () => number = Date.now): Promise<StateStore> {
+    await mkdir(join(dataDir, 'models'), { recursive: true });
+    await mkdir(join(dataDir, 'staging'), { recursive: true });
+    const file = join(dataDir, 'state.json');
+    let state = emptyState();
+    let aside: string | null = null;
+    let text: string | null = null;
+    try { text = await readFile(file, 'utf8'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw agentError('AGENT_ERR_STATE_CORRUPT', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    if (text !== null) {
+      try {
+        state = parse(agentStateSchema, JSON.parse(text), { what: 'agent state' }) as AgentState;
+      } catch {
+        aside = `${file}.corrupt-${now()}`;
+        await rename(file, aside);
+        state = emptyState();
+      }
+    }
+    return new StateStore(dataDir, state, aside);
+  }
+
+  get state(): Readonly<AgentState> { return this.#state; }
+
+  /** Apply `change` to a copy, persist it atomically, then make it current. Calls are serialised. */
+  update(change: (draft: AgentState) => void): Promise<Readonly<AgentState>> {
+    const run = async () => {
+      const draft = structuredClone(this.#state);
+      change(draft);
+      draft.saves++;
+      await atomicWrite(join(this.dataDir, 'state.json'), JSON.stringify(draft, null, 1));
+      this.#state = draft;
+      return draft;
+    };
+    const p = this.#chain.then(run, run);
+    this.#chain = p.catch(() => {});
+    return p;
+  }
+
+  modelDir(bundleId: string): string { return join(this.dataDir, 'models', bundleId); }
+  modelFile(bundleId: string): string { return join(this.modelDir(bundleId), 'model.onnx'); }
+  modelManifest(bundleId: string): string { return join(this.modelDir(bundleId), 'manifest.json'); }
+  stagingDir(bundleId: string): string { return join(this.dataDir, 'staging', bundleId); }
+  chunkFile(bundleId: string, index: number): string { return join(this.stagingDir(bundleId), `chunk-${index}`); }
+  payloadFile(bundleId: string): string { return join(this.stagingDir(bundleId), 'payload.zst'); }
+  stagingManifest(bundleId: string): string { return join(this.stagingDir(bundleId), 'manifest.json'); }
+
+  async removeStaging(bundleId: string): Promise<void> {
+    await rm(this.stagingDir(bundleId), { recursive: true, force: true });
+  }
+}
