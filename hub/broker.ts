@@ -26,7 +26,7 @@ export async function startBroker(opts: { host: string; port: number }): Promise
   await new Promise<void>((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) => {
       aedes.close();
-      reject(hubError('HUB_ERR_BROKER_UNREACHABLE', `cannot listen on ${opts.host}:${opts.port}: ${e.code ?? e.message}; choose another --mqtt-port`));
+      reject(hubError('HUB_ERR_LISTEN', `embedded broker cannot listen on ${opts.host}:${opts.port}: ${e.code ?? e.message}; choose another --mqtt-port`));
     };
     server.once('error', onError);
     server.listen(opts.port, opts.host, () => { server.off('error', onError); resolve(); });

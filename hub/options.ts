@@ -44,9 +44,11 @@ export const hubOptionsSchema = obj({
 });
 
 export type HubOptionsInput = Partial<Infer<typeof hubOptionsSchema>> & { dataDir: string; keysDir: string };
-export type HubOptions = Readonly<Infer<typeof hubOptionsSchema>>;
+type Parsed = Infer<typeof hubOptionsSchema>;
+// withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
+export type HubOptions = Readonly<Required<Omit<Parsed, 'brokerUrl'>> & Pick<Parsed, 'brokerUrl'>>;
 
 /** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */
 export function parseHubOptions(input: unknown): HubOptions {
-  return parseOptions(hubOptionsSchema, input, 'hub options');
+  return parseOptions(hubOptionsSchema, input, 'hub options') as HubOptions;
 }

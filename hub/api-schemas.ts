@@ -1,0 +1,73 @@
+/**
+ * Request and response shapes of the hub's HTTP API, written once in the
+ * protocol schema language: fastify validates with their JSON Schema and the
+ * OpenAPI document is generated from the same objects, so the document is the
+ * API that runs.
+ */
+import { envelopeSchema } from '../protocol/envelope.js';
+import { manifestSchema } from '../protocol/manifest.js';
+import { deviceEventSchema, stateReportSchema } from '../protocol/messages.js';
+import { arr, bool, int, json, literal, nullable, obj, optional, record, sha256Hex, str, type Infer } from '../protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+
+export const errorBody = obj({
+  error: obj({ code: str(), message: str(), details: optional(record(json())) }),
+}, { description: 'A coded error; `code` is listed in docs/errors.md' });
+
+const bundleName = str({ pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ });
+const deviceId = str({ pattern: DEVICE_ID_PATTERN });
+
+export const bundleIdParams = obj({ id: sha256Hex() });
+export const deviceIdParams = obj({ id: deviceId });
+
+export const publishResult = obj({ bundleId: sha256Hex(), name: bundleName, version: int({ min: 1 }), created: bool() });
+
+export const bundleSummary = obj({
+  bundleId: sha256Hex(),
+  name: bundleName,
+  version: int({ min: 1 }),
+  compressedLength: int({ min: 0 }),
+  rawLength: int({ min: 0 }),
+  chunkSize: int({ min: 1 }),
+  chunkCount: int({ min: 0 }),
+  createdAt: int({ min: 0 }),
+});
+export type BundleSummary = Infer<typeof bundleSummary>;
+export const bundleList = obj({ bundles: arr(bundleSummary) });
+export const bundleDetail = obj({ ...bundleSummary.shape, manifest: manifestSchema, envelope: envelopeSchema });
+
+export const deployBody = obj({
+  name: bundleName,
+  version: int({ min: 1 }),
+  /** Every device that has reported its state to the hub. */
+  all: optional(literal(true)),
+  devices: optional(arr(deviceId, { min: 1, max: 100_000 })),
+  rolloutId: optional(nullable(str({ max: 128 }))),
+  ring: optional(nullable(str({ max: 64 }))),
+}, { description: 'Give exactly one of `all: true` or `devices`' });
+export type DeployBody = Infer<typeof deployBody>;
+export const deployResult = obj({ bundleId: sha256Hex(), devices: arr(deviceId), counters: record(int({ min: 1 })) });
+
+const modelRef = obj({ bundleId: sha256Hex(), name: str(), version: int({ min: 1 }) });
+export const deviceSummary = obj({
+  id: deviceId,
+  active: nullable(modelRef),
+  phase: str(),
+  lastError: nullable(str()),
+  firstSeen: int({ min: 0 }),
+  lastSeen: int({ min: 0 }),
+  assignment: nullable(obj({ bundleId: sha256Hex(), name: str(), version: int({ min: 1 }), counter: int({ min: 1 }), expiresAt: int({ min: 0 }) })),
+});
+export type DeviceSummary = Infer<typeof deviceSummary>;
+export const deviceList = obj({ devices: arr(deviceSummary) });
+export const deviceDetail = obj({ ...deviceSummary.shape, state: stateReportSchema, events: arr(deviceEventSchema) });
+
+export const health = obj({
+  ok: bool(),
+  broker: obj({ url: str(), embedded: bool(), connected: bool() }),
+  bundles: int({ min: 0 }),
+  devices: int({ min: 0 }),
+  messages: obj({ handled: record(int()), rejected: record(int()) }),
+  transfer: record(int()),
+});
+export type HealthBody = Infer<typeof health>;

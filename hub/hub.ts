@@ -1,0 +1,156 @@
+/**
+ * Starting and stopping a hub: options → keys → store → broker (embedded
+ * unless brokerUrl) → MQTT link → assignments → HTTP API. Anything that fails
+ * during start-up stops what was already started, and close() shuts every part
+ * down in the reverse order.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { isFleetcastError } from '../protocol/errors.js';
+import { readKeyFile } from '../signing/keys.js';
+import { loadRootText, type TrustedRoot } from '../signing/root.js';
+import type { KeyPair } from '../signing/ed25519.js';
+import { buildApi } from './api.js';
+import { Assigner } from './assignments.js';
+import { startBroker, type EmbeddedBroker } from './broker.js';
+import { hubError } from './errors.js';
+import { connectLink, type MqttLink } from './mqtt-link.js';
+import { parseHubOptions, type HubOptions } from './options.js';
+import { HubStore } from './store.js';
+import { ChunkServer } from './transfer.js';
+
+export interface HubSeams {
+  /** The clock for assignment times and registry timestamps. */
+  now?: () => number;
+  logger?: Logger;
+}
+
+export interface Hub {
+  readonly httpUrl: string;
+  readonly mqttUrl: string;
+  readonly options: HubOptions;
+  readonly store: HubStore;
+  /** The embedded broker, when the hub runs one. */
+  readonly broker: EmbeddedBroker | undefined;
+  readonly link: MqttLink;
+  readonly transfer: ChunkServer;
+  readonly assigner: Assigner;
+  close(): Promise<void>;
+}
+
+/** root.json and hub.key from keysDir; the hub key must be one root.json trusts for the hub role. */
+export function loadHubKeys(keysDir: string, now: number): { root: TrustedRoot; hubKey: KeyPair } {
+  try {
+    const root = loadRootText(readFileSync(join(keysDir, 'root.json'), 'utf8'), { now });
+    const hubKey = readKeyFile(join(keysDir, 'hub.key'));
+    if (hubKey.role !== 'hub' || !root.roles.hub.keys.has(hubKey.keyid)) {
+      throw hubError('HUB_ERR_KEYS', `hub.key (${hubKey.role} key ${hubKey.keyid.slice(0, 16)}…) is not a hub key of root v${root.version}; agents would refuse every assignment`);
+    }
+    return { root, hubKey };
+  } catch (e) {
+    if (isFleetcastError(e) && e.code === 'HUB_ERR_KEYS') throw e;
+    const err = hubError('HUB_ERR_KEYS', `${keysDir}: ${(e as Error).message}`, isFleetcastError(e) ? { cause: e.code } : {});
+    err.cause = e;
+    throw err;
+  }
+}
+
+export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hub> {
+  const options = parseHubOptions(input);
+  const now = seams.now ?? Date.now;
+  const logger = seams.logger ?? pino({ level: options.logLevel, base: { component: 'fleetcast-hub' } });
+  const { root, hubKey } = loadHubKeys(options.keysDir, now());
+  const stops: (() => Promise<void> | void)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try { await stop(); } catch (e) { logger.error({ err: e }, 'error while stopping the hub'); }
+    }
+    stops.length = 0;
+  };
+  try {
+    const store = HubStore.open(options.dataDir);
+    stops.push(() => store.close());
+
+    let broker: EmbeddedBroker | undefined;
+    if (!options.brokerUrl) {
+      broker = await startBroker({ host: options.host, port: options.mqttPort });
+      stops.push(() => broker!.close());
+    }
+    const mqttUrl = options.brokerUrl ?? broker!.url;
+
+    // The link is created after the chunk server, which publishes through it.
+    let link: MqttLink | undefined;
+    const publish = (topic: string, payload: Buffer, retain: boolean) => {
+      if (!link) return Promise.reject(hubError('HUB_ERR_BROKER_UNREACHABLE', 'not connected yet'));
+      return link.publish(topic, payload, { qos: 1, retain });
+    };
+    const transfer = new ChunkServer({
+      quietMs: options.chunkQuietMs,
+      maxWaitMs: options.chunkMaxWaitMs,
+      maxInflight: options.maxInflightChunkPublishes,
+      lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
+      publish: (t, p) => publish(t, p, false),
+      logger,
+      now,
+    });
+    stops.push(() => transfer.close());
+
+    link = await connectLink({
+      url: mqttUrl,
+      clientId: options.mqttClientId,
+      connectTimeoutMs: options.brokerConnectTimeoutMs,
+      logger,
+      handlers: {
+        state(r) {
+          store.recordState(r, now());
+          if (r.counter > 0) store.noteReportedCounter(r.deviceId, r.counter);
+        },
+        event(e) { store.recordEvent(e, now()); },
+        'chunk-req'(r) { transfer.request(r); },
+      },
+    });
+    const theLink = link;
+    // On close the chunk server stops first (its last publishes still need the link), then the link.
+    stops.splice(stops.length - 1, 0, () => theLink.close());
+
+    const assigner = new Assigner({ store, hubKey, ttlMs: options.assignmentTtlMs, now, logger, publish: (t, p) => publish(t, p, true) });
+    stops.push(() => assigner.close());
+    // An embedded broker forgot its retained messages when it stopped; give every device its
+    // current assignment again, re-signed first if it is past half its lifetime.
+    await assigner.refreshDue();
+    await assigner.republishAll();
+    assigner.startRefresher(options.refreshIntervalMs);
+
+    const api = buildApi({
+      options, store, root, assigner, logger, now,
+      health: () => ({
+        ok: theLink.client.connected,
+        broker: { url: mqttUrl, embedded: broker !== undefined, connected: theLink.client.connected },
+        messages: theLink.stats,
+        transfer: { ...transfer.stats, pending: transfer.pendingCount() },
+      }),
+    });
+    try {
+      await api.listen({ host: options.host, port: options.httpPort });
+    } catch (e) {
+      throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${options.host}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    stops.push(() => api.close());
+    const port = (api.server.address() as { port: number }).port;
+    const httpUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+    logger.info({ httpUrl, mqttUrl, embeddedBroker: broker !== undefined }, 'hub started');
+
+    let closing: Promise<void> | undefined;
+    return {
+      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner,
+      close() {
+        closing ??= stopAll().then(() => logger.info('hub stopped'));
+        return closing;
+      },
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Accepting a bundle: verify before storing. The release signature must meet
+ * the release threshold of the hub's root.json and every payload hash must
+ * match (DESIGN.md "Trust"); only then is the compressed payload copied to its
+ * blob and the bundle recorded under its id (sha256 of the signed manifest
+ * bytes, docs/architecture.md "Trust"). Same bytes again → the same answer.
+ */
+import { readBundleFile } from '../bundles/read.js';
+import { verifyManifestEnvelope, verifyPayloadFile } from '../bundles/verify.js';
+import { errorCode, isFleetcastError } from '../protocol/errors.js';
+import type { TrustedRoot } from '../signing/root.js';
+import { hubError } from './errors.js';
+import type { BundleRecord, HubStore } from './store.js';
+
+export interface IngestResult { created: boolean; bundle: BundleRecord }
+
+/** Wrap what bundles/ and signing/ throw into the hub's codes, keeping the original as cause. */
+function refuse(e: unknown): never {
+  if (!isFleetcastError(e)) throw e;
+  const code = errorCode(e);
+  const err = code.startsWith('SIGN_ERR_')
+    ? hubError('HUB_ERR_RELEASE_SIGNATURE', e.message, { cause: code })
+    : hubError('HUB_ERR_BAD_BUNDLE', e.message, { cause: code });
+  err.cause = e;
+  throw err;
+}
+
+export async function ingestBundleFile(path: string, deps: { store: HubStore; root: TrustedRoot; now: () => number }): Promise<IngestResult> {
+  const { store } = deps;
+  let file: Awaited<ReturnType<typeof readBundleFile>>;
+  try {
+    file = await readBundleFile(path);
+  } catch (e) { refuse(e); }
+  let verified: ReturnType<typeof verifyManifestEnvelope>;
+  try {
+    verified = verifyManifestEnvelope(file.envelope, deps.root);
+  } catch (e) { refuse(e); }
+  const { manifest, bundleId } = verified;
+  const known = store.getBundle(bundleId);
+  if (known && store.hasBlob(bundleId)) return { created: false, bundle: known };
+  // Refuse a clash before spending time on hashes and copying.
+  store.assertVersionFree(manifest.name, manifest.version, bundleId);
+  if (file.payloadLength !== manifest.payload.compressedLength) {
+    throw hubError('HUB_ERR_BAD_BUNDLE', `model.onnx.zst is ${file.payloadLength} bytes, the manifest says ${manifest.payload.compressedLength}`);
+  }
+  try {
+    await verifyPayloadFile(manifest, path, file.payloadOffset);
+  } catch (e) { refuse(e); }
+  await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength);
+  return store.insertBundle({ id: bundleId, envelope: verified.envelope, manifest, createdAt: deps.now() });
+}
