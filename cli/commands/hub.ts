@@ -1,5 +1,40 @@
-// Placeholder until the hub command lands; replaced by its owner.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('fleetcast hub: not implemented yet\n');
-  return 2;
+/**
+ * `fleetcast hub`: run a hub until SIGINT/SIGTERM. The URLs go to stdout (one
+ * line each, easy to scrape); the hub's JSON log goes to stderr.
+ */
+import { pino } from 'pino';
+import { startHub } from '../../hub/hub.js';
+import type { HubOptionsInput } from '../../hub/options.js';
+import { need, parseCli } from '../args.js';
+
+const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]';
+
+function port(v: string | undefined): number | undefined {
+  // Left as given when not a number, so the options schema names the bad value.
+  return v === undefined ? undefined : (/^[0-9]+$/.test(v) ? Number(v) : (v as unknown as number));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCli(argv, {
+    data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
+    host: { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
+  }, USAGE);
+  if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
+  const input: Record<string, unknown> = { dataDir: need(values.data, '--data', USAGE), keysDir: need(values.keys, '--keys', USAGE) };
+  if (values.host !== undefined) input.host = values.host;
+  if (values['mqtt-port'] !== undefined) input.mqttPort = port(values['mqtt-port']);
+  if (values['http-port'] !== undefined) input.httpPort = port(values['http-port']);
+  if (values.broker !== undefined) input.brokerUrl = values.broker;
+  if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
+  const level = (values['log-level'] ?? 'info');
+  const logger = pino({ level: /^(fatal|error|warn|info|debug|trace|silent)$/.test(level) ? level : 'info', base: { component: 'fleetcast-hub' } }, pino.destination(2));
+  const hub = await startHub(input as HubOptionsInput, { logger });
+  process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}\n`);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  process.stdout.write(`fleetcast hub: ${signal}, stopping\n`);
+  await hub.close();
+  return 0;
 }

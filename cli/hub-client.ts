@@ -1,0 +1,79 @@
+/**
+ * A tiny client of the hub's HTTP API for the CLI. A hub error body
+ * (`{"error":{"code","message"}}`) becomes a FleetcastError with the hub's
+ * code, so the CLI prints the same code the API answered.
+ */
+import { openAsBlob, statSync } from 'node:fs';
+import { FleetcastError } from '../protocol/errors.js';
+import type { BundleSummary, DeployBody, DeviceSummary } from '../hub/api-schemas.js';
+import { hubError } from '../hub/errors.js';
+
+export interface PublishResult { bundleId: string; name: string; version: number; created: boolean }
+export interface DeployResult { bundleId: string; devices: string[]; counters: Record<string, number> }
+
+export class HubClient {
+  readonly baseUrl: string;
+
+  constructor(baseUrl: string) {
+    let u: URL;
+    try { u = new URL(baseUrl); } catch { u = new URL('invalid:'); }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `--hub must be an http(s) URL such as http://127.0.0.1:8080, got ${JSON.stringify(baseUrl)}`, 2);
+    }
+    this.baseUrl = u.href.replace(/\/+$/, '');
+  }
+
+  /** Upload a bundle file. The body streams from disk (a file-backed Blob, with its length), never read whole into memory. */
+  async publish(file: string): Promise<PublishResult> {
+    let size: number;
+    try { size = statSync(file).size; } catch (e) {
+      throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`, 2);
+    }
+    const body = await openAsBlob(file, { type: 'application/octet-stream' });
+    return this.request('POST', '/v1/bundles', { body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
+  }
+
+  bundles(): Promise<{ bundles: BundleSummary[] }> { return this.request('GET', '/v1/bundles'); }
+  bundle(id: string): Promise<BundleSummary & { manifest: unknown; envelope: unknown }> { return this.request('GET', `/v1/bundles/${encodeURIComponent(id)}`); }
+  deploy(req: DeployBody): Promise<DeployResult> { return this.json('POST', '/v1/deployments', req); }
+  devices(): Promise<{ devices: DeviceSummary[] }> { return this.request('GET', '/v1/devices'); }
+  device(id: string): Promise<DeviceSummary & { state: unknown; events: unknown[] }> { return this.request('GET', `/v1/devices/${encodeURIComponent(id)}`); }
+  health(): Promise<Record<string, unknown>> { return this.request('GET', '/v1/health'); }
+
+  private json<T>(method: string, path: string, value: unknown): Promise<T> {
+    return this.request(method, path, { body: JSON.stringify(value), headers: { 'content-type': 'application/json' } });
+  }
+
+  private async request<T>(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<T> {
+    const url = `${this.baseUrl}${path}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method, body: init.body, headers: { accept: 'application/json', ...init.headers } });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const err = hubError('HUB_ERR_UNREACHABLE', `${method} ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+      err.cause = e;
+      throw err;
+    }
+    const text = await res.text();
+    let value: unknown;
+    try { value = JSON.parse(text); } catch {
+      throw hubError('HUB_ERR_BAD_RESPONSE', `${method} ${url} answered ${res.status} with ${JSON.stringify(text.slice(0, 120))}`);
+    }
+    if (!res.ok) {
+      const e = (value as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+      if (e && typeof e.code === 'string' && typeof e.message === 'string') {
+        throw new FleetcastError(e.code, e.message, res.status, (e.details && typeof e.details === 'object' ? e.details : {}) as Record<string, unknown>);
+      }
+      throw hubError('HUB_ERR_BAD_RESPONSE', `${method} ${url} answered ${res.status} without a coded error`);
+    }
+    return value as T;
+  }
+}
+
+/** --hub, or FLEETCAST_HUB from the environment. */
+export function hubUrlFrom(flag: string | undefined, usage: string): HubClient {
+  const url = flag ?? process.env.FLEETCAST_HUB;
+  if (!url) throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `--hub URL is required (or set FLEETCAST_HUB)\nusage: ${usage}`, 2);
+  return new HubClient(url);
+}
