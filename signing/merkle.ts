@@ -250,7 +250,7 @@ export class MerkleTree {
     const index = this.count;
     this.store.put(0, index, h0);
     // Each time the index is odd, a left sibling exists and their parent just became complete.
-    let h = h0; let i = index; let level = 0;
+    let h: Buffer = h0; let i = index; let level = 0;
     while (odd(i)) {
       h = nodeHash(this.need(level, i - 1), h);
       i = (i - 1) / 2; level++;
