@@ -19,6 +19,7 @@ export const AGENT_ERRORS = {
   AGENT_ERR_BATCH_TOO_LARGE: { message: 'The batch has more rows than the agent accepts (maxBatch); split it into smaller requests', status: 400 },
   AGENT_ERR_NOT_FOUND: { message: 'No such endpoint; the agent serves POST /v1/predict and GET /v1/status', status: 404 },
   AGENT_ERR_METHOD: { message: 'This method is not allowed on this endpoint; see the Allow header', status: 405 },
+  AGENT_ERR_INFERENCE: { message: 'The model failed to run on a request that passed validation; the log has the runtime message, and the manifest schema may be too loose for this model', status: 500 },
   AGENT_ERR_NO_MODEL: { message: 'No model is installed yet; wait for the hub to assign one (GET /v1/status shows progress)', status: 503 },
 
   // Assignment checks (hub-signed assignment + release-signed manifest).
@@ -27,6 +28,7 @@ export const AGENT_ERRORS = {
   AGENT_ERR_ASSIGNMENT_WRONG_DEVICE: { message: 'An assignment names another device; the hub published it on the wrong topic', status: 400 },
   AGENT_ERR_ASSIGNMENT_REPLAY: { message: 'An assignment counter is not above the last accepted one (a replayed or reordered assignment); the hub must issue a new counter', status: 409 },
   AGENT_ERR_ASSIGNMENT_EXPIRED: { message: 'An assignment has expired; the hub must re-sign it (check the clocks of hub and device)', status: 400 },
+  AGENT_ERR_ROOT_EXPIRED: { message: 'The provisioned root.json has expired, so no new assignment can be trusted; the installed model keeps serving. Provision a rotated root', status: 400 },
   AGENT_ERR_MANIFEST_SIGNATURE: { message: 'The bundle manifest is not signed by a threshold of release keys in root.json; rebuild and sign it with a listed release key', status: 400 },
   AGENT_ERR_MANIFEST_INVALID: { message: 'The bundle manifest does not match the manifest schema or is inconsistent; rebuild the bundle', status: 400 },
   AGENT_ERR_MANIFEST_MISMATCH: { message: 'The assignment and the manifest disagree (bundle id is not the sha256 of the manifest, or name/version differ); the hub must publish the manifest it signed for', status: 400 },

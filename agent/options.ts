@@ -42,10 +42,12 @@ export const agentOptionsSchema = obj({
   intraOpNumThreads: withDefault(int({ min: 0, max: 256 }), 1),
 });
 
-export type AgentOptions = Readonly<Infer<typeof agentOptionsSchema>>;
+type Parsed = Infer<typeof agentOptionsSchema>;
+// withDefault keys come out optional in Infer; after parsing they are always present.
+export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword'>>;
 /** What callers pass: only the required keys, the rest defaulted. */
 export type AgentOptionsInput = Partial<AgentOptions> & Pick<AgentOptions, 'deviceId' | 'dataDir' | 'rootPath'>;
 
 export function parseAgentOptions(value: unknown): AgentOptions {
-  return parseOptions(agentOptionsSchema, value, 'agent options');
+  return parseOptions(agentOptionsSchema, value, 'agent options') as AgentOptions;
 }

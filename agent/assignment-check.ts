@@ -1,0 +1,97 @@
+/**
+ * The stateless half of accepting an assignment (DESIGN "Trust: an agent
+ * installs only when both verify against its root, agree with each other and
+ * with the bytes, are fresh, and are not replays"). Freshness and replay need
+ * the agent's state and live in the installer; everything here depends only
+ * on the message, the root and this device.
+ */
+import { totalmem } from 'node:os';
+import { bundleIdOf, verifyManifestEnvelope, type VerifiedManifest } from '../bundles/verify.js';
+import { PAYLOAD_TYPES } from '../protocol/envelope.js';
+import { errorCode, isFleetcastError } from '../protocol/errors.js';
+import { assignmentSchema, decodeAssignMessage, type Assignment, type AssignMessage } from '../protocol/messages.js';
+import { parse } from '../protocol/schema.js';
+import { verifyForRole } from '../signing/envelope.js';
+import type { TrustedRoot } from '../signing/root.js';
+import { agentError } from './errors.js';
+import { SUPPORTED_INPUT_TYPES } from './validate.js';
+
+export interface CheckedAssignment { message: AssignMessage; assignment: Assignment; verified: VerifiedManifest }
+
+export interface CheckContext {
+  root: TrustedRoot;
+  deviceId: string;
+  /** e.g. "onnxruntime-node@1.30.0"; a manifest's compat.runtimes entry matches by prefix. */
+  runtimeName: string;
+  maxRawModelBytes: number;
+  now: () => number;
+}
+
+const causeOf = (e: unknown) => ({ cause: errorCode(e) });
+const why = (e: unknown) => (isFleetcastError(e) || e instanceof Error ? e.message : String(e));
+
+export function checkAssignMessage(bytes: Uint8Array, ctx: CheckContext): CheckedAssignment {
+  if (ctx.root.expires <= ctx.now()) throw agentError('AGENT_ERR_ROOT_EXPIRED', `root v${ctx.root.version} expired at ${new Date(ctx.root.expires).toISOString()}`);
+  let message: AssignMessage;
+  try {
+    message = decodeAssignMessage(bytes);
+  } catch (e) {
+    throw agentError('AGENT_ERR_ASSIGNMENT_INVALID', why(e), causeOf(e));
+  }
+
+  // Signature first, parse after: only bytes the hub signed are ever interpreted.
+  let payload: Buffer;
+  try {
+    payload = verifyForRole(ctx.root, 'hub', message.assignment, PAYLOAD_TYPES.assignment, 'assignment');
+  } catch (e) {
+    throw agentError('AGENT_ERR_ASSIGNMENT_SIGNATURE', why(e), causeOf(e));
+  }
+  let assignment: Assignment;
+  try {
+    assignment = parse(assignmentSchema, JSON.parse(payload.toString('utf8')), { what: 'assignment' });
+  } catch (e) {
+    throw agentError('AGENT_ERR_ASSIGNMENT_INVALID', why(e), causeOf(e));
+  }
+  const ref = { counter: assignment.counter, bundleId: assignment.bundleId };
+  if (assignment.deviceId !== ctx.deviceId) {
+    throw agentError('AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', `assignment is for ${assignment.deviceId}, this is ${ctx.deviceId}`, ref);
+  }
+  return { message, assignment, verified: checkManifest(message, assignment, ctx) };
+}
+
+/** The release-signed manifest, and its agreement with the hub's assignment and with this device. */
+export function checkManifest(message: AssignMessage, assignment: Assignment, ctx: CheckContext): VerifiedManifest {
+  const ref = { counter: assignment.counter, bundleId: assignment.bundleId };
+  let verified: VerifiedManifest;
+  try {
+    verified = verifyManifestEnvelope(message.manifest, ctx.root);
+  } catch (e) {
+    const code = errorCode(e);
+    throw agentError(code.startsWith('SIGN_ERR_') ? 'AGENT_ERR_MANIFEST_SIGNATURE' : 'AGENT_ERR_MANIFEST_INVALID', why(e), { ...ref, cause: code });
+  }
+  const { manifest } = verified;
+  // The bundle id is recomputed from the exact signed bytes, never taken from a field.
+  const bundleId = bundleIdOf(verified.manifestBytes);
+  if (bundleId !== assignment.bundleId || verified.bundleId !== bundleId) {
+    throw agentError('AGENT_ERR_MANIFEST_MISMATCH', `assignment names bundle ${assignment.bundleId.slice(0, 12)}…, the manifest is ${bundleId.slice(0, 12)}…`, ref);
+  }
+  if (manifest.name !== assignment.name || manifest.version !== assignment.version) {
+    throw agentError('AGENT_ERR_MANIFEST_MISMATCH', `assignment says ${assignment.name} v${assignment.version}, manifest says ${manifest.name} v${manifest.version}`, ref);
+  }
+  if (manifest.payload.rawLength > ctx.maxRawModelBytes) {
+    throw agentError('AGENT_ERR_MODEL_TOO_LARGE', `${manifest.payload.rawLength} bytes, limit ${ctx.maxRawModelBytes}`, ref);
+  }
+  const runtimes = manifest.compat.runtimes ?? [];
+  if (runtimes.length > 0 && !runtimes.some((r) => ctx.runtimeName.startsWith(r))) {
+    throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle runs on ${runtimes.join(', ')}; this agent has ${ctx.runtimeName}`, ref);
+  }
+  const needMB = manifest.compat.minMemoryMB;
+  if (needMB !== undefined && needMB > totalmem() / (1024 * 1024)) {
+    throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle needs ${needMB} MB of memory`, ref);
+  }
+  const unsupported = manifest.inputs.filter((i) => !SUPPORTED_INPUT_TYPES.includes(i.type));
+  if (unsupported.length) {
+    throw agentError('AGENT_ERR_INCOMPATIBLE', `input types ${unsupported.map((i) => `${i.name}:${i.type}`).join(', ')} are not supported`, ref);
+  }
+  return verified;
+}

@@ -1,0 +1,124 @@
+/**
+ * What the device tells the hub: a retained state report (so the hub learns
+ * the fleet again after its own restart) on every phase change and every
+ * heartbeatMs, and coded events. Offline, the latest report waits for the
+ * next connection and events queue up to a bound (old ones are dropped: the
+ * retained report still carries the last error code).
+ */
+import { EVENT_KINDS, PROTOCOL_VERSION, encode, type DeviceEvent, type StateReport } from '../protocol/messages.js';
+import { topics } from '../protocol/topics.js';
+import type { BrokerClient } from './broker-client.js';
+
+export type EventKind = (typeof EVENT_KINDS)[number];
+export type ReportBody = Pick<StateReport, 'active' | 'previous' | 'phase' | 'target' | 'progress' | 'lastError' | 'counter'>;
+
+export interface ReporterDeps {
+  deviceId: string;
+  client: BrokerClient | null;
+  now: () => number;
+  agentVersion: string;
+  runtime: string;
+  capabilities: Record<string, unknown>;
+  heartbeatMs: number;
+  /** First seq of this boot; strictly above every seq of earlier boots. */
+  seqBase: number;
+  snapshot: () => ReportBody;
+  onState?: (r: StateReport) => void;
+  onEvent?: (e: DeviceEvent) => void;
+}
+
+const MAX_QUEUED_EVENTS = 100;
+/** Progress alone (chunk counts) is reported at most this often, to spare the broker. */
+const PROGRESS_EVERY_MS = 1_000;
+
+export class Reporter {
+  readonly #d: ReporterDeps;
+  #seq: number;
+  #eventSeq: number;
+  #heartbeat: NodeJS.Timeout | null = null;
+  #progressTimer: NodeJS.Timeout | null = null;
+  #dirty = false;
+  #queue: DeviceEvent[] = [];
+  #last: StateReport | null = null;
+
+  constructor(deps: ReporterDeps) {
+    this.#d = deps;
+    this.#seq = deps.seqBase;
+    this.#eventSeq = deps.seqBase;
+  }
+
+  get last(): StateReport | null { return this.#last; }
+
+  start(): void {
+    if (this.#d.heartbeatMs > 0 && !this.#heartbeat) {
+      this.#heartbeat = setInterval(() => this.report(), this.#d.heartbeatMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  stop(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#progressTimer) clearTimeout(this.#progressTimer);
+    this.#heartbeat = this.#progressTimer = null;
+  }
+
+  /** Publish the current state now (phase changes, heartbeat, connect). */
+  report(): StateReport {
+    const r: StateReport = {
+      v: PROTOCOL_VERSION,
+      deviceId: this.#d.deviceId,
+      seq: this.#seq++,
+      at: this.#d.now(),
+      agentVersion: this.#d.agentVersion,
+      runtime: this.#d.runtime,
+      ...this.#d.snapshot(),
+      capabilities: this.#d.capabilities,
+    };
+    this.#last = r;
+    this.#d.onState?.(r);
+    const c = this.#d.client;
+    if (c?.connected) {
+      this.#dirty = false;
+      c.publish(topics.device(this.#d.deviceId, 'state'), encode(r), { retain: true }).catch(() => { this.#dirty = true; });
+    } else {
+      this.#dirty = true;
+    }
+    return r;
+  }
+
+  /** Progress changed: report soon, but not for every chunk. */
+  progress(): void {
+    if (this.#progressTimer) return;
+    this.#progressTimer = setTimeout(() => { this.#progressTimer = null; this.report(); }, PROGRESS_EVERY_MS);
+    this.#progressTimer.unref();
+  }
+
+  event(kind: EventKind, fields: Pick<DeviceEvent, 'code' | 'bundleId' | 'counter' | 'detail'> = {}): DeviceEvent {
+    const e: DeviceEvent = { v: PROTOCOL_VERSION, deviceId: this.#d.deviceId, seq: this.#eventSeq++, at: this.#d.now(), kind };
+    if (fields.code !== undefined) e.code = fields.code.slice(0, 64);
+    if (fields.bundleId !== undefined) e.bundleId = fields.bundleId;
+    if (fields.counter !== undefined) e.counter = fields.counter;
+    if (fields.detail !== undefined) e.detail = fields.detail.slice(0, 1024);
+    this.#d.onEvent?.(e);
+    if (this.#d.client?.connected) this.#sendEvent(e);
+    else {
+      this.#queue.push(e);
+      if (this.#queue.length > MAX_QUEUED_EVENTS) this.#queue.shift();
+    }
+    return e;
+  }
+
+  /** Connected (again): the latest state and the queued events go out. */
+  onConnect(): void {
+    const q = this.#queue;
+    this.#queue = [];
+    for (const e of q) this.#sendEvent(e);
+    this.report();
+  }
+
+  get dirty(): boolean { return this.#dirty; }
+
+  #sendEvent(e: DeviceEvent): void {
+    this.#d.client?.publish(topics.device(this.#d.deviceId, 'event'), encode(e)).catch(() => {});
+  }
+}
