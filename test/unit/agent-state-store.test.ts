@@ -1,0 +1,58 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { atomicWrite, StateStore } from '../../agent/state-store.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+
+afterAll(cleanupTempDirs);
+const ID = 'a'.repeat(64);
+
+describe('agent state store', () => {
+  it('persists updates atomically and reads them back after a reopen', async () => {
+    const dir = tempDir('fleetcast-agent-state-');
+    const s = await StateStore.open(dir);
+    expect(s.state.counter).toBe(0);
+    expect(existsSync(join(dir, 'models')) && existsSync(join(dir, 'staging'))).toBe(true);
+    // Concurrent updates are serialised: none is lost.
+    await Promise.all(Array.from({ length: 20 }, () => s.update((d) => { d.counter++; })));
+    await s.update((d) => {
+      d.install = { bundleId: ID, counter: 20, name: 'm', version: 1, phase: 'fetching', startedAt: 1, updatedAt: 1, error: null };
+    });
+    expect(s.state.counter).toBe(20);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+    const again = await StateStore.open(dir);
+    expect(again.state.counter).toBe(20);
+    expect(again.state.install?.phase).toBe('fetching');
+    expect(again.state.saves).toBe(21);
+    expect(again.chunkFile(ID, 3)).toBe(join(dir, 'staging', ID, 'chunk-3'));
+    expect(again.modelFile(ID)).toBe(join(dir, 'models', ID, 'model.onnx'));
+  });
+
+  it('a failed update leaves the previous state in memory and on disk', async () => {
+    const dir = tempDir();
+    const s = await StateStore.open(dir);
+    await s.update((d) => { d.counter = 5; });
+    await expect(s.update(() => { throw new Error('boom'); })).rejects.toThrow('boom');
+    expect(s.state.counter).toBe(5);
+    await s.update((d) => { d.counter = 6; });
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).counter).toBe(6);
+  });
+
+  it('sets an unreadable state file aside instead of crashing', async () => {
+    for (const junk of ['{"v":1,"counter":', '{"v":1,"counter":"x"}', '[]']) {
+      const dir = tempDir();
+      writeFileSync(join(dir, 'state.json'), junk);
+      const s = await StateStore.open(dir, () => 42);
+      expect(s.corruptAside).toBe(join(dir, 'state.json.corrupt-42'));
+      expect(readFileSync(s.corruptAside!, 'utf8')).toBe(junk);
+      expect(s.state.counter).toBe(0);
+    }
+  });
+
+  it('atomicWrite replaces a file whole', async () => {
+    const p = join(tempDir(), 'f.json');
+    await atomicWrite(p, 'one');
+    await atomicWrite(p, Buffer.from('two'));
+    expect(readFileSync(p, 'utf8')).toBe('two');
+  });
+});
