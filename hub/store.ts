@@ -10,9 +10,10 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, openSync, closeSync, fsyncSync, rmSync, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, openSync, closeSync, fsyncSync, rmSync, existsSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseEnvelope, type Envelope } from '../protocol/envelope.js';
 import { chunkCount, parseManifest, type Manifest } from '../protocol/manifest.js';
@@ -178,13 +179,11 @@ export class HubStore {
   async putBlob(bundleId: string, src: string, offset: number, length: number): Promise<void> {
     const tmp = this.tempPath(`blob-${bundleId.slice(0, 12)}`);
     try {
-      const fh = await open(tmp, 'wx', 0o644);
-      try {
-        if (length > 0) await pipeline(createReadStream(src, { start: offset, end: offset + length - 1 }), fh.createWriteStream({ autoClose: false }));
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      const source = length > 0 ? createReadStream(src, { start: offset, end: offset + length - 1 }) : Readable.from([]);
+      await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      // fsync applies to the file, not the descriptor: a second descriptor flushes what the stream wrote.
+      const fh = await open(tmp, 'r+');
+      try { await fh.sync(); } finally { await fh.close(); }
       await rename(tmp, this.blobPath(bundleId));
       const d = openSync(this.blobDir, 'r');
       try { fsyncSync(d); } finally { closeSync(d); }

@@ -70,7 +70,7 @@ export class ChunkServer {
 
   constructor(opts: TransferOptions) {
     this.opts = opts;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => Date.now());
   }
 
   /**

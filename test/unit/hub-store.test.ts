@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
+import { encode } from '../../protocol/messages.js';
+import { generateKeyPair } from '../../signing/ed25519.js';
+import { signEnvelope } from '../../signing/envelope.js';
+import { HubStore } from '../../hub/store.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { manifestFor, randomPayload, stateReport } from '../helpers/hub-fixtures.js';
+
+afterAll(cleanupTempDirs);
+
+const release = generateKeyPair();
+function bundleOf(payload: Buffer, name = 'unit', version = 1) {
+  const manifest = manifestFor(payload, 1024, name, version);
+  const bytes = encode(manifest);
+  const envelope = signEnvelope(PAYLOAD_TYPES.manifest, bytes, [release]);
+  return { id: createHash('sha256').update(bytes).digest('hex'), manifest, envelope };
+}
+const fakeSign = (deviceId: string, counter: number) => ({ envelope: { payloadType: 't', payload: Buffer.from(`${deviceId}:${counter}`).toString('base64'), signatures: [] }, issuedAt: 1000, expiresAt: 3000 });
+
+describe('hub store', () => {
+  it('creates hub.db in WAL mode at the latest schema version and opens it again', () => {
+    const dir = tempDir();
+    HubStore.open(dir).close();
+    const db = new Database(join(dir, 'hub.db'));
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    db.close();
+    HubStore.open(dir).close();
+  });
+
+  it('refuses a hub.db from a newer hub with HUB_ERR_STORE', () => {
+    const dir = tempDir();
+    HubStore.open(dir).close();
+    const db = new Database(join(dir, 'hub.db')); db.pragma('user_version = 99'); db.close();
+    expect(() => HubStore.open(dir)).toThrow(expect.objectContaining({ code: 'HUB_ERR_STORE' }));
+  });
+
+  it('writes a blob by range through a temp file and leaves nothing else behind', async () => {
+    const dir = tempDir();
+    const store = HubStore.open(dir);
+    const src = join(dir, 'src.bin');
+    const all = randomPayload(5000);
+    writeFileSync(src, all);
+    const id = 'a'.repeat(64);
+    await store.putBlob(id, src, 700, 3000);
+    expect(readFileSync(store.blobPath(id)).equals(all.subarray(700, 3700))).toBe(true);
+    expect(readdirSync(join(dir, 'blobs'))).toEqual([`${id}.zst`]);
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+    await expect(store.putBlob('b'.repeat(64), join(dir, 'missing'), 0, 10)).rejects.toMatchObject({ code: 'HUB_ERR_STORE' });
+    expect(existsSync(store.blobPath('b'.repeat(64)))).toBe(false);
+    store.close();
+  });
+
+  it('records a bundle once per id and refuses another bundle under the same name@version', () => {
+    const store = HubStore.open(tempDir());
+    const a = bundleOf(randomPayload(3000));
+    expect(store.insertBundle({ ...a, createdAt: 5 }).created).toBe(true);
+    const again = store.insertBundle({ ...a, createdAt: 6 });
+    expect(again.created).toBe(false);
+    expect(again.bundle.createdAt).toBe(5);
+    expect(again.bundle.manifest).toEqual(a.manifest);
+    const b = bundleOf(randomPayload(3000));
+    expect(() => store.insertBundle({ ...b, createdAt: 7 })).toThrow(expect.objectContaining({ code: 'HUB_ERR_DUPLICATE_VERSION', status: 409 }));
+    expect(store.listBundles().map((x) => x.id)).toEqual([a.id]);
+    expect(store.getBundleByVersion('unit', 1)?.chunkCount).toBe(3);
+    store.close();
+  });
+
+  it('allocates strictly increasing counters per device, across reopening, and above what a device reported', () => {
+    const dir = tempDir();
+    let store = HubStore.open(dir);
+    const a = bundleOf(randomPayload(2000));
+    store.insertBundle({ ...a, createdAt: 1 });
+    const items = (ids: string[]) => ids.map((deviceId) => ({ deviceId, bundleId: a.id, rolloutId: null, ring: null }));
+    expect(store.issueAssignments(items(['d1', 'd2']), fakeSign).map((r) => r.counter)).toEqual([1, 1]);
+    expect(store.issueAssignments(items(['d1']), fakeSign).map((r) => r.counter)).toEqual([2]);
+    store.close();
+    store = HubStore.open(dir);
+    expect(store.issueAssignments(items(['d1', 'd2']), fakeSign).map((r) => r.counter)).toEqual([3, 2]);
+    store.noteReportedCounter('d2', 40);
+    store.noteReportedCounter('d1', 1); // lower than issued: ignored
+    expect(store.issueAssignments(items(['d1', 'd2']), fakeSign).map((r) => r.counter)).toEqual([4, 41]);
+    expect(store.getAssignment('d2')).toMatchObject({ counter: 41, bundleId: a.id, issuedAt: 1000, expiresAt: 3000 });
+    store.close();
+  });
+
+  it('rolls back every counter when signing one assignment of a batch fails', () => {
+    const store = HubStore.open(tempDir());
+    const a = bundleOf(randomPayload(2000));
+    store.insertBundle({ ...a, createdAt: 1 });
+    const items = ['d1', 'd2'].map((deviceId) => ({ deviceId, bundleId: a.id, rolloutId: null, ring: null }));
+    expect(() => store.issueAssignments(items, (d, c) => { if (d === 'd2') throw new Error('boom'); return fakeSign(d, c); })).toThrow();
+    expect(store.lastCounter('d1')).toBe(0);
+    expect(store.getAssignment('d1')).toBeUndefined();
+    store.close();
+  });
+
+  it('finds assignments at or past half their lifetime', () => {
+    const store = HubStore.open(tempDir());
+    const a = bundleOf(randomPayload(2000));
+    store.insertBundle({ ...a, createdAt: 1 });
+    store.issueAssignments([{ deviceId: 'd1', bundleId: a.id, rolloutId: null, ring: null }], fakeSign); // 1000 → 3000, half at 2000
+    expect(store.assignmentsDueForRefresh(1999)).toEqual([]);
+    expect(store.assignmentsDueForRefresh(2000).map((x) => x.deviceId)).toEqual(['d1']);
+    store.close();
+  });
+
+  it('keeps the registry from state reports and stores device events', () => {
+    const store = HubStore.open(tempDir());
+    store.recordState(stateReport('d1', { phase: 'fetching' }), 100);
+    store.recordState(stateReport('d1', { phase: 'failed', lastError: { code: 'AGENT_ERR_X', at: 1 } }), 200);
+    expect(store.getDevice('d1')).toMatchObject({ firstSeen: 100, lastSeen: 200, phase: 'failed', lastErrorCode: 'AGENT_ERR_X' });
+    store.recordEvent({ v: 1, deviceId: 'd1', seq: 3, at: 5, kind: 'fetch-failed', code: 'AGENT_ERR_X' }, 300);
+    expect(store.listEvents('d1')).toEqual([{ v: 1, deviceId: 'd1', seq: 3, at: 5, kind: 'fetch-failed', code: 'AGENT_ERR_X' }]);
+    store.close();
+  });
+});
