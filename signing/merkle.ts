@@ -8,6 +8,7 @@
  * integers (< 2^53) are plenty for a log of model releases, and bit shifts are
  * written as divisions so they stay exact above 2^31.
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { errorFactory, type ErrorTable } from '../protocol/errors.js';
 
@@ -21,24 +22,39 @@ export const MERKLE_ERRORS = {
 
 export const merkleError = errorFactory(MERKLE_ERRORS);
 
-export const HASH_SIZE = 32;
 /** A proof never needs more than about 2·log2(2^53) hashes; longer input is refused before any work. */
 const MAX_PROOF_LENGTH = 128;
 
+export const HASH_SIZE = 32;
 const LEAF_PREFIX = Buffer.from([0x00]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
 /** MTH({}) = SHA-256() (RFC 9162 2.1.1). */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
+// One-shot crypto.hash (Node >= 20.12) is about 3x faster than a Hash object per
+// node once a million hashes are alive (no per-call native handle for the GC);
+// a log of a million entries hashes two million times while it is built.
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+const scratch = Buffer.alloc(1 + 2 * HASH_SIZE);
+
 /** MTH({d}) = SHA-256(0x00 || d) (RFC 9162 2.1.1): the prefix keeps leaves and nodes apart (second-preimage defence). */
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  if (!oneShot || data.length > 4096) return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  const b = Buffer.allocUnsafe(1 + data.length);
+  b[0] = 0x00;
+  b.set(data, 1);
+  return oneShot('sha256', b, 'buffer');
 }
 
 /** SHA-256(0x01 || left || right) (RFC 9162 2.1.1). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  if (!oneShot || left.length !== HASH_SIZE || right.length !== HASH_SIZE) return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  // Synchronous, so one shared scratch buffer is safe.
+  scratch[0] = 0x01;
+  scratch.set(left, 1);
+  scratch.set(right, 1 + HASH_SIZE);
+  return oneShot('sha256', scratch, 'buffer');
 }
 
 function isHash(h: unknown): h is Uint8Array {
@@ -87,11 +103,11 @@ export function rootFromLeafHashes(hashes: readonly Uint8Array[]): Buffer {
   hashes.forEach((h, i) => checkHash(h, `leaf hash ${i}`));
   if (hashes.length === 0) return Buffer.from(EMPTY_ROOT);
   const mth = (start: number, end: number): Buffer => {
-    if (end - start === 1) return Buffer.from(hashes[start]);
+    if (end - start === 1) return hashes[start] as Buffer;
     const k = splitPoint(end - start);
     return nodeHash(mth(start, start + k), mth(start + k, end));
   };
-  return mth(0, hashes.length);
+  return Buffer.from(mth(0, hashes.length)); // a copy: with one leaf, mth returns the caller's own buffer
 }
 
 /**
