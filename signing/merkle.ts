@@ -8,8 +8,8 @@
  * integers (< 2^53) are plenty for a log of model releases, and bit shifts are
  * written as divisions so they stay exact above 2^31.
  */
+// A namespace import, so a Node without crypto.hash still loads this module (see oneShot).
 import * as nodeCrypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { errorFactory, type ErrorTable } from '../protocol/errors.js';
 
 export const MERKLE_ERRORS = {
@@ -30,7 +30,7 @@ const LEAF_PREFIX = Buffer.from([0x00]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
 /** MTH({}) = SHA-256() (RFC 9162 2.1.1). */
-export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
+export const EMPTY_ROOT: Buffer = nodeCrypto.createHash('sha256').digest();
 
 // One-shot crypto.hash (Node >= 20.12) is about 3x faster than a Hash object per
 // node once a million hashes are alive (no per-call native handle for the GC);
@@ -40,7 +40,8 @@ const scratch = Buffer.alloc(1 + 2 * HASH_SIZE);
 
 /** MTH({d}) = SHA-256(0x00 || d) (RFC 9162 2.1.1): the prefix keeps leaves and nodes apart (second-preimage defence). */
 export function leafHash(data: Uint8Array): Buffer {
-  if (!oneShot || data.length > 4096) return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  if (!(data instanceof Uint8Array)) throw merkleError('SIGN_ERR_MERKLE_HASH', `leaf data must be bytes, got ${typeof data}`);
+  if (!oneShot || data.length > 4096) return nodeCrypto.createHash('sha256').update(LEAF_PREFIX).update(data).digest();
   const b = Buffer.allocUnsafe(1 + data.length);
   b[0] = 0x00;
   b.set(data, 1);
@@ -49,7 +50,7 @@ export function leafHash(data: Uint8Array): Buffer {
 
 /** SHA-256(0x01 || left || right) (RFC 9162 2.1.1). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  if (!oneShot || left.length !== HASH_SIZE || right.length !== HASH_SIZE) return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  if (!oneShot || left.length !== HASH_SIZE || right.length !== HASH_SIZE) return nodeCrypto.createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
   // Synchronous, so one shared scratch buffer is safe.
   scratch[0] = 0x01;
   scratch.set(left, 1);
