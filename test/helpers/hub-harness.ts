@@ -1,0 +1,36 @@
+/** Start real hubs on loopback for the integration suites, and build real bundles for them. */
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { buildBundle } from '../../bundles/build.js';
+import { buildMlp, type MlpOptions } from '../../bundles/onnx-build.js';
+import type { KeyPair } from '../../signing/ed25519.js';
+import { startHub, type Hub } from '../../hub/hub.js';
+import type { HubOptionsInput } from '../../hub/options.js';
+import { makeKeys, tempDir } from './env.js';
+import { silentLogger } from './hub-fixtures.js';
+
+export type TestKeys = ReturnType<typeof makeKeys>;
+
+export async function startTestHub(keys: TestKeys, over: Partial<HubOptionsInput> = {}, seams: { now?: () => number } = {}): Promise<Hub> {
+  return startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, ...over }, { logger: silentLogger(), ...seams });
+}
+
+export async function makeBundle(releaseKeys: KeyPair[], o: { name?: string; version?: number; chunkSize?: number; model?: MlpOptions } = {}) {
+  const out = join(tempDir('fleetcast-bundle-'), `${o.name ?? 'churn'}-${o.version ?? 1}.fcb`);
+  return buildBundle({ model: buildMlp(o.model ?? { seed: 7 }), name: o.name ?? 'churn', version: o.version ?? 1, releaseKeys, out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) });
+}
+
+export async function api<T = Record<string, unknown>>(hub: Hub, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const init: RequestInit = { method };
+  if (body instanceof Uint8Array) { init.body = body as unknown as BodyInit; init.headers = { 'content-type': 'application/octet-stream' }; }
+  else if (body !== undefined) { init.body = JSON.stringify(body); init.headers = { 'content-type': 'application/json' }; }
+  const res = await fetch(`${hub.httpUrl}${path}`, init);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** Collect what a device client receives, by topic. */
+export function collect(client: MqttClient): Map<string, Buffer[]> {
+  const got = new Map<string, Buffer[]>();
+  client.on('message', (topic, payload) => { got.set(topic, [...(got.get(topic) ?? []), Buffer.from(payload)]); });
+  return got;
+}
