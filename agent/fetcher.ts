@@ -83,8 +83,9 @@ export class ChunkFetch {
         signal?.removeEventListener('abort', onAbort);
         this.#clearTimer();
         if (this.#subscribed) this.#ctx.client.unsubscribe(topics.chunkFilter(this.bundleId)).catch(() => {});
+        // Even when cancelled, let chunk writes land: they are what a later resume reuses.
+        await Promise.allSettled([...this.#writes]);
       }
-      await Promise.all([...this.#writes]);
       if (this.#writeError) throw this.#writeError;
     }
     return this.#assemble();
