@@ -241,8 +241,13 @@ export interface ReferenceProfile {
 }
 
 export interface ReferenceProfileOptions {
-  /** Also store a DDSketch of the reference (default false: bins are enough for PSI/JS). */
+  /**
+   * Also store a DDSketch of the reference (default true). Bins suffice for PSI,
+   * JS and KS at the edges; the sketch makes Wasserstein and KS between edges
+   * accurate (a few KB in the manifest).
+   */
   sketch?: boolean;
+  /** The sketch's α; default SUMMARY_ALPHA, the telemetry sketches' α, so both have the same buckets. */
   alpha?: number;
 }
 
@@ -267,8 +272,8 @@ export function referenceProfile(values: readonly unknown[], bins = 10, opts: Re
   let ss = 0;
   for (const x of xs) ss += (x - mean) * (x - mean);
   const profile: ReferenceProfile = { edges, counts, count: n, mean, std: Math.sqrt(ss / n), min: xs[0], max: xs[n - 1], invalid: values.length - n };
-  if (opts.sketch) {
-    const sk = new DDSketch(opts.alpha !== undefined ? { alpha: opts.alpha } : {});
+  if (opts.sketch ?? true) {
+    const sk = new DDSketch({ alpha: opts.alpha ?? SUMMARY_ALPHA });
     for (const x of xs) sk.add(x);
     profile.sketch = sk.toJSON();
   }

@@ -154,7 +154,7 @@ describe('summary wire form', () => {
 describe('reference profile', () => {
   it('puts decile edges so each of 10 bins holds a tenth, with mean, std, min and max', () => {
     const values = Array.from({ length: 10_000 }, (_, i) => i); // 0..9999
-    const p = referenceProfile([...values, NaN, null as unknown as number], 10);
+    const p = referenceProfile([...values, NaN, null], 10);
     expect(p.edges).toEqual([1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]);
     expect(p.counts).toEqual(new Array(10).fill(1000));
     expect(p.count).toBe(10_000);
@@ -176,10 +176,12 @@ describe('reference profile', () => {
     expect(c.std).toBe(0);
   });
 
-  it('can carry a sketch, survives JSON, and a damaged profile is refused', () => {
+  it('carries a sketch with the telemetry α unless told not to, survives JSON, and a damaged profile is refused', () => {
     const r = prng(5);
-    const p = referenceProfile(Array.from({ length: 2000 }, normal(r)), 10, { sketch: true });
+    const p = referenceProfile(Array.from({ length: 2000 }, normal(r)), 10);
     expect(p.sketch?.count).toBe(2000);
+    expect(p.sketch?.a).toBe(SUMMARY_ALPHA);
+    expect(referenceProfile([1, 2, 3], 2, { sketch: false }).sketch).toBeUndefined();
     expect(parseReferenceProfile(JSON.parse(JSON.stringify(p)))).toEqual(p);
     const j = () => JSON.parse(JSON.stringify(p));
     expect(() => parseReferenceProfile({ ...j(), counts: j().counts.slice(1) })).toThrow(code('PROTO_ERR_INVALID_MESSAGE'));
