@@ -25,12 +25,15 @@ export class HubClient {
 
   /** Upload a bundle file. The body streams from disk (a file-backed Blob, with its length), never read whole into memory. */
   async publish(file: string): Promise<PublishResult> {
-    let size: number;
-    try { size = statSync(file).size; } catch (e) {
+    let body: Blob;
+    try {
+      if (!statSync(file).isFile()) throw Object.assign(new Error('not a file'), { code: 'not a regular file' });
+      body = await openAsBlob(file, { type: 'application/octet-stream' });
+    } catch (e) {
       throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`, 2);
     }
-    const body = await openAsBlob(file, { type: 'application/octet-stream' });
-    return this.request('POST', '/v1/bundles', { body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
+    // A Blob has a known size, so fetch sends Content-Length and the hub can refuse an oversized upload up front.
+    return this.request('POST', '/v1/bundles', { body, headers: { 'content-type': 'application/octet-stream' } });
   }
 
   bundles(): Promise<{ bundles: BundleSummary[] }> { return this.request('GET', '/v1/bundles'); }
