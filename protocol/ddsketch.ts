@@ -101,7 +101,8 @@ class Store {
     }
     if (this.empty) { this.offset = key; this.counts.push(w); return; }
     if (key < this.lo) {
-      this.counts.unshift(...new Array<number>(this.lo - key).fill(0));
+      // concat, not unshift(...spread): a spread of up to HARD_MAX_BUCKETS arguments can overflow the call stack.
+      this.counts = new Array<number>(this.lo - key).fill(0).concat(this.counts);
       this.offset = key;
     } else if (key > this.hi) {
       for (let k = this.hi; k < key; k++) this.counts.push(0);

@@ -124,7 +124,11 @@ export function mergeSummaries(a: FeatureSummary, b: FeatureSummary): FeatureSum
   return mergeInto({ ...a, bins: [...a.bins], sketch: a.sketch.clone() }, b);
 }
 
-/** Mean and population standard deviation from the moments (std clamped at 0 against rounding); NaN when empty. */
+/**
+ * Mean and population standard deviation from the moments (std clamped at 0
+ * against rounding); NaN when empty. sumSq/n − mean² loses digits when the mean
+ * dwarfs the spread (a timestamp ± 1), which is why alarms never rest on it.
+ */
 export function summaryMoments(s: Pick<FeatureSummary, 'count' | 'sum' | 'sumSq'>): { mean: number; std: number } {
   if (s.count === 0) return { mean: NaN, std: NaN };
   const mean = s.sum / s.count;

@@ -13,7 +13,11 @@
  * still reported, for people, but never raise an alarm. Effect sizes have the
  * opposite weakness, noise at small n (PSI's expected value with no drift is
  * about (bins−1)·(1/n + 1/N)), hence `minN`: below it the verdict is
- * 'insufficient-data', never an alarm.
+ * 'insufficient-data', never an alarm. Measured on N(0,1) with no drift
+ * (test/unit/stats-drift-metrics.test.ts): at n = 500 the normalised W1 still
+ * crosses 0.1 in 2–6 % of windows (PSI stays below 0.06); at n = 2,000 it
+ * stays below 0.09. A gate over many features should raise minN or ask for
+ * the alarm in consecutive windows.
  */
 import { DDSketch } from '../../protocol/ddsketch.js';
 import { protocolError } from '../../protocol/errors.js';
