@@ -14,9 +14,9 @@
  * outer bins are the reference's tails, not "values never seen": every bin
  * holds about 1/bins of the reference and PSI has no empty reference bins.
  */
-import { DDSketch, absentOr, ddSketchWireSchema, type DDSketchOptions, type DDSketchWire } from './ddsketch.js';
+import { DDSketch, ddSketchWireSchema, type DDSketchOptions, type DDSketchWire } from './ddsketch.js';
 import { protocolError } from './errors.js';
-import { arr, int, nullable, num, obj, parse, record, type Schema } from './schema.js';
+import { arr, int, nullable, num, obj, optional, parse, record, type Schema } from './schema.js';
 
 /** At most this many edges (so 1,025 bins) in a profile or a summary. */
 export const MAX_EDGES = 1024;
@@ -290,7 +290,7 @@ const profileShape = obj({
   count: int({ min: 1 }),
   mean: num(), std: num({ min: 0 }), min: num(), max: num(),
   invalid: count(),
-  sketch: absentOr(ddSketchWireSchema),
+  sketch: optional(ddSketchWireSchema),
 });
 
 /** Validate a reference profile read from a manifest; throws PROTO_ERR_INVALID_MESSAGE naming what is wrong. */

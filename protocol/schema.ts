@@ -131,7 +131,8 @@ export function record<T>(value: Schema<T>, opts: { keyPattern?: RegExp; maxKeys
 }
 
 export function optional<T>(s: Schema<T>): Schema<T | undefined> & { optional: true } {
-  return { json: s.json, check: s.check as Schema<T | undefined>['check'], optional: true };
+  // An absent key is fine; a present one must match.
+  return { json: s.json, check: (v, path, issues) => (v === undefined ? undefined : s.check(v, path, issues)), optional: true };
 }
 
 /** Optional with a default: the parsed value always has it. */

@@ -1,0 +1,120 @@
+/**
+ * Many real agents in one process: the agent code itself (createAgent), each
+ * with its own MQTT connection, data folder and install state machine. What the
+ * agents can share safely they share: one trust root, and one onnxruntime
+ * session per distinct model through a refcounted session cache.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createAgent, type Agent } from '../agent/agent.js';
+import type { AgentOptionsInput } from '../agent/options.js';
+import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
+import { errorCode } from '../protocol/errors.js';
+import { loadRootText } from '../signing/root.js';
+import { makeInputGenerator } from './inputs.js';
+
+export interface FleetOptions {
+  brokerUrl: string;
+  agents: number;
+  rootPath: string;
+  dataDir: string;
+  idPrefix?: string;
+  /** Extra agent options for every agent (chunk timeouts, capabilities, …). */
+  agentOptions?: Partial<AgentOptionsInput>;
+  /** Per-agent capabilities, e.g. to give some devices another hardware class. */
+  capabilitiesFor?: (index: number) => Record<string, unknown>;
+  /** Start agents this many at a time (connection storms are a test of their own). */
+  startConcurrency?: number;
+}
+
+export interface DriveStats {
+  ok: number;
+  failed: number;
+  failuresByCode: Record<string, number>;
+  /** Successful predictions per model "name@version". */
+  byVersion: Record<string, number>;
+  skippedNoModel: number;
+}
+
+export interface Fleet {
+  readonly agents: readonly Agent[];
+  readonly ids: readonly string[];
+  /** Agents per active "name@version" ("none" when nothing is installed). */
+  versions(): Record<string, number>;
+  /** Resolves when every agent serves `name@version` (or rejects after timeoutMs). */
+  waitForVersion(name: string, version: number, timeoutMs?: number): Promise<void>;
+  /** Drive predictions round-robin over agents with a model until `stop()` is called on the returned handle. */
+  drive(opts?: { concurrency?: number; seed?: number }): DriveHandle;
+  stop(): Promise<void>;
+}
+
+export interface DriveHandle { readonly stats: DriveStats; stop(): Promise<DriveStats> }
+
+export async function startFleet(o: FleetOptions): Promise<Fleet> {
+  const root = loadRootText(readFileSync(o.rootPath, 'utf8'), { allowExpired: true });
+  const runtime = createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
+  const prefix = o.idPrefix ?? 'sim';
+  const width = String(o.agents - 1).length;
+  const ids = Array.from({ length: o.agents }, (_, i) => `${prefix}-${String(i).padStart(width, '0')}`);
+  const agents = ids.map((deviceId, i) => {
+    const dataDir = join(o.dataDir, deviceId);
+    mkdirSync(dataDir, { recursive: true });
+    return createAgent({
+      ...o.agentOptions,
+      deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
+      capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
+    }, { runtime, root });
+  });
+  const step = o.startConcurrency ?? 50;
+  for (let i = 0; i < agents.length; i += step) await Promise.all(agents.slice(i, i + step).map((a) => a.start()));
+
+  const versions = () => {
+    const v: Record<string, number> = {};
+    for (const a of agents) {
+      const act = a.status().active;
+      const k = act ? `${act.name}@${act.version}` : 'none';
+      v[k] = (v[k] ?? 0) + 1;
+    }
+    return v;
+  };
+
+  return {
+    agents, ids, versions,
+    async waitForVersion(name, version, timeoutMs = 60_000) {
+      const end = Date.now() + timeoutMs;
+      const key = `${name}@${version}`;
+      while ((versions()[key] ?? 0) < agents.length) {
+        if (Date.now() > end) throw new Error(`timed out: ${JSON.stringify(versions())} after ${timeoutMs} ms waiting for ${key}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    drive(d = {}) {
+      const gen = makeInputGenerator(d.seed ?? 1);
+      const stats: DriveStats = { ok: 0, failed: 0, failuresByCode: {}, byVersion: {}, skippedNoModel: 0 };
+      let running = true;
+      let next = 0;
+      const worker = async () => {
+        while (running) {
+          const a = agents[next++ % agents.length];
+          const act = a.status().active;
+          if (!act) { stats.skippedNoModel++; await new Promise((r) => setImmediate(r)); continue; }
+          try {
+            const res = await a.predict(gen(act.inputs));
+            stats.ok++;
+            const k = `${res.model.name}@${res.model.version}`;
+            stats.byVersion[k] = (stats.byVersion[k] ?? 0) + 1;
+          } catch (e) {
+            stats.failed++;
+            const c = errorCode(e);
+            stats.failuresByCode[c] = (stats.failuresByCode[c] ?? 0) + 1;
+          }
+        }
+      };
+      const workers = Array.from({ length: d.concurrency ?? 8 }, worker);
+      return { stats, async stop() { running = false; await Promise.all(workers); return stats; } };
+    },
+    async stop() {
+      await Promise.all(agents.map((a) => a.stop()));
+    },
+  };
+}
