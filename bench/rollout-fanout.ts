@@ -1,0 +1,101 @@
+/**
+ * Benchmark 1: a rollout of a ~5 MB bundle to 200 agents through the embedded
+ * broker (deploy → every agent verified, decompressed, loaded, smoke-tested and
+ * serving) against a plain MQTT publish of the same bytes, in the same chunk
+ * sizes and QoS, to 200 plain subscribers on the same kind of broker.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { buildBundle } from '../bundles/build.js';
+import { readBundleBuffer } from '../bundles/read.js';
+import { buildMlp } from '../bundles/onnx-build.js';
+import { startBroker } from '../hub/broker.js';
+import { startHub } from '../hub/hub.js';
+import { HubClient } from '../cli/hub-client.js';
+import { initKeys } from '../signing/keys.js';
+import { startFleet } from '../simulator/fleet.js';
+import { nowMs, type BenchResult } from './lib.js';
+import { benchDir } from './dirs.js';
+
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 200);
+// ~5 MB of incompressible float32 weights.
+const PAD_FLOATS = 1_300_000;
+
+async function plainFanout(payload: Buffer, chunkSize: number, inflight: number): Promise<number> {
+  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
+  const chunks = Math.ceil(payload.length / chunkSize);
+  const subs: mqtt.MqttClient[] = [];
+  try {
+    let done = 0;
+    let resolveAll!: () => void;
+    const all = new Promise<void>((r) => { resolveAll = r; });
+    for (let i = 0; i < AGENTS; i++) {
+      const c = await mqtt.connectAsync(broker.url, { clientId: `plain-${i}`, reconnectPeriod: 0 });
+      const got = new Set<number>();
+      let bytes = 0;
+      c.on('message', (topic, p) => {
+        const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
+        if (got.has(idx)) return;
+        got.add(idx);
+        bytes += p.length;
+        if (got.size === chunks && bytes === payload.length && ++done === AGENTS) resolveAll();
+      });
+      await c.subscribeAsync('bench/chunk/+', { qos: 1 });
+      subs.push(c);
+    }
+    const pub = await mqtt.connectAsync(broker.url, { clientId: 'plain-pub', reconnectPeriod: 0 });
+    const t0 = nowMs();
+    let next = 0;
+    const lane = async () => {
+      while (next < chunks) {
+        const i = next++;
+        await pub.publishAsync(`bench/chunk/${i}`, payload.subarray(i * chunkSize, Math.min(payload.length, (i + 1) * chunkSize)), { qos: 1 });
+      }
+    };
+    await Promise.all(Array.from({ length: inflight }, lane));
+    await all;
+    const ms = nowMs() - t0;
+    await pub.endAsync();
+    return ms;
+  } finally {
+    await Promise.all(subs.map((s) => s.endAsync()));
+    await broker.close();
+  }
+}
+
+export async function benchRolloutFanout(): Promise<BenchResult> {
+  const dir = benchDir('rollout');
+  const keys = initKeys(join(dir, 'keys'));
+  const modelPath = join(dir, 'model.onnx');
+  writeFileSync(modelPath, buildMlp({ features: 8, categorical: true, seed: 9, padFloats: PAD_FLOATS }));
+  const b = await buildBundle({ model: modelPath, name: 'big', version: 1, releaseKeys: [keys.keys.release], out: join(dir, 'big.fcb') });
+  const { payload } = readBundleBuffer(readFileSync(b.path));
+
+  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent' });
+  const api = new HubClient(hub.httpUrl);
+  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet') });
+  let oursMs: number;
+  try {
+    while ((await api.devices()).devices.length < AGENTS) await new Promise((r) => setTimeout(r, 50));
+    await api.publish(b.path);
+    const t0 = nowMs();
+    await api.deploy({ name: 'big', version: 1, all: true });
+    await fleet.waitForVersion('big', 1, 600_000);
+    oursMs = nowMs() - t0;
+  } finally {
+    await fleet.stop();
+    await hub.close();
+  }
+  const plainMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes);
+  return {
+    name: `rollout of a ${(payload.length / 1e6).toFixed(1)} MB bundle to ${AGENTS} agents vs plain MQTT fan-out (ms)`,
+    ours: { 'deploy → all serving': oursMs },
+    baseline: { 'publish → all received': plainMs },
+    ratios: [{ name: 'rollout/plain', value: oursMs / plainMs, goal: 1.5 }],
+    notes: [
+      `${b.manifest.payload.chunkHashes.length} chunks of ${b.manifest.payload.chunkSize} bytes, QoS 1, both through embedded aedes on loopback; agents and subscribers in this one process`,
+      'ours includes: signed assignment per device, chunk requests and coalescing, per-chunk sha256, staging writes, payload hash, zstd decompression, raw hash, session load and smoke inference on every agent',
+    ],
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * `npm run bench [-- NAME ...]`: every benchmark prints what it measured and the
+ * ratio against a baseline measured in the same run. Names: rollout, predict,
+ * verify, merkle.
+ */
+import { cleanupBenchDirs } from './dirs.js';
+import { printResult, type BenchResult } from './lib.js';
+
+const BENCHES: Record<string, () => Promise<BenchResult>> = {
+  rollout: async () => (await import('./rollout-fanout.js')).benchRolloutFanout(),
+  predict: async () => (await import('./predict-path.js')).benchPredictPath(),
+  verify: async () => (await import('./bundle-verify.js')).benchBundleVerify(),
+  merkle: async () => (await import('./merkle.js')).benchMerkle(),
+};
+
+const wanted = process.argv.slice(2);
+const names = wanted.length ? wanted : Object.keys(BENCHES);
+let failed = 0;
+for (const n of names) {
+  const b = BENCHES[n];
+  if (!b) { process.stderr.write(`unknown benchmark ${n}; choose from ${Object.keys(BENCHES).join(', ')}\n`); process.exitCode = 2; continue; }
+  try {
+    printResult(await b());
+  } catch (e) {
+    failed++;
+    process.stderr.write(`benchmark ${n} failed: ${(e as Error).stack ?? e}\n`);
+  } finally {
+    cleanupBenchDirs();
+  }
+}
+if (failed) process.exitCode = 1;
+// Sockets and native sessions may hold the loop open a moment; a benchmark run has nothing left to do.
+setTimeout(() => process.exit(), 200).unref();
