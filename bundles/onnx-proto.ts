@@ -44,10 +44,23 @@ message TypeProto {
   string denotation = 6;
 }
 message OperatorSetIdProto { string domain = 1; int64 version = 2; }
+
+// Read-side views of the same wire format (field numbers as above). Fields not
+// declared here are skipped by length, so describing a 100 MB model does not
+// decode its weights, nodes or raw_data.
+message TensorNameOnly { string name = 8; }
+message SparseTensorNameOnly { TensorNameOnly values = 1; }
+message GraphInfoProto {
+  repeated TensorNameOnly initializer = 5; repeated SparseTensorNameOnly sparse_initializer = 15;
+  repeated ValueInfoProto input = 11; repeated ValueInfoProto output = 12;
+}
+message ModelInfoProto { int64 ir_version = 1; repeated OperatorSetIdProto opset_import = 8; GraphInfoProto graph = 7; }
 `;
 
 const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
 export const ModelProto = root.lookupType('onnx.ModelProto');
+/** ModelProto read for its interface only (opset, graph inputs/outputs, initializer names). */
+export const ModelInfoProto = root.lookupType('onnx.ModelInfoProto');
 
 /** TensorProto.DataType numbers (onnx.proto) ↔ fleetcast element type names. */
 export const ONNX_ELEMENT_TYPES: Record<number, string> = {
