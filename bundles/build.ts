@@ -1,0 +1,122 @@
+/**
+ * `fleetcast bundle build`: describe the ONNX model, compress it (streamed to
+ * a temp file while hashing every transfer chunk), sign the manifest with the
+ * release key(s), and write the two-member ustar archive atomically (temp file
+ * in the same directory, fsync, rename), so a reader never sees half a bundle.
+ */
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
+import { parseManifest, type Manifest } from '../protocol/manifest.js';
+import type { KeyPair } from '../signing/ed25519.js';
+import { signEnvelope } from '../signing/envelope.js';
+import { ChunkHasher } from './chunks.js';
+import { compressStream } from './compress.js';
+import { bundleError, ioError } from './errors.js';
+import { commitTemp, openFileSink, tempPathFor } from './file-io.js';
+import { readModelInfo } from './onnx-info.js';
+import { MANIFEST_MEMBER, PAYLOAD_MEMBER } from './read.js';
+import { mergeSchema, parseSchemaFile, type BundleSchemaFile } from './schema-file.js';
+import { writeTarFile } from './tar.js';
+import { bundleIdOf } from './verify.js';
+
+export type { BundleSchemaFile } from './schema-file.js';
+
+/** 256 KiB: well under a 1 MB broker packet limit with room for the MQTT header (architecture.md "Bundle file"). */
+export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export interface BuildBundleOptions {
+  /** Path of the .onnx file, or its bytes. */
+  model: string | Uint8Array;
+  name: string;
+  version: number;
+  releaseKeys: KeyPair[];
+  out: string;
+  schema?: BundleSchemaFile;
+  chunkSize?: number;
+  createdAt?: string;
+  golden?: Manifest['golden'];
+  /** zstd level (default 3; 1 to 9 with the wasm engine on Node < 22.15). */
+  level?: number;
+}
+
+export interface BuiltBundle { path: string; bundleId: string; manifest: Manifest; envelope: Envelope }
+
+function checkOptions(o: BuildBundleOptions): { chunkSize: number; createdAt: string; keys: KeyPair[] } {
+  const bad = (detail: string): never => { throw bundleError('BUNDLE_ERR_BAD_OPTION', detail); };
+  if (typeof o.name !== 'string' || !NAME.test(o.name)) bad(`name ${JSON.stringify(o.name)} must be 1-64 of a-z 0-9 . _ - starting with a letter or digit`);
+  if (!Number.isSafeInteger(o.version) || o.version < 1) bad(`version must be an integer ≥ 1, got ${o.version}`);
+  if (typeof o.out !== 'string' || o.out === '') bad('out must name the bundle file to write');
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1024 || chunkSize > 4 * 1024 * 1024) bad(`chunk size must be an integer from 1024 to 4194304 bytes, got ${o.chunkSize}`);
+  const createdAt = o.createdAt ?? new Date().toISOString();
+  if (typeof createdAt !== 'string' || createdAt.length > 40) bad('createdAt must be an ISO 8601 date string');
+  if (!Array.isArray(o.releaseKeys) || o.releaseKeys.length === 0) bad('at least one release key is needed to sign the manifest');
+  // Each key counts once towards the threshold (TUF 5.3.4), so a repeated key adds nothing.
+  const keys = [...new Map(o.releaseKeys.map((k) => [k.keyid, k])).values()];
+  return { chunkSize, createdAt, keys };
+}
+
+function loadModel(model: string | Uint8Array): Uint8Array {
+  if (typeof model !== 'string') return model;
+  try { return readFileSync(model); } catch (e) { throw ioError('cannot read model', model, e); }
+}
+
+export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle> {
+  const { chunkSize, createdAt, keys } = checkOptions(opts);
+  // The bytes described are the bytes compressed: the file is read once.
+  const model = loadModel(opts.model);
+  const info = readModelInfo(model);
+  const merged = mergeSchema(info, opts.schema ? parseSchemaFile(opts.schema) : {});
+  try { mkdirSync(dirname(opts.out), { recursive: true }); } catch (e) { throw ioError('cannot create the folder of', opts.out, e); }
+  const payloadTmp = tempPathFor(opts.out, 'zst');
+  const tarTmp = tempPathFor(opts.out, 'tar');
+  try {
+    const sink = openFileSink(payloadTmp);
+    const chunks = new ChunkHasher(chunkSize);
+    let c;
+    try {
+      c = await compressStream([model], (b) => { chunks.update(b); sink.write(b); }, { level: opts.level });
+      sink.close();
+    } catch (e) {
+      sink.discard();
+      throw e;
+    }
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest({
+        type: 'fleetcast.bundle/v1',
+        name: opts.name,
+        version: opts.version,
+        createdAt,
+        payload: {
+          format: 'onnx', compression: 'zstd',
+          compressedSha256: c.sha256, compressedLength: c.length,
+          rawSha256: c.rawSha256, rawLength: c.rawLength,
+          chunkSize, chunkHashes: chunks.finish(),
+        },
+        inputs: merged.inputs,
+        outputs: info.outputs,
+        compat: merged.compat,
+        ...(opts.golden ? { golden: opts.golden } : {}),
+        ...(merged.description !== undefined ? { description: merged.description } : {}),
+      });
+    } catch (e) {
+      throw bundleError('BUNDLE_ERR_BAD_MANIFEST', (e as Error).message);
+    }
+    // What is signed is exactly these bytes; the bundle id is their hash.
+    const bytes = Buffer.from(JSON.stringify(manifest), 'utf8');
+    const envelope = signEnvelope(PAYLOAD_TYPES.manifest, bytes, keys);
+    const mtime = Math.floor((Date.parse(createdAt) || 0) / 1000);
+    await writeTarFile(tarTmp, [
+      { name: MANIFEST_MEMBER, data: Buffer.from(JSON.stringify(envelope, null, 2) + '\n', 'utf8') },
+      { name: PAYLOAD_MEMBER, path: payloadTmp, size: c.length },
+    ], { mtime });
+    commitTemp(tarTmp, opts.out);
+    return { path: opts.out, bundleId: bundleIdOf(bytes), manifest, envelope };
+  } finally {
+    rmSync(payloadTmp, { force: true });
+    rmSync(tarTmp, { force: true });
+  }
+}

@@ -1,0 +1,13 @@
+/** The bundles room: build, read, inspect and verify signed model bundles. */
+export { BUNDLE_ERRORS, bundleError, type BundleErrorCode } from './errors.js';
+export { readModelInfo, type ModelInfo } from './onnx-info.js';
+export {
+  compressFile, compressBuffer, compressStream, decompressFile, decompressBuffer, decompressStream, openBoundedDecompressor,
+  zstdEngine, WASM_MAX_LEVEL, type BoundedDecompressor, type CompressResult, type DecompressResult,
+} from './compress.js';
+export { tarHeader, tarBuffer, parseTarHeader, listTarBuffer, listTarFile, writeTarFile, type TarEntry, type TarMember } from './tar.js';
+export { ChunkHasher, expectedChunkCount } from './chunks.js';
+export { readBundleFile, readBundleBuffer, decodeManifest, decodeManifestMember, MANIFEST_MEMBER, PAYLOAD_MEMBER, MAX_MANIFEST_BYTES, type BundleHead } from './read.js';
+export { bundleIdOf, verifyManifestEnvelope, verifyChunk, chunkRange, verifyPayloadFile, verifyBundleFile, type VerifiedManifest } from './verify.js';
+export { parseSchemaFile, readSchemaFile, mergeSchema, type BundleSchemaFile } from './schema-file.js';
+export { buildBundle, DEFAULT_CHUNK_SIZE, type BuildBundleOptions, type BuiltBundle } from './build.js';
