@@ -37,7 +37,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const keys = initKeys(join(dir, 'keys'));
   say('  keys: root.json, root.key, release.key, hub.key');
 
-  const bundles = [];
+  const bundles: Awaited<ReturnType<typeof buildBundle>>[] = [];
   for (const version of [1, 2]) {
     const model = join(dir, `model-v${version}.onnx`);
     writeFileSync(model, buildMlp({ features: 8, categorical: true, hidden: 32, seed: version }));

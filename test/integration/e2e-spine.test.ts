@@ -42,7 +42,7 @@ async function directRun(model: Uint8Array, x: number[][], category: number[][])
 async function spine(brokerFor: (hub: Hub) => string, hubOver: Record<string, unknown> = {}) {
   const keys = makeKeys();
   const dir = tempDir();
-  const bundles = [];
+  const bundles: Awaited<ReturnType<typeof buildBundle>>[] = [];
   for (const v of [1, 2] as const) {
     const model = join(dir, `m${v}.onnx`);
     writeFileSync(model, MODELS[v]);
