@@ -206,6 +206,11 @@ export class Installer {
         s.lastError = { code: err.code, at: this.#d.now(), bundleId: a.bundleId };
       }).catch(() => {});
       if (!TRANSIENT.has(err.code) && err.code !== 'AGENT_ERR_CHUNK_HASH') await store.removeStaging(a.bundleId).catch(() => {});
+      // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
+      const st = store.state;
+      if (st.active?.bundleId !== a.bundleId && st.previous?.bundleId !== a.bundleId) {
+        await rm(store.modelDir(a.bundleId), { recursive: true, force: true }).catch(() => {});
+      }
       reporter.report();
       reporter.event(FAILED_EVENT[phase] ?? 'stage-failed', { code: err.code, bundleId: a.bundleId, counter: a.counter, detail: err.message });
       this.#d.onRejected({ code: err.code, message: err.message, phase, bundleId: a.bundleId, counter: a.counter });

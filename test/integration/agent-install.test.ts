@@ -1,0 +1,189 @@
+/**
+ * The agent installs real bundles over a real aedes broker (from the hub
+ * double), serves them with real onnxruntime-node, swaps under load without a
+ * failed request, serves its persisted model after a restart with no broker,
+ * and re-requests exactly the chunks it lost.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAgent } from '../../agent/agent.js';
+import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
+import { makeBundle } from '../helpers/agent-test-hub.js';
+import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
+import { cleanupTempDirs, freePort, waitFor } from '../helpers/env.js';
+
+let fx: Fixture;
+beforeAll(async () => { fx = await fixture(); });
+afterAll(async () => { await fx?.close(); cleanupTempDirs(); });
+
+const rows = (n: number, seed = 0) => ({
+  x: Array.from({ length: n }, (_, i) => [0.1 * i + seed, -0.5 + i, 2 - 0.3 * i, seed]),
+  category: Array.from({ length: n }, (_, i) => [(i + seed) % 5]),
+});
+
+describe('agent install', () => {
+  it('installs an assigned bundle and predicts what onnxruntime-node computes directly', async () => {
+    const b = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 3 } }));
+    const agent = fx.newAgent('dev-install', { listen: '127.0.0.1:0' });
+    await agent.start();
+    const port = agent.address!.port;
+    expect((await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs: rows(1) }))).json.error.code).toBe('AGENT_ERR_NO_MODEL');
+
+    await fx.hub.assign('dev-install', b, 1);
+    await waitInstalled(agent, b.bundleId);
+
+    const inputs = rows(3, 1);
+    const r = await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs }));
+    expect(r.status).toBe(200);
+    const direct = await ort.InferenceSession.create(b.model);
+    const want = await direct.run({
+      x: new ort.Tensor('float32', Float32Array.from(inputs.x.flat()), [3, 4]),
+      category: new ort.Tensor('int64', BigInt64Array.from(inputs.category.flat().map(BigInt)), [3, 1]),
+    });
+    await direct.release();
+    expect(r.json.outputs.y.dims).toEqual([3, 2]);
+    expect(r.json.outputs.y.data).toEqual(Array.from(want.y.data as Float32Array));
+    expect(r.json.model).toEqual({ name: 'mlp', version: 1, sha256: b.manifest.payload.rawSha256, bundleId: b.bundleId });
+    expect(typeof r.json.latencyMs).toBe('number');
+
+    // The hub hears about it: a retained committed state and an installed event.
+    await waitFor(() => fx.hub.states.some((s) => s.deviceId === 'dev-install' && s.phase === 'committed' && s.active?.bundleId === b.bundleId), 'committed state report');
+    await waitFor(() => fx.hub.events.some((e) => e.deviceId === 'dev-install' && e.kind === 'installed' && e.bundleId === b.bundleId), 'installed event');
+    const status = (await http(port, 'GET', '/v1/status')).json;
+    expect(status).toMatchObject({ deviceId: 'dev-install', phase: 'committed', counter: 1, active: { bundleId: b.bundleId, version: 1 } });
+    expect(status.active.inputs.map((i: { name: string }) => i.name)).toEqual(['x', 'category']);
+    // Staging is cleaned up once committed.
+    expect(readdirSync(join(agent.options.dataDir, 'staging'))).toEqual([]);
+  });
+
+  it('swaps v1 → v2 with hundreds of requests in flight across the swap and none failing', async () => {
+    const cache = new SessionCache();
+    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 11, extraLayers: 2 } }));
+    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 12, extraLayers: 2 } }));
+    const agent = fx.newAgent('dev-swap', { listen: '127.0.0.1:0' }, { runtime: createOrtRuntime({ cache }) });
+    await agent.start();
+    await fx.hub.assign('dev-swap', v1, 1);
+    await waitInstalled(agent, v1.bundleId);
+
+    // Keep CONCURRENCY in-process predictions outstanding at every moment; each holds
+    // its model from the call on. Events share one clock to order launches and completions.
+    const CONCURRENCY = 300;
+    let clock = 0;
+    let running = true;
+    let failures = 0;
+    const done: { version: number; launched: number; completed: number }[] = [];
+    const launch = (): void => {
+      const launched = clock++;
+      agent.predict({ inputs: rows(2, launched % 7) }).then(
+        (r) => { done.push({ version: r.model.version, launched, completed: clock++ }); },
+        () => { failures++; },
+      ).finally(() => { if (running) launch(); });
+    };
+    for (let i = 0; i < CONCURRENCY; i++) launch();
+    // The HTTP path runs alongside, on keep-alive sockets.
+    let httpFailures = 0;
+    let httpOk = 0;
+    const httpLoop = async () => {
+      while (running) {
+        const r = await http(agent.address!.port, 'POST', '/v1/predict', JSON.stringify({ inputs: rows(1) }));
+        if (r.status === 200) httpOk++; else httpFailures++;
+      }
+    };
+    const loops = Array.from({ length: 8 }, httpLoop);
+
+    await waitFor(() => done.length > 500, 'load before the swap');
+    await fx.hub.assign('dev-swap', v2, 2);
+    await waitInstalled(agent, v2.bundleId);
+    const swappedAt = done.length;
+    await waitFor(() => done.filter((d) => d.version === 2).length > 500 && done.length > swappedAt + 500, 'load after the swap');
+    running = false;
+    await Promise.all(loops);
+    await waitFor(() => agent.status().inflight === 0, 'drain');
+
+    expect(failures).toBe(0);
+    expect(httpFailures).toBe(0);
+    expect(httpOk).toBeGreaterThan(0);
+    // Atomic switch: by launch order, every v1 request comes before every v2 request.
+    const byLaunch = [...done].sort((a, b) => a.launched - b.launched);
+    const firstV2 = byLaunch.findIndex((d) => d.version === 2);
+    expect(byLaunch.slice(firstV2).every((d) => d.version === 2)).toBe(true);
+    // Requests in flight across the swap: on v1, still running when the first v2 request started.
+    const firstV2Launch = byLaunch[firstV2].launched;
+    const across = done.filter((d) => d.version === 1 && d.completed > firstV2Launch).length;
+    expect(across).toBeGreaterThanOrEqual(200);
+    // The old session is released once those drained.
+    await waitFor(() => cache.refs(v1.manifest.payload.rawSha256) === 0, 'v1 session released');
+    expect(cache.refs(v2.manifest.payload.rawSha256)).toBe(1);
+    expect(agent.status().previous).toEqual({ bundleId: v1.bundleId, name: 'mlp', version: 1 });
+  });
+
+  it('after a restart serves the persisted model with no broker, and refuses a model file changed on disk', async () => {
+    const b = fx.hub.add(await makeBundle(fx.keys, { version: 4, mlp: { seed: 21 } }));
+    const first = fx.newAgent('dev-restart');
+    await first.start();
+    await fx.hub.assign('dev-restart', b, 1);
+    await waitInstalled(first, b.bundleId);
+    const before = await first.predict({ inputs: rows(2) });
+    await first.stop();
+
+    // Nothing listens on this port: the agent must not wait for a broker to serve.
+    const deadPort = await freePort();
+    const opts = { ...first.options, brokerUrl: `mqtt://127.0.0.1:${deadPort}`, listen: '127.0.0.1:0' };
+    const second = createAgent(opts);
+    fx.agents.push(second);
+    await second.start();
+    expect(second.status()).toMatchObject({ connected: false, active: { bundleId: b.bundleId }, counter: 1 });
+    const after = await second.predict({ inputs: rows(2) });
+    expect(after.outputs).toEqual(before.outputs);
+    expect((await http(second.address!.port, 'POST', '/v1/predict', JSON.stringify({ inputs: rows(2) }))).json.outputs).toEqual(before.outputs);
+    await second.stop();
+
+    // A flipped byte in the installed model file: the boot check refuses to serve it.
+    const file = join(first.options.dataDir, 'models', b.bundleId, 'model.onnx');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 10] ^= 0x01;
+    writeFileSync(file, bytes);
+    const third = createAgent({ ...opts, brokerUrl: null });
+    fx.agents.push(third);
+    await third.start();
+    expect(third.status().active).toBeNull();
+    expect(third.status().lastError?.code).toBe('AGENT_ERR_PAYLOAD_HASH');
+    await expect(third.predict({ inputs: rows(1) })).rejects.toMatchObject({ code: 'AGENT_ERR_NO_MODEL', status: 503 });
+  });
+
+  it('re-requests exactly a lost chunk, and resumes a fetch after a restart without refetching staged chunks', async () => {
+    const b = fx.hub.add(await makeBundle(fx.keys, { version: 5, mlp: { seed: 31, padFloats: 6000 }, chunkSize: 1024 }));
+    const n = b.manifest.payload.chunkHashes.length;
+    expect(n).toBeGreaterThan(10);
+    fx.hub.dropOnce.set(b.bundleId, new Set([5]));
+    const agent = fx.newAgent('dev-lossy', { chunkTimeoutMs: 300 });
+    await agent.start();
+    await fx.hub.assign('dev-lossy', b, 1);
+    await waitInstalled(agent, b.bundleId);
+    const reqs = fx.hub.requestsFor(b.bundleId);
+    expect(reqs[0]).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(reqs.slice(1).length).toBeGreaterThanOrEqual(1);
+    for (const r of reqs.slice(1)) expect(r).toEqual([5]);
+
+    // Interrupted fetch: chunk 7 never comes while the first agent runs; a restarted
+    // agent on the same data folder asks only for chunk 7.
+    const c = fx.hub.add(await makeBundle(fx.keys, { version: 6, mlp: { seed: 32, padFloats: 6000 }, chunkSize: 1024 }));
+    fx.hub.dropOnce.set(c.bundleId, new Set([7]));
+    const slow = fx.newAgent('dev-resume', { chunkTimeoutMs: 60_000 });
+    await slow.start();
+    await fx.hub.assign('dev-resume', c, 1);
+    const nc = c.manifest.payload.chunkHashes.length;
+    await waitFor(() => slow.status().progress?.have === nc - 1, 'all chunks but one staged');
+    await slow.stop();
+    const staged = readdirSync(join(slow.options.dataDir, 'staging', c.bundleId)).filter((f) => f.startsWith('chunk-'));
+    expect(staged.length).toBe(nc - 1);
+    const resumed = createAgent({ ...slow.options, chunkTimeoutMs: 300 });
+    fx.agents.push(resumed);
+    const before = fx.hub.requestsFor(c.bundleId).length;
+    await resumed.start();
+    await waitInstalled(resumed, c.bundleId);
+    expect(fx.hub.requestsFor(c.bundleId).slice(before)).toEqual([[7]]);
+  });
+});
