@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createAgent, type AgentLog } from '../agent/agent.js';
-import { FleetcastError } from '../protocol/errors.js';
+import { FleetcastError, isFleetcastError } from '../protocol/errors.js';
 import { need, parseCli } from './args.js';
 import { runMain } from './main.js';
 
@@ -49,7 +49,14 @@ runMain(async (argv) => {
   };
   if (values.listen !== undefined) input.listen = values.listen;
   const log = jsonLog(values.quiet === true);
-  const agent = createAgent(input, { log });
+  let agent;
+  try {
+    agent = createAgent(input, { log });
+  } catch (e) {
+    // A bad option is a usage error (exit 2), like a bad flag.
+    if (isFleetcastError(e) && e.code.startsWith('PROTO_ERR_')) throw new FleetcastError(e.code, `${e.message}\nusage: ${USAGE}`, 2);
+    throw e;
+  }
   agent.on('installed', (m) => process.stdout.write(`fleetcast-agent: installed ${m.name} v${m.version} (${m.bundleId.slice(0, 12)}…)\n`));
   await agent.start();
   const a = agent.address;

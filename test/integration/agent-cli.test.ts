@@ -1,0 +1,88 @@
+/**
+ * The compiled `fleetcast-agent` daemon as a child process, the way systemd
+ * runs it: it installs an assignment from a real broker, serves predictions
+ * over HTTP, stops cleanly on SIGTERM, and refuses bad arguments with a coded
+ * error line and exit status 2.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type TestBroker } from '../helpers/agent-broker.js';
+import { http } from '../helpers/agent-fixture.js';
+import { makeBundle, TestHub } from '../helpers/agent-test-hub.js';
+import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+let out: string;
+let broker: TestBroker;
+let hub: TestHub;
+const keys = makeKeys();
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  // Compile into a private folder (other suites compile into dist/ concurrently); tsc
+  // emits even when another room has type errors mid-work, so only the output matters.
+  out = tempDir('fleetcast-agent-cli-');
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', join(out, 'dist')], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+  expect(existsSync(join(out, 'dist/cli/fleetcast-agent.js'))).toBe(true);
+  writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
+  symlinkSync(join(repo, 'node_modules'), join(out, 'node_modules'));
+  broker = await startBroker();
+  hub = await TestHub.start(broker.url, keys);
+}, 150_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await hub?.stop();
+  await broker?.close();
+  cleanupTempDirs();
+});
+
+function agentCli(args: string[]) {
+  const child = spawn(process.execPath, [join(out, 'dist/cli/fleetcast-agent.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const io = { stdout: '', stderr: '', exit: new Promise<number | null>((r) => child.on('exit', (code) => r(code))) };
+  child.stdout!.on('data', (b: Buffer) => { io.stdout += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { io.stderr += b.toString(); });
+  return { child, io };
+}
+
+describe('fleetcast-agent (compiled CLI)', () => {
+  it('installs, serves predictions over HTTP, and stops cleanly on SIGTERM', async () => {
+    const b = hub.add(await makeBundle(keys, { version: 1, mlp: { seed: 61 } }));
+    const data = join(tempDir(), 'agent-data');
+    mkdirSync(data);
+    const { child, io } = agentCli(['--broker', broker.url, '--device-id', 'cli-dev', '--data', data, '--root', keys.rootPath, '--listen', '127.0.0.1:0']);
+    const port = Number(await waitFor(() => /predict API http:\/\/127\.0\.0\.1:(\d+)/.exec(io.stdout)?.[1], 'listen line'));
+    await hub.assign('cli-dev', b, 1);
+    await waitFor(() => io.stdout.includes('installed mlp v1'), 'installed line');
+    const r = await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs: { x: [[1, 2, 3, 4]], category: [[1]] } }));
+    expect(r.status).toBe(200);
+    expect(r.json.model.bundleId).toBe(b.bundleId);
+    child.kill('SIGTERM');
+    expect(await io.exit).toBe(0);
+    expect(io.stdout).toContain('SIGTERM, stopping');
+    // Every stderr line is a JSON log record, none of them an error.
+    const lines = io.stderr.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
+  it('refuses missing or unknown arguments with a coded error and exit status 2', async () => {
+    const missing = agentCli(['--broker', broker.url]);
+    expect(await missing.io.exit).toBe(2);
+    expect(missing.io.stderr).toMatch(/^error PROTO_ERR_INVALID_OPTION: --device-id is required/);
+    const unknown = agentCli(['--broker', broker.url, '--bogus', 'x']);
+    expect(await unknown.io.exit).toBe(2);
+    expect(unknown.io.stderr).toMatch(/^error PROTO_ERR_INVALID_OPTION/);
+    const badConfig = join(tempDir(), 'agent.json');
+    writeFileSync(badConfig, JSON.stringify({ heartbeatMillis: 5 }));
+    const typo = agentCli(['--broker', broker.url, '--device-id', 'd', '--data', tempDir(), '--root', keys.rootPath, '--config', badConfig]);
+    expect(await typo.io.exit).toBe(2);
+    expect(typo.io.stderr).toMatch(/PROTO_ERR_UNKNOWN_OPTION.*heartbeatMillis/);
+    const noRoot = agentCli(['--broker', broker.url, '--device-id', 'd', '--data', tempDir(), '--root', join(tempDir(), 'missing.json')]);
+    expect(await noRoot.io.exit).toBe(1);
+    expect(noRoot.io.stderr).toMatch(/^error SIGN_ERR_BAD_ROOT/);
+  });
+});
