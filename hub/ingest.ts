@@ -40,11 +40,9 @@ export async function ingestBundleFile(path: string, deps: { store: HubStore; ro
   if (known && store.hasBlob(bundleId)) return { created: false, bundle: known };
   // Refuse a clash before spending time on hashes and copying.
   store.assertVersionFree(manifest.name, manifest.version, bundleId);
-  if (file.payloadLength !== manifest.payload.compressedLength) {
-    throw hubError('HUB_ERR_BAD_BUNDLE', `model.onnx.zst is ${file.payloadLength} bytes, the manifest says ${manifest.payload.compressedLength}`);
-  }
   try {
-    await verifyPayloadFile(manifest, path, file.payloadOffset);
+    // Length of the tar member, every chunk hash, then the whole-payload hash.
+    await verifyPayloadFile(manifest, path, file.payloadOffset, file.payloadLength);
   } catch (e) { refuse(e); }
   await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength);
   return store.insertBundle({ id: bundleId, envelope: verified.envelope, manifest, createdAt: deps.now() });

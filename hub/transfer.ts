@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { chunkRange } from '../bundles/verify.js';
 import { errorCode } from '../protocol/errors.js';
 import type { Manifest } from '../protocol/manifest.js';
 import type { ChunkRequest } from '../protocol/messages.js';
@@ -53,12 +54,6 @@ interface BundleQueue {
   unsent: Set<number>;
   /** The chain of flushes for this bundle: one at a time, in order. */
   flushing: Promise<void>;
-}
-
-/** Byte range of chunk i in the compressed payload (docs/architecture.md "Bundle file"). */
-function rangeOf(m: Manifest, i: number): { start: number; end: number } {
-  const start = i * m.payload.chunkSize;
-  return { start, end: Math.min(start + m.payload.chunkSize, m.payload.compressedLength) };
 }
 
 export class ChunkServer {
@@ -192,7 +187,7 @@ export class ChunkServer {
   }
 
   private async readChunk(fh: FileHandle, m: Manifest, i: number): Promise<Buffer> {
-    const { start, end } = rangeOf(m, i);
+    const { start, end } = chunkRange(m, i);
     const buf = Buffer.allocUnsafe(end - start);
     let off = 0;
     while (off < buf.length) {

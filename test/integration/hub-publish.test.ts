@@ -119,7 +119,8 @@ describe('publishing bundles to the hub', () => {
     const res = await fetch(`${hub.httpUrl}/v1/deployments`, { method: 'POST', body: '{"name":', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(400);
     expect(((await res.json()) as ErrorBody).error.code).toBe('HUB_ERR_BAD_REQUEST');
-    const huge = await api<ErrorBody>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: Array.from({ length: 60_000 }, (_, i) => `device-${i}`) });
+    // ~1.6 MB of JSON, over the 1 MiB default maxJsonBytes.
+    const huge = await api<ErrorBody>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: Array.from({ length: 30_000 }, (_, i) => `device-${i}-${'x'.repeat(40)}`) });
     expect(huge).toMatchObject({ status: 413, body: { error: { code: 'HUB_ERR_BODY_TOO_LARGE' } } });
     const doc = await api<{ openapi: string; paths: Record<string, Record<string, unknown>> }>(hub, 'GET', '/openapi.json');
     expect(doc.body.openapi).toBe('3.1.0');
