@@ -95,19 +95,24 @@ export class Assigner {
     const recs: AssignmentRecord[] = [];
     // Group by bundle so each group is one transaction with the right manifest.
     const byBundle = new Map<string, AssignmentRecord[]>();
-    for (const a of due) byBundle.set(a.bundleId, [...(byBundle.get(a.bundleId) ?? []), a]);
+    for (const a of due) {
+      const g = byBundle.get(a.bundleId);
+      if (g) g.push(a); else byBundle.set(a.bundleId, [a]);
+    }
+    const byDevice = new Map(due.map((a) => [a.deviceId, a]));
     for (const [bundleId, group] of byBundle) {
       const bundle = this.o.store.getBundle(bundleId);
       if (!bundle) continue; // bundles are never deleted; a missing one is a damaged store, already logged by its reader
       recs.push(...this.o.store.issueAssignments(
         group.map((a) => ({ deviceId: a.deviceId, bundleId, rolloutId: a.rolloutId, ring: a.ring })),
         (deviceId, counter) => {
-          const prev = group.find((a) => a.deviceId === deviceId)!;
+          const prev = byDevice.get(deviceId)!;
           return this.sign(bundle, deviceId, counter, prev.rolloutId, prev.ring);
         },
       ));
     }
-    const retry = [...this.unpublished].filter((d) => !recs.some((r) => r.deviceId === d)).map((d) => this.o.store.getAssignment(d)).filter((a) => a !== undefined);
+    const resigned = new Set(recs.map((r) => r.deviceId));
+    const retry = [...this.unpublished].filter((d) => !resigned.has(d)).map((d) => this.o.store.getAssignment(d)).filter((a) => a !== undefined);
     if (recs.length + retry.length === 0) return 0;
     await this.publishAll([...recs, ...retry]);
     if (recs.length > 0) this.o.logger.info({ count: recs.length }, 're-signed assignments past half their TTL');

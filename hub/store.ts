@@ -19,6 +19,7 @@ import { parseEnvelope, type Envelope } from '../protocol/envelope.js';
 import { chunkCount, parseManifest, type Manifest } from '../protocol/manifest.js';
 import type { DeviceEvent, StateReport } from '../protocol/messages.js';
 import { hubError } from './errors.js';
+import { assignmentFromRow, deviceFromRow, MIGRATIONS, type AssignmentRow, type BundleRow, type DeviceRow } from './store-schema.js';
 
 export interface BundleRecord {
   id: string;
@@ -56,61 +57,6 @@ export interface AssignmentRecord {
 
 /** What a caller signs for one device once the store has allocated its counter. */
 export type SignAssignment = (deviceId: string, counter: number) => { envelope: Envelope; issuedAt: number; expiresAt: number };
-
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE bundles (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     version INTEGER NOT NULL,
-     envelope TEXT NOT NULL,
-     compressed_length INTEGER NOT NULL,
-     raw_length INTEGER NOT NULL,
-     chunk_size INTEGER NOT NULL,
-     chunk_count INTEGER NOT NULL,
-     created_at INTEGER NOT NULL,
-     UNIQUE (name, version)
-   );
-   CREATE TABLE devices (
-     id TEXT PRIMARY KEY,
-     state TEXT NOT NULL,
-     first_seen INTEGER NOT NULL,
-     last_seen INTEGER NOT NULL,
-     active_bundle_id TEXT,
-     phase TEXT NOT NULL,
-     last_error_code TEXT
-   );
-   CREATE TABLE device_counters (
-     device_id TEXT PRIMARY KEY,
-     last_counter INTEGER NOT NULL
-   );
-   CREATE TABLE assignments (
-     device_id TEXT PRIMARY KEY,
-     counter INTEGER NOT NULL,
-     bundle_id TEXT NOT NULL REFERENCES bundles(id),
-     envelope TEXT NOT NULL,
-     rollout_id TEXT,
-     ring TEXT,
-     issued_at INTEGER NOT NULL,
-     expires_at INTEGER NOT NULL
-   );
-   CREATE TABLE events (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     device_id TEXT NOT NULL,
-     seq INTEGER NOT NULL,
-     at INTEGER NOT NULL,
-     kind TEXT NOT NULL,
-     code TEXT,
-     bundle_id TEXT,
-     counter INTEGER,
-     detail TEXT,
-     received_at INTEGER NOT NULL
-   );
-   CREATE INDEX events_by_device ON events (device_id, id);`,
-];
-
-interface BundleRow { id: string; name: string; version: number; envelope: string; compressed_length: number; raw_length: number; chunk_size: number; chunk_count: number; created_at: number }
-interface DeviceRow { id: string; state: string; first_seen: number; last_seen: number; active_bundle_id: string | null; phase: string; last_error_code: string | null }
-interface AssignmentRow { device_id: string; counter: number; bundle_id: string; envelope: string; rollout_id: string | null; ring: string | null; issued_at: number; expires_at: number }
 
 function storeError(what: string, e: unknown): Error {
   const err = hubError('HUB_ERR_STORE', `${what}: ${(e as Error)?.message ?? String(e)}`);
@@ -360,12 +306,4 @@ export class HubStore {
       throw storeError(what, e);
     }
   }
-}
-
-function deviceFromRow(r: DeviceRow): DeviceRecord {
-  return { id: r.id, state: JSON.parse(r.state) as StateReport, firstSeen: r.first_seen, lastSeen: r.last_seen, activeBundleId: r.active_bundle_id, phase: r.phase, lastErrorCode: r.last_error_code };
-}
-
-function assignmentFromRow(r: AssignmentRow): AssignmentRecord {
-  return { deviceId: r.device_id, counter: r.counter, bundleId: r.bundle_id, envelope: JSON.parse(r.envelope) as Envelope, rolloutId: r.rollout_id, ring: r.ring, issuedAt: r.issued_at, expiresAt: r.expires_at };
 }

@@ -1,0 +1,71 @@
+/**
+ * hub.db's schema, as migrations keyed by SQLite's user_version: migration i
+ * takes a database from version i to i+1, so a data folder written by an older
+ * hub opens in a newer one. Never edit a released migration; append one.
+ */
+import type { Envelope } from '../protocol/envelope.js';
+import type { StateReport } from '../protocol/messages.js';
+import type { AssignmentRecord, DeviceRecord } from './store.js';
+
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE bundles (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     envelope TEXT NOT NULL,
+     compressed_length INTEGER NOT NULL,
+     raw_length INTEGER NOT NULL,
+     chunk_size INTEGER NOT NULL,
+     chunk_count INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     UNIQUE (name, version)
+   );
+   CREATE TABLE devices (
+     id TEXT PRIMARY KEY,
+     state TEXT NOT NULL,
+     first_seen INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     active_bundle_id TEXT,
+     phase TEXT NOT NULL,
+     last_error_code TEXT
+   );
+   CREATE TABLE device_counters (
+     device_id TEXT PRIMARY KEY,
+     last_counter INTEGER NOT NULL
+   );
+   CREATE TABLE assignments (
+     device_id TEXT PRIMARY KEY,
+     counter INTEGER NOT NULL,
+     bundle_id TEXT NOT NULL REFERENCES bundles(id),
+     envelope TEXT NOT NULL,
+     rollout_id TEXT,
+     ring TEXT,
+     issued_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     device_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     code TEXT,
+     bundle_id TEXT,
+     counter INTEGER,
+     detail TEXT,
+     received_at INTEGER NOT NULL
+   );
+   CREATE INDEX events_by_device ON events (device_id, id);`,
+];
+
+export interface BundleRow { id: string; name: string; version: number; envelope: string; compressed_length: number; raw_length: number; chunk_size: number; chunk_count: number; created_at: number }
+export interface DeviceRow { id: string; state: string; first_seen: number; last_seen: number; active_bundle_id: string | null; phase: string; last_error_code: string | null }
+export interface AssignmentRow { device_id: string; counter: number; bundle_id: string; envelope: string; rollout_id: string | null; ring: string | null; issued_at: number; expires_at: number }
+
+export function deviceFromRow(r: DeviceRow): DeviceRecord {
+  return { id: r.id, state: JSON.parse(r.state) as StateReport, firstSeen: r.first_seen, lastSeen: r.last_seen, activeBundleId: r.active_bundle_id, phase: r.phase, lastErrorCode: r.last_error_code };
+}
+
+export function assignmentFromRow(r: AssignmentRow): AssignmentRecord {
+  return { deviceId: r.device_id, counter: r.counter, bundleId: r.bundle_id, envelope: JSON.parse(r.envelope) as Envelope, rolloutId: r.rollout_id, ring: r.ring, issuedAt: r.issued_at, expiresAt: r.expires_at };
+}
