@@ -120,6 +120,16 @@ class FleetcastAgent extends EventEmitter implements Agent {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    try {
+      await this.#start();
+    } catch (e) {
+      // A half-started agent holds sessions, sockets and timers: release them before failing.
+      await this.stop().catch(() => {});
+      throw e;
+    }
+  }
+
+  async #start(): Promise<void> {
     const o = this.options;
     const root = this.#seams.root ?? (await readRoot(o.rootPath));
     const store = (this.#store = await StateStore.open(o.dataDir, this.#now));
@@ -150,7 +160,11 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (o.listen !== null) {
       const i = o.listen.lastIndexOf(':');
       this.#http = new HttpApi(this, { maxBodyBytes: o.maxBodyBytes, onInternalError: (e) => this.#log.error({ err: e }, 'predict API internal error') });
-      this.#address = await this.#http.listen(o.listen.slice(0, i), Number(o.listen.slice(i + 1)));
+      try {
+        this.#address = await this.#http.listen(o.listen.slice(0, i), Number(o.listen.slice(i + 1)));
+      } catch (e) {
+        throw agentError('AGENT_ERR_LISTEN', `${o.listen}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
     }
     if (client) {
       client.onMessage((topic, payload) => this.#dispatch(topic, payload));

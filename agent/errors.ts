@@ -45,6 +45,9 @@ export const AGENT_ERRORS = {
   AGENT_ERR_SMOKE_FAILED: { message: 'The model failed its smoke inference or golden cases on this device; the old model keeps serving', status: 500 },
   AGENT_ERR_STATE_CORRUPT: { message: 'The agent state file could not be read; it was set aside and the agent started from an empty state', status: 500 },
 
+  AGENT_ERR_DATA_DIR: { message: 'The agent data folder cannot be created or written; check the path, its owner and permissions, and the free space', status: 500 },
+  AGENT_ERR_LISTEN: { message: 'The predict API cannot listen on the configured address (in use or not allowed); choose another --listen address', status: 500 },
+
   AGENT_ERR_INTERNAL: { message: 'An unexpected internal error happened in the agent; the log has the details. Please report it', status: 500 },
 } as const satisfies ErrorTable;
 

@@ -97,8 +97,12 @@ export class StateStore {
   }
 
   static async open(dataDir: string, now: () => number = Date.now): Promise<StateStore> {
-    await mkdir(join(dataDir, 'models'), { recursive: true });
-    await mkdir(join(dataDir, 'staging'), { recursive: true });
+    try {
+      await mkdir(join(dataDir, 'models'), { recursive: true });
+      await mkdir(join(dataDir, 'staging'), { recursive: true });
+    } catch (e) {
+      throw agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
     const file = join(dataDir, 'state.json');
     let state = emptyState();
     let aside: string | null = null;

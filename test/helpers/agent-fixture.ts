@@ -38,12 +38,14 @@ export async function fixture(): Promise<Fixture> {
   };
 }
 
-/** Serving `bundleId` and the install committed (state persisted). */
+/** Serving `bundleId`, the install committed (state persisted) and the installer idle. */
 export async function waitInstalled(agent: Agent, bundleId: string): Promise<void> {
   await waitFor(() => {
     const s = agent.status();
     return s.active?.bundleId === bundleId && s.phase === 'committed';
   }, `agent ${agent.options.deviceId} to serve ${bundleId.slice(0, 12)}…`);
+  // Post-commit housekeeping (staging clean-up) finishes before the installer goes idle.
+  await agent.idle();
 }
 
 export interface HttpReply { status: number; headers: Record<string, string | string[] | undefined>; json: any }
