@@ -1,0 +1,57 @@
+/**
+ * Fetch edge cases over a real broker: a hub that never answers makes the
+ * agent give up after exactly maxFetchAttempts requests with
+ * AGENT_ERR_FETCH_TIMEOUT (the old model keeps serving) and resume when the
+ * assignment is delivered again; a newer assignment cancels a stalled fetch.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Rejection } from '../../agent/installer.js';
+import { fixture, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
+import { makeBundle } from '../helpers/agent-test-hub.js';
+import { cleanupTempDirs, waitFor } from '../helpers/env.js';
+
+let fx: Fixture;
+beforeAll(async () => { fx = await fixture(); });
+afterAll(async () => { await fx?.close(); cleanupTempDirs(); });
+
+describe('agent fetch', () => {
+  it('gives up after maxFetchAttempts with AGENT_ERR_FETCH_TIMEOUT, keeps serving, and resumes on re-delivery', async () => {
+    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 81 } }));
+    const v2 = await makeBundle(fx.keys, { version: 2, mlp: { seed: 82 } }); // not served yet
+    const agent = fx.newAgent('dev-timeout', { chunkTimeoutMs: 50, maxFetchAttempts: 3, maxBackoffMs: 100 });
+    const rejected: Rejection[] = [];
+    agent.on('rejected', (r) => rejected.push(r));
+    await agent.start();
+    await fx.hub.assign('dev-timeout', v1, 1);
+    await waitInstalled(agent, v1.bundleId);
+
+    await fx.hub.assign('dev-timeout', v2, 2);
+    const r = await waitFor(() => rejected[0], 'fetch failure');
+    expect(r).toMatchObject({ code: 'AGENT_ERR_FETCH_TIMEOUT', phase: 'fetching', bundleId: v2.bundleId, counter: 2 });
+    expect(fx.hub.requestsFor(v2.bundleId)).toHaveLength(3);
+    await waitFor(() => fx.hub.events.some((e) => e.deviceId === 'dev-timeout' && e.kind === 'fetch-failed' && e.code === 'AGENT_ERR_FETCH_TIMEOUT'), 'fetch-failed event');
+    expect(agent.status()).toMatchObject({ phase: 'failed', active: { bundleId: v1.bundleId }, lastError: { code: 'AGENT_ERR_FETCH_TIMEOUT' } });
+    expect((await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[1]] } })).model.version).toBe(1);
+
+    // The same assignment delivered again (as after a reconnect) retries a transient failure.
+    fx.hub.add(v2);
+    await fx.hub.assign('dev-timeout', v2, 2);
+    await waitInstalled(agent, v2.bundleId);
+    expect(agent.status().counter).toBe(2);
+  });
+
+  it('a newer assignment cancels a stalled fetch without reporting it as a failure', async () => {
+    const stalled = await makeBundle(fx.keys, { version: 1, mlp: { seed: 91 } }); // never served
+    const next = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 92 } }));
+    const agent = fx.newAgent('dev-cancel', { chunkTimeoutMs: 60_000 });
+    const rejected: Rejection[] = [];
+    agent.on('rejected', (r) => rejected.push(r));
+    await agent.start();
+    await fx.hub.assign('dev-cancel', stalled, 1);
+    await waitFor(() => fx.hub.requestsFor(stalled.bundleId).length === 1, 'stalled fetch started');
+    await fx.hub.assign('dev-cancel', next, 2);
+    await waitInstalled(agent, next.bundleId);
+    expect(rejected).toEqual([]);
+    expect(agent.status()).toMatchObject({ counter: 2, phase: 'committed' });
+  });
+});
