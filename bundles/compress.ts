@@ -12,7 +12,7 @@ import { fileChunks, openFileSink } from './file-io.js';
 import { ZstdFrameWalker } from './zstd-frames.js';
 import { openCompressor, openDecompressor, type Sink } from './zstd-engine.js';
 
-export { zstdEngine, WASM_MAX_LEVEL } from './zstd-engine.js';
+export { zstdEngine, zstdStreamsOpen, MAX_OPEN_STREAMS, WASM_MAX_LEVEL } from './zstd-engine.js';
 
 export interface CompressResult { length: number; sha256: string; rawLength: number; rawSha256: string }
 export interface DecompressResult { length: number; sha256: string }

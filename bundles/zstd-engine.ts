@@ -40,13 +40,41 @@ export function zstdEngine(): ZstdEngineName {
   return typeof nodeZstd.createZstdCompress === 'function' ? 'node:zlib' : 'zstd-codec';
 }
 
+/**
+ * At most this many zstd streams are open at once per process; more wait their
+ * turn. The simulator runs thousands of agents in one process, and each open
+ * stream holds a 16 MiB wasm heap (or a native window of a few MiB). The wasm
+ * work runs on this thread anyway, so more slots would not be faster.
+ */
+export const MAX_OPEN_STREAMS = 4;
+let openStreams = 0;
+const waiting: (() => void)[] = [];
+
+/** How many zstd streams are open now (for tests and diagnostics: 0 when idle, else a leak). */
+export function zstdStreamsOpen(): number {
+  return openStreams;
+}
+
+async function takeSlot(): Promise<() => void> {
+  while (openStreams >= MAX_OPEN_STREAMS) await new Promise<void>((r) => waiting.push(r));
+  openStreams++;
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    openStreams--;
+    waiting.shift()?.();
+  };
+}
+
 /** Highest level the 16 MiB wasm heap can hold a compression context for (level 10+ aborts with OOM). */
 export const WASM_MAX_LEVEL = 9;
 
 // ---------------------------------------------------------------- node:zlib
 
-function nodeStream(t: Transform, sink: Sink, budget: () => number = () => Infinity): ZstdStream {
+function nodeStream(t: Transform, sink: Sink, freeSlot: () => void, budget: () => number = () => Infinity): ZstdStream {
   let failure: unknown;
+  t.once('close', freeSlot);
   t.on('data', (b: Buffer) => {
     if (failure !== undefined || t.destroyed) return;
     try { sink(b); } catch (e) { failure = e; t.destroy(); return; }
@@ -130,7 +158,7 @@ function decompressSlice(remaining: number): number {
   return Math.max(512, Math.min(64 * 1024, Math.floor(remaining / 4096)));
 }
 
-function wasmStream(inst: WasmInstance, kind: 'compress' | 'decompress', sink: Sink, level: number, budget: () => number): ZstdStream {
+function wasmStream(inst: WasmInstance, freeSlot: () => void, kind: 'compress' | 'decompress', sink: Sink, level: number, budget: () => number): ZstdStream {
   let b: WasmStreamBinding | undefined;
   let healthy = true;
   let sinkError: unknown;
@@ -159,9 +187,17 @@ function wasmStream(inst: WasmInstance, kind: 'compress' | 'decompress', sink: S
     try { b.delete(); } catch { healthy = false; }
     b = undefined;
     if (healthy && idle.length < MAX_IDLE) idle.push(inst);
+    freeSlot();
   };
-  b = kind === 'compress' ? new inst.mod.ZstdCompressStreamBinding() : new inst.mod.ZstdDecompressStreamBinding();
-  call('begin', () => (kind === 'compress' ? b!.begin(level) : b!.begin()));
+  try {
+    b = kind === 'compress' ? new inst.mod.ZstdCompressStreamBinding() : new inst.mod.ZstdDecompressStreamBinding();
+    call('begin', () => (kind === 'compress' ? b!.begin(level) : b!.begin()));
+  } catch (e) {
+    healthy = false;
+    if (b) release();
+    else freeSlot();
+    throw e;
+  }
   return {
     async write(chunk) {
       if (!b) throw bundleError('BUNDLE_ERR_IO', 'zstd stream used after it was closed');
@@ -188,14 +224,26 @@ function wasmStream(inst: WasmInstance, kind: 'compress' | 'decompress', sink: S
 
 export interface CompressorOptions { level?: number }
 
+/** Open with a slot held; the slot is given back if opening fails. */
+async function withSlot(open: (freeSlot: () => void) => Promise<ZstdStream>): Promise<ZstdStream> {
+  const freeSlot = await takeSlot();
+  try {
+    return await open(freeSlot);
+  } catch (e) {
+    freeSlot();
+    throw e;
+  }
+}
+
+/** Every opened stream must be ended or destroyed: it holds one of MAX_OPEN_STREAMS slots until then. */
 export async function openCompressor(sink: Sink, opts: CompressorOptions = {}): Promise<ZstdStream> {
   const level = opts.level ?? 3;
   if (zstdEngine() === 'node:zlib') {
     const c = nodeZstd.constants!;
-    return nodeStream(nodeZstd.createZstdCompress!({ params: { [c.ZSTD_c_compressionLevel]: level } }), sink);
+    return withSlot(async (free) => nodeStream(nodeZstd.createZstdCompress!({ params: { [c.ZSTD_c_compressionLevel]: level } }), sink, free));
   }
   if (level > WASM_MAX_LEVEL) throw bundleError('BUNDLE_ERR_BAD_OPTION', `zstd level ${level} needs more memory than the zstd-codec wasm heap has; use level 1 to ${WASM_MAX_LEVEL} on this Node (${process.version}) or Node >= 22.15`);
-  return wasmStream(await acquire(), 'compress', sink, level, () => Infinity);
+  return withSlot(async (free) => wasmStream(await acquire(), free, 'compress', sink, level, () => Infinity));
 }
 
 /**
@@ -203,6 +251,6 @@ export async function openCompressor(sink: Sink, opts: CompressorOptions = {}): 
  * sizes its input slices by it and returns early from write() once it is negative.
  */
 export async function openDecompressor(sink: Sink, budget: () => number): Promise<ZstdStream> {
-  if (zstdEngine() === 'node:zlib') return nodeStream(nodeZstd.createZstdDecompress!(), sink, budget);
-  return wasmStream(await acquire(), 'decompress', sink, 0, budget);
+  if (zstdEngine() === 'node:zlib') return withSlot(async (free) => nodeStream(nodeZstd.createZstdDecompress!(), sink, free, budget));
+  return withSlot(async (free) => wasmStream(await acquire(), free, 'decompress', sink, 0, budget));
 }

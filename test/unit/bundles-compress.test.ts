@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressBuffer, compressFile, compressStream, decompressBuffer, decompressFile, decompressStream, zstdEngine } from '../../bundles/compress.js';
+import { compressBuffer, compressFile, compressStream, decompressBuffer, decompressFile, decompressStream, MAX_OPEN_STREAMS, zstdEngine, zstdStreamsOpen } from '../../bundles/compress.js';
 import { ZstdFrameWalker } from '../../bundles/zstd-frames.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
@@ -66,6 +66,20 @@ describe(`zstd (engine: ${zstdEngine()})`, () => {
     expect(execFileSync('sha256sum', [join(dir, 'big.out')]).toString().slice(0, 64)).toBe(c.rawSha256);
     // Reading either file whole would add at least 100 MB; streaming stays well under that.
     expect(peak - base).toBeLessThan(90 * MiB);
+  });
+
+  it('bounds how many streams are open at once, queues the rest, and leaks none (also after failures)', async () => {
+    const raws = Array.from({ length: 12 }, (_, i) => modelLike(300_000 + i, i));
+    const zs = await Promise.all(raws.map((r) => compressBuffer(r)));
+    let most = 0;
+    const watch = (b: Uint8Array) => { most = Math.max(most, zstdStreamsOpen()); return b; };
+    const outs = await Promise.all(zs.map((z) => decompressStream([z], { maxRawBytes: 400_000, sink: watch })));
+    outs.forEach((o, i) => expect(o.sha256).toBe(sha(raws[i])));
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(MAX_OPEN_STREAMS);
+    const failing = await Promise.allSettled(zs.map((z, i) => decompressBuffer(i % 2 ? z.subarray(0, 1000) : z, i % 3 ? 1000 : 10)));
+    expect(failing.every((r) => r.status === 'rejected')).toBe(true);
+    expect(zstdStreamsOpen()).toBe(0);
   });
 
   it('compressFile reports lengths and hashes that match the files', async () => {
