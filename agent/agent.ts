@@ -9,9 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { verifyManifestEnvelope } from '../bundles/verify.js';
-import { parseEnvelope } from '../protocol/envelope.js';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
+import { errorCode } from '../protocol/errors.js';
 import type { StateReport } from '../protocol/messages.js';
 import { parseTopic, topics } from '../protocol/topics.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
@@ -21,7 +19,7 @@ import { connectMqtt, type BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi } from './http-api.js';
 import { Installer, type Rejection } from './installer.js';
-import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
+import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
 import { Reporter, type ReportBody } from './reporter.js';
@@ -284,7 +282,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     for (const m of [st.active, st.previous]) {
       if (!m) continue;
       try {
-        const entry = await this.#openInstalled(root, m);
+        const entry = await openInstalledModel({ store: this.#store!, root, runtime: this.#runtime!, maxBatch: this.options.maxBatch, goldenTolerance: this.options.goldenTolerance }, m);
         void this.#active.swap(entry);
         if (m !== st.active) this.#log.warn({ bundleId: m.bundleId }, 'serving the previous model: the active one failed to load');
         return;
@@ -293,28 +291,6 @@ class FleetcastAgent extends EventEmitter implements Agent {
         this.#log.error({ err: e, bundleId: m.bundleId }, 'installed model failed its boot check');
       }
     }
-  }
-
-  async #openInstalled(root: TrustedRoot, m: InstalledModel): Promise<ModelEntry> {
-    const store = this.#store!;
-    let manifest;
-    try {
-      const v = verifyManifestEnvelope(parseEnvelope(JSON.parse(await readFile(store.modelManifest(m.bundleId), 'utf8'))), root);
-      if (v.bundleId !== m.bundleId) throw agentError('AGENT_ERR_MANIFEST_MISMATCH', 'stored manifest is not the installed bundle');
-      manifest = v.manifest;
-    } catch (e) {
-      throw isFleetcastError(e) && e.code.startsWith('AGENT_') ? e : agentError('AGENT_ERR_MANIFEST_SIGNATURE', `stored manifest of ${m.bundleId.slice(0, 12)}…: ${(e as Error).message}`);
-    }
-    const h = await sha256File(store.modelFile(m.bundleId)).catch((e: Error) => { throw agentError('AGENT_ERR_PAYLOAD_HASH', e.message); });
-    if (h.sha256 !== manifest.payload.rawSha256 || h.sha256 !== m.rawSha256) throw agentError('AGENT_ERR_PAYLOAD_HASH', `model file of ${m.bundleId.slice(0, 12)}… changed on disk`);
-    const entry = await openModel(this.#runtime!, store.modelFile(m.bundleId), manifest, m, this.options.maxBatch);
-    try {
-      await smokeTest(entry, this.options.goldenTolerance);
-    } catch (e) {
-      await entry.model.release();
-      throw e;
-    }
-    return entry;
   }
 }
 

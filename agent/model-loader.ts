@@ -7,10 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { verifyManifestEnvelope } from '../bundles/verify.js';
+import { parseEnvelope } from '../protocol/envelope.js';
+import { isFleetcastError } from '../protocol/errors.js';
 import type { Manifest, TensorSpec } from '../protocol/manifest.js';
+import type { TrustedRoot } from '../signing/root.js';
 import { agentError } from './errors.js';
 import type { LoadedModel, ModelRuntime, TensorData } from './runtime.js';
-import type { InstalledModel } from './state-store.js';
+import type { InstalledModel, StateStore } from './state-store.js';
 import { compileValidator, type InputValidator } from './validate.js';
 
 export interface ModelEntry {
@@ -110,4 +115,33 @@ export async function smokeTest(entry: ModelEntry, defaultTolerance: number): Pr
       }
     }
   }
+}
+
+export interface InstalledContext { store: StateStore; root: TrustedRoot; runtime: ModelRuntime; maxBatch: number; goldenTolerance: number }
+
+/**
+ * Boot: an installed model is served again only if its stored manifest still
+ * verifies against the root and its file still has the signed raw sha256 (a
+ * disk that flipped a bit, or a hand-edited file, must not be served).
+ */
+export async function openInstalledModel(ctx: InstalledContext, m: InstalledModel): Promise<ModelEntry> {
+  const { store } = ctx;
+  let manifest: Manifest;
+  try {
+    const v = verifyManifestEnvelope(parseEnvelope(JSON.parse(await readFile(store.modelManifest(m.bundleId), 'utf8'))), ctx.root);
+    if (v.bundleId !== m.bundleId) throw agentError('AGENT_ERR_MANIFEST_MISMATCH', 'stored manifest is not the installed bundle');
+    manifest = v.manifest;
+  } catch (e) {
+    throw isFleetcastError(e) && e.code.startsWith('AGENT_') ? e : agentError('AGENT_ERR_MANIFEST_SIGNATURE', `stored manifest of ${m.bundleId.slice(0, 12)}…: ${(e as Error).message}`);
+  }
+  const h = await sha256File(store.modelFile(m.bundleId)).catch((e: Error) => { throw agentError('AGENT_ERR_PAYLOAD_HASH', e.message); });
+  if (h.sha256 !== manifest.payload.rawSha256 || h.sha256 !== m.rawSha256) throw agentError('AGENT_ERR_PAYLOAD_HASH', `model file of ${m.bundleId.slice(0, 12)}… changed on disk`);
+  const entry = await openModel(ctx.runtime, store.modelFile(m.bundleId), manifest, m, ctx.maxBatch);
+  try {
+    await smokeTest(entry, ctx.goldenTolerance);
+  } catch (e) {
+    await entry.model.release();
+    throw e;
+  }
+  return entry;
 }
