@@ -19,6 +19,9 @@ import { signEnvelope } from '../signing/envelope.js';
 import { hubError } from './errors.js';
 import type { AssignmentRecord, BundleRecord, HubStore } from './store.js';
 
+/** Assignments signed per transaction (well under a second of pure-JS Ed25519). */
+const SIGN_BATCH = 256;
+
 export interface AssignerOptions {
   store: HubStore;
   hubKey: KeyPair;
@@ -46,16 +49,32 @@ export class Assigner {
     this.o = o;
   }
 
-  /** Sign and store one assignment per device (one transaction), then publish them. */
+  /**
+   * Sign and store one assignment per device, then publish them. Devices go in
+   * batches, each one transaction, with the event loop free between batches:
+   * an Ed25519 signature costs milliseconds in pure JS, and a deploy to a large
+   * fleet must not stall the MQTT keepalive or the API. Each device's counter and
+   * assignment are always written together.
+   */
   async assign(bundle: BundleRecord, deviceIds: readonly string[], meta: { rolloutId?: string | null; ring?: string | null } = {}): Promise<DeployResult> {
     const targets = [...new Set(deviceIds)];
     if (targets.length === 0) throw hubError('HUB_ERR_NO_TARGETS');
-    const recs = this.o.store.issueAssignments(
-      targets.map((deviceId) => ({ deviceId, bundleId: bundle.id, rolloutId: meta.rolloutId ?? null, ring: meta.ring ?? null })),
-      (deviceId, counter) => this.sign(bundle, deviceId, counter, meta.rolloutId ?? null, meta.ring ?? null),
-    );
-    await this.publishAll(recs);
-    return { bundleId: bundle.id, devices: targets, counters: Object.fromEntries(recs.map((r) => [r.deviceId, r.counter])) };
+    const rolloutId = meta.rolloutId ?? null;
+    const ring = meta.ring ?? null;
+    const counters: Record<string, number> = {};
+    let failure: unknown;
+    for (let i = 0; i < targets.length; i += SIGN_BATCH) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      const recs = this.o.store.issueAssignments(
+        targets.slice(i, i + SIGN_BATCH).map((deviceId) => ({ deviceId, bundleId: bundle.id, rolloutId, ring })),
+        (deviceId, counter) => this.sign(bundle, deviceId, counter, rolloutId, ring),
+      );
+      for (const r of recs) counters[r.deviceId] = r.counter;
+      // Stored already; a publish failure is retried later, so keep assigning the rest.
+      try { await this.publishAll(recs); } catch (e) { failure ??= e; }
+    }
+    if (failure) throw failure;
+    return { bundleId: bundle.id, devices: targets, counters };
   }
 
   /** Re-sign, with new counters, every assignment at or past half its TTL. Returns how many. */
@@ -92,31 +111,28 @@ export class Assigner {
 
   private async refreshOnce(): Promise<number> {
     const due = this.o.store.assignmentsDueForRefresh(this.o.now());
-    const recs: AssignmentRecord[] = [];
-    // Group by bundle so each group is one transaction with the right manifest.
-    const byBundle = new Map<string, AssignmentRecord[]>();
-    for (const a of due) {
-      const g = byBundle.get(a.bundleId);
-      if (g) g.push(a); else byBundle.set(a.bundleId, [a]);
+    const resigned = new Set<string>();
+    for (let i = 0; i < due.length; i += SIGN_BATCH) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      const batch = due.slice(i, i + SIGN_BATCH);
+      const byDevice = new Map(batch.map((a) => [a.deviceId, a]));
+      const recs: AssignmentRecord[] = [];
+      // Bundles are never deleted; a missing one means a damaged store, and its reader has said so.
+      for (const bundleId of new Set(batch.map((a) => a.bundleId))) {
+        const bundle = this.o.store.getBundle(bundleId);
+        if (!bundle) continue;
+        recs.push(...this.o.store.issueAssignments(
+          batch.filter((a) => a.bundleId === bundleId).map((a) => ({ deviceId: a.deviceId, bundleId, rolloutId: a.rolloutId, ring: a.ring })),
+          (deviceId, counter) => { const prev = byDevice.get(deviceId)!; return this.sign(bundle, deviceId, counter, prev.rolloutId, prev.ring); },
+        ));
+      }
+      for (const r of recs) resigned.add(r.deviceId);
+      await this.publishAll(recs);
     }
-    const byDevice = new Map(due.map((a) => [a.deviceId, a]));
-    for (const [bundleId, group] of byBundle) {
-      const bundle = this.o.store.getBundle(bundleId);
-      if (!bundle) continue; // bundles are never deleted; a missing one is a damaged store, already logged by its reader
-      recs.push(...this.o.store.issueAssignments(
-        group.map((a) => ({ deviceId: a.deviceId, bundleId, rolloutId: a.rolloutId, ring: a.ring })),
-        (deviceId, counter) => {
-          const prev = byDevice.get(deviceId)!;
-          return this.sign(bundle, deviceId, counter, prev.rolloutId, prev.ring);
-        },
-      ));
-    }
-    const resigned = new Set(recs.map((r) => r.deviceId));
     const retry = [...this.unpublished].filter((d) => !resigned.has(d)).map((d) => this.o.store.getAssignment(d)).filter((a) => a !== undefined);
-    if (recs.length + retry.length === 0) return 0;
-    await this.publishAll([...recs, ...retry]);
-    if (recs.length > 0) this.o.logger.info({ count: recs.length }, 're-signed assignments past half their TTL');
-    return recs.length;
+    if (retry.length > 0) await this.publishAll(retry);
+    if (resigned.size > 0) this.o.logger.info({ count: resigned.size }, 're-signed assignments past half their TTL');
+    return resigned.size;
   }
 
   private sign(bundle: BundleRecord, deviceId: string, counter: number, rolloutId: string | null, ring: string | null) {

@@ -125,4 +125,27 @@ describe('deployments and the device registry', () => {
       await spoof.endAsync();
     }
   });
+
+  it('deploys to more devices than one signing batch, every one retained with its own counter', async () => {
+    const hub = await startTestHub(keys);
+    hubs.push(hub);
+    const b = await makeBundle([keys.keys.release], { name: 'fleet' });
+    await api(hub, 'POST', '/v1/bundles', readFileSync(b.path));
+    const ids = Array.from({ length: 600 }, (_, i) => `fleet-${String(i).padStart(3, '0')}`);
+    const r = await api<{ devices: string[]; counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'fleet', version: 1, devices: ids });
+    expect(r.body.devices).toEqual(ids);
+    expect(Object.values(r.body.counters).every((c) => c === 1)).toBe(true);
+    const watcher = await connectDevice(hub.mqttUrl, 'watcher');
+    try {
+      const seen = new Set<string>();
+      watcher.on('message', (topic, payload) => {
+        const a = JSON.parse(Buffer.from(decodeAssignMessage(payload).assignment.payload, 'base64').toString()) as { deviceId: string };
+        if (topic === topics.assign(a.deviceId)) seen.add(a.deviceId);
+      });
+      await watcher.subscribeAsync('fc/v1/dev/+/assign', { qos: 1 });
+      await waitFor(() => seen.size === ids.length, 'every retained assignment');
+    } finally {
+      await watcher.endAsync();
+    }
+  });
 });
