@@ -13,7 +13,7 @@ import { signEnvelope } from '../signing/envelope.js';
 import { ChunkHasher } from './chunks.js';
 import { compressStream } from './compress.js';
 import { bundleError, ioError } from './errors.js';
-import { commitTemp, openFileSink, tempPathFor } from './file-io.js';
+import { commitTemp, openFileSink, regularOrAbsent, tempPathFor } from './file-io.js';
 import { readModelInfo } from './onnx-info.js';
 import { MANIFEST_MEMBER, PAYLOAD_MEMBER } from './read.js';
 import { mergeSchema, parseSchemaFile, type BundleSchemaFile } from './schema-file.js';
@@ -48,6 +48,8 @@ function checkOptions(o: BuildBundleOptions): { chunkSize: number; createdAt: st
   if (typeof o.name !== 'string' || !NAME.test(o.name)) bad(`name ${JSON.stringify(o.name)} must be 1-64 of a-z 0-9 . _ - starting with a letter or digit`);
   if (!Number.isSafeInteger(o.version) || o.version < 1) bad(`version must be an integer ≥ 1, got ${o.version}`);
   if (typeof o.out !== 'string' || o.out === '') bad('out must name the bundle file to write');
+  // The bundle replaces `out` by rename; never a device, fifo or folder (e.g. /dev/null).
+  if (!regularOrAbsent(o.out)) bad(`out ${o.out} exists and is not a regular file`);
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1024 || chunkSize > 4 * 1024 * 1024) bad(`chunk size must be an integer from 1024 to 4194304 bytes, got ${o.chunkSize}`);
   const createdAt = o.createdAt ?? new Date().toISOString();

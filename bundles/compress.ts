@@ -133,7 +133,11 @@ export async function compressBuffer(buf: Uint8Array, opts: { level?: number } =
   return Buffer.concat(parts);
 }
 
-/** Decompress `src` (optionally a byte range of it) into `dst`; `dst` is removed on failure. */
+/**
+ * Decompress `src` (optionally a byte range of it) into `dst`. The output goes
+ * to a temp file renamed into place on success, so on failure there is no `dst`
+ * (or the previous one, untouched) and no partial file.
+ */
 export async function decompressFile(src: string, dst: string, opts: { maxRawBytes: number; offset?: number; length?: number }): Promise<DecompressResult> {
   const out = openFileSink(dst);
   try {

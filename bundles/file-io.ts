@@ -4,10 +4,10 @@
  * hand output to a synchronous sink, so nothing piles up in memory).
  * Every failure is a BUNDLE_ERR_IO naming the path.
  */
-import { closeSync, createReadStream, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { ioError } from './errors.js';
+import { bundleError, ioError } from './errors.js';
 
 export const READ_BUFFER = 1024 * 1024;
 
@@ -32,15 +32,33 @@ export async function* fileChunks(path: string, opts: { start?: number; length?:
 export interface FileSink {
   readonly path: string;
   write(bytes: Uint8Array): void;
-  /** Flush to disk and close. */
+  /** Flush to disk, close, and put the file in place. */
   close(): void;
-  /** Close and remove the file (after a failure). */
+  /** Close and remove what this sink created (after a failure); never removes anything else. */
   discard(): void;
 }
 
+/** Whether `path` is absent (true), a regular file (true), or something else: a device, fifo, folder or symlink (false). */
+export function regularOrAbsent(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw ioError('cannot inspect', path, e);
+  }
+}
+
+/**
+ * Write a file through a temp file next to it, renamed into place on close
+ * (POSIX rename(2) is atomic), so a failure leaves no partial output and the
+ * previous file, if any, untouched. A path that is not a regular file (say
+ * /dev/null or a fifo) is written in place and never removed or replaced.
+ */
 export function openFileSink(path: string): FileSink {
+  const inPlace = !regularOrAbsent(path);
+  const target = inPlace ? path : tempPathFor(path, 'part');
   let fd: number | undefined;
-  try { fd = openSync(path, 'w', 0o644); } catch (e) { throw ioError('cannot create', path, e); }
+  try { fd = openSync(target, inPlace ? 'w' : 'wx', 0o644); } catch (e) { throw ioError('cannot create', path, e); }
   const closeFd = () => { if (fd !== undefined) { const f = fd; fd = undefined; closeSync(f); } };
   return {
     path,
@@ -54,15 +72,17 @@ export function openFileSink(path: string): FileSink {
     },
     close() {
       try {
-        if (fd !== undefined) fsyncSync(fd);
+        if (fd !== undefined && !inPlace) fsyncSync(fd);
         closeFd();
       } catch (e) {
+        if (!inPlace) rmSync(target, { force: true });
         throw ioError('cannot write', path, e);
       }
+      if (!inPlace) commitTemp(target, path);
     },
     discard() {
-      try { closeFd(); } catch { /* the file is removed anyway */ }
-      rmSync(path, { force: true });
+      try { closeFd(); } catch { /* removed below anyway */ }
+      if (!inPlace) rmSync(target, { force: true });
     },
   };
 }
@@ -72,8 +92,16 @@ export function tempPathFor(path: string, tag = 'tmp'): string {
   return join(dirname(path), `.${basename(path)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
-/** Atomically replace `dst` with `tmp` (POSIX rename(2)); removes `tmp` if that fails. */
+/**
+ * Atomically replace `dst` with `tmp` (POSIX rename(2)); removes `tmp` if that
+ * fails. Refuses to replace anything but a regular file: renaming over
+ * /dev/null as root would replace the device itself.
+ */
 export function commitTemp(tmp: string, dst: string): void {
+  if (!regularOrAbsent(dst)) {
+    rmSync(tmp, { force: true });
+    throw bundleError('BUNDLE_ERR_IO', `${dst} exists and is not a regular file; refusing to replace it`, { path: dst });
+  }
   try {
     renameSync(tmp, dst);
   } catch (e) {

@@ -3,7 +3,7 @@ export { BUNDLE_ERRORS, bundleError, type BundleErrorCode } from './errors.js';
 export { readModelInfo, type ModelInfo } from './onnx-info.js';
 export {
   compressFile, compressBuffer, compressStream, decompressFile, decompressBuffer, decompressStream, openBoundedDecompressor,
-  zstdEngine, WASM_MAX_LEVEL, type BoundedDecompressor, type CompressResult, type DecompressResult,
+  zstdEngine, zstdStreamsOpen, MAX_OPEN_STREAMS, WASM_MAX_LEVEL, type BoundedDecompressor, type CompressResult, type DecompressResult,
 } from './compress.js';
 export { tarHeader, tarBuffer, parseTarHeader, listTarBuffer, listTarFile, writeTarFile, type TarEntry, type TarMember } from './tar.js';
 export { ChunkHasher, expectedChunkCount } from './chunks.js';

@@ -162,7 +162,8 @@ export async function writeTarFile(dst: string, members: TarMember[], opts: { mt
       await put(Buffer.alloc(paddingFor(size)));
     }
     await put(Buffer.alloc(2 * BLOCK));
-    try { await fh.sync(); } catch (e) { throw ioError('cannot write', dst, e); }
+    // fsync is refused (EINVAL) by devices and pipes, which have nothing to make durable.
+    try { await fh.sync(); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw ioError('cannot write', dst, e); }
   } finally {
     await fh.close();
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBundle, DEFAULT_CHUNK_SIZE } from '../../bundles/build.js';
@@ -105,6 +105,10 @@ describe('buildBundle', () => {
     await expect(buildBundle({ ...base, releaseKeys: [] })).rejects.toThrow(code('BUNDLE_ERR_BAD_OPTION'));
     await expect(buildBundle({ ...base, model: Buffer.from('not onnx') })).rejects.toThrow(code('BUNDLE_ERR_BAD_MODEL'));
     await expect(buildBundle({ ...base, model: join(dir, 'missing.onnx') })).rejects.toThrow(code('BUNDLE_ERR_IO'));
+    // The bundle is renamed into place; a folder (or a device) at `out` is never replaced.
+    mkdirSync(join(dir, 'taken'));
+    await expect(buildBundle({ ...base, out: join(dir, 'taken') })).rejects.toThrow(code('BUNDLE_ERR_BAD_OPTION'));
+    rmdirSync(join(dir, 'taken'));
     await expect(buildBundle({ ...base, golden: [{ inputs: {}, outputs: { y: { dims: [-1], data: [] } } }] })).rejects.toThrow(code('BUNDLE_ERR_BAD_MANIFEST'));
     expect(readdirSync(dir)).toEqual([]);
   });

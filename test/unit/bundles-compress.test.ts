@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compressBuffer, compressFile, compressStream, decompressBuffer, decompressFile, decompressStream, MAX_OPEN_STREAMS, zstdEngine, zstdStreamsOpen } from '../../bundles/compress.js';
@@ -142,6 +142,33 @@ function withReservedBlockType(z: Buffer): Buffer {
   b[headerEnd] |= 0x06;
   return b;
 }
+
+describe('output files', () => {
+  it('are replaced atomically: a failed decompression leaves an existing file as it was and no temp files', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'good.zst'), await compressBuffer(Buffer.from('new model')));
+    writeFileSync(join(dir, 'bad.zst'), Buffer.from('not zstd at all'));
+    writeFileSync(join(dir, 'model.onnx'), 'old model');
+    await expect(decompressFile(join(dir, 'bad.zst'), join(dir, 'model.onnx'), { maxRawBytes: MiB })).rejects.toThrow(code('BUNDLE_ERR_DECOMPRESS'));
+    expect(readFileSync(join(dir, 'model.onnx'), 'utf8')).toBe('old model');
+    await decompressFile(join(dir, 'good.zst'), join(dir, 'model.onnx'), { maxRawBytes: MiB });
+    expect(readFileSync(join(dir, 'model.onnx'), 'utf8')).toBe('new model');
+    expect(readdirSync(dir).sort()).toEqual(['bad.zst', 'good.zst', 'model.onnx']);
+  });
+
+  it('never removes or replaces what is not a regular file (a folder, a symlink)', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad.zst'), Buffer.from('not zstd at all'));
+    mkdirSync(join(dir, 'folder'));
+    await expect(decompressFile(join(dir, 'bad.zst'), join(dir, 'folder'), { maxRawBytes: MiB })).rejects.toThrow(code('BUNDLE_ERR_IO'));
+    expect(lstatSync(join(dir, 'folder')).isDirectory()).toBe(true);
+    writeFileSync(join(dir, 'target'), 'keep');
+    symlinkSync(join(dir, 'target'), join(dir, 'link'));
+    await expect(decompressFile(join(dir, 'bad.zst'), join(dir, 'link'), { maxRawBytes: MiB })).rejects.toThrow(code('BUNDLE_ERR_DECOMPRESS'));
+    expect(lstatSync(join(dir, 'link')).isSymbolicLink()).toBe(true);
+    expect(existsSync(join(dir, 'target'))).toBe(true);
+  });
+});
 
 describe('corrupt and truncated input', () => {
   it('is BUNDLE_ERR_DECOMPRESS: garbage, a bad magic, a damaged block header, truncation, trailing junk, empty input', async () => {
