@@ -191,6 +191,15 @@ describe('corrupt and truncated input', () => {
     expect((await decompressBuffer(z, raw.length)).equals(raw)).toBe(true);
   });
 
+  it.skipIf(zstdEngine() !== 'zstd-codec')('a frame whose window needs more than the 16 MiB wasm heap: BUNDLE_ERR_DECOMPRESS, and the next stream works', async () => {
+    const raw = modelLike(3 * MiB);
+    // From stdin the size is unknown, so --long=27 keeps a 128 MiB window in the frame header.
+    const z = execFileSync('zstd', ['-q', '--long=27', '-c'], { input: raw, maxBuffer: 16 * MiB });
+    await expect(decompressBuffer(z, 4 * MiB)).rejects.toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_DECOMPRESS', message: expect.stringContaining('16 MiB') }));
+    expect(zstdStreamsOpen()).toBe(0);
+    expect((await decompressBuffer(await compressBuffer(raw), 4 * MiB)).equals(raw)).toBe(true);
+  });
+
   it('decompressFile removes its output on a corrupt input', async () => {
     const dir = tempDir();
     const z = await compressBuffer(modelLike(300_000));
