@@ -86,6 +86,8 @@ function nodeStream(t: Transform, sink: Sink, freeSlot: () => void, budget: () =
   return {
     async write(chunk) {
       check();
+      // Destroyed for being over budget: the caller sees that and stops; waiting for 'drain' would hang.
+      if (t.destroyed) return;
       if (!t.write(chunk)) await new Promise<void>((resolve) => { const done = () => { t.off('drain', done); t.off('error', done); t.off('close', done); resolve(); }; t.on('drain', done); t.on('error', done); t.on('close', done); });
       check();
     },
