@@ -10,6 +10,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
+import { buildMlp } from '../../bundles/onnx-build.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs, freePort, waitFor } from '../helpers/env.js';
@@ -117,6 +118,24 @@ describe('agent install', () => {
     await waitFor(() => cache.refs(v1.manifest.payload.rawSha256) === 0, 'v1 session released');
     expect(cache.refs(v2.manifest.payload.rawSha256)).toBe(1);
     expect(agent.status().previous).toEqual({ bundleId: v1.bundleId, name: 'mlp', version: 1 });
+  });
+
+  it('installs a bundle whose golden cases hold on this device', async () => {
+    const model = buildMlp({ categorical: true, seed: 7 });
+    const inputs = { x: [[0.5, 1, -1, 2], [0, 0, 0, 0]], category: [[1], [4]] };
+    const s = await ort.InferenceSession.create(model);
+    const out = await s.run({
+      x: new ort.Tensor('float32', Float32Array.from(inputs.x.flat()), [2, 4]),
+      category: new ort.Tensor('int64', BigInt64Array.from(inputs.category.flat().map(BigInt)), [2, 1]),
+    });
+    await s.release();
+    const golden = [{ inputs, outputs: { y: { dims: [2, 2], data: Array.from(out.y.data as Float32Array) } }, tolerance: 1e-5 }];
+    const b = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 7 }, golden }));
+    expect(b.manifest.golden).toHaveLength(1);
+    const agent = fx.newAgent('dev-golden');
+    await agent.start();
+    await fx.hub.assign('dev-golden', b, 1);
+    await waitInstalled(agent, b.bundleId);
   });
 
   it('after a restart serves the persisted model with no broker, and refuses a model file changed on disk', async () => {

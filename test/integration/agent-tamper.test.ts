@@ -130,6 +130,12 @@ describe('agent refuses tampered assignments and bundles', () => {
     await expectRejected('AGENT_ERR_SMOKE_FAILED', assign(nan));
   });
 
+  it('a correctly signed model whose golden cases disagree with what it computes on this device', async () => {
+    const inputs = { x: [[1, 2, 3, 4]], category: [[1]] };
+    const wrong = fx.hub.add(await makeBundle(fx.keys, { version: 4, mlp: { seed: 44 }, golden: [{ inputs, outputs: { y: { dims: [1, 2], data: [123, -456] } }, tolerance: 1e-3 }] }));
+    await expectRejected('AGENT_ERR_SMOKE_FAILED', assign(wrong));
+  });
+
   it('still installs a good assignment afterwards, and the counter never went back', async () => {
     const c = ++counter;
     await fx.hub.assign(DEV, v2, c);
