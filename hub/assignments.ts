@@ -26,6 +26,8 @@ export interface AssignerOptions {
   store: HubStore;
   hubKey: KeyPair;
   ttlMs: number;
+  /** How long to wait for the broker's PUBACK before reporting HUB_ERR_BROKER_UNREACHABLE. */
+  publishTimeoutMs: number;
   /** Publish retained at QoS 1; resolves on the broker's PUBACK. */
   publish(topic: string, payload: Buffer): Promise<void>;
   now: () => number;
@@ -145,28 +147,39 @@ export class Assigner {
     return { envelope: signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), [this.o.hubKey]), issuedAt, expiresAt };
   }
 
+  /**
+   * Publish retained, SIGN_BATCH at a time so that a fleet-wide republish keeps
+   * a bounded number of messages (each carries the manifest) in memory.
+   * Stored first, published after: a failed publish is retried by the refresher.
+   */
   private async publishAll(recs: readonly AssignmentRecord[]): Promise<void> {
-    // Stored first, published after: a failed publish is retried by the refresher and on restart.
-    const results = await Promise.allSettled(recs.map(async (r) => {
-      const bundle = this.o.store.getBundle(r.bundleId);
-      if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', r.bundleId);
-      const msg: AssignMessage = { v: PROTOCOL_VERSION, assignment: r.envelope, manifest: bundle.envelope };
-      await withTimeout(this.o.publish(topics.assign(r.deviceId), encode(msg)), PUBLISH_TIMEOUT_MS);
-      this.unpublished.delete(r.deviceId);
-    }));
-    const failed = recs.filter((_, i) => results[i].status === 'rejected');
-    for (const r of failed) this.unpublished.add(r.deviceId);
-    if (failed.length > 0) {
-      const err = hubError('HUB_ERR_BROKER_UNREACHABLE', `${failed.length} of ${recs.length} assignment(s) are signed and stored but not yet acknowledged by the broker; the hub keeps retrying`);
-      err.cause = (results.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason;
+    let failed = 0;
+    let cause: unknown;
+    for (let i = 0; i < recs.length; i += SIGN_BATCH) {
+      const batch = recs.slice(i, i + SIGN_BATCH);
+      const results = await Promise.allSettled(batch.map(async (r) => {
+        const bundle = this.o.store.getBundle(r.bundleId);
+        if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', r.bundleId);
+        const msg: AssignMessage = { v: PROTOCOL_VERSION, assignment: r.envelope, manifest: bundle.envelope };
+        await withTimeout(this.o.publish(topics.assign(r.deviceId), encode(msg)), this.o.publishTimeoutMs);
+        this.unpublished.delete(r.deviceId);
+      }));
+      results.forEach((x, j) => {
+        if (x.status === 'fulfilled') return;
+        failed++;
+        cause ??= x.reason;
+        this.unpublished.add(batch[j].deviceId);
+      });
+    }
+    if (failed > 0) {
+      const err = hubError('HUB_ERR_BROKER_UNREACHABLE', `${failed} of ${recs.length} assignment(s) are signed and stored but not yet acknowledged by the broker; the hub keeps retrying`);
+      err.cause = cause;
       throw err;
     }
   }
 }
 
 /** mqtt.js queues QoS 1 publishes while offline; an API call must not wait for the broker forever. */
-const PUBLISH_TIMEOUT_MS = 15_000;
-
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no PUBACK within ${ms} ms`)), ms); });

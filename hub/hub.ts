@@ -94,7 +94,6 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       logger,
       now,
     });
-    stops.push(() => transfer.close());
 
     link = await connectLink({
       url: mqttUrl,
@@ -111,15 +110,17 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       },
     });
     const theLink = link;
-    // On close the chunk server stops first (its last publishes still need the link), then the link.
-    stops.splice(stops.length - 1, 0, () => theLink.close());
+    stops.push(() => theLink.close());
+    // Stopped before the link: its last publishes still need it.
+    stops.push(() => transfer.close());
 
-    const assigner = new Assigner({ store, hubKey, ttlMs: options.assignmentTtlMs, now, logger, publish: (t, p) => publish(t, p, true) });
+    const assigner = new Assigner({ store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger, publish: (t, p) => publish(t, p, true) });
     stops.push(() => assigner.close());
     // An embedded broker forgot its retained messages when it stopped; give every device its
     // current assignment again, re-signed first if it is past half its lifetime.
-    await assigner.refreshDue();
-    await assigner.republishAll();
+    // A slow broker does not stop the start: what is not acknowledged is retried by the refresher.
+    await assigner.refreshDue().catch((e: unknown) => logger.warn({ err: e }, 'refreshing assignments at start-up failed'));
+    await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
     assigner.startRefresher(options.refreshIntervalMs);
 
     const api = buildApi({
@@ -131,12 +132,12 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
         transfer: { ...transfer.stats, pending: transfer.pendingCount() },
       }),
     });
+    stops.push(() => api.close());
     try {
       await api.listen({ host: options.host, port: options.httpPort });
     } catch (e) {
       throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${options.host}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    stops.push(() => api.close());
     const port = (api.server.address() as { port: number }).port;
     const httpUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
     logger.info({ httpUrl, mqttUrl, embeddedBroker: broker !== undefined }, 'hub started');

@@ -28,7 +28,9 @@ export const hubOptionsSchema = obj({
   brokerConnectTimeoutMs: ms(10_000, 100),
   /** Lifetime of a signed assignment; the refresher re-signs at half of it so retained ones never go stale. */
   assignmentTtlMs: ms(24 * 3_600_000, 1_000),
-  /** How often the refresher looks for assignments past half their TTL. */
+  /** How long a deploy waits for the broker to acknowledge an assignment before answering HUB_ERR_BROKER_UNREACHABLE (it stays stored and is retried). */
+  assignmentPublishTimeoutMs: ms(15_000, 10),
+  /** How often the refresher looks for assignments past half their TTL (and retries unacknowledged ones). */
   refreshIntervalMs: ms(60_000, 10),
   /** Chunk requests for a bundle are coalesced until none arrive for this long… */
   chunkQuietMs: ms(30),

@@ -18,9 +18,10 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-export async function startMosquitto(): Promise<Mosquitto> {
+/** Start mosquitto on `port` (a free one by default; the same one again to simulate a broker restart). */
+export async function startMosquitto(port?: number): Promise<Mosquitto> {
   const dir = tempDir('fleetcast-mosquitto-');
-  const port = await freePort();
+  port ??= await freePort();
   const conf = join(dir, 'mosquitto.conf');
   // `user root` keeps mosquitto from switching to a "mosquitto" account that a test machine may lack.
   writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');

@@ -7,7 +7,7 @@ import { verifyForRole } from '../../signing/envelope.js';
 import { loadRootText } from '../../signing/root.js';
 import type { Hub } from '../../hub/hub.js';
 import { cleanupTempDirs, freePort, makeKeys, waitFor } from '../helpers/env.js';
-import { connectDevice } from '../helpers/hub-fixtures.js';
+import { connectDevice, stateReport } from '../helpers/hub-fixtures.js';
 import { api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 
@@ -66,6 +66,45 @@ describe.skipIf(!hasMosquitto)('hub with an external mosquitto broker (--broker)
       await dev.publishAsync(topics.device('m-1', 'chunk-req'), encode({ v: 1, deviceId: 'm-1', bundleId: a.bundleId, chunks: all }), { qos: 1 });
       await waitFor(() => chunks.size === n, 'every chunk through mosquitto');
       expect(Buffer.concat(all.map((i) => chunks.get(i)!)).equals(readFileSync(hub.store.blobPath(b.bundleId)))).toBe(true);
+    } finally {
+      await dev.endAsync();
+    }
+  });
+});
+
+describe.skipIf(!hasMosquitto)('hub across an external broker restart', () => {
+  const keys = makeKeys();
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => { for (const stop of stops.reverse()) await stop(); });
+
+  it('keeps a deploy made while the broker is down, delivers it once the broker is back, and hears devices again', async () => {
+    const first = await startMosquitto();
+    stops.push(() => first.stop());
+    const hub = await startTestHub(keys, { brokerUrl: first.url, assignmentPublishTimeoutMs: 300, refreshIntervalMs: 50 });
+    stops.push(() => hub.close());
+    const b = await makeBundle([keys.keys.release], { name: 'restart' });
+    expect((await api(hub, 'POST', '/v1/bundles', readFileSync(b.path))).status).toBe(201);
+
+    await first.stop();
+    await waitFor(() => !hub.link.client.connected, 'the hub to notice the broker is gone');
+    const r = await api<{ error: { code: string } }>(hub, 'POST', '/v1/deployments', { name: 'restart', version: 1, devices: ['late-1'] });
+    expect(r.status).toBe(503);
+    expect(r.body.error.code).toBe('HUB_ERR_BROKER_UNREACHABLE');
+    // Signed and stored even so: the broker only has to come back.
+    expect(hub.store.getAssignment('late-1')).toMatchObject({ counter: 1, bundleId: b.bundleId });
+
+    const second = await startMosquitto(first.port);
+    stops.push(() => second.stop());
+    const dev = await connectDevice(second.url, 'late-1');
+    try {
+      let assign: ReturnType<typeof decodeAssignMessage> | undefined;
+      dev.on('message', (_t, payload) => { assign = decodeAssignMessage(payload); });
+      await dev.subscribeAsync(topics.assign('late-1'), { qos: 1 });
+      const msg = await waitFor(() => assign, 'the assignment after the broker restart');
+      expect(JSON.parse(Buffer.from(msg.assignment.payload, 'base64').toString())).toMatchObject({ deviceId: 'late-1', counter: 1 });
+      // The hub subscribed again on the new broker: a state report reaches the registry.
+      await dev.publishAsync(topics.device('late-1', 'state'), encode(stateReport('late-1', { phase: 'fetching' })), { qos: 1, retain: true });
+      await waitFor(() => hub.store.getDevice('late-1')?.phase === 'fetching', 'a state report after the restart');
     } finally {
       await dev.endAsync();
     }
