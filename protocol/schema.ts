@@ -136,7 +136,7 @@ export function optional<T>(s: Schema<T>): Schema<T | undefined> & { optional: t
 }
 
 /** Optional with a default: the parsed value always has it. */
-export function withDefault<T>(s: Schema<T>, def: T): Schema<T> & { optional: true } {
+export function withDefault<T>(s: Schema<T>, def: T): Schema<T> & { optional: true; defaultValue: T } {
   return {
     json: { ...s.json, default: def },
     optional: true,

@@ -2,7 +2,7 @@ import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PAYLOAD_TYPES, pae } from '../../protocol/envelope.js';
-import { generateKeyPair, keyPairFromSeed, signBytes, verifyBytes, verifyBytesNacl } from '../../signing/ed25519.js';
+import { generateKeyPair, keyPairFromSeed, signBytes, signBytesNacl, verifyBytes, verifyBytesNacl } from '../../signing/ed25519.js';
 import { signEnvelope, verifyEnvelopeWith } from '../../signing/envelope.js';
 import { decodeKeyFile, readKeyFile } from '../../signing/keys.js';
 import { loadRootText } from '../../signing/root.js';
@@ -18,11 +18,12 @@ describe('ed25519', () => {
     for (let i = 0; i < 20; i++) {
       const kp = generateKeyPair();
       const msg = Buffer.from(`message ${i} ${'x'.repeat(i * 7)}`);
-      const naclSig = signBytes(kp.secretKey, msg);
+      const naclSig = signBytesNacl(kp.secretKey, msg);
       // PKCS#8 wrapping of the same 32-byte seed for node:crypto (RFC 8410).
       const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(kp.seed)]);
       const nodeSig = cryptoSign(null, msg, createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
       expect(Buffer.from(naclSig).equals(nodeSig)).toBe(true);
+      expect(Buffer.from(signBytes(kp.secretKey, msg)).equals(nodeSig)).toBe(true);
       expect(verifyBytes(kp.publicKey, msg, naclSig)).toBe(true);
       expect(verifyBytesNacl(kp.publicKey, msg, nodeSig)).toBe(true);
       const bad = Buffer.from(naclSig); bad[5] ^= 1;
@@ -34,7 +35,7 @@ describe('ed25519', () => {
   it('node:crypto rejects the malleable S+L signature that tweetnacl accepts', () => {
     const kp = keyPairFromSeed(Buffer.alloc(32, 7));
     const msg = Buffer.from('malleable');
-    const sig = Buffer.from(signBytes(kp.secretKey, msg));
+    const sig = Buffer.from(signBytesNacl(kp.secretKey, msg));
     let s = 0n;
     for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sig[32 + i]);
     s += L; // S < L < 2^253, so S + L still fits the 32-byte field
