@@ -106,6 +106,11 @@ export class HubStore {
     if (this.db.open) this.db.close();
   }
 
+  /** The open database, for feature stores that keep their own tables (CREATE TABLE IF NOT EXISTS, not the migration chain). */
+  get sqlite(): Database.Database {
+    return this.db;
+  }
+
   // ---- bundles -----------------------------------------------------------
 
   blobPath(bundleId: string): string {
