@@ -22,6 +22,7 @@ import { Installer, type Rejection } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
+import { hasForbiddenNonFinite, PredictHealth } from './health.js';
 import { Reporter, type ReportBody } from './reporter.js';
 import { createOrtRuntime, type ModelRuntime } from './runtime.js';
 import { StateStore, type InstalledModel } from './state-store.js';
@@ -95,6 +96,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
   readonly #now: () => number;
   readonly #log: AgentLog;
   readonly #active = new ActiveModel<ModelEntry>();
+  readonly #health = new PredictHealth();
   #runtime: ModelRuntime | null = null;
   #store: StateStore | null = null;
   #client: BrokerClient | null = null;
@@ -200,13 +202,17 @@ class FleetcastAgent extends EventEmitter implements Agent {
       try {
         out = await entry.model.run(feeds);
       } catch (e) {
+        this.#health.failed(entry.info.bundleId, performance.now() - t0);
         throw agentError('AGENT_ERR_INFERENCE', (e as Error).message?.slice(0, 500));
       }
       const { info } = entry;
+      const outputs = formatOutputs(out);
+      const latencyMs = performance.now() - t0;
+      this.#health.ok(info.bundleId, latencyMs, hasForbiddenNonFinite(outputs, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true));
       return {
-        outputs: formatOutputs(out),
+        outputs,
         model: { name: info.name, version: info.version, sha256: info.rawSha256, bundleId: info.bundleId },
-        latencyMs: performance.now() - t0,
+        latencyMs,
       };
     } finally {
       lease.release();
@@ -244,6 +250,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       progress: this.#installer?.progress ?? null,
       lastError,
       counter: st?.counter ?? 0,
+      ...(this.#health.snapshot() ? { health: this.#health.snapshot() } : {}),
     };
   }
 

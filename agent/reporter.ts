@@ -10,7 +10,7 @@ import { topics } from '../protocol/topics.js';
 import type { BrokerClient } from './broker-client.js';
 
 export type EventKind = (typeof EVENT_KINDS)[number];
-export type ReportBody = Pick<StateReport, 'active' | 'previous' | 'phase' | 'target' | 'progress' | 'lastError' | 'counter'>;
+export type ReportBody = Pick<StateReport, 'active' | 'previous' | 'phase' | 'target' | 'progress' | 'lastError' | 'counter' | 'health'>;
 
 export interface ReporterDeps {
   deviceId: string;

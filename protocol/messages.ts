@@ -4,7 +4,7 @@
  */
 import { envelopeSchema } from './envelope.js';
 import { protocolError } from './errors.js';
-import { arr, int, nullable, obj, optional, parse, record, sha256Hex, str, json, type Infer, type Schema } from './schema.js';
+import { arr, int, nullable, num, obj, optional, parse, record, sha256Hex, str, json, type Infer, type Schema } from './schema.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -58,6 +58,14 @@ export const stateReportSchema = obj({
   lastError: nullable(obj({ code: str({ max: 64 }), at: millis, bundleId: optional(sha256Hex()) })),
   counter: int({ min: 0 }),
   capabilities: record(json(), { maxKeys: 64 }),
+  /** Optional predict-path health of the active bundle (agent/health.ts), read by the rollout gates. */
+  health: optional(obj({
+    bundleId: sha256Hex(),
+    requests: int({ min: 0 }),
+    errors: int({ min: 0 }),
+    nanOutputs: int({ min: 0 }),
+    p95Ms: nullable(num({ min: 0 })),
+  })),
 });
 export type StateReport = Infer<typeof stateReportSchema>;
 
