@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   EMPTY_ROOT, MemoryHashStore, MerkleTree, leafHash, nodeHash, rootFromLeafHashes, verifyConsistency, verifyInclusion, type HashStore,
 } from '../../signing/merkle.js';
+import { prng as rng } from '../helpers/random.js';
 
 const leaves = (n: number, salt = ''): Buffer[] => Array.from({ length: n }, (_, i) => leafHash(Buffer.from(`entry ${salt}${i}`)));
 
@@ -35,17 +36,6 @@ function subproof(m: number, d: Buffer[], b: boolean): Buffer[] {
   return m <= s ? [...subproof(m, d.slice(0, s), b), mth(d.slice(s))] : [...subproof(m - s, d.slice(s), false), mth(d.slice(0, s))];
 }
 
-/** mulberry32: reproducible "random" sizes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hex = (l: Buffer[]): string[] => l.map((b) => b.toString('hex'));
 

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DDSketch, type DDSketchWire } from '../../protocol/ddsketch.js';
+import { prng, normal } from '../helpers/random.js';
 
-/** mulberry32: a small seeded PRNG, so every run sees the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-/** Box–Muller: two uniforms to one standard normal. */
-const normal = (r: () => number) => () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 
 /** The value of 0-based rank floor(q·(n−1)): what DDSketch.quantile promises to approximate. */
 function exactQuantile(sorted: number[], q: number): number {

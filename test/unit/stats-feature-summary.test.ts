@@ -3,19 +3,8 @@ import {
   SUMMARY_ALPHA, binIndex, categoricalFromWire, categoricalToWire, createCategorical, createSummary, fromWire, mergeCategorical,
   mergeSummaries, observe, observeCategory, parseReferenceProfile, referenceProfile, summaryMoments, toWire, type FeatureSummary,
 } from '../../protocol/feature-summary.js';
+import { prng, normal } from '../helpers/random.js';
 
-/** mulberry32: a small seeded PRNG, so every run sees the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const normal = (r: () => number) => () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 
 const code = (c: string) => expect.objectContaining({ code: c });
 
