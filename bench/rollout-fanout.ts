@@ -76,13 +76,22 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
   const api = new HubClient(hub.httpUrl);
   const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet') });
   let oursMs: number;
+  let transferStats: Record<string, number> = {};
+  // When each agent first enters a phase: 'verifying' means every chunk is on disk and hash-checked.
+  const firstAt: Record<string, number[]> = {};
+  let t0 = 0;
+  fleet.agents.forEach((a) => {
+    const seen = new Set<string>();
+    a.on('state', (r) => { if (t0 && !seen.has(r.phase)) { seen.add(r.phase); (firstAt[r.phase] ??= []).push(nowMs() - t0); } });
+  });
   try {
     while ((await api.devices()).devices.length < AGENTS) await new Promise((r) => setTimeout(r, 50));
     await api.publish(b.path);
-    const t0 = nowMs();
+    t0 = nowMs();
     await api.deploy({ name: 'big', version: 1, all: true });
     await fleet.waitForVersion('big', 1, 600_000);
     oursMs = nowMs() - t0;
+    transferStats = { ...hub.transfer.stats };
   } finally {
     await fleet.stop();
     await hub.close();
@@ -94,6 +103,8 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
     baseline: { 'publish → all received': plainMs },
     ratios: [{ name: 'rollout/plain', value: oursMs / plainMs, goal: 1.5 }],
     notes: [
+      `hub chunk server: ${JSON.stringify(transferStats)}`,
+      `last agent entering each phase (ms after deploy): ${Object.entries(firstAt).map(([p, t]) => `${p} ${Math.max(...t).toFixed(0)}`).join(', ')}`,
       `${b.manifest.payload.chunkHashes.length} chunks of ${b.manifest.payload.chunkSize} bytes, QoS 1, both through embedded aedes on loopback; agents and subscribers in this one process`,
       'ours includes: signed assignment per device, chunk requests and coalescing, per-chunk sha256, staging writes, payload hash, zstd decompression, raw hash, session load and smoke inference on every agent',
     ],

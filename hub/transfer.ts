@@ -6,6 +6,12 @@
  * once, on `fc/v1/bundle/<id>/chunk/<i>` at QoS 1: the broker's fan-out makes one
  * publish serve every agent fetching that bundle.
  *
+ * Right after a deploy the hub knows who will ask: `expect()` names the devices
+ * just assigned the bundle, and the first flush waits (up to `expectWaitMs`)
+ * until every one of them has asked, instead of flushing at the first quiet gap.
+ * Assignments reach a large fleet over hundreds of milliseconds; flushing per gap
+ * would send every chunk again to every agent already subscribed.
+ *
  * Chunks are read from the blob by offset and at most `maxInflight` publishes
  * wait for their PUBACK at once, so memory stays near maxInflight × chunkSize
  * whatever the bundle size.
@@ -26,6 +32,8 @@ export interface TransferOptions {
   quietMs: number;
   maxWaitMs: number;
   maxInflight: number;
+  /** Longest wait, after expect(), for the expected devices' requests before the first flush. */
+  expectWaitMs?: number;
   /** The stored bundle with this id, or undefined. */
   lookup(bundleId: string): ChunkSource | undefined;
   /** Publish at QoS 1; resolves on the broker's PUBACK. */
@@ -54,6 +62,9 @@ interface BundleQueue {
   unsent: Set<number>;
   /** The chain of flushes for this bundle: one at a time, in order. */
   flushing: Promise<void>;
+  /** Devices assigned this bundle that have not asked yet, and until when to wait for them. */
+  expected: Set<string>;
+  expectUntil: number;
 }
 
 export class ChunkServer {
@@ -83,6 +94,7 @@ export class ChunkServer {
     }
     const count = src.manifest.payload.chunkHashes.length;
     const q = this.queue(req.bundleId);
+    q.expected.delete(req.deviceId);
     let bad = 0;
     let added = 0;
     for (const i of req.chunks) {
@@ -92,11 +104,22 @@ export class ChunkServer {
       if (q.unsent.has(i)) { this.stats.coalesced++; continue; }
       if (!q.pending.has(i)) { q.pending.add(i); added++; }
     }
-    if (added > 0) this.schedule(req.bundleId, q);
+    if (added > 0 || (q.pending.size > 0 && q.expected.size === 0)) this.schedule(req.bundleId, q);
     if (bad > 0) {
       this.stats.outOfRange += bad;
       throw hubError('HUB_ERR_CHUNK_OUT_OF_RANGE', `device ${req.deviceId} asked for ${bad} index(es) ≥ ${count} of bundle ${req.bundleId.slice(0, 16)}…`);
     }
+  }
+
+  /** The devices just assigned `bundleId`: hold its next flush until they have all asked (or expectWaitMs). */
+  expect(bundleId: string, deviceIds: readonly string[]): void {
+    const wait = this.opts.expectWaitMs ?? 0;
+    if (this.closed || wait <= 0 || deviceIds.length === 0) return;
+    const q = this.queue(bundleId);
+    for (const d of deviceIds) q.expected.add(d);
+    q.expectUntil = Math.max(q.expectUntil, this.now() + wait);
+    // Devices that already hold the bundle never ask: the wait ends by itself.
+    if (q.timer === undefined) { q.firstPendingAt = this.now(); q.timer = setTimeout(() => this.flush(bundleId, q), wait); }
   }
 
   /** Flush every pending request now and wait until all publishes are acknowledged (shutdown, tests). */
@@ -126,25 +149,37 @@ export class ChunkServer {
   private queue(bundleId: string): BundleQueue {
     let q = this.queues.get(bundleId);
     if (!q) {
-      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve() };
+      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), expected: new Set(), expectUntil: 0 };
       this.queues.set(bundleId, q);
     }
     return q;
   }
 
-  /** Quiet period after the latest request, capped at maxWait after the first pending one. */
+  /**
+   * Quiet period after the latest request, capped at maxWait after the first pending one;
+   * while expected devices have not asked yet, until they all have or expectUntil passes.
+   */
   private schedule(bundleId: string, q: BundleQueue): void {
     const now = this.now();
     if (q.timer === undefined) q.firstPendingAt = now;
     clearTimeout(q.timer);
-    const delay = Math.max(0, Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now));
+    const waiting = q.expected.size > 0 && now < q.expectUntil;
+    if (q.expected.size > 0 && !waiting) q.expected.clear();
+    const delay = waiting
+      ? q.expectUntil - now
+      : Math.max(0, Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now));
     q.timer = setTimeout(() => this.flush(bundleId, q), delay);
   }
 
   private flush(bundleId: string, q: BundleQueue): void {
     clearTimeout(q.timer);
     q.timer = undefined;
-    if (q.pending.size === 0) return;
+    // Whoever has not asked by now is a straggler; it is served by a later flush.
+    q.expected.clear();
+    if (q.pending.size === 0) {
+      if (q.unsent.size === 0) this.queues.delete(bundleId);
+      return;
+    }
     const batch = [...q.pending].sort((a, b) => a - b);
     q.pending = new Set();
     for (const i of batch) q.unsent.add(i);
@@ -154,7 +189,7 @@ export class ChunkServer {
       this.opts.logger.error({ code: errorCode(e), bundleId, err: e }, 'chunk flush failed; agents will ask again');
     }).finally(() => {
       for (const i of batch) q.unsent.delete(i);
-      if (q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined) this.queues.delete(bundleId);
+      if (q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.queues.delete(bundleId);
     });
   }
 

@@ -12,7 +12,7 @@ const BUNDLE = 'c'.repeat(64);
 const OTHER = 'd'.repeat(64);
 
 /** A chunk server over a real blob file; `publish` is the seam: it records what would go to the broker. */
-function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; maxInflight?: number; corrupt?: number } = {}) {
+function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; maxInflight?: number; corrupt?: number; expectWaitMs?: number } = {}) {
   const dir = tempDir();
   const chunkSize = 1024;
   const payload = randomPayload(chunkSize * (opts.chunks ?? 10) - 100);
@@ -29,6 +29,7 @@ function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; ma
     quietMs: opts.quietMs ?? 30,
     maxWaitMs: opts.maxWaitMs ?? 300,
     maxInflight: opts.maxInflight ?? 4,
+    expectWaitMs: opts.expectWaitMs ?? 0,
     lookup: (id) => (id === BUNDLE ? { manifest, blobPath } : undefined),
     publish: (topic, data) => {
       const t = parseTopic(topic);
@@ -77,6 +78,39 @@ describe('chunk server coalescing (fake timers)', () => {
       expect(p.data.equals(s.payload.subarray(p.index * 1024, (p.index + 1) * 1024))).toBe(true);
     }
     expect(s.server.stats.published).toBe(6);
+  });
+
+  it('after a deploy, waits for every assigned device to ask, then publishes once', async () => {
+    const s = setup({ chunks: 4, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000 });
+    s.server.expect(BUNDLE, ['d1', 'd2', 'd3']);
+    s.req([0, 1, 2, 3], 'd1');
+    vi.advanceTimersByTime(500); // far past quiet and maxWait: d2 and d3 have not asked yet
+    s.req([0, 1, 2, 3], 'd2');
+    vi.advanceTimersByTime(500);
+    expect(s.server.stats.flushes).toBe(0);
+    s.req([0, 1, 2, 3], 'd3');
+    vi.advanceTimersByTime(30);
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('stops waiting for assigned devices that never ask after expectWaitMs', async () => {
+    const s = setup({ chunks: 3, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000 });
+    s.server.expect(BUNDLE, ['d1', 'offline']);
+    s.req([0, 1, 2], 'd1');
+    vi.advanceTimersByTime(1999);
+    expect(s.server.stats.flushes).toBe(0);
+    vi.advanceTimersByTime(1);
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2]);
+    // A straggler is served by a flush of its own, at the normal quiet period.
+    s.req([1], 'offline');
+    vi.advanceTimersByTime(30);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 1]);
+    expect(s.server.pendingCount()).toBe(0);
   });
 
   it('flushes at maxWait after the first pending request even while requests keep arriving', async () => {
