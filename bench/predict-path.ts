@@ -13,6 +13,7 @@ import { buildMlp } from '../bundles/onnx-build.js';
 import { createAgent } from '../agent/agent.js';
 import { startHub } from '../hub/hub.js';
 import { HubClient } from '../cli/hub-client.js';
+import { readAdminToken } from '../hub/auth/tokens.js';
 import { initKeys } from '../signing/keys.js';
 import { makeInputGenerator } from '../simulator/inputs.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';
@@ -42,7 +43,7 @@ export async function benchPredictPath(): Promise<BenchResult> {
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent' });
   const agent = createAgent({ deviceId: 'bench-1', dataDir: join(dir, 'agent'), rootPath: keys.rootPath, brokerUrl: hub.mqttUrl, listen: '127.0.0.1:0', heartbeatMs: 0 });
   await agent.start();
-  const api = new HubClient(hub.httpUrl);
+  const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
   try {
     while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
     await api.publish(b.path);

@@ -13,6 +13,7 @@ import { buildMlp } from '../bundles/onnx-build.js';
 import { startBroker } from '../hub/broker.js';
 import { startHub } from '../hub/hub.js';
 import { HubClient } from '../cli/hub-client.js';
+import { readAdminToken } from '../hub/auth/tokens.js';
 import { initKeys } from '../signing/keys.js';
 import { startFleet } from '../simulator/fleet.js';
 import { nowMs, type BenchResult } from './lib.js';
@@ -73,7 +74,7 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
   const { payload } = readBundleBuffer(readFileSync(b.path));
 
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent' });
-  const api = new HubClient(hub.httpUrl);
+  const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
   const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet') });
   let oursMs: number;
   let transferStats: Record<string, number> = {};

@@ -14,6 +14,7 @@ import { startHub } from '../hub/hub.js';
 import { initKeys } from '../signing/keys.js';
 import { startFleet } from '../simulator/fleet.js';
 import { HubClient } from './hub-client.js';
+import { readAdminToken } from '../hub/auth/tokens.js';
 
 export interface DemoOptions { agents?: number; keep?: boolean; out?: NodeJS.WritableStream }
 
@@ -51,7 +52,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'warn' });
   say(`  hub: API ${hub.httpUrl}, embedded broker ${hub.mqttUrl}`);
-  const api = new HubClient(hub.httpUrl);
+  const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
   const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: n, rootPath: keys.rootPath, dataDir: join(dir, 'fleet') });
   try {
     await until(async () => (await api.devices()).devices.length >= n, 30_000, 'agents to register');

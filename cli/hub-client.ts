@@ -3,7 +3,7 @@
  * (`{"error":{"code","message"}}`) becomes a FleetcastError with the hub's
  * code, so the CLI prints the same code the API answered.
  */
-import { openAsBlob, statSync } from 'node:fs';
+import { openAsBlob, readFileSync, statSync } from 'node:fs';
 import { FleetcastError } from '../protocol/errors.js';
 import type { BundleSummary, DeployBody, DeviceSummary } from '../hub/api-schemas.js';
 import { hubError } from '../hub/errors.js';
@@ -13,8 +13,11 @@ export interface DeployResult { bundleId: string; devices: string[]; counters: R
 
 export class HubClient {
   readonly baseUrl: string;
+  /** Bearer token sent with every request (issue #3: every route but health and OpenAPI needs one). */
+  readonly token: string | undefined;
 
-  constructor(baseUrl: string) {
+  constructor(baseUrl: string, token?: string) {
+    this.token = token;
     let u: URL;
     try { u = new URL(baseUrl); } catch { u = new URL('invalid:'); }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
@@ -43,6 +46,18 @@ export class HubClient {
   device(id: string): Promise<DeviceSummary & { state: unknown; events: unknown[] }> { return this.request('GET', `/v1/devices/${encodeURIComponent(id)}`); }
   health(): Promise<Record<string, unknown>> { return this.request('GET', '/v1/health'); }
 
+  // Rollouts and tokens (issue #3); shapes in hub/rollouts/api-schemas.ts and hub/auth/routes.ts.
+  startRollout<T = Record<string, unknown>>(req: Record<string, unknown>): Promise<T> { return this.json('POST', '/v1/rollouts', req); }
+  rollouts<T = { rollouts: Record<string, unknown>[] }>(): Promise<T> { return this.request('GET', '/v1/rollouts'); }
+  rollout<T = Record<string, unknown>>(id: string): Promise<T> { return this.request('GET', `/v1/rollouts/${encodeURIComponent(id)}`); }
+  rolloutHistory<T = { rolloutId: string; decisions: Record<string, unknown>[] }>(id: string): Promise<T> { return this.request('GET', `/v1/rollouts/${encodeURIComponent(id)}/history`); }
+  rolloutAction<T = Record<string, unknown>>(id: string, action: string, reason?: string): Promise<T> {
+    return this.json('POST', `/v1/rollouts/${encodeURIComponent(id)}/${action}`, reason === undefined ? {} : { reason });
+  }
+  createToken(role: string, label?: string): Promise<{ id: string; token: string; role: string }> { return this.json('POST', '/v1/tokens', label === undefined ? { role } : { role, label }); }
+  tokens(): Promise<{ tokens: Record<string, unknown>[] }> { return this.request('GET', '/v1/tokens'); }
+  revokeToken(id: string): Promise<{ id: string; revoked: boolean }> { return this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`); }
+
   private json<T>(method: string, path: string, value: unknown): Promise<T> {
     return this.request(method, path, { body: JSON.stringify(value), headers: { 'content-type': 'application/json' } });
   }
@@ -51,7 +66,8 @@ export class HubClient {
     const url = `${this.baseUrl}${path}`;
     let res: Response;
     try {
-      res = await fetch(url, { method, body: init.body, headers: { accept: 'application/json', ...init.headers } });
+      const auth: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
+      res = await fetch(url, { method, body: init.body, headers: { accept: 'application/json', ...auth, ...init.headers } });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const err = hubError('HUB_ERR_UNREACHABLE', `${method} ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
@@ -74,9 +90,23 @@ export class HubClient {
   }
 }
 
-/** --hub, or FLEETCAST_HUB from the environment. */
-export function hubUrlFrom(flag: string | undefined, usage: string): HubClient {
+/** --hub, or FLEETCAST_HUB from the environment; the token from tokenFrom(). */
+export function hubUrlFrom(flag: string | undefined, usage: string, token?: string): HubClient {
   const url = flag ?? process.env.FLEETCAST_HUB;
   if (!url) throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `--hub URL is required (or set FLEETCAST_HUB)\nusage: ${usage}`, 2);
-  return new HubClient(url);
+  return new HubClient(url, token ?? tokenFrom(undefined));
+}
+
+/**
+ * The API token: --token, else FLEETCAST_TOKEN, else the file named by
+ * FLEETCAST_TOKEN_FILE (e.g. the hub's first admin token, <data>/admin.token).
+ */
+export function tokenFrom(flag: string | undefined): string | undefined {
+  const t = flag ?? process.env.FLEETCAST_TOKEN;
+  if (t) return t.trim();
+  const file = process.env.FLEETCAST_TOKEN_FILE;
+  if (!file) return undefined;
+  try { return readFileSync(file, 'utf8').trim(); } catch (e) {
+    throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `FLEETCAST_TOKEN_FILE ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+  }
 }

@@ -24,6 +24,12 @@ export const HUB_ERRORS = {
   HUB_ERR_KEYS: { message: 'The hub could not load its keys: --keys must hold root.json and hub.key, and hub.key must be listed under the hub role of root.json', status: 500 },
   HUB_ERR_UNREACHABLE: { message: 'The CLI could not reach the hub; check --hub URL and that `fleetcast hub` is running', status: 503 },
   HUB_ERR_BAD_RESPONSE: { message: 'The hub answered with something that is not a fleetcast API response; check that --hub points at a fleetcast hub of a matching version', status: 502 },
+  HUB_ERR_ROLLOUT_SPEC: { message: 'The rollout description is not valid (rings, gates, policy, window or rate); fix the named field and start the rollout again — nothing was changed', status: 400 },
+  HUB_ERR_ROLLOUT_ACTIVE: { message: 'Another rollout of this model is still running or paused; wait for it, abort it, or start with --supersede to replace it (recorded as a decision)', status: 409 },
+  HUB_ERR_UNKNOWN_ROLLOUT: { message: 'No rollout has this id; list them with `fleetcast rollout status`', status: 404 },
+  HUB_ERR_ROLLOUT_STATE: { message: 'The rollout is not in a state that allows this action (e.g. resume of a running rollout, promote of a finished one); check `fleetcast rollout status ID`', status: 409 },
+  HUB_ERR_UNAUTHENTICATED: { message: 'The request has no valid bearer token; pass --token or set FLEETCAST_TOKEN (the first admin token is in the hub data folder, file admin.token)', status: 401 },
+  HUB_ERR_FORBIDDEN: { message: 'The token is valid but its role may not do this; admin manages tokens and keys, operator publishes and runs rollouts, auditor only reads', status: 403 },
 } as const satisfies ErrorTable;
 
 export type HubErrorCode = keyof typeof HUB_ERRORS;

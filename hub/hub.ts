@@ -19,6 +19,11 @@ import { connectLink, type MqttLink } from './mqtt-link.js';
 import { parseHubOptions, type HubOptions } from './options.js';
 import { HubStore } from './store.js';
 import { ChunkServer } from './transfer.js';
+import { installGuard } from './auth/guard.js';
+import { registerTokenRoutes } from './auth/routes.js';
+import { TokenStore } from './auth/tokens.js';
+import { Rollouts } from './rollouts/rollouts.js';
+import { registerRolloutRoutes } from './rollouts/routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -36,6 +41,10 @@ export interface Hub {
   readonly link: MqttLink;
   readonly transfer: ChunkServer;
   readonly assigner: Assigner;
+  /** Staged rollouts (issue #3); register gate inputs on `rollouts.inputs`. */
+  readonly rollouts: Rollouts;
+  /** API bearer tokens (issue #3). */
+  readonly tokens: TokenStore;
   close(): Promise<void>;
 }
 
@@ -133,6 +142,16 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       }),
     });
     stops.push(() => api.close());
+    // Operator control plane (issue #3): bearer tokens on every route but health and OpenAPI, then rollouts.
+    const tokens = new TokenStore(store.sqlite);
+    const tokenFile = tokens.bootstrap(options.dataDir, now());
+    if (tokenFile) logger.warn({ tokenFile }, 'first start: wrote an admin API token (mode 0600); use it to create operator and auditor tokens');
+    installGuard(api, tokens);
+    registerTokenRoutes(api, tokens, now);
+    const rollouts = new Rollouts({ store, assigner, now, logger });
+    stops.push(() => rollouts.close());
+    registerRolloutRoutes(api, rollouts);
+    rollouts.engine.start(options.rolloutTickMs);
     try {
       await api.listen({ host: options.host, port: options.httpPort });
     } catch (e) {
@@ -144,7 +163,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let closing: Promise<void> | undefined;
     return {
-      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner,
+      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens,
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

@@ -43,6 +43,8 @@ export const hubOptionsSchema = obj({
   /** Largest JSON request body (bytes). */
   maxJsonBytes: withDefault(int({ min: 1024, max: 64 * 1024 * 1024 }), 1024 * 1024),
   logLevel: withDefault(str({ enum: LOG_LEVELS }), 'info'),
+  /** How often the rollout engine re-judges rings and assigns (its clock is the hub's `now`; this is only the polling period). */
+  rolloutTickMs: ms(1_000, 10),
 });
 
 export type HubOptionsInput = Partial<Infer<typeof hubOptionsSchema>> & { dataDir: string; keysDir: string };

@@ -2,7 +2,10 @@
  * `fleetcast hub`: run a hub until SIGINT/SIGTERM. The URLs go to stdout (one
  * line each, easy to scrape); the hub's JSON log goes to stderr.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
+import { BOOTSTRAP_FILE } from '../../hub/auth/tokens.js';
 import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli } from '../args.js';
@@ -30,6 +33,9 @@ export async function run(argv: string[]): Promise<number> {
   const logger = pino({ level: /^(fatal|error|warn|info|debug|trace|silent)$/.test(level) ? level : 'info', base: { component: 'fleetcast-hub' } }, pino.destination(2));
   const hub = await startHub(input as HubOptionsInput, { logger });
   process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}\n`);
+  // Bootstrap (issue #3): the first start writes an admin API token here (mode 0600); FLEETCAST_TOKEN_FILE can point at it.
+  const tokenFile = join(hub.options.dataDir, BOOTSTRAP_FILE);
+  if (existsSync(tokenFile)) process.stdout.write(`fleetcast hub: admin token in ${tokenFile}\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

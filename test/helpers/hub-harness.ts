@@ -1,4 +1,5 @@
 /** Start real hubs on loopback for the integration suites, and build real bundles for them. */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { buildBundle } from '../../bundles/build.js';
@@ -20,10 +21,17 @@ export async function makeBundle(releaseKeys: KeyPair[], o: { name?: string; ver
   return buildBundle({ model: buildMlp(o.model ?? { seed: 7 }), name: o.name ?? 'churn', version: o.version ?? 1, releaseKeys, out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) });
 }
 
-export async function api<T = Record<string, unknown>>(hub: Hub, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const init: RequestInit = { method };
-  if (body instanceof Uint8Array) { init.body = body as unknown as BodyInit; init.headers = { 'content-type': 'application/octet-stream' }; }
-  else if (body !== undefined) { init.body = JSON.stringify(body); init.headers = { 'content-type': 'application/json' }; }
+/** The hub's first admin token (written to <dataDir>/admin.token on first start, issue #3). */
+export function adminToken(hub: Hub): string {
+  return readFileSync(join(hub.options.dataDir, 'admin.token'), 'utf8').trim();
+}
+
+/** Call the hub's API; with the hub's admin token unless `token` is given (null: none). */
+export async function api<T = Record<string, unknown>>(hub: Hub, method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: T }> {
+  const auth: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token ?? adminToken(hub)}` };
+  const init: RequestInit = { method, headers: auth };
+  if (body instanceof Uint8Array) { init.body = body as unknown as BodyInit; init.headers = { ...auth, 'content-type': 'application/octet-stream' }; }
+  else if (body !== undefined) { init.body = JSON.stringify(body); init.headers = { ...auth, 'content-type': 'application/json' }; }
   const res = await fetch(`${hub.httpUrl}${path}`, init);
   return { status: res.status, body: (await res.json()) as T };
 }

@@ -13,7 +13,7 @@ import { buildMlp } from '../../bundles/onnx-build.js';
 import { HubClient } from '../../cli/hub-client.js';
 import type { Hub } from '../../hub/hub.js';
 import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
-import { startTestHub } from '../helpers/hub-harness.js';
+import { adminToken, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 
 afterAll(cleanupTempDirs);
@@ -49,7 +49,7 @@ async function spine(brokerFor: (hub: Hub) => string, hubOver: Record<string, un
     bundles.push(await buildBundle({ model, name: 'spine', version: v, releaseKeys: [keys.keys.release], out: join(dir, `spine-${v}.fcb`), chunkSize: 4096 }));
   }
   const hub = await startTestHub(keys, hubOver);
-  const api = new HubClient(hub.httpUrl);
+  const api = new HubClient(hub.httpUrl, adminToken(hub));
   const agents = ['dev-a', 'dev-b', 'dev-c'].map((deviceId) => createAgent({
     deviceId, dataDir: join(dir, deviceId), rootPath: keys.rootPath, brokerUrl: brokerFor(hub), listen: '127.0.0.1:0', heartbeatMs: 0,
   }));

@@ -19,10 +19,12 @@ afterAll(cleanupTempDirs);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/fleetcast.js');
 const run = promisify(execFile);
+let tokenFile = '';
 
 async function fleetcast(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 30_000 });
+    // The hub's first admin token (issue #3): the CLI reads it from FLEETCAST_TOKEN_FILE.
+    const r = await run(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 30_000, env: { ...process.env, FLEETCAST_TOKEN_FILE: tokenFile } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -50,7 +52,8 @@ describe('fleetcast hub / publish / deploy / devices', () => {
       if (hubProc.exitCode !== null) throw new Error(`hub exited ${hubProc.exitCode}: ${err}`);
       const api = /api (http:\/\/\S+)/.exec(out);
       const mq = /mqtt (mqtt:\/\/\S+)/.exec(out);
-      if (api && mq) { httpUrl = api[1]; mqttUrl = mq[1]; return true; }
+      const tok = /admin token in (\S+)/.exec(out);
+      if (api && mq && tok) { httpUrl = api[1]; mqttUrl = mq[1]; tokenFile = tok[1]; return true; }
       return false;
     }, 'the hub to print its URLs', 30_000);
     expect(mqttUrl).toBe(`mqtt://127.0.0.1:${mqttPort}`);

@@ -1,0 +1,32 @@
+/** Token routes (admin only, see guard.ts): create (the token is in this answer and nowhere else), list, revoke. */
+import type { FastifyInstance } from 'fastify';
+
+// The hub's app is typed with its pino Logger; these routes need nothing logger-specific.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type App = FastifyInstance<any, any, any, any>;
+import { errorBody } from '../api-schemas.js';
+import { hubError } from '../errors.js';
+import { arr, bool, int, nullable, obj, optional, str } from '../../protocol/schema.js';
+import { actorOf } from './guard.js';
+import { ROLES, type Role, type TokenStore } from './tokens.js';
+
+const createBody = obj({ role: str({ enum: ROLES }), label: optional(str({ max: 200 })) });
+const created = obj({ id: str(), token: str(), role: str() });
+const info = obj({ id: str(), role: str(), label: nullable(str()), createdAt: int(), createdBy: str(), revoked: bool() });
+const idParams = obj({ id: str({ pattern: /^tok-[0-9a-f]{12}$/ }) });
+
+export function registerTokenRoutes(app: App, tokens: TokenStore, now: () => number): void {
+  const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
+  app.post('/v1/tokens', { schema: { summary: 'Create an API token with a role (admin); the token is shown once, the hub keeps its hash', body: createBody.json, response: { 201: created.json, ...errors } } }, async (req, reply) => {
+    const b = req.body as { role: Role; label?: string };
+    reply.code(201);
+    return tokens.create(b.role, actorOf(req), now(), b.label ?? null);
+  });
+  app.get('/v1/tokens', { schema: { summary: 'List tokens (ids and roles, never the tokens) (admin)', response: { 200: obj({ tokens: arr(info) }).json, ...errors } } },
+    async () => ({ tokens: tokens.list() }));
+  app.delete('/v1/tokens/:id', { schema: { summary: 'Revoke a token (admin)', params: idParams.json, response: { 200: obj({ id: str(), revoked: bool() }).json, ...errors } } }, async (req) => {
+    const { id } = req.params as { id: string };
+    if (!tokens.revoke(id)) throw hubError('HUB_ERR_BAD_REQUEST', `no token ${id}`);
+    return { id, revoked: true };
+  });
+}
