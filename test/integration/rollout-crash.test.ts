@@ -1,0 +1,119 @@
+/**
+ * Issue #3, "Durability": Killed_in_awaiting_promotion and Killed_in_assigning.
+ * The compiled hub (`node dist/cli/fleetcast.js hub`) runs as a child process
+ * against mosquitto (agents stay connected while the hub is down); it is
+ * SIGKILLed mid-rollout and started again on the same data folder. The rollout
+ * resumes where it was, and every device is sent the new bundle exactly once
+ * (its counter grows by exactly one), none is lost.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HubClient } from '../../cli/hub-client.js';
+import { startFleet, type Fleet } from '../../simulator/fleet.js';
+import { cleanupTempDirs, freePort, makeKeys, tempDir, waitFor } from '../helpers/env.js';
+import { makeBundle } from '../helpers/hub-harness.js';
+import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+
+afterAll(cleanupTempDirs);
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist/cli/fleetcast.js');
+const run = promisify(execFile);
+
+interface Status { state: string; ring: string; awaitingPromotion: boolean; rings: { counts: Record<string, number> }[] }
+
+describe.skipIf(!hasMosquitto)('a hub SIGKILLed mid-rollout resumes it', () => {
+  const keys = makeKeys();
+  const data = tempDir('fleetcast-crash-hub-');
+  let broker: Mosquitto;
+  let hub: ChildProcess | undefined;
+  let httpPort = 0;
+  let fleet: Fleet;
+  let api: HubClient;
+
+  async function startHubProc(): Promise<void> {
+    let out = '';
+    let err = '';
+    const p = spawn(process.execPath, [CLI, 'hub', '--data', data, '--keys', keys.dir, '--broker', broker.url, '--http-port', String(httpPort), '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    hub = p;
+    await waitFor(() => {
+      if (p.exitCode !== null) throw new Error(`hub exited ${p.exitCode}: ${err}`);
+      return /api http/.test(out);
+    }, 'the hub to start', 30_000);
+  }
+
+  async function killHub(): Promise<void> {
+    const p = hub!;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+  }
+
+  const status = () => api.rollout<Status>(rolloutId);
+  let rolloutId = '';
+
+  beforeAll(async () => {
+    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 }).catch(() => undefined);
+    expect(existsSync(CLI)).toBe(true);
+    broker = await startMosquitto();
+    httpPort = await freePort();
+    await startHubProc();
+    api = new HubClient(`http://127.0.0.1:${httpPort}`, readFileSync(join(data, 'admin.token'), 'utf8').trim());
+    fleet = await startFleet({ brokerUrl: broker.url, agents: 30, rootPath: join(keys.dir, 'root.json'), dataDir: tempDir('fleetcast-crash-fleet-'), agentOptions: { heartbeatMs: 1_000, chunkTimeoutMs: 500 } });
+  }, 180_000);
+
+  afterAll(async () => {
+    await fleet?.stop();
+    if (hub && hub.exitCode === null) await killHub();
+    await broker?.stop();
+  });
+
+  it('Killed_in_awaiting_promotion and Killed_in_assigning: same state after restart, one assignment per device', async () => {
+    for (const v of [1, 2]) await api.publish((await makeBundle([keys.keys.release], { version: v, model: { seed: v } })).path);
+    await waitFor(async () => (await api.devices()).devices.length === 30, 'devices registered', 20_000);
+    await api.deploy({ name: 'churn', version: 1, all: true });
+    await fleet.waitForVersion('churn', 1, 30_000);
+    const before = new Map((await api.devices()).devices.map((d) => [d.id, d.assignment!.counter]));
+    const v2 = (await api.bundles()).bundles.find((b) => b.version === 2)!.bundleId;
+
+    const drive = fleet.drive({ concurrency: 4 });
+    try {
+      const spec = { rings: [{ name: 'canary', percent: 10 }, { name: 'broad', percent: 100 }], gates: { minRequests: 10, soak: '0s' } };
+      rolloutId = (await api.startRollout<{ id: string }>({ name: 'churn', version: 2, spec })).id;
+      await waitFor(async () => (await status()).awaitingPromotion, 'canary gates passed (manual promotion)', 30_000);
+      const s1 = await status();
+
+      await killHub();
+      await startHubProc();
+      const s2 = await status();
+      expect({ state: s2.state, ring: s2.ring, awaiting: s2.awaitingPromotion, counts: s2.rings.map((r) => r.counts) })
+        .toEqual({ state: s1.state, ring: s1.ring, awaiting: true, counts: s1.rings.map((r) => r.counts) });
+
+      // Promote, and kill the hub the moment it answers: the broad ring is being assigned.
+      await api.rolloutAction(rolloutId, 'promote', 'crash test');
+      await killHub();
+      await startHubProc();
+      await waitFor(async () => (await status()).state === 'completed', 'the rollout to complete after the restart', 60_000);
+      await fleet.waitForVersion('churn', 2, 30_000);
+    } finally {
+      const s = await drive.stop();
+      expect(s.failed).toBe(0);
+    }
+    // Exactly one new assignment per device: its counter grew by one, and it names v2.
+    const after = (await api.devices()).devices;
+    expect(after).toHaveLength(30);
+    for (const d of after) {
+      expect(d.assignment!.bundleId).toBe(v2);
+      expect(d.assignment!.counter).toBe(before.get(d.id)! + 1);
+    }
+    for (const a of fleet.agents) expect(a.status().counter).toBe(before.get(a.options.deviceId)! + 1);
+    const h = await api.rolloutHistory(rolloutId);
+    expect(h.decisions.map((d) => d.kind)).toEqual(['start', 'promote', 'complete']);
+  }, 240_000);
+});
