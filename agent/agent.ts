@@ -26,6 +26,7 @@ import { hasForbiddenNonFinite, PredictHealth } from './health.js';
 import { Reporter, type ReportBody } from './reporter.js';
 import { createOrtRuntime, type ModelRuntime } from './runtime.js';
 import { StateStore, type InstalledModel } from './state-store.js';
+import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -65,6 +66,8 @@ export interface AgentStatus {
   counter: number;
   lastError: StateReport['lastError'];
   inflight: number;
+  /** Telemetry window, sampling, offline buffer and whether debug raw sampling is on. */
+  telemetry?: TelemetryStatus | null;
 }
 
 export interface AgentEvents {
@@ -106,6 +109,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
   #address: { host: string; port: number } | null = null;
   #bootError: { code: string; at: number; bundleId?: string } | null = null;
   #started = false;
+  #telemetry: TelemetryCollector | null = null;
 
   constructor(options: AgentOptionsInput | Record<string, unknown>, seams: AgentSeams = {}) {
     super();
@@ -147,6 +151,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
       snapshot: () => this.#snapshot(),
       onState: (r) => this.emit('state', r),
     }));
+    // Telemetry seqs, like state seqs, start above every earlier boot's (the hub drops replays).
+    this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase: boots * 1_000_000_000, options: o.telemetry });
     this.#installer = new Installer({
       check: { root, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now },
       store, runtime, active: this.#active, client, reporter,
@@ -172,12 +178,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
     }
     reporter.start();
     reporter.report();
+    this.#telemetry.start();
   }
 
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
     this.#reporter?.stop();
+    this.#telemetry?.stop();
     await this.#installer?.stop();
     await this.#http?.close();
     await this.#client?.end().catch(() => {});
@@ -197,17 +205,20 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (!lease) throw agentError('AGENT_ERR_NO_MODEL');
     try {
       const { entry } = lease;
-      const { feeds } = entry.validate((body as { inputs?: unknown }).inputs);
+      let feeds;
+      try { ({ feeds } = entry.validate((body as { inputs?: unknown }).inputs)); } catch (e) { this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, errorCode(e)); throw e; }
       let out;
       try {
         out = await entry.model.run(feeds);
       } catch (e) {
         this.#health.failed(entry.info.bundleId, performance.now() - t0);
+        this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, 'AGENT_ERR_INFERENCE');
         throw agentError('AGENT_ERR_INFERENCE', (e as Error).message?.slice(0, 500));
       }
       const { info } = entry;
       const outputs = formatOutputs(out);
       const latencyMs = performance.now() - t0;
+      this.#telemetry?.observe({ bundleId: info.bundleId, manifest: entry.manifest }, feeds, out, latencyMs);
       this.#health.ok(info.bundleId, latencyMs, hasForbiddenNonFinite(outputs, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true));
       return {
         outputs,
@@ -234,6 +245,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       } : null,
       previous: s.previous, target: s.target, progress: s.progress, counter: s.counter, lastError: s.lastError,
       inflight: this.#active.inflight,
+      telemetry: this.#telemetry?.status() ?? null,
     };
   }
 
@@ -280,6 +292,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       this.#log.warn({ err: e }, 'subscribing to the assign topic failed; retrying on reconnect');
     }
     this.#reporter?.onConnect();
+    this.#telemetry?.onConnect();
     this.#installer?.onReconnect();
   }
 

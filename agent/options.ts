@@ -5,6 +5,7 @@
  */
 import { int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '../protocol/schema.js';
 import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { TELEMETRY_DEFAULTS, telemetryOptionsSchema } from './telemetry/collector.js';
 
 const MiB = 1024 * 1024;
 
@@ -40,6 +41,8 @@ export const agentOptionsSchema = obj({
   goldenTolerance: withDefault(num({ min: 0 }), 1e-4),
   /** onnxruntime intra-op threads; small devices (and 1,000 simulated agents) want 1. */
   intraOpNumThreads: withDefault(int({ min: 0, max: 256 }), 1),
+  /** Sampled telemetry: window, sampling rate, offline buffer, debug raw rows (agent/telemetry/collector.ts). */
+  telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
 });
 
 type Parsed = Infer<typeof agentOptionsSchema>;

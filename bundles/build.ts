@@ -19,6 +19,7 @@ import { MANIFEST_MEMBER, PAYLOAD_MEMBER } from './read.js';
 import { mergeSchema, parseSchemaFile, type BundleSchemaFile } from './schema-file.js';
 import { writeTarFile } from './tar.js';
 import { bundleIdOf } from './verify.js';
+import { buildReference, type ReferenceOptions, type Row } from './reference.js';
 
 export type { BundleSchemaFile } from './schema-file.js';
 
@@ -39,6 +40,9 @@ export interface BuildBundleOptions {
   golden?: Manifest['golden'];
   /** zstd level (default 3; 1 to 9 with the wasm engine on Node < 22.15). */
   level?: number;
+  /** Reference rows (bundles/reference.ts): their profile is signed into the manifest's `reference`. */
+  reference?: Row[];
+  referenceOptions?: ReferenceOptions;
 }
 
 export interface BuiltBundle { path: string; bundleId: string; manifest: Manifest; envelope: Envelope }
@@ -71,6 +75,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
   const model = loadModel(opts.model);
   const info = readModelInfo(model);
   const merged = mergeSchema(info, opts.schema ? parseSchemaFile(opts.schema) : {});
+  const reference = opts.reference ? await buildReference(opts.reference, model, merged.inputs, info.outputs, opts.referenceOptions) : undefined;
   try { mkdirSync(dirname(opts.out), { recursive: true }); } catch (e) { throw ioError('cannot create the folder of', opts.out, e); }
   const payloadTmp = tempPathFor(opts.out, 'zst');
   const tarTmp = tempPathFor(opts.out, 'tar');
@@ -102,6 +107,7 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
         outputs: info.outputs,
         compat: merged.compat,
         ...(opts.golden ? { golden: opts.golden } : {}),
+        ...(reference ? { reference } : {}),
         ...(merged.description !== undefined ? { description: merged.description } : {}),
       });
     } catch (e) {

@@ -19,6 +19,7 @@ export const BUNDLE_ERRORS = {
   BUNDLE_ERR_BAD_SCHEMA_FILE: { message: 'The bundle schema file (--schema) is invalid; fix the named entry (input names must be model inputs, features and limits must fit the input shape)', status: 400 },
   BUNDLE_ERR_BAD_OPTION: { message: 'A bundle build option is invalid; see `fleetcast --help` for the accepted values', status: 400 },
   BUNDLE_ERR_IO: { message: 'A file could not be read or written; check the path, the permissions and the free disk space', status: 500 },
+  BUNDLE_ERR_BAD_REFERENCE: { message: 'The --reference data is invalid (CSV with a header row, or JSON Lines of objects, with one column per model feature); fix the named line or column', status: 400 },
 } as const satisfies ErrorTable;
 
 export type BundleErrorCode = keyof typeof BUNDLE_ERRORS;

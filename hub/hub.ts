@@ -19,6 +19,9 @@ import { connectLink, type MqttLink } from './mqtt-link.js';
 import { parseHubOptions, type HubOptions } from './options.js';
 import { HubStore } from './store.js';
 import { ChunkServer } from './transfer.js';
+import { registerDriftRoutes } from './drift/routes.js';
+import { registerDriftReader } from './rollouts/gate-inputs.js';
+import { TelemetryService } from './telemetry/service.js';
 import { installGuard } from './auth/guard.js';
 import { registerTokenRoutes } from './auth/routes.js';
 import { TokenStore } from './auth/tokens.js';
@@ -45,6 +48,8 @@ export interface Hub {
   readonly rollouts: Rollouts;
   /** API bearer tokens (issue #3). */
   readonly tokens: TokenStore;
+  /** Telemetry ingest, drift reports and alerts (issue #5). */
+  readonly telemetry: TelemetryService;
   close(): Promise<void>;
 }
 
@@ -80,6 +85,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
   try {
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
+    const telemetry = new TelemetryService({ store, options: options.telemetry, logger, now });
+    stops.push(() => telemetry.close());
 
     let broker: EmbeddedBroker | undefined;
     if (!options.brokerUrl) {
@@ -116,6 +123,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
         },
         event(e) { store.recordEvent(e, now()); },
         'chunk-req'(r) { transfer.request(r); },
+        telemetry(r) { telemetry.handle(r); },
       },
     });
     const theLink = link;
@@ -152,6 +160,9 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => rollouts.close());
     registerRolloutRoutes(api, rollouts);
     rollouts.engine.start(options.rolloutTickMs);
+    registerDriftRoutes(api as never, { telemetry, store, now });
+    registerDriftReader(rollouts.inputs, telemetry.reader);
+    telemetry.start();
     try {
       await api.listen({ host: options.host, port: options.httpPort });
     } catch (e) {
@@ -163,7 +174,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let closing: Promise<void> | undefined;
     return {
-      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens,
+      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, telemetry,
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

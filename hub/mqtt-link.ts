@@ -12,6 +12,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '../protocol/messages.js';
+import { decodeTelemetry } from '../protocol/messages.js';
+import type { TelemetryReport } from '../protocol/telemetry.js';
 import { parseTopic, topics } from '../protocol/topics.js';
 import { hubError } from './errors.js';
 
@@ -20,13 +22,16 @@ export interface DeviceHandlers {
   state(msg: StateReport): void | Promise<void>;
   event(msg: DeviceEvent): void | Promise<void>;
   'chunk-req'(msg: ChunkRequest): void | Promise<void>;
+  /** Sampled telemetry (issue #5); the device-id check below applies to it like to every device message. */
+  telemetry?(msg: TelemetryReport): void | Promise<void>;
 }
 export type HandledChannel = keyof DeviceHandlers;
 
-const DECODERS: { [C in HandledChannel]: (b: Uint8Array) => Parameters<DeviceHandlers[C]>[0] } = {
+const DECODERS: { [C in HandledChannel]: (b: Uint8Array) => Parameters<NonNullable<DeviceHandlers[C]>>[0] } = {
   state: decodeStateReport,
   event: decodeDeviceEvent,
   'chunk-req': decodeChunkRequest,
+  telemetry: decodeTelemetry,
 };
 export const HANDLED_CHANNELS = Object.keys(DECODERS) as HandledChannel[];
 
@@ -58,7 +63,9 @@ export function createDispatcher(handlers: DeviceHandlers, logger: Logger): Disp
         if (msg.deviceId !== t.deviceId) {
           throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(t.deviceId)}, body names ${JSON.stringify(msg.deviceId)}`);
         }
-        await (handlers[channel] as (m: typeof msg) => void | Promise<void>)(msg);
+        const handler = handlers[channel] as ((m: typeof msg) => void | Promise<void>) | undefined;
+        if (!handler) throw hubError('HUB_ERR_BAD_MESSAGE', `this hub does not handle ${channel} messages`);
+        await handler(msg);
         bump(stats.handled, channel);
       } catch (e) {
         const code = errorCode(e);

@@ -4,6 +4,7 @@
  * "Conventions"). The CLI maps its flags onto these keys and nothing else.
  */
 import { int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
+import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
 const ms = (def: number, min = 0) => withDefault(int({ min, max: 365 * 86_400_000 }), def);
@@ -43,11 +44,13 @@ export const hubOptionsSchema = obj({
   /** Largest JSON request body (bytes). */
   maxJsonBytes: withDefault(int({ min: 1024, max: 64 * 1024 * 1024 }), 1024 * 1024),
   logLevel: withDefault(str({ enum: LOG_LEVELS }), 'info'),
+  /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
+  telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
   /** How often the rollout engine re-judges rings and assigns (its clock is the hub's `now`; this is only the polling period). */
   rolloutTickMs: ms(1_000, 10),
 });
 
-export type HubOptionsInput = Partial<Infer<typeof hubOptionsSchema>> & { dataDir: string; keysDir: string };
+export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions> };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
 export type HubOptions = Readonly<Required<Omit<Parsed, 'brokerUrl'>> & Pick<Parsed, 'brokerUrl'>>;

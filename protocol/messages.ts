@@ -6,6 +6,7 @@ import { envelopeSchema } from './envelope.js';
 import { protocolError } from './errors.js';
 import { arr, int, nullable, num, obj, optional, parse, record, sha256Hex, str, json, type Infer, type Schema } from './schema.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
+import { telemetryReportSchema } from './telemetry.js';
 
 export const PROTOCOL_VERSION = 1;
 const v = int({ min: 1, max: 1 });
@@ -110,6 +111,7 @@ export const decodeAssignMessage = (b: Uint8Array | string) => decodeJson(assign
 export const decodeChunkRequest = (b: Uint8Array | string) => decodeJson(chunkRequestSchema, b, MESSAGE_LIMITS['chunk-req'], 'chunk request');
 export const decodeStateReport = (b: Uint8Array | string) => decodeJson(stateReportSchema, b, MESSAGE_LIMITS.state, 'state report');
 export const decodeDeviceEvent = (b: Uint8Array | string) => decodeJson(deviceEventSchema, b, MESSAGE_LIMITS.event, 'device event');
+export const decodeTelemetry = (b: Uint8Array | string) => decodeJson(telemetryReportSchema, b, MESSAGE_LIMITS.telemetry, 'telemetry report');
 
 export function encode(msg: unknown): Buffer {
   return Buffer.from(JSON.stringify(msg), 'utf8');

@@ -11,7 +11,7 @@ import type { AgentOptionsInput } from '../agent/options.js';
 import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
 import { loadRootText } from '../signing/root.js';
-import { makeInputGenerator } from './inputs.js';
+import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 
 export interface FleetOptions {
   brokerUrl: string;
@@ -44,9 +44,12 @@ export interface Fleet {
   /** Resolves when every agent serves `name@version` (or rejects after timeoutMs). */
   waitForVersion(name: string, version: number, timeoutMs?: number): Promise<void>;
   /** Drive predictions round-robin over agents with a model until `stop()` is called on the returned handle. */
-  drive(opts?: { concurrency?: number; seed?: number }): DriveHandle;
+  drive(opts?: { concurrency?: number; seed?: number; inputsFor?: InputsFor }): DriveHandle;
   stop(): Promise<void>;
 }
+
+/** A predict body for one device (simulator/scenarios.ts builds these from per-device distributions and shifts). */
+export type InputsFor = (deviceId: string, inputs: readonly InputSpecLite[]) => { inputs: Record<string, unknown> };
 
 export interface DriveHandle { readonly stats: DriveStats; stop(): Promise<DriveStats> }
 
@@ -99,7 +102,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
           const act = a.status().active;
           if (!act) { stats.skippedNoModel++; await new Promise((r) => setImmediate(r)); continue; }
           try {
-            const res = await a.predict(gen(act.inputs));
+            const res = await a.predict(d.inputsFor ? d.inputsFor(a.options.deviceId, act.inputs) : gen(act.inputs));
             stats.ok++;
             const k = `${res.model.name}@${res.model.version}`;
             stats.byVersion[k] = (stats.byVersion[k] ?? 0) + 1;

@@ -1,0 +1,137 @@
+/**
+ * The hub's telemetry and drift, wired: tables in hub.db, the ingest the MQTT
+ * dispatcher feeds, roll-up and retention, drift reports (API, CLI), the alert
+ * monitor, and the DriftReader the rollout gates read (hub/rollouts/gate-inputs.ts).
+ *
+ * Ring attribution: a device's figures count towards the ring of its current
+ * assignment (the rollout engine issues assignments per ring name); devices
+ * assigned without a ring count as ring "default".
+ */
+import type { Logger } from 'pino';
+import type { TelemetryReport } from '../../protocol/telemetry.js';
+import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import { computeDriftReport, type BundleRef, type DriftReport } from '../drift/report.js';
+import { DriftMonitor } from '../drift/monitor.js';
+import type { FamilyThresholds } from '../drift/judge-family.js';
+import { hubError } from '../errors.js';
+import type { DriftReader, DriftReading } from '../rollouts/gate-inputs.js';
+import type { HubStore } from '../store.js';
+import { TelemetryIngest } from './ingest.js';
+import type { TelemetryOptions } from './options.js';
+import { TelemetryStore } from './telemetry-store.js';
+
+export const DEFAULT_RING = 'default';
+
+export interface ReportQuery {
+  bundleId: string;
+  ring?: string;
+  since?: number;
+  until?: number;
+  thresholds?: Partial<FamilyThresholds>;
+}
+
+export class TelemetryService {
+  readonly telemetry: TelemetryStore;
+  readonly ingest: TelemetryIngest;
+  readonly monitor: DriftMonitor;
+  readonly options: TelemetryOptions;
+  readonly #store: HubStore;
+  readonly #now: () => number;
+  readonly #logger: Logger;
+  readonly #rings = new Map<string, { ring: string; at: number }>();
+  readonly #plans = new Map<string, TelemetryPlan>();
+  #rollupTimer: NodeJS.Timeout | null = null;
+
+  constructor(d: { store: HubStore; options: TelemetryOptions; logger: Logger; now: () => number }) {
+    this.#store = d.store;
+    this.#now = d.now;
+    this.#logger = d.logger;
+    this.options = d.options;
+    this.telemetry = new TelemetryStore(d.store.sqlite);
+    this.ingest = new TelemetryIngest({
+      store: this.telemetry, options: d.options, now: d.now, logger: d.logger,
+      manifest: (id) => d.store.getBundle(id)?.manifest,
+      ringOf: (deviceId) => this.ringOf(deviceId),
+    });
+    this.monitor = new DriftMonitor({
+      telemetry: this.telemetry, logger: d.logger, now: d.now, windowMs: d.options.driftWindowMs,
+      webhookUrl: d.options.webhookUrl, webhookTimeoutMs: d.options.webhookTimeoutMs,
+      reports: (since, until) => this.telemetry.activeBundles(since).flatMap((id) => (d.store.getBundle(id) ? [this.report({ bundleId: id, since, until })] : [])),
+    });
+  }
+
+  start(): void {
+    this.ingest.start();
+    this.monitor.start(this.options.driftIntervalMs);
+    this.#rollupTimer = setInterval(() => { try { this.rollup(); } catch (e) { this.#logger.error({ err: e }, 'telemetry roll-up failed'); } }, this.options.rollupIntervalMs);
+    this.#rollupTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.#rollupTimer) clearInterval(this.#rollupTimer);
+    this.#rollupTimer = null;
+    await this.monitor.close();
+    try { this.ingest.close(); } catch (e) { this.#logger.error({ err: e }, 'final telemetry flush failed'); }
+  }
+
+  /** The dispatcher's handler for `telemetry` messages. */
+  handle(r: TelemetryReport): void { this.ingest.handle(r); }
+
+  ringOf(deviceId: string): string {
+    const now = this.#now();
+    const hit = this.#rings.get(deviceId);
+    if (hit && now - hit.at < this.options.flushMs) return hit.ring;
+    const ring = this.#store.getAssignment(deviceId)?.ring ?? DEFAULT_RING;
+    this.#rings.set(deviceId, { ring, at: now });
+    return ring;
+  }
+
+  rollup(): { folded: number; expired: number } {
+    this.ingest.flush();
+    const now = this.#now();
+    return this.telemetry.rollup(now - this.options.rollupAfterMs, now - this.options.retentionMs);
+  }
+
+  bundleRef(id: string): BundleRef {
+    const b = this.#store.getBundle(id);
+    if (!b) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', id);
+    return { id: b.id, name: b.name, version: b.version, manifest: b.manifest };
+  }
+
+  /** Defaults < the bundle's signed reference thresholds < the caller's (a rollout gate or a request). */
+  thresholdsFor(bundle: BundleRef, over: Partial<FamilyThresholds> = {}): FamilyThresholds {
+    const o = this.options;
+    const ref = (bundle.manifest.reference as { thresholds?: Partial<FamilyThresholds> } | undefined)?.thresholds ?? {};
+    const pick = (k: keyof FamilyThresholds, def: number) => over[k] ?? (typeof ref[k] === 'number' ? ref[k] : def);
+    return { psi: pick('psi', o.psi), wasserstein: pick('wasserstein', o.wasserstein), minN: pick('minN', o.minN), alpha: pick('alpha', o.alpha) };
+  }
+
+  report(q: ReportQuery): DriftReport {
+    const bundle = this.bundleRef(q.bundleId);
+    const now = this.#now();
+    return computeDriftReport({
+      telemetry: this.telemetry, fineMs: this.options.bucketMs, flush: () => this.ingest.flush(),
+      planOf: (b) => { let p = this.#plans.get(b.id); if (!p) this.#plans.set(b.id, (p = compilePlan(b.id, b.manifest))); return p; },
+      versionsOf: (name) => this.#store.listBundles().filter((b) => b.name === name).map((b) => ({ id: b.id, name: b.name, version: b.version, manifest: b.manifest })),
+    }, { bundle, ring: q.ring, since: q.since ?? now - this.options.driftWindowMs, until: q.until ?? now + 1, thresholds: this.thresholdsFor(bundle, q.thresholds) });
+  }
+
+  /**
+   * The rollout drift gate's reading: the worst drift score of the ring (an
+   * effect size over its threshold: 1.0 = at the bundle's threshold), counting
+   * only comparisons with enough data that are also statistically clear;
+   * 0 when there is enough data and nothing moved, null when there is not
+   * enough data to judge. A gate `maxDrift: 1` halts on what the report calls drift.
+   */
+  readonly reader: DriftReader = {
+    maxDrift: (bundleId: string, ring: string, sinceMs: number): DriftReading => {
+      if (!this.#store.getBundle(bundleId)) return { value: null, n: 0 };
+      const r = this.report({ bundleId, ring, since: sinceMs });
+      const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
+      if (judged.length === 0) return { value: null, n: r.rows.reduce((m, x) => Math.max(m, x.n), 0) };
+      const clear = judged.filter((x) => x.verdict === 'drift' || (x.pValue !== null && x.pValue < r.thresholds.alpha / judged.length));
+      const worst = clear.sort((a, b) => b.score - a.score)[0];
+      return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * The hub's telemetry tables, in hub.db but outside the shared migration chain
+ * (created with IF NOT EXISTS at start-up): merged cells per (bundle, ring,
+ * key, bucket) at two resolutions, fine (bucketMs, default one minute) and
+ * hour; the last seq and drop counter per device; and drift events.
+ *
+ * Writes come in batches (one transaction per flush). Roll-up folds fine
+ * buckets older than `rollupAfterMs` into hour buckets, and retention deletes
+ * hour buckets older than `retentionMs`.
+ */
+import type Database from 'better-sqlite3';
+import { cellFromJson, cellToJson, mergeCell, type Cell } from './aggregate.js';
+
+export type Resolution = 'fine' | 'hour';
+export const HOUR_MS = 3_600_000;
+
+export interface CellKey { bundleId: string; ring: string; key: string; bucket: number }
+export interface DriftEventRow { id: number; at: number; bundleId: string; ring: string; feature: string; metric: string; value: number; threshold: number; n: number; state: 'drift' | 'cleared' }
+
+const TABLES = `
+CREATE TABLE IF NOT EXISTS telemetry_fine (bundle_id TEXT NOT NULL, ring TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (bundle_id, ring, key, bucket)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_hour (bundle_id TEXT NOT NULL, ring TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (bundle_id, ring, key, bucket)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_devices (device_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, dropped INTEGER NOT NULL, last_at INTEGER NOT NULL, bundle_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS drift_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, bundle_id TEXT NOT NULL, ring TEXT NOT NULL, feature TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, threshold REAL NOT NULL, n INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS drift_events_by_bundle ON drift_events (bundle_id, id);
+`;
+
+export class TelemetryStore {
+  readonly #db: Database.Database;
+  readonly #get: Record<Resolution, Database.Statement>;
+  readonly #put: Record<Resolution, Database.Statement>;
+  readonly #putDevice: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    db.exec(TABLES);
+    this.#get = {
+      fine: db.prepare('SELECT data FROM telemetry_fine WHERE bundle_id = ? AND ring = ? AND key = ? AND bucket = ?'),
+      hour: db.prepare('SELECT data FROM telemetry_hour WHERE bundle_id = ? AND ring = ? AND key = ? AND bucket = ?'),
+    };
+    this.#put = {
+      fine: db.prepare('INSERT OR REPLACE INTO telemetry_fine (bundle_id, ring, key, bucket, data) VALUES (?, ?, ?, ?, ?)'),
+      hour: db.prepare('INSERT OR REPLACE INTO telemetry_hour (bundle_id, ring, key, bucket, data) VALUES (?, ?, ?, ?, ?)'),
+    };
+    this.#putDevice = db.prepare(`INSERT INTO telemetry_devices (device_id, last_seq, dropped, last_at, bundle_id) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), dropped = excluded.dropped, last_at = excluded.last_at, bundle_id = excluded.bundle_id`);
+  }
+
+  getCell(res: Resolution, k: CellKey): Cell | undefined {
+    const row = this.#get[res].get(k.bundleId, k.ring, k.key, k.bucket) as { data: string } | undefined;
+    return row ? cellFromJson(k.key, row.data) : undefined;
+  }
+
+  /** One transaction: full cells (already merged with what was stored) and device sequence marks. */
+  writeBatch(cells: readonly [CellKey, Cell][], devices: readonly { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }[]): void {
+    this.#db.transaction(() => {
+      for (const [k, c] of cells) this.#put.fine.run(k.bundleId, k.ring, k.key, k.bucket, cellToJson(c));
+      for (const d of devices) this.#putDevice.run(d.deviceId, d.seq, d.dropped, d.at, d.bundleId);
+    })();
+  }
+
+  lastSeq(deviceId: string): number | undefined {
+    const r = this.#db.prepare('SELECT last_seq FROM telemetry_devices WHERE device_id = ?').get(deviceId) as { last_seq: number } | undefined;
+    return r?.last_seq;
+  }
+
+  deviceStats(): { deviceId: string; lastSeq: number; dropped: number; lastAt: number; bundleId: string }[] {
+    return (this.#db.prepare('SELECT * FROM telemetry_devices ORDER BY device_id').all() as Record<string, never>[]).map((r) => ({ deviceId: r.device_id, lastSeq: r.last_seq, dropped: r.dropped, lastAt: r.last_at, bundleId: r.bundle_id }));
+  }
+
+  /** Every cell of a bundle (optionally one ring) whose bucket overlaps [since, until), from both resolutions. */
+  *cells(bundleId: string, ring: string | undefined, since: number, until: number, fineMs: number): Generator<[CellKey, Cell]> {
+    for (const [res, width] of [['fine', fineMs], ['hour', HOUR_MS]] as const) {
+      const sql = `SELECT ring, key, bucket, data FROM telemetry_${res} WHERE bundle_id = ? AND bucket >= ? AND bucket < ?${ring !== undefined ? ' AND ring = ?' : ''}`;
+      const args: unknown[] = [bundleId, since - width + 1, until];
+      if (ring !== undefined) args.push(ring);
+      for (const r of this.#db.prepare(sql).iterate(...args) as Iterable<{ ring: string; key: string; bucket: number; data: string }>) {
+        yield [{ bundleId, ring: r.ring, key: r.key, bucket: r.bucket }, cellFromJson(r.key, r.data)];
+      }
+    }
+  }
+
+  /** Bundles with any telemetry at or after `since`. */
+  activeBundles(since: number): string[] {
+    return (this.#db.prepare('SELECT DISTINCT bundle_id FROM telemetry_fine WHERE bucket >= ? UNION SELECT DISTINCT bundle_id FROM telemetry_hour WHERE bucket >= ?').all(since, since - HOUR_MS) as { bundle_id: string }[]).map((r) => r.bundle_id);
+  }
+
+  /** Fold fine buckets before `before` into hour buckets; delete hour buckets before `retainAfter`. Returns rows folded. */
+  rollup(before: number, retainAfter: number): { folded: number; expired: number } {
+    return this.#db.transaction(() => {
+      const rows = this.#db.prepare('SELECT bundle_id, ring, key, bucket, data FROM telemetry_fine WHERE bucket < ?').all(before) as { bundle_id: string; ring: string; key: string; bucket: number; data: string }[];
+      const acc = new Map<string, [CellKey, Cell]>();
+      for (const r of rows) {
+        const k: CellKey = { bundleId: r.bundle_id, ring: r.ring, key: r.key, bucket: Math.floor(r.bucket / HOUR_MS) * HOUR_MS };
+        const id = `${k.bundleId}\0${k.ring}\0${k.key}\0${k.bucket}`;
+        const c = cellFromJson(r.key, r.data);
+        const have = acc.get(id);
+        if (have) have[1] = mergeCell(have[1], c);
+        else { const old = this.getCell('hour', k); acc.set(id, [k, old ? mergeCell(old, c) : c]); }
+      }
+      for (const [k, c] of acc.values()) this.#put.hour.run(k.bundleId, k.ring, k.key, k.bucket, cellToJson(c));
+      this.#db.prepare('DELETE FROM telemetry_fine WHERE bucket < ?').run(before);
+      const expired = this.#db.prepare('DELETE FROM telemetry_hour WHERE bucket < ?').run(retainAfter).changes;
+      return { folded: rows.length, expired };
+    })();
+  }
+
+  recordDriftEvent(e: Omit<DriftEventRow, 'id'>): void {
+    this.#db.prepare('INSERT INTO drift_events (at, bundle_id, ring, feature, metric, value, threshold, n, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(e.at, e.bundleId, e.ring, e.feature, e.metric, e.value, e.threshold, e.n, e.state);
+  }
+
+  driftEvents(bundleId?: string, limit = 100): DriftEventRow[] {
+    const rows = (bundleId
+      ? this.#db.prepare('SELECT * FROM drift_events WHERE bundle_id = ? ORDER BY id DESC LIMIT ?').all(bundleId, limit)
+      : this.#db.prepare('SELECT * FROM drift_events ORDER BY id DESC LIMIT ?').all(limit)) as Record<string, never>[];
+    return rows.map((r) => ({ id: r.id, at: r.at, bundleId: r.bundle_id, ring: r.ring, feature: r.feature, metric: r.metric, value: r.value, threshold: r.threshold, n: r.n, state: r.state }));
+  }
+}
