@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   devices: () => import('./commands/devices.js'),
   sim: () => import('./commands/sim.js'),
   demo: () => import('./commands/demo.js'),
+  rollout: () => import('./commands/rollout.js'),
+  token: () => import('./commands/token.js'),
 };
 
 const HELP = `fleetcast — signed, staged ML model distribution to device fleets
@@ -28,6 +30,11 @@ usage: fleetcast <command> [options]
   publish FILE --hub URL                   upload a bundle to the hub
   deploy NAME@VERSION --hub URL (--all | --devices ID,...)
   devices list --hub URL [--json]
+  rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede]
+  rollout status [ID] [--json] | watch [ID] | history ID
+  rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
+  token create --role admin|operator|auditor | token list | token revoke ID
+                                           API calls need --token T or FLEETCAST_TOKEN (first admin token: <hub data>/admin.token)
   sim --broker URL --agents N --root root.json
   demo                                     run the whole flow on embedded defaults
 `;
