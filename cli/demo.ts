@@ -13,6 +13,8 @@ import { buildMlp } from '../bundles/onnx-build.js';
 import { startHub } from '../hub/hub.js';
 import { initKeys } from '../signing/keys.js';
 import { startFleet } from '../simulator/fleet.js';
+import { DEMO_TELEMETRY, demoDrift, demoDriftReport, demoReference } from './demo-drift.js';
+import { TELEMETRY_DEFAULTS } from '../agent/telemetry/collector.js';
 import { HubClient } from './hub-client.js';
 import { readAdminToken } from '../hub/auth/tokens.js';
 
@@ -45,6 +47,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     const b = await buildBundle({
       model, name: 'demo-mlp', version, releaseKeys: [keys.keys.release], out: join(dir, `demo-mlp-${version}.fcb`),
       schema: { inputs: { x: { min: -10, max: 10 }, category: { min: 0, max: 9 } } },
+      reference: demoReference(),
     });
     bundles.push(b);
     say(`  built demo-mlp@${version}: ${b.bundleId.slice(0, 16)}… (${b.manifest.payload.compressedLength} bytes zstd, signed by release key)`);
@@ -53,7 +56,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'warn' });
   say(`  hub: API ${hub.httpUrl}, embedded broker ${hub.mqttUrl}`);
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
-  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: n, rootPath: keys.rootPath, dataDir: join(dir, 'fleet') });
+  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: n, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), agentOptions: { telemetry: { ...TELEMETRY_DEFAULTS, ...DEMO_TELEMETRY } } });
+  const drift = demoDrift();
+  let v2Since = 0;
   try {
     await until(async () => (await api.devices()).devices.length >= n, 30_000, 'agents to register');
     say(`  fleet: ${n} simulated agents registered with the hub`);
@@ -64,13 +69,14 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       const key = `${b.manifest.name}@${b.manifest.version}`;
       await api.publish(b.path);
       const start = Date.now();
+      if (b === bundles[1]) { v2Since = start; drift.shift(); }
       const d = await api.deploy({ name: b.manifest.name, version: b.manifest.version, all: true });
       say(`  deploy ${key}: ${d.devices.length} signed assignments${drive ? ' (predictions keep running)' : ''}`);
       await fleet.waitForVersion(b.manifest.name, b.manifest.version, 60_000);
       rolloutMs[key] = Date.now() - start;
       say(`  ${key} on all ${n} agents in ${rolloutMs[key]} ms`);
       // Predictions start once v1 serves everywhere and keep running across the v2 swap.
-      drive ??= fleet.drive({ concurrency: 16 });
+      drive ??= fleet.drive({ concurrency: 16, inputsFor: drift.inputsFor });
       await new Promise((r) => setTimeout(r, 1000));
     }
     const stats = await drive!.stop();
@@ -88,6 +94,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     say(`  │ demo wall time               │ ${`${res.totalMs} ms`.padStart(10)} │`);
     say('  └──────────────────────────────┴────────────┘');
     if (stats.failed) say(`  failures by code: ${JSON.stringify(stats.failuresByCode)}`);
+    say('');
+    say(`  drift since the v2 rollout began (the devices' x[2] narrowed and category 9 appeared; \`fleetcast drift report ${bundles[1].manifest.name}@2\` prints the same):`);
+    say((await demoDriftReport(hub, bundles[1].bundleId, v2Since)).replace(/^/gm, '  ').trimEnd());
     return res;
   } finally {
     await fleet.stop();

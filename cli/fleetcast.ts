@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   devices: () => import('./commands/devices.js'),
   sim: () => import('./commands/sim.js'),
   demo: () => import('./commands/demo.js'),
+  drift: () => import('./commands/drift.js'),
   rollout: () => import('./commands/rollout.js'),
   token: () => import('./commands/token.js'),
 };
@@ -36,6 +37,7 @@ usage: fleetcast <command> [options]
   token create --role admin|operator|auditor | token list | token revoke ID
                                            API calls need --token T or FLEETCAST_TOKEN (first admin token: <hub data>/admin.token)
   sim --broker URL --agents N --root root.json
+  drift report NAME@VERSION --hub URL [--ring R] [--since 15m] [--json]   drift per feature, worst first
   demo                                     run the whole flow on embedded defaults
 `;
 

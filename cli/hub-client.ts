@@ -58,6 +58,9 @@ export class HubClient {
   tokens(): Promise<{ tokens: Record<string, unknown>[] }> { return this.request('GET', '/v1/tokens'); }
   revokeToken(id: string): Promise<{ id: string; revoked: boolean }> { return this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`); }
 
+  /** GET any API path (routes without a dedicated method, e.g. /v1/drift/NAME/VERSION). */
+  get<T>(path: string): Promise<T> { return this.request('GET', path); }
+
   private json<T>(method: string, path: string, value: unknown): Promise<T> {
     return this.request(method, path, { body: JSON.stringify(value), headers: { 'content-type': 'application/json' } });
   }
