@@ -27,6 +27,7 @@ import { Reporter, type ReportBody } from './reporter.js';
 import { createOrtRuntime, type ModelRuntime } from './runtime.js';
 import { StateStore, type InstalledModel } from './state-store.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
+import { TrustState } from './trust.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -105,6 +106,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
   #client: BrokerClient | null = null;
   #reporter: Reporter | null = null;
   #installer: Installer | null = null;
+  /** Root updates and log checkpoints (issue #6). */
+  #trust: TrustState | null = null;
   #http: HttpApi | null = null;
   #address: { host: string; port: number } | null = null;
   #bootError: { code: string; at: number; bundleId?: string } | null = null;
@@ -135,8 +138,17 @@ class FleetcastAgent extends EventEmitter implements Agent {
 
   async #start(): Promise<void> {
     const o = this.options;
-    const root = this.#seams.root ?? (await readRoot(o.rootPath));
+    const provisioned = this.#seams.root ?? (await readRoot(o.rootPath));
     const store = (this.#store = await StateStore.open(o.dataDir, this.#now));
+    // Issue #6: the newest root this device took since provisioning (agent/trust.ts); assignments are checked against it.
+    const trust = (this.#trust = await TrustState.open({
+      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now,
+      publish: (t, p) => this.#client?.publish(t, p) ?? Promise.resolve(),
+      onSecurity: (code, detail) => { this.#log.warn({ code }, detail); this.#reporter?.event('security', { code, detail }); },
+      onHubKeysRevoked: async () => { await store.update((s) => { s.counter = 0; }); },
+      onRootUpdated: (r) => this.#log.info({ version: r.version }, 'took a new root'),
+    }, provisioned));
+    const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
     const boots = (await store.update((s) => { s.boots++; })).boots;
     const runtime = (this.#runtime = this.#seams.runtime ?? createOrtRuntime({ intraOpNumThreads: o.intraOpNumThreads }));
@@ -154,7 +166,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     // Telemetry seqs, like state seqs, start above every earlier boot's (the hub drops replays).
     this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase: boots * 1_000_000_000, options: o.telemetry });
     this.#installer = new Installer({
-      check: { root, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now },
+      check: { get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now },
       store, runtime, active: this.#active, client, reporter,
       fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter },
       maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance, now: this.#now,
@@ -275,6 +287,10 @@ class FleetcastAgent extends EventEmitter implements Agent {
         if (payload.length > 0) this.#installer?.handleAssign(payload);
       } else if (t.kind === 'chunk') {
         this.#installer?.onChunk(t.bundleId, t.index, payload);
+      } else if (t.kind === 'trust' && payload.length > 0) {
+        void (t.what === 'roots' ? this.#trust?.onRoots(payload) : this.#trust?.onCheckpoint(payload));
+      } else if (t.kind === 'proof' && t.deviceId === this.options.deviceId) {
+        void this.#trust?.onProof(payload);
       }
     } catch (e) {
       if (errorCode(e) !== 'PROTO_ERR_BAD_TOPIC') this.#log.error({ err: e, topic }, 'message handler failed');
@@ -290,6 +306,10 @@ class FleetcastAgent extends EventEmitter implements Agent {
       await client.subscribe(topics.assign(this.options.deviceId));
     } catch (e) {
       this.#log.warn({ err: e }, 'subscribing to the assign topic failed; retrying on reconnect');
+    }
+    // Issue #6: root chain, log checkpoints and answers to this device's proof requests (roots first: checkpoints are checked with them).
+    for (const f of [topics.trustRoots(), topics.trustCheckpoint(), topics.proof(this.options.deviceId)]) {
+      await client.subscribe(f).catch((e: unknown) => this.#log.warn({ err: e, filter: f }, 'subscribing to a trust topic failed; retrying on reconnect'));
     }
     this.#reporter?.onConnect();
     this.#telemetry?.onConnect();

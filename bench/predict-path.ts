@@ -40,7 +40,7 @@ export async function benchPredictPath(): Promise<BenchResult> {
   const model = buildMlp({ features: 16, categorical: true, hidden: 64, seed: 3 });
   writeFileSync(modelPath, model);
   const b = await buildBundle({ model: modelPath, name: 'bench', version: 1, releaseKeys: [keys.keys.release], out: join(dir, 'b.fcb') });
-  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent' });
+  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent', insecureDemo: true });
   const agent = createAgent({ deviceId: 'bench-1', dataDir: join(dir, 'agent'), rootPath: keys.rootPath, brokerUrl: hub.mqttUrl, listen: '127.0.0.1:0', heartbeatMs: 0 });
   await agent.start();
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));

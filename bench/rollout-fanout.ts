@@ -73,7 +73,7 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
   const b = await buildBundle({ model: modelPath, name: 'big', version: 1, releaseKeys: [keys.keys.release], out: join(dir, 'big.fcb') });
   const { payload } = readBundleBuffer(readFileSync(b.path));
 
-  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent' });
+  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent', insecureDemo: true });
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
   const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet') });
   let oursMs: number;

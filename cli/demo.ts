@@ -53,8 +53,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     say(`  built demo-mlp@${version}: ${b.bundleId.slice(0, 16)}… (${b.manifest.payload.compressedLength} bytes zstd, signed by release key)`);
   }
 
-  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'warn' });
-  say(`  hub: API ${hub.httpUrl}, embedded broker ${hub.mqttUrl}`);
+  const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'warn', insecureDemo: true });
+  say(`  hub: API ${hub.httpUrl}, embedded broker ${hub.mqttUrl} (insecure demo: anonymous MQTT clients allowed, no ACL; a real hub authenticates every device)`);
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
   const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: n, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), agentOptions: { telemetry: { ...TELEMETRY_DEFAULTS, ...DEMO_TELEMETRY } } });
   const drift = demoDrift();

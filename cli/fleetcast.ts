@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   devices: () => import('./commands/devices.js'),
   sim: () => import('./commands/sim.js'),
   demo: () => import('./commands/demo.js'),
+  audit: () => import('./commands/audit.js'),
+  device: () => import('./commands/device.js'),
   drift: () => import('./commands/drift.js'),
   rollout: () => import('./commands/rollout.js'),
   token: () => import('./commands/token.js'),
@@ -24,6 +26,10 @@ const HELP = `fleetcast — signed, staged ML model distribution to device fleet
 usage: fleetcast <command> [options]
 
   keys init --out DIR                      make root.json and the root, release and hub keys
+  keys rotate|add|revoke --keys DIR --sign KEY ...   root N+1, signed by old and new root keys
+  device enroll ID --data DIR              issue a device's MQTT credential (shown once)
+  audit export --hub URL --out DIR         copy the transparency log out of a hub
+  audit verify DIR --root root.json        check an export offline; non-zero exit on any problem
   bundle build MODEL.onnx --name N --version V --key release.key --out FILE [--schema schema.json]
   bundle inspect FILE [--json]             print a bundle's manifest
   bundle verify FILE --root root.json      check every signature and hash

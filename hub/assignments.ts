@@ -17,6 +17,7 @@ import { topics } from '../protocol/topics.js';
 import type { KeyPair } from '../signing/ed25519.js';
 import { signEnvelope } from '../signing/envelope.js';
 import { hubError } from './errors.js';
+import { logDeployment } from './translog/hooks.js';
 import type { AssignmentRecord, BundleRecord, HubStore } from './store.js';
 
 /** Assignments signed per transaction (well under a second of pure-JS Ed25519). */
@@ -58,11 +59,13 @@ export class Assigner {
    * fleet must not stall the MQTT keepalive or the API. Each device's counter and
    * assignment are always written together.
    */
-  async assign(bundle: BundleRecord, deviceIds: readonly string[], meta: { rolloutId?: string | null; ring?: string | null } = {}): Promise<DeployResult> {
+  async assign(bundle: BundleRecord, deviceIds: readonly string[], meta: { rolloutId?: string | null; ring?: string | null; actor?: string } = {}): Promise<DeployResult> {
     const targets = [...new Set(deviceIds)];
     if (targets.length === 0) throw hubError('HUB_ERR_NO_TARGETS');
     const rolloutId = meta.rolloutId ?? null;
     const ring = meta.ring ?? null;
+    // Logged before anything is signed: no device can be assigned what the transparency log does not show (issue #6).
+    logDeployment(this.o.store, bundle, targets, { rolloutId, ring, ...(meta.actor ? { actor: meta.actor } : {}) }, this.o.now());
     const counters: Record<string, number> = {};
     let failure: unknown;
     for (let i = 0; i < targets.length; i += SIGN_BATCH) {

@@ -3,7 +3,9 @@
  * the hub talks to it as an ordinary mqtt.js client (mqtt-link.ts), exactly as
  * it talks to an external one, so there is one code path (docs/architecture.md "MQTT").
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes } from 'aedes';
 import { hubError } from './errors.js';
 
@@ -15,11 +17,24 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startBroker(opts: { host: string; port: number }): Promise<EmbeddedBroker> {
+export async function startBroker(opts: { host: string; port: number; tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => void }): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker();
-  const server: Server = createServer(aedes.handle);
+  // Access control (hub/broker-auth.ts) is installed before the first client can connect.
+  opts.setup?.(aedes);
+  let server: Server;
+  if (opts.tls) {
+    let tls: { cert: Buffer; key: Buffer };
+    try { tls = { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }; } catch (e) {
+      aedes.close();
+      throw hubError('HUB_ERR_LISTEN', `cannot read the broker TLS certificate or key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    server = createTlsServer(tls, aedes.handle as (s: Socket) => void) as unknown as Server;
+  } else {
+    server = createServer(aedes.handle);
+  }
   const sockets = new Set<Socket>();
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on(opts.tls ? 'secureConnection' : 'connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  if (opts.tls) server.on('tlsClientError', () => {});
   // A client that misbehaves is aedes' problem to disconnect; it must never take the hub down.
   aedes.on('clientError', () => {});
   aedes.on('connectionError', () => {});
@@ -35,7 +50,7 @@ export async function startBroker(opts: { host: string; port: number }): Promise
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   let closed: Promise<void> | undefined;
   return {
-    url: `mqtt://${hostPart}:${port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://${hostPart}:${port}`,
     port,
     aedes,
     close() {

@@ -34,6 +34,8 @@ export const HUB_ERRORS = {
   HUB_ERR_TELEMETRY_REPLAY: { message: 'A telemetry report repeats or goes back in its device\'s sequence (a replay or a reordered resend); it was dropped and counted', status: 409 },
   HUB_ERR_TELEMETRY_UNKNOWN_BUNDLE: { message: 'A telemetry report names a bundle the hub has not published; it was dropped (publish the bundle, or check the device runs a bundle from this hub)', status: 404 },
   HUB_ERR_DRIFT_WEBHOOK: { message: 'A drift alert could not be POSTed to the configured webhook (unreachable, timed out or answered non-2xx); the alert is still logged and recorded as an event', status: 502 },
+  HUB_ERR_MQTT_AUTH: { message: 'An MQTT client was refused: unknown user name, wrong secret, or (for a device) a client id that is not its device id. Enroll the device with `fleetcast device enroll ID` and connect with client id = user name = device id', status: 401 },
+  HUB_ERR_MQTT_FORBIDDEN: { message: 'An MQTT client tried to publish or subscribe outside its own topics (a device speaks only under fc/v1/dev/<its id>/ and reads only its own assignment, bundle chunks and trust topics); the publish was refused and the client disconnected', status: 403 },
 } as const satisfies ErrorTable;
 
 export type HubErrorCode = keyof typeof HUB_ERRORS;

@@ -19,6 +19,10 @@ import { connectLink, type MqttLink } from './mqtt-link.js';
 import { parseHubOptions, type HubOptions } from './options.js';
 import { HubStore } from './store.js';
 import { ChunkServer } from './transfer.js';
+import { registerTranslogRoutes } from './translog/routes.js';
+import { startTranslog, type TranslogService } from './translog/service.js';
+import { answerProofRequest } from './translog/proof-requests.js';
+import { brokerSecurity } from './broker-security.js';
 import { registerDriftRoutes } from './drift/routes.js';
 import { registerDriftReader } from './rollouts/gate-inputs.js';
 import { TelemetryService } from './telemetry/service.js';
@@ -44,6 +48,8 @@ export interface Hub {
   readonly link: MqttLink;
   readonly transfer: ChunkServer;
   readonly assigner: Assigner;
+  /** The transparency log (issue #6). */
+  readonly translog: TranslogService;
   /** Staged rollouts (issue #3); register gate inputs on `rollouts.inputs`. */
   readonly rollouts: Rollouts;
   /** API bearer tokens (issue #3). */
@@ -85,12 +91,17 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
   try {
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
+    // Transparency log (issue #6): roots and known bundles are logged before anything can change.
+    const translog = startTranslog({ store, hubKey, root, keysDir: options.keysDir, now, logger });
+    stops.push(() => translog.close());
     const telemetry = new TelemetryService({ store, options: options.telemetry, logger, now });
     stops.push(() => telemetry.close());
 
     let broker: EmbeddedBroker | undefined;
+    // MQTT access control and TLS (issue #6): secure unless insecureDemo.
+    const security = brokerSecurity(options, store, logger);
     if (!options.brokerUrl) {
-      broker = await startBroker({ host: options.host, port: options.mqttPort });
+      broker = await startBroker({ host: options.host, port: options.mqttPort, ...security.brokerOptions });
       stops.push(() => broker!.close());
     }
     const mqttUrl = options.brokerUrl ?? broker!.url;
@@ -115,6 +126,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       url: mqttUrl,
       clientId: options.mqttClientId,
       connectTimeoutMs: options.brokerConnectTimeoutMs,
+      ...security.linkOptions,
       logger,
       handlers: {
         state(r) {
@@ -123,6 +135,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
         },
         event(e) { store.recordEvent(e, now()); },
         'chunk-req'(r) { transfer.request(r); },
+        'proof-req'(r) { return answerProofRequest(translog.log, r, (t, p) => publish(t, p, false)); },
         telemetry(r) { telemetry.handle(r); },
       },
     });
@@ -139,6 +152,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     await assigner.refreshDue().catch((e: unknown) => logger.warn({ err: e }, 'refreshing assignments at start-up failed'));
     await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
     assigner.startRefresher(options.refreshIntervalMs);
+    await translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed'));
 
     const api = buildApi({
       options, store, root, assigner, logger, now,
@@ -150,6 +164,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       }),
     });
     stops.push(() => api.close());
+    registerTranslogRoutes(api as never, { log: translog.log, store, roots: () => translog.roots });
     // Operator control plane (issue #3): bearer tokens on every route but health and OpenAPI, then rollouts.
     const tokens = new TokenStore(store.sqlite);
     const tokenFile = tokens.bootstrap(options.dataDir, now());
@@ -174,7 +189,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let closing: Promise<void> | undefined;
     return {
-      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, telemetry,
+      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry,
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

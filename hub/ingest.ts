@@ -10,6 +10,7 @@ import { verifyManifestEnvelope, verifyPayloadFile } from '../bundles/verify.js'
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import type { TrustedRoot } from '../signing/root.js';
 import { hubError } from './errors.js';
+import { logManifest } from './translog/hooks.js';
 import type { BundleRecord, HubStore } from './store.js';
 
 export interface IngestResult { created: boolean; bundle: BundleRecord }
@@ -45,5 +46,7 @@ export async function ingestBundleFile(path: string, deps: { store: HubStore; ro
     await verifyPayloadFile(manifest, path, file.payloadOffset, file.payloadLength);
   } catch (e) { refuse(e); }
   await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength);
-  return store.insertBundle({ id: bundleId, envelope: verified.envelope, manifest, createdAt: deps.now() });
+  const r = store.insertBundle({ id: bundleId, envelope: verified.envelope, manifest, createdAt: deps.now() });
+  logManifest(store, r.bundle); // transparency log (issue #6): every accepted manifest's exact signed bytes
+  return r;
 }

@@ -12,9 +12,10 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '../protocol/messages.js';
+import { parseTopic, topics } from '../protocol/topics.js';
+import { decodeProofRequest } from '../protocol/trust-messages.js';
 import { decodeTelemetry } from '../protocol/messages.js';
 import type { TelemetryReport } from '../protocol/telemetry.js';
-import { parseTopic, topics } from '../protocol/topics.js';
 import { hubError } from './errors.js';
 
 /** What the hub does with each device message type, once it has been validated. */
@@ -22,6 +23,8 @@ export interface DeviceHandlers {
   state(msg: StateReport): void | Promise<void>;
   event(msg: DeviceEvent): void | Promise<void>;
   'chunk-req'(msg: ChunkRequest): void | Promise<void>;
+  /** A device asks for a log consistency proof (issue #6). */
+  'proof-req'?(msg: ReturnType<typeof decodeProofRequest>): void | Promise<void>;
   /** Sampled telemetry (issue #5); the device-id check below applies to it like to every device message. */
   telemetry?(msg: TelemetryReport): void | Promise<void>;
 }
@@ -31,6 +34,7 @@ const DECODERS: { [C in HandledChannel]: (b: Uint8Array) => Parameters<NonNullab
   state: decodeStateReport,
   event: decodeDeviceEvent,
   'chunk-req': decodeChunkRequest,
+  'proof-req': decodeProofRequest,
   telemetry: decodeTelemetry,
 };
 export const HANDLED_CHANNELS = Object.keys(DECODERS) as HandledChannel[];
@@ -92,6 +96,10 @@ export interface LinkOptions {
   connectTimeoutMs: number;
   handlers: DeviceHandlers;
   logger: Logger;
+  /** The hub's broker credential and, for mqtts://, the CA to trust (issue #6). */
+  username?: string;
+  password?: string;
+  ca?: Buffer;
 }
 
 /** Connect, subscribe to every handled device channel, and dispatch. Throws HUB_ERR_BROKER_UNREACHABLE. */
@@ -105,6 +113,8 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
     protocolVersion: 4,
     reconnectPeriod: 1_000,
     connectTimeout: opts.connectTimeoutMs,
+    ...(opts.username !== undefined ? { username: opts.username, password: opts.password } : {}),
+    ...(opts.ca ? { ca: opts.ca } : {}),
   });
   // Messages are handled one after another, in arrival order (QoS 1 keeps per-publisher order).
   let queue: Promise<void> = Promise.resolve();

@@ -3,7 +3,7 @@
  * refused and named, defaults in this one place, then frozen (DESIGN.md
  * "Conventions"). The CLI maps its flags onto these keys and nothing else.
  */
-import { int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
+import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
@@ -44,6 +44,16 @@ export const hubOptionsSchema = obj({
   /** Largest JSON request body (bytes). */
   maxJsonBytes: withDefault(int({ min: 1024, max: 64 * 1024 * 1024 }), 1024 * 1024),
   logLevel: withDefault(str({ enum: LOG_LEVELS }), 'info'),
+  /** Issue #6: let any client connect to the embedded broker with no credential and no ACL. Demos only; secure by default. */
+  insecureDemo: withDefault(bool(), false),
+  /** Issue #6: serve the embedded broker over TLS (mqtts://) with this PEM certificate and key. */
+  mqttTlsCert: optional(str({ min: 1, max: 4096 })),
+  mqttTlsKey: optional(str({ min: 1, max: 4096 })),
+  /** Issue #6: the hub's credential on an external broker (the embedded one issues its own). */
+  mqttUsername: optional(str({ min: 1, max: 1024 })),
+  mqttPassword: optional(str({ min: 1, max: 4096 })),
+  /** Issue #6: PEM CA file to trust for an external mqtts:// broker. */
+  mqttCa: optional(str({ min: 1, max: 4096 })),
   /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
   /** How often the rollout engine re-judges rings and assigns (its clock is the hub's `now`; this is only the polling period). */
@@ -53,7 +63,8 @@ export const hubOptionsSchema = obj({
 export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions> };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
-export type HubOptions = Readonly<Required<Omit<Parsed, 'brokerUrl'>> & Pick<Parsed, 'brokerUrl'>>;
+type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa';
+export type HubOptions = Readonly<Required<Omit<Parsed, OptionalKeys>> & Pick<Parsed, OptionalKeys>>;
 
 /** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */
 export function parseHubOptions(input: unknown): HubOptions {

@@ -14,7 +14,7 @@ export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const BUNDLE_ID_PATTERN = /^[0-9a-f]{64}$/;
 
 /** Messages a device publishes, one topic each. */
-export const DEVICE_CHANNELS = ['state', 'event', 'chunk-req', 'telemetry'] as const;
+export const DEVICE_CHANNELS = ['state', 'event', 'chunk-req', 'telemetry', 'proof-req'] as const;
 export type DeviceChannel = (typeof DEVICE_CHANNELS)[number];
 
 function checkDevice(id: string): string {
@@ -36,12 +36,20 @@ export const topics = {
   chunkFilter: (bundleId: string) => `${TOPIC_ROOT}/bundle/${checkBundle(bundleId)}/chunk/+`,
   /** Hub subscriptions: one filter per device channel. */
   allDevices: (channel: DeviceChannel) => `${TOPIC_ROOT}/dev/+/${channel}`,
+  /** Hub → every device, retained: the root chain (issue #6, agent/trust.ts). */
+  trustRoots: () => `${TOPIC_ROOT}/trust/roots`,
+  /** Hub → every device, retained: the latest signed log checkpoint. */
+  trustCheckpoint: () => `${TOPIC_ROOT}/trust/checkpoint`,
+  /** Hub → one device: the consistency proof it asked for on `proof-req`. */
+  proof: (deviceId: string) => `${TOPIC_ROOT}/dev/${checkDevice(deviceId)}/proof`,
 } as const;
 
 export type ParsedTopic =
   | { kind: 'assign'; deviceId: string }
   | { kind: 'device'; deviceId: string; channel: DeviceChannel }
-  | { kind: 'chunk'; bundleId: string; index: number };
+  | { kind: 'chunk'; bundleId: string; index: number }
+  | { kind: 'proof'; deviceId: string }
+  | { kind: 'trust'; what: 'roots' | 'checkpoint' };
 
 /** Parse a topic name; throws PROTO_ERR_BAD_TOPIC for anything that is not ours. */
 export function parseTopic(topic: string): ParsedTopic {
@@ -50,8 +58,10 @@ export function parseTopic(topic: string): ParsedTopic {
     if (parts.length === 5 && parts[2] === 'dev' && DEVICE_ID_PATTERN.test(parts[3])) {
       const ch = parts[4];
       if (ch === 'assign') return { kind: 'assign', deviceId: parts[3] };
+      if (ch === 'proof') return { kind: 'proof', deviceId: parts[3] };
       if ((DEVICE_CHANNELS as readonly string[]).includes(ch)) return { kind: 'device', deviceId: parts[3], channel: ch as DeviceChannel };
     }
+    if (parts.length === 4 && parts[2] === 'trust' && (parts[3] === 'roots' || parts[3] === 'checkpoint')) return { kind: 'trust', what: parts[3] };
     if (parts.length === 6 && parts[2] === 'bundle' && BUNDLE_ID_PATTERN.test(parts[3]) && parts[4] === 'chunk' && /^(0|[1-9][0-9]{0,6})$/.test(parts[5])) {
       return { kind: 'chunk', bundleId: parts[3], index: Number(parts[5]) };
     }

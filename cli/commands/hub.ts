@@ -10,7 +10,7 @@ import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli } from '../args.js';
 
-const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]';
+const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password P] [--mqtt-ca PEM]';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -21,6 +21,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
     data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
     host: { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
+    'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-ca': { type: 'string' },
   }, USAGE);
   if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
   const input: Record<string, unknown> = { dataDir: need(values.data, '--data', USAGE), keysDir: need(values.keys, '--keys', USAGE) };
@@ -29,10 +30,13 @@ export async function run(argv: string[]): Promise<number> {
   if (values['http-port'] !== undefined) input.httpPort = port(values['http-port']);
   if (values.broker !== undefined) input.brokerUrl = values.broker;
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
+  // Issue #6: the embedded broker is secure unless --insecure-demo; TLS and external-broker credentials.
+  if (values['insecure-demo']) input.insecureDemo = true;
+  for (const [flag, key] of [['mqtt-tls-cert', 'mqttTlsCert'], ['mqtt-tls-key', 'mqttTlsKey'], ['mqtt-username', 'mqttUsername'], ['mqtt-password', 'mqttPassword'], ['mqtt-ca', 'mqttCa']] as const) if (values[flag] !== undefined) input[key] = values[flag];
   const level = (values['log-level'] ?? 'info');
   const logger = pino({ level: /^(fatal|error|warn|info|debug|trace|silent)$/.test(level) ? level : 'info', base: { component: 'fleetcast-hub' } }, pino.destination(2));
   const hub = await startHub(input as HubOptionsInput, { logger });
-  process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}\n`);
+  process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}${hub.broker && hub.options.insecureDemo ? ' INSECURE DEMO: anonymous clients allowed, no ACL' : ''}\n`);
   // Bootstrap (issue #3): the first start writes an admin API token here (mode 0600); FLEETCAST_TOKEN_FILE can point at it.
   const tokenFile = join(hub.options.dataDir, BOOTSTRAP_FILE);
   if (existsSync(tokenFile)) process.stdout.write(`fleetcast hub: admin token in ${tokenFile}\n`);

@@ -13,7 +13,7 @@ import { silentLogger } from './hub-fixtures.js';
 export type TestKeys = ReturnType<typeof makeKeys>;
 
 export async function startTestHub(keys: TestKeys, over: Partial<HubOptionsInput> = {}, seams: { now?: () => number } = {}): Promise<Hub> {
-  return startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, ...over }, { logger: silentLogger(), ...seams });
+  return startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, insecureDemo: true, ...over }, { logger: silentLogger(), ...seams });
 }
 
 export async function makeBundle(releaseKeys: KeyPair[], o: { name?: string; version?: number; chunkSize?: number; model?: MlpOptions } = {}) {

@@ -44,7 +44,7 @@ describe('fleetcast hub / publish / deploy / devices', () => {
     await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 }).catch(() => undefined);
     expect(existsSync(CLI)).toBe(true);
     const mqttPort = await freePort();
-    hubProc = spawn(process.execPath, [CLI, 'hub', '--data', tempDir(), '--keys', keys.dir, '--mqtt-port', String(mqttPort), '--http-port', '0', '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    hubProc = spawn(process.execPath, [CLI, 'hub', '--data', tempDir(), '--keys', keys.dir, '--mqtt-port', String(mqttPort), '--http-port', '0', '--log-level', 'warn', '--insecure-demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     hubProc.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
     let err = '';
     hubProc.stderr!.on('data', (b: Buffer) => { err += b.toString(); });

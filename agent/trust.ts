@@ -1,0 +1,154 @@
+/**
+ * What the agent trusts beyond its provisioned root (issue #6):
+ *
+ * - Root updates: the hub keeps the root chain retained on fc/v1/trust/roots;
+ *   the agent takes new versions one at a time (N → N+1, each cross-signed,
+ *   signing/root-rotation.ts), at most MAX_ROOT_STEPS per message, persists
+ *   each one, and from then on verifies with the newest. When a new root drops
+ *   a hub key, the assignment counter is reset: a counter pushed far ahead by a
+ *   compromised hub key (fast-forward) is recovered from by rotating that key
+ *   away (TUF 5.3.11 deletes trusted timestamp/snapshot metadata likewise).
+ * - The log: the latest checkpoint is retained on fc/v1/trust/checkpoint. The
+ *   agent keeps the last one it verified; for a newer one it asks the hub for a
+ *   consistency proof (RFC 9162 2.1.4) and takes it only if the proof holds. A
+ *   history that does not extend the one it holds (smaller, same size with
+ *   another root, or a failed proof) is reported as a security event and the
+ *   old checkpoint is kept as evidence.
+ *
+ * Nothing here throws at its callers: refusals become coded events.
+ */
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorCode } from '../protocol/errors.js';
+import { encode, PROTOCOL_VERSION } from '../protocol/messages.js';
+import { topics } from '../protocol/topics.js';
+import { decodeCheckpointMessage, decodeProofResponse, decodeRootsMessage } from '../protocol/trust-messages.js';
+import { verifyCheckpoint } from '../signing/checkpoint.js';
+import { LOG_ORIGIN, logVerifiers } from '../signing/log-keys.js';
+import { verifyConsistency } from '../signing/merkle.js';
+import { loadRoot, type TrustedRoot } from '../signing/root.js';
+import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '../signing/root-rotation.js';
+import { agentError } from './errors.js';
+import { atomicWrite } from './state-store.js';
+
+interface HeldCheckpoint { size: number; rootHash: Buffer; text: string }
+
+export interface TrustDeps {
+  dataDir: string;
+  deviceId: string;
+  now: () => number;
+  publish(topic: string, payload: Buffer): Promise<void>;
+  /** A coded refusal to report to the hub (kind "security"). */
+  onSecurity(code: string, detail: string): void;
+  /** A new root dropped hub keys: reset the assignment counter. */
+  onHubKeysRevoked(root: TrustedRoot): Promise<void>;
+  onRootUpdated?(root: TrustedRoot): void;
+  maxRootSteps?: number;
+}
+
+export class TrustState {
+  #root: TrustedRoot;
+  #cp: HeldCheckpoint | null;
+  #pending: HeldCheckpoint | null = null;
+  readonly #d: TrustDeps;
+  readonly #dir: string;
+  #queue: Promise<void> = Promise.resolve();
+
+  private constructor(d: TrustDeps, root: TrustedRoot, cp: HeldCheckpoint | null) {
+    this.#d = d; this.#root = root; this.#cp = cp; this.#dir = join(d.dataDir, 'trust');
+  }
+
+  /** The provisioned root, then every root this device took since, verified again as a chain. */
+  static async open(d: TrustDeps, provisioned: TrustedRoot): Promise<TrustState> {
+    const dir = join(d.dataDir, 'trust');
+    await mkdir(join(dir, 'roots'), { recursive: true });
+    let root = provisioned;
+    const files = (await readdir(join(dir, 'roots'))).map((f) => /^root-([0-9]+)\.json$/.exec(f)).filter((m) => m !== null).map((m) => ({ f: m[0], v: Number(m[1]) })).sort((a, b) => a.v - b.v);
+    for (const { f, v } of files) {
+      if (v <= root.version) continue;
+      try { root = verifyNextRoot(root, JSON.parse(await readFile(join(dir, 'roots', f), 'utf8'))); } catch { break; }
+    }
+    let cp: HeldCheckpoint | null = null;
+    try {
+      const text = await readFile(join(dir, 'checkpoint'), 'utf8');
+      const c = verifyCheckpoint(text, logVerifiers(root), { origin: LOG_ORIGIN });
+      cp = { size: c.size, rootHash: c.rootHash, text };
+    } catch { cp = null; }
+    return new TrustState(d, root, cp);
+  }
+
+  get root(): TrustedRoot { return this.#root; }
+  get checkpoint(): { size: number; rootHash: string } | null { return this.#cp ? { size: this.#cp.size, rootHash: this.#cp.rootHash.toString('base64') } : null; }
+
+  /** Messages are handled one at a time, in arrival order. */
+  onRoots(bytes: Uint8Array): Promise<void> { return this.#serial(() => this.#roots(bytes)); }
+  onCheckpoint(bytes: Uint8Array): Promise<void> { return this.#serial(() => this.#checkpoint(bytes)); }
+  onProof(bytes: Uint8Array): Promise<void> { return this.#serial(() => this.#proof(bytes)); }
+
+  #serial(fn: () => Promise<void>): Promise<void> {
+    this.#queue = this.#queue.then(fn).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
+    return this.#queue;
+  }
+
+  async #roots(bytes: Uint8Array): Promise<void> {
+    let taken;
+    try {
+      const msg = decodeRootsMessage(bytes);
+      taken = verifyRootChain(this.#root, msg.roots, { now: this.#d.now(), maxSteps: this.#d.maxRootSteps ?? MAX_ROOT_STEPS });
+    } catch (e) {
+      throw agentError('AGENT_ERR_ROOT_UPDATE', (e as Error).message, { cause: errorCode(e) });
+    }
+    if (taken.taken.length === 0) return;
+    const before = new Set(this.#root.roles.hub.keys.keys());
+    // Each version is persisted before it is used, so a restart resumes from the newest verified root.
+    for (const env of taken.taken) {
+      const v = loadRoot(env, { allowExpired: true }).version;
+      await atomicWrite(join(this.#dir, 'roots', `root-${v}.json`), JSON.stringify(env));
+    }
+    this.#root = taken.root;
+    this.#d.onRootUpdated?.(taken.root);
+    if ([...before].some((k) => !taken.root.roles.hub.keys.has(k))) await this.#d.onHubKeysRevoked(taken.root);
+    // Checkpoints are verified with the hub keys of the current root; a held one stays evidence as it is.
+  }
+
+  async #checkpoint(bytes: Uint8Array): Promise<void> {
+    let c: HeldCheckpoint;
+    try {
+      const text = decodeCheckpointMessage(bytes).checkpoint;
+      const v = verifyCheckpoint(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
+      c = { size: v.size, rootHash: v.rootHash, text };
+    } catch (e) {
+      throw agentError('AGENT_ERR_CHECKPOINT_INVALID', (e as Error).message, { cause: errorCode(e) });
+    }
+    const held = this.#cp;
+    if (!held) { await this.#take(c); return; } // trust on first use: nothing to be consistent with yet
+    if (c.size === held.size) {
+      if (!c.rootHash.equals(held.rootHash)) throw agentError('AGENT_ERR_LOG_INCONSISTENT', `two checkpoints of size ${c.size} with different root hashes`);
+      return;
+    }
+    if (c.size < held.size) throw agentError('AGENT_ERR_LOG_INCONSISTENT', `the log now has ${c.size} entries; this device has seen ${held.size}`);
+    this.#pending = c;
+    const req = { v: PROTOCOL_VERSION, deviceId: this.#d.deviceId, from: held.size, to: c.size };
+    await this.#d.publish(topics.device(this.#d.deviceId, 'proof-req'), encode(req)).catch(() => { /* the next checkpoint asks again */ });
+  }
+
+  async #proof(bytes: Uint8Array): Promise<void> {
+    const p = decodeProofResponse(bytes);
+    const held = this.#cp;
+    const pending = this.#pending;
+    if (!held || !pending || p.from !== held.size || p.to !== pending.size) return; // an answer to an older question
+    this.#pending = null;
+    if (p.error) throw agentError('AGENT_ERR_LOG_INCONSISTENT', `the hub cannot prove ${p.from} → ${p.to} (${p.error})`);
+    try {
+      verifyConsistency(p.from, p.to, p.proof.map((h) => Buffer.from(h, 'base64')), held.rootHash, pending.rootHash);
+    } catch (e) {
+      throw agentError('AGENT_ERR_LOG_INCONSISTENT', (e as Error).message, { cause: errorCode(e) });
+    }
+    await this.#take(pending);
+  }
+
+  async #take(c: HeldCheckpoint): Promise<void> {
+    await atomicWrite(join(this.#dir, 'checkpoint'), c.text);
+    this.#cp = c;
+  }
+}

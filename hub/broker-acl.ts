@@ -1,0 +1,41 @@
+/**
+ * Who may publish and subscribe to what (issue #6), from the topic layout in
+ * protocol/topics.ts: a device publishes only under fc/v1/dev/<its id>/ on the
+ * channels it speaks, and reads only its own assignment and proof answers,
+ * the shared bundle chunk topics (one publish reaches every fetcher), and the
+ * trust topics. The hub may do anything under fc/v1/. The same rules as a
+ * mosquitto ACL file are in mosquittoAcl() (README "External broker").
+ */
+import { BUNDLE_ID_PATTERN, DEVICE_CHANNELS, TOPIC_ROOT } from '../protocol/topics.js';
+import { HUB_MQTT_USER, type MqttIdentity } from './mqtt-credentials.js';
+
+const DEVICE_SUBSCRIBE = ['assign', 'proof'] as const;
+
+export function mayPublish(who: MqttIdentity, topic: string): boolean {
+  if (who.role === 'hub') return topic.startsWith(`${TOPIC_ROOT}/`);
+  const p = topic.split('/');
+  return p.length === 5 && `${p[0]}/${p[1]}` === TOPIC_ROOT && p[2] === 'dev' && p[3] === who.username && (DEVICE_CHANNELS as readonly string[]).includes(p[4]);
+}
+
+export function maySubscribe(who: MqttIdentity, filter: string): boolean {
+  if (who.role === 'hub') return filter.startsWith(`${TOPIC_ROOT}/`);
+  const p = filter.split('/');
+  if (`${p[0]}/${p[1]}` !== TOPIC_ROOT) return false;
+  if (p.length === 5 && p[2] === 'dev' && p[3] === who.username) return (DEVICE_SUBSCRIBE as readonly string[]).includes(p[4]);
+  if (p.length === 6 && p[2] === 'bundle' && BUNDLE_ID_PATTERN.test(p[3]) && p[4] === 'chunk') return p[5] === '+' || /^(0|[1-9][0-9]{0,6})$/.test(p[5]);
+  return p.length === 4 && p[2] === 'trust' && (p[3] === 'roots' || p[3] === 'checkpoint');
+}
+
+/** The same rules for mosquitto (`acl_file`); %u is the user name, which must be the device id. */
+export function mosquittoAcl(hubUser = HUB_MQTT_USER): string {
+  return [
+    `user ${hubUser}`,
+    `topic readwrite ${TOPIC_ROOT}/#`,
+    '',
+    ...DEVICE_CHANNELS.map((c) => `pattern write ${TOPIC_ROOT}/dev/%u/${c}`),
+    ...DEVICE_SUBSCRIBE.map((c) => `pattern read ${TOPIC_ROOT}/dev/%u/${c}`),
+    `pattern read ${TOPIC_ROOT}/bundle/+/chunk/+`,
+    `pattern read ${TOPIC_ROOT}/trust/roots`,
+    `pattern read ${TOPIC_ROOT}/trust/checkpoint`,
+  ].join('\n') + '\n';
+}

@@ -1,0 +1,66 @@
+/**
+ * MQTT credentials (issue #6): one per device (`fleetcast device enroll ID`)
+ * and one for the hub itself, in the hub's own table (CREATE TABLE IF NOT
+ * EXISTS, outside hub.db's migration chain). Only a salted hash is stored; the
+ * secret is shown once. Secrets are 32 random bytes, so a single SHA-256 is
+ * enough (no dictionary to slow down, unlike human passwords) and checking
+ * thousands of simulated devices connecting at once costs microseconds each.
+ */
+import type Database from 'better-sqlite3';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { hubError } from './errors.js';
+
+export type MqttRole = 'device' | 'hub';
+export interface MqttIdentity { username: string; role: MqttRole }
+
+/** The hub's own MQTT user name, reserved: no device may enroll under it (mosquitto_passwd refuses ':' in names). */
+export const HUB_MQTT_USER = 'fleetcast-hub';
+
+function hash(salt: Buffer, secret: string): Buffer {
+  return createHash('sha256').update(salt).update(secret, 'utf8').digest();
+}
+
+export class MqttCredentials {
+  private readonly db: Database.Database;
+
+  constructor(db: Database.Database) {
+    this.db = db;
+    db.exec(`CREATE TABLE IF NOT EXISTS mqtt_credentials (
+      username TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER)`);
+  }
+
+  /** Issue (or re-issue, replacing the old one) a device credential; returns the secret, which is not stored. */
+  enrollDevice(deviceId: string, now = Date.now()): { username: string; password: string } {
+    if (deviceId === HUB_MQTT_USER) throw hubError('HUB_ERR_BAD_REQUEST', `${HUB_MQTT_USER} is the hub's own MQTT user name; choose another device id`);
+    if (!DEVICE_ID_PATTERN.test(deviceId)) throw hubError('HUB_ERR_BAD_REQUEST', `device id ${JSON.stringify(deviceId)} must match ${DEVICE_ID_PATTERN.source}`);
+    return { username: deviceId, password: this.issue(deviceId, 'device', now) };
+  }
+
+  /** A fresh hub credential, replacing the previous one (the hub makes one at every start). */
+  issueHub(now = Date.now()): { username: string; password: string } {
+    return { username: HUB_MQTT_USER, password: this.issue(HUB_MQTT_USER, 'hub', now) };
+  }
+
+  revoke(username: string, now = Date.now()): boolean {
+    return this.db.prepare('UPDATE mqtt_credentials SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL').run(now, username).changes > 0;
+  }
+
+  /** The identity a user name and secret prove, or undefined. */
+  check(username: string | undefined, password: Buffer | string | undefined): MqttIdentity | undefined {
+    if (!username || password === undefined) return undefined;
+    const row = this.db.prepare('SELECT role, salt, hash FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL').get(username) as { role: MqttRole; salt: Buffer; hash: Buffer } | undefined;
+    if (!row) return undefined;
+    const got = hash(row.salt, Buffer.isBuffer(password) ? password.toString('utf8') : password);
+    return timingSafeEqual(got, row.hash) ? { username, role: row.role } : undefined;
+  }
+
+  private issue(username: string, role: MqttRole, now: number): string {
+    const secret = randomBytes(32).toString('base64url');
+    const salt = randomBytes(16);
+    this.db.prepare(`INSERT INTO mqtt_credentials (username, role, salt, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)
+      ON CONFLICT(username) DO UPDATE SET role = excluded.role, salt = excluded.salt, hash = excluded.hash, created_at = excluded.created_at, revoked_at = NULL`)
+      .run(username, role, salt, hash(salt, secret), now);
+    return secret;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The transparency log over HTTP: the latest and every earlier checkpoint,
+ * leaves by index, inclusion proofs and consistency proofs between any two
+ * sizes (RFC 9162 2.1.3, 2.1.4), the root chain, and the installs devices
+ * reported (what `fleetcast audit export` collects). Proof and range errors
+ * come from signing/merkle.ts as SIGN_ERR_MERKLE_* with status 400.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Envelope } from '../../protocol/envelope.js';
+import { arr, int, json, obj, optional, str, type Infer } from '../../protocol/schema.js';
+import { errorBody } from '../api-schemas.js';
+import { hubError } from '../errors.js';
+import type { HubStore } from '../store.js';
+import type { TransparencyLog } from './translog.js';
+
+const count = str({ pattern: /^(0|[1-9][0-9]{0,14})$/ });
+const b64 = str({ max: 64 });
+const checkpointBody = obj({ size: int({ min: 0 }), checkpoint: str(), createdAt: int({ min: 0 }) });
+const installsBody = obj({ installs: arr(obj({ deviceId: str(), bundleId: str(), counter: int({ min: 0 }), at: int({ min: 0 }), seq: int({ min: 0 }) })) });
+export type InstallReport = Infer<typeof installsBody>['installs'][number];
+
+/** Leaves per entries request; the exporter pages through larger logs. */
+export const MAX_ENTRIES_PER_REQUEST = 1000;
+
+const n = (s: string | undefined, def: number): number => (s === undefined ? def : Number(s));
+
+export function registerTranslogRoutes(app: FastifyInstance, deps: { log: TransparencyLog; store: HubStore; roots: () => readonly Envelope[] }): void {
+  const { log } = deps;
+  const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
+
+  app.get('/v1/log/checkpoint', { schema: { summary: 'The latest signed checkpoint of the transparency log', response: { 200: checkpointBody.json, ...errors } } }, async () => {
+    const cp = log.latest();
+    if (!cp) throw hubError('HUB_ERR_STORE', 'the transparency log has no checkpoint yet');
+    return { size: cp.size, checkpoint: cp.note, createdAt: cp.createdAt };
+  });
+
+  app.get('/v1/log/checkpoints', {
+    schema: { summary: 'Signed checkpoints from a tree size on, oldest first', querystring: obj({ from: optional(count), limit: optional(count) }).json, response: { 200: obj({ checkpoints: arr(checkpointBody) }).json, ...errors } },
+  }, async (req) => {
+    const q = req.query as { from?: string; limit?: string };
+    return { checkpoints: log.checkpoints(n(q.from, 0), Math.min(n(q.limit, 10_000), 10_000)).map((c) => ({ size: c.size, checkpoint: c.note, createdAt: c.createdAt })) };
+  });
+
+  app.get('/v1/log/entries', {
+    schema: { summary: `Leaves [start, end) as base64 of their exact bytes (at most ${MAX_ENTRIES_PER_REQUEST})`, querystring: obj({ start: count, end: count }).json, response: { 200: obj({ entries: arr(obj({ index: int({ min: 0 }), data: str() })) }).json, ...errors } },
+  }, async (req) => {
+    const q = req.query as { start: string; end: string };
+    const start = Number(q.start);
+    const end = Math.min(Number(q.end), start + MAX_ENTRIES_PER_REQUEST, log.size);
+    return { entries: log.leaves(start, end).map((l) => ({ index: l.index, data: l.data.toString('base64') })) };
+  });
+
+  app.get('/v1/log/proof/inclusion', {
+    schema: { summary: 'Inclusion proof of leaf `index` in the tree of `size` leaves (RFC 9162 2.1.3)', querystring: obj({ index: count, size: optional(count) }).json, response: { 200: obj({ index: int(), size: int(), leafHash: b64, proof: arr(b64) }).json, ...errors } },
+  }, async (req) => {
+    const q = req.query as { index: string; size?: string };
+    const size = n(q.size, log.size);
+    const p = log.inclusionProof(Number(q.index), size);
+    return { index: Number(q.index), size, leafHash: p.leafHash.toString('base64'), proof: p.proof.map((h) => h.toString('base64')) };
+  });
+
+  app.get('/v1/log/proof/consistency', {
+    schema: { summary: 'Consistency proof between tree sizes `from` and `to` (RFC 9162 2.1.4)', querystring: obj({ from: count, to: optional(count) }).json, response: { 200: obj({ from: int(), to: int(), proof: arr(b64) }).json, ...errors } },
+  }, async (req) => {
+    const q = req.query as { from: string; to?: string };
+    const to = n(q.to, log.size);
+    return { from: Number(q.from), to, proof: log.consistencyProof(Number(q.from), to).map((h) => h.toString('base64')) };
+  });
+
+  app.get('/v1/log/roots', { schema: { summary: 'Every root version the hub serves, oldest first', response: { 200: obj({ roots: arr(json()) }).json, ...errors } } },
+    async () => ({ roots: deps.roots() }));
+
+  app.get('/v1/log/installs', { schema: { summary: 'Every install a device reported (events of kind "installed")', response: { 200: installsBody.json, ...errors } } }, async () => {
+    const rows = deps.store.sqlite.prepare("SELECT device_id AS deviceId, bundle_id AS bundleId, COALESCE(counter, 0) AS counter, at, seq FROM events WHERE kind = 'installed' AND bundle_id IS NOT NULL ORDER BY id").all() as InstallReport[];
+    return { installs: rows };
+  });
+}

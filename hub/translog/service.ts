@@ -1,0 +1,64 @@
+/**
+ * Starting the transparency log inside a hub: open its tables, log every root
+ * version the hub serves and every bundle it already holds (a data folder from
+ * before the log existed is caught up), listen for rollout decisions, and keep
+ * the latest root chain and checkpoint retained on MQTT for agents.
+ */
+import type { Logger } from 'pino';
+import type { Envelope } from '../../protocol/envelope.js';
+import { encode, PROTOCOL_VERSION } from '../../protocol/messages.js';
+import { topics } from '../../protocol/topics.js';
+import type { KeyPair } from '../../signing/ed25519.js';
+import type { TrustedRoot } from '../../signing/root.js';
+import { onDecision, type DecisionRecord } from '../rollouts/decisions.js';
+import type { HubStore } from '../store.js';
+import { attachLog, detachLog, logManifest } from './hooks.js';
+import { loadRootChain } from './root-chain.js';
+import { TransparencyLog } from './translog.js';
+
+export interface TranslogService {
+  readonly log: TransparencyLog;
+  readonly roots: readonly Envelope[];
+  /** Publish the root chain and the latest checkpoint (retained), and every later checkpoint as it is signed. */
+  startPublishing(publish: (topic: string, payload: Buffer) => Promise<void>): Promise<void>;
+  close(): void;
+}
+
+export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: TrustedRoot; keysDir: string; now: () => number; logger: Logger }): TranslogService {
+  const db = o.store.sqlite;
+  const log = new TransparencyLog(db, { hubKey: o.hubKey, now: o.now });
+  const roots = loadRootChain(o.keysDir, o.root);
+  for (const env of roots) {
+    const version = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { version: number }).version;
+    log.append({ kind: 'root', version, envelope: env }, `v${version}`);
+  }
+  attachLog(o.store, log);
+  for (const b of o.store.listBundles()) logManifest(o.store, b);
+
+  // onDecision is process-wide; only decisions committed in this hub's own database are ours.
+  const offDecision = onDecision((rec: DecisionRecord, text: string) => {
+    let mine = false;
+    try { mine = db.open && db.prepare('SELECT 1 FROM rollout_decisions WHERE rollout_id = ? AND seq = ? AND record = ?').get(rec.rolloutId, rec.seq, text) !== undefined; } catch { mine = false; }
+    if (!mine) return;
+    try { log.append({ kind: 'rollout-decision', record: JSON.parse(text) }, `${rec.rolloutId}#${rec.seq}`); } catch (e) { o.logger.error({ err: e }, 'could not log a rollout decision'); }
+  });
+
+  let offCheckpoint: (() => void) | undefined;
+  return {
+    log,
+    roots,
+    async startPublishing(publish) {
+      const send = (cp: { note: string }) => publish(topics.trustCheckpoint(), encode({ v: PROTOCOL_VERSION, checkpoint: cp.note }))
+        .catch((e: unknown) => o.logger.warn({ err: e }, 'publishing the log checkpoint failed; the next one supersedes it'));
+      offCheckpoint = log.onCheckpoint((cp) => { void send(cp); });
+      await publish(topics.trustRoots(), encode({ v: PROTOCOL_VERSION, roots }));
+      const cp = log.latest();
+      if (cp) await send(cp);
+    },
+    close() {
+      offDecision();
+      offCheckpoint?.();
+      detachLog(o.store);
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * The hub's transparency log (DESIGN.md "Trust"): every root version, every
+ * accepted bundle manifest and every deployment and rollout decision is a leaf
+ * of an append-only RFC 9162 Merkle tree kept in SQLite. Each append is one
+ * transaction (leaf, subtree hashes, checkpoint), after which the hub signs a
+ * checkpoint (c2sp.org/tlog-checkpoint) with its key; all checkpoints are kept,
+ * so any two sizes can be proven consistent and an auditor can replay them.
+ */
+import type Database from 'better-sqlite3';
+import { signCheckpoint } from '../../signing/checkpoint.js';
+import type { KeyPair } from '../../signing/ed25519.js';
+import { LOG_ORIGIN, logSigner } from '../../signing/log-keys.js';
+import { leafHash, MerkleTree } from '../../signing/merkle.js';
+import { hubError } from '../errors.js';
+import { createTranslogTables, SqliteHashStore } from './translog-store.js';
+import { encodeEntry, type LogEntry } from '../../signing/log-entry.js';
+
+export interface LogLeaf { index: number; data: Buffer }
+export interface StoredCheckpoint { size: number; note: string; createdAt: number }
+
+export class TransparencyLog {
+  private readonly db: Database.Database;
+  private tree: MerkleTree;
+  private readonly hubKey: KeyPair;
+  private readonly now: () => number;
+  private readonly listeners = new Set<(cp: StoredCheckpoint) => void>();
+
+  constructor(db: Database.Database, opts: { hubKey: KeyPair; now?: () => number }) {
+    this.db = db;
+    this.hubKey = opts.hubKey;
+    this.now = opts.now ?? Date.now;
+    createTranslogTables(db);
+    this.tree = this.openTree();
+  }
+
+  get size(): number { return this.tree.size; }
+
+  /** Called after each new checkpoint (the hub publishes it to agents). */
+  onCheckpoint(fn: (cp: StoredCheckpoint) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Append an entry (once per `ref` of a kind, when given); returns its index and the new checkpoint. */
+  append(entry: LogEntry, ref?: string): { index: number; checkpoint: StoredCheckpoint; created: boolean } {
+    if (ref !== undefined) {
+      const known = this.db.prepare('SELECT idx FROM translog_leaves WHERE kind = ? AND ref = ?').pluck().get(entry.kind, ref) as number | undefined;
+      if (known !== undefined) return { index: known, checkpoint: this.latest()!, created: false };
+    }
+    const data = encodeEntry(entry);
+    let cp: StoredCheckpoint;
+    let index: number;
+    try {
+      ({ index, cp } = this.db.transaction(() => {
+        const at = this.now();
+        const i = this.tree.appendData(data);
+        this.db.prepare('INSERT INTO translog_leaves (idx, kind, ref, data, created_at) VALUES (?, ?, ?, ?, ?)').run(i, entry.kind, ref ?? null, data, at);
+        const note = signCheckpoint({ origin: LOG_ORIGIN, size: i + 1, rootHash: this.tree.root() }, logSigner(this.hubKey));
+        this.db.prepare('INSERT INTO translog_checkpoints (size, note, created_at) VALUES (?, ?, ?)').run(i + 1, note, at);
+        return { index: i, cp: { size: i + 1, note, createdAt: at } };
+      })());
+    } catch (e) {
+      // The tree's in-memory size may be ahead of the rolled-back rows: reopen from what committed.
+      this.tree = this.openTree();
+      const err = hubError('HUB_ERR_STORE', `cannot append to the transparency log: ${(e as Error).message}`);
+      err.cause = e;
+      throw err;
+    }
+    for (const fn of this.listeners) { try { fn(cp); } catch { /* a listener must not undo an append */ } }
+    return { index, checkpoint: cp, created: true };
+  }
+
+  latest(): StoredCheckpoint | undefined {
+    const r = this.db.prepare('SELECT size, note, created_at AS createdAt FROM translog_checkpoints ORDER BY size DESC LIMIT 1').get() as StoredCheckpoint | undefined;
+    return r;
+  }
+
+  checkpoint(size: number): StoredCheckpoint | undefined {
+    return this.db.prepare('SELECT size, note, created_at AS createdAt FROM translog_checkpoints WHERE size = ?').get(size) as StoredCheckpoint | undefined;
+  }
+
+  checkpoints(fromSize = 0, limit = 10_000): StoredCheckpoint[] {
+    return this.db.prepare('SELECT size, note, created_at AS createdAt FROM translog_checkpoints WHERE size >= ? ORDER BY size LIMIT ?').all(fromSize, limit) as StoredCheckpoint[];
+  }
+
+  leaves(start: number, end: number): LogLeaf[] {
+    const rows = this.db.prepare('SELECT idx, data FROM translog_leaves WHERE idx >= ? AND idx < ? ORDER BY idx').all(start, end) as { idx: number; data: Buffer }[];
+    return rows.map((r) => ({ index: r.idx, data: r.data }));
+  }
+
+  hasRef(kind: LogEntry['kind'], ref: string): boolean {
+    return this.db.prepare('SELECT 1 FROM translog_leaves WHERE kind = ? AND ref = ?').get(kind, ref) !== undefined;
+  }
+
+  inclusionProof(index: number, size = this.tree.size): { leafHash: Buffer; proof: Buffer[] } {
+    return { leafHash: this.tree.leafHashAt(index), proof: this.tree.inclusionProof(index, size) };
+  }
+
+  consistencyProof(size1: number, size2 = this.tree.size): Buffer[] {
+    return this.tree.consistencyProof(size1, size2);
+  }
+
+  root(size = this.tree.size): Buffer { return this.tree.root(size); }
+
+  private openTree(): MerkleTree {
+    const n = (this.db.prepare('SELECT COUNT(*) FROM translog_leaves').pluck().get() as number);
+    return new MerkleTree(new SqliteHashStore(this.db), n);
+  }
+
+  /** Recompute a leaf hash from stored bytes (the auditor does the same from the export). */
+  static leafHashOf(data: Uint8Array): Buffer { return leafHash(data); }
+}

@@ -1,0 +1,95 @@
+/**
+ * Who may speak on MQTT (issue #6), on the embedded aedes broker and on
+ * mosquitto with the README's password and ACL files: anonymous and wrong
+ * credentials are refused; a device cannot publish another device's state or
+ * telemetry, nor read another device's assignment; the hub and a real agent
+ * with their own credentials work end to end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MqttCredentials, HUB_MQTT_USER } from '../../hub/mqtt-credentials.js';
+import type { Hub } from '../../hub/hub.js';
+import { topics } from '../../protocol/topics.js';
+import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
+import { api, startTestHub } from '../helpers/hub-harness.js';
+import { hasMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+import { connectClient, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
+import { deployedFleetOn } from '../helpers/trust-fixture.js';
+
+afterAll(cleanupTempDirs);
+
+const state = (deviceId: string) => JSON.stringify({ v: 1, deviceId, seq: 1, at: 1, agentVersion: 't', runtime: 't', active: null, previous: null, phase: 'idle', target: null, progress: null, lastError: null, counter: 0, capabilities: {} });
+
+/** The ACL cases shared by both brokers. `creds` gives each device's secret; `hub` sees what reaches it. */
+function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, string> }) {
+  const clients: MqttClient[] = [];
+  const dev = async (id: string) => { const c = await connectClient(ctx().url, { clientId: id, username: id, password: ctx().creds[id] }); clients.push(c); return c; };
+  afterAll(async () => { for (const c of clients) await c.endAsync(true).catch(() => {}); });
+  const devices = async () => (await api<{ devices: { id: string }[] }>(ctx().hub, 'GET', '/v1/devices')).body.devices.map((d) => d.id).sort();
+
+  it('refuses anonymous clients and a wrong secret', async () => {
+    await expect(connectClient(ctx().url, { clientId: 'anon' })).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
+    await expect(connectClient(ctx().url, { clientId: 'dev-a', username: 'dev-a', password: 'wrong' })).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
+  });
+
+  it('a device publishing another device\'s state or telemetry is refused; its own state gets through', async () => {
+    const a = await dev('dev-a');
+    await tryPublish(a, topics.device('dev-b', 'state'), state('dev-b'));
+    const a2 = await dev('dev-a'); // aedes disconnects on a refused publish; mosquitto drops it silently
+    await tryPublish(a2, topics.device('dev-b', 'telemetry'), '{}');
+    const a3 = a2.connected ? a2 : await dev('dev-a');
+    expect(await tryPublish(a3, topics.device('dev-a', 'state'), state('dev-a'))).toBe('acked');
+    // Per-client order: dev-a's own state arrived, so the earlier forged one was handled before it: it was dropped.
+    await waitFor(async () => (await devices()).includes('dev-a'), 'dev-a registered');
+    expect(await devices()).not.toContain('dev-b');
+  });
+
+  it('a device cannot read another device\'s assignment', async () => {
+    const a = await dev('dev-a');
+    const got: string[] = [];
+    a.on('message', (t) => got.push(t));
+    // dev-b's filter first: aedes refuses it in the SUBACK (0x80); either way a retained message would follow its
+    // SUBACK before the next SUBSCRIBE is handled, so dev-a's own arriving proves dev-b's was not sent.
+    const other = await a.subscribeAsync(topics.assign('dev-b'), { qos: 1 }).then((g) => g[0].qos, () => 128);
+    expect([0x80, 1]).toContain(other);
+    expect((await a.subscribeAsync(topics.assign('dev-a'), { qos: 1 }))[0].qos).toBe(1);
+    await waitFor(() => got.includes(topics.assign('dev-a')), 'own assignment');
+    expect(got).not.toContain(topics.assign('dev-b'));
+  });
+}
+
+describe('embedded aedes broker (secure by default)', () => {
+  let hub: Hub;
+  const creds: Record<string, string> = {};
+  beforeAll(async () => {
+    const keys = makeKeys();
+    hub = await startTestHub(keys, { insecureDemo: false });
+    const store = new MqttCredentials(hub.store.sqlite);
+    for (const d of ['dev-a', 'dev-b']) creds[d] = store.enrollDevice(d).password;
+    // A real agent with its credential installs end to end (its subscriptions are all allowed), and dev-a/dev-b get assignments.
+    await deployedFleetOn(hub, keys, ['dev-c'], { credentials: store, also: ['dev-a', 'dev-b'] });
+  }, 60_000);
+  afterAll(async () => { await hub?.close(); });
+  aclCases(() => ({ url: hub.mqttUrl, hub, creds }));
+
+  it('refuses a device connecting under a client id that is not its own, and the hub user name cannot be enrolled', async () => {
+    await expect(connectClient(hub.mqttUrl, { clientId: 'dev-b', username: 'dev-a', password: creds['dev-a'] })).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
+    expect(() => new MqttCredentials(hub.store.sqlite).enrollDevice(HUB_MQTT_USER)).toThrow(expect.objectContaining({ code: 'HUB_ERR_BAD_REQUEST' }));
+  });
+});
+
+describe.skipIf(!hasMosquitto)('mosquitto with the README password and ACL files', () => {
+  let hub: Hub;
+  let broker: Mosquitto;
+  const creds: Record<string, string> = { 'dev-a': randomBytes(12).toString('hex'), 'dev-b': randomBytes(12).toString('hex'), 'dev-c': randomBytes(12).toString('hex') };
+  beforeAll(async () => {
+    const hubSecret = randomBytes(12).toString('hex');
+    broker = await startSecureMosquitto({ [HUB_MQTT_USER]: hubSecret, ...creds });
+    const keys = makeKeys();
+    hub = await startTestHub(keys, { brokerUrl: broker.url, mqttUsername: HUB_MQTT_USER, mqttPassword: hubSecret, insecureDemo: false });
+    await deployedFleetOn(hub, keys, ['dev-c'], { passwords: creds, also: ['dev-a', 'dev-b'] });
+  }, 60_000);
+  afterAll(async () => { await hub?.close(); await broker?.stop(); });
+  aclCases(() => ({ url: broker.url, hub, creds }));
+});
