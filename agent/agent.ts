@@ -18,13 +18,17 @@ import { ActiveModel } from './active-model.js';
 import { connectMqtt, type BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi } from './http-api.js';
-import { Installer, type Rejection } from './installer.js';
+import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
 import { hasForbiddenNonFinite, PredictHealth } from './health.js';
 import { Reporter, type ReportBody } from './reporter.js';
-import { createOrtRuntime, type ModelRuntime } from './runtime.js';
+import type { ModelRuntime } from './runtime.js';
+import { createRuntime } from './runtime-select.js';
+import { PredictStats } from './predict-stats.js';
+import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
+import { renderStatusPage } from './status-page.js';
 import { StateStore, type InstalledModel } from './state-store.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 import { TrustState } from './trust.js';
@@ -46,6 +50,8 @@ export interface AgentSeams {
   /** Replace the MQTT client (tests of the seam only). */
   connect?: (o: AgentOptions) => BrokerClient;
   log?: AgentLog;
+  /** Replace decompression of verified payloads (the simulator shares it between agents in one process). */
+  unpack?: Unpacker;
 }
 
 export interface PredictResult {
@@ -69,6 +75,8 @@ export interface AgentStatus {
   inflight: number;
   /** Telemetry window, sampling, offline buffer and whether debug raw sampling is on. */
   telemetry?: TelemetryStatus | null;
+  probation: { bundleId: string; until: number; requests: number; errors: number } | null;
+  predictions: { running: number; requests: number; errors: number; busy: number; recent: import('./predict-stats.js').LatencySummary; lastCodes: { code: string; at: number }[] };
 }
 
 export interface AgentEvents {
@@ -101,6 +109,10 @@ class FleetcastAgent extends EventEmitter implements Agent {
   readonly #log: AgentLog;
   readonly #active = new ActiveModel<ModelEntry>();
   readonly #health = new PredictHealth();
+  /** Recent outcomes for the status page and the probation baseline (issue #4). */
+  readonly #stats = new PredictStats();
+  #telemetry: TelemetryCollector | null = null;
+  #predicting = 0;
   #runtime: ModelRuntime | null = null;
   #store: StateStore | null = null;
   #client: BrokerClient | null = null;
@@ -112,7 +124,6 @@ class FleetcastAgent extends EventEmitter implements Agent {
   #address: { host: string; port: number } | null = null;
   #bootError: { code: string; at: number; bundleId?: string } | null = null;
   #started = false;
-  #telemetry: TelemetryCollector | null = null;
 
   constructor(options: AgentOptionsInput | Record<string, unknown>, seams: AgentSeams = {}) {
     super();
@@ -151,8 +162,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
     const boots = (await store.update((s) => { s.boots++; })).boots;
-    const runtime = (this.#runtime = this.#seams.runtime ?? createOrtRuntime({ intraOpNumThreads: o.intraOpNumThreads }));
-    await this.#loadPersisted(root);
+    const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
+    const boot = await this.#recover(root);
 
     const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log))(o));
     const reporter = (this.#reporter = new Reporter({
@@ -172,7 +183,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
       maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance, now: this.#now,
       onInstalled: (i) => { this.#log.info({ bundleId: i.bundleId, name: i.name, version: i.version }, 'model installed'); this.emit('installed', i); },
       onRejected: (r) => { this.#log.warn({ code: r.code, phase: r.phase, bundleId: r.bundleId }, r.message); this.emit('rejected', r); },
+      probation: { ms: o.probationMs, minRequests: o.probationMinRequests, maxErrorRate: o.probationMaxErrorRate, maxLatencyRatio: o.probationMaxLatencyRatio },
+      diskReserveBytes: o.diskReserveBytes,
+      ...(this.#seams.unpack ? { unpack: this.#seams.unpack } : {}),
+      loadInstalled: (m) => openInstalledModel({ store, root, runtime, maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance }, m),
+      baselineP95: (id) => { const s = this.#stats.summary(id); return s.n >= o.probationMinRequests ? s.p95 : null; },
     });
+    for (const n of boot.notes) reporter.event(n.kind, { code: n.code, ...(n.bundleId ? { bundleId: n.bundleId } : {}) });
+    if (boot.resumeProbation) this.#installer.resumeProbation();
     if (this.#bootError) reporter.event('stage-failed', { code: this.#bootError.code, ...(this.#bootError.bundleId ? { bundleId: this.#bootError.bundleId } : {}) });
 
     if (o.listen !== null) {
@@ -207,8 +225,34 @@ class FleetcastAgent extends EventEmitter implements Agent {
 
   idle(): Promise<void> { return this.#installer?.idle() ?? Promise.resolve(); }
 
-  /** The predict path shared by the HTTP API and in-process callers (the simulator). */
+  /**
+   * The predict path shared by the HTTP API and in-process callers (the simulator).
+   * At most maxConcurrentPredictions run at once; one more is refused with 429
+   * AGENT_ERR_BUSY at once rather than queued without bound.
+   */
   async predict(body: unknown): Promise<PredictResult> {
+    if (this.#predicting >= this.options.maxConcurrentPredictions) {
+      this.#stats.noteCode('AGENT_ERR_BUSY');
+      throw agentError('AGENT_ERR_BUSY', `${this.#predicting} predictions running, limit ${this.options.maxConcurrentPredictions}`);
+    }
+    this.#predicting++;
+    try {
+      return await this.#predict(body);
+    } catch (e) {
+      this.#stats.noteCode(errorCode(e));
+      throw e;
+    } finally {
+      this.#predicting--;
+    }
+  }
+
+  /** One model outcome: the status page's stats and the probation window. */
+  #observe(bundleId: string, latencyMs: number, failed: boolean): void {
+    this.#stats.record({ bundleId, latencyMs, failed });
+    this.#installer?.observePredict(bundleId, latencyMs, failed);
+  }
+
+  async #predict(body: unknown): Promise<PredictResult> {
     const t0 = performance.now();
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw agentError('AGENT_ERR_BAD_REQUEST', 'the body is not a JSON object');
     const extra = Object.keys(body).filter((k) => k !== 'inputs');
@@ -224,14 +268,17 @@ class FleetcastAgent extends EventEmitter implements Agent {
         out = await entry.model.run(feeds);
       } catch (e) {
         this.#health.failed(entry.info.bundleId, performance.now() - t0);
+        this.#observe(entry.info.bundleId, performance.now() - t0, true);
         this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, 'AGENT_ERR_INFERENCE');
         throw agentError('AGENT_ERR_INFERENCE', (e as Error).message?.slice(0, 500));
       }
       const { info } = entry;
       const outputs = formatOutputs(out);
       const latencyMs = performance.now() - t0;
+      const nonFinite = hasForbiddenNonFinite(outputs, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true);
+      this.#health.ok(info.bundleId, latencyMs, nonFinite);
+      this.#observe(info.bundleId, latencyMs, nonFinite);
       this.#telemetry?.observe({ bundleId: info.bundleId, manifest: entry.manifest }, feeds, out, latencyMs);
-      this.#health.ok(info.bundleId, latencyMs, hasForbiddenNonFinite(outputs, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true));
       return {
         outputs,
         model: { name: info.name, version: info.version, sha256: info.rawSha256, bundleId: info.bundleId },
@@ -258,8 +305,13 @@ class FleetcastAgent extends EventEmitter implements Agent {
       previous: s.previous, target: s.target, progress: s.progress, counter: s.counter, lastError: s.lastError,
       inflight: this.#active.inflight,
       telemetry: this.#telemetry?.status() ?? null,
+      probation: this.#installer?.probation ?? null,
+      predictions: { running: this.#predicting, requests: this.#stats.requests, errors: this.#stats.errors, busy: this.#stats.busy, recent: this.#stats.summary(), lastCodes: [...this.#stats.lastCodes] },
     };
   }
+
+  /** The local status page (GET /): server-rendered, works with JavaScript off. */
+  statusPage(): string { return renderStatusPage(this.status()); }
 
   #snapshot(): ReportBody {
     const st = this.#store?.state;
@@ -316,21 +368,29 @@ class FleetcastAgent extends EventEmitter implements Agent {
     this.#installer?.onReconnect();
   }
 
-  /** Serve the persisted active model (or, failing that, the previous one) with no network. */
-  async #loadPersisted(root: TrustedRoot): Promise<void> {
-    const st = this.#store!.state;
-    for (const m of [st.active, st.previous]) {
-      if (!m) continue;
-      try {
-        const entry = await openInstalledModel({ store: this.#store!, root, runtime: this.#runtime!, maxBatch: this.options.maxBatch, goldenTolerance: this.options.goldenTolerance }, m);
-        void this.#active.swap(entry);
-        if (m !== st.active) this.#log.warn({ bundleId: m.bundleId }, 'serving the previous model: the active one failed to load');
-        return;
-      } catch (e) {
-        this.#bootError = { code: errorCode(e), at: this.#now(), bundleId: m.bundleId };
-        this.#log.error({ err: e, bundleId: m.bundleId }, 'installed model failed its boot check');
-      }
+  /**
+   * Boot (agent/recovery.ts has the table): settle an interrupted install, then serve
+   * the persisted active model (or, failing that, the previous one) with no network.
+   * After an unreadable state file, the rollback check serves the newest verified model on disk.
+   */
+  async #recover(root: TrustedRoot): Promise<Awaited<ReturnType<typeof openServable>>> {
+    const store = this.#store!;
+    const o = this.options;
+    const ctx = { store, root, runtime: this.#runtime!, maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance };
+    if (store.corruptAside) {
+      const entry = await rollbackCheck(store, ctx, this.#now);
+      if (entry) { void this.#active.swap(entry); this.#log.warn({ bundleId: entry.info.bundleId }, 'state file unreadable: serving the newest verified model on disk'); }
+      return { entry, notes: [], resumeProbation: false };
     }
+    const notes = await applyRecoveryTable(store, o.maxInstallRecoveries, this.#now);
+    const boot = await openServable(store, ctx, this.#now);
+    if (boot.entry) void this.#active.swap(boot.entry);
+    for (const n of boot.notes) {
+      this.#bootError = { code: n.code, at: this.#now(), ...(n.bundleId ? { bundleId: n.bundleId } : {}) };
+      this.#log.error({ code: n.code, bundleId: n.bundleId }, 'installed model failed its boot check');
+    }
+    // Boot-check failures are reported once below as the boot error; crash-loop give-ups as their own events.
+    return { ...boot, notes };
   }
 }
 

@@ -49,6 +49,16 @@ export const AGENT_ERRORS = {
   AGENT_ERR_LISTEN: { message: 'The predict API cannot listen on the configured address (in use or not allowed); choose another --listen address', status: 500 },
 
   AGENT_ERR_INTERNAL: { message: 'An unexpected internal error happened in the agent; the log has the details. Please report it', status: 500 },
+
+  // Resilience (install recovery, probation, load shedding).
+  AGENT_ERR_BUSY: { message: 'The agent is already running as many predictions as it allows (maxConcurrentPredictions); retry after a short pause', status: 429 },
+  AGENT_ERR_PROBATION_ERRORS: { message: 'A newly installed model failed too many predictions (errors or NaN/Infinity outputs) during its probation window; the agent rolled back to the previous model and refuses this bundle', status: 500 },
+  AGENT_ERR_PROBATION_LATENCY: { message: 'A newly installed model answered much slower than the previous one during its probation window; the agent rolled back to the previous model and refuses this bundle', status: 500 },
+  AGENT_ERR_CRASH_LOOP: { message: 'The agent restarted too many times while installing this bundle; it gave up on the bundle and serves the model it had', status: 500 },
+  AGENT_ERR_BUNDLE_REFUSED: { message: 'This bundle failed on this device before (hash, signature, golden cases or probation) and is not fetched again; assign a different bundle', status: 409 },
+  AGENT_ERR_SLOT_DAMAGED: { message: 'An installed model file was missing, truncated or changed on disk (a power cut or a failing disk); the agent serves the other slot and reinstalls on the next assignment delivery', status: 500 },
+  AGENT_ERR_RUNTIME: { message: 'The requested model runtime cannot be loaded on this device; use --runtime wasm or install the onnxruntime-node binaries', status: 500 },
+  AGENT_ERR_CONFIG: { message: 'The agent configuration (config file, FLEETCAST_AGENT_* environment variables or flags) is invalid; fix the named key', status: 400 },
   AGENT_ERR_ROOT_UPDATE: { message: 'A root update from the hub was refused (not the next version, not cross-signed by the current root keys, too many versions at once, or expired); the device keeps its current root. Serve every root version in order, each signed by old and new root keys', status: 400 },
   AGENT_ERR_CHECKPOINT_INVALID: { message: 'A transparency-log checkpoint was not validly signed by a hub key of the current root (or is malformed); it was ignored and the last good one kept', status: 400 },
   AGENT_ERR_LOG_INCONSISTENT: { message: 'The hub\'s transparency log does not extend the history this device saw (smaller, different at the same size, or no valid consistency proof): the history may have been rewritten. The device keeps its checkpoint as evidence; investigate the hub', status: 409 },

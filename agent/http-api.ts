@@ -14,6 +14,8 @@ import { agentError } from './errors.js';
 export interface PredictService {
   predict(body: unknown): Promise<unknown>;
   status(): unknown;
+  /** GET /: the local status page (HTML). */
+  statusPage?(): string;
 }
 
 export interface HttpApiOptions {
@@ -69,6 +71,11 @@ export class HttpApi {
         if (req.method !== 'POST') throw agentError('AGENT_ERR_METHOD', `${req.method} ${path}`, { allow: 'POST' });
         const body = await this.#readJson(req);
         send(res, 200, await this.#svc.predict(body));
+      } else if (path === '/' && this.#svc.statusPage) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw agentError('AGENT_ERR_METHOD', `${req.method} ${path}`, { allow: 'GET, HEAD' });
+        const html = this.#svc.statusPage();
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
+        res.end(req.method === 'HEAD' ? undefined : html);
       } else if (path === '/v1/status') {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw agentError('AGENT_ERR_METHOD', `${req.method} ${path}`, { allow: 'GET, HEAD' });
         send(res, 200, this.#svc.status());

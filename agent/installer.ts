@@ -22,9 +22,15 @@ import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { AbortedError, ChunkFetch, type FetchSettings } from './fetcher.js';
 import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
+import { Probation, type ProbationLimits, type Verdict } from './probation.js';
+import { PERMANENT, refuse } from './refused.js';
+import { testPause } from './test-pause.js';
 import type { EventKind, Reporter } from './reporter.js';
 import type { ModelRuntime } from './runtime.js';
 import { atomicWrite, fsyncDir, type InstalledModel, type StateStore } from './state-store.js';
+
+/** Decompress a verified payload file; the result is checked against the manifest by the installer, whoever made it. */
+export type Unpacker = (payload: string, dst: string, manifest: Manifest) => Promise<{ length: number; sha256: string }>;
 
 export interface Rejection { code: string; message: string; phase: Phase | 'assignment'; bundleId?: string; counter?: number }
 
@@ -42,12 +48,22 @@ export interface InstallerDeps {
   onInstalled: (info: InstalledModel & { counter: number }) => void;
   onRejected: (r: Rejection) => void;
   onChunkRequest?: (bundleId: string, chunks: readonly number[]) => void;
+  /** Probation after a swap (ms 0 = commit at once). */
+  probation?: ProbationLimits & { ms: number };
+  /** Free bytes to leave after staging. */
+  diskReserveBytes?: number;
+  /** Decompress a verified payload into `dst` (bounded by maxRawBytes); the simulator shares work between agents. */
+  unpack?: Unpacker;
+  /** Re-open an installed slot (rollback to the previous model). */
+  loadInstalled?: (m: InstalledModel) => Promise<ModelEntry>;
+  /** p95 latency of a model's recent predictions (the probation baseline), or null. */
+  baselineP95?: (bundleId: string) => number | null;
 }
 
 interface Job { checked: CheckedAssignment; resume: boolean; abort: AbortController }
 
 /** Failures worth retrying when the same assignment is delivered again (after a reconnect). */
-const TRANSIENT = new Set(['AGENT_ERR_FETCH_TIMEOUT', 'AGENT_ERR_DISK_SPACE', 'AGENT_ERR_INTERNAL']);
+const TRANSIENT = new Set(['AGENT_ERR_FETCH_TIMEOUT', 'AGENT_ERR_DISK_SPACE', 'AGENT_ERR_INTERNAL', 'AGENT_ERR_SLOT_DAMAGED']);
 const UNFINISHED: readonly Phase[] = ['fetching', 'verifying', 'staging', 'swapping'];
 const SECURITY = new Set(['AGENT_ERR_ASSIGNMENT_SIGNATURE', 'AGENT_ERR_MANIFEST_SIGNATURE', 'AGENT_ERR_ASSIGNMENT_REPLAY', 'AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', 'AGENT_ERR_MANIFEST_MISMATCH']);
 const FAILED_EVENT: Partial<Record<Phase, EventKind>> = { fetching: 'fetch-failed', verifying: 'verify-failed', staging: 'stage-failed', swapping: 'stage-failed' };
@@ -60,8 +76,28 @@ export class Installer {
   #fetch: ChunkFetch | null = null;
   #progress: { have: number; total: number } | null = null;
   #lastRejection: { code: string; at: number; bundleId?: string } | null = null;
+  #probation: Probation | null = null;
+  #probationSettled: Promise<void> = Promise.resolve();
 
   constructor(deps: InstallerDeps) { this.#d = deps; }
+
+  get probation(): { bundleId: string; until: number; requests: number; errors: number } | null {
+    const p = this.#probation;
+    return p ? { bundleId: p.bundleId, until: p.until, requests: p.requests, errors: p.errors } : null;
+  }
+
+  /** One finished prediction (the probation window watches the model it judges). */
+  observePredict(bundleId: string, latencyMs: number, failed: boolean): void {
+    if (this.#probation?.bundleId === bundleId) this.#probation.observe(latencyMs, failed);
+  }
+
+  /** Boot found the agent in probation (recovery table): watch the model again for a full window. */
+  resumeProbation(): void {
+    const inst = this.#d.store.state.install;
+    const active = this.#d.store.state.active;
+    if (!inst || inst.phase !== 'probation' || !active || active.bundleId !== inst.bundleId) return;
+    this.#startProbation(active, inst.counter, this.#d.now() + (this.#d.probation?.ms ?? 0), null);
+  }
 
   get progress() { return this.#progress; }
   get lastRejection() { return this.#lastRejection; }
@@ -94,6 +130,12 @@ export class Installer {
       return;
     }
     const ref = { counter: a.counter, bundleId: a.bundleId };
+    const refusedFor = st.refused[a.bundleId];
+    if (refusedFor !== undefined && st.active?.bundleId !== a.bundleId) {
+      // Failed here for good before: skip it, with an event, rather than fetch and fail again.
+      this.#reject(agentError('AGENT_ERR_BUNDLE_REFUSED', `bundle ${a.bundleId.slice(0, 12)}… failed here with ${refusedFor}`, ref), 'assignment');
+      return;
+    }
     if (this.#d.now() > a.expiresAt) {
       this.#reject(agentError('AGENT_ERR_ASSIGNMENT_EXPIRED', `expired at ${new Date(a.expiresAt).toISOString()}`, ref), 'assignment');
       return;
@@ -119,6 +161,9 @@ export class Installer {
     if (this.#pending) this.#pending = null;
     this.#running?.abort.abort();
     await this.idle();
+    // The persisted phase stays "probation": the next boot watches the model again.
+    this.#probation?.cancel('stopped');
+    await this.#probationSettled;
   }
 
   #enqueue(job: Job): void {
@@ -146,6 +191,11 @@ export class Installer {
     const a = job.checked.assignment;
     const { manifest } = job.checked.verified;
     const info: InstalledModel = { bundleId: a.bundleId, name: manifest.name, version: manifest.version, rawSha256: manifest.payload.rawSha256, installedAt: 0 };
+    if (this.#probation) {
+      // A newer assignment ends the window of the model on probation: it is committed as it stands.
+      this.#probation.cancel('superseded');
+      await this.#probationSettled;
+    }
     if (!job.resume) {
       // Accepting is persisted first: from here on a lower counter is a replay, even after a restart.
       await store.update((s) => {
@@ -184,17 +234,27 @@ export class Installer {
       checkAbort(job);
       await this.#phase(a, (phase = 'swapping'));
       // From here the swap is not cancelled: it is one pointer move and one state write.
+      const installed = entry.info;
+      const old = active.current;
+      const baseline = old ? this.#d.baselineP95?.(old.info.bundleId) ?? null : null;
       void active.swap(entry);
       swapped = true;
-      const installed = entry.info;
+      // Probation needs a model to go back to: a first install commits at once.
+      const pr = this.#d.probation;
+      const probe = pr !== undefined && pr.ms > 0 && store.state.active !== null && store.state.active.bundleId !== installed.bundleId;
+      const until = this.#d.now() + (pr?.ms ?? 0);
       await store.update((s) => {
         if (s.active && s.active.bundleId !== installed.bundleId) s.previous = s.active;
         s.active = installed;
-        s.install = { ...s.install!, phase: 'committed', updatedAt: this.#d.now(), error: null };
+        s.install = { ...s.install!, phase: probe ? 'probation' : 'committed', updatedAt: this.#d.now(), error: null, recoveries: 0, ...(probe ? { probationUntil: until } : {}) };
       });
       reporter.report();
-      reporter.event('installed', { bundleId: a.bundleId, counter: a.counter });
-      this.#d.onInstalled({ ...installed, counter: a.counter });
+      if (probe) {
+        this.#startProbation(installed, a.counter, until, baseline);
+        await testPause('probation');
+      } else {
+        await this.#committed(installed, a.counter);
+      }
       await this.#cleanup();
     } catch (e) {
       if (!swapped && entry) await entry.model.release().catch(() => {});
@@ -205,6 +265,7 @@ export class Installer {
         if (s.install?.counter === a.counter) s.install = { ...s.install, phase: 'failed', updatedAt: this.#d.now(), error: err.code };
         s.lastError = { code: err.code, at: this.#d.now(), bundleId: a.bundleId };
       }).catch(() => {});
+      if (PERMANENT.has(err.code)) await store.update((s) => refuse(s, a.bundleId, err.code)).catch(() => {});
       if (!TRANSIENT.has(err.code) && err.code !== 'AGENT_ERR_CHUNK_HASH') await store.removeStaging(a.bundleId).catch(() => {});
       // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
       const st = store.state;
@@ -223,6 +284,55 @@ export class Installer {
       if (s.install?.counter === a.counter) s.install = { ...s.install, phase, updatedAt: this.#d.now(), error: null };
     });
     this.#d.reporter.report();
+    await testPause(phase);
+  }
+
+  async #committed(m: InstalledModel, counter: number): Promise<void> {
+    this.#d.reporter.event('installed', { bundleId: m.bundleId, counter });
+    this.#d.onInstalled({ ...m, counter });
+    await testPause('committed');
+  }
+
+  #startProbation(m: InstalledModel, counter: number, until: number, baselineP95: number | null): void {
+    const pr = this.#d.probation ?? { ms: 0, minRequests: 1, maxErrorRate: 1, maxLatencyRatio: Infinity };
+    const p = new Probation({ bundleId: m.bundleId, until, now: this.#d.now(), limits: pr, baselineP95 });
+    this.#probation = p;
+    this.#probationSettled = p.done.then((v) => this.#afterProbation(p, m, counter, v)).catch(() => {});
+  }
+
+  /** Commit, or roll back to the previous slot by ourselves, and say which and why. */
+  async #afterProbation(p: Probation, m: InstalledModel, counter: number, v: Verdict): Promise<void> {
+    if (this.#probation === p) this.#probation = null;
+    if (v.ok === null && v.reason === 'stopped') return;
+    const { store, reporter, active } = this.#d;
+    const now = this.#d.now();
+    if (v.ok !== false) {
+      await store.update((s) => {
+        if (s.install?.counter === counter && s.install.bundleId === m.bundleId) s.install = { ...s.install, phase: 'committed', updatedAt: now, error: null };
+      });
+      reporter.report();
+      await this.#committed(m, counter);
+      return;
+    }
+    const prev = store.state.previous;
+    let back: ModelEntry | null = null;
+    let loadErr: string | null = null;
+    if (prev && this.#d.loadInstalled) {
+      try { back = await this.#d.loadInstalled(prev); } catch (e) { loadErr = errorCode(e); }
+    }
+    if (back) void active.swap(back);
+    await store.update((s) => {
+      if (back) { s.active = s.previous; s.previous = null; }
+      refuse(s, m.bundleId, v.code);
+      if (s.install?.counter === counter) s.install = { ...s.install, phase: back ? 'rolled-back' : 'failed', updatedAt: now, error: v.code };
+      s.lastError = { code: v.code, at: now, bundleId: m.bundleId };
+    });
+    reporter.report();
+    const detail = `${v.detail}${back ? '' : `; the previous model could not be loaded (${loadErr ?? 'none kept'}), the new one keeps serving`}`;
+    reporter.event(back ? 'rolled-back' : 'stage-failed', { code: v.code, bundleId: m.bundleId, counter, detail });
+    this.#d.onRejected({ code: v.code, message: detail, phase: 'probation', bundleId: m.bundleId, counter });
+    await testPause('rolled-back');
+    if (back) await rm(store.modelDir(m.bundleId), { recursive: true, force: true }).catch(() => {});
   }
 
   async #fetchPayload(job: Job, manifest: Manifest): Promise<string> {
@@ -246,7 +356,7 @@ export class Installer {
 
   /** Staged chunks + assembled payload + raw model must fit, or fail before writing anything. */
   async #checkDisk(m: Manifest): Promise<void> {
-    const need = 2 * m.payload.compressedLength + m.payload.rawLength;
+    const need = 2 * m.payload.compressedLength + m.payload.rawLength + (this.#d.diskReserveBytes ?? 0);
     const s = await statfs(this.#d.store.dataDir);
     const free = s.bavail * s.bsize;
     if (free < need) throw agentError('AGENT_ERR_DISK_SPACE', `need ${need} bytes, ${free} free in ${this.#d.store.dataDir}`);
@@ -263,7 +373,9 @@ export class Installer {
     const file = join(partial, 'model.onnx');
     let r: { length: number; sha256: string };
     try {
-      r = await decompressFile(payload, file, { maxRawBytes: m.payload.rawLength });
+      r = this.#d.unpack
+        ? await this.#d.unpack(payload, file, m)
+        : await decompressFile(payload, file, { maxRawBytes: m.payload.rawLength });
     } catch (e) {
       throw agentError('AGENT_ERR_DECOMPRESS', message(e), { cause: errorCode(e) });
     }

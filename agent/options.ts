@@ -41,6 +41,25 @@ export const agentOptionsSchema = obj({
   goldenTolerance: withDefault(num({ min: 0 }), 1e-4),
   /** onnxruntime intra-op threads; small devices (and 1,000 simulated agents) want 1. */
   intraOpNumThreads: withDefault(int({ min: 0, max: 256 }), 1),
+  /** "node" = onnxruntime-node, falling back to onnxruntime-web when the native binding cannot load; "wasm" = onnxruntime-web only. */
+  runtime: withDefault(str({ enum: ['node', 'wasm'] as const }), 'node'),
+  /** Predictions running at once; one more is answered 429 AGENT_ERR_BUSY (a bounded queue, not an unbounded one). */
+  maxConcurrentPredictions: withDefault(int({ min: 1, max: 100_000 }), 64),
+  /** Free space to leave in the data folder after staging a bundle (on top of what the bundle declares). */
+  diskReserveBytes: withDefault(int({ min: 0 }), 16 * MiB),
+  /**
+   * Probation after a swap: the new model must serve this long without passing the limits below,
+   * or the agent rolls back by itself. 0 commits at once (no probation).
+   */
+  probationMs: withDefault(int({ min: 0, max: 7 * 86_400_000 }), 0),
+  /** Predictions needed before error rate and latency are judged (a single early failure is not a verdict). */
+  probationMinRequests: withDefault(int({ min: 1, max: 1_000_000 }), 20),
+  /** Share of failed predictions (runtime errors, NaN/Infinity outputs the manifest does not allow) that rolls back. */
+  probationMaxErrorRate: withDefault(num({ min: 0, max: 1 }), 0.05),
+  /** p95 latency of the new model over the previous model's that rolls back. */
+  probationMaxLatencyRatio: withDefault(num({ min: 1 }), 3),
+  /** Boots into the same unfinished install before the agent gives up on that bundle (AGENT_ERR_CRASH_LOOP). */
+  maxInstallRecoveries: withDefault(int({ min: 1, max: 1000 }), 3),
   /** Sampled telemetry: window, sampling rate, offline buffer, debug raw rows (agent/telemetry/collector.ts). */
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
 });

@@ -14,7 +14,7 @@
 import { open, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PHASES } from '../protocol/messages.js';
-import { int, nullable, obj, optional, parse, sha256Hex, str, type Infer } from '../protocol/schema.js';
+import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '../protocol/schema.js';
 import { agentError } from './errors.js';
 
 const installedSchema = obj({
@@ -29,6 +29,10 @@ const installSchema = obj({
   startedAt: int({ min: 0 }), updatedAt: int({ min: 0 }),
   /** Error code when phase is "failed". */
   error: nullable(str({ max: 64 })),
+  /** Boots that found this install unfinished; past maxInstallRecoveries the bundle is given up (crash loop). */
+  recoveries: optional(int({ min: 0 })),
+  /** Probation window end (ms) while phase is "probation". */
+  probationUntil: optional(int({ min: 0 })),
 });
 export type InstallRecord = Infer<typeof installSchema>;
 
@@ -50,11 +54,17 @@ export const agentStateSchema = obj({
   /** Boots and saves are counted so a later recovery table can break crash loops. */
   boots: int({ min: 0 }),
   saves: int({ min: 0 }),
+  /**
+   * Bundles that failed here for a reason that will not change (hash, signature,
+   * golden cases, probation, crash loop), with the code: never fetched again, so
+   * the hub's assignment refresher cannot make the device loop. Bounded (oldest dropped).
+   */
+  refused: withDefault(record(str({ max: 64 }), { keyPattern: /^[0-9a-f]{64}$/, maxKeys: 256 }), {}),
 });
 export type AgentState = Infer<typeof agentStateSchema>;
 
 export function emptyState(): AgentState {
-  return { v: 1, counter: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0 };
+  return { v: 1, counter: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0, refused: {} };
 }
 
 /** Write `data` to `path` so that readers see the old or the new content, never a mix. */

@@ -63,7 +63,7 @@ describe('agent install', () => {
     const cache = new SessionCache();
     const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 11, extraLayers: 2 } }));
     const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 12, extraLayers: 2 } }));
-    const agent = fx.newAgent('dev-swap', { listen: '127.0.0.1:0' }, { runtime: createOrtRuntime({ cache }) });
+    const agent = fx.newAgent('dev-swap', { listen: '127.0.0.1:0', maxConcurrentPredictions: 1000 }, { runtime: createOrtRuntime({ cache }) });
     await agent.start();
     await fx.hub.assign('dev-swap', v1, 1);
     await waitInstalled(agent, v1.bundleId);
