@@ -1,23 +1,23 @@
-/** `fleetcast deploy NAME@VERSION --hub URL (--all | --devices ID,...)`: sign and send assignments. */
+/** `fleetcast deploy NAME@VERSION --hub URL [--token T] (--all | --devices ID,...)`: sign and send assignments. */
 import { FleetcastError } from '../../protocol/errors.js';
-import { hubUrlFrom } from '../hub-client.js';
+import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast deploy NAME@VERSION --hub URL (--all | --devices ID,...) [--json]';
+const USAGE = 'fleetcast deploy NAME@VERSION --hub URL [--token T] (--all | --devices ID,...) [--json]';
 
 function bad(problem: string): FleetcastError {
   return new FleetcastError('PROTO_ERR_INVALID_OPTION', `${problem}\nusage: ${USAGE}`, 2);
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCli(argv, { hub: { type: 'string' }, all: { type: 'boolean' }, devices: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+  const { values, positionals } = parseCli(argv, { hub: { type: 'string' }, token: { type: 'string' }, all: { type: 'boolean' }, devices: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   if (positionals.length !== 1) throw bad('give exactly one NAME@VERSION');
   const m = /^([a-z0-9][a-z0-9._-]{0,63})@([1-9][0-9]{0,15})$/.exec(positionals[0]);
   if (!m) throw bad(`${JSON.stringify(positionals[0])} is not NAME@VERSION (e.g. churn@3)`);
   if (Boolean(values.all) === (values.devices !== undefined)) throw bad('give exactly one of --all or --devices');
   const devices = values.devices?.split(',').map((d) => d.trim()).filter((d) => d.length > 0);
   if (devices && devices.length === 0) throw bad('--devices needs at least one id');
-  const client = hubUrlFrom(values.hub, USAGE);
+  const client = hubUrlFrom(values.hub, USAGE, tokenFrom(values.token));
   const r = await client.deploy({ name: m[1], version: Number(m[2]), ...(values.all ? { all: true as const } : { devices }) });
   if (values.json) { process.stdout.write(JSON.stringify(r) + '\n'); return 0; }
   process.stdout.write(`assigned ${m[1]}@${m[2]} (bundle ${r.bundleId.slice(0, 16)}…) to ${r.devices.length} device(s)\n`);

@@ -1,8 +1,8 @@
-/** `fleetcast devices list --hub URL [--json]`: the hub's device registry as a table. */
-import { hubUrlFrom } from '../hub-client.js';
+/** `fleetcast devices list --hub URL [--token T] [--json]`: the hub's device registry as a table. */
+import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast devices list --hub URL [--json]';
+const USAGE = 'fleetcast devices list --hub URL [--token T] [--json]';
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string {
@@ -20,9 +20,9 @@ function ago(ms: number, now: number): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCli(argv, { hub: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+  const { values, positionals } = parseCli(argv, { hub: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   if (positionals[0] !== 'list' || positionals.length !== 1) { process.stderr.write(`usage: ${USAGE}\n`); return 2; }
-  const client = hubUrlFrom(values.hub, USAGE);
+  const client = hubUrlFrom(values.hub, USAGE, tokenFrom(values.token));
   const { devices } = await client.devices();
   if (values.json) { process.stdout.write(JSON.stringify(devices) + '\n'); return 0; }
   if (devices.length === 0) { process.stdout.write('no devices have reported to the hub yet\n'); return 0; }
