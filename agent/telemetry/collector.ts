@@ -62,7 +62,7 @@ export class TelemetryCollector {
   #windows = new Map<string, TelemetryWindow>();
   #windowStart: number;
   #seq: number;
-  #queue: Buffer[] = [];
+  #queue: TelemetryReport[] = [];
   #dropped = 0;
   #sent = 0;
   #draining = false;
@@ -153,9 +153,9 @@ export class TelemetryCollector {
     };
   }
 
-  #split(body: WindowBody, to: number): Buffer[] {
-    const whole = encode(this.#report(body, to, 0, 1));
-    if (whole.length <= this.options.maxReportBytes) return [whole];
+  #split(body: WindowBody, to: number): TelemetryReport[] {
+    const report = this.#report(body, to, 0, 1);
+    if (encode(report).length <= this.options.maxReportBytes) return [report];
     this.#seq--;
     // Pack features greedily into parts, each under the limit with room for the head fields.
     const items: [keyof Pick<WindowBody, 'features' | 'categorical' | 'outputs'>, string, unknown, number][] = [];
@@ -172,11 +172,11 @@ export class TelemetryCollector {
     return groups.slice(0, parts).map((g, i) => {
       const pick = { features: {}, categorical: {}, outputs: {} } as Pick<WindowBody, 'features' | 'categorical' | 'outputs'>;
       for (const [k, n, s] of g) (pick[k] as Record<string, unknown>)[n] = s;
-      return encode(this.#report(body, to, i, parts, pick));
+      return this.#report(body, to, i, parts, pick);
     });
   }
 
-  #enqueue(msg: Buffer): void {
+  #enqueue(msg: TelemetryReport): void {
     this.#queue.push(msg);
     while (this.#queue.length > this.options.maxBuffered) { this.#queue.shift(); this.#dropped++; }
   }
@@ -190,7 +190,8 @@ export class TelemetryCollector {
       while (this.#queue.length && c.connected) {
         const msg = this.#queue[0];
         try {
-          await c.publish(topics.device(this.#d.deviceId, 'telemetry'), msg);
+          // `dropped` is stamped at send time: the hub learns of drops that happened after the window closed.
+          await c.publish(topics.device(this.#d.deviceId, 'telemetry'), encode({ ...msg, dropped: this.#dropped }));
         } catch { break; }
         if (this.#queue[0] === msg) this.#queue.shift();
         this.#sent++;

@@ -86,6 +86,12 @@ export class TelemetryService {
     return ring;
   }
 
+  /** Per device: last seq, reports dropped while offline, last report (written first, so it is current). */
+  deviceStats(): ReturnType<TelemetryStore['deviceStats']> {
+    this.ingest.flush();
+    return this.telemetry.deviceStats();
+  }
+
   rollup(): { folded: number; expired: number } {
     this.ingest.flush();
     const now = this.#now();
