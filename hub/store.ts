@@ -103,11 +103,14 @@ export class HubStore {
   }
 
   close(): void {
+    this.flushReports();
     if (this.db.open) this.db.close();
   }
 
   /** The open database, for feature stores that keep their own tables (CREATE TABLE IF NOT EXISTS, not the migration chain). */
   get sqlite(): Database.Database {
+    // Queued device reports are written first, so direct readers see them.
+    this.flushReports();
     return this.db;
   }
 
@@ -206,35 +209,73 @@ export class HubStore {
 
   // ---- devices -----------------------------------------------------------
 
+  /*
+   * Device reports come in bursts (every agent reports each install phase), and
+   * each autocommit would fsync the WAL on the event loop the embedded broker
+   * shares: at 200 agents that alone stalled a rollout for seconds. Reports are
+   * therefore queued and written in ONE transaction per event-loop turn; every
+   * read of what they write flushes first, so callers still read their writes.
+   * A report lost to a power cut is sent again (state is retained, devices
+   * re-report on connect); counters and assignments are never queued.
+   */
+  private readonly pendingReports: (() => void)[] = [];
+  private reportFlush: NodeJS.Immediate | undefined;
+  /** Reports dropped because even their single-row retry failed (disk full, damaged file). */
+  reportFailures = 0;
+  private stmtCache = new Map<string, Database.Statement>();
+
+  private stmt(sql: string): Database.Statement {
+    let st = this.stmtCache.get(sql);
+    if (!st) { st = this.db.prepare(sql); this.stmtCache.set(sql, st); }
+    return st;
+  }
+
+  private queueReport(write: () => void): void {
+    this.pendingReports.push(write);
+    this.reportFlush ??= setImmediate(() => this.flushReports());
+  }
+
+  /** Write queued device reports now, in one transaction (reads of devices, events and counters call this). */
+  flushReports(): void {
+    if (this.reportFlush) clearImmediate(this.reportFlush);
+    this.reportFlush = undefined;
+    if (this.pendingReports.length === 0 || !this.db.open) return;
+    const batch = this.pendingReports.splice(0);
+    try {
+      this.db.transaction(() => { for (const w of batch) w(); })();
+    } catch {
+      // One bad row must not lose the others: retry each on its own, count what still fails.
+      for (const w of batch) { try { w(); } catch { this.reportFailures++; } }
+    }
+  }
+
   /** Upsert the registry from a (validated) state report. */
   recordState(report: StateReport, now: number): void {
-    this.guard('cannot record device state', () => {
-      this.db.prepare(`INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code)
+    const row = { id: report.deviceId, state: JSON.stringify(report), now, active: report.active?.bundleId ?? null, phase: report.phase, err: report.lastError?.code ?? null };
+    this.queueReport(() => this.stmt(`INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code)
         VALUES (@id, @state, @now, @now, @active, @phase, @err)
-        ON CONFLICT (id) DO UPDATE SET state = @state, last_seen = @now, active_bundle_id = @active, phase = @phase, last_error_code = @err`).run({
-        id: report.deviceId, state: JSON.stringify(report), now, active: report.active?.bundleId ?? null, phase: report.phase, err: report.lastError?.code ?? null,
-      });
-    });
+        ON CONFLICT (id) DO UPDATE SET state = @state, last_seen = @now, active_bundle_id = @active, phase = @phase, last_error_code = @err`).run(row));
   }
 
   getDevice(id: string): DeviceRecord | undefined {
+    this.flushReports();
     const row = this.guard('cannot read devices', () => this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined);
     return row ? deviceFromRow(row) : undefined;
   }
 
   listDevices(): DeviceRecord[] {
+    this.flushReports();
     const rows = this.guard('cannot read devices', () => this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]);
     return rows.map(deviceFromRow);
   }
 
   recordEvent(e: DeviceEvent, now: number): void {
-    this.guard('cannot record device event', () => {
-      this.db.prepare(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now);
-    });
+    this.queueReport(() => this.stmt(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now));
   }
 
   listEvents(deviceId: string, limit = 100): DeviceEvent[] {
+    this.flushReports();
     const rows = this.guard('cannot read events', () => this.db.prepare('SELECT * FROM events WHERE device_id = ? ORDER BY id DESC LIMIT ?').all(deviceId, limit) as Record<string, unknown>[]);
     return rows.map((r) => {
       const e: DeviceEvent = { v: 1, deviceId: r.device_id as string, seq: r.seq as number, at: r.at as number, kind: r.kind as DeviceEvent['kind'] };
@@ -249,6 +290,7 @@ export class HubStore {
   // ---- counters and assignments -------------------------------------------
 
   lastCounter(deviceId: string): number {
+    this.flushReports();
     const row = this.guard('cannot read counters', () => this.db.prepare('SELECT last_counter FROM device_counters WHERE device_id = ?').get(deviceId) as { last_counter: number } | undefined);
     return row?.last_counter ?? 0;
   }
@@ -258,10 +300,8 @@ export class HubStore {
    * even if this hub's database was restored from an older backup.
    */
   noteReportedCounter(deviceId: string, counter: number): void {
-    this.guard('cannot record counter', () => {
-      this.db.prepare(`INSERT INTO device_counters (device_id, last_counter) VALUES (?, ?)
-        ON CONFLICT (device_id) DO UPDATE SET last_counter = max(last_counter, excluded.last_counter)`).run(deviceId, counter);
-    });
+    this.queueReport(() => this.stmt(`INSERT INTO device_counters (device_id, last_counter) VALUES (?, ?)
+        ON CONFLICT (device_id) DO UPDATE SET last_counter = max(last_counter, excluded.last_counter)`).run(deviceId, counter));
   }
 
   /**
@@ -270,6 +310,8 @@ export class HubStore {
    * counter and its assignment, or nothing changes.
    */
   issueAssignments(items: readonly { deviceId: string; bundleId: string; rolloutId: string | null; ring: string | null }[], sign: SignAssignment): AssignmentRecord[] {
+    // Counters devices reported must be in before new ones are allocated above them.
+    this.flushReports();
     const bump = this.db.prepare(`INSERT INTO device_counters (device_id, last_counter) VALUES (?, 1)
       ON CONFLICT (device_id) DO UPDATE SET last_counter = last_counter + 1 RETURNING last_counter`);
     const put = this.db.prepare(`INSERT INTO assignments (device_id, counter, bundle_id, envelope, rollout_id, ring, issued_at, expires_at)
