@@ -21,6 +21,8 @@ import type { TelemetryOptions } from './options.js';
 import { TelemetryStore } from './telemetry-store.js';
 
 export const DEFAULT_RING = 'default';
+/** How long a drift reading is reused for the rollout engine's ticks. */
+const READING_TTL_MS = 1_000;
 
 export interface ReportQuery {
   bundleId: string;
@@ -40,6 +42,7 @@ export class TelemetryService {
   readonly #logger: Logger;
   readonly #rings = new Map<string, { ring: string; at: number }>();
   readonly #plans = new Map<string, TelemetryPlan>();
+  readonly #readings = new Map<string, { at: number; reading: DriftReading }>();
   #rollupTimer: NodeJS.Timeout | null = null;
 
   constructor(d: { store: HubStore; options: TelemetryOptions; logger: Logger; now: () => number }) {
@@ -131,6 +134,20 @@ export class TelemetryService {
    */
   readonly reader: DriftReader = {
     maxDrift: (bundleId: string, ring: string, sinceMs: number): DriftReading => {
+      // The engine asks on every tick; a report is milliseconds of work, so reuse one for a second.
+      const key = `${bundleId}\0${ring}\0${sinceMs}`;
+      const now = this.#now();
+      const hit = this.#readings.get(key);
+      if (hit && now - hit.at >= 0 && now - hit.at < READING_TTL_MS) return hit.reading;
+      const reading = this.#reading(bundleId, ring, sinceMs);
+      if (this.#readings.size > 1000) this.#readings.clear();
+      this.#readings.set(key, { at: now, reading });
+      return reading;
+    },
+  };
+
+  #reading(bundleId: string, ring: string, sinceMs: number): DriftReading {
+    {
       if (!this.#store.getBundle(bundleId)) return { value: null, n: 0 };
       const r = this.report({ bundleId, ring, since: sinceMs });
       const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
@@ -138,6 +155,6 @@ export class TelemetryService {
       const clear = judged.filter((x) => x.verdict === 'drift' || (x.pValue !== null && x.pValue < r.thresholds.alpha / judged.length));
       const worst = clear.sort((a, b) => b.score - a.score)[0];
       return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
-    },
-  };
+    }
+  }
 }
