@@ -16,6 +16,7 @@ import { startFleet } from '../simulator/fleet.js';
 import { DEMO_TELEMETRY, demoDrift, demoDriftReport, demoReference } from './demo-drift.js';
 import { TELEMETRY_DEFAULTS } from '../agent/telemetry/collector.js';
 import { HubClient } from './hub-client.js';
+import { demoRollout } from './demo-rollout.js';
 import { readAdminToken } from '../hub/auth/tokens.js';
 
 export interface DemoOptions { agents?: number; keep?: boolean; out?: NodeJS.WritableStream }
@@ -56,7 +57,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'warn', insecureDemo: true });
   say(`  hub: API ${hub.httpUrl}, embedded broker ${hub.mqttUrl} (insecure demo: anonymous MQTT clients allowed, no ACL; a real hub authenticates every device)`);
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
-  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: n, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), agentOptions: { telemetry: { ...TELEMETRY_DEFAULTS, ...DEMO_TELEMETRY } } });
+  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: n, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), agentOptions: { heartbeatMs: 1_000, telemetry: { ...TELEMETRY_DEFAULTS, ...DEMO_TELEMETRY } } });
   const drift = demoDrift();
   let v2Since = 0;
   try {
@@ -70,8 +71,13 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       await api.publish(b.path);
       const start = Date.now();
       if (b === bundles[1]) { v2Since = start; drift.shift(); }
-      const d = await api.deploy({ name: b.manifest.name, version: b.manifest.version, all: true });
-      say(`  deploy ${key}: ${d.devices.length} signed assignments${drive ? ' (predictions keep running)' : ''}`);
+      if (b === bundles[0]) {
+        const d = await api.deploy({ name: b.manifest.name, version: b.manifest.version, all: true });
+        say(`  deploy ${key}: ${d.devices.length} signed assignments`);
+      } else {
+        // Issue #3: a new version goes out as a staged rollout whose gates read the agents' health (predictions keep running).
+        await demoRollout(api, b.manifest.name, b.manifest.version, say);
+      }
       await fleet.waitForVersion(b.manifest.name, b.manifest.version, 60_000);
       rolloutMs[key] = Date.now() - start;
       say(`  ${key} on all ${n} agents in ${rolloutMs[key]} ms`);
