@@ -177,9 +177,12 @@ class FleetcastAgent extends EventEmitter implements Agent {
     // Telemetry seqs, like state seqs, start above every earlier boot's (the hub drops replays).
     this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase: boots * 1_000_000_000, options: o.telemetry });
     this.#installer = new Installer({
-      check: { get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now },
+      check: {
+        get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now,
+        ...(typeof o.capabilities.hardware === 'string' ? { hardware: o.capabilities.hardware } : {}),
+      },
       store, runtime, active: this.#active, client, reporter,
-      fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter },
+      fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter, minBytesPerSec: o.minTransferBytesPerSec, rateWindowMs: o.rateWindowMs },
       maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance, now: this.#now,
       onInstalled: (i) => { this.#log.info({ bundleId: i.bundleId, name: i.name, version: i.version }, 'model installed'); this.emit('installed', i); },
       onRejected: (r) => { this.#log.warn({ code: r.code, phase: r.phase, bundleId: r.bundleId }, r.message); this.emit('rejected', r); },

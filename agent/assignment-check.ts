@@ -25,6 +25,8 @@ export interface CheckContext {
   runtimeName: string;
   maxRawModelBytes: number;
   now: () => number;
+  /** This device's hardware class (capabilities.hardware); a bundle that lists compat.hardware must name it (issue #6, "wrong software"). */
+  hardware?: string;
 }
 
 const causeOf = (e: unknown) => ({ cause: errorCode(e) });
@@ -84,6 +86,10 @@ export function checkManifest(message: AssignMessage, assignment: Assignment, ct
   const runtimes = manifest.compat.runtimes ?? [];
   if (runtimes.length > 0 && !runtimes.some((r) => ctx.runtimeName.startsWith(r))) {
     throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle runs on ${runtimes.join(', ')}; this agent has ${ctx.runtimeName}`, ref);
+  }
+  const hw = manifest.compat.hardware ?? [];
+  if (hw.length > 0 && (ctx.hardware === undefined || !hw.includes(ctx.hardware))) {
+    throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle is for hardware ${hw.join(', ')}; this device is ${ctx.hardware ?? 'unspecified (set capabilities.hardware)'}`, ref);
   }
   const needMB = manifest.compat.minMemoryMB;
   if (needMB !== undefined && needMB > totalmem() / (1024 * 1024)) {

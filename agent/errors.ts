@@ -62,6 +62,7 @@ export const AGENT_ERRORS = {
   AGENT_ERR_ROOT_UPDATE: { message: 'A root update from the hub was refused (not the next version, not cross-signed by the current root keys, too many versions at once, or expired); the device keeps its current root. Serve every root version in order, each signed by old and new root keys', status: 400 },
   AGENT_ERR_CHECKPOINT_INVALID: { message: 'A transparency-log checkpoint was not validly signed by a hub key of the current root (or is malformed); it was ignored and the last good one kept', status: 400 },
   AGENT_ERR_LOG_INCONSISTENT: { message: 'The hub\'s transparency log does not extend the history this device saw (smaller, different at the same size, or no valid consistency proof): the history may have been rewritten. The device keeps its checkpoint as evidence; investigate the hub', status: 409 },
+  AGENT_ERR_FETCH_SLOW: { message: 'A bundle transfer stayed below the minimum rate (minTransferBytesPerSec over rateWindowMs) and was abandoned (slow-retrieval defence); check the link and the hub, then assign the bundle again', status: 504 },
 } as const satisfies ErrorTable;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -19,7 +19,11 @@ import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import type { StateStore } from './state-store.js';
 
-export interface FetchSettings { chunkTimeoutMs: number; maxFetchAttempts: number; maxBackoffMs: number; backoffJitter: number }
+export interface FetchSettings {
+  chunkTimeoutMs: number; maxFetchAttempts: number; maxBackoffMs: number; backoffJitter: number;
+  /** Slow retrieval (issue #6): abandon a fetch receiving less than this, per second over rateWindowMs while connected. */
+  minBytesPerSec?: number; rateWindowMs?: number;
+}
 
 export interface FetchContext {
   client: BrokerClient;
@@ -55,6 +59,8 @@ export class ChunkFetch {
   #done = false;
   #subscribed = false;
   #writeError: unknown = null;
+  #windowBytes = 0;
+  #rateTimer: NodeJS.Timeout | null = null;
 
   constructor(manifest: Manifest, bundleId: string, ctx: FetchContext) {
     this.#manifest = manifest;
@@ -77,11 +83,13 @@ export class ChunkFetch {
       signal?.addEventListener('abort', onAbort, { once: true });
       if (signal?.aborted) onAbort();
       else if (this.#ctx.client.connected) void this.#startRound();
+      this.#watchRate();
       try {
         await finished;
       } finally {
         signal?.removeEventListener('abort', onAbort);
         this.#clearTimer();
+        if (this.#rateTimer) clearInterval(this.#rateTimer);
         if (this.#subscribed) this.#ctx.client.unsubscribe(topics.chunkFilter(this.bundleId)).catch(() => {});
         // Even when cancelled, let chunk writes land: they are what a later resume reuses.
         await Promise.allSettled([...this.#writes]);
@@ -96,6 +104,7 @@ export class ChunkFetch {
     if (this.#done || index >= this.total || this.#have.has(index)) return;
     if (!verifyChunk(this.#manifest, index, bytes)) { this.#badChunks++; return; }
     this.#have.add(index);
+    this.#windowBytes += bytes.length;
     const w = writeFile(this.#ctx.store.chunkFile(this.bundleId, index), bytes).catch((e: NodeJS.ErrnoException) => {
       this.#have.delete(index);
       this.#writeError ??= e.code === 'ENOSPC' ? agentError('AGENT_ERR_DISK_SPACE', e.message) : agentError('AGENT_ERR_INTERNAL', `writing chunk ${index}: ${e.message}`);
@@ -148,6 +157,26 @@ export class ChunkFetch {
     const base = Math.min(maxBackoffMs, chunkTimeoutMs * 2 ** this.#misses);
     const r = this.#ctx.random?.() ?? Math.random();
     return Math.max(1, Math.round(base * (1 + backoffJitter * (2 * r - 1))));
+  }
+
+  /**
+   * An attacker (or a broken link) that trickles bytes just fast enough to dodge the
+   * no-progress timeout would hold the install open forever (TUF "slow retrieval"):
+   * below the minimum rate over a window, the fetch is abandoned and reported. Time
+   * offline does not count against it.
+   */
+  #watchRate(): void {
+    const { minBytesPerSec = 0, rateWindowMs = 60_000 } = this.#ctx.settings;
+    if (minBytesPerSec <= 0 || this.#done) return;
+    this.#windowBytes = 0;
+    this.#rateTimer = setInterval(() => {
+      const got = this.#windowBytes;
+      this.#windowBytes = 0;
+      if (!this.#ctx.client.connected || this.#done) return;
+      const rate = (got * 1000) / rateWindowMs;
+      if (rate < minBytesPerSec) this.#finish(agentError('AGENT_ERR_FETCH_SLOW', `${Math.round(rate)} bytes/s over the last ${rateWindowMs} ms, minimum ${minBytesPerSec}; ${this.total - this.#have.size} of ${this.total} chunks missing`));
+    }, rateWindowMs);
+    this.#rateTimer.unref();
   }
 
   #arm(ms: number): void {

@@ -22,6 +22,9 @@ export const agentOptionsSchema = obj({
   chunkTimeoutMs: withDefault(int({ min: 10, max: 3_600_000 }), 5_000),
   /** Requests without progress before the fetch fails with AGENT_ERR_FETCH_TIMEOUT. */
   maxFetchAttempts: withDefault(int({ min: 1, max: 1000 }), 8),
+  /** Slow retrieval (TUF threat model, issue #6): a fetch that receives fewer bytes than this per second, averaged over rateWindowMs while connected, is abandoned (AGENT_ERR_FETCH_SLOW). 0 turns it off. */
+  minTransferBytesPerSec: withDefault(int({ min: 0, max: 1024 * MiB }), 256),
+  rateWindowMs: withDefault(int({ min: 100, max: 3_600_000 }), 60_000),
   /** Upper bound of the exponential backoff between re-requests. */
   maxBackoffMs: withDefault(int({ min: 10, max: 3_600_000 }), 60_000),
   /** Jitter fraction applied to each backoff (0.2 = ±20%), to spread a fleet's retries. */

@@ -28,6 +28,7 @@ import { LOG_ORIGIN, logVerifiers } from '../signing/log-keys.js';
 import { verifyConsistency } from '../signing/merkle.js';
 import { loadRoot, type TrustedRoot } from '../signing/root.js';
 import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '../signing/root-rotation.js';
+import { signingError } from '../signing/errors.js';
 import { agentError } from './errors.js';
 import { atomicWrite } from './state-store.js';
 
@@ -94,6 +95,9 @@ export class TrustState {
     let taken;
     try {
       const msg = decodeRootsMessage(bytes);
+      // A chain that ends below the root held is a rollback attempt (or a hub that lost its keys folder): refuse and say so.
+      const newest = Math.max(...msg.roots.map((r) => { try { return loadRoot(r, { allowExpired: true }).version; } catch { return 0; } }));
+      if (newest < this.#root.version) throw signingError('SIGN_ERR_ROOT_ROLLBACK', `offered roots up to v${newest}; this device holds v${this.#root.version}`);
       taken = verifyRootChain(this.#root, msg.roots, { now: this.#d.now(), maxSteps: this.#d.maxRootSteps ?? MAX_ROOT_STEPS });
     } catch (e) {
       throw agentError('AGENT_ERR_ROOT_UPDATE', (e as Error).message, { cause: errorCode(e) });

@@ -36,6 +36,7 @@ export const HUB_ERRORS = {
   HUB_ERR_DRIFT_WEBHOOK: { message: 'A drift alert could not be POSTed to the configured webhook (unreachable, timed out or answered non-2xx); the alert is still logged and recorded as an event', status: 502 },
   HUB_ERR_MQTT_AUTH: { message: 'An MQTT client was refused: unknown user name, wrong secret, or (for a device) a client id that is not its device id. Enroll the device with `fleetcast device enroll ID` and connect with client id = user name = device id', status: 401 },
   HUB_ERR_MQTT_FORBIDDEN: { message: 'An MQTT client tried to publish or subscribe outside its own topics (a device speaks only under fc/v1/dev/<its id>/ and reads only its own assignment, bundle chunks and trust topics); the publish was refused and the client disconnected', status: 403 },
+  HUB_ERR_REPORT_REPLAY: { message: 'A device state report or event repeated or went back in its device\'s sequence (a replayed or reordered message); it was dropped and counted. A device whose agent state was reset must be re-enrolled', status: 409 },
 } as const satisfies ErrorTable;
 
 export type HubErrorCode = keyof typeof HUB_ERRORS;

@@ -23,6 +23,7 @@ import { registerTranslogRoutes } from './translog/routes.js';
 import { startTranslog, type TranslogService } from './translog/service.js';
 import { answerProofRequest } from './translog/proof-requests.js';
 import { brokerSecurity } from './broker-security.js';
+import { ReplayGuard } from './report-replay.js';
 import { registerDriftRoutes } from './drift/routes.js';
 import { registerDriftReader } from './rollouts/gate-inputs.js';
 import { TelemetryService } from './telemetry/service.js';
@@ -100,6 +101,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     let broker: EmbeddedBroker | undefined;
     // MQTT access control and TLS (issue #6): secure unless insecureDemo.
     const security = brokerSecurity(options, store, logger);
+    const replay = new ReplayGuard(store.sqlite, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
       broker = await startBroker({ host: options.host, port: options.mqttPort, ...security.brokerOptions });
       stops.push(() => broker!.close());
@@ -130,10 +132,11 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       logger,
       handlers: {
         state(r) {
+          if (!replay.fresh('state', r)) return;
           store.recordState(r, now());
           if (r.counter > 0) store.noteReportedCounter(r.deviceId, r.counter);
         },
-        event(e) { store.recordEvent(e, now()); },
+        event(e) { if (replay.fresh('event', e)) store.recordEvent(e, now()); },
         'chunk-req'(r) { transfer.request(r); },
         'proof-req'(r) { return answerProofRequest(translog.log, r, (t, p) => publish(t, p, false)); },
         telemetry(r) { telemetry.handle(r); },

@@ -8,6 +8,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
+import { isSmallOrderKey } from './small-order.js';
 
 export interface KeyPair { publicKey: Uint8Array; secretKey: Uint8Array; seed: Uint8Array; keyid: string }
 
@@ -67,7 +68,8 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
 
 /** Strict verification; any malformed input is simply "does not verify". */
 export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  // A small-order key verifies forged signatures for any message (signing/small-order.ts).
+  if (publicKey.length !== 32 || signature.length !== 64 || isSmallOrderKey(publicKey)) return false;
   try {
     return cryptoVerify(null, message, publicKeyObject(publicKey), signature);
   } catch {
@@ -77,6 +79,6 @@ export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signatur
 
 /** tweetnacl's verifier, for places without node:crypto and for cross-tests. */
 export function verifyBytesNacl(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  if (publicKey.length !== 32 || signature.length !== 64 || isSmallOrderKey(publicKey)) return false;
   return nacl.sign.detached.verify(message, signature, publicKey);
 }

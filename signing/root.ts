@@ -6,6 +6,7 @@
 import { parseEnvelope, PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
 import { arr, int, obj, parse, record, str, type Infer } from '../protocol/schema.js';
 import { keyIdOf } from './ed25519.js';
+import { isSmallOrderKey } from './small-order.js';
 import { verifyEnvelopeWith, type KeySet } from './envelope.js';
 import { signingError } from './errors.js';
 
@@ -49,6 +50,7 @@ function keySets(p: RootPayload): TrustedRoot['roles'] {
     const pub = Buffer.from(k.public, 'base64');
     // A key id that is not the hash of its key would let one key count twice.
     if (pub.length !== 32 || keyIdOf(pub) !== id) throw signingError('SIGN_ERR_BAD_ROOT', `key ${id.slice(0, 12)}… does not hash to its id`);
+    if (isSmallOrderKey(pub)) throw signingError('SIGN_ERR_BAD_ROOT', `key ${id.slice(0, 12)}… is a small-order Ed25519 point, under which anyone can forge signatures`);
     pubs.set(id, pub);
   }
   const set = (role: keyof RootPayload['roles']): KeySet => {
