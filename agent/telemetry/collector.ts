@@ -83,7 +83,7 @@ export class TelemetryCollector {
 
   start(): void {
     if (!this.enabled || this.#timer) return;
-    this.#timer = setInterval(() => this.flush(), this.options.windowMs);
+    this.#timer = setInterval(() => { void this.flush(); }, this.options.windowMs);
     this.#timer.unref();
   }
 
@@ -125,8 +125,8 @@ export class TelemetryCollector {
     try { this.#window(m).failure(code); } catch { /* never fails a prediction */ }
   }
 
-  /** Close the window: one report (maybe in parts) per model version seen, then send what can be sent. */
-  flush(): void {
+  /** Close the window: one report (maybe in parts) per model version seen, then send what can be sent (resolves when sent or stuck). */
+  flush(): Promise<void> {
     const to = this.#now();
     const windows = this.#windows;
     this.#windows = new Map();
@@ -135,7 +135,7 @@ export class TelemetryCollector {
       if (w.empty) continue;
       for (const msg of this.#split(w.body(), to)) this.#enqueue(msg);
     }
-    void this.#drain();
+    return this.#drain();
   }
 
   /** Connected (again): send the buffer, oldest first. */
