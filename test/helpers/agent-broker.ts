@@ -3,7 +3,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import { freePort } from './env.js';
 
-export interface TestBroker { url: string; port: number; close(): Promise<void> }
+export interface TestBroker {
+  url: string;
+  port: number;
+  /** Cut every client's TCP connection (a flaky network); clients reconnect on their own. */
+  dropClients(): void;
+  close(): Promise<void>;
+}
 
 export async function startBroker(port?: number): Promise<TestBroker> {
   const p = port ?? (await freePort());
@@ -21,6 +27,9 @@ export async function startBroker(port?: number): Promise<TestBroker> {
   return {
     url: `mqtt://127.0.0.1:${p}`,
     port: p,
+    dropClients() {
+      for (const s of sockets) s.destroy();
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
