@@ -1,0 +1,49 @@
+/** Agent configuration sources: JSON file < FLEETCAST_AGENT_* variables < flags, validated once with keys named. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createAgent } from '../../agent/agent.js';
+import { envName, mergeAgentConfig, optionsFromEnv } from '../../agent/config.js';
+import { parseAgentOptions } from '../../agent/options.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+
+afterAll(() => cleanupTempDirs());
+
+const base = { deviceId: 'd1', dataDir: '/tmp/x', rootPath: '/tmp/root.json' };
+
+describe('agent configuration', () => {
+  it('maps option keys to FLEETCAST_AGENT_* names and types the values by the schema', () => {
+    expect(envName('chunkTimeoutMs')).toBe('FLEETCAST_AGENT_CHUNK_TIMEOUT_MS');
+    expect(optionsFromEnv({
+      FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: '250', FLEETCAST_AGENT_BROKER_URL: 'none', FLEETCAST_AGENT_RUNTIME: 'wasm',
+      FLEETCAST_AGENT_CAPABILITIES: '{"site":"north"}', FLEETCAST_AGENT_PROBATION_MAX_ERROR_RATE: '0.1', PATH: '/bin',
+    })).toEqual({ chunkTimeoutMs: 250, brokerUrl: null, runtime: 'wasm', capabilities: { site: 'north' }, probationMaxErrorRate: 0.1 });
+  });
+
+  it('merges file < environment < flags, key by key', () => {
+    const file = join(tempDir(), 'agent.json');
+    writeFileSync(file, JSON.stringify({ ...base, chunkTimeoutMs: 100, heartbeatMs: 5, listen: '127.0.0.1:1' }));
+    const merged = mergeAgentConfig({ file, env: { FLEETCAST_AGENT_HEARTBEAT_MS: '7', FLEETCAST_AGENT_LISTEN: '127.0.0.1:2' }, flags: { listen: '127.0.0.1:3', runtime: undefined } });
+    const o = parseAgentOptions(merged);
+    expect(o).toMatchObject({ chunkTimeoutMs: 100, heartbeatMs: 7, listen: '127.0.0.1:3', runtime: 'node' });
+    expect(Object.isFrozen(o)).toBe(true);
+  });
+
+  it('refuses an unknown key by name, from the file, the environment or an option object', () => {
+    const file = join(tempDir(), 'typo.json');
+    writeFileSync(file, JSON.stringify({ ...base, probationMillis: 5 }));
+    expect(() => createAgent(mergeAgentConfig({ file, env: {}, flags: {} }))).toThrow(expect.objectContaining({ code: 'PROTO_ERR_UNKNOWN_OPTION', message: expect.stringContaining('probationMillis') }));
+    expect(() => optionsFromEnv({ FLEETCAST_AGENT_PROBATION_MILLIS: '5' })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_UNKNOWN_OPTION', message: expect.stringContaining('FLEETCAST_AGENT_PROBATION_MILLIS') }));
+  });
+
+  it('refuses bad value types at start with the key named', () => {
+    expect(() => optionsFromEnv({ FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: 'soon' })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION', message: expect.stringMatching(/FLEETCAST_AGENT_CHUNK_TIMEOUT_MS.*chunkTimeoutMs must be a number/) }));
+    expect(() => optionsFromEnv({ FLEETCAST_AGENT_CAPABILITIES: '{not json' })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION' }));
+    for (const [key, value] of [['maxConcurrentPredictions', '8'], ['runtime', 'gpu'], ['probationMaxErrorRate', 2], ['probationMs', -1]] as const) {
+      expect(() => createAgent({ ...base, [key]: value })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION', message: expect.stringContaining(key) }));
+    }
+    const file = join(tempDir(), 'bad.json');
+    writeFileSync(file, '[1, 2]');
+    expect(() => mergeAgentConfig({ file, env: {}, flags: {} })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION' }));
+  });
+});
