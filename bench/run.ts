@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- NAME ...]`: every benchmark prints what it measured and the
  * ratio against a baseline measured in the same run. Names: rollout, predict,
- * verify, merkle.
+ * verify, merkle, agent-swap, agent-rss.
  */
 import { cleanupBenchDirs } from './dirs.js';
 import { printResult, type BenchResult } from './lib.js';
@@ -11,6 +11,8 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   predict: async () => (await import('./predict-path.js')).benchPredictPath(),
   verify: async () => (await import('./bundle-verify.js')).benchBundleVerify(),
   merkle: async () => (await import('./merkle.js')).benchMerkle(),
+  'agent-swap': async () => (await import('./agent-swap.js')).benchAgentSwap(),
+  'agent-rss': async () => (await import('./agent-rss.js')).benchAgentRss(),
 };
 
 const wanted = process.argv.slice(2);

@@ -61,10 +61,13 @@ runMain(async (argv) => {
   await agent.start();
   const a = agent.address;
   process.stdout.write(`fleetcast-agent: ${agent.options.deviceId} started${a ? `, predict API http://${a.host}:${a.port}` : ''}, runtime ${agent.status().runtime}\n`);
+  // Offline and without --listen nothing else holds the event loop open: keep the daemon alive until a signal.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  clearInterval(keepAlive);
   process.stdout.write(`fleetcast-agent: ${signal}, stopping\n`);
   await agent.stop();
   return 0;
