@@ -16,6 +16,7 @@ import { bundleError, ioError } from './errors.js';
 import { commitTemp, openFileSink, regularOrAbsent, tempPathFor } from './file-io.js';
 import { readModelInfo } from './onnx-info.js';
 import { MANIFEST_MEMBER, PAYLOAD_MEMBER } from './read.js';
+import { checkGoldenNames } from './golden-file.js';
 import { mergeSchema, parseSchemaFile, type BundleSchemaFile } from './schema-file.js';
 import { writeTarFile } from './tar.js';
 import { bundleIdOf } from './verify.js';
@@ -75,6 +76,8 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
   const model = loadModel(opts.model);
   const info = readModelInfo(model);
   const merged = mergeSchema(info, opts.schema ? parseSchemaFile(opts.schema) : {});
+  // Golden cases that name the wrong tensors would fail on every device: refuse them here.
+  if (opts.golden) checkGoldenNames(opts.golden, merged.inputs.map((i) => i.name), info.outputs.map((o) => o.name));
   const reference = opts.reference ? await buildReference(opts.reference, model, merged.inputs, info.outputs, opts.referenceOptions) : undefined;
   try { mkdirSync(dirname(opts.out), { recursive: true }); } catch (e) { throw ioError('cannot create the folder of', opts.out, e); }
   const payloadTmp = tempPathFor(opts.out, 'zst');

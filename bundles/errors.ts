@@ -20,6 +20,7 @@ export const BUNDLE_ERRORS = {
   BUNDLE_ERR_BAD_OPTION: { message: 'A bundle build option is invalid; see `fleetcast --help` for the accepted values', status: 400 },
   BUNDLE_ERR_IO: { message: 'A file could not be read or written; check the path, the permissions and the free disk space', status: 500 },
   BUNDLE_ERR_BAD_REFERENCE: { message: 'The --reference data is invalid (CSV with a header row, or JSON Lines of objects, with one column per model feature); fix the named line or column', status: 400 },
+  BUNDLE_ERR_BAD_GOLDEN: { message: 'The --golden file is invalid (JSON: an array of {inputs, outputs: {NAME: {dims, data}}, tolerance?} cases, or {tolerance, cases}); fix the named case', status: 400 },
 } as const satisfies ErrorTable;
 
 export type BundleErrorCode = keyof typeof BUNDLE_ERRORS;

@@ -9,6 +9,7 @@ import { ioError, bundleError } from '../../bundles/errors.js';
 import { readBundleFile } from '../../bundles/read.js';
 import { readSchemaFile } from '../../bundles/schema-file.js';
 import { readReferenceFile } from '../../bundles/reference.js';
+import { readGoldenFile } from '../../bundles/golden-file.js';
 import { bundleIdOf, verifyBundleFile } from '../../bundles/verify.js';
 import { FleetcastError } from '../../protocol/errors.js';
 import type { Manifest, TensorSpec } from '../../protocol/manifest.js';
@@ -17,7 +18,7 @@ import { loadRootText } from '../../signing/root.js';
 import { need, parseCli } from '../args.js';
 
 const USAGE = {
-  build: 'fleetcast bundle build MODEL.onnx --name NAME --version N --key release.key [--key release2.key] --out FILE [--schema schema.json] [--reference DATA.csv|DATA.jsonl [--reference-bins N]] [--chunk-size BYTES] [--level 1-19]',
+  build: 'fleetcast bundle build MODEL.onnx --name NAME --version N --key release.key [--key release2.key] --out FILE [--schema schema.json] [--reference DATA.csv|DATA.jsonl [--reference-bins N]] [--golden cases.json] [--chunk-size BYTES] [--level 1-19]',
   inspect: 'fleetcast bundle inspect FILE [--json]',
   verify: 'fleetcast bundle verify FILE --root root.json',
 };
@@ -78,7 +79,7 @@ async function build(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
     name: { type: 'string' }, version: { type: 'string' }, key: { type: 'string', multiple: true }, out: { type: 'string' },
     schema: { type: 'string' }, 'chunk-size': { type: 'string' }, level: { type: 'string' },
-    reference: { type: 'string' }, 'reference-bins': { type: 'string' },
+    reference: { type: 'string' }, 'reference-bins': { type: 'string' }, golden: { type: 'string' },
   }, u);
   const model = onePositional(positionals, 'MODEL.onnx', u);
   const name = need(values.name, '--name', u);
@@ -94,6 +95,7 @@ async function build(argv: string[]): Promise<number> {
   const b = await buildBundle({
     model, name, version, releaseKeys: keys, out,
     ...(values.schema ? { schema: readSchemaFile(values.schema) } : {}),
+    ...(values.golden ? { golden: readGoldenFile(values.golden) } : {}),
     ...(values['chunk-size'] ? { chunkSize: positiveInt(values['chunk-size'], '--chunk-size', u) } : {}),
     ...(values.level ? { level: positiveInt(values.level, '--level', u) } : {}),
     ...(values.reference ? { reference: readReferenceFile(values.reference), referenceOptions: values['reference-bins'] ? { bins: positiveInt(values['reference-bins'], '--reference-bins', u) } : {} } : {}),
@@ -102,6 +104,7 @@ async function build(argv: string[]): Promise<number> {
   process.stdout.write(`wrote ${b.path}\n`);
   process.stdout.write(`  bundle ${b.manifest.name} v${b.manifest.version} id ${b.bundleId}\n`);
   process.stdout.write(`  model ${p.rawLength} bytes -> ${p.compressedLength} bytes zstd, ${p.chunkHashes.length} chunk(s) of ${kib(p.chunkSize)}\n`);
+  if (b.manifest.golden) process.stdout.write(`  golden cases: ${b.manifest.golden.length}\n`);
   if (b.manifest.reference) process.stdout.write(`  reference profile: ${(b.manifest.reference as { features: unknown[] }).features.length} feature(s), ${(b.manifest.reference as { outputs: unknown[] }).outputs.length} output(s)\n`);
   process.stdout.write(`  signed by ${b.envelope.signatures.map((s) => s.keyid.slice(0, 16) + '…').join(', ')}\n`);
   return 0;
