@@ -17,6 +17,12 @@ export interface Schema<T> {
   check(value: unknown, path: string, issues: Issue[]): T | undefined;
   readonly optional?: boolean;
   readonly defaultValue?: T;
+  /**
+   * A cheap yes/no check with no path bookkeeping, for schemas of plain values. Arrays use it to
+   * accept long numeric arrays (DDSketch buckets, bin counts) without building a path string per
+   * element; on any failure they fall back to `check`, so issues are reported exactly as before.
+   */
+  readonly test?: (value: unknown) => boolean;
 }
 
 export type Infer<S> = S extends Schema<infer T> ? T : never;
@@ -53,8 +59,10 @@ export function num(opts: NumberOpts = {}): Schema<number> {
   const json: Record<string, unknown> = { type: opts.integer ? 'integer' : 'number' };
   if (opts.min !== undefined) json.minimum = opts.min;
   if (opts.max !== undefined) json.maximum = opts.max;
+  const { min, max, integer } = opts;
   return {
     json,
+    test: (v) => typeof v === 'number' && Number.isFinite(v) && (!integer || Number.isSafeInteger(v)) && (min === undefined || v >= min) && (max === undefined || v <= max),
     check(v, path, issues) {
       if (typeof v !== 'number' || !Number.isFinite(v)) { issues.push({ path, problem: `expected a finite number, got ${describe(v)}`, kind: 'invalid' }); return undefined; }
       if (opts.integer && !Number.isSafeInteger(v)) { issues.push({ path, problem: 'expected a safe integer', kind: 'invalid' }); return undefined; }
@@ -96,6 +104,7 @@ export function arr<T>(item: Schema<T>, opts: { min?: number; max?: number } = {
       if (!Array.isArray(v)) { issues.push({ path, problem: `expected an array, got ${describe(v)}`, kind: 'invalid' }); return undefined; }
       if (opts.min !== undefined && v.length < opts.min) { issues.push({ path, problem: `needs at least ${opts.min} items`, kind: 'invalid' }); return undefined; }
       if (opts.max !== undefined && v.length > opts.max) { issues.push({ path, problem: `allows at most ${opts.max} items`, kind: 'invalid' }); return undefined; }
+      if (item.test && v.every(item.test)) return v.slice() as T[];
       const out: T[] = [];
       const before = issues.length;
       for (let i = 0; i < v.length; i++) {

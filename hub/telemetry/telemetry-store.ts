@@ -59,6 +59,19 @@ export class TelemetryStore {
     })();
   }
 
+  /** The stored JSON of a cell (for ingest's accumulators, which read it without building objects). */
+  getRaw(res: Resolution, k: CellKey): string | undefined {
+    return (this.#get[res].get(k.bundleId, k.ring, k.key, k.bucket) as { data: string } | undefined)?.data;
+  }
+
+  /** Like writeBatch, with cells already serialised (the ingest's hot path). */
+  writeBatchJson(cells: readonly [CellKey, string][], devices: readonly { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }[]): void {
+    this.#db.transaction(() => {
+      for (const [k, json] of cells) this.#put.fine.run(k.bundleId, k.ring, k.key, k.bucket, json);
+      for (const d of devices) this.#putDevice.run(d.deviceId, d.seq, d.dropped, d.at, d.bundleId);
+    })();
+  }
+
   lastSeq(deviceId: string): number | undefined {
     const r = this.#db.prepare('SELECT last_seq FROM telemetry_devices WHERE device_id = ?').get(deviceId) as { last_seq: number } | undefined;
     return r?.last_seq;
