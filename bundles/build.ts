@@ -76,8 +76,6 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
   const model = loadModel(opts.model);
   const info = readModelInfo(model);
   const merged = mergeSchema(info, opts.schema ? parseSchemaFile(opts.schema) : {});
-  // Golden cases that name the wrong tensors would fail on every device: refuse them here.
-  if (opts.golden) checkGoldenNames(opts.golden, merged.inputs.map((i) => i.name), info.outputs.map((o) => o.name));
   const reference = opts.reference ? await buildReference(opts.reference, model, merged.inputs, info.outputs, opts.referenceOptions) : undefined;
   try { mkdirSync(dirname(opts.out), { recursive: true }); } catch (e) { throw ioError('cannot create the folder of', opts.out, e); }
   const payloadTmp = tempPathFor(opts.out, 'zst');
@@ -116,6 +114,8 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
     } catch (e) {
       throw bundleError('BUNDLE_ERR_BAD_MANIFEST', (e as Error).message);
     }
+    // Golden cases that name the wrong tensors would fail on every device: refuse them here.
+    if (manifest.golden) checkGoldenNames(manifest.golden, manifest.inputs.map((i) => i.name), manifest.outputs.map((o) => o.name));
     // What is signed is exactly these bytes; the bundle id is their hash.
     const bytes = Buffer.from(JSON.stringify(manifest), 'utf8');
     const envelope = signEnvelope(PAYLOAD_TYPES.manifest, bytes, keys);

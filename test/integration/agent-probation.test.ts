@@ -34,6 +34,8 @@ describe('agent probation', () => {
     for (let i = 0; i < 10; i++) expect((await agent.predict(ok)).model.version).toBe(2);
     await waitInstalled(agent, v2.bundleId);
     expect(agent.status().probation).toBeNull();
+    // "installed" is announced at commit, not at the swap.
+    await waitFor(() => fx.hub.events.filter((e) => e.deviceId === 'dev-probe-ok' && e.kind === 'installed').length === 2, 'installed events');
     expect(fx.hub.events.filter((e) => e.deviceId === 'dev-probe-ok' && e.kind === 'installed').map((e) => e.bundleId)).toEqual([v1.bundleId, v2.bundleId]);
   });
 
