@@ -11,10 +11,12 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   predict: async () => (await import('./predict-path.js')).benchPredictPath(),
   verify: async () => (await import('./bundle-verify.js')).benchBundleVerify(),
   merkle: async () => (await import('./merkle.js')).benchMerkle(),
-  'telemetry-ingest': async () => (await import('./telemetry-ingest.js')).benchTelemetryIngest(),
-  'telemetry-cost': async () => (await import('./telemetry-cost.js')).benchTelemetryCost(),
   'agent-swap': async () => (await import('./agent-swap.js')).benchAgentSwap(),
   'agent-rss': async () => (await import('./agent-rss.js')).benchAgentRss(),
+  'telemetry-ingest': async () => (await import('./telemetry-ingest.js')).benchTelemetryIngest(),
+  'telemetry-cost': async () => (await import('./telemetry-cost.js')).benchTelemetryCost(),
+  trust: async () => (await import('./trust.js')).benchTrust(),
+  'rollout-scale': async () => (await import('./rollout-scale.js')).benchRolloutScale(),
 };
 
 const wanted = process.argv.slice(2);

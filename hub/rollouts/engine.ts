@@ -50,10 +50,13 @@ export function allowedByRate(rate: Rate | null, elapsedMs: number): number {
 export function stateReportHealth(store: HubStore): HealthReader {
   return {
     health(bundleId, ids) {
+      // json_extract in SQLite, not JSON.parse of every report: a broad ring is thousands of devices, judged every tick.
+      const q = store.sqlite.prepare(`SELECT id, json_extract(state, '$.health.requests') AS requests, json_extract(state, '$.health.errors') AS errors,
+        json_extract(state, '$.health.p95Ms') AS p95 FROM devices WHERE id = ? AND json_extract(state, '$.health.bundleId') = ?`);
       const out: DeviceHealth[] = [];
       for (const id of ids) {
-        const h = store.getDevice(id)?.state.health;
-        if (h && h.bundleId === bundleId) out.push({ deviceId: id, bundleId, requests: h.requests, errors: h.errors, p95Ms: h.p95Ms });
+        const h = q.get(id, bundleId) as { id: string; requests: number; errors: number; p95: number | null } | undefined;
+        if (h) out.push({ deviceId: id, bundleId, requests: h.requests, errors: h.errors, p95Ms: h.p95 });
       }
       return out;
     },
@@ -141,28 +144,35 @@ export class RolloutEngine {
     const R = this.d.rollouts;
     const now = this.d.now();
     const changes: [string, Partial<MemberRow>][] = [];
-    for (const m of R.members(r.id)) {
-      if (m.status !== 'assigned' && m.status !== 'installed' && m.status !== 'timed-out') continue;
-      const st = this.d.store.getDevice(m.deviceId)?.state;
-      if (!st) continue;
+    // One query with the few report fields needed (json_extract in SQLite): this runs every tick over the whole rollout.
+    const rows = R.db.prepare(`SELECT m.device_id AS id, m.ring, m.status, m.counter, m.assigned_at AS assignedAt, d.active_bundle_id AS active, d.phase,
+        json_extract(d.state, '$.active.name') AS activeName, json_extract(d.state, '$.active.version') AS activeVersion,
+        json_extract(d.state, '$.lastError.code') AS errCode, json_extract(d.state, '$.lastError.bundleId') AS errBundle,
+        json_extract(d.state, '$.target.bundleId') AS targetBundle, json_extract(d.state, '$.target.counter') AS targetCounter
+      FROM rollout_devices m JOIN devices d ON d.id = m.device_id
+      WHERE m.rollout_id = ? AND m.status IN ('assigned', 'installed', 'timed-out')`).all(r.id) as {
+        id: string; ring: number; status: MemberRow['status']; counter: number | null; assignedAt: number | null; active: string | null; phase: string;
+        activeName: string | null; activeVersion: number | null; errCode: string | null; errBundle: string | null; targetBundle: string | null; targetCounter: number | null;
+      }[];
+    for (const m of rows) {
       const grace = r.plan.rings[m.ring]?.gates.graceMs ?? Number.POSITIVE_INFINITY;
-      if (st.active?.bundleId === r.bundleId) {
-        if (m.status !== 'installed') changes.push([m.deviceId, { status: 'installed', doneAt: now, reason: null }]);
+      if (m.active === r.bundleId) {
+        if (m.status !== 'installed') changes.push([m.id, { status: 'installed', doneAt: now, reason: null }]);
       } else if (m.status === 'installed') {
-        changes.push([m.deviceId, { status: 'failed', doneAt: now, reason: `the device went back to ${st.active ? `${st.active.name}@${st.active.version}` : 'no model'}${st.lastError ? ` (${st.lastError.code})` : ''}` }]);
-      } else if (st.lastError?.bundleId === r.bundleId && !IN_FLIGHT.has(st.phase) && !(st.target && st.target.bundleId === r.bundleId && m.counter !== null && st.target.counter < m.counter)) {
-        changes.push([m.deviceId, { status: 'failed', doneAt: now, reason: st.lastError.code }]);
+        changes.push([m.id, { status: 'failed', doneAt: now, reason: `the device went back to ${m.activeName ? `${m.activeName}@${m.activeVersion}` : 'no model'}${m.errCode ? ` (${m.errCode})` : ''}` }]);
+      } else if (m.errBundle === r.bundleId && !IN_FLIGHT.has(m.phase) && !(m.targetBundle === r.bundleId && m.counter !== null && m.targetCounter !== null && m.targetCounter < m.counter)) {
+        changes.push([m.id, { status: 'failed', doneAt: now, reason: m.errCode }]);
       } else if (m.status === 'assigned' && m.assignedAt !== null && now - m.assignedAt > grace) {
-        changes.push([m.deviceId, { status: 'timed-out', reason: `no install reported within ${Math.round(grace / 1000)} s` }]);
+        changes.push([m.id, { status: 'timed-out', reason: `no install reported within ${Math.round(grace / 1000)} s` }]);
       }
     }
     if (changes.length) R.tx(() => { for (const [dev, f] of changes) R.setMember(r.id, dev, f); });
   }
 
   private placeLate(r: RolloutRow): void {
-    const known = this.d.rollouts.memberIds(r.id);
-    const late = this.d.store.listDevices().filter((d) => !known.has(d.id));
-    if (late.length === 0) return;
+    const lateIds = this.d.rollouts.db.prepare('SELECT id FROM devices WHERE id NOT IN (SELECT device_id FROM rollout_devices WHERE rollout_id = ?)').all(r.id) as { id: string }[];
+    if (lateIds.length === 0) return;
+    const late = lateIds.map((x) => this.d.store.getDevice(x.id)).filter((d) => d !== undefined);
     const add = late.map((d) => ({ deviceId: d.id, ring: placeLateDevice(r.id, r.plan.rings, { id: d.id, capabilities: d.state.capabilities }) })).filter((x) => x.ring >= 0);
     this.d.rollouts.tx(() => this.d.rollouts.insertMembers(r.id, add.map((x) => ({ ...x, status: 'waiting' as const, reason: null }))));
   }
@@ -197,14 +207,18 @@ export class RolloutEngine {
       }
     });
     if (go.length === 0) return;
-    await this.issue(bundle, go, r.id, (dev) => r.plan.rings[waiting.find((w) => w.deviceId === dev)!.ring].name);
-    R.tx(() => {
-      for (const dev of go) {
-        const a = this.d.store.getAssignment(dev);
-        if (a && a.rolloutId === r.id && a.bundleId === bundle.id) R.setMember(r.id, dev, { status: 'assigned', counter: a.counter, assignedAt: this.d.now() });
-        else R.setMember(r.id, dev, { status: 'waiting' });
-      }
-    });
+    try {
+      await this.issue(bundle, go, r.id, (dev) => r.plan.rings[waiting.find((w) => w.deviceId === dev)!.ring].name);
+    } finally {
+      // Settle what was issued, even when issuing failed part-way: nothing stays `assigning`.
+      R.tx(() => {
+        for (const dev of go) {
+          const a = this.d.store.getAssignment(dev);
+          if (a && a.rolloutId === r.id && a.bundleId === bundle.id) R.setMember(r.id, dev, { status: 'assigned', counter: a.counter, assignedAt: this.d.now() });
+          else R.setMember(r.id, dev, { status: 'waiting' });
+        }
+      });
+    }
   }
 
   /** Issue assignments per ring name; a broker that did not acknowledge is the refresher's job (the rows are stored). */

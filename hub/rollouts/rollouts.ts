@@ -104,8 +104,9 @@ export class Rollouts {
       if (!r) throw hubError('HUB_ERR_UNKNOWN_ROLLOUT', id);
       const ring = r.plan.rings[r.ring].name;
       const bad = () => hubError('HUB_ERR_ROLLOUT_STATE', `cannot ${action} a rollout that is ${r.state}`);
-      const note = (kind: DecisionRecord['kind'], why: string, gates: Record<string, unknown> | null = null) =>
-        recordDecision(R.db, { rolloutId: id, kind, actor, at: now, reason: reason ?? why, ring, gates });
+      // The current ring's last gate values go with every operator decision: what the operator saw.
+      const note = (kind: DecisionRecord['kind'], why: string) =>
+        recordDecision(R.db, { rolloutId: id, kind, actor, at: now, reason: reason ?? why, ring, gates: (r.gates[ring] ?? null) as Record<string, unknown> | null });
       switch (action) {
         case 'pause':
           if (r.state !== 'running') throw bad();
@@ -145,7 +146,6 @@ export class Rollouts {
   status(id: string): RolloutStatus {
     const r = this.get(id);
     const members = this.store.members(id);
-    const now = this.now();
     const rings = r.plan.rings.map((ring, index): RingStatus => {
       const ms = members.filter((m) => m.ring === index);
       const counts: Record<string, number> = { waiting: 0, pending: 0, installed: 0, failed: 0, 'timed-out': 0, skipped: 0, 'rolled-back': 0 };
@@ -153,7 +153,6 @@ export class Rollouts {
       for (const m of ms) counts[m.status === 'assigned' || m.status === 'assigning' ? 'pending' : m.status]++;
       return { name: ring.name, index, devices: ms.length, counts, gates: r.gates[ring.name] ?? null };
     });
-    void now;
     return {
       id, name: r.name, version: r.version, bundleId: r.bundleId, state: r.state, ring: r.plan.rings[r.ring].name, ringIndex: r.ring,
       ringStartedAt: r.ringStartedAt, awaitingPromotion: r.state === 'running' && r.gatesPassedAt !== null,

@@ -37,12 +37,12 @@ export async function rolloutWorld(o: { agents: number; name?: string; hub?: Par
     brokerUrl: hub.mqttUrl, agents: o.agents, rootPath: join(keys.dir, 'root.json'), dataDir: tempDir('fleetcast-rollout-fleet-'),
     agentOptions: { heartbeatMs: 1_000, chunkTimeoutMs: 500 }, capabilitiesFor: o.capabilitiesFor,
   });
-  await waitFor(() => hub.store.listDevices().length === o.agents, 'every agent to report', 20_000);
+  await waitFor(() => hub.store.listDevices().length === o.agents, 'every agent to report', 60_000);
   if (o.deployBase !== false) {
     await publish(1);
     const d = await api(hub, 'POST', '/v1/deployments', { name, version: 1, all: true });
     if (d.status !== 200) throw new Error(`base deploy failed: ${JSON.stringify(d.body)}`);
-    await fleet.waitForVersion(name, 1, 25_000);
+    await fleet.waitForVersion(name, 1, 60_000);
   }
   return {
     hub, fleet, keys, clock, publish,

@@ -15,7 +15,7 @@ afterAll(cleanupTempDirs);
 
 describe('tokens, roles and refusals', () => {
   let w: RolloutWorld;
-  beforeAll(async () => { w = await rolloutWorld({ agents: 3 }); }, 60_000);
+  beforeAll(async () => { w = await rolloutWorld({ agents: 3 }); }, 150_000);
   afterAll(async () => { await w?.stop(); });
 
   it('gives each role exactly its rights', async () => {

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleet, type Fleet } from '../../simulator/fleet.js';
 import { cleanupTempDirs, freePort, makeKeys, tempDir, waitFor } from '../helpers/env.js';
+import { buildCli } from '../helpers/build-cli.js';
 import { makeBundle } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 
@@ -40,7 +41,7 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
   }
 
   beforeAll(async () => {
-    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 }).catch(() => undefined);
+    await buildCli(ROOT);
     expect(existsSync(CLI)).toBe(true);
     broker = await startMosquitto();
     const httpPort = await freePort();

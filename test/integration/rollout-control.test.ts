@@ -28,7 +28,7 @@ const holders = (w: RolloutWorld, bundleId: string) => w.hub.store.listAssignmen
 describe('operating rollouts', () => {
   let w: RolloutWorld;
   // Two devices report no GPU.
-  beforeAll(async () => { w = await rolloutWorld({ agents: 12, capabilitiesFor: (i) => ({ hardware: i < 2 ? ['cpu'] : ['cpu', 'gpu'] }) }); }, 60_000);
+  beforeAll(async () => { w = await rolloutWorld({ agents: 12, capabilitiesFor: (i) => ({ hardware: i < 2 ? ['cpu'] : ['cpu', 'gpu'] }) }); }, 150_000);
   afterAll(async () => { await w?.stop(); });
 
   it('pauses, resumes, waits for a manual promote, and records who did what', async () => {
@@ -41,23 +41,23 @@ describe('operating rollouts', () => {
     expect((await act(w, id, 'pause', 'checking dashboards')).body.state).toBe('paused');
     expect((await act(w, id, 'pause')).body.error?.code).toBe('HUB_ERR_ROLLOUT_STATE');
     expect((await act(w, id, 'resume')).body.state).toBe('running');
-    await waitFor(async () => (await status(w.hub, id)).rings[0].counts.installed === 2, 'lab installed', 20_000);
+    await waitFor(async () => (await status(w.hub, id)).rings[0].counts.installed === 2, 'lab installed', 45_000);
     // Soak is on the hub's clock; until it passes the ring waits.
-    await waitFor(async () => (await status(w.hub, id)).rings[0].gates?.waitingOn?.join() === 'soak', 'lab soaking', 10_000);
+    await waitFor(async () => (await status(w.hub, id)).rings[0].gates?.waitingOn?.join() === 'soak', 'lab soaking', 30_000);
     w.clock.t += 2 * 60_000;
-    await waitFor(async () => (await status(w.hub, id)).awaitingPromotion, 'awaiting a manual promote', 10_000);
+    await waitFor(async () => (await status(w.hub, id)).awaitingPromotion, 'awaiting a manual promote', 30_000);
     expect(holders(w, v2).sort()).toEqual(['sim-00', 'sim-01']);
     expect((await act(w, id, 'promote', 'looks good')).body.ring).toBe('rest');
-    await waitFor(async () => (await status(w.hub, id)).rings[1].gates?.waitingOn?.join() === 'soak', 'rest installed and soaking', 20_000);
+    await waitFor(async () => (await status(w.hub, id)).rings[1].gates?.waitingOn?.join() === 'soak', 'rest installed and soaking', 45_000);
     w.clock.t += 2 * 60_000;
-    await waitFor(async () => (await status(w.hub, id)).state === 'completed', 'completed', 10_000);
+    await waitFor(async () => (await status(w.hub, id)).state === 'completed', 'completed', 30_000);
     const h = await history(w, id);
     expect(h.map((d) => d.kind)).toEqual(['start', 'pause', 'resume', 'promote', 'complete']);
     expect(h[0].reason).toBe('weekly model');
     expect(h[1]).toMatchObject({ reason: 'checking dashboards', actor: expect.stringMatching(/^admin:/) });
     expect(h[3].reason).toContain('looks good');
     expect((await act(w, id, 'abort')).body.error?.code).toBe('HUB_ERR_ROLLOUT_STATE');
-  }, 60_000);
+  }, 120_000);
 
   it('holds installs outside the maintenance window, refuses a second rollout unless superseding, and aborts', async () => {
     const v3 = await w.publish(3);
@@ -81,14 +81,14 @@ describe('operating rollouts', () => {
     // Into the window (the clock moves to hour:00): v4 goes out.
     const d = new Date(w.clock.t);
     w.clock.t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + (hour < d.getUTCHours() ? 1 : 0), hour, 0, 5);
-    await waitFor(() => holders(w, v4).length === 12, 'v4 assigned inside the window', 10_000);
+    await waitFor(() => holders(w, v4).length === 12, 'v4 assigned inside the window', 30_000);
     expect((await act(w, b.body.id, 'abort', 'enough')).body.state).toBe('aborted');
     expect((await history(w, b.body.id)).map((x) => x.kind)).toEqual(['start', 'abort']);
     expect(holders(w, v3)).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   it('skips incompatible devices with the reason, and waits for an offline device: pending, then timed out, then installed', async () => {
-    await w.fleet.waitForVersion('churn', 4, 20_000);
+    await w.fleet.waitForVersion('churn', 4, 45_000);
     const out = join(tempDir('fleetcast-gpu-'), 'gpu.fcb');
     const b = await buildBundle({ model: buildMlp({ seed: 5 }), name: 'churn', version: 5, releaseKeys: [w.keys.keys.release], out, schema: { compat: { hardware: ['gpu'] } } });
     expect((await api(w.hub, 'POST', '/v1/bundles', new Uint8Array(readFileSync(b.path)))).status).toBe(201);
@@ -98,7 +98,8 @@ describe('operating rollouts', () => {
     await off.stop();
     const r = await start(w, { version: 5, spec: { rings: [{ name: 'all', percent: 100 }], gates: { minRequests: 0, soak: '0s', grace: '5m', minInstallSuccess: 0.9 } } });
     const id = r.body.id;
-    await waitFor(async () => (await status(w.hub, id)).rings[0].counts.installed === 9, 'the compatible online devices installed', 20_000);
+    await waitFor(async () => (await status(w.hub, id)).rings[0].counts.installed === 9, 'the compatible online devices installed', 20_000)
+      .catch(async (e: unknown) => { throw new Error(`${(e as Error).message}: ${JSON.stringify(await status(w.hub, id))} ${JSON.stringify(w.hub.store.listDevices().map((d) => [d.id, d.state.active?.version, d.state.lastError?.code]))}`); });
     let s = await status(w.hub, id);
     expect(s.skipped.map((x) => x.deviceId).sort()).toEqual(['sim-00', 'sim-01']);
     expect(s.skipped[0].reason).toMatch(/needs hardware gpu/);
@@ -107,17 +108,17 @@ describe('operating rollouts', () => {
     expect(s.state).toBe('running');
     // Past the grace period it counts against the ring (9 of 10 = 90%: still passes the 0.9 bar).
     w.clock.t += 6 * 60_000;
-    await waitFor(async () => (await status(w.hub, id)).rings[0].counts['timed-out'] === 1, 'timed out after grace', 10_000);
+    await waitFor(async () => (await status(w.hub, id)).rings[0].counts['timed-out'] === 1, 'timed out after grace', 30_000);
     s = await status(w.hub, id);
     expect(s.state).toBe('completed');
     // It comes back, finds its retained assignment, installs, and the registry shows it.
     const back = createAgent({ ...opts }, {});
     try {
       await back.start();
-      await waitFor(() => back.status().active?.version === 5, 'the returning device installs v5', 20_000);
-      await waitFor(() => w.hub.store.getDevice('sim-11')?.state.active?.version === 5, 'the registry shows what it runs', 10_000);
+      await waitFor(() => back.status().active?.version === 5, 'the returning device installs v5', 45_000);
+      await waitFor(() => w.hub.store.getDevice('sim-11')?.state.active?.version === 5, 'the registry shows what it runs', 30_000);
     } finally {
       await back.stop();
     }
-  }, 60_000);
+  }, 120_000);
 });

@@ -6,15 +6,15 @@
  * resumes where it was, and every device is sent the new bundle exactly once
  * (its counter grows by exactly one), none is lost.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../cli/hub-client.js';
 import { startFleet, type Fleet } from '../../simulator/fleet.js';
 import { cleanupTempDirs, freePort, makeKeys, tempDir, waitFor } from '../helpers/env.js';
+import { buildCli } from '../helpers/build-cli.js';
 import { makeBundle } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 
@@ -22,7 +22,6 @@ afterAll(cleanupTempDirs);
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/fleetcast.js');
-const run = promisify(execFile);
 
 interface Status { state: string; ring: string; awaitingPromotion: boolean; rings: { counts: Record<string, number> }[] }
 
@@ -59,7 +58,7 @@ describe.skipIf(!hasMosquitto)('a hub SIGKILLed mid-rollout resumes it', () => {
   let rolloutId = '';
 
   beforeAll(async () => {
-    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 }).catch(() => undefined);
+    await buildCli(ROOT);
     expect(existsSync(CLI)).toBe(true);
     broker = await startMosquitto();
     httpPort = await freePort();

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placeDevices } from '../../hub/rollouts/rings.js';
-import { cleanupTempDirs, waitFor } from '../helpers/env.js';
+import { cleanupTempDirs, waitFor as waitForBase } from '../helpers/env.js';
 import { api } from '../helpers/hub-harness.js';
 import { rolloutWorld, status, type RolloutWorld } from '../helpers/rollout-fixture.js';
 
@@ -15,7 +15,7 @@ afterAll(cleanupTempDirs);
 
 describe('a three-ring rollout over 100 simulated agents', () => {
   let w: RolloutWorld;
-  beforeAll(async () => { w = await rolloutWorld({ agents: 100 }); }, 60_000);
+  beforeAll(async () => { w = await rolloutWorld({ agents: 100 }); }, 150_000);
   afterAll(async () => { await w?.stop(); });
 
   it('goes canary → early → broad by itself, with ring sizes 1 / 9 / 90, and every agent serves v2', async () => {
@@ -26,27 +26,31 @@ describe('a three-ring rollout over 100 simulated agents', () => {
       const started = await api<{ id: string; rings: { name: string; devices: number }[] }>(w.hub, 'POST', '/v1/rollouts', { name: 'churn', version: 2, spec, autoPromote: true });
       expect(started.status).toBe(201);
       const id = started.body.id;
+      // On a timeout, say where the rollout stood.
+      const waitFor = (fn: () => Promise<boolean>, what: string, ms: number) => waitForBase(fn, what, ms).catch(async (e: unknown) => {
+        throw new Error(`${(e as Error).message}; rollout: ${JSON.stringify(await status(w.hub, id))}`);
+      });
       expect(started.body.rings.map((r) => [r.name, r.devices])).toEqual([['canary', 1], ['early', 9], ['broad', 90]]);
 
       // The canary installs; nobody else has been sent v2 while its soak runs.
-      await waitFor(async () => (await status(w.hub, id)).rings[0].counts.installed === 1, 'canary installed', 20_000);
+      await waitFor(async () => (await status(w.hub, id)).rings[0].counts.installed === 1, 'canary installed', 45_000);
       const holders = () => w.hub.store.listAssignments().filter((a) => a.bundleId === v2).map((a) => a.deviceId);
       expect(holders()).toHaveLength(1);
-      await waitFor(async () => (await status(w.hub, id)).rings[0].gates?.waitingOn?.join() === 'soak', 'canary gates waiting on soak only', 20_000);
+      await waitFor(async () => (await status(w.hub, id)).rings[0].gates?.waitingOn?.join() === 'soak', 'canary gates waiting on soak only', 45_000);
       expect(holders()).toHaveLength(1);
       expect((await status(w.hub, id)).ring).toBe('canary');
 
       // Soak passes on the hub's clock: promotion to early, then broad (each soaks again).
       w.clock.t += 3 * 60_000;
-      await waitFor(async () => (await status(w.hub, id)).ring === 'early', 'promoted to early', 20_000);
+      await waitFor(async () => (await status(w.hub, id)).ring === 'early', 'promoted to early', 45_000);
       await waitFor(async () => (await status(w.hub, id)).rings[1].gates?.waitingOn?.join() === 'soak', 'early soaking', 30_000);
       expect(holders()).toHaveLength(10);
       w.clock.t += 3 * 60_000;
-      await waitFor(async () => (await status(w.hub, id)).ring === 'broad', 'promoted to broad', 20_000);
+      await waitFor(async () => (await status(w.hub, id)).ring === 'broad', 'promoted to broad', 45_000);
       await waitFor(async () => (await status(w.hub, id)).rings[2].gates?.waitingOn?.join() === 'soak', 'broad soaking', 30_000);
       w.clock.t += 3 * 60_000;
-      await waitFor(async () => (await status(w.hub, id)).state === 'completed', 'completed', 20_000);
-      await w.fleet.waitForVersion('churn', 2, 20_000);
+      await waitFor(async () => (await status(w.hub, id)).state === 'completed', 'completed', 45_000);
+      await w.fleet.waitForVersion('churn', 2, 45_000);
       const final = await status(w.hub, id);
       expect(final.rings.map((r) => r.counts.installed)).toEqual([1, 9, 90]);
 
@@ -64,5 +68,5 @@ describe('a three-ring rollout over 100 simulated agents', () => {
       const s = await drive.stop();
       expect(s.failed).toBe(0);
     }
-  }, 120_000);
+  }, 180_000);
 });
