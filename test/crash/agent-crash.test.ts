@@ -121,6 +121,27 @@ describe('agent crash recovery (SIGKILL in each install state)', () => {
     });
   }
 
+  it('Killed_in_rolled-back', async () => {
+    // Seed-41 weights overflow float32 on this input, so the model fails its probation (see agent-probation.test.ts).
+    const overflow = JSON.stringify({ inputs: { x: [[-3e38, -3e38, -3e38, -3e38]], category: [[1]] } });
+    for (let rep = 0; rep < REPEAT; rep++) {
+      seed++;
+      const bad = hub.add(await makeBundle(keys, { version: seed, mlp: { seed: 41 } }));
+      const a = start({ FLEETCAST_TEST_PAUSE_AT: 'rolled-back', FLEETCAST_AGENT_PROBATION_MS: '60000', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '3' });
+      const port = await portOf(a);
+      await hub.assign(DEVICE, bad, ++counter);
+      await waitFor(async () => (await status(port)).phase === 'probation', 'probation');
+      for (let i = 0; i < 3; i++) await http(port, 'POST', '/v1/predict', overflow);
+      await waitFor(() => a.io.stderr.includes('paused rolled-back'), 'paused rolled-back');
+      await stop(a, 'SIGKILL');
+
+      const b = start();
+      const s = await expectServing(await portOf(b), current, 'rolled-back');
+      expect(s.lastError.code).toBe('AGENT_ERR_PROBATION_ERRORS');
+      expect((await stop(b)).code).toBe(0);
+    }
+  });
+
   it('Killed_in_staging every boot: the crash-loop counter gives the bundle up and the old model keeps serving', async () => {
     const target = await newBundle();
     const env = { FLEETCAST_TEST_PAUSE_AT: 'staging', FLEETCAST_AGENT_MAX_INSTALL_RECOVERIES: '2' };
