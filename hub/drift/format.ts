@@ -34,6 +34,6 @@ export function formatDriftReport(r: DriftReport, o: { limit?: number } = {}): s
   if (rows.length < r.rows.length) out.push(`… ${r.rows.length - rows.length} more rows (--json for all)`);
   const news = r.rows.filter((x) => x.newCategories.length).map((x) => `${x.ring} ${x.feature}: new categories ${x.newCategories.join(', ')}`);
   if (news.length) out.push(...new Set(news));
-  out.push(r.drift ? `DRIFT in ${r.rows.filter((x) => x.verdict === 'drift').length} comparison(s)` : 'no drift');
+  out.push(r.drift ? `verdict: drift in ${r.rows.filter((x) => x.verdict === 'drift').length} comparison(s)` : 'verdict: no drift');
   return out.join('\n') + '\n';
 }

@@ -6,13 +6,17 @@
  * v2 re-releases v1's weights, so the two versions' predictions agree unless
  * their inputs differ (a changed model shows up as prediction drift vs v1).
  */
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../hub/hub.js';
 import type { DriftReport } from '../../hub/drift/report.js';
 import { scenarioGenerator, type Shift } from '../../simulator/scenarios.js';
 import { cleanupTempDirs, makeKeys } from '../helpers/env.js';
-import { api, startTestHub } from '../helpers/hub-harness.js';
+import { adminToken, api, startTestHub } from '../helpers/hub-harness.js';
 import { publishModel, referenceRows, startCollectorFleet, virtualClock, type CollectorFleet, type PublishedModel } from '../helpers/telemetry-fleet.js';
 
 const FEATURES = Array.from({ length: 8 }, (_, i) => `x[${i}]`);
@@ -53,6 +57,10 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
+let shiftAt = 0;
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist/cli/fleetcast.js');
+const run = promisify(execFile);
 const drifting = (r: DriftReport) => r.rows.filter((x) => x.verdict === 'drift');
 
 describe('drift across a 200-device fleet', () => {
@@ -115,5 +123,26 @@ describe('drift across a 200-device fleet', () => {
     expect(reading.value!).toBeGreaterThan(1);
     expect(reading.feature).toBe('x[3]');
     expect(hub.telemetry.reader.maxDrift(v1.bundleId, 'wide', at).value!).toBeLessThan(1);
+    shiftAt = at;
+  }, 60_000);
+
+  it('fleetcast drift report (compiled CLI) prints the same report, worst first, and exits 3 on drift', async () => {
+    const cli = (...args: string[]) => run(process.execPath, [CLI, 'drift', ...args], { cwd: ROOT, timeout: 30_000, env: { ...process.env, FLEETCAST_TOKEN: adminToken(hub) } })
+      .then((r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }), (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }));
+    const table = await cli('report', 'churn@2', '--hub', hub.httpUrl, '--ring', 'canary', '--since', String(shiftAt));
+    expect(table.code).toBe(3);
+    const rows = table.stdout.split('\n').filter((l) => /^(DRIFT|ok|n<min) /.test(l));
+    expect(rows[0]).toMatch(/^DRIFT\s+canary\s+x\[3\]\s+(reference|v1)\s/);
+    expect(rows.filter((l) => l.startsWith("DRIFT") && !/x\[3\]|out /.test(l)), table.stdout).toEqual([]);
+    const json = await cli('report', 'churn@2', '--hub', hub.httpUrl, '--ring', 'canary', '--since', String(shiftAt), '--json');
+    expect(JSON.parse(json.stdout)).toMatchObject({ name: 'churn', version: 2, drift: true });
+    const calm = await cli('report', 'churn@1', '--hub', hub.httpUrl, '--ring', 'wide', '--since', String(shiftAt));
+    expect(calm.code).toBe(0);
+    expect(calm.stdout).toContain('no drift');
+    const unknown = await cli('report', 'churn@9', '--hub', hub.httpUrl);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('HUB_ERR_UNKNOWN_BUNDLE');
+    const badSince = await cli('report', 'churn@2', '--hub', hub.httpUrl, '--since', 'yesterday');
+    expect(badSince.stderr).toContain('HUB_ERR_BAD_REQUEST');
   }, 60_000);
 });
