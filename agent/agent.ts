@@ -179,7 +179,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     this.#installer = new Installer({
       check: {
         get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now,
-        ...(typeof o.capabilities.hardware === 'string' ? { hardware: o.capabilities.hardware } : {}),
+        hardware: hardwareOf(o.capabilities.hardware),
       },
       store, runtime, active: this.#active, client, reporter,
       fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter, minBytesPerSec: o.minTransferBytesPerSec, rateWindowMs: o.rateWindowMs },
@@ -418,4 +418,10 @@ function defaultConnect(log: AgentLog) {
 
 export function createAgent(options: AgentOptionsInput | Record<string, unknown>, seams?: AgentSeams): Agent {
   return new FleetcastAgent(options, seams);
+}
+
+/** capabilities.hardware as a list of classes (a string or an array of strings; anything else is none). */
+function hardwareOf(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }

@@ -25,8 +25,8 @@ export interface CheckContext {
   runtimeName: string;
   maxRawModelBytes: number;
   now: () => number;
-  /** This device's hardware class (capabilities.hardware); a bundle that lists compat.hardware must name it (issue #6, "wrong software"). */
-  hardware?: string;
+  /** This device's hardware classes (capabilities.hardware, a string or a list); a bundle that lists compat.hardware must name one (issue #6, "wrong software"; the hub's rollout compat check reads the same field). */
+  hardware?: readonly string[];
 }
 
 const causeOf = (e: unknown) => ({ cause: errorCode(e) });
@@ -88,8 +88,8 @@ export function checkManifest(message: AssignMessage, assignment: Assignment, ct
     throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle runs on ${runtimes.join(', ')}; this agent has ${ctx.runtimeName}`, ref);
   }
   const hw = manifest.compat.hardware ?? [];
-  if (hw.length > 0 && (ctx.hardware === undefined || !hw.includes(ctx.hardware))) {
-    throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle is for hardware ${hw.join(', ')}; this device is ${ctx.hardware ?? 'unspecified (set capabilities.hardware)'}`, ref);
+  if (hw.length > 0 && !hw.some((h) => ctx.hardware?.includes(h))) {
+    throw agentError('AGENT_ERR_INCOMPATIBLE', `bundle is for hardware ${hw.join(', ')}; this device is ${ctx.hardware?.length ? ctx.hardware.join(', ') : 'unspecified (set capabilities.hardware)'}`, ref);
   }
   const needMB = manifest.compat.minMemoryMB;
   if (needMB !== undefined && needMB > totalmem() / (1024 * 1024)) {

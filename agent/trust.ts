@@ -117,8 +117,11 @@ export class TrustState {
 
   async #checkpoint(bytes: Uint8Array): Promise<void> {
     let c: HeldCheckpoint;
+    let attached: { from: number; hashes: string[] } | undefined;
     try {
-      const text = decodeCheckpointMessage(bytes).checkpoint;
+      const msg = decodeCheckpointMessage(bytes);
+      const text = msg.checkpoint;
+      attached = msg.proof;
       const v = verifyCheckpoint(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
       c = { size: v.size, rootHash: v.rootHash, text };
     } catch (e) {
@@ -132,6 +135,11 @@ export class TrustState {
     }
     if (c.size < held.size) throw agentError('AGENT_ERR_LOG_INCONSISTENT', `the log now has ${c.size} entries; this device has seen ${held.size}`);
     this.#pending = c;
+    // The proof from the previous checkpoint came along: no round trip when this device holds exactly that one.
+    if (attached && attached.from === held.size) {
+      await this.#proof(encode({ v: PROTOCOL_VERSION, from: held.size, to: c.size, proof: attached.hashes }));
+      return;
+    }
     const req = { v: PROTOCOL_VERSION, deviceId: this.#d.deviceId, from: held.size, to: c.size };
     await this.#d.publish(topics.device(this.#d.deviceId, 'proof-req'), encode(req)).catch(() => { /* the next checkpoint asks again */ });
   }

@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'agent-rss': async () => (await import('./agent-rss.js')).benchAgentRss(),
   'telemetry-ingest': async () => (await import('./telemetry-ingest.js')).benchTelemetryIngest(),
   'telemetry-cost': async () => (await import('./telemetry-cost.js')).benchTelemetryCost(),
+  trust: async () => (await import('./trust.js')).benchTrust(),
   'rollout-scale': async () => (await import('./rollout-scale.js')).benchRolloutScale(),
 };
 

@@ -16,6 +16,7 @@ import { startFleet } from '../simulator/fleet.js';
 import { DEMO_TELEMETRY, demoDrift, demoDriftReport, demoReference } from './demo-drift.js';
 import { TELEMETRY_DEFAULTS } from '../agent/telemetry/collector.js';
 import { HubClient } from './hub-client.js';
+import { demoAudit } from './demo-audit.js';
 import { demoRollout } from './demo-rollout.js';
 import { readAdminToken } from '../hub/auth/tokens.js';
 
@@ -103,6 +104,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     say('');
     say(`  drift since the v2 rollout began (the devices' x[2] narrowed and category 9 appeared; \`fleetcast drift report ${bundles[1].manifest.name}@2\` prints the same):`);
     say((await demoDriftReport(hub, bundles[1].bundleId, v2Since)).replace(/^/gm, '  ').trimEnd());
+    say('');
+    // Issue #6: what an auditor sees, offline, from the hub's transparency log.
+    say((await demoAudit(hub, keys.rootPath, dir)).text.replace(/^/gm, '  '));
     return res;
   } finally {
     await fleet.stop();

@@ -17,6 +17,7 @@ import * as S from './api-schemas.js';
 import { hubError } from './errors.js';
 import { ingestBundleFile } from './ingest.js';
 import { buildOpenApi } from './openapi.js';
+import { actorOf } from './auth/guard.js';
 import type { HubOptions } from './options.js';
 import type { BundleRecord, DeviceRecord, HubStore } from './store.js';
 
@@ -149,7 +150,8 @@ export function buildApi(deps: ApiDeps) {
     if (body.all && body.devices) throw hubError('HUB_ERR_NO_TARGETS', 'both `all` and `devices` were given');
     const targets = body.all ? store.listDevices().map((d) => d.id) : (body.devices ?? []);
     if (targets.length === 0) throw hubError('HUB_ERR_NO_TARGETS', body.all ? 'no device has reported to the hub yet' : 'neither `all` nor `devices` was given');
-    const r = await deps.assigner.assign(bundle, targets, { rolloutId: body.rolloutId ?? null, ring: body.ring ?? null });
+    // actor: who approved this deployment, for the transparency log (issue #6).
+    const r = await deps.assigner.assign(bundle, targets, { rolloutId: body.rolloutId ?? null, ring: body.ring ?? null, actor: actorOf(req) });
     logger.info({ bundleId: r.bundleId, devices: r.devices.length }, 'deployment assigned');
     return r;
   });

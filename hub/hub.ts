@@ -101,7 +101,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     let broker: EmbeddedBroker | undefined;
     // MQTT access control and TLS (issue #6): secure unless insecureDemo.
     const security = brokerSecurity(options, store, logger);
-    const replay = new ReplayGuard(store.sqlite, logger); // issue #6: replayed state reports and events are dropped
+    const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
       broker = await startBroker({ host: options.host, port: options.mqttPort, ...security.brokerOptions });
       stops.push(() => broker!.close());

@@ -15,8 +15,12 @@ const hash = str({ pattern: /^[A-Za-z0-9+/]{43}=$/ });
 
 /** Hub → all, retained on fc/v1/trust/roots: root envelopes, oldest first. */
 export const rootsMessageSchema = obj({ v, roots: arr(envelopeSchema, { min: 1, max: 256 }) });
-/** Hub → all, retained on fc/v1/trust/checkpoint: a signed note (c2sp.org/tlog-checkpoint). */
-export const checkpointMessageSchema = obj({ v, checkpoint: str({ max: 64 * 1024 }) });
+/**
+ * Hub → all, retained on fc/v1/trust/checkpoint: a signed note (c2sp.org/tlog-checkpoint), with the
+ * consistency proof from the previous checkpoint, so an agent that was online for that one needs no
+ * round trip; one further behind asks with proof-req.
+ */
+export const checkpointMessageSchema = obj({ v, checkpoint: str({ max: 64 * 1024 }), proof: optional(obj({ from: size, hashes: arr(hash, { max: 128 }) })) });
 /** Device → hub on fc/v1/dev/<id>/proof-req. */
 export const proofRequestSchema = obj({ v, deviceId: str({ pattern: DEVICE_ID_PATTERN }), from: size, to: size });
 /** Hub → device on fc/v1/dev/<id>/proof: the proof, or the code of why there is none. */

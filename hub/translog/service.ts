@@ -44,11 +44,18 @@ export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: Trust
   });
 
   let offCheckpoint: (() => void) | undefined;
+  const proofFromPrevious = (size: number) => {
+    // Every append signs a checkpoint, so the previous one is at size - 1.
+    const prev = size > 1 ? log.checkpoint(size - 1) : undefined;
+    if (!prev) return {};
+    return { proof: { from: prev.size, hashes: log.consistencyProof(prev.size, size).map((h) => h.toString('base64')) } };
+  };
   return {
     log,
     roots,
     async startPublishing(publish) {
-      const send = (cp: { note: string }) => publish(topics.trustCheckpoint(), encode({ v: PROTOCOL_VERSION, checkpoint: cp.note }))
+      // Each checkpoint carries the proof from the one before it (agents online for that one need no round trip).
+      const send = (cp: { note: string; size: number }) => publish(topics.trustCheckpoint(), encode({ v: PROTOCOL_VERSION, checkpoint: cp.note, ...proofFromPrevious(cp.size) }))
         .catch((e: unknown) => o.logger.warn({ err: e }, 'publishing the log checkpoint failed; the next one supersedes it'));
       offCheckpoint = log.onCheckpoint((cp) => { void send(cp); });
       await publish(topics.trustRoots(), encode({ v: PROTOCOL_VERSION, roots }));

@@ -5,13 +5,17 @@
  * telemetry, nor read another device's assignment; the hub and a real agent
  * with their own credentials work end to end.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mosquittoAcl } from '../../hub/broker-acl.js';
 import { MqttCredentials, HUB_MQTT_USER } from '../../hub/mqtt-credentials.js';
 import type { Hub } from '../../hub/hub.js';
 import { topics } from '../../protocol/topics.js';
-import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
+import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { api, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { connectClient, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
@@ -92,4 +96,29 @@ describe.skipIf(!hasMosquitto)('mosquitto with the README password and ACL files
   }, 60_000);
   afterAll(async () => { await hub?.close(); await broker?.stop(); });
   aclCases(() => ({ url: broker.url, hub, creds }));
+
+  it('the README shows exactly the ACL file this suite runs mosquitto with', () => {
+    expect(readFileSync(new URL('../../README.md', import.meta.url), 'utf8')).toContain('```\n' + mosquittoAcl() + '```');
+  });
+});
+
+describe.skipIf(!existsSync('/usr/bin/openssl'))('TLS (mqtts://) on the embedded broker', () => {
+  it('serves mqtts with the given certificate and key; the hub and an enrolled device connect over TLS, plain MQTT does not', async () => {
+    const dir = tempDir('fleetcast-tls-');
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const hub = await startTestHub(makeKeys(), { insecureDemo: false, mqttTlsCert: cert, mqttTlsKey: key });
+    try {
+      expect(hub.mqttUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
+      expect(hub.link.client.connected).toBe(true);
+      const secret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-tls').password;
+      const c = await connectClient(hub.mqttUrl, { clientId: 'dev-tls', username: 'dev-tls', password: secret, ca: readFileSync(cert) });
+      expect(await tryPublish(c, topics.device('dev-tls', 'state'), state('dev-tls'))).toBe('acked');
+      await c.endAsync(true);
+      // Without the CA the self-signed certificate is refused; plain MQTT on the TLS port gets no CONNACK.
+      await expect(connectClient(hub.mqttUrl, { clientId: 'dev-tls', username: 'dev-tls', password: secret })).rejects.toThrow(/self.signed|certificate/i);
+      await expect(connectClient(hub.mqttUrl.replace('mqtts:', 'mqtt:'), { clientId: 'dev-tls', username: 'dev-tls', password: secret, connectTimeout: 1_000 })).rejects.toThrow();
+    } finally { await hub.close(); }
+  });
 });

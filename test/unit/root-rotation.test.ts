@@ -70,3 +70,31 @@ describe('root rotation', () => {
     expect(() => nextRootPayload(v3.payload, { expires: Date.now() + DAY, roles: { release: { revoke: [second.keyid] } } })).toThrow(expect.objectContaining({ code: 'SIGN_ERR_BAD_ROOT' }));
   });
 });
+
+describe('fleetcast keys rotate | revoke (CLI, in-process)', () => {
+  it('writes root v2 and v3 into keys/, archives every version, and the archive verifies as a chain', async () => {
+    const { runCommand } = await import('../helpers/trust-fixture.js');
+    const keysCli = await import('../../cli/commands/keys.js');
+    const { join } = await import('node:path');
+    const { existsSync } = await import('node:fs');
+    const { tempDir } = await import('../helpers/env.js');
+    const keys = makeKeys();
+    const extra = join(tempDir('fleetcast-keygen-'), 'release-2.key');
+    expect((await runCommand(keysCli, ['gen', '--role', 'release', '--out', extra])).status).toBe(0);
+    const add = await runCommand(keysCli, ['add', '--keys', keys.dir, '--role', 'release', '--key-file', extra, '--sign', keys.keyPaths.root]);
+    expect(add.status).toBe(0);
+    expect(add.out).toContain('root v2 (was v1)');
+    const revoke = await runCommand(keysCli, ['revoke', '--keys', keys.dir, '--role', 'release', '--keyid', keys.keys.release.keyid, '--sign', keys.keyPaths.root]);
+    expect(revoke.status).toBe(0);
+    for (const v of [1, 2, 3]) expect(existsSync(join(keys.dir, 'roots', `root-${v}.json`))).toBe(true);
+    const v1 = loadRootText(readFileSync(join(keys.dir, 'roots', 'root-1.json'), 'utf8'));
+    const chain = [2, 3].map((v) => JSON.parse(readFileSync(join(keys.dir, 'roots', `root-${v}.json`), 'utf8')));
+    const r = verifyRootChain(v1, chain).root;
+    expect(r.version).toBe(3);
+    expect(r.roles.release.keys.has(keys.keys.release.keyid)).toBe(false);
+    expect(loadRootText(readFileSync(keys.rootPath, 'utf8')).version).toBe(3);
+    // Without a root key signature the CLI refuses with a coded error and writes nothing.
+    await expect(runCommand(keysCli, ['rotate', '--keys', keys.dir, '--sign', extra])).rejects.toMatchObject({ code: 'SIGN_ERR_UNKNOWN_KEY' });
+    expect(existsSync(join(keys.dir, 'roots', 'root-4.json'))).toBe(false);
+  });
+});
