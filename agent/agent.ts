@@ -412,6 +412,7 @@ function defaultConnect(log: AgentLog) {
     url: o.brokerUrl!, clientId: o.deviceId, reconnectPeriodMs: o.reconnectPeriodMs, connectTimeoutMs: o.connectTimeoutMs,
     ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}),
     ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
+    ...(o.mqttCaPath !== undefined ? { caPath: o.mqttCaPath } : {}),
     onError: (e) => log.warn({ err: e.message }, 'mqtt error'),
   });
 }

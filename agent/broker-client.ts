@@ -3,7 +3,9 @@
  * The real one wraps mqtt.js; one message handler per client feeds the
  * agent's dispatcher (one handler per message type, as aedes/mqtt.js do).
  */
+import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
+import { agentError } from './errors.js';
 
 export interface BrokerClient {
   readonly connected: boolean;
@@ -24,6 +26,8 @@ export interface MqttClientOptions {
   clientId: string;
   username?: string;
   password?: string;
+  /** PEM CA for mqtts:// (issue #6); read once at connect. */
+  caPath?: string;
   reconnectPeriodMs: number;
   connectTimeoutMs: number;
   onError?: (e: Error) => void;
@@ -42,6 +46,7 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     resubscribe: false,
     ...(o.username !== undefined ? { username: o.username } : {}),
     ...(o.password !== undefined ? { password: o.password } : {}),
+    ...(o.caPath !== undefined ? { ca: readCa(o.caPath) } : {}),
   });
   // An 'error' event without a listener would throw and kill the process.
   client.on('error', (e) => o.onError?.(e));
@@ -59,4 +64,10 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     onDisconnect(handler) { client.on('close', () => handler()); },
     async end() { await client.endAsync(true); },
   };
+}
+
+function readCa(path: string): Buffer {
+  try { return readFileSync(path); } catch (e) {
+    throw agentError('AGENT_ERR_CONFIG', `mqttCaPath ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

@@ -38,6 +38,8 @@ export const agentOptionsSchema = obj({
   capabilities: withDefault(record(json(), { maxKeys: 64 }), {}),
   mqttUsername: optional(str({ max: 1024 })),
   mqttPassword: optional(str({ max: 4096 })),
+  /** PEM file of the CA that signed the broker's certificate, for mqtts:// with a private or self-signed CA (issue #6). */
+  mqttCaPath: optional(str({ min: 1, max: 4096 })),
   reconnectPeriodMs: withDefault(int({ min: 10, max: 600_000 }), 1_000),
   connectTimeoutMs: withDefault(int({ min: 100, max: 600_000 }), 10_000),
   /** Golden-case tolerance when the manifest gives none (absolute + relative). */
@@ -69,7 +71,7 @@ export const agentOptionsSchema = obj({
 
 type Parsed = Infer<typeof agentOptionsSchema>;
 // withDefault keys come out optional in Infer; after parsing they are always present.
-export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword'>>;
+export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath'>>;
 /** What callers pass: only the required keys, the rest defaulted. */
 export type AgentOptionsInput = Partial<AgentOptions> & Pick<AgentOptions, 'deviceId' | 'dataDir' | 'rootPath'>;
 

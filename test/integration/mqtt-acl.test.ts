@@ -19,7 +19,7 @@ import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { api, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { connectClient, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
-import { deployedFleetOn } from '../helpers/trust-fixture.js';
+import { deployedFleetOn, newAgent } from '../helpers/trust-fixture.js';
 
 afterAll(cleanupTempDirs);
 
@@ -108,7 +108,8 @@ describe.skipIf(!existsSync('/usr/bin/openssl'))('TLS (mqtts://) on the embedded
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
-    const hub = await startTestHub(makeKeys(), { insecureDemo: false, mqttTlsCert: cert, mqttTlsKey: key });
+    const keys = makeKeys();
+    const hub = await startTestHub(keys, { insecureDemo: false, mqttTlsCert: cert, mqttTlsKey: key });
     try {
       expect(hub.mqttUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
       expect(hub.link.client.connected).toBe(true);
@@ -116,6 +117,13 @@ describe.skipIf(!existsSync('/usr/bin/openssl'))('TLS (mqtts://) on the embedded
       const c = await connectClient(hub.mqttUrl, { clientId: 'dev-tls', username: 'dev-tls', password: secret, ca: readFileSync(cert) });
       expect(await tryPublish(c, topics.device('dev-tls', 'state'), state('dev-tls'))).toBe('acked');
       await c.endAsync(true);
+      // A real agent with its credential and the CA (mqttCaPath) reports over TLS.
+      const agentSecret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-tls-agent').password;
+      const agent = newAgent(hub, keys, 'dev-tls-agent', { mqttUsername: 'dev-tls-agent', mqttPassword: agentSecret, mqttCaPath: cert });
+      await agent.start();
+      try {
+        await waitFor(() => hub.store.getDevice('dev-tls-agent'), 'the agent registered over mqtts');
+      } finally { await agent.stop(); }
       // Without the CA the self-signed certificate is refused; plain MQTT on the TLS port gets no CONNACK.
       await expect(connectClient(hub.mqttUrl, { clientId: 'dev-tls', username: 'dev-tls', password: secret })).rejects.toThrow(/self.signed|certificate/i);
       await expect(connectClient(hub.mqttUrl.replace('mqtts:', 'mqtt:'), { clientId: 'dev-tls', username: 'dev-tls', password: secret, connectTimeout: 1_000 })).rejects.toThrow();
