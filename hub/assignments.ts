@@ -33,6 +33,8 @@ export interface AssignerOptions {
   publish(topic: string, payload: Buffer): Promise<void>;
   now: () => number;
   logger: Logger;
+  /** Told which devices were just assigned a bundle, before the publishes (the chunk server expects their requests). */
+  onAssigning?(bundleId: string, deviceIds: readonly string[]): void;
 }
 
 export interface DeployResult {
@@ -66,6 +68,7 @@ export class Assigner {
     const ring = meta.ring ?? null;
     // Logged before anything is signed: no device can be assigned what the transparency log does not show (issue #6).
     logDeployment(this.o.store, bundle, targets, { rolloutId, ring, ...(meta.actor ? { actor: meta.actor } : {}) }, this.o.now());
+    this.o.onAssigning?.(bundle.id, targets);
     const counters: Record<string, number> = {};
     let failure: unknown;
     for (let i = 0; i < targets.length; i += SIGN_BATCH) {

@@ -19,6 +19,11 @@ import { connectLink, type MqttLink } from './mqtt-link.js';
 import { parseHubOptions, type HubOptions } from './options.js';
 import { HubStore } from './store.js';
 import { ChunkServer } from './transfer.js';
+import { installGuard } from './auth/guard.js';
+import { registerTokenRoutes } from './auth/routes.js';
+import { TokenStore } from './auth/tokens.js';
+import { Rollouts } from './rollouts/rollouts.js';
+import { registerRolloutRoutes } from './rollouts/routes.js';
 import { registerTranslogRoutes } from './translog/routes.js';
 import { startTranslog, type TranslogService } from './translog/service.js';
 import { answerProofRequest } from './translog/proof-requests.js';
@@ -27,11 +32,6 @@ import { ReplayGuard } from './report-replay.js';
 import { registerDriftRoutes } from './drift/routes.js';
 import { registerDriftReader } from './rollouts/gate-inputs.js';
 import { TelemetryService } from './telemetry/service.js';
-import { installGuard } from './auth/guard.js';
-import { registerTokenRoutes } from './auth/routes.js';
-import { TokenStore } from './auth/tokens.js';
-import { Rollouts } from './rollouts/rollouts.js';
-import { registerRolloutRoutes } from './rollouts/routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -49,12 +49,12 @@ export interface Hub {
   readonly link: MqttLink;
   readonly transfer: ChunkServer;
   readonly assigner: Assigner;
-  /** The transparency log (issue #6). */
-  readonly translog: TranslogService;
   /** Staged rollouts (issue #3); register gate inputs on `rollouts.inputs`. */
   readonly rollouts: Rollouts;
   /** API bearer tokens (issue #3). */
   readonly tokens: TokenStore;
+  /** The transparency log (issue #6). */
+  readonly translog: TranslogService;
   /** Telemetry ingest, drift reports and alerts (issue #5). */
   readonly telemetry: TelemetryService;
   close(): Promise<void>;
@@ -118,6 +118,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       quietMs: options.chunkQuietMs,
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
+      expectWaitMs: options.chunkExpectWaitMs,
       lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
       publish: (t, p) => publish(t, p, false),
       logger,
@@ -128,8 +129,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       url: mqttUrl,
       clientId: options.mqttClientId,
       connectTimeoutMs: options.brokerConnectTimeoutMs,
-      ...security.linkOptions,
       logger,
+      ...security.linkOptions,
       handlers: {
         state(r) {
           if (!replay.fresh('state', r)) return;
@@ -138,8 +139,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
         },
         event(e) { if (replay.fresh('event', e)) store.recordEvent(e, now()); },
         'chunk-req'(r) { transfer.request(r); },
-        'proof-req'(r) { return answerProofRequest(translog.log, r, (t, p) => publish(t, p, false)); },
         telemetry(r) { telemetry.handle(r); },
+        'proof-req'(r) { return answerProofRequest(translog.log, r, (t, p) => publish(t, p, false)); },
       },
     });
     const theLink = link;
@@ -147,7 +148,11 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     // Stopped before the link: its last publishes still need it.
     stops.push(() => transfer.close());
 
-    const assigner = new Assigner({ store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger, publish: (t, p) => publish(t, p, true) });
+    const assigner = new Assigner({
+      store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
+      publish: (t, p) => publish(t, p, true),
+      onAssigning: (bundleId, deviceIds) => transfer.expect(bundleId, deviceIds),
+    });
     stops.push(() => assigner.close());
     // An embedded broker forgot its retained messages when it stopped; give every device its
     // current assignment again, re-signed first if it is past half its lifetime.
@@ -167,7 +172,6 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       }),
     });
     stops.push(() => api.close());
-    registerTranslogRoutes(api as never, { log: translog.log, store, roots: () => translog.roots });
     // Operator control plane (issue #3): bearer tokens on every route but health and OpenAPI, then rollouts.
     const tokens = new TokenStore(store.sqlite);
     const tokenFile = tokens.bootstrap(options.dataDir, now());
@@ -178,6 +182,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => rollouts.close());
     registerRolloutRoutes(api, rollouts);
     rollouts.engine.start(options.rolloutTickMs);
+    registerTranslogRoutes(api as never, { log: translog.log, store, roots: () => translog.roots });
     registerDriftRoutes(api as never, { telemetry, store, now });
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();

@@ -37,6 +37,12 @@ export const hubOptionsSchema = obj({
   chunkQuietMs: ms(30),
   /** …or this long after the first pending one, whichever comes first (docs/architecture.md "Transfer"). */
   chunkMaxWaitMs: ms(300),
+  /**
+   * After a deploy, the first flush of a bundle waits for requests from the devices just assigned it, up to
+   * this long: devices receive their assignments over a few hundred ms, and one flush for all of them beats
+   * one per quiet gap (each gap would re-send every chunk to everyone already subscribed).
+   */
+  chunkExpectWaitMs: ms(3_000),
   /** Chunk publishes awaiting the broker's PUBACK at once: bounds memory to this × chunkSize. */
   maxInflightChunkPublishes: withDefault(int({ min: 1, max: 1024 }), 8),
   /** Largest bundle upload accepted (bytes); bigger bodies get HUB_ERR_BODY_TOO_LARGE (413). */
@@ -54,10 +60,10 @@ export const hubOptionsSchema = obj({
   mqttPassword: optional(str({ min: 1, max: 4096 })),
   /** Issue #6: PEM CA file to trust for an external mqtts:// broker. */
   mqttCa: optional(str({ min: 1, max: 4096 })),
-  /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
-  telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
   /** How often the rollout engine re-judges rings and assigns (its clock is the hub's `now`; this is only the polling period). */
   rolloutTickMs: ms(1_000, 10),
+  /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
+  telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
 });
 
 export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions> };

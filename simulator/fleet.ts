@@ -12,6 +12,7 @@ import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
 import { loadRootText } from '../signing/root.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
+import { sharedUnpacker } from './shared-unpack.js';
 
 export interface FleetOptions {
   brokerUrl: string;
@@ -25,6 +26,8 @@ export interface FleetOptions {
   capabilitiesFor?: (index: number) => Record<string, unknown>;
   /** Start agents this many at a time (connection storms are a test of their own). */
   startConcurrency?: number;
+  /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
+  shareUnpack?: boolean;
 }
 
 export interface DriveStats {
@@ -56,6 +59,7 @@ export interface DriveHandle { readonly stats: DriveStats; stop(): Promise<Drive
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const root = loadRootText(readFileSync(o.rootPath, 'utf8'), { allowExpired: true });
   const runtime = createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
+  const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const prefix = o.idPrefix ?? 'sim';
   const width = String(o.agents - 1).length;
   const ids = Array.from({ length: o.agents }, (_, i) => `${prefix}-${String(i).padStart(width, '0')}`);
@@ -66,7 +70,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       ...o.agentOptions,
       deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
       capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-    }, { runtime, root });
+    }, { runtime, root, ...(unpack ? { unpack } : {}) });
   });
   const step = o.startConcurrency ?? 50;
   for (let i = 0; i < agents.length; i += step) await Promise.all(agents.slice(i, i + step).map((a) => a.start()));
