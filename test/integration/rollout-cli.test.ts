@@ -74,7 +74,7 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
     const drive = fleet.drive({ concurrency: 2 });
     try {
       const rf = join(tempDir('fleetcast-rings-'), 'rings.json');
-      writeFileSync(rf, JSON.stringify({ rings: [{ name: 'canary', percent: 20 }, { name: 'early', percent: 50 }, { name: 'broad', percent: 100 }], gates: { minRequests: 5, soak: '0s' } }));
+      writeFileSync(rf, JSON.stringify({ rings: [{ name: 'canary', percent: 20 }, { name: 'early', percent: 50 }, { name: 'broad', percent: 100 }], gates: { minRequests: 5, soak: '0s', maxLatencyRatio: 1000 } }));
       const started = await fc('rollout', 'start', 'churn@2', '--rings', rf, '--auto-promote', '--reason', 'cli test', '--token', operator);
       expect(started.code).toBe(0);
       const id = /started rollout (ro-[0-9a-f]+)/.exec(started.stdout)![1];

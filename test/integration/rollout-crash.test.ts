@@ -83,7 +83,7 @@ describe.skipIf(!hasMosquitto)('a hub SIGKILLed mid-rollout resumes it', () => {
 
     const drive = fleet.drive({ concurrency: 4 });
     try {
-      const spec = { rings: [{ name: 'canary', percent: 10 }, { name: 'broad', percent: 100 }], gates: { minRequests: 10, soak: '0s' } };
+      const spec = { rings: [{ name: 'canary', percent: 10 }, { name: 'broad', percent: 100 }], gates: { minRequests: 10, soak: '0s', maxLatencyRatio: 1000 } };
       rolloutId = (await api.startRollout<{ id: string }>({ name: 'churn', version: 2, spec })).id;
       await waitFor(async () => (await status()).awaitingPromotion, 'canary gates passed (manual promotion)', 30_000);
       const s1 = await status();
@@ -98,7 +98,8 @@ describe.skipIf(!hasMosquitto)('a hub SIGKILLed mid-rollout resumes it', () => {
       await api.rolloutAction(rolloutId, 'promote', 'crash test');
       await killHub();
       await startHubProc();
-      await waitFor(async () => (await status()).state === 'completed', 'the rollout to complete after the restart', 60_000);
+      await waitFor(async () => (await status()).state === 'completed', 'the rollout to complete after the restart', 60_000)
+        .catch(async (e: unknown) => { throw new Error(`${(e as Error).message}: ${JSON.stringify(await status())} ${JSON.stringify(await api.rolloutHistory(rolloutId))}`); });
       await fleet.waitForVersion('churn', 2, 30_000);
     } finally {
       const s = await drive.stop();

@@ -22,7 +22,8 @@ describe('a three-ring rollout over 100 simulated agents', () => {
     const v2 = await w.publish(2);
     const drive = w.fleet.drive({ concurrency: 4 });
     try {
-      const spec = { gates: { soak: '2m', minRequests: 20 } };
+      // Latency is not what this test is about; on a shared 2-core machine a 1-device canary's p95 is noise.
+      const spec = { gates: { soak: '2m', minRequests: 20, maxLatencyRatio: 1000 } };
       const started = await api<{ id: string; rings: { name: string; devices: number }[] }>(w.hub, 'POST', '/v1/rollouts', { name: 'churn', version: 2, spec, autoPromote: true });
       expect(started.status).toBe(201);
       const id = started.body.id;
