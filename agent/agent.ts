@@ -222,6 +222,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     await this.#installer?.stop();
     await this.#http?.close();
     await this.#client?.end().catch(() => {});
+    await this.#trust?.close(); // no trust write into dataDir after stop (issue #6)
     await this.#active.close();
     this.#address = null;
   }

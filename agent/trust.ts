@@ -54,6 +54,7 @@ export class TrustState {
   readonly #d: TrustDeps;
   readonly #dir: string;
   #queue: Promise<void> = Promise.resolve();
+  #closed = false;
 
   private constructor(d: TrustDeps, root: TrustedRoot, cp: HeldCheckpoint | null) {
     this.#d = d; this.#root = root; this.#cp = cp; this.#dir = join(d.dataDir, 'trust');
@@ -86,8 +87,15 @@ export class TrustState {
   onCheckpoint(bytes: Uint8Array): Promise<void> { return this.#serial(() => this.#checkpoint(bytes)); }
   onProof(bytes: Uint8Array): Promise<void> { return this.#serial(() => this.#proof(bytes)); }
 
+  /** Stop taking messages and wait for the one in progress: nothing is written into dataDir after this. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#queue;
+  }
+
   #serial(fn: () => Promise<void>): Promise<void> {
-    this.#queue = this.#queue.then(fn).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
+    if (this.#closed) return Promise.resolve();
+    this.#queue = this.#queue.then(() => (this.#closed ? undefined : fn())).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
     return this.#queue;
   }
 
