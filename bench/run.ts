@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- NAME ...]`: every benchmark prints what it measured and the
- * ratio against a baseline measured in the same run. Names: rollout, predict,
- * verify, merkle, agent-swap, agent-rss.
+ * ratio against a baseline measured in the same run. Names: the keys of BENCHES
+ * below (`npm run bench -- rollout predict` runs two).
  */
 import { cleanupBenchDirs } from './dirs.js';
 import { printResult, type BenchResult } from './lib.js';
