@@ -1,7 +1,7 @@
 /**
  * `fleetcast rollout …`: start, status, watch, history, pause, resume, promote,
  * abort, rollback. Every action goes through the hub's API (with --token or
- * FLEETCAST_TOKEN); the rollout file (--rings) is JSON, or an inline list
+ * FLEETCAST_TOKEN); the rollout file (--rings) is JSON or YAML, or an inline list
  * `canary:1,early:10,broad:100`.
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -227,7 +227,7 @@ export class RolloutEngine {
     for (const id of ids) { const k = ringOf(id); byRing.set(k, [...(byRing.get(k) ?? []), id]); }
     for (const [ring, devs] of byRing) {
       try {
-        await this.d.assigner.assign(bundle, devs, { rolloutId, ring });
+        await this.d.assigner.assign(bundle, devs, { rolloutId, ring, actor: 'engine' });
       } catch (e) {
         if (errorCode(e) !== 'HUB_ERR_BROKER_UNREACHABLE') throw e;
         this.d.logger.warn({ rolloutId, ring, devices: devs.length }, 'assignments stored but not yet acknowledged by the broker; the refresher retries');

@@ -9,6 +9,7 @@
  * Percentages are cumulative shares of the fleet, as in Mender's phased
  * deployments: `canary 1, early 10, broad 100` reaches 1%, then 10%, then all.
  */
+import { parse as parseYaml } from 'yaml';
 import { FleetcastError } from '../../protocol/errors.js';
 import { arr, bool, int, json, num, obj, optional, parse, str, union, type Infer } from '../../protocol/schema.js';
 import { DEVICE_ID_PATTERN } from '../../protocol/topics.js';
@@ -132,11 +133,22 @@ function gates(base: Gates, g: GatesInput | undefined, field: string): Gates {
   };
 }
 
-/** Parse a rollout file's text (JSON). */
+/**
+ * Parse a rollout file's text: JSON, or YAML 1.2 (core schema, so `on`/`yes`
+ * stay strings; duplicate keys and more than a few aliases are refused, so a
+ * "billion laughs" file cannot blow up). Either way the result goes through the
+ * same closed schema.
+ */
 export function parseRolloutText(text: string, what = 'rollout file'): RolloutFile {
   let value: unknown;
-  try { value = JSON.parse(text); } catch (e) {
-    throw specError(`${what} is not JSON (${(e as Error).message}); YAML is not supported, write the same structure as JSON`);
+  try {
+    value = JSON.parse(text);
+  } catch (jsonError) {
+    try {
+      value = parseYaml(text, { schema: 'core', uniqueKeys: true, maxAliasCount: 16, prettyErrors: false });
+    } catch (e) {
+      throw specError(`${what} is neither JSON (${(jsonError as Error).message}) nor YAML (${(e as Error).message.split('\n')[0]})`);
+    }
   }
   return parseRolloutFile(value);
 }

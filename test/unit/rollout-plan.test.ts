@@ -29,6 +29,23 @@ describe('rollout plans', () => {
     expect(parseRate({ perMinute: 4, growth: 1.5 }, 'rate')).toEqual({ perMinute: 4, growth: 1.5 });
   });
 
+  it('reads the same plan from YAML as from JSON, and refuses YAML that is not a plan', () => {
+    const json = { gates: { soak: '30s', maxErrorRate: 0.05 }, rings: [{ name: 'lab', tags: ['lab', 'on'] }, { name: 'a', percent: 5, rate: '3/min x2' }, { name: 'b', percent: 100 }] };
+    const yaml = [
+      'gates: { soak: 30s, maxErrorRate: 0.05 }',
+      'rings:',
+      '  - name: lab',
+      '    tags: [lab, on]   # "on" stays a string under the YAML 1.2 core schema',
+      '  - { name: a, percent: 5, rate: 3/min x2 }',
+      '  - name: b',
+      '    percent: 100',
+    ].join('\n');
+    expect(parseRolloutText(yaml, 'r.yaml')).toEqual(parseRolloutFile(json));
+    expect(() => parseRolloutText('rings: []\nrings: []')).toThrow(expect.objectContaining({ code: 'HUB_ERR_ROLLOUT_SPEC' }));
+    expect(() => parseRolloutText('rings:\n  - name: a\n    percnt: 5')).toThrow(expect.objectContaining({ code: 'HUB_ERR_ROLLOUT_SPEC', message: expect.stringMatching(/percnt/) }));
+    expect(() => parseRolloutText('a: &a [1]\nb: [' + Array(40).fill('*a').join(',') + ']')).toThrow(expect.objectContaining({ code: 'HUB_ERR_ROLLOUT_SPEC' }));
+  });
+
   it('refuses bad plans with HUB_ERR_ROLLOUT_SPEC naming the field', () => {
     const bad = [
       () => parseRolloutText('rings:\n  - canary'),
