@@ -5,24 +5,14 @@
  * alternate so both see the same background load. Goal: p99 during swaps
  * ≤ 1.5× steady. Every request must succeed (a failed one fails the benchmark).
  */
-import { request, Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { makeInputGenerator } from '../simulator/inputs.js';
 import { agentFleet } from './agent-fleet.js';
+import { postPredict } from './http.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';
 
 const CLIENTS = 4;
 const SWAPS = 20;
-
-function post(agent: HttpAgent, port: number, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/v1/predict', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 export async function benchAgentSwap(): Promise<BenchResult> {
   const fleet = await agentFleet('swap');
@@ -41,7 +31,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
         // A request counts for the period it started in.
         const into = sink;
         const t = nowMs();
-        const status = await post(pool, port, json[i % json.length]);
+        const status = await postPredict(pool, port, json[i % json.length]);
         if (status !== 200) failed++;
         into?.push(nowMs() - t);
       }

@@ -5,7 +5,7 @@
  * in-process `agent.predict` (no HTTP) is measured too, to say where time goes.
  */
 import { writeFileSync } from 'node:fs';
-import { request, Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { buildBundle } from '../bundles/build.js';
@@ -16,22 +16,12 @@ import { HubClient } from '../cli/hub-client.js';
 import { readAdminToken } from '../hub/auth/tokens.js';
 import { initKeys } from '../signing/keys.js';
 import { makeInputGenerator } from '../simulator/inputs.js';
+import { postPredict } from './http.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';
 import { benchDir } from './dirs.js';
 
 const N = 3000;
 const WARMUP = 300;
-
-function post(agent: HttpAgent, port: number, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/v1/predict', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 export async function benchPredictPath(): Promise<BenchResult> {
   const dir = benchDir('predict');
@@ -80,7 +70,7 @@ export async function benchPredictPath(): Promise<BenchResult> {
     const port = agent.address!.port;
     for (let i = 0; i < N + WARMUP; i++) {
       const t = nowMs();
-      const status = await post(keepAlive, port, json[i % json.length]);
+      const status = await postPredict(keepAlive, port, json[i % json.length]);
       if (status !== 200) throw new Error(`predict answered ${status}`);
       if (i >= WARMUP) http.push(nowMs() - t);
     }

@@ -6,11 +6,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { buildBundle } from '../bundles/build.js';
 import { readBundleBuffer } from '../bundles/read.js';
 import { buildMlp } from '../bundles/onnx-build.js';
-import { startBroker } from '../hub/broker.js';
 import { startHub } from '../hub/hub.js';
 import { HubClient } from '../cli/hub-client.js';
 import { readAdminToken } from '../hub/auth/tokens.js';
@@ -18,52 +16,11 @@ import { initKeys } from '../signing/keys.js';
 import { startFleet } from '../simulator/fleet.js';
 import { nowMs, type BenchResult } from './lib.js';
 import { benchDir } from './dirs.js';
+import { plainFanout } from './plain-fanout.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 200);
 // ~5 MB of incompressible float32 weights.
 const PAD_FLOATS = 1_300_000;
-
-async function plainFanout(payload: Buffer, chunkSize: number, inflight: number): Promise<number> {
-  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
-  const chunks = Math.ceil(payload.length / chunkSize);
-  const subs: mqtt.MqttClient[] = [];
-  try {
-    let done = 0;
-    let resolveAll!: () => void;
-    const all = new Promise<void>((r) => { resolveAll = r; });
-    for (let i = 0; i < AGENTS; i++) {
-      const c = await mqtt.connectAsync(broker.url, { clientId: `plain-${i}`, reconnectPeriod: 0 });
-      const got = new Set<number>();
-      let bytes = 0;
-      c.on('message', (topic, p) => {
-        const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
-        if (got.has(idx)) return;
-        got.add(idx);
-        bytes += p.length;
-        if (got.size === chunks && bytes === payload.length && ++done === AGENTS) resolveAll();
-      });
-      await c.subscribeAsync('bench/chunk/+', { qos: 1 });
-      subs.push(c);
-    }
-    const pub = await mqtt.connectAsync(broker.url, { clientId: 'plain-pub', reconnectPeriod: 0 });
-    const t0 = nowMs();
-    let next = 0;
-    const lane = async () => {
-      while (next < chunks) {
-        const i = next++;
-        await pub.publishAsync(`bench/chunk/${i}`, payload.subarray(i * chunkSize, Math.min(payload.length, (i + 1) * chunkSize)), { qos: 1 });
-      }
-    };
-    await Promise.all(Array.from({ length: inflight }, lane));
-    await all;
-    const ms = nowMs() - t0;
-    await pub.endAsync();
-    return ms;
-  } finally {
-    await Promise.all(subs.map((s) => s.endAsync()));
-    await broker.close();
-  }
-}
 
 export async function benchRolloutFanout(): Promise<BenchResult> {
   const dir = benchDir('rollout');
@@ -97,7 +54,7 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
     await fleet.stop();
     await hub.close();
   }
-  const plainMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes);
+  const plainMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS);
   return {
     name: `rollout of a ${(payload.length / 1e6).toFixed(1)} MB bundle to ${AGENTS} agents vs plain MQTT fan-out (ms)`,
     ours: { 'deploy → all serving': oursMs },

@@ -8,64 +8,21 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { buildBundle } from '../bundles/build.js';
 import { buildMlp } from '../bundles/onnx-build.js';
 import { readBundleBuffer } from '../bundles/read.js';
 import { HubClient } from '../cli/hub-client.js';
 import { readAdminToken } from '../hub/auth/tokens.js';
-import { startBroker } from '../hub/broker.js';
 import { startHub } from '../hub/hub.js';
 import { hubOptionsSchema } from '../hub/options.js';
 import { initKeys } from '../signing/keys.js';
 import { startFleet } from '../simulator/fleet.js';
 import { benchDir } from './dirs.js';
+import { plainFanout } from './plain-fanout.js';
 import { nowMs, type BenchResult } from './lib.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const PAD_FLOATS = 250_000; // ~1 MB of incompressible weights
-
-async function plainDownload(payload: Buffer, chunkSize: number, inflight: number): Promise<number> {
-  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
-  const chunks = Math.ceil(payload.length / chunkSize);
-  const subs: mqtt.MqttClient[] = [];
-  try {
-    let done = 0;
-    let resolveAll!: () => void;
-    const all = new Promise<void>((r) => { resolveAll = r; });
-    for (let i = 0; i < AGENTS; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, AGENTS - i) }, async (_, k) => {
-        const c = await mqtt.connectAsync(broker.url, { clientId: `plain-${i + k}`, reconnectPeriod: 0 });
-        const got = new Set<number>();
-        c.on('message', (topic) => {
-          const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
-          if (got.has(idx)) return;
-          got.add(idx);
-          if (got.size === chunks && ++done === AGENTS) resolveAll();
-        });
-        await c.subscribeAsync('bench/chunk/+', { qos: 1 });
-        subs.push(c);
-      }));
-    }
-    const pub = await mqtt.connectAsync(broker.url, { clientId: 'plain-pub', reconnectPeriod: 0 });
-    const t0 = nowMs();
-    let next = 0;
-    const lane = async () => {
-      while (next < chunks) {
-        const i = next++;
-        await pub.publishAsync(`bench/chunk/${i}`, payload.subarray(i * chunkSize, Math.min(payload.length, (i + 1) * chunkSize)), { qos: 1 });
-      }
-    };
-    await Promise.all(Array.from({ length: inflight }, lane));
-    await all;
-    const ms = nowMs() - t0;
-    await pub.endAsync();
-    return ms;
-  } finally {
-    await Promise.all(subs.map((s) => s.endAsync()));
-    await broker.close();
-  }
-}
 
 export async function benchRolloutScale(): Promise<BenchResult> {
   const dir = benchDir('rollout-scale');
@@ -113,7 +70,7 @@ export async function benchRolloutScale(): Promise<BenchResult> {
     await fleet.stop();
     await hub.close();
   }
-  const plainMs = await plainDownload(payload, next.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes);
+  const plainMs = await plainFanout(payload, next.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS);
   return {
     name: `rollout start → ${AGENTS} agents serving a ${(payload.length / 1e6).toFixed(2)} MB bundle through canary/early/broad (zero soak) vs plain MQTT download of the same bytes (ms)`,
     ours: { 'rollout start → all serving': oursMs, 'deploy --all → all serving': deployMs },

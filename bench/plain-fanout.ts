@@ -1,0 +1,54 @@
+/**
+ * The baseline for rollout benchmarks: a plain MQTT publish of the same bytes,
+ * in the same chunk sizes, at QoS 1 with the same number of publishes in flight,
+ * to N plain subscribers on a fresh embedded broker of the same kind. Returns
+ * the milliseconds from the first publish until every subscriber holds every
+ * chunk.
+ */
+import mqtt from 'mqtt';
+import { startBroker } from '../hub/broker.js';
+import { nowMs } from './lib.js';
+
+export async function plainFanout(payload: Buffer, chunkSize: number, inflight: number, subscribers: number): Promise<number> {
+  // No access control installed: the baseline measures delivery only.
+  const broker = await startBroker({ host: '127.0.0.1', port: 0 });
+  const chunks = Math.ceil(payload.length / chunkSize);
+  const subs: mqtt.MqttClient[] = [];
+  try {
+    let done = 0;
+    let resolveAll!: () => void;
+    const all = new Promise<void>((r) => { resolveAll = r; });
+    // Connect in groups of 50: a connection storm is not what this measures.
+    for (let i = 0; i < subscribers; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, subscribers - i) }, async (_, k) => {
+        const c = await mqtt.connectAsync(broker.url, { clientId: `plain-${i + k}`, reconnectPeriod: 0 });
+        const got = new Set<number>();
+        c.on('message', (topic) => {
+          const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
+          if (got.has(idx)) return;
+          got.add(idx);
+          if (got.size === chunks && ++done === subscribers) resolveAll();
+        });
+        await c.subscribeAsync('bench/chunk/+', { qos: 1 });
+        subs.push(c);
+      }));
+    }
+    const pub = await mqtt.connectAsync(broker.url, { clientId: 'plain-pub', reconnectPeriod: 0 });
+    const t0 = nowMs();
+    let next = 0;
+    const lane = async () => {
+      while (next < chunks) {
+        const i = next++;
+        await pub.publishAsync(`bench/chunk/${i}`, payload.subarray(i * chunkSize, Math.min(payload.length, (i + 1) * chunkSize)), { qos: 1 });
+      }
+    };
+    await Promise.all(Array.from({ length: inflight }, lane));
+    await all;
+    const ms = nowMs() - t0;
+    await pub.endAsync();
+    return ms;
+  } finally {
+    await Promise.all(subs.map((s) => s.endAsync()));
+    await broker.close();
+  }
+}
