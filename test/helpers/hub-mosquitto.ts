@@ -18,13 +18,16 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Start mosquitto on `port` (a free one by default; the same one again to simulate a broker restart). */
-export async function startMosquitto(port?: number): Promise<Mosquitto> {
-  const dir = tempDir('fleetcast-mosquitto-');
+/**
+ * Start mosquitto on `port` (a free one by default; the same one again to simulate a broker restart).
+ * `security` replaces `allow_anonymous true` (password and ACL lines); `dir` is where its files live.
+ */
+export async function startMosquitto(port?: number, security?: { dir: string; lines: string[] }): Promise<Mosquitto & { dir: string }> {
+  const dir = security?.dir ?? tempDir('fleetcast-mosquitto-');
   port ??= await freePort();
   const conf = join(dir, 'mosquitto.conf');
   // `user root` keeps mosquitto from switching to a "mosquitto" account that a test machine may lack.
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...(security?.lines ?? ['allow_anonymous true']), 'persistence false', 'log_dest stderr', 'log_type error', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
   const proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
@@ -38,6 +41,7 @@ export async function startMosquitto(port?: number): Promise<Mosquitto> {
     url: `mqtt://127.0.0.1:${port}`,
     port,
     proc,
+    dir,
     async stop() {
       if (exited) return;
       const gone = new Promise((r) => proc.once('exit', r));
