@@ -271,7 +271,9 @@ class FleetcastAgent extends EventEmitter implements Agent {
       try {
         out = await entry.model.run(feeds);
       } catch (e) {
-        this.#health.failed(entry.info.bundleId, performance.now() - t0);
+        // The health window belongs to the model serving now: a request that began on the model just
+        // swapped out must not reset or skew the new model's counts (the rollout gates read them).
+        if (entry === this.#active.current) this.#health.failed(entry.info.bundleId, performance.now() - t0);
         this.#observe(entry.info.bundleId, performance.now() - t0, true);
         this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, 'AGENT_ERR_INFERENCE');
         throw agentError('AGENT_ERR_INFERENCE', (e as Error).message?.slice(0, 500));
@@ -280,7 +282,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       const outputs = formatOutputs(out);
       const latencyMs = performance.now() - t0;
       const nonFinite = hasForbiddenNonFinite(outputs, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true);
-      this.#health.ok(info.bundleId, latencyMs, nonFinite);
+      if (entry === this.#active.current) this.#health.ok(info.bundleId, latencyMs, nonFinite);
       this.#observe(info.bundleId, latencyMs, nonFinite);
       this.#telemetry?.observe({ bundleId: info.bundleId, manifest: entry.manifest }, feeds, out, latencyMs);
       return {

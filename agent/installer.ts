@@ -168,7 +168,9 @@ export class Installer {
 
   #enqueue(job: Job): void {
     this.#pending = job;
-    this.#loop ??= this.#drain().finally(() => { this.#loop = null; });
+    // An install that fails outside its own error handling (a state write on a full disk) must not
+    // become an unhandled rejection that ends the daemon: it is reported like any refusal.
+    this.#loop ??= this.#drain().catch((e: unknown) => { try { this.#reject(e, 'staging'); } catch { /* reporting itself failed */ } }).finally(() => { this.#loop = null; });
   }
 
   async #drain(): Promise<void> {

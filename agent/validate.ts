@@ -133,9 +133,27 @@ function measure(value: unknown, c: Compiled, input: string): number[] {
   return dims;
 }
 
+/** Leaves of a nested array of the given rank, or NaN where a level is not an array. */
+function countLeaves(v: unknown, depth: number, rank: number): number {
+  if (depth === rank) return 1;
+  if (!Array.isArray(v)) return Number.NaN;
+  if (depth === rank - 1) return v.length;
+  let n = 0;
+  for (const x of v) n += countLeaves(x, depth + 1, rank);
+  return n;
+}
+
+/** Above this many elements the structure is counted before allocating (see fill). */
+const COUNT_BEFORE_ALLOCATING = 65_536;
+
 function fill(value: unknown, c: Compiled, dims: number[], input: string): TensorArray {
   let total = 1;
   for (const d of dims) total *= d;
+  // `measure` reads each dimension off the first element only, so a small ragged body (one long
+  // first row, then scalars) could claim billions of elements; count what is really there first.
+  if (total > COUNT_BEFORE_ALLOCATING && countLeaves(value, 0, c.rank) !== total) {
+    throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${input} is ragged: its rows differ in length from the first row's (shape [${dims.join(', ')}] by the first row)`, { input, index: [] });
+  }
   const out = allocate(c.spec.type, total);
   const index = new Array<number>(c.rank).fill(0);
   const rank = c.rank;

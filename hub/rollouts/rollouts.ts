@@ -55,13 +55,20 @@ export class Rollouts {
   readonly inputs: GateInputs;
   private readonly hub: HubStore;
   private readonly now: () => number;
+  private readonly logger: Logger;
 
   constructor(o: { store: HubStore; assigner: Assigner; now: () => number; logger: Logger; inputs?: GateInputs }) {
     this.hub = o.store;
     this.now = o.now;
+    this.logger = o.logger;
     this.inputs = o.inputs ?? createGateInputs();
     this.store = new RolloutStore(o.store.sqlite);
     this.engine = new RolloutEngine({ rollouts: this.store, store: o.store, assigner: o.assigner, inputs: this.inputs, now: o.now, logger: o.logger });
+  }
+
+  /** Run the engine now, in the background; a failure is logged and the next timer tick tries again. */
+  private kick(): void {
+    this.engine.tick().catch((e: unknown) => this.logger.error({ err: e }, 'rollout engine tick failed; the next tick retries'));
   }
 
   start(req: StartRequest, actor: string): RolloutStatus {
@@ -92,7 +99,7 @@ export class Rollouts {
         gates: { bundleId: bundle.id, supersedes: active?.id ?? null, rings: plan.rings.map((r) => ({ name: r.name, devices: [...placed.values()].filter((x) => plan.rings[x] === r).length })) },
       });
     });
-    void this.engine.tick();
+    this.kick();
     return this.status(id);
   }
 
@@ -133,7 +140,7 @@ export class Rollouts {
           break;
       }
     });
-    void this.engine.tick();
+    this.kick();
     return this.status(id);
   }
 

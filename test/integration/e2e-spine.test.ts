@@ -101,6 +101,10 @@ async function spine(brokerFor: (hub: Hub) => string, hubOver: Record<string, un
     expect([...seen].sort()).toEqual([1, 2]);
     const want2 = await directRun(MODELS[2], x, category);
     const r2 = await predictHttp(agents[0], { inputs: { x, category } });
+    expect(r2.status).toBe(200);
+    expect(r2.json.model.version).toBe(2);
+    expect(r2.json.outputs.y.dims).toEqual([2, 2]);
+    expect(r2.json.outputs.y.data).toHaveLength(want2.length);
     r2.json.outputs.y.data.forEach((v: number, i: number) => expect(v).toBeCloseTo(want2[i], 6));
     expect(agents[0].status().previous?.version).toBe(1);
   } finally {

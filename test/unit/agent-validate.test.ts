@@ -19,6 +19,19 @@ function code(inputs: unknown): { code: string; details: Record<string, unknown>
 }
 
 describe('predict input validation', () => {
+  it('refuses a small ragged body that claims a huge shape before allocating for it', () => {
+    // One 400,000-wide first row, then 1,023 scalars: the first row alone says [1024, 400000] (3.3 GB as float64).
+    const wide = compileValidator([{ name: 'x', type: 'float64', shape: ['batch', 'seq'] }], { maxBatch: 2048 });
+    const body = { x: [new Array(400_000).fill(0), ...new Array(1023).fill(0)] };
+    const before = process.memoryUsage().arrayBuffers;
+    let err: { code?: string } = {};
+    try { wide(body); } catch (e) { err = e as { code?: string }; }
+    expect(err.code).toBe('AGENT_ERR_INPUT_SHAPE');
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(100 * 1024 * 1024);
+    // A genuinely large, regular input still validates.
+    expect(wide({ x: [new Array(70_000).fill(1), new Array(70_000).fill(2)] }).feeds.x.dims).toEqual([2, 70_000]);
+  });
+
   it('builds typed tensors in row-major order (int64 as BigInt64Array)', () => {
     const { feeds, batch } = validate(ok);
     expect(batch).toBe(2);
