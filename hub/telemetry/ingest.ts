@@ -33,7 +33,7 @@ export interface IngestDeps {
   logger: Logger;
 }
 
-export interface IngestStats { accepted: number; flushes: number; cellsWritten: number; pendingCells: number }
+export interface IngestStats { accepted: number; flushes: number; cellsWritten: number; pendingCells: number; /** Stored cells that could not be read back and were started afresh. */ unreadableCells: number }
 
 export class TelemetryIngest {
   readonly #d: IngestDeps;
@@ -44,7 +44,7 @@ export class TelemetryIngest {
   readonly #seqs = new Map<string, number>();
   readonly #devices = new Map<string, { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }>();
   #timer: NodeJS.Timeout | null = null;
-  readonly stats: IngestStats = { accepted: 0, flushes: 0, cellsWritten: 0, pendingCells: 0 };
+  readonly stats: IngestStats = { accepted: 0, flushes: 0, cellsWritten: 0, pendingCells: 0, unreadableCells: 0 };
 
   constructor(d: IngestDeps) { this.#d = d; }
 
@@ -134,24 +134,32 @@ export class TelemetryIngest {
   /** The accumulator of a cell; on first touch since start-up (or eviction) it continues from what is stored. */
   #acc(k: CellKey): Acc {
     const id = `${k.bundleId}\0${k.ring}\0${k.key}\0${k.bucket}`;
-    this.#dirty.add(id);
     const have = this.#cells.get(id);
-    if (have) return have[1];
+    if (have) { this.#dirty.add(id); return have[1]; }
     const plan = this.#plans.get(k.bundleId)!;
     const kind = kindOf(k.key);
     const edges = this.#edges(plan);
     const name = k.key.slice(2);
-    const acc: Acc = kind === 'f' ? new SummaryAcc(edges.numeric.get(name)!) : kind === 'o' ? new SummaryAcc(edges.outputs.get(name)!)
-      : kind === 'c' ? new CategoricalAcc() : kind === 'latency' ? new SketchAcc(SUMMARY_ALPHA) : new MetaAcc();
+    const fresh = (): Acc => (kind === 'f' ? new SummaryAcc(edges.numeric.get(name)!) : kind === 'o' ? new SummaryAcc(edges.outputs.get(name)!)
+      : kind === 'c' ? new CategoricalAcc() : kind === 'latency' ? new SketchAcc(SUMMARY_ALPHA) : new MetaAcc());
+    let acc = fresh();
     const stored = this.#d.store.getRaw('fine', k);
     if (stored !== undefined) {
-      const v = JSON.parse(stored) as Record<string, unknown>;
-      if (acc instanceof SummaryAcc) acc.add(v.w as FeatureSummaryWire);
-      else if (acc instanceof CategoricalAcc) acc.add(v as unknown as CategoricalWire);
-      else if (acc instanceof SketchAcc) acc.add(v as unknown as DDSketchWire);
-      else acc.add({ ...emptyMeta(), ...(v as Partial<Meta>) });
+      try {
+        const v = JSON.parse(stored) as Record<string, unknown>;
+        if (acc instanceof SummaryAcc) acc.add(v.w as FeatureSummaryWire);
+        else if (acc instanceof CategoricalAcc) acc.add(v as unknown as CategoricalWire);
+        else if (acc instanceof SketchAcc) acc.add(v as unknown as DDSketchWire);
+        else acc.add({ ...emptyMeta(), ...(v as Partial<Meta>) });
+      } catch {
+        // A damaged stored cell must not stop every later flush: it starts afresh (and is overwritten), counted.
+        this.stats.unreadableCells++;
+        acc = fresh();
+      }
     }
+    // Marked dirty only once it exists, so flush() never meets a dirty id without a cell.
     this.#cells.set(id, [k, acc]);
+    this.#dirty.add(id);
     return acc;
   }
 

@@ -192,4 +192,33 @@ describe('telemetry ingest', () => {
       await fleet.stop();
     }
   });
+
+  it('a damaged stored cell is started afresh and counted; ingest and flushes keep working', async () => {
+    const dev = await connectDevice(hub.mqttUrl, 'dev-damaged');
+    const t = topics.device('dev-damaged', 'telemetry');
+    const good = await validReport('dev-damaged', 5_000);
+    const accepted0 = hub.telemetry.ingest.stats.accepted;
+    await dev.publishAsync(t, encode(good), { qos: 1 });
+    await waitFor(() => hub.telemetry.ingest.stats.accepted > accepted0, 'first report accepted');
+    hub.telemetry.ingest.flush();
+    // Damage what was stored, then let the 100 ms bucket close so the in-memory cells are dropped.
+    hub.store.sqlite.prepare("UPDATE telemetry_fine SET data = '{damaged' WHERE bundle_id = ?").run(m.bundleId);
+    await new Promise((r) => setTimeout(r, 250));
+    // A report in the current bucket makes the next flush forget the closed bucket's cells.
+    const nowAt = Date.now();
+    const acceptedMid = hub.telemetry.ingest.stats.accepted;
+    await dev.publishAsync(t, encode({ ...good, seq: good.seq + 1, from: nowAt, to: nowAt + 1 }), { qos: 1 });
+    await waitFor(() => hub.telemetry.ingest.stats.accepted > acceptedMid, 'current-bucket report accepted');
+    hub.telemetry.ingest.flush();
+    expect(hub.telemetry.ingest.stats.unreadableCells).toBe(0);
+    // The first window again (a later seq): its cells must be read back from the damaged rows.
+    await dev.publishAsync(t, encode({ ...good, seq: good.seq + 2 }), { qos: 1 });
+    await waitFor(() => hub.telemetry.ingest.stats.unreadableCells > 0, 'damaged cells noticed');
+    expect(() => hub.telemetry.ingest.flush()).not.toThrow();
+    const accepted1 = hub.telemetry.ingest.stats.accepted;
+    await dev.publishAsync(t, encode({ ...good, seq: good.seq + 3 }), { qos: 1 });
+    await waitFor(() => hub.telemetry.ingest.stats.accepted > accepted1, 'later report accepted');
+    expect(() => hub.telemetry.ingest.flush()).not.toThrow();
+    await dev.endAsync();
+  });
 });
