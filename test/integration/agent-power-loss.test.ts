@@ -19,17 +19,23 @@ afterAll(async () => { await fx?.close(); cleanupTempDirs(); });
 
 const ok = { inputs: { x: [[0.5, -1, 2, 0.25]], category: [[2]] } };
 
+/** A stopped agent that installed v1 then v2 (v1 now in the previous slot): the state power loss strikes. */
+async function installV1ThenV2(deviceId: string, seed: number) {
+  const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed } }));
+  const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: seed + 1 } }));
+  const first = fx.newAgent(deviceId);
+  await first.start();
+  await fx.hub.assign(deviceId, v1, 1);
+  await waitInstalled(first, v1.bundleId);
+  await fx.hub.assign(deviceId, v2, 2);
+  await waitInstalled(first, v2.bundleId);
+  await first.stop();
+  return { v1, v2, first };
+}
+
 describe('simulated power loss', () => {
   it('a truncated active slot: serves the previous slot at boot, then reinstalls the assigned bundle', async () => {
-    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 81 } }));
-    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 82 } }));
-    const first = fx.newAgent('dev-trunc');
-    await first.start();
-    await fx.hub.assign('dev-trunc', v1, 1);
-    await waitInstalled(first, v1.bundleId);
-    await fx.hub.assign('dev-trunc', v2, 2);
-    await waitInstalled(first, v2.bundleId);
-    await first.stop();
+    const { v1, v2, first } = await installV1ThenV2('dev-trunc', 81);
     const file = join(first.options.dataDir, 'models', v2.bundleId, 'model.onnx');
     truncateSync(file, Math.floor(statSync(file).size / 2));
 
@@ -50,15 +56,7 @@ describe('simulated power loss', () => {
   });
 
   it('a zero-length state file: the rollback check serves the newest verified model on disk', async () => {
-    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 83 } }));
-    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 84 } }));
-    const first = fx.newAgent('dev-zero');
-    await first.start();
-    await fx.hub.assign('dev-zero', v1, 1);
-    await waitInstalled(first, v1.bundleId);
-    await fx.hub.assign('dev-zero', v2, 2);
-    await waitInstalled(first, v2.bundleId);
-    await first.stop();
+    const { v1, v2, first } = await installV1ThenV2('dev-zero', 83);
     writeFileSync(join(first.options.dataDir, 'state.json'), '');
     // A damaged copy of v2 would not do: the check hashes every candidate.
     const again = createAgent({ ...first.options, brokerUrl: null });
