@@ -51,7 +51,7 @@ export interface CollectorDeps {
   seqBase?: number;
 }
 
-export interface TelemetryStatus { windowMs: number; sampleRate: number; buffered: number; dropped: number; sent: number; debug: { on: boolean; rowsPerWindow: number } }
+export interface TelemetryStatus { windowMs: number; sampleRate: number; buffered: number; dropped: number; sent: number; debug: { on: boolean; rowsPerWindow: number; until: number | null } }
 
 export class TelemetryCollector {
   readonly options: TelemetryOptions;
@@ -68,6 +68,8 @@ export class TelemetryCollector {
   #draining = false;
   #timer: NodeJS.Timeout | null = null;
   #debugRows: number;
+  /** When debug sampling switches itself off (ms, this device's clock); null = until told otherwise. */
+  #debugUntil: number | null = null;
 
   constructor(d: CollectorDeps) {
     this.#d = d;
@@ -92,13 +94,25 @@ export class TelemetryCollector {
     this.#timer = null;
   }
 
-  /** Turn debug raw sampling on (rows per window, rate-limited to 100) or off (0). */
-  setDebug(rowsPerWindow: number): void {
+  /**
+   * Turn debug raw sampling on (rows per window, rate-limited to 100) or off (0).
+   * With `until`, it switches itself off at that time even if no one says so
+   * (issue #5: an operator's debug session from the hub ends on its own).
+   */
+  setDebug(rowsPerWindow: number, until: number | null = null): void {
     this.#debugRows = Math.max(0, Math.min(100, Math.floor(rowsPerWindow) || 0));
+    this.#debugUntil = this.#debugRows > 0 ? until : null;
+  }
+
+  /** Raw rows per window right now: 0 once `until` has passed. */
+  #debugNow(): number {
+    if (this.#debugUntil !== null && this.#now() >= this.#debugUntil) { this.#debugRows = 0; this.#debugUntil = null; }
+    return this.#debugRows;
   }
 
   status(): TelemetryStatus {
-    return { windowMs: this.options.windowMs, sampleRate: this.options.sampleRate, buffered: this.#queue.length, dropped: this.#dropped, sent: this.#sent, debug: { on: this.#debugRows > 0, rowsPerWindow: this.#debugRows } };
+    const rows = this.#debugNow();
+    return { windowMs: this.options.windowMs, sampleRate: this.options.sampleRate, buffered: this.#queue.length, dropped: this.#dropped, sent: this.#sent, debug: { on: rows > 0, rowsPerWindow: rows, until: this.#debugUntil } };
   }
 
   #window(m: TelemetryModel): TelemetryWindow {
@@ -116,7 +130,7 @@ export class TelemetryCollector {
   observe(m: TelemetryModel, feeds: Readonly<Record<string, TensorData>>, out: Readonly<Record<string, TensorData>> | null, latencyMs: number): void {
     if (!this.enabled) return;
     const sampled = this.options.sampleRate >= 1 || (this.options.sampleRate > 0 && this.#random() < this.options.sampleRate);
-    try { this.#window(m).request(latencyMs, sampled, feeds, out, this.#debugRows); } catch { /* telemetry never fails a prediction */ }
+    try { this.#window(m).request(latencyMs, sampled, feeds, out, this.#debugNow()); } catch { /* telemetry never fails a prediction */ }
   }
 
   /** A request refused by validation or failed in the runtime, by code. */
