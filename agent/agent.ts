@@ -32,6 +32,7 @@ import { renderStatusPage } from './status-page.js';
 import { StateStore, type InstalledModel } from './state-store.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 import { TrustState } from './trust.js';
+import { DeviceControl, type ControlStatus } from './device-control.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -75,6 +76,8 @@ export interface AgentStatus {
   inflight: number;
   /** Telemetry window, sampling, offline buffer and whether debug raw sampling is on. */
   telemetry?: TelemetryStatus | null;
+  /** Operator control from the hub (issue #5 debug sampling): last applied counter and last refusal. */
+  control?: ControlStatus | null;
   probation: { bundleId: string; until: number; requests: number; errors: number } | null;
   predictions: { running: number; requests: number; errors: number; busy: number; recent: import('./predict-stats.js').LatencySummary; lastCodes: { code: string; at: number }[] };
 }
@@ -120,6 +123,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
   #installer: Installer | null = null;
   /** Root updates and log checkpoints (issue #6). */
   #trust: TrustState | null = null;
+  /** Signed operator control from the hub: debug raw sampling (issue #5). */
+  #control: DeviceControl | null = null;
   #http: HttpApi | null = null;
   #address: { host: string; port: number } | null = null;
   #bootError: { code: string; at: number; bundleId?: string } | null = null;
@@ -156,7 +161,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now,
       publish: (t, p) => this.#client?.publish(t, p) ?? Promise.resolve(),
       onSecurity: (code, detail) => { this.#log.warn({ code }, detail); this.#reporter?.event('security', { code, detail }); },
-      onHubKeysRevoked: async () => { await store.update((s) => { s.counter = 0; }); },
+      onHubKeysRevoked: async () => { await store.update((s) => { s.counter = 0; }); this.#control?.reset(); },
       onRootUpdated: (r) => this.#log.info({ version: r.version }, 'took a new root'),
     }, provisioned));
     const root = trust.root;
@@ -176,6 +181,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
     }));
     // Telemetry seqs, like state seqs, start above every earlier boot's (the hub drops replays).
     this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase: boots * 1_000_000_000, options: o.telemetry });
+    const telemetry = this.#telemetry;
+    // Issue #5: debug raw sampling only while a hub-signed control message says so (agent/device-control.ts).
+    this.#control = await DeviceControl.open({
+      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now, root: () => trust.root,
+      setDebug: (rows, until) => telemetry.setDebug(rows, until),
+      onRefused: (code, detail, counter) => { this.#log.warn({ code, counter }, detail); reporter.event('security', { code, detail, ...(counter !== undefined ? { counter } : {}) }); },
+      onApplied: (p) => this.#log.info({ counter: p.counter, debug: p.debug }, p.debug ? 'debug sampling on' : 'debug sampling off'),
+    });
     this.#installer = new Installer({
       check: {
         get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now,
@@ -219,6 +232,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     this.#started = false;
     this.#reporter?.stop();
     this.#telemetry?.stop();
+    await this.#control?.close();
     await this.#installer?.stop();
     await this.#http?.close();
     await this.#client?.end().catch(() => {});
@@ -311,6 +325,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       previous: s.previous, target: s.target, progress: s.progress, counter: s.counter, lastError: s.lastError,
       inflight: this.#active.inflight,
       telemetry: this.#telemetry?.status() ?? null,
+      control: this.#control?.status() ?? null,
       probation: this.#installer?.probation ?? null,
       predictions: { running: this.#predicting, requests: this.#stats.requests, errors: this.#stats.errors, busy: this.#stats.busy, recent: this.#stats.summary(), lastCodes: [...this.#stats.lastCodes] },
     };
@@ -349,6 +364,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
         void (t.what === 'roots' ? this.#trust?.onRoots(payload) : this.#trust?.onCheckpoint(payload));
       } else if (t.kind === 'proof' && t.deviceId === this.options.deviceId) {
         void this.#trust?.onProof(payload);
+      } else if (t.kind === 'control' && t.deviceId === this.options.deviceId) {
+        this.#control?.handle(payload);
       }
     } catch (e) {
       if (errorCode(e) !== 'PROTO_ERR_BAD_TOPIC') this.#log.error({ err: e, topic }, 'message handler failed');
@@ -369,6 +386,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
     for (const f of [topics.trustRoots(), topics.trustCheckpoint(), topics.proof(this.options.deviceId)]) {
       await client.subscribe(f).catch((e: unknown) => this.#log.warn({ err: e, filter: f }, 'subscribing to a trust topic failed; retrying on reconnect'));
     }
+    // Issue #5: operator control (debug sampling), retained; a broker that refuses it only means no debug sampling.
+    await client.subscribe(topics.control(this.options.deviceId)).catch((e: unknown) => this.#log.warn({ err: e }, 'subscribing to the control topic failed; retrying on reconnect'));
     this.#reporter?.onConnect();
     this.#telemetry?.onConnect();
     this.#installer?.onReconnect();

@@ -63,6 +63,12 @@ export const AGENT_ERRORS = {
   AGENT_ERR_CHECKPOINT_INVALID: { message: 'A transparency-log checkpoint was not validly signed by a hub key of the current root (or is malformed); it was ignored and the last good one kept', status: 400 },
   AGENT_ERR_LOG_INCONSISTENT: { message: 'The hub\'s transparency log does not extend the history this device saw (smaller, different at the same size, or no valid consistency proof): the history may have been rewritten. The device keeps its checkpoint as evidence; investigate the hub', status: 409 },
   AGENT_ERR_FETCH_SLOW: { message: 'A bundle transfer stayed below the minimum rate (minTransferBytesPerSec over rateWindowMs) and was abandoned (slow-retrieval defence); check the link and the hub, then assign the bundle again', status: 504 },
+  // Operator control from the hub (issue #5: debug raw sampling).
+  AGENT_ERR_CONTROL_INVALID: { message: 'A control message (debug sampling) from the hub does not match the protocol schema or asks for more than a device allows (100 rows per window, 60 minutes); it was ignored. Check the hub version', status: 400 },
+  AGENT_ERR_CONTROL_SIGNATURE: { message: 'A control message is not validly signed by a hub key of the trusted root; it was ignored. Check the hub key and the provisioned root', status: 400 },
+  AGENT_ERR_CONTROL_WRONG_DEVICE: { message: 'A control message names another device; it was ignored (the hub published it on the wrong topic)', status: 400 },
+  AGENT_ERR_CONTROL_EXPIRED: { message: 'A control message has expired; it was ignored. Turn debug sampling on again from the hub (check the clocks of hub and device)', status: 400 },
+  AGENT_ERR_CONTROL_REPLAY: { message: 'A control message is older than the last one applied (a replayed or reordered message); it was ignored', status: 409 },
 } as const satisfies ErrorTable;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -20,6 +20,13 @@ function model(m: { name: string; version: number; bundleId: string } | null): s
   return m ? `${esc(m.name)} v${esc(m.version)} <code>${esc(m.bundleId.slice(0, 12))}…</code>` : '<em>none</em>';
 }
 
+function debugCell(s: AgentStatus, now: number): string {
+  const d = s.telemetry?.debug;
+  if (!d?.on) return 'off';
+  const until = d.until === null ? 'until switched off' : `until ${esc(new Date(d.until).toISOString())} (${esc(Math.max(0, Math.round((d.until - now) / 1000)))} s)`;
+  return `<strong>on</strong>: ${esc(d.rowsPerWindow)} raw rows per window sent to the hub, ${until}`;
+}
+
 const ms = (v: number | null): string => (v === null ? '–' : `${v.toFixed(2)} ms`);
 
 export function renderStatusPage(s: AgentStatus, now = Date.now()): string {
@@ -32,6 +39,8 @@ export function renderStatusPage(s: AgentStatus, now = Date.now()): string {
     ['target', s.target ? `<code>${esc(s.target.bundleId.slice(0, 12))}…</code> #${esc(s.target.counter)}` : '–', 'target'],
     ['progress', s.progress ? `${esc(s.progress.have)} / ${esc(s.progress.total)} chunks` : '–', 'progress'],
     ['probation', s.probation ? `${esc(s.probation.requests)} requests, ${esc(s.probation.errors)} errors, ends in ${esc(Math.max(0, Math.round((s.probation.until - now) / 1000)))} s` : '–', 'probation'],
+    // Issue #5: raw values leave the device only while an operator has debug sampling on; say so plainly.
+    ['debug sampling', debugCell(s, now), 'debug'],
     ['runtime', esc(s.runtime), 'runtime'],
     ['broker', s.connected ? 'connected' : 'not connected', 'broker'],
     ['agent', esc(s.agentVersion), 'agent'],

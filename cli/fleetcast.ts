@@ -28,6 +28,7 @@ usage: fleetcast <command> [options]
   keys init --out DIR                      make root.json and the root, release and hub keys
   keys rotate|add|revoke --keys DIR --sign KEY ...   root N+1, signed by old and new root keys
   device enroll ID --data DIR              issue a device's MQTT credential (shown once)
+  device debug ID --hub URL --rows N --minutes M | --off    raw debug sampling for one device (≤100 rows, ≤60 min)
   audit export --hub URL --out DIR         copy the transparency log out of a hub
   audit verify DIR --root root.json        check an export offline; non-zero exit on any problem
   bundle build MODEL.onnx --name N --version V --key release.key --out FILE [--schema schema.json]

@@ -60,6 +60,8 @@ export class HubClient {
 
   /** GET any API path (routes without a dedicated method, e.g. /v1/drift/NAME/VERSION). */
   get<T>(path: string): Promise<T> { return this.request('GET', path); }
+  /** PUT/POST/DELETE any API path, with a JSON body when given (e.g. /v1/devices/ID/debug). */
+  send<T>(method: 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> { return body === undefined ? this.request(method, path) : this.json(method, path, body); }
 
   private json<T>(method: string, path: string, value: unknown): Promise<T> {
     return this.request(method, path, { body: JSON.stringify(value), headers: { 'content-type': 'application/json' } });

@@ -57,6 +57,8 @@ export const deviceSummary = obj({
   firstSeen: int({ min: 0 }),
   lastSeen: int({ min: 0 }),
   assignment: nullable(obj({ bundleId: sha256Hex(), name: str(), version: int({ min: 1 }), counter: int({ min: 1 }), expiresAt: int({ min: 0 }) })),
+  /** Issue #5: debug raw sampling, when an operator has it on for this device (hub/debug/). */
+  debug: optional(nullable(obj({ rowsPerWindow: int({ min: 1 }), until: int({ min: 0 }) }))),
 });
 export type DeviceSummary = Infer<typeof deviceSummary>;
 export const deviceList = obj({ devices: arr(deviceSummary) });

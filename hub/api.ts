@@ -30,13 +30,15 @@ export interface ApiDeps {
   now: () => number;
   /** Live numbers for GET /v1/health. */
   health(): Omit<S.HealthBody, 'bundles' | 'devices'>;
+  /** Issue #5: devices in debug raw sampling now, shown in the device listing (hub/debug/). */
+  debugOf?(): ReadonlyMap<string, { rowsPerWindow: number; until: number }>;
 }
 
 function bundleSummary(b: BundleRecord): S.BundleSummary {
   return { bundleId: b.id, name: b.name, version: b.version, compressedLength: b.compressedLength, rawLength: b.rawLength, chunkSize: b.chunkSize, chunkCount: b.chunkCount, createdAt: b.createdAt };
 }
 
-function deviceSummary(store: HubStore, d: DeviceRecord): S.DeviceSummary {
+function deviceSummary(store: HubStore, d: DeviceRecord, debug?: ReadonlyMap<string, { rowsPerWindow: number; until: number }>): S.DeviceSummary {
   const a = store.getAssignment(d.id);
   const b = a ? store.getBundle(a.bundleId) : undefined;
   return {
@@ -47,6 +49,7 @@ function deviceSummary(store: HubStore, d: DeviceRecord): S.DeviceSummary {
     firstSeen: d.firstSeen,
     lastSeen: d.lastSeen,
     assignment: a && b ? { bundleId: a.bundleId, name: b.name, version: b.version, counter: a.counter, expiresAt: a.expiresAt } : null,
+    ...(debug ? { debug: debug.get(d.id) ?? null } : {}),
   };
 }
 
@@ -157,13 +160,13 @@ export function buildApi(deps: ApiDeps) {
   });
 
   app.get('/v1/devices', { schema: { summary: 'The device registry, from state reports', response: { 200: S.deviceList.json, ...errors } } },
-    async () => ({ devices: store.listDevices().map((d) => deviceSummary(store, d)) }));
+    async () => { const debug = deps.debugOf?.(); return { devices: store.listDevices().map((d) => deviceSummary(store, d, debug)) }; });
 
   app.get('/v1/devices/:id', { schema: { summary: 'One device: its last state report and recent events', params: S.deviceIdParams.json, response: { 200: S.deviceDetail.json, ...errors } } }, async (req) => {
     const { id } = req.params as { id: string };
     const d = store.getDevice(id);
     if (!d) throw hubError('HUB_ERR_UNKNOWN_DEVICE', id);
-    return { ...deviceSummary(store, d), state: d.state, events: store.listEvents(id, 50) };
+    return { ...deviceSummary(store, d, deps.debugOf?.()), state: d.state, events: store.listEvents(id, 50) };
   });
 
   app.get('/v1/health', { schema: { summary: 'Liveness and counters', response: { 200: S.health.json, ...errors } } },

@@ -1,7 +1,8 @@
 /**
  * Who may publish and subscribe to what (issue #6), from the topic layout in
  * protocol/topics.ts: a device publishes only under fc/v1/dev/<its id>/ on the
- * channels it speaks, and reads only its own assignment and proof answers,
+ * channels it speaks, and reads only its own assignment, proof answers and
+ * operator control (debug sampling),
  * the shared bundle chunk topics (one publish reaches every fetcher), and the
  * trust topics. The hub may do anything under fc/v1/. The same rules as a
  * mosquitto ACL file are in mosquittoAcl() (README "External broker").
@@ -9,7 +10,7 @@
 import { BUNDLE_ID_PATTERN, DEVICE_CHANNELS, TOPIC_ROOT } from '../protocol/topics.js';
 import { HUB_MQTT_USER, type MqttIdentity } from './mqtt-credentials.js';
 
-const DEVICE_SUBSCRIBE = ['assign', 'proof'] as const;
+const DEVICE_SUBSCRIBE = ['assign', 'proof', 'control'] as const;
 
 export function mayPublish(who: MqttIdentity, topic: string): boolean {
   if (who.role === 'hub') return topic.startsWith(`${TOPIC_ROOT}/`);

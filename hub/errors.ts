@@ -37,6 +37,8 @@ export const HUB_ERRORS = {
   HUB_ERR_MQTT_AUTH: { message: 'An MQTT client was refused: unknown user name, wrong secret, or (for a device) a client id that is not its device id. Enroll the device with `fleetcast device enroll ID` and connect with client id = user name = device id', status: 401 },
   HUB_ERR_MQTT_FORBIDDEN: { message: 'An MQTT client tried to publish or subscribe outside its own topics (a device speaks only under fc/v1/dev/<its id>/ and reads only its own assignment, bundle chunks and trust topics); the publish was refused and the client disconnected', status: 403 },
   HUB_ERR_REPORT_REPLAY: { message: 'A device state report or event repeated or went back in its device\'s sequence (a replayed or reordered message); it was dropped and counted. A device whose agent state was reset must be re-enrolled', status: 409 },
+  HUB_ERR_DEBUG_LIMIT: { message: 'Debug raw sampling is already on for as many devices as the hub allows at once (maxDebugDevices); turn it off for another device (DELETE /v1/devices/ID/debug, `fleetcast device debug ID --off`) or wait until a session ends', status: 429 },
+  HUB_ERR_DEBUG_NOT_REQUESTED: { message: 'A device sent raw debug rows although no operator has debug sampling on for it (or more rows per window than the operator asked for); those rows were discarded and counted (the rest of its report was ingested). Check the device\'s telemetry.debugRowsPerWindow option', status: 409 },
 } as const satisfies ErrorTable;
 
 export type HubErrorCode = keyof typeof HUB_ERRORS;

@@ -32,6 +32,8 @@ import { ReplayGuard } from './report-replay.js';
 import { registerDriftRoutes } from './drift/routes.js';
 import { registerDriftReader } from './rollouts/gate-inputs.js';
 import { TelemetryService } from './telemetry/service.js';
+import { DebugControl } from './debug/debug-control.js';
+import { registerDebugRoutes } from './debug/routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -57,6 +59,8 @@ export interface Hub {
   readonly translog: TranslogService;
   /** Telemetry ingest, drift reports and alerts (issue #5). */
   readonly telemetry: TelemetryService;
+  /** Operator debug raw sampling per device (issue #5). */
+  readonly debug: DebugControl;
   close(): Promise<void>;
 }
 
@@ -161,9 +165,14 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
     assigner.startRefresher(options.refreshIntervalMs);
     await translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed'));
+    // Issue #5: debug sampling control messages (retained; republished here for a broker that forgot them).
+    const debug = new DebugControl({ store, hubKey, now, logger, maxDevices: options.maxDebugDevices, publishTimeoutMs: options.assignmentPublishTimeoutMs, publish: (t, p) => publish(t, p, true) });
+    stops.push(() => debug.close());
+    await debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages failed; the sweeper retries'));
 
     const api = buildApi({
       options, store, root, assigner, logger, now,
+      debugOf: () => debug.activeMap(),
       health: () => ({
         ok: theLink.client.connected,
         broker: { url: mqttUrl, embedded: broker !== undefined, connected: theLink.client.connected },
@@ -184,6 +193,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     rollouts.engine.start(options.rolloutTickMs);
     registerTranslogRoutes(api as never, { log: translog.log, store, roots: () => translog.roots });
     registerDriftRoutes(api as never, { telemetry, store, now });
+    registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();
     try {
@@ -197,7 +207,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let closing: Promise<void> | undefined;
     return {
-      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry,
+      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug,
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

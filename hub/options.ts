@@ -62,6 +62,8 @@ export const hubOptionsSchema = obj({
   mqttCa: optional(str({ min: 1, max: 4096 })),
   /** How often the rollout engine re-judges rings and assigns (its clock is the hub's `now`; this is only the polling period). */
   rolloutTickMs: ms(1_000, 10),
+  /** Issue #5: at most this many devices in operator debug raw sampling at once (HUB_ERR_DEBUG_LIMIT beyond). */
+  maxDebugDevices: withDefault(int({ min: 1, max: 1_000 }), 10),
   /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
 });

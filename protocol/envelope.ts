@@ -17,6 +17,8 @@ export const PAYLOAD_TYPES = {
   manifest: 'application/vnd.fleetcast.bundle-manifest+json',
   assignment: 'application/vnd.fleetcast.assignment+json',
   checkpoint: 'application/vnd.fleetcast.checkpoint+json',
+  /** Hub → one device: operator control such as debug raw sampling (protocol/control.ts, issue #5). */
+  control: 'application/vnd.fleetcast.control+json',
 } as const;
 
 /** Pre-Authentication Encoding: "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body. */

@@ -42,6 +42,8 @@ export const topics = {
   trustCheckpoint: () => `${TOPIC_ROOT}/trust/checkpoint`,
   /** Hub → one device: the consistency proof it asked for on `proof-req`. */
   proof: (deviceId: string) => `${TOPIC_ROOT}/dev/${checkDevice(deviceId)}/proof`,
+  /** Hub → device, retained, QoS 1: the signed operator control message (debug sampling, protocol/control.ts). */
+  control: (deviceId: string) => `${TOPIC_ROOT}/dev/${checkDevice(deviceId)}/control`,
 } as const;
 
 export type ParsedTopic =
@@ -49,6 +51,7 @@ export type ParsedTopic =
   | { kind: 'device'; deviceId: string; channel: DeviceChannel }
   | { kind: 'chunk'; bundleId: string; index: number }
   | { kind: 'proof'; deviceId: string }
+  | { kind: 'control'; deviceId: string }
   | { kind: 'trust'; what: 'roots' | 'checkpoint' };
 
 /** Parse a topic name; throws PROTO_ERR_BAD_TOPIC for anything that is not ours. */
@@ -59,6 +62,7 @@ export function parseTopic(topic: string): ParsedTopic {
       const ch = parts[4];
       if (ch === 'assign') return { kind: 'assign', deviceId: parts[3] };
       if (ch === 'proof') return { kind: 'proof', deviceId: parts[3] };
+      if (ch === 'control') return { kind: 'control', deviceId: parts[3] };
       if ((DEVICE_CHANNELS as readonly string[]).includes(ch)) return { kind: 'device', deviceId: parts[3], channel: ch as DeviceChannel };
     }
     if (parts.length === 4 && parts[2] === 'trust' && (parts[3] === 'roots' || parts[3] === 'checkpoint')) return { kind: 'trust', what: parts[3] };

@@ -11,6 +11,8 @@ import { need, parseCli } from '../args.js';
 const USAGE = 'fleetcast device enroll ID --data HUB_DATA_DIR [--json]\nfleetcast device revoke ID --data HUB_DATA_DIR';
 
 export async function run(argv: string[]): Promise<number> {
+  // Issue #5: `device debug ID …` talks to the hub's API (cli/commands/device-debug.ts).
+  if (argv[0] === 'debug') return (await import('./device-debug.js')).run(argv.slice(1));
   const { values, positionals } = parseCli(argv, { data: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
   const [cmd, id] = positionals;
   if ((cmd !== 'enroll' && cmd !== 'revoke') || !id) { process.stderr.write(`usage: ${USAGE}\n`); return 2; }

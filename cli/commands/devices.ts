@@ -27,8 +27,10 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) { process.stdout.write(JSON.stringify(devices) + '\n'); return 0; }
   if (devices.length === 0) { process.stdout.write('no devices have reported to the hub yet\n'); return 0; }
   const now = Date.now();
+  // Issue #5: a DEBUG column appears while any device has debug raw sampling on.
+  const debug = devices.some((d) => d.debug);
   process.stdout.write(table(
-    ['DEVICE', 'ACTIVE', 'PHASE', 'ASSIGNED', 'LAST ERROR', 'LAST SEEN'],
+    ['DEVICE', 'ACTIVE', 'PHASE', 'ASSIGNED', 'LAST ERROR', 'LAST SEEN', ...(debug ? ['DEBUG'] : [])],
     devices.map((d) => [
       d.id,
       d.active ? `${d.active.name}@${d.active.version}` : '-',
@@ -36,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
       d.assignment ? `${d.assignment.name}@${d.assignment.version} #${d.assignment.counter}` : '-',
       d.lastError ?? '-',
       ago(d.lastSeen, now),
+      ...(debug ? [d.debug ? `${d.debug.rowsPerWindow} rows/window, ${Math.max(0, Math.ceil((d.debug.until - now) / 60_000))} min left` : '-'] : []),
     ]),
   ));
   return 0;

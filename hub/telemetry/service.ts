@@ -19,6 +19,7 @@ import type { HubStore } from '../store.js';
 import { TelemetryIngest } from './ingest.js';
 import type { TelemetryOptions } from './options.js';
 import { TelemetryStore } from './telemetry-store.js';
+import { DebugRows } from './debug-rows.js';
 
 export const DEFAULT_RING = 'default';
 /** How long a drift reading is reused for the rollout engine's ticks. */
@@ -36,6 +37,8 @@ export class TelemetryService {
   readonly telemetry: TelemetryStore;
   readonly ingest: TelemetryIngest;
   readonly monitor: DriftMonitor;
+  /** Raw rows of devices in operator debug sampling (issue #5); record() is the entry point for every wire format. */
+  readonly debugRows: DebugRows;
   readonly options: TelemetryOptions;
   readonly #store: HubStore;
   readonly #now: () => number;
@@ -51,6 +54,7 @@ export class TelemetryService {
     this.#logger = d.logger;
     this.options = d.options;
     this.telemetry = new TelemetryStore(d.store.sqlite);
+    this.debugRows = new DebugRows(d.store.sqlite, { now: d.now, logger: d.logger });
     this.ingest = new TelemetryIngest({
       store: this.telemetry, options: d.options, now: d.now, logger: d.logger,
       manifest: (id) => d.store.getBundle(id)?.manifest,
@@ -78,7 +82,11 @@ export class TelemetryService {
   }
 
   /** The dispatcher's handler for `telemetry` messages. */
-  handle(r: TelemetryReport): void { this.ingest.handle(r); }
+  handle(r: TelemetryReport): void {
+    this.ingest.handle(r);
+    // Issue #5 debug sampling: raw rows are kept only for a device in operator debug; the rest of the report is ingested above either way.
+    if (r.debug?.length) this.debugRows.record(r.deviceId, r.bundleId, r.debug, { from: r.from, to: r.to });
+  }
 
   ringOf(deviceId: string): string {
     const now = this.#now();

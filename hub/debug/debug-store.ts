@@ -1,0 +1,110 @@
+/**
+ * Debug sampling sessions and their audit trail, in hub.db (own tables,
+ * CREATE TABLE IF NOT EXISTS, outside the shared migration chain).
+ *
+ * One row per device ever put in debug: the current (or last) session, the
+ * last control counter issued to it (strictly increasing: the agent refuses a
+ * lower one), and the signed control envelope retained on its control topic
+ * with whether the broker has acknowledged it and whether it was cleared.
+ * Every on, off and expiry is also appended to debug_audit (who, when, what).
+ */
+import type Database from 'better-sqlite3';
+import type { Envelope } from '../../protocol/envelope.js';
+
+export interface DebugSessionRow {
+  deviceId: string;
+  counter: number;
+  /** Rows per window of the current or last session; null when none was ever started. */
+  rowsPerWindow: number | null;
+  startedAt: number | null;
+  until: number | null;
+  /** When an operator turned it off or it expired; null while it is (or was meant to be) on. */
+  endedAt: number | null;
+  actor: string | null;
+  envelope: Envelope | null;
+  expiresAt: number | null;
+  published: boolean;
+  cleared: boolean;
+}
+
+export type AuditAction = 'on' | 'off' | 'expired';
+export interface AuditEntry { id: number; at: number; deviceId: string; action: AuditAction; actor: string; rowsPerWindow: number | null; until: number | null; counter: number | null }
+
+interface Row { device_id: string; counter: number; rows_per_window: number | null; started_at: number | null; until: number | null; ended_at: number | null; actor: string | null; envelope: string | null; expires_at: number | null; published: number; cleared: number }
+
+const fromRow = (r: Row): DebugSessionRow => ({
+  deviceId: r.device_id, counter: r.counter, rowsPerWindow: r.rows_per_window, startedAt: r.started_at, until: r.until, endedAt: r.ended_at,
+  actor: r.actor, envelope: r.envelope ? (JSON.parse(r.envelope) as Envelope) : null, expiresAt: r.expires_at, published: r.published === 1, cleared: r.cleared === 1,
+});
+
+export class DebugSessionStore {
+  readonly db: Database.Database;
+
+  constructor(db: Database.Database) {
+    this.db = db;
+    db.exec(`CREATE TABLE IF NOT EXISTS debug_sessions (
+      device_id TEXT PRIMARY KEY, counter INTEGER NOT NULL, rows_per_window INTEGER, started_at INTEGER, until INTEGER, ended_at INTEGER,
+      actor TEXT, envelope TEXT, expires_at INTEGER, published INTEGER NOT NULL DEFAULT 0, cleared INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE IF NOT EXISTS debug_audit (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, device_id TEXT NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,
+      rows_per_window INTEGER, until INTEGER, counter INTEGER);
+    CREATE INDEX IF NOT EXISTS debug_audit_device ON debug_audit (device_id, id);`);
+  }
+
+  get(deviceId: string): DebugSessionRow | undefined {
+    const r = this.db.prepare('SELECT * FROM debug_sessions WHERE device_id = ?').get(deviceId) as Row | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  /** Sessions on at `now`: started, not ended, not past `until`. */
+  active(now: number): DebugSessionRow[] {
+    return (this.db.prepare('SELECT * FROM debug_sessions WHERE rows_per_window IS NOT NULL AND ended_at IS NULL AND until > ? ORDER BY device_id').all(now) as Row[]).map(fromRow);
+  }
+
+  /** Sessions past `until` that no one has ended yet (the sweeper records them as expired). */
+  expired(now: number): DebugSessionRow[] {
+    return (this.db.prepare('SELECT * FROM debug_sessions WHERE rows_per_window IS NOT NULL AND ended_at IS NULL AND until <= ?').all(now) as Row[]).map(fromRow);
+  }
+
+  /** Retained control messages still on the broker: not yet acknowledged, or not yet cleared. */
+  retained(): DebugSessionRow[] {
+    return (this.db.prepare('SELECT * FROM debug_sessions WHERE envelope IS NOT NULL AND cleared = 0').all() as Row[]).map(fromRow);
+  }
+
+  /**
+   * Write a device's new session state and its audit entry in one transaction;
+   * `check` runs inside it first (the limit on devices in debug is read and
+   * written atomically).
+   */
+  write(next: DebugSessionRow, audit: Omit<AuditEntry, 'id'>, check?: () => void): void {
+    this.db.transaction(() => {
+      check?.();
+      this.db.prepare(`INSERT INTO debug_sessions (device_id, counter, rows_per_window, started_at, until, ended_at, actor, envelope, expires_at, published, cleared)
+        VALUES (@deviceId, @counter, @rowsPerWindow, @startedAt, @until, @endedAt, @actor, @envelope, @expiresAt, @published, @cleared)
+        ON CONFLICT (device_id) DO UPDATE SET counter = @counter, rows_per_window = @rowsPerWindow, started_at = @startedAt, until = @until, ended_at = @endedAt,
+          actor = @actor, envelope = @envelope, expires_at = @expiresAt, published = @published, cleared = @cleared`).run({
+        ...next, envelope: next.envelope ? JSON.stringify(next.envelope) : null, published: next.published ? 1 : 0, cleared: next.cleared ? 1 : 0,
+      });
+      this.db.prepare('INSERT INTO debug_audit (at, device_id, action, actor, rows_per_window, until, counter) VALUES (@at, @deviceId, @action, @actor, @rowsPerWindow, @until, @counter)').run(audit);
+    })();
+  }
+
+  /** Mark the expired session ended at its `until`, with an audit entry, unless someone ended it meanwhile. */
+  expire(s: DebugSessionRow): boolean {
+    return this.db.transaction(() => {
+      const n = this.db.prepare('UPDATE debug_sessions SET ended_at = until WHERE device_id = ? AND ended_at IS NULL AND until = ?').run(s.deviceId, s.until).changes;
+      if (n > 0) this.db.prepare("INSERT INTO debug_audit (at, device_id, action, actor, rows_per_window, until, counter) VALUES (?, ?, 'expired', 'hub', ?, ?, ?)").run(s.until, s.deviceId, s.rowsPerWindow, s.until, s.counter);
+      return n > 0;
+    })();
+  }
+
+  /** The broker acknowledged (published) or dropped (cleared) the retained copy of counter `counter`. */
+  mark(deviceId: string, counter: number, what: 'published' | 'cleared'): void {
+    this.db.prepare(`UPDATE debug_sessions SET ${what} = 1 WHERE device_id = ? AND counter = ?`).run(deviceId, counter);
+  }
+
+  audit(deviceId: string, limit = 50): AuditEntry[] {
+    return (this.db.prepare('SELECT id, at, device_id AS deviceId, action, actor, rows_per_window AS rowsPerWindow, until, counter FROM debug_audit WHERE device_id = ? ORDER BY id DESC LIMIT ?')
+      .all(deviceId, limit) as AuditEntry[]);
+  }
+}
