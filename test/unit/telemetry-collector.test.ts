@@ -85,10 +85,25 @@ describe('telemetry collector', () => {
     expect(rec.reports()[0].features['x[0]']).toMatchObject({ count: 1, nulls: 1 });
     expect(rec.reports()[0].debug).toBeUndefined();
     c.setDebug(2);
-    expect(c.status().debug).toEqual({ on: true, rowsPerWindow: 2 });
+    expect(c.status().debug).toEqual({ on: true, rowsPerWindow: 2, until: null });
     for (let i = 0; i < 5; i++) c.observe(m, feeds([[i, i]]), out(1), 1);
     await c.flush();
     expect(rec.reports()[1].debug).toEqual([{ 'x[0]': 0, 'x[1]': 0 }, { 'x[0]': 1, 'x[1]': 1 }]);
+  });
+
+  it('debug sampling with `until` switches itself off then (issue #5: nobody needs to say off)', async () => {
+    const rec = recorder();
+    let t = 1_000_000;
+    const c = new TelemetryCollector({ deviceId: 'd5', client: rec.client, now: () => t, options: { sampleRate: 1 } });
+    const m = model('a', 2);
+    c.setDebug(3, t + 60_000);
+    expect(c.status().debug).toEqual({ on: true, rowsPerWindow: 3, until: t + 60_000 });
+    c.observe(m, feeds([[1, 1]]), out(1), 1);
+    t += 60_000;
+    expect(c.status().debug).toEqual({ on: false, rowsPerWindow: 0, until: null });
+    c.observe(m, feeds([[2, 2]]), out(1), 1);
+    await c.flush();
+    expect(rec.reports()[0].debug).toEqual([{ 'x[0]': 1, 'x[1]': 1 }]);
   });
 
   it('a 32-feature report of a 1,000-request window stays far under the message limit', async () => {
