@@ -2,12 +2,25 @@
  * One window of one model version: mergeable summaries of the sampled
  * requests' features and outputs, latency of every request, failures by code.
  * Observing never throws: a device's odd input shows up as nulls/invalid.
+ *
+ * A sampled request only copies its values into per-feature columns
+ * (sample-columns.ts); they are summarised a batch at a time, when a column is
+ * full and when the window's body is read. Summarising 32 features inline
+ * touched 32 summaries' bins and sketch stores per sampled request and evicted
+ * the predict path's own data from the CPU caches, so the request after a
+ * sampled one was slow too (bench telemetry-cost). Latencies of every request
+ * wait in a small buffer the same way. Per feature and for latency, values are
+ * summarised in request order, so every figure is the one inline summarising gave.
  */
 import { DDSketch } from '../../protocol/ddsketch.js';
-import { categoricalToWire, createCategorical, createSummary, observe, observeCategory, SUMMARY_ALPHA, toWire, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
+import { categoricalToWire, createCategorical, createSummary, SUMMARY_ALPHA, toWire, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import type { TensorData } from '../runtime.js';
 import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import { SampleColumns } from './sample-columns.js';
+
+/** Latencies held before they are added to the sketch (2 KB). */
+const LATENCY_BATCH = 256;
 
 export type WindowBody = Omit<TelemetryReport, 'v' | 'deviceId' | 'seq' | 'part' | 'parts' | 'dropped' | 'sampleRate' | 'to'>;
 
@@ -16,12 +29,15 @@ export class TelemetryWindow {
   readonly from: number;
   requests = 0;
   sampled = 0;
-  readonly latency = new DDSketch({ alpha: SUMMARY_ALPHA });
+  readonly #latency = new DDSketch({ alpha: SUMMARY_ALPHA });
+  readonly #lat = new Float64Array(LATENCY_BATCH);
+  #latN = 0;
   readonly failures: Record<string, number> = Object.create(null);
   readonly numeric = new Map<string, FeatureSummary>();
   readonly categorical = new Map<string, CategoricalSummary>();
   readonly outputs = new Map<string, FeatureSummary>();
   readonly debug: Record<string, unknown>[] = [];
+  readonly #columns: SampleColumns;
 
   constructor(plan: TelemetryPlan, from: number) {
     this.plan = plan;
@@ -31,38 +47,19 @@ export class TelemetryWindow {
       else this.categorical.set(f.name, createCategorical());
     }
     for (const o of plan.outputs) this.outputs.set(o.name, createSummary(o.edges, { alpha: SUMMARY_ALPHA }));
+    this.#columns = new SampleColumns(plan, this.numeric, this.categorical, this.outputs);
   }
 
   /** A request that ran the model (latency always; features and outputs when sampled). */
   request(latencyMs: number, sampled: boolean, feeds: Readonly<Record<string, TensorData>> | null, out: Readonly<Record<string, TensorData>> | null, debugRows: number): void {
     this.requests++;
-    if (Number.isFinite(latencyMs) && latencyMs >= 0) this.latency.add(latencyMs);
+    if (Number.isFinite(latencyMs) && latencyMs >= 0) {
+      this.#lat[this.#latN++] = latencyMs;
+      if (this.#latN === LATENCY_BATCH) this.#addLatencies();
+    }
     if (!sampled || !feeds) return;
     this.sampled++;
-    for (const f of this.plan.features) {
-      const t = feeds[f.input];
-      if (!t) continue;
-      const rows = t.dims.length === 0 ? 1 : t.dims[0];
-      const d = t.data as ArrayLike<number | bigint | string>;
-      for (let r = 0; r < rows; r++) {
-        const v = d[r * f.width + f.index];
-        if (f.kind === 'numeric') {
-          // A NaN in a float feed is how a missing value arrives (JSON null), so it counts as null.
-          const x = typeof v === 'bigint' ? Number(v) : v;
-          observe(this.numeric.get(f.name)!, typeof x === 'number' && Number.isNaN(x) ? null : x);
-        } else observeCategory(this.categorical.get(f.name)!, v);
-      }
-    }
-    if (out) {
-      for (const o of this.plan.outputs) {
-        const t = out[o.output];
-        if (!t) continue;
-        const w = t.dims.length === 2 ? t.dims[1] : 1;
-        const rows = t.dims.length === 0 ? 1 : t.dims[0];
-        const d = t.data as ArrayLike<number>;
-        for (let r = 0; r < rows; r++) observe(this.outputs.get(o.name)!, d[r * w + o.index]);
-      }
-    }
+    this.#columns.add(feeds, out);
     if (this.debug.length < debugRows) {
       const row: Record<string, unknown> = {};
       for (const f of this.plan.features) {
@@ -81,7 +78,14 @@ export class TelemetryWindow {
 
   get empty(): boolean { return this.requests === 0; }
 
+  #addLatencies(): void {
+    for (let i = 0; i < this.#latN; i++) this.#latency.add(this.#lat[i]);
+    this.#latN = 0;
+  }
+
   body(): WindowBody {
+    this.#columns.summarise();
+    this.#addLatencies();
     const features: TelemetryReport['features'] = {};
     const categorical: TelemetryReport['categorical'] = {};
     const outputs: TelemetryReport['outputs'] = {};
@@ -90,7 +94,7 @@ export class TelemetryWindow {
     for (const [k, s] of this.outputs) outputs[k] = toWire(s);
     return {
       from: this.from, bundleId: this.plan.bundleId, requests: this.requests, sampled: this.sampled,
-      ...(this.latency.count > 0 ? { latency: this.latency.toJSON() } : {}),
+      ...(this.#latency.count > 0 ? { latency: this.#latency.toJSON() } : {}),
       failures: { ...this.failures }, features, categorical, outputs,
       ...(this.debug.length ? { debug: this.debug } : {}),
     };
