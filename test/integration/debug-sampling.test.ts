@@ -17,7 +17,7 @@ import { connectMqtt } from '../../agent/broker-client.js';
 import { TELEMETRY_DEFAULTS, TelemetryCollector } from '../../agent/telemetry/collector.js';
 import { compileValidator } from '../../agent/validate.js';
 import * as deviceCmd from '../../cli/commands/device.js';
-import type { Hub } from '../../hub/hub.js';
+import { startHub, type Hub } from '../../hub/hub.js';
 import type { ControlPayload } from '../../protocol/control.js';
 import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
 import { encode } from '../../protocol/messages.js';
@@ -27,7 +27,7 @@ import type { KeyPair } from '../../signing/ed25519.js';
 import { signEnvelope } from '../../signing/envelope.js';
 import { scenarioGenerator } from '../../simulator/scenarios.js';
 import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
-import { connectDevice, stateReport } from '../helpers/hub-fixtures.js';
+import { connectDevice, silentLogger, stateReport } from '../helpers/hub-fixtures.js';
 import { adminToken, api, startTestHub } from '../helpers/hub-harness.js';
 import { publishModel, referenceRows, type PublishedModel } from '../helpers/telemetry-fleet.js';
 import { newAgent, runCommand } from '../helpers/trust-fixture.js';
@@ -188,6 +188,31 @@ describe('debug raw sampling', () => {
     await waitFor(() => got.length > 0, 'the retained assignment');
     expect(got.length).toBe(1);
     await probe.endAsync();
+  });
+
+  it('a device offline when debug is turned on picks it up when it connects, also after a hub restart (retained, republished)', async () => {
+    const h1 = await startTestHub(keys, {}, { now: clock });
+    let h2: Hub | undefined;
+    let late: Agent | undefined;
+    try {
+      const dev = await connectDevice(h1.mqttUrl, 'late');
+      await dev.publishAsync(topics.device('dbg-late', 'state'), encode(stateReport('dbg-late')), { qos: 1 });
+      await waitFor(() => h1.store.getDevice('dbg-late'), 'registered');
+      await dev.endAsync();
+      const on = await api<{ until: number; delivered: boolean }>(h1, 'PUT', '/v1/devices/dbg-late/debug', { rowsPerWindow: 7, minutes: 20 });
+      expect(on.body.delivered).toBe(true);
+      await h1.close();
+      // The embedded broker forgot its retained messages; the restarted hub publishes the control message again.
+      h2 = await startHub({ ...h1.options, mqttPort: 0, httpPort: 0 }, { logger: silentLogger(), now: clock });
+      late = newAgent(h2, keys, 'dbg-late', { telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 200 } }, { now: clock });
+      await late.start();
+      await waitFor(() => late!.status().telemetry?.debug.on, 'the late device applied the retained control message');
+      expect(late.status().telemetry?.debug).toEqual({ on: true, rowsPerWindow: 7, until: on.body.until });
+    } finally {
+      await late?.stop();
+      await h2?.close();
+      await h1.close();
+    }
   });
 
   it('at most maxDebugDevices at once (429 with a code), caps on rows and minutes, unknown devices and roles', async () => {
