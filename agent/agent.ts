@@ -221,6 +221,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (client) {
       client.onMessage((topic, payload) => this.#dispatch(topic, payload));
       client.onConnect(() => { void this.#onConnect(); });
+      // The CONNACK may have come during an await above (its 'connect' event is then gone): subscribe now.
+      if (client.connected) void this.#onConnect();
     }
     reporter.start();
     reporter.report();
