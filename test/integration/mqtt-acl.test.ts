@@ -2,7 +2,8 @@
  * Who may speak on MQTT (issue #6), on the embedded aedes broker and on
  * mosquitto with the README's password and ACL files: anonymous and wrong
  * credentials are refused; a device cannot publish another device's state or
- * telemetry, nor read another device's assignment; the hub and a real agent
+ * telemetry, nor read another device's assignment or control message, nor forge
+ * a control message; the hub and a real agent
  * with their own credentials work end to end.
  */
 import { execFileSync } from 'node:child_process';
@@ -60,6 +61,22 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     expect((await a.subscribeAsync(topics.assign('dev-a'), { qos: 1 }))[0].qos).toBe(1);
     await waitFor(() => got.includes(topics.assign('dev-a')), 'own assignment');
     expect(got).not.toContain(topics.assign('dev-b'));
+  });
+
+  it('only the hub publishes control messages (debug sampling, issue #5); a device reads only its own', async () => {
+    const { hub } = ctx();
+    for (const id of ['dev-a', 'dev-b']) await hub.link.publish(topics.control(id), Buffer.from(`hub:${id}`), { qos: 1, retain: true });
+    // A forged control message on its own topic: refused (aedes disconnects, mosquitto drops it), so the hub's stays retained.
+    await tryPublish(await dev('dev-a'), topics.control('dev-a'), 'forged');
+    const a = await dev('dev-a');
+    const got: [string, string][] = [];
+    a.on('message', (t, p) => got.push([t, p.toString()]));
+    const other = await a.subscribeAsync(topics.control('dev-b'), { qos: 1 }).then((g) => g[0].qos, () => 128);
+    expect([0x80, 1]).toContain(other);
+    expect((await a.subscribeAsync(topics.control('dev-a'), { qos: 1 }))[0].qos).toBe(1);
+    await waitFor(() => got.length > 0, 'own control message');
+    expect(got).toEqual([[topics.control('dev-a'), 'hub:dev-a']]);
+    for (const id of ['dev-a', 'dev-b']) await hub.link.publish(topics.control(id), Buffer.alloc(0), { qos: 1, retain: true });
   });
 }
 
