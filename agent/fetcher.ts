@@ -3,20 +3,23 @@
  * bundle's chunk filter, wait for the SUBACK (so no chunk published in answer
  * can be missed), then publish a ChunkRequest naming exactly the chunks still
  * missing. Every chunk is hash-checked against the signed manifest on arrival
- * and written to staging; staged chunks that still verify are never fetched
- * again (after a reconnect or a restart). With no progress for a while the
- * agent asks again for what it lacks, backing off exponentially with jitter so
- * a fleet does not retry in step, and gives up after maxFetchAttempts.
+ * and written at its offset into the one staging file (staging-file.ts);
+ * staged chunks that still verify are never fetched again (after a reconnect
+ * or a restart). The whole-payload sha256 is computed from the verified
+ * chunks in index order as they arrive (payload-check.ts), so the staged file
+ * is not read again unless chunks came out of order. With no progress for a
+ * while the agent asks again for what it lacks, backing off exponentially
+ * with jitter so a fleet does not retry in step, and gives up after
+ * maxFetchAttempts.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { verifyChunk } from '../bundles/verify.js';
+import { mkdir } from 'node:fs/promises';
 import { chunkCount, type Manifest } from '../protocol/manifest.js';
 import { encode, PROTOCOL_VERSION, type ChunkRequest } from '../protocol/messages.js';
 import { topics } from '../protocol/topics.js';
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
+import { payloadCheck, type PayloadCheck, type PayloadCheckFactory } from './payload-check.js';
+import { StagingFile } from './staging-file.js';
 import type { StateStore } from './state-store.js';
 
 export interface FetchSettings {
@@ -35,7 +38,12 @@ export interface FetchContext {
   /** Every chunk request sent (tests and telemetry). */
   onRequest?: (chunks: readonly number[]) => void;
   signal?: AbortSignal;
+  /** How chunks and the whole payload are checked (default payloadCheck; the simulator shares work). */
+  check?: PayloadCheckFactory;
 }
+
+/** A fetched payload: the staged file, complete, and the sha256 of its bytes in order. */
+export interface FetchedPayload { path: string; sha256: string }
 
 /** Thrown when a newer assignment (or stop) cancels the fetch; not an install failure. */
 export class AbortedError extends Error {
@@ -61,53 +69,70 @@ export class ChunkFetch {
   #writeError: unknown = null;
   #windowBytes = 0;
   #rateTimer: NodeJS.Timeout | null = null;
+  readonly #check: PayloadCheck;
+  #file: StagingFile | null = null;
+  /** Next chunk index the whole-payload hash needs (chunks before it are appended). */
+  #cursor = 0;
 
   constructor(manifest: Manifest, bundleId: string, ctx: FetchContext) {
     this.#manifest = manifest;
     this.bundleId = bundleId;
     this.#ctx = ctx;
     this.total = chunkCount(manifest);
+    this.#check = (ctx.check ?? payloadCheck)(manifest);
   }
 
   get have(): number { return this.#have.size; }
 
-  /** Fetch every missing chunk into staging; resolves with the assembled payload path. */
-  async run(): Promise<string> {
+  /** Fetch every missing chunk into the staging file; resolves with its path and the payload's sha256. */
+  async run(): Promise<FetchedPayload> {
     const { store, signal } = this.#ctx;
     await mkdir(store.stagingDir(this.bundleId), { recursive: true });
-    await this.#scanStaged();
-    this.#ctx.onProgress?.(this.#have.size, this.total);
-    if (this.#have.size < this.total) {
-      const finished = new Promise<void>((resolve, reject) => { this.#settle = { resolve, reject }; });
-      const onAbort = () => this.#finish(new AbortedError());
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (signal?.aborted) onAbort();
-      else if (this.#ctx.client.connected) void this.#startRound();
-      this.#watchRate();
-      try {
-        await finished;
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-        this.#clearTimer();
-        if (this.#rateTimer) clearInterval(this.#rateTimer);
-        if (this.#subscribed) this.#ctx.client.unsubscribe(topics.chunkFilter(this.bundleId)).catch(() => {});
-        // Even when cancelled, let chunk writes land: they are what a later resume reuses.
-        await Promise.allSettled([...this.#writes]);
-      }
-      if (this.#writeError) throw this.#writeError;
+    const file = (this.#file = await StagingFile.open(store.payloadFile(this.bundleId), this.#manifest).catch((e: NodeJS.ErrnoException) => { throw ioFailure(e, 'opening the staging file'); }));
+    try {
+      if (!file.fresh) await this.#scanStaged(file);
+      this.#ctx.onProgress?.(this.#have.size, this.total);
+      if (this.#have.size < this.total) await this.#receive(signal);
+      return { path: file.path, sha256: await this.#digest(file) };
+    } finally {
+      this.#file = null;
+      await file.close().catch(() => {});
     }
-    return this.#assemble();
+  }
+
+  async #receive(signal: AbortSignal | undefined): Promise<void> {
+    const finished = new Promise<void>((resolve, reject) => { this.#settle = { resolve, reject }; });
+    const onAbort = () => this.#finish(new AbortedError());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    else if (this.#ctx.client.connected) void this.#startRound();
+    this.#watchRate();
+    try {
+      await finished;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#clearTimer();
+      if (this.#rateTimer) clearInterval(this.#rateTimer);
+      if (this.#subscribed) this.#ctx.client.unsubscribe(topics.chunkFilter(this.bundleId)).catch(() => {});
+      // Even when cancelled, let chunk writes land: they are what a later resume reuses.
+      await Promise.allSettled([...this.#writes]);
+    }
+    if (this.#writeError) throw this.#writeError;
   }
 
   /** A chunk arrived on the bundle's chunk topic (any agent's request may have caused it). */
   onChunk(index: number, bytes: Buffer): void {
-    if (this.#done || index >= this.total || this.#have.has(index)) return;
-    if (!verifyChunk(this.#manifest, index, bytes)) { this.#badChunks++; return; }
+    const file = this.#file;
+    if (this.#done || !file || index >= this.total || this.#have.has(index)) return;
+    if (!this.#check.chunk(index, bytes)) { this.#badChunks++; return; }
     this.#have.add(index);
     this.#windowBytes += bytes.length;
-    const w = writeFile(this.#ctx.store.chunkFile(this.bundleId, index), bytes).catch((e: NodeJS.ErrnoException) => {
+    // In order (the usual case: the hub publishes in index order) the whole-payload
+    // hash takes the bytes now; chunks after a gap are read back once at the end.
+    if (index === this.#cursor) { this.#check.append(index, bytes); this.#cursor++; }
+    const w = file.writeChunk(index, bytes).catch((e: NodeJS.ErrnoException) => {
       this.#have.delete(index);
-      this.#writeError ??= e.code === 'ENOSPC' ? agentError('AGENT_ERR_DISK_SPACE', e.message) : agentError('AGENT_ERR_INTERNAL', `writing chunk ${index}: ${e.message}`);
+      this.#writeError ??= ioFailure(e, `writing chunk ${index}`);
       this.#finish(this.#writeError);
     });
     this.#writes.add(w);
@@ -214,33 +239,40 @@ export class ChunkFetch {
     else this.#settle?.resolve();
   }
 
-  /** Chunks already staged and still hash-valid count as fetched (resume after restart). */
-  async #scanStaged(): Promise<void> {
-    const dir = this.#ctx.store.stagingDir(this.bundleId);
-    for (const name of await readdir(dir)) {
-      const m = /^chunk-(0|[1-9][0-9]*)$/.exec(name);
-      if (!m) continue;
-      const i = Number(m[1]);
-      if (i >= this.total) continue;
-      const bytes = await readFile(this.#ctx.store.chunkFile(this.bundleId, i)).catch(() => null);
-      if (bytes && verifyChunk(this.#manifest, i, bytes)) this.#have.add(i);
+  /**
+   * Resume: every chunk range of the staging file that still matches its signed hash
+   * counts as fetched; anything else (a torn or never-flushed write, a file cut short)
+   * is fetched again. Leading valid chunks feed the whole-payload hash on the way.
+   */
+  async #scanStaged(file: StagingFile): Promise<void> {
+    const buf = Buffer.allocUnsafe(this.#manifest.payload.chunkSize);
+    for (let i = 0; i < this.total; i++) {
+      const bytes = await file.readChunk(i, buf).catch(() => null);
+      if (!bytes || !this.#check.chunk(i, bytes)) continue;
+      this.#have.add(i);
+      if (i === this.#cursor) { this.#check.append(i, bytes); this.#cursor++; }
     }
   }
 
   /**
-   * Concatenate the chunks, in order, into staging/<id>/payload.zst. No fsync: after a
-   * power cut the chunks are still there and the payload is assembled (and hashed) again.
+   * Finish the whole-payload hash: chunks that arrived after a gap are read back from
+   * the staging file (and checked again, so a disk that lost them is not mistaken for
+   * a bundle whose manifest disagrees with itself).
    */
-  async #assemble(): Promise<string> {
-    const { store } = this.#ctx;
-    const out = store.payloadFile(this.bundleId);
-    const ws = createWriteStream(out);
-    const self = this;
-    await pipeline(async function* () {
-      for (let i = 0; i < self.total; i++) {
-        for await (const b of createReadStream(store.chunkFile(self.bundleId, i))) yield b as Buffer;
+  async #digest(file: StagingFile): Promise<string> {
+    const buf = Buffer.allocUnsafe(this.#manifest.payload.chunkSize);
+    for (; this.#cursor < this.total; this.#cursor++) {
+      const i = this.#cursor;
+      const bytes = await file.readChunk(i, buf).catch((e: NodeJS.ErrnoException) => { throw ioFailure(e, `reading chunk ${i} back`); });
+      if (!this.#check.chunk(i, bytes)) {
+        throw agentError('AGENT_ERR_INTERNAL', `chunk ${i} no longer matches its signed hash when read back from ${file.path} (a disk fault?); the fetch resumes on the next assignment delivery`);
       }
-    }, ws);
-    return out;
+      this.#check.append(i, bytes);
+    }
+    return this.#check.digest();
   }
+}
+
+function ioFailure(e: NodeJS.ErrnoException, what: string) {
+  return e.code === 'ENOSPC' ? agentError('AGENT_ERR_DISK_SPACE', `${what}: ${e.message}`) : agentError('AGENT_ERR_INTERNAL', `${what}: ${e.message}`);
 }

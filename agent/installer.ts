@@ -12,7 +12,7 @@
 import { mkdir, open, rename, rm, readdir, statfs, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decompressFile } from '../bundles/compress.js';
-import { verifyPayloadFile, type VerifiedManifest } from '../bundles/verify.js';
+import type { VerifiedManifest } from '../bundles/verify.js';
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import type { Manifest } from '../protocol/manifest.js';
 import type { Assignment, Phase } from '../protocol/messages.js';
@@ -20,7 +20,8 @@ import type { ActiveModel } from './active-model.js';
 import { checkAssignMessage, type CheckContext, type CheckedAssignment } from './assignment-check.js';
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
-import { AbortedError, ChunkFetch, type FetchSettings } from './fetcher.js';
+import { AbortedError, ChunkFetch, type FetchedPayload, type FetchSettings } from './fetcher.js';
+import type { PayloadCheckFactory } from './payload-check.js';
 import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
 import { Probation, type ProbationLimits, type Verdict } from './probation.js';
 import { PERMANENT, refuse } from './refused.js';
@@ -54,6 +55,8 @@ export interface InstallerDeps {
   diskReserveBytes?: number;
   /** Decompress a verified payload into `dst` (bounded by maxRawBytes); the simulator shares work between agents. */
   unpack?: Unpacker;
+  /** Check received chunks and the payload hash (default payloadCheck; the simulator shares work between agents). */
+  payloadCheck?: PayloadCheckFactory;
   /** Re-open an installed slot (rollback to the previous model). */
   loadInstalled?: (m: InstalledModel) => Promise<ModelEntry>;
   /** p95 latency of a model's recent predictions (the probation baseline), or null. */
@@ -217,16 +220,12 @@ export class Installer {
     try {
       if (!(await this.#unpackedValid(a.bundleId, manifest))) {
         await this.#phase(a, (phase = 'fetching'));
-        const payload = await this.#fetchPayload(job, manifest);
+        const fetched = await this.#fetchPayload(job, manifest);
         await this.#phase(a, (phase = 'verifying'));
-        try {
-          await verifyPayloadFile(manifest, payload);
-        } catch (e) {
-          throw agentError('AGENT_ERR_PAYLOAD_HASH', message(e), { cause: errorCode(e) });
-        }
+        checkPayloadHash(manifest, fetched);
         checkAbort(job);
         await this.#phase(a, (phase = 'staging'));
-        await this.#unpack(a.bundleId, job.checked.verified, payload);
+        await this.#unpack(a.bundleId, job.checked.verified, fetched.path);
       } else {
         await this.#phase(a, (phase = 'staging'));
       }
@@ -337,7 +336,7 @@ export class Installer {
     if (back) await rm(store.modelDir(m.bundleId), { recursive: true, force: true }).catch(() => {});
   }
 
-  async #fetchPayload(job: Job, manifest: Manifest): Promise<string> {
+  async #fetchPayload(job: Job, manifest: Manifest): Promise<FetchedPayload> {
     const { store, client } = this.#d;
     const bundleId = job.checked.assignment.bundleId;
     await this.#checkDisk(manifest);
@@ -347,6 +346,7 @@ export class Installer {
       client, store, deviceId: this.#d.check.deviceId, settings: this.#d.fetch, signal: job.abort.signal,
       onProgress: (have, total) => { this.#progress = { have, total }; this.#d.reporter.progress(); },
       onRequest: (chunks) => this.#d.onChunkRequest?.(bundleId, chunks),
+      ...(this.#d.payloadCheck ? { check: this.#d.payloadCheck } : {}),
     });
     this.#fetch = f;
     try {
@@ -356,9 +356,9 @@ export class Installer {
     }
   }
 
-  /** Staged chunks + assembled payload + raw model must fit, or fail before writing anything. */
+  /** The staging file + raw model must fit, or fail before writing anything. */
   async #checkDisk(m: Manifest): Promise<void> {
-    const need = 2 * m.payload.compressedLength + m.payload.rawLength + (this.#d.diskReserveBytes ?? 0);
+    const need = m.payload.compressedLength + m.payload.rawLength + (this.#d.diskReserveBytes ?? 0);
     const s = await statfs(this.#d.store.dataDir);
     const free = s.bavail * s.bsize;
     if (free < need) throw agentError('AGENT_ERR_DISK_SPACE', `need ${need} bytes, ${free} free in ${this.#d.store.dataDir}`);
@@ -423,6 +423,19 @@ export class Installer {
     this.#d.reporter.event(SECURITY.has(err.code) ? 'security' : 'assignment-rejected', { code: err.code, detail: err.message, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
     this.#d.reporter.report();
     this.#d.onRejected({ code: err.code, message: err.message, phase, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
+  }
+}
+
+/**
+ * Every staged chunk matched its signed hash, so the bytes are the signed payload
+ * (payload-check.ts says why); this is the manifest's own payload hash over them,
+ * computed during the fetch, so a manifest whose chunk list and payload hash
+ * disagree is refused before anything is decompressed.
+ */
+function checkPayloadHash(m: Manifest, fetched: FetchedPayload): void {
+  const want = m.payload.compressedSha256;
+  if (fetched.sha256 !== want) {
+    throw agentError('AGENT_ERR_PAYLOAD_HASH', `the staged payload (every chunk matching its signed hash) has sha256 ${fetched.sha256.slice(0, 16)}…, the manifest says ${want.slice(0, 16)}…`);
   }
 }
 

@@ -9,7 +9,7 @@
  * Layout:
  *   dataDir/state.json
  *   dataDir/models/<bundleId>/{model.onnx, manifest.json}
- *   dataDir/staging/<bundleId>/{manifest.json, chunk-<i>, payload.zst}
+ *   dataDir/staging/<bundleId>/payload.zst   (chunks written at their offsets; staging-file.ts)
  */
 import { open, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -153,7 +153,6 @@ export class StateStore {
   modelFile(bundleId: string): string { return join(this.modelDir(bundleId), 'model.onnx'); }
   modelManifest(bundleId: string): string { return join(this.modelDir(bundleId), 'manifest.json'); }
   stagingDir(bundleId: string): string { return join(this.dataDir, 'staging', bundleId); }
-  chunkFile(bundleId: string, index: number): string { return join(this.stagingDir(bundleId), `chunk-${index}`); }
   payloadFile(bundleId: string): string { return join(this.stagingDir(bundleId), 'payload.zst'); }
   stagingManifest(bundleId: string): string { return join(this.stagingDir(bundleId), 'manifest.json'); }
 

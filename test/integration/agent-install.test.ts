@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
 import { buildMlp } from '../../bundles/onnx-build.js';
+import { verifyChunk } from '../../bundles/verify.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs, freePort, waitFor } from '../helpers/env.js';
@@ -196,8 +197,12 @@ describe('agent install', () => {
     const nc = c.manifest.payload.chunkHashes.length;
     await waitFor(() => slow.status().progress?.have === nc - 1, 'all chunks but one staged');
     await slow.stop();
-    const staged = readdirSync(join(slow.options.dataDir, 'staging', c.bundleId)).filter((f) => f.startsWith('chunk-'));
-    expect(staged.length).toBe(nc - 1);
+    // One staging file with every chunk but 7 at its offset, each matching its signed hash.
+    const staged = readFileSync(join(slow.options.dataDir, 'staging', c.bundleId, 'payload.zst'));
+    expect(staged.length).toBe(c.manifest.payload.compressedLength);
+    const size = c.manifest.payload.chunkSize;
+    const valid = Array.from({ length: nc }, (_, i) => i).filter((i) => verifyChunk(c.manifest, i, staged.subarray(i * size, (i + 1) * size)));
+    expect(valid).toEqual(Array.from({ length: nc }, (_, i) => i).filter((i) => i !== 7));
     const resumed = createAgent({ ...slow.options, chunkTimeoutMs: 300 });
     fx.agents.push(resumed);
     const before = fx.hub.requestsFor(c.bundleId).length;

@@ -1,11 +1,11 @@
 /**
  * Power loss and flaky networks, with real files and a real broker: truncated
- * or zero-length files in the slots and in staging are detected and recovered
- * from; a dropped broker connection mid-fetch resumes with exactly the missing
+ * or zero-length files in the slots, and torn, never-flushed or cut-off chunk
+ * ranges in the staging file, are detected and recovered from; a dropped broker connection mid-fetch resumes with exactly the missing
  * chunks; a corrupt chunk is fetched again on its own; a disk too small and a
  * bundle whose raw size lies fail with their codes while the old model serves.
  */
-import { readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
@@ -67,24 +67,33 @@ describe('simulated power loss', () => {
     expect(readdirSync(first.options.dataDir).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
   });
 
-  it('truncated and zero-length chunks in staging are fetched again, and only those', async () => {
+  it('torn, never-flushed and cut-off chunk ranges of the staging file are fetched again, and only those', async () => {
     const b = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 85, padFloats: 6000 }, chunkSize: 1024 }));
     const n = b.manifest.payload.chunkHashes.length;
+    const size = b.manifest.payload.chunkSize;
+    expect(n).toBeGreaterThan(6);
     fx.hub.dropOnce.set(b.bundleId, new Set([n - 1]));
     const slow = fx.newAgent('dev-stage', { chunkTimeoutMs: 60_000 });
     await slow.start();
     await fx.hub.assign('dev-stage', b, 1);
     await waitFor(() => slow.status().progress?.have === n - 1, 'all chunks but one staged');
     await slow.stop();
-    const dir = join(slow.options.dataDir, 'staging', b.bundleId);
-    truncateSync(join(dir, 'chunk-2'), 100);
-    writeFileSync(join(dir, 'chunk-4'), '');
+    // One staging file, chunks at their offsets. What a power cut can leave of it: a torn
+    // write (chunk 2 half overwritten), pages never flushed (chunk 4 reads back as zeros),
+    // and a file cut short in the middle of chunk n-2.
+    const file = join(slow.options.dataDir, 'staging', b.bundleId, 'payload.zst');
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(size / 2, 0x5a), 0, size / 2, 2 * size + size / 2);
+    writeSync(fd, Buffer.alloc(size), 0, size, 4 * size);
+    closeSync(fd);
+    truncateSync(file, (n - 2) * size + 10);
     const before = fx.hub.requestsFor(b.bundleId).length;
     const resumed = createAgent({ ...slow.options, chunkTimeoutMs: 300 });
     fx.agents.push(resumed);
     await resumed.start();
     await waitInstalled(resumed, b.bundleId);
-    expect(fx.hub.requestsFor(b.bundleId).slice(before)).toEqual([[2, 4, n - 1]]);
+    expect(fx.hub.requestsFor(b.bundleId).slice(before)).toEqual([[2, 4, n - 2, n - 1]]);
+    expect((await resumed.predict(ok)).model.version).toBe(1);
   });
 });
 

@@ -24,7 +24,7 @@ describe('agent state store', () => {
     expect(again.state.counter).toBe(20);
     expect(again.state.install?.phase).toBe('fetching');
     expect(again.state.saves).toBe(21);
-    expect(again.chunkFile(ID, 3)).toBe(join(dir, 'staging', ID, 'chunk-3'));
+    expect(again.payloadFile(ID)).toBe(join(dir, 'staging', ID, 'payload.zst'));
     expect(again.modelFile(ID)).toBe(join(dir, 'models', ID, 'model.onnx'));
   });
 
