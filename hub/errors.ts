@@ -39,6 +39,7 @@ export const HUB_ERRORS = {
   HUB_ERR_REPORT_REPLAY: { message: 'A device state report or event repeated or went back in its device\'s sequence (a replayed or reordered message); it was dropped and counted. A device whose agent state was reset must be re-enrolled', status: 409 },
   HUB_ERR_DEBUG_LIMIT: { message: 'Debug raw sampling is already on for as many devices as the hub allows at once (maxDebugDevices); turn it off for another device (DELETE /v1/devices/ID/debug, `fleetcast device debug ID --off`) or wait until a session ends', status: 429 },
   HUB_ERR_DEBUG_NOT_REQUESTED: { message: 'A device sent raw debug rows although no operator has debug sampling on for it (or more rows per window than the operator asked for); those rows were discarded and counted (the rest of its report was ingested). Check the device\'s telemetry.debugRowsPerWindow option', status: 409 },
+  HUB_ERR_OVERLOADED: { message: 'The hub received device messages faster than it could handle them and its inbound queue reached its bound; telemetry reports were shed and counted (state reports, events and chunk requests are always kept). Give the hub more CPU, lower the agents\' report rate (telemetry.windowMs) or raise maxQueuedBytes', status: 503 },
 } as const satisfies ErrorTable;
 
 export type HubErrorCode = keyof typeof HUB_ERRORS;

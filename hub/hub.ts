@@ -143,7 +143,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
         },
         event(e) { if (replay.fresh('event', e)) store.recordEvent(e, now()); },
         'chunk-req'(r) { transfer.request(r); },
-        telemetry(r) { telemetry.handle(r); },
+        telemetry(payload, deviceId) { telemetry.handleMessage(deviceId, payload); },
         'proof-req'(r) { return answerProofRequest(translog.log, r, (t, p) => publish(t, p, false)); },
       },
     });

@@ -14,8 +14,6 @@ import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '../protocol/messages.js';
 import { parseTopic, topics } from '../protocol/topics.js';
 import { decodeProofRequest } from '../protocol/trust-messages.js';
-import { decodeTelemetry } from '../protocol/messages.js';
-import type { TelemetryReport } from '../protocol/telemetry.js';
 import { hubError } from './errors.js';
 
 /** What the hub does with each device message type, once it has been validated. */
@@ -25,19 +23,23 @@ export interface DeviceHandlers {
   'chunk-req'(msg: ChunkRequest): void | Promise<void>;
   /** A device asks for a log consistency proof (issue #6). */
   'proof-req'?(msg: ReturnType<typeof decodeProofRequest>): void | Promise<void>;
-  /** Sampled telemetry (issue #5); the device-id check below applies to it like to every device message. */
-  telemetry?(msg: TelemetryReport): void | Promise<void>;
+  /**
+   * Sampled telemetry (issue #5), handed over as bytes with the topic's device
+   * id: the hot path decodes into a reusable scratch buffer instead of objects
+   * (hub/telemetry/ingest.ts), so the handler makes the device-id check itself.
+   */
+  telemetry?(payload: Uint8Array, topicDeviceId: string): void | Promise<void>;
 }
 export type HandledChannel = keyof DeviceHandlers;
+type DecodedChannel = Exclude<HandledChannel, 'telemetry'>;
 
-const DECODERS: { [C in HandledChannel]: (b: Uint8Array) => Parameters<NonNullable<DeviceHandlers[C]>>[0] } = {
+const DECODERS: { [C in DecodedChannel]: (b: Uint8Array) => Parameters<NonNullable<DeviceHandlers[C]>>[0] } = {
   state: decodeStateReport,
   event: decodeDeviceEvent,
   'chunk-req': decodeChunkRequest,
   'proof-req': decodeProofRequest,
-  telemetry: decodeTelemetry,
 };
-export const HANDLED_CHANNELS = Object.keys(DECODERS) as HandledChannel[];
+export const HANDLED_CHANNELS: HandledChannel[] = [...(Object.keys(DECODERS) as DecodedChannel[]), 'telemetry'];
 
 export interface LinkStats {
   /** Messages handled without error, by channel. */
@@ -59,10 +61,16 @@ export function createDispatcher(handlers: DeviceHandlers, logger: Logger): Disp
     async dispatch(topic, payload) {
       try {
         const t = parseTopic(topic);
-        if (t.kind !== 'device' || !(t.channel in DECODERS)) throw hubError('HUB_ERR_BAD_MESSAGE', `the hub does not handle messages on ${topic}`);
+        if (t.kind !== 'device' || !(HANDLED_CHANNELS as string[]).includes(t.channel)) throw hubError('HUB_ERR_BAD_MESSAGE', `the hub does not handle messages on ${topic}`);
         // A retained message is cleared by publishing an empty one [MQTT-3.3.1-10]; nothing to handle.
         if (payload.byteLength === 0) return;
-        const channel = t.channel as HandledChannel;
+        if (t.channel === 'telemetry') {
+          if (!handlers.telemetry) throw hubError('HUB_ERR_BAD_MESSAGE', 'this hub does not handle telemetry messages');
+          await handlers.telemetry(payload, t.deviceId);
+          bump(stats.handled, 'telemetry');
+          return;
+        }
+        const channel = t.channel as DecodedChannel;
         const msg = DECODERS[channel](payload);
         if (msg.deviceId !== t.deviceId) {
           throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(t.deviceId)}, body names ${JSON.stringify(msg.deviceId)}`);
@@ -100,6 +108,63 @@ export interface LinkOptions {
   username?: string;
   password?: string;
   ca?: Buffer;
+  /** Bytes of device messages waiting to be handled beyond which telemetry is shed (default 64 MiB). */
+  maxQueuedBytes?: number;
+}
+
+export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The hub's inbound FIFO: messages are handled one at a time in arrival order.
+ * It is bounded: when more than maxBytes are waiting (the hub cannot keep up),
+ * telemetry reports are shed, counted under HUB_ERR_OVERLOADED in the link's
+ * rejected stats and logged once per burst, so the hub's memory stays bounded;
+ * state reports, events and chunk requests are always queued (they are small,
+ * and losing them would stall rollouts).
+ */
+export class InboundQueue {
+  readonly #items: { topic: string; payload: Uint8Array }[] = [];
+  #head = 0;
+  #bytes = 0;
+  #running: Promise<void> | null = null;
+  #shedding = false;
+  constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger) {}
+
+  get bytes(): number { return this.#bytes; }
+
+  push(topic: string, payload: Uint8Array): void {
+    if (this.#bytes + payload.byteLength > this.maxBytes && topic.endsWith('/telemetry')) {
+      const r = this.dispatcher.stats.rejected;
+      r.HUB_ERR_OVERLOADED = (r.HUB_ERR_OVERLOADED ?? 0) + 1;
+      if (!this.#shedding) this.logger.warn({ code: 'HUB_ERR_OVERLOADED', queuedBytes: this.#bytes }, 'inbound queue full: shedding telemetry reports until it drains');
+      this.#shedding = true;
+      return;
+    }
+    this.#items.push({ topic, payload });
+    this.#bytes += payload.byteLength;
+    this.#running ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#head < this.#items.length) {
+        const m = this.#items[this.#head];
+        this.#items[this.#head++] = undefined as never;
+        // Compact now and then, so the array does not grow for ever.
+        if (this.#head > 1024 && this.#head * 2 > this.#items.length) { this.#items.splice(0, this.#head); this.#head = 0; }
+        await this.dispatcher.dispatch(m.topic, m.payload);
+        this.#bytes -= m.payload.byteLength;
+        if (this.#shedding && this.#bytes < this.maxBytes / 2) this.#shedding = false;
+      }
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  /** Resolves once everything queued so far has been handled. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
 }
 
 /** Connect, subscribe to every handled device channel, and dispatch. Throws HUB_ERR_BROKER_UNREACHABLE. */
@@ -117,11 +182,11 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
     ...(opts.ca ? { ca: opts.ca } : {}),
   });
   // Messages are handled one after another, in arrival order (QoS 1 keeps per-publisher order).
-  let queue: Promise<void> = Promise.resolve();
+  const queue = new InboundQueue(dispatcher, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, logger);
   let started = false;
   // An 'error' event with no listener would throw and end the process; always listen.
   client.on('error', (e) => { if (started) logger.warn({ code: 'HUB_ERR_BROKER_UNREACHABLE', err: e }, 'broker connection error'); });
-  client.on('message', (topic, payload) => { queue = queue.then(() => dispatcher.dispatch(topic, payload)); });
+  client.on('message', (topic, payload) => queue.push(topic, payload));
   try {
     // A broker that is still starting refuses a few attempts; mqtt.js retries until the deadline.
     await new Promise<void>((resolve, reject) => {
@@ -157,7 +222,7 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
     close() {
       closing ??= (async () => {
         await client.endAsync();
-        await queue;
+        await queue.idle();
       })();
       return closing;
     },

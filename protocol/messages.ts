@@ -6,7 +6,8 @@ import { envelopeSchema } from './envelope.js';
 import { protocolError } from './errors.js';
 import { arr, int, nullable, num, obj, optional, parse, record, sha256Hex, str, json, type Infer, type Schema } from './schema.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
-import { telemetryReportSchema } from './telemetry.js';
+import { telemetryReportSchema, type TelemetryReport } from './telemetry.js';
+import { decodeTelemetryBinary, isBinaryTelemetry } from './telemetry-binary.js';
 
 export const PROTOCOL_VERSION = 1;
 const v = int({ min: 1, max: 1 });
@@ -111,7 +112,12 @@ export const decodeAssignMessage = (b: Uint8Array | string) => decodeJson(assign
 export const decodeChunkRequest = (b: Uint8Array | string) => decodeJson(chunkRequestSchema, b, MESSAGE_LIMITS['chunk-req'], 'chunk request');
 export const decodeStateReport = (b: Uint8Array | string) => decodeJson(stateReportSchema, b, MESSAGE_LIMITS.state, 'state report');
 export const decodeDeviceEvent = (b: Uint8Array | string) => decodeJson(deviceEventSchema, b, MESSAGE_LIMITS.event, 'device event');
-export const decodeTelemetry = (b: Uint8Array | string) => decodeJson(telemetryReportSchema, b, MESSAGE_LIMITS.telemetry, 'telemetry report');
+/** A telemetry report in either form: binary (first byte 0xFC, protocol/telemetry-binary.ts, what agents send) or JSON. */
+export function decodeTelemetry(b: Uint8Array | string): TelemetryReport {
+  if (!isBinaryTelemetry(b)) return decodeJson(telemetryReportSchema, b, MESSAGE_LIMITS.telemetry, 'telemetry report');
+  if (b.byteLength > MESSAGE_LIMITS.telemetry) throw protocolError('PROTO_ERR_MESSAGE_TOO_LARGE', `telemetry report is ${b.byteLength} bytes, limit ${MESSAGE_LIMITS.telemetry}`);
+  return decodeTelemetryBinary(b);
+}
 
 export function encode(msg: unknown): Buffer {
   return Buffer.from(JSON.stringify(msg), 'utf8');

@@ -100,6 +100,9 @@ export function parseReference(value: unknown): Reference {
 const deviceId = str({ pattern: DEVICE_ID_PATTERN });
 const millis = int({ min: 0 });
 
+/** The raw rows of debug sampling: at most 100 rows of at most 256 named values. */
+export const telemetryDebugSchema = arr(record(json(), { maxKeys: 256 }), { max: 100 });
+
 export const telemetryReportSchema = obj({
   v: int({ min: 1, max: 1 }),
   deviceId,
@@ -127,7 +130,7 @@ export const telemetryReportSchema = obj({
   categorical: record(categoricalWireSchema, { maxKeys: MAX_PROFILED_FEATURES, keyPattern: FEATURE_NAME }),
   outputs: record(featureSummaryWireSchema, { maxKeys: MAX_PROFILED_FEATURES, keyPattern: FEATURE_NAME }),
   /** Raw rows, only while an operator has debug sampling on for this device (rate-limited). */
-  debug: optional(arr(record(json(), { maxKeys: 256 }), { max: 100 })),
+  debug: optional(telemetryDebugSchema),
 });
 export type TelemetryReport = Infer<typeof telemetryReportSchema>;
 export type { FeatureSummaryWire, CategoricalWire };

@@ -12,7 +12,8 @@
  */
 import { MESSAGE_LIMITS, PROTOCOL_VERSION, encode } from '../../protocol/messages.js';
 import type { Manifest } from '../../protocol/manifest.js';
-import { int, num, obj, parseOptions, withDefault, type Infer } from '../../protocol/schema.js';
+import { int, num, obj, parseOptions, str, withDefault, type Infer } from '../../protocol/schema.js';
+import { encodedItemSize, encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { topics } from '../../protocol/topics.js';
 import type { BrokerClient } from '../broker-client.js';
@@ -29,6 +30,12 @@ export const telemetryOptionsSchema = obj({
   maxBuffered: withDefault(int({ min: 1, max: 100_000 }), 120),
   /** Raw rows per window sent while an operator has debug sampling on for this device; 0 = off. */
   debugRowsPerWindow: withDefault(int({ min: 0, max: 100 }), 0),
+  /**
+   * Wire form of reports: `binary` (protocol/telemetry-binary.ts: a third of the
+   * size, and what lets the hub ingest tens of thousands a second) or `json`
+   * (readable with mosquitto_sub, for debugging). The hub accepts both.
+   */
+  format: withDefault(str({ enum: ['binary', 'json'] as const }), 'binary'),
   /** Largest report message; bigger ones are split by feature. */
   maxReportBytes: withDefault(int({ min: 4096, max: MESSAGE_LIMITS.telemetry }), MESSAGE_LIMITS.telemetry),
 });
@@ -169,11 +176,13 @@ export class TelemetryCollector {
 
   #split(body: WindowBody, to: number): TelemetryReport[] {
     const report = this.#report(body, to, 0, 1);
-    if (encode(report).length <= this.options.maxReportBytes) return [report];
+    if (this.#encode(report).length <= this.options.maxReportBytes) return [report];
     this.#seq--;
     // Pack features greedily into parts, each under the limit with room for the head fields.
     const items: [keyof Pick<WindowBody, 'features' | 'categorical' | 'outputs'>, string, unknown, number][] = [];
-    for (const k of ['features', 'categorical', 'outputs'] as const) for (const [n, s] of Object.entries(body[k])) items.push([k, n, s, JSON.stringify(s).length + n.length + 8]);
+    const itemSize = (n: string, s: TelemetryReport['features'][string] | TelemetryReport['categorical'][string]) => (this.options.format === 'binary' ? encodedItemSize(n, s) : JSON.stringify(s).length + n.length + 8);
+    for (const k of ['features', 'categorical', 'outputs'] as const) for (const [n, s] of Object.entries(body[k])) items.push([k, n, s, itemSize(n, s)]);
+    // The head fields, failures, latency and debug rows travel in every part's budget (JSON sizes: an upper bound for binary too).
     const budget = this.options.maxReportBytes - 2048 - (body.latency ? JSON.stringify(body.latency).length : 0) - (body.debug ? JSON.stringify(body.debug).length : 0);
     const groups: (typeof items)[] = [[]];
     let size = 0;
@@ -188,6 +197,10 @@ export class TelemetryCollector {
       for (const [k, n, s] of g) (pick[k] as Record<string, unknown>)[n] = s;
       return this.#report(body, to, i, parts, pick);
     });
+  }
+
+  #encode(r: TelemetryReport): Buffer {
+    return this.options.format === 'binary' ? encodeTelemetryBinary(r) : encode(r);
   }
 
   #enqueue(msg: TelemetryReport): void {
@@ -205,7 +218,7 @@ export class TelemetryCollector {
         const msg = this.#queue[0];
         try {
           // `dropped` is stamped at send time: the hub learns of drops that happened after the window closed.
-          await c.publish(topics.device(this.#d.deviceId, 'telemetry'), encode({ ...msg, dropped: this.#dropped }));
+          await c.publish(topics.device(this.#d.deviceId, 'telemetry'), this.#encode({ ...msg, dropped: this.#dropped }));
         } catch { break; }
         if (this.#queue[0] === msg) this.#queue.shift();
         this.#sent++;

@@ -1,26 +1,35 @@
 /**
- * Telemetry ingest: a decoded report (the dispatcher has checked its schema,
- * size and that the topic's device id is the body's) is checked against the
+ * Telemetry ingest. A report arrives as bytes (binary, what agents send, or
+ * JSON, converted to binary first so there is one path) and is decoded into a
+ * reusable scratch buffer (protocol/telemetry-binary.ts: every check of the
+ * message schema, next to no allocation). It is then checked against the
  * bundle it names — every feature known, of the right kind, counted over the
- * reference edges — and against the device's sequence (a seq at or below the
- * last one seen is a replay and is dropped). Then it is added in memory per
- * (bundle, ring, key, bucket) into accumulators that work on the validated
- * wire form (wire-acc.ts); a timer writes the touched cells in one SQLite
- * transaction. A refused report changes nothing and never stops the others.
+ * reference edges, sketched with the telemetry α — and against the device's
+ * sequence (a seq at or below the last one seen is a replay and is dropped).
+ * Only then is it added, per (bundle, ring, key, bucket), into accumulators
+ * that work on typed arrays (wire-acc.ts); a timer writes the touched cells in
+ * one SQLite transaction. A refused report changes nothing and never stops
+ * the others.
+ *
+ * Cells are grouped per (bundle, ring, bucket), so a report costs one group
+ * lookup and then one small map lookup per feature.
  */
 import type { Logger } from 'pino';
 import { DEFAULT_MAX_BUCKETS, type DDSketchWire } from '../../protocol/ddsketch.js';
 import { HARD_MAX_CATEGORIES, SUMMARY_ALPHA, type CategoricalWire, type FeatureSummaryWire } from '../../protocol/feature-summary.js';
 import type { Manifest } from '../../protocol/manifest.js';
-import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import { decodeTelemetry, MESSAGE_LIMITS } from '../../protocol/messages.js';
+import { encodeTelemetryBinary, isBinaryTelemetry, TelemetryDecoder, type DecodedTelemetry, type SketchView } from '../../protocol/telemetry-binary.js';
+import { compilePlan } from '../../protocol/telemetry-plan.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
+import { protocolError } from '../../protocol/errors.js';
 import { hubError } from '../errors.js';
-import { emptyMeta, kindOf, type Meta } from './aggregate.js';
+import { emptyMeta, type Meta } from './aggregate.js';
+import type { TelemetryOptions } from './options.js';
+import type { CellKey, TelemetryStore } from './telemetry-store.js';
 import { CategoricalAcc, MetaAcc, SketchAcc, SummaryAcc } from './wire-acc.js';
 
 type Acc = SummaryAcc | CategoricalAcc | SketchAcc | MetaAcc;
-import type { TelemetryOptions } from './options.js';
-import type { CellKey, TelemetryStore } from './telemetry-store.js';
 
 export interface IngestDeps {
   store: TelemetryStore;
@@ -35,14 +44,27 @@ export interface IngestDeps {
 
 export interface IngestStats { accepted: number; flushes: number; cellsWritten: number; pendingCells: number; /** Stored cells that could not be read back and were started afresh. */ unreadableCells: number }
 
+/** What a bundle's reference says each name is: numeric features and outputs with their edges, categorical names. */
+interface Shape { numeric: Map<string, readonly number[]>; categorical: Set<string>; outputs: Map<string, readonly number[]> }
+
+/** The cells of one (bundle, ring, bucket), keyed `f:NAME`, `c:NAME`, `o:NAME`, `latency`, `meta`. */
+interface Group { bundleId: string; ring: string; bucket: number; shape: Shape; cells: Map<string, Acc>; features: Map<string, SummaryAcc>; outputs: Map<string, SummaryAcc> }
+
+interface DeviceMark { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }
+
+/** α and bucket bound every telemetry sketch must have, or the merge would be meaningless. */
+const sameAlpha = (s: { a: number; m: number } | { a: number; m?: number }) => s.a === SUMMARY_ALPHA && (s.m ?? DEFAULT_MAX_BUCKETS) === DEFAULT_MAX_BUCKETS;
+
 export class TelemetryIngest {
   readonly #d: IngestDeps;
-  readonly #plans = new Map<string, TelemetryPlan | null>();
-  readonly #cells = new Map<string, [CellKey, Acc]>();
-  readonly #edgeMaps = new Map<string, { numeric: Map<string, readonly number[]>; categorical: Set<string>; outputs: Map<string, readonly number[]> }>();
-  readonly #dirty = new Set<string>();
+  readonly #decoder = new TelemetryDecoder();
+  readonly #shapes = new Map<string, Shape>();
+  readonly #groups = new Map<string, Group>();
+  /** Cells touched since the last flush. */
+  #dirty: [Group, string, Acc][] = [];
+  readonly #dirtySet = new Set<Acc>();
   readonly #seqs = new Map<string, number>();
-  readonly #devices = new Map<string, { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }>();
+  #devices = new Map<string, DeviceMark>();
   #timer: NodeJS.Timeout | null = null;
   readonly stats: IngestStats = { accepted: 0, flushes: 0, cellsWritten: 0, pendingCells: 0, unreadableCells: 0 };
 
@@ -60,41 +82,54 @@ export class TelemetryIngest {
     this.flush();
   }
 
-  #plan(bundleId: string): TelemetryPlan {
-    let p = this.#plans.get(bundleId);
-    if (p === undefined) {
-      const m = this.#d.manifest(bundleId);
-      p = m ? compilePlan(bundleId, m) : null;
-      // Unknown bundles are not cached: the bundle may be published a moment later.
-      if (p) this.#plans.set(bundleId, p);
-    }
-    if (!p) throw hubError('HUB_ERR_TELEMETRY_UNKNOWN_BUNDLE', `bundle ${bundleId.slice(0, 16)}…`);
-    return p;
+  /**
+   * Decode a report message of either form into the ingest's scratch (valid
+   * until the next decode). Throws PROTO_ERR_MESSAGE_TOO_LARGE / _INVALID_JSON / _INVALID_MESSAGE.
+   */
+  decode(payload: Uint8Array): DecodedTelemetry {
+    if (payload.byteLength > MESSAGE_LIMITS.telemetry) throw protocolError('PROTO_ERR_MESSAGE_TOO_LARGE', `telemetry report is ${payload.byteLength} bytes, limit ${MESSAGE_LIMITS.telemetry}`);
+    return this.#decoder.decode(isBinaryTelemetry(payload) ? payload : encodeTelemetryBinary(decodeTelemetry(payload)));
   }
 
-  /** Validate a report against its bundle, then merge it. Throws a coded error and changes nothing when refused. */
+  /** A report already in object form (tools, tests): the same checks and merge as the wire path. */
   handle(r: TelemetryReport): void {
+    this.handleDecoded(this.#decoder.decode(encodeTelemetryBinary(r)));
+  }
+
+  #shape(bundleId: string): Shape {
+    let s = this.#shapes.get(bundleId);
+    if (s) return s;
+    const m = this.#d.manifest(bundleId);
+    // Unknown bundles are not cached: the bundle may be published a moment later.
+    if (!m) throw hubError('HUB_ERR_TELEMETRY_UNKNOWN_BUNDLE', `bundle ${bundleId.slice(0, 16)}…`);
+    const plan = compilePlan(bundleId, m);
+    s = {
+      numeric: new Map(plan.features.filter((f) => f.kind === 'numeric').map((f) => [f.name, f.edges])),
+      categorical: new Set(plan.features.filter((f) => f.kind === 'categorical').map((f) => f.name)),
+      outputs: new Map(plan.outputs.map((o) => [o.name, o.edges])),
+    };
+    this.#shapes.set(bundleId, s);
+    return s;
+  }
+
+  /** Check a decoded report against its bundle and sequence, then merge it. Throws a coded error and changes nothing when refused. */
+  handleDecoded(r: DecodedTelemetry): void {
     const last = this.#seqs.get(r.deviceId) ?? this.#d.store.lastSeq(r.deviceId) ?? -1;
     if (r.seq <= last) throw hubError('HUB_ERR_TELEMETRY_REPLAY', `device ${r.deviceId} sent seq ${r.seq}, last seen ${last}`);
-    const plan = this.#plan(r.bundleId);
+    const shape = this.#shape(r.bundleId);
     const bad = (why: string): never => { throw hubError('HUB_ERR_BAD_TELEMETRY', `device ${r.deviceId}, bundle ${r.bundleId.slice(0, 12)}…: ${why}`); };
     if (r.to < r.from) bad('window ends before it starts');
     if (r.part >= r.parts) bad(`part ${r.part} of ${r.parts}`);
-    // The message schema (decode) has checked every summary's shape and consistency; what is left is
-    // whether it fits this bundle: known names, bins over the reference edges, the telemetry α.
-    const sameAlpha = (w: { a: number; m?: number }) => w.a === SUMMARY_ALPHA && (w.m === undefined || w.m === DEFAULT_MAX_BUCKETS);
-    const edges = this.#edges(plan);
-    for (const [name, w] of Object.entries(r.features)) {
-      const e = edges.numeric.get(name) ?? bad(`feature ${JSON.stringify(name)} is not a numeric feature of this bundle`);
-      if (w.bins.length !== e.length + 1) bad(`feature ${name} has ${w.bins.length} bins, the reference edges make ${e.length + 1}`);
-      if (!sameAlpha(w.sketch)) bad(`feature ${name} was sketched with α ${w.sketch.a}, telemetry uses ${SUMMARY_ALPHA}`);
-    }
-    for (const name of Object.keys(r.categorical)) if (!edges.categorical.has(name)) bad(`feature ${JSON.stringify(name)} is not a categorical feature of this bundle`);
-    for (const [name, w] of Object.entries(r.outputs)) {
-      const e = edges.outputs.get(name) ?? bad(`output ${JSON.stringify(name)} is not an output column of this bundle`);
-      if (w.bins.length !== e.length + 1) bad(`output ${name} has ${w.bins.length} bins, the reference edges make ${e.length + 1}`);
-      if (!sameAlpha(w.sketch)) bad(`output ${name} was sketched with α ${w.sketch.a}, telemetry uses ${SUMMARY_ALPHA}`);
-    }
+    // The decoder has checked every summary's shape and consistency; what is left is whether it fits this
+    // bundle: known names, bins over the reference edges, the telemetry α.
+    const fits = (v: { name: string; bins: number; sketch: SketchView }, edges: readonly number[] | undefined, what: string) => {
+      if (!edges) bad(`${what} ${JSON.stringify(v.name)} is not a ${what === 'feature' ? 'numeric feature' : 'output column'} of this bundle`);
+      else if (v.bins !== edges.length + 1) bad(`${what} ${v.name} has ${v.bins} bins, the reference edges make ${edges.length + 1}`);
+      else if (!sameAlpha(v.sketch)) bad(`${what} ${v.name} was sketched with α ${v.sketch.a}, telemetry uses ${SUMMARY_ALPHA}`);
+    };
+    for (const v of r.features) fits(v, shape.numeric.get(v.name), 'feature');
+    for (const [name] of r.categorical) if (!shape.categorical.has(name)) bad(`feature ${JSON.stringify(name)} is not a categorical feature of this bundle`);
+    for (const v of r.outputs) fits(v, shape.outputs.get(v.name), 'output');
     if (r.latency && !sameAlpha(r.latency)) bad(`latency was sketched with α ${r.latency.a}, telemetry uses ${SUMMARY_ALPHA}`);
 
     // Accepted: from here on nothing throws on the report's account.
@@ -104,79 +139,96 @@ export class TelemetryIngest {
     // later); device clocks drift, so never in the future or past retention.
     const at = Math.min(Math.max(r.from, now - retentionMs), now);
     const bucket = Math.floor(at / bucketMs) * bucketMs;
-    const ring = this.#d.ringOf(r.deviceId, r.bundleId);
-    const k = (key: string): CellKey => ({ bundleId: r.bundleId, ring, key, bucket });
-    for (const [name, w] of Object.entries(r.features)) (this.#acc(k(`f:${name}`)) as SummaryAcc).add(w);
-    for (const [name, w] of Object.entries(r.categorical)) (this.#acc(k(`c:${name}`)) as CategoricalAcc).add(w);
-    for (const [name, w] of Object.entries(r.outputs)) (this.#acc(k(`o:${name}`)) as SummaryAcc).add(w);
-    if (r.latency) (this.#acc(k('latency')) as SketchAcc).add(r.latency);
-    (this.#acc(k('meta')) as MetaAcc).add({ requests: r.requests, sampled: r.sampled, reports: r.part === 0 ? 1 : 0, dropped: 0, failures: r.failures });
+    const g = this.#group(r.bundleId, this.#d.ringOf(r.deviceId, r.bundleId), bucket, shape);
+    const vals = r.vals;
+    for (const v of r.features) this.#summary(g, g.features, 'f:', v.name).addView(vals, v);
+    for (const v of r.outputs) this.#summary(g, g.outputs, 'o:', v.name).addView(vals, v);
+    for (const [name, w] of r.categorical) (this.#cell(g, `c:${name}`) as CategoricalAcc).addWire(w);
+    if (r.latency) (this.#cell(g, 'latency') as SketchAcc).addView(vals, r.latency);
+    const meta = this.#cell(g, 'meta') as MetaAcc;
+    meta.m.requests += r.requests;
+    meta.m.sampled += r.sampled;
+    if (r.part === 0) meta.m.reports++;
+    for (const [code, n] of r.failures) meta.addFailure(code, n);
     this.#seqs.set(r.deviceId, r.seq);
-    const prev = this.#devices.get(r.deviceId);
-    this.#devices.set(r.deviceId, { deviceId: r.deviceId, seq: r.seq, dropped: Math.max(r.dropped, prev?.dropped ?? 0), at: now, bundleId: r.bundleId });
+    const mark = this.#devices.get(r.deviceId);
+    if (mark) { mark.seq = r.seq; mark.dropped = Math.max(r.dropped, mark.dropped); mark.at = now; mark.bundleId = r.bundleId; }
+    else this.#devices.set(r.deviceId, { deviceId: r.deviceId, seq: r.seq, dropped: r.dropped, at: now, bundleId: r.bundleId });
     this.stats.accepted++;
-    if (this.#dirty.size >= this.#d.options.maxPendingCells) this.flush();
+    if (this.#dirty.length >= this.#d.options.maxPendingCells) this.flush();
   }
 
-  #edges(plan: TelemetryPlan): { numeric: Map<string, readonly number[]>; categorical: Set<string>; outputs: Map<string, readonly number[]> } {
-    let e = this.#edgeMaps.get(plan.bundleId);
-    if (!e) {
-      e = {
-        numeric: new Map(plan.features.filter((f) => f.kind === 'numeric').map((f) => [f.name, f.edges])),
-        categorical: new Set(plan.features.filter((f) => f.kind === 'categorical').map((f) => f.name)),
-        outputs: new Map(plan.outputs.map((o) => [o.name, o.edges])),
-      };
-      this.#edgeMaps.set(plan.bundleId, e);
+  #group(bundleId: string, ring: string, bucket: number, shape: Shape): Group {
+    const id = `${bundleId}\0${ring}\0${bucket}`;
+    let g = this.#groups.get(id);
+    if (!g) {
+      g = { bundleId, ring, bucket, shape, cells: new Map(), features: new Map(), outputs: new Map() };
+      this.#groups.set(id, g);
     }
-    return e;
+    return g;
+  }
+
+  #summary(g: Group, byName: Map<string, SummaryAcc>, prefix: 'f:' | 'o:', name: string): SummaryAcc {
+    const acc = byName.get(name);
+    if (acc) { this.#touch(g, acc, prefix + name); return acc; }
+    const fresh = this.#cell(g, prefix + name) as SummaryAcc;
+    byName.set(name, fresh);
+    return fresh;
+  }
+
+  #touch(g: Group, acc: Acc, key: string): void {
+    if (this.#dirtySet.has(acc)) return;
+    this.#dirtySet.add(acc);
+    this.#dirty.push([g, key, acc]);
   }
 
   /** The accumulator of a cell; on first touch since start-up (or eviction) it continues from what is stored. */
-  #acc(k: CellKey): Acc {
-    const id = `${k.bundleId}\0${k.ring}\0${k.key}\0${k.bucket}`;
-    const have = this.#cells.get(id);
-    if (have) { this.#dirty.add(id); return have[1]; }
-    const plan = this.#plans.get(k.bundleId)!;
-    const kind = kindOf(k.key);
-    const edges = this.#edges(plan);
-    const name = k.key.slice(2);
-    const fresh = (): Acc => (kind === 'f' ? new SummaryAcc(edges.numeric.get(name)!) : kind === 'o' ? new SummaryAcc(edges.outputs.get(name)!)
-      : kind === 'c' ? new CategoricalAcc() : kind === 'latency' ? new SketchAcc(SUMMARY_ALPHA) : new MetaAcc());
+  #cell(g: Group, key: string): Acc {
+    const have = g.cells.get(key);
+    if (have) { this.#touch(g, have, key); return have; }
+    const name = key.slice(2);
+    const fresh = (): Acc => (key.startsWith('f:') ? new SummaryAcc(g.shape.numeric.get(name)!, SUMMARY_ALPHA) : key.startsWith('o:') ? new SummaryAcc(g.shape.outputs.get(name)!, SUMMARY_ALPHA)
+      : key.startsWith('c:') ? new CategoricalAcc() : key === 'latency' ? new SketchAcc(SUMMARY_ALPHA) : new MetaAcc());
     let acc = fresh();
-    const stored = this.#d.store.getRaw('fine', k);
+    const stored = this.#d.store.getRaw('fine', { bundleId: g.bundleId, ring: g.ring, key, bucket: g.bucket });
     if (stored !== undefined) {
       try {
         const v = JSON.parse(stored) as Record<string, unknown>;
-        if (acc instanceof SummaryAcc) acc.add(v.w as FeatureSummaryWire);
-        else if (acc instanceof CategoricalAcc) acc.add(v as unknown as CategoricalWire);
-        else if (acc instanceof SketchAcc) acc.add(v as unknown as DDSketchWire);
-        else acc.add({ ...emptyMeta(), ...(v as Partial<Meta>) });
+        if (acc instanceof SummaryAcc) acc.addWire(v.w as FeatureSummaryWire);
+        else if (acc instanceof CategoricalAcc) acc.addWire(v as unknown as CategoricalWire);
+        else if (acc instanceof SketchAcc) acc.addWire(v as unknown as DDSketchWire);
+        else acc.addWire({ ...emptyMeta(), ...(v as Partial<Meta>) });
       } catch {
         // A damaged stored cell must not stop every later flush: it starts afresh (and is overwritten), counted.
         this.stats.unreadableCells++;
         acc = fresh();
       }
     }
-    // Marked dirty only once it exists, so flush() never meets a dirty id without a cell.
-    this.#cells.set(id, [k, acc]);
-    this.#dirty.add(id);
+    // Marked dirty only once it exists, so flush() never meets a dirty cell that is not there.
+    g.cells.set(key, acc);
+    this.#touch(g, acc, key);
     return acc;
   }
 
   /** Write every touched cell in one transaction; forget cells of buckets that are closed. */
   flush(): void {
-    if (this.#dirty.size === 0 && this.#devices.size === 0) return;
-    const batch = [...this.#dirty].map((id): [CellKey, string] => {
-      const [k, acc] = this.#cells.get(id)!;
-      return [k, acc instanceof CategoricalAcc ? acc.toJson(HARD_MAX_CATEGORIES) : acc instanceof SketchAcc ? JSON.stringify(acc.toWire()) : acc.toJson()];
-    });
+    if (this.#dirty.length === 0 && this.#devices.size === 0) return;
+    const batch = this.#dirty.map(([g, key, acc]): [CellKey, string] => [
+      { bundleId: g.bundleId, ring: g.ring, key, bucket: g.bucket },
+      acc instanceof CategoricalAcc ? acc.toJson(HARD_MAX_CATEGORIES) : acc.toJson(),
+    ]);
     this.#d.store.writeBatchJson(batch, [...this.#devices.values()]);
-    this.#dirty.clear();
-    this.#devices.clear();
+    this.#dirty = [];
+    this.#dirtySet.clear();
+    this.#devices = new Map();
     this.stats.flushes++;
     this.stats.cellsWritten += batch.length;
     const open = Math.floor(this.#d.now() / this.#d.options.bucketMs) * this.#d.options.bucketMs - this.#d.options.bucketMs;
-    for (const [id, [k]] of this.#cells) if (k.bucket < open) this.#cells.delete(id);
-    this.stats.pendingCells = this.#cells.size;
+    let cells = 0;
+    for (const [id, g] of this.#groups) {
+      if (g.bucket < open) this.#groups.delete(id);
+      else cells += g.cells.size;
+    }
+    this.stats.pendingCells = cells;
   }
 }

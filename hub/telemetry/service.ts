@@ -81,9 +81,24 @@ export class TelemetryService {
     try { this.ingest.close(); } catch (e) { this.#logger.error({ err: e }, 'final telemetry flush failed'); }
   }
 
-  /** The dispatcher's handler for `telemetry` messages. */
+  /**
+   * The dispatcher's handler for `telemetry` messages, as bytes (binary or JSON):
+   * decoded into the ingest's scratch, so the device-id check against the topic is made here.
+   */
+  handleMessage(topicDeviceId: string, payload: Uint8Array): void {
+    const d = this.ingest.decode(payload);
+    if (d.deviceId !== topicDeviceId) throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(topicDeviceId)}, body names ${JSON.stringify(d.deviceId)}`);
+    this.ingest.handleDecoded(d);
+    this.#debug(d);
+  }
+
+  /** A report in object form (tools, tests): the same checks and merge. */
   handle(r: TelemetryReport): void {
     this.ingest.handle(r);
+    this.#debug(r);
+  }
+
+  #debug(r: { deviceId: string; bundleId: string; from: number; to: number; debug?: TelemetryReport['debug'] }): void {
     // Issue #5 debug sampling: raw rows are kept only for a device in operator debug; the rest of the report is ingested above either way.
     if (r.debug?.length) this.debugRows.record(r.deviceId, r.bundleId, r.debug, { from: r.from, to: r.to });
   }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt } from '../../agent/broker-client.js';
 import { TelemetryCollector } from '../../agent/telemetry/collector.js';
 import type { Hub } from '../../hub/hub.js';
-import { MESSAGE_LIMITS, encode } from '../../protocol/messages.js';
+import { MESSAGE_LIMITS, decodeTelemetry, encode } from '../../protocol/messages.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { topics } from '../../protocol/topics.js';
 import { startFleet } from '../../simulator/fleet.js';
@@ -56,7 +56,7 @@ async function validReport(deviceId: string, seqBase: number): Promise<Telemetry
   c.observe({ bundleId: m.bundleId, manifest: m.manifest }, feeds, await m.model.run(feeds), 2);
   c.flush();
   await waitFor(() => sent.length === 1, 'report');
-  return JSON.parse(sent[0].toString()) as TelemetryReport;
+  return decodeTelemetry(sent[0]);
 }
 
 describe('telemetry ingest', () => {
@@ -150,15 +150,15 @@ describe('telemetry ingest', () => {
     const client = connectMqtt({ url: hub.mqttUrl, clientId: 'dev-wide', reconnectPeriodMs: 50, connectTimeoutMs: 5000 });
     await waitFor(() => client.connected, 'connect');
     const spy = { get connected() { return client.connected; }, publish: (t: string, p: Buffer) => { sent.push(p); return client.publish(t, p); } } as never;
-    const c = new TelemetryCollector({ deviceId: 'dev-wide', client: spy, options: { sampleRate: 1, maxReportBytes: 32 * 1024 } });
+    const c = new TelemetryCollector({ deviceId: 'dev-wide', client: spy, options: { sampleRate: 1, maxReportBytes: 8 * 1024 } });
     const { compileValidator } = await import('../../agent/validate.js');
     const v = compileValidator(wide.manifest.inputs, { maxBatch: 100 });
     const feeds = v(scenarioGenerator({}, 4).body('dev-wide', wide.manifest.inputs, 0, 20).inputs).feeds;
     c.observe({ bundleId: wide.bundleId, manifest: wide.manifest }, feeds, await wide.model.run(feeds), 1);
     c.flush();
     await waitFor(() => c.status().buffered === 0 && sent.length > 1, 'parts sent');
-    expect(sent.every((b) => b.length <= 32 * 1024)).toBe(true);
-    const parts = sent.map((b) => JSON.parse(b.toString()) as TelemetryReport);
+    expect(sent.every((b) => b.length <= 8 * 1024)).toBe(true);
+    const parts = sent.map((b) => decodeTelemetry(b));
     expect(parts.map((p) => p.part)).toEqual(parts.map((_, i) => i));
     expect(new Set(parts.flatMap((p) => Object.keys(p.features))).size).toBe(300);
     await waitFor(() => hub.telemetry.deviceStats().find((d) => d.deviceId === 'dev-wide')?.lastSeq === parts.length - 1, 'every part ingested');
@@ -169,7 +169,7 @@ describe('telemetry ingest', () => {
   });
 
   it('real agents report telemetry from their predict path, validation failures by code, and show it in their status', async () => {
-    const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: 3, rootPath: join(keys.dir, 'root.json'), dataDir: tempDir('fleetcast-agents-'), idPrefix: 'tel', agentOptions: { telemetry: { windowMs: 200, sampleRate: 1, maxBuffered: 100, debugRowsPerWindow: 0, maxReportBytes: MESSAGE_LIMITS.telemetry } } });
+    const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: 3, rootPath: join(keys.dir, 'root.json'), dataDir: tempDir('fleetcast-agents-'), idPrefix: 'tel', agentOptions: { telemetry: { windowMs: 200, sampleRate: 1, maxBuffered: 100, debugRowsPerWindow: 0, format: 'json', maxReportBytes: MESSAGE_LIMITS.telemetry } } });
     try {
       expect((await api(hub, 'POST', '/v1/deployments', { name: 'ingest', version: 1, devices: [...fleet.ids], ring: 'canary' })).status).toBe(200);
       await fleet.waitForVersion('ingest', 1, 30_000);

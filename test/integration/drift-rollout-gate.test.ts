@@ -24,7 +24,7 @@ beforeAll(async () => {
   hub = await startTestHub(keys, { rolloutTickMs: 50, telemetry: { bucketMs: 100, flushMs: 50, driftIntervalMs: 0, minN: 100 } });
   fleet = await startFleet({
     brokerUrl: hub.mqttUrl, agents: 20, rootPath: join(keys.dir, 'root.json'), dataDir: tempDir('fleetcast-gate-fleet-'),
-    agentOptions: { heartbeatMs: 500, chunkTimeoutMs: 500, telemetry: { windowMs: 250, sampleRate: 1, maxBuffered: 120, debugRowsPerWindow: 0, maxReportBytes: 256 * 1024 } },
+    agentOptions: { heartbeatMs: 500, chunkTimeoutMs: 500, telemetry: { windowMs: 250, sampleRate: 1, maxBuffered: 120, debugRowsPerWindow: 0, format: 'binary', maxReportBytes: 256 * 1024 } },
   });
   await waitFor(() => hub.store.listDevices().length === 20, 'every agent to report', 20_000);
   const reference = referenceRows(FEATURES, 3000, 8);
