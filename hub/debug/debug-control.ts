@@ -141,11 +141,14 @@ export class DebugControl {
 
   async #sweepOnce(): Promise<void> {
     this.#expireDue();
-    const now = this.#d.now();
-    for (const s of this.sessions.retained()) {
+    for (const { deviceId } of this.sessions.retained()) {
       if (this.#closed) return;
+      // Read again: a turnOn/turnOff while this loop awaited a publish may have replaced the message,
+      // and clearing must never hit the new one (the read and the send below are one synchronous step).
+      const s = this.sessions.get(deviceId);
+      if (!s?.envelope || s.cleared) continue;
       try {
-        if (s.expiresAt !== null && s.expiresAt <= now) {
+        if (s.expiresAt !== null && s.expiresAt <= this.#d.now()) {
           await this.#publish(s.deviceId, Buffer.alloc(0));
           this.sessions.mark(s.deviceId, s.counter, 'cleared');
         } else if (!s.published) {
