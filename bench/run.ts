@@ -17,6 +17,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'telemetry-cost': async () => (await import('./telemetry-cost.js')).benchTelemetryCost(),
   trust: async () => (await import('./trust.js')).benchTrust(),
   'rollout-scale': async () => (await import('./rollout-scale.js')).benchRolloutScale(),
+  'debug-sampling': async () => (await import('./debug-sampling.js')).benchDebugSampling(),
 };
 
 const wanted = process.argv.slice(2);
