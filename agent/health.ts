@@ -58,9 +58,16 @@ export class PredictHealth {
 
 /** True when a float output holds NaN or ±Infinity and its spec does not allow them (manifest `allowNaN`). */
 export function hasForbiddenNonFinite(outputs: Record<string, JsonTensor>, allowed: (name: string) => boolean): boolean {
-  for (const [name, t] of Object.entries(outputs)) {
-    if (allowed(name)) continue;
-    for (const x of t.data) if (typeof x === 'number' && !Number.isFinite(x)) return true;
+  // Values first, `allowed` only for an output that holds one: the common all-finite reply never looks up its spec.
+  for (const name of Object.keys(outputs)) {
+    const d = outputs[name].data;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i];
+      if (typeof x === 'number' && !Number.isFinite(x)) {
+        if (allowed(name)) break;
+        return true;
+      }
+    }
   }
   return false;
 }

@@ -11,11 +11,20 @@ export interface JsonTensor { dims: number[]; data: (number | string | boolean)[
 export function toJsonTensor(t: TensorData): JsonTensor {
   const d = t.data;
   let data: (number | string | boolean)[];
-  if (d instanceof BigInt64Array || d instanceof BigUint64Array) data = Array.from(d, Number);
-  else if (t.type === 'bool') data = Array.from(d as Uint8Array, (x) => x !== 0);
-  else if (Array.isArray(d)) data = d.slice();
-  else data = Array.from(d as ArrayLike<number>);
-  return { dims: [...t.dims], data };
+  // Plain loops, not Array.from: Array.from walks a typed array through the iterator protocol, which
+  // cost more than the rest of formatting a small output on every predict (bench telemetry-cost).
+  if (Array.isArray(d)) data = d.slice();
+  else if (d instanceof BigInt64Array || d instanceof BigUint64Array) {
+    data = new Array<number>(d.length);
+    for (let i = 0; i < d.length; i++) data[i] = Number(d[i]);
+  } else if (t.type === 'bool') {
+    data = new Array<boolean>(d.length);
+    for (let i = 0; i < d.length; i++) data[i] = d[i] !== 0;
+  } else {
+    data = new Array<number>(d.length);
+    for (let i = 0; i < d.length; i++) data[i] = d[i];
+  }
+  return { dims: t.dims.slice(), data };
 }
 
 export function formatOutputs(out: Record<string, TensorData>): Record<string, JsonTensor> {

@@ -221,12 +221,31 @@ function fill(value: unknown, c: Compiled, dims: number[], input: string): Tenso
     }
   };
 
+  // Fast path for the common row of plain finite floats within limits: one test per value, no call.
+  // Anything else (NaN, a string, out of range, not a number) goes through `leaf`, which refuses or
+  // maps it exactly as before, so results and errors do not depend on which path a value took.
+  const fastFloat = c.kind === 'float';
+  const f32 = c.spec.type === 'float32';
+  const loAll = typeof c.lo === 'number' ? c.lo : -Infinity;
+  const hiAll = typeof c.hi === 'number' ? c.hi : Infinity;
+  const loEach = Array.isArray(c.lo) ? c.lo : null;
+  const hiEach = Array.isArray(c.hi) ? c.hi : null;
+
   const walk = (v: unknown, depth: number): void => {
     if (!Array.isArray(v) || v.length !== dims[depth]) {
       bad('AGENT_ERR_INPUT_SHAPE', Array.isArray(v) ? `ragged array: length ${v.length}, expected ${dims[depth]}` : `expected an array of length ${dims[depth]}, found ${describe(v)}`, depth);
     }
     const a = v as unknown[];
     if (depth === rank - 1) {
+      if (fastFloat) {
+        const o = out as Float32Array | Float64Array;
+        for (let j = 0; j < last; j++) {
+          const x = a[j];
+          if (typeof x === 'number' && x - x === 0 && x >= (loEach ? loEach[j] ?? -Infinity : loAll) && x <= (hiEach ? hiEach[j] ?? Infinity : hiAll) && (!f32 || Math.abs(x) <= FLOAT32_MAX)) o[pos++] = x;
+          else { index[depth] = j; leaf(x, j); }
+        }
+        return;
+      }
       for (let j = 0; j < last; j++) { index[depth] = j; leaf(a[j], j); }
       return;
     }
