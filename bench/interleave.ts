@@ -31,7 +31,8 @@ export interface ArmResult {
   gcMs: number;
 }
 
-export interface Spread { median: number; p25: number; p75: number; min: number; max: number; n: number }
+/** `ciLo`..`ciHi`: distribution-free 95 % confidence interval of the median (order statistics n/2 ± 0.98·√n). */
+export interface Spread { median: number; p25: number; p75: number; min: number; max: number; n: number; ciLo: number; ciHi: number }
 
 function permutations<T>(xs: readonly T[]): T[][] {
   if (xs.length <= 1) return [[...xs]];
@@ -48,7 +49,11 @@ function quantile(sorted: readonly number[], q: number): number {
 
 export function spread(xs: readonly number[]): Spread {
   const s = [...xs].sort((a, b) => a - b);
-  return { median: quantile(s, 0.5), p25: quantile(s, 0.25), p75: quantile(s, 0.75), min: s[0] ?? Number.NaN, max: s[s.length - 1] ?? Number.NaN, n: s.length };
+  const k = Math.max(0, Math.floor((s.length - 1.96 * Math.sqrt(s.length)) / 2));
+  return {
+    median: quantile(s, 0.5), p25: quantile(s, 0.25), p75: quantile(s, 0.75), min: s[0] ?? Number.NaN, max: s[s.length - 1] ?? Number.NaN, n: s.length,
+    ciLo: s[k] ?? Number.NaN, ciHi: s[s.length - 1 - k] ?? Number.NaN,
+  };
 }
 
 /** Per-round ratios of block medians, arm `a` over arm `b`. */
