@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'agent-swap': async () => (await import('./agent-swap.js')).benchAgentSwap(),
   'agent-rss': async () => (await import('./agent-rss.js')).benchAgentRss(),
   'telemetry-ingest': async () => (await import('./telemetry-ingest.js')).benchTelemetryIngest(),
+  'telemetry-mqtt': async () => (await import('./telemetry-mqtt.js')).benchTelemetryMqtt(),
   'telemetry-cost': async () => (await import('./telemetry-cost.js')).benchTelemetryCost(),
   trust: async () => (await import('./trust.js')).benchTrust(),
   'rollout-scale': async () => (await import('./rollout-scale.js')).benchRolloutScale(),

@@ -232,14 +232,23 @@ function readZigzags(b: Uint8Array, pos: number, n: number, vals: Float64Array, 
   return i;
 }
 
+interface NameSlot { bytes: Uint8Array; name: string }
+
 const countMatches = (total: number, count: number) => Math.abs(total - count) <= 1e-9 * Math.max(1, count);
 
 export class TelemetryDecoder {
   #b: Uint8Array = new Uint8Array(0);
   #view: DataView = new DataView(new ArrayBuffer(0));
   #pos = 0;
-  /** The field being read, for error messages. */
+  /** The field being read, and the named item it belongs to, for error messages (joined only on failure). */
   #at = '';
+  #item = '';
+  #name_ = '';
+  readonly #names: Record<'features' | 'categorical' | 'outputs', { slots: NameSlot[]; unique: number }> = {
+    features: { slots: [], unique: 0 }, categorical: { slots: [], unique: 0 }, outputs: { slots: [], unique: 0 },
+  };
+  #bundleBytes = new Uint8Array(32);
+  #bundleId = '';
   #vals = new Float64Array(4096);
   #nv = 0;
   readonly #summaries: SummaryView[] = [];
@@ -253,7 +262,8 @@ export class TelemetryDecoder {
   };
 
   #fail(problem: string): never {
-    throw protocolError('PROTO_ERR_INVALID_MESSAGE', `Invalid telemetry report (binary): ${this.#at} ${problem} (byte ${this.#pos}); send what encodeTelemetryBinary writes`);
+    const at = this.#item ? `${this.#at}.${this.#item}` : this.#at;
+    throw protocolError('PROTO_ERR_INVALID_MESSAGE', `Invalid telemetry report (binary): ${at} ${problem} (byte ${this.#pos}); send what encodeTelemetryBinary writes`);
   }
 
   #u8(): number {
@@ -432,21 +442,52 @@ export class TelemetryDecoder {
     return { counts, other: this.#uv(), nulls: this.#uv(), invalid: this.#uv() };
   }
 
-  #named<T>(what: string, into: T[], read: (name: string) => T, nameOf: (t: T) => string): void {
+  /**
+   * A name at this position in the list: reports of one bundle carry the same names in the same order, so
+   * the bytes are compared with the last name seen there and the checked string reused (no UTF-8 decode,
+   * no pattern test). Returns whether it was such a hit.
+   */
+  #name(cache: NameSlot[], i: number): boolean {
+    const lenAt = this.#pos;
+    const n = this.#upTo(128, 'name length');
+    const b = this.#b;
+    const start = this.#pos;
+    if (start + n > b.length) this.#fail('is cut short');
+    const slot = cache[i];
+    if (slot && slot.bytes.length === n) {
+      let same = true;
+      for (let k = 0; k < n; k++) if (slot.bytes[k] !== b[start + k]) { same = false; break; }
+      if (same) { this.#pos += n; this.#name_ = slot.name; return true; }
+    }
+    this.#pos = lenAt;
+    const name = this.#str(128);
+    if (!FEATURE_NAME.test(name)) this.#fail(`${JSON.stringify(name.slice(0, 64))} must match ${FEATURE_NAME.source}`);
+    cache[i] = { bytes: Uint8Array.prototype.slice.call(b, start, start + n), name };
+    this.#name_ = name;
+    return false;
+  }
+
+  #named<T>(what: 'features' | 'categorical' | 'outputs', into: T[], read: (name: string) => T, nameOf: (t: T) => string): void {
     into.length = 0;
     this.#at = what;
     const n = this.#upTo(MAX_PROFILED_FEATURES, `number of ${what}`);
+    const cache = this.#names[what];
+    let hits = 0;
+    const nameField = `${what} name`;
     for (let i = 0; i < n; i++) {
-      this.#at = `${what} name`;
-      const name = this.#str(128);
-      if (!FEATURE_NAME.test(name)) this.#fail(`${JSON.stringify(name.slice(0, 64))} must match ${FEATURE_NAME.source}`);
-      this.#at = `${what}.${name}`;
-      into.push(read(name));
+      this.#at = nameField;
+      this.#item = '';
+      if (this.#name(cache.slots, i)) hits++;
+      this.#item = this.#name_;
+      this.#at = what;
+      into.push(read(this.#name_));
     }
-    // Names are unique (a record on the JSON side); a quadratic check is cheap at these sizes, a Set is not free.
-    if (n > 1) {
+    this.#item = '';
+    // Names are unique (a record on the JSON side). The same list as last time was checked then.
+    if (n > 1 && !(hits === n && cache.unique === n)) {
       const seen = new Set<string>();
-      for (const t of into) { const k = nameOf(t); if (seen.has(k)) { this.#at = what; this.#fail(`${JSON.stringify(k)} is listed twice`); } seen.add(k); }
+      for (const t of into) { const k = nameOf(t); if (seen.has(k)) this.#fail(`${JSON.stringify(k)} is listed twice`); seen.add(k); }
+      cache.unique = n;
     }
   }
 
@@ -459,6 +500,7 @@ export class TelemetryDecoder {
     this.#ns = 0;
     this.#nst = 0;
     this.#at = 'header';
+    this.#item = '';
     const d = this.#out;
     if (this.#u8() !== TELEMETRY_BINARY_MAGIC) this.#fail('does not start with 0xFC');
     const format = this.#u8();
@@ -474,7 +516,14 @@ export class TelemetryDecoder {
     this.#at = 'to'; d.to = this.#uv();
     this.#at = 'bundleId';
     if (this.#pos + 32 > b.length) this.#fail('is cut short');
-    d.bundleId = Buffer.from(b.buffer, b.byteOffset + this.#pos, 32).toString('hex');
+    // Reports of one fleet name few bundles: reuse the hex string while the bytes are the last ones.
+    let same = this.#bundleId !== '';
+    for (let k = 0; k < 32 && same; k++) same = this.#bundleBytes[k] === b[this.#pos + k];
+    if (!same) {
+      this.#bundleBytes = Uint8Array.prototype.slice.call(b, this.#pos, this.#pos + 32);
+      this.#bundleId = Buffer.from(b.buffer, b.byteOffset + this.#pos, 32).toString('hex');
+    }
+    d.bundleId = this.#bundleId;
     this.#pos += 32;
     this.#at = 'part'; d.part = this.#upTo(63, 'part');
     this.#at = 'parts'; d.parts = this.#upTo(64, 'parts');

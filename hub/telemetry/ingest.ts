@@ -19,7 +19,7 @@ import { DEFAULT_MAX_BUCKETS, type DDSketchWire } from '../../protocol/ddsketch.
 import { HARD_MAX_CATEGORIES, SUMMARY_ALPHA, type CategoricalWire, type FeatureSummaryWire } from '../../protocol/feature-summary.js';
 import type { Manifest } from '../../protocol/manifest.js';
 import { decodeTelemetry, MESSAGE_LIMITS } from '../../protocol/messages.js';
-import { encodeTelemetryBinary, isBinaryTelemetry, TelemetryDecoder, type DecodedTelemetry, type SketchView } from '../../protocol/telemetry-binary.js';
+import { encodeTelemetryBinary, isBinaryTelemetry, TelemetryDecoder, type DecodedTelemetry, type SummaryView } from '../../protocol/telemetry-binary.js';
 import { compilePlan } from '../../protocol/telemetry-plan.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { protocolError } from '../../protocol/errors.js';
@@ -60,6 +60,8 @@ export class TelemetryIngest {
   readonly #decoder = new TelemetryDecoder();
   readonly #shapes = new Map<string, Shape>();
   readonly #groups = new Map<string, Group>();
+  /** The groups used last, newest first (cleared with the groups they point to). */
+  #recent: Group[] = [];
   /** Cells touched since the last flush. */
   #dirty: [Group, string, Acc][] = [];
   readonly #dirtySet = new Set<Acc>();
@@ -117,20 +119,14 @@ export class TelemetryIngest {
     const last = this.#seqs.get(r.deviceId) ?? this.#d.store.lastSeq(r.deviceId) ?? -1;
     if (r.seq <= last) throw hubError('HUB_ERR_TELEMETRY_REPLAY', `device ${r.deviceId} sent seq ${r.seq}, last seen ${last}`);
     const shape = this.#shape(r.bundleId);
-    const bad = (why: string): never => { throw hubError('HUB_ERR_BAD_TELEMETRY', `device ${r.deviceId}, bundle ${r.bundleId.slice(0, 12)}…: ${why}`); };
-    if (r.to < r.from) bad('window ends before it starts');
-    if (r.part >= r.parts) bad(`part ${r.part} of ${r.parts}`);
+    if (r.to < r.from) this.#bad(r, 'window ends before it starts');
+    if (r.part >= r.parts) this.#bad(r, `part ${r.part} of ${r.parts}`);
     // The decoder has checked every summary's shape and consistency; what is left is whether it fits this
     // bundle: known names, bins over the reference edges, the telemetry α.
-    const fits = (v: { name: string; bins: number; sketch: SketchView }, edges: readonly number[] | undefined, what: string) => {
-      if (!edges) bad(`${what} ${JSON.stringify(v.name)} is not a ${what === 'feature' ? 'numeric feature' : 'output column'} of this bundle`);
-      else if (v.bins !== edges.length + 1) bad(`${what} ${v.name} has ${v.bins} bins, the reference edges make ${edges.length + 1}`);
-      else if (!sameAlpha(v.sketch)) bad(`${what} ${v.name} was sketched with α ${v.sketch.a}, telemetry uses ${SUMMARY_ALPHA}`);
-    };
-    for (const v of r.features) fits(v, shape.numeric.get(v.name), 'feature');
-    for (const [name] of r.categorical) if (!shape.categorical.has(name)) bad(`feature ${JSON.stringify(name)} is not a categorical feature of this bundle`);
-    for (const v of r.outputs) fits(v, shape.outputs.get(v.name), 'output');
-    if (r.latency && !sameAlpha(r.latency)) bad(`latency was sketched with α ${r.latency.a}, telemetry uses ${SUMMARY_ALPHA}`);
+    for (const v of r.features) this.#fits(r, v, shape.numeric.get(v.name), 'feature');
+    for (const [name] of r.categorical) if (!shape.categorical.has(name)) this.#bad(r, `feature ${JSON.stringify(name)} is not a categorical feature of this bundle`);
+    for (const v of r.outputs) this.#fits(r, v, shape.outputs.get(v.name), 'output');
+    if (r.latency && !sameAlpha(r.latency)) this.#bad(r, `latency was sketched with α ${r.latency.a}, telemetry uses ${SUMMARY_ALPHA}`);
 
     // Accepted: from here on nothing throws on the report's account.
     const now = this.#d.now();
@@ -158,13 +154,27 @@ export class TelemetryIngest {
     if (this.#dirty.length >= this.#d.options.maxPendingCells) this.flush();
   }
 
+  #bad(r: DecodedTelemetry, why: string): never {
+    throw hubError('HUB_ERR_BAD_TELEMETRY', `device ${r.deviceId}, bundle ${r.bundleId.slice(0, 12)}…: ${why}`);
+  }
+
+  #fits(r: DecodedTelemetry, v: SummaryView, edges: readonly number[] | undefined, what: 'feature' | 'output'): void {
+    if (!edges) this.#bad(r, `${what} ${JSON.stringify(v.name)} is not a ${what === 'feature' ? 'numeric feature' : 'output column'} of this bundle`);
+    if (v.bins !== edges.length + 1) this.#bad(r, `${what} ${v.name} has ${v.bins} bins, the reference edges make ${edges.length + 1}`);
+    if (!sameAlpha(v.sketch)) this.#bad(r, `${what} ${v.name} was sketched with α ${v.sketch.a}, telemetry uses ${SUMMARY_ALPHA}`);
+  }
+
   #group(bundleId: string, ring: string, bucket: number, shape: Shape): Group {
+    // A fleet's reports fall into a handful of groups at a time (its rings × the open bucket): look there first.
+    for (const g of this.#recent) if (g.bucket === bucket && g.ring === ring && g.bundleId === bundleId) return g;
     const id = `${bundleId}\0${ring}\0${bucket}`;
     let g = this.#groups.get(id);
     if (!g) {
       g = { bundleId, ring, bucket, shape, cells: new Map(), features: new Map(), outputs: new Map() };
       this.#groups.set(id, g);
     }
+    this.#recent.unshift(g);
+    if (this.#recent.length > 8) this.#recent.pop();
     return g;
   }
 
@@ -225,6 +235,7 @@ export class TelemetryIngest {
     this.stats.cellsWritten += batch.length;
     const open = Math.floor(this.#d.now() / this.#d.options.bucketMs) * this.#d.options.bucketMs - this.#d.options.bucketMs;
     let cells = 0;
+    this.#recent = [];
     for (const [id, g] of this.#groups) {
       if (g.bucket < open) this.#groups.delete(id);
       else cells += g.cells.size;
