@@ -4,8 +4,9 @@
  * value out of the feeds and outputs and writes it to its column; `summarise`
  * then feeds each column to its summary in one go, with that summary's bins
  * and sketch store hot in cache, and empties the columns. A full column
- * summarises all of them first, so memory stays fixed (about 8 KB × 8 per
- * window; fewer rows per column for wide models).
+ * summarises all of them first, so memory stays fixed: 64 rows per column,
+ * fewer for wide models (at most 64 KB of values per window up to 1,024
+ * columns; beyond, 8 rows per column, small beside the summaries themselves).
  *
  * Numeric values are kept in a Float64Array with the meaning of
  * feature-summary.ts `observe`: NaN stands for null (a missing value), ±Infinity
@@ -16,7 +17,7 @@ import { observe, observeCategory, type CategoricalSummary, type FeatureSummary 
 import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
 import type { TensorData } from '../runtime.js';
 
-/** Values held across all columns before a batch is summarised (64 rows for up to 128 columns). */
+/** Values held across all columns before a batch is summarised (64 rows for up to 128 columns, then fewer). */
 const CELLS = 8192;
 const MAX_ROWS = 64;
 const MIN_ROWS = 8;

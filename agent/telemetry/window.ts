@@ -33,6 +33,7 @@ export class TelemetryWindow {
   readonly #lat = new Float64Array(LATENCY_BATCH);
   #latN = 0;
   readonly failures: Record<string, number> = Object.create(null);
+  /** The summaries; they include every sampled value only once `body()` has run (values wait in #columns). */
   readonly numeric = new Map<string, FeatureSummary>();
   readonly categorical = new Map<string, CategoricalSummary>();
   readonly outputs = new Map<string, FeatureSummary>();
