@@ -10,7 +10,7 @@ import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli } from '../args.js';
 
-const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password P] [--mqtt-ca PEM]';
+const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password P] [--mqtt-ca PEM]\n  [--max-debug-devices 10]';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -22,6 +22,7 @@ export async function run(argv: string[]): Promise<number> {
     data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
     host: { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
     'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-ca': { type: 'string' },
+    'max-debug-devices': { type: 'string' },
   }, USAGE);
   if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
   const input: Record<string, unknown> = { dataDir: need(values.data, '--data', USAGE), keysDir: need(values.keys, '--keys', USAGE) };
@@ -30,6 +31,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values['http-port'] !== undefined) input.httpPort = port(values['http-port']);
   if (values.broker !== undefined) input.brokerUrl = values.broker;
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
+  // Issue #5: devices in operator debug raw sampling at once.
+  if (values['max-debug-devices'] !== undefined) input.maxDebugDevices = port(values['max-debug-devices']);
   // Issue #6: the embedded broker is secure unless --insecure-demo; TLS and external-broker credentials.
   if (values['insecure-demo']) input.insecureDemo = true;
   for (const [flag, key] of [['mqtt-tls-cert', 'mqttTlsCert'], ['mqtt-tls-key', 'mqttTlsKey'], ['mqtt-username', 'mqttUsername'], ['mqtt-password', 'mqttPassword'], ['mqtt-ca', 'mqttCa']] as const) if (values[flag] !== undefined) input[key] = values[flag];

@@ -17,10 +17,11 @@ import { connectMqtt } from '../../agent/broker-client.js';
 import { TELEMETRY_DEFAULTS, TelemetryCollector } from '../../agent/telemetry/collector.js';
 import { compileValidator } from '../../agent/validate.js';
 import * as deviceCmd from '../../cli/commands/device.js';
+import * as devicesCmd from '../../cli/commands/devices.js';
 import { startHub, type Hub } from '../../hub/hub.js';
 import type { ControlPayload } from '../../protocol/control.js';
 import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
-import { encode } from '../../protocol/messages.js';
+import { decodeTelemetry, encode } from '../../protocol/messages.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { topics } from '../../protocol/topics.js';
 import type { KeyPair } from '../../signing/ed25519.js';
@@ -71,7 +72,7 @@ beforeAll(async () => {
   spy = await connectDevice(hub.mqttUrl, 'spy');
   spy.on('message', (t, p) => {
     const id = t.split('/')[3];
-    reports.set(id, [...(reports.get(id) ?? []), JSON.parse(p.toString()) as TelemetryReport]);
+    reports.set(id, [...(reports.get(id) ?? []), decodeTelemetry(p)]);
   });
   await spy.subscribeAsync(topics.allDevices('telemetry'), { qos: 1 });
   const telemetry = { ...TELEMETRY_DEFAULTS, windowMs: 200, sampleRate: 1 };
@@ -259,12 +260,16 @@ describe('debug raw sampling', () => {
     await client.end();
   });
 
-  it('fleetcast device debug ID --rows N --minutes M, --show and --off', async () => {
+  it('fleetcast device debug ID --rows N --minutes M, --show and --off; devices list shows a DEBUG column', async () => {
     const hubArgs = ['--hub', hub.httpUrl, '--token', adminToken(hub)];
     const on = await runCommand(deviceCmd, ['debug', 'dbg-b', ...hubArgs, '--rows', '4', '--minutes', '3']);
     expect(on.status).toBe(0);
     expect(on.out).toMatch(/^debug sampling ON for dbg-b: 4 raw rows per window until \S+Z\n$/);
     await waitFor(() => b.status().telemetry?.debug.rowsPerWindow === 4, 'dbg-b applied it');
+    const list = await runCommand(devicesCmd, ['list', ...hubArgs]);
+    expect(list.out).toMatch(/LAST SEEN\s+DEBUG\n/);
+    expect(list.out).toMatch(/\ndbg-b\s.*\s4 rows\/window, \d+ min left\n/); // minutes by the CLI's clock; this suite's hub clock runs ahead
+    expect(list.out).toMatch(/\ndbg-a\s.*\s-\n/);
     const show = await runCommand(deviceCmd, ['debug', 'dbg-b', ...hubArgs, '--show']);
     expect(show.out).toMatch(/ON for dbg-b[\s\S]*rows stored: \d+, discarded \(not requested\): 0/);
     const off = await runCommand(deviceCmd, ['debug', 'dbg-b', ...hubArgs, '--off']);
