@@ -74,6 +74,7 @@ export class DebugControl {
     if (!Number.isInteger(rowsPerWindow) || rowsPerWindow < 1 || rowsPerWindow > DEBUG_LIMITS.maxRowsPerWindow) throw hubError('HUB_ERR_BAD_REQUEST', `rowsPerWindow must be 1…${DEBUG_LIMITS.maxRowsPerWindow}, got ${rowsPerWindow}`);
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > DEBUG_LIMITS.maxMinutes) throw hubError('HUB_ERR_BAD_REQUEST', `minutes must be 1…${DEBUG_LIMITS.maxMinutes}, got ${minutes}`);
     if (!this.#d.store.getDevice(deviceId)) throw hubError('HUB_ERR_UNKNOWN_DEVICE', deviceId);
+    this.#expireDue(); // a session past its `until` is recorded as expired before anything replaces it
     const now = this.#d.now();
     const until = now + minutes * 60_000;
     const prev = this.sessions.get(deviceId);
@@ -90,6 +91,7 @@ export class DebugControl {
 
   /** Turn debug sampling off for a device (idempotent: a device not in debug is told again that it is off). */
   async turnOff(deviceId: string, actor: string): Promise<DebugState> {
+    this.#expireDue();
     const prev = this.sessions.get(deviceId);
     if (!prev && !this.#d.store.getDevice(deviceId)) throw hubError('HUB_ERR_UNKNOWN_DEVICE', deviceId);
     const now = this.#d.now();
