@@ -149,6 +149,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     });
     const theLink = link;
     stops.push(() => theLink.close());
+    // Reports refused in an ingest worker are counted with the link's other refusals.
+    telemetry.onRefused = (code, n) => { theLink.stats.rejected[code] = (theLink.stats.rejected[code] ?? 0) + n; };
     // Stopped before the link: its last publishes still need it.
     stops.push(() => transfer.close());
 

@@ -580,6 +580,36 @@ export class TelemetryDecoder {
   }
 }
 
+/**
+ * The device and bundle a binary report names, read without decoding the rest
+ * (the hub routes a report to its ingest worker by these). Throws
+ * PROTO_ERR_INVALID_MESSAGE when the head is malformed; the rest is checked by the full decode.
+ */
+export function peekTelemetryHead(b: Uint8Array): { deviceId: string; bundleId: string } {
+  const bad = (why: string): never => { throw protocolError('PROTO_ERR_INVALID_MESSAGE', `Invalid telemetry report (binary): ${why}; send what encodeTelemetryBinary writes`); };
+  if (b.length < 4 || b[0] !== TELEMETRY_BINARY_MAGIC || b[1] !== FORMAT) bad('it does not start with 0xFC and format 1');
+  let pos = 2;
+  const uv = (): number => {
+    let r = 0;
+    let mul = 1;
+    for (let i = 0; i < 8 && pos < b.length; i++) {
+      const x = b[pos++];
+      r += (x & 0x7f) * mul;
+      if (x < 0x80) return r;
+      mul *= 0x80;
+    }
+    return bad('its head is cut short');
+  };
+  uv();
+  const n = uv();
+  if (n > 128 || pos + n > b.length) bad('its device id is cut short or too long');
+  const deviceId = Buffer.from(b.buffer, b.byteOffset + pos, n).toString('utf8');
+  pos += n;
+  uv(); uv(); uv();
+  if (pos + 32 > b.length) bad('its bundle id is cut short');
+  return { deviceId, bundleId: Buffer.from(b.buffer, b.byteOffset + pos, 32).toString('hex') };
+}
+
 // ---------------------------------------------------------------- plain objects (tools, tests, the JSON side)
 
 function storeWire(vals: Float64Array, st: StoreView): StoreWire {

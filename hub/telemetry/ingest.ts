@@ -40,6 +40,8 @@ export interface IngestDeps {
   ringOf(deviceId: string, bundleId: string): string;
   now: () => number;
   logger: Logger;
+  /** Delta mode (ingest workers): every flush forgets every cell, so the next flush holds only what came since. */
+  forgetAfterFlush?: boolean;
 }
 
 export interface IngestStats { accepted: number; flushes: number; cellsWritten: number; pendingCells: number; /** Stored cells that could not be read back and were started afresh. */ unreadableCells: number }
@@ -236,6 +238,7 @@ export class TelemetryIngest {
     const open = Math.floor(this.#d.now() / this.#d.options.bucketMs) * this.#d.options.bucketMs - this.#d.options.bucketMs;
     let cells = 0;
     this.#recent = [];
+    if (this.#d.forgetAfterFlush) this.#groups.clear();
     for (const [id, g] of this.#groups) {
       if (g.bucket < open) this.#groups.delete(id);
       else cells += g.cells.size;

@@ -21,6 +21,12 @@ export const telemetryOptionsSchema = obj({
   flushMs: ms(1_000, 10),
   /** …or as soon as this many cells are waiting. */
   maxPendingCells: withDefault(int({ min: 1, max: 10_000_000 }), 50_000),
+  /**
+   * Worker threads that decode and merge telemetry (hub/telemetry/ingest-pool.ts); 0 = on the hub's
+   * own thread. Past one core's worth of reports (about 10,000 32-feature reports a second) give it
+   * workers; figures then reach the database up to flushMs later.
+   */
+  ingestWorkers: withDefault(int({ min: 0, max: 16 }), 0),
   /** How often roll-up and retention run. */
   rollupIntervalMs: ms(60_000, 10),
   /** Drift is evaluated this often over the last `driftWindowMs`; 0 = only on request. */

@@ -17,6 +17,8 @@ import { hubError } from '../errors.js';
 import type { DriftReader, DriftReading } from '../rollouts/gate-inputs.js';
 import type { HubStore } from '../store.js';
 import { TelemetryIngest } from './ingest.js';
+import { IngestPool } from './ingest-pool.js';
+import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
 import type { TelemetryOptions } from './options.js';
 import { TelemetryStore } from './telemetry-store.js';
 import { DebugRows } from './debug-rows.js';
@@ -37,6 +39,10 @@ export class TelemetryService {
   readonly telemetry: TelemetryStore;
   readonly ingest: TelemetryIngest;
   readonly monitor: DriftMonitor;
+  /** Ingest worker threads (`telemetry.ingestWorkers` > 0), or null: reports are ingested on this thread. */
+  readonly pool: IngestPool | null;
+  /** Reports refused by an ingest worker, by code (the hub points this at the MQTT link's rejected stats). */
+  onRefused: (code: string, n: number) => void = () => {};
   /** Raw rows of devices in operator debug sampling (issue #5); record() is the entry point for every wire format. */
   readonly debugRows: DebugRows;
   readonly options: TelemetryOptions;
@@ -60,6 +66,13 @@ export class TelemetryService {
       manifest: (id) => d.store.getBundle(id)?.manifest,
       ringOf: (deviceId) => this.ringOf(deviceId),
     });
+    this.pool = d.options.ingestWorkers > 0 ? new IngestPool({
+      workers: d.options.ingestWorkers, options: d.options, store: this.telemetry, now: d.now, logger: d.logger,
+      manifest: (id) => d.store.getBundle(id)?.manifest,
+      ringOf: (deviceId) => this.ringOf(deviceId),
+      onRefused: (code, n, sample) => { this.onRefused(code, n); d.logger.warn({ code, n }, sample); },
+      onDebug: (r) => this.debugRows.record(r.deviceId, r.bundleId, r.rows, { from: r.from, to: r.to }),
+    }) : null;
     this.monitor = new DriftMonitor({
       telemetry: this.telemetry, logger: d.logger, now: d.now, windowMs: d.options.driftWindowMs,
       webhookUrl: d.options.webhookUrl, webhookTimeoutMs: d.options.webhookTimeoutMs,
@@ -78,6 +91,7 @@ export class TelemetryService {
     if (this.#rollupTimer) clearInterval(this.#rollupTimer);
     this.#rollupTimer = null;
     await this.monitor.close();
+    try { await this.pool?.close(); } catch (e) { this.#logger.error({ err: e }, 'final telemetry worker flush failed'); }
     try { this.ingest.close(); } catch (e) { this.#logger.error({ err: e }, 'final telemetry flush failed'); }
   }
 
@@ -86,14 +100,22 @@ export class TelemetryService {
    * decoded into the ingest's scratch, so the device-id check against the topic is made here.
    */
   handleMessage(topicDeviceId: string, payload: Uint8Array): void {
+    if (this.pool) { this.pool.submit(topicDeviceId, payload); return; }
     const d = this.ingest.decode(payload);
     if (d.deviceId !== topicDeviceId) throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(topicDeviceId)}, body names ${JSON.stringify(d.deviceId)}`);
     this.ingest.handleDecoded(d);
     this.#debug(d);
   }
 
+  /** Resolves once every report received so far is merged and stored (immediate without ingest workers). */
+  async settle(): Promise<void> {
+    if (this.pool) await this.pool.flush();
+    else this.ingest.flush();
+  }
+
   /** A report in object form (tools, tests): the same checks and merge. */
   handle(r: TelemetryReport): void {
+    if (this.pool) { this.pool.submit(r.deviceId, encodeTelemetryBinary(r)); return; }
     this.ingest.handle(r);
     this.#debug(r);
   }

@@ -72,6 +72,28 @@ export class TelemetryStore {
     })();
   }
 
+  /**
+   * One transaction: add cells holding only what came since the last batch
+   * (an ingest worker's deltas) to what is stored, and write device marks.
+   * Both sides are validated on read; a stored cell that cannot be read is
+   * replaced by the delta (and counted in the result).
+   */
+  mergeBatchJson(cells: readonly [CellKey, string][], devices: readonly { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }[]): { unreadable: number } {
+    let unreadable = 0;
+    this.#db.transaction(() => {
+      for (const [k, json] of cells) {
+        let cell = cellFromJson(k.key, json);
+        const stored = this.getRaw('fine', k);
+        if (stored !== undefined) {
+          try { cell = mergeCell(cellFromJson(k.key, stored), cell); } catch { unreadable++; }
+        }
+        this.#put.fine.run(k.bundleId, k.ring, k.key, k.bucket, cellToJson(cell));
+      }
+      for (const d of devices) this.#putDevice.run(d.deviceId, d.seq, d.dropped, d.at, d.bundleId);
+    })();
+    return { unreadable };
+  }
+
   lastSeq(deviceId: string): number | undefined {
     const r = this.#db.prepare('SELECT last_seq FROM telemetry_devices WHERE device_id = ?').get(deviceId) as { last_seq: number } | undefined;
     return r?.last_seq;
