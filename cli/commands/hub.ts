@@ -2,7 +2,7 @@
  * `fleetcast hub`: run a hub until SIGINT/SIGTERM. The URLs go to stdout (one
  * line each, easy to scrape); the hub's JSON log goes to stderr.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { BOOTSTRAP_FILE } from '../../hub/auth/tokens.js';
@@ -10,7 +10,7 @@ import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli } from '../args.js';
 
-const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password P] [--mqtt-ca PEM]\n  [--max-debug-devices 10]';
+const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password P] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -22,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
     data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
     host: { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
     'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-ca': { type: 'string' },
-    'max-debug-devices': { type: 'string' },
+    'max-debug-devices': { type: 'string' }, 'ingest-workers': { type: 'string' }, telemetry: { type: 'string' },
   }, USAGE);
   if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
   const input: Record<string, unknown> = { dataDir: need(values.data, '--data', USAGE), keysDir: need(values.keys, '--keys', USAGE) };
@@ -33,6 +33,14 @@ export async function run(argv: string[]): Promise<number> {
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
   // Issue #5: devices in operator debug raw sampling at once.
   if (values['max-debug-devices'] !== undefined) input.maxDebugDevices = port(values['max-debug-devices']);
+  // Issue #5: telemetry and drift options (hub/telemetry/options.ts: buckets, retention, thresholds, webhook,
+  // ingest workers) as a JSON object or a JSON file; the options schema refuses unknown keys by name.
+  if (values.telemetry !== undefined) {
+    const text = values.telemetry.trimStart().startsWith('{') ? values.telemetry : (existsSync(values.telemetry) ? readFileSync(values.telemetry, 'utf8') : null);
+    if (text === null) { process.stderr.write(`fleetcast hub: --telemetry ${JSON.stringify(values.telemetry)} is neither a JSON object nor a file\nusage: ${USAGE}\n`); return 2; }
+    try { input.telemetry = JSON.parse(text) as unknown; } catch { process.stderr.write(`fleetcast hub: --telemetry is not valid JSON\nusage: ${USAGE}\n`); return 2; }
+  }
+  if (values['ingest-workers'] !== undefined) input.telemetry = { ...(input.telemetry as object | undefined), ingestWorkers: port(values['ingest-workers']) };
   // Issue #6: the embedded broker is secure unless --insecure-demo; TLS and external-broker credentials.
   if (values['insecure-demo']) input.insecureDemo = true;
   for (const [flag, key] of [['mqtt-tls-cert', 'mqttTlsCert'], ['mqtt-tls-key', 'mqttTlsKey'], ['mqtt-username', 'mqttUsername'], ['mqtt-password', 'mqttPassword'], ['mqtt-ca', 'mqttCa']] as const) if (values[flag] !== undefined) input[key] = values[flag];

@@ -44,7 +44,7 @@ describe('fleetcast hub / publish / deploy / devices', () => {
     await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 120_000 }).catch(() => undefined);
     expect(existsSync(CLI)).toBe(true);
     const mqttPort = await freePort();
-    hubProc = spawn(process.execPath, [CLI, 'hub', '--data', tempDir(), '--keys', keys.dir, '--mqtt-port', String(mqttPort), '--http-port', '0', '--log-level', 'warn', '--insecure-demo'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    hubProc = spawn(process.execPath, [CLI, 'hub', '--data', tempDir(), '--keys', keys.dir, '--mqtt-port', String(mqttPort), '--http-port', '0', '--log-level', 'warn', '--insecure-demo', '--ingest-workers', '2', '--telemetry', '{"flushMs":200}'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     hubProc.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
     let err = '';
     hubProc.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
@@ -113,6 +113,12 @@ describe('fleetcast hub / publish / deploy / devices', () => {
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^error HUB_ERR_UNREACHABLE: /);
     expect((await fleetcast('hub', '--data', tempDir(), '--keys', tempDir())).stderr).toMatch(/^error HUB_ERR_KEYS: /);
+    // Telemetry options: unknown keys are named, bad JSON is a usage error.
+    const unknown = await fleetcast('hub', '--data', tempDir(), '--keys', keys.dir, '--http-port', '0', '--mqtt-port', '0', '--telemetry', '{"flushEvery":5}');
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/PROTO_ERR_UNKNOWN_OPTION.*flushEvery/);
+    expect((await fleetcast('hub', '--data', tempDir(), '--keys', keys.dir, '--telemetry', '{flushMs')).code).toBe(2);
+    expect((await fleetcast('hub', '--data', tempDir(), '--keys', keys.dir, '--ingest-workers', '99', '--http-port', '0', '--mqtt-port', '0')).stderr).toMatch(/PROTO_ERR_INVALID_OPTION.*ingestWorkers/);
   });
 
   it('stops cleanly on SIGTERM', async () => {
