@@ -20,6 +20,7 @@ import { agentError } from './errors.js';
 import { HttpApi } from './http-api.js';
 import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
+import type { PayloadCheckFactory } from './payload-check.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
 import { hasForbiddenNonFinite, PredictHealth } from './health.js';
@@ -53,6 +54,8 @@ export interface AgentSeams {
   log?: AgentLog;
   /** Replace decompression of verified payloads (the simulator shares it between agents in one process). */
   unpack?: Unpacker;
+  /** Replace the chunk and payload hash checks of a fetch (the simulator shares hashing of identical bytes). */
+  payloadCheck?: PayloadCheckFactory;
 }
 
 export interface PredictResult {
@@ -202,6 +205,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       probation: { ms: o.probationMs, minRequests: o.probationMinRequests, maxErrorRate: o.probationMaxErrorRate, maxLatencyRatio: o.probationMaxLatencyRatio },
       diskReserveBytes: o.diskReserveBytes,
       ...(this.#seams.unpack ? { unpack: this.#seams.unpack } : {}),
+      ...(this.#seams.payloadCheck ? { payloadCheck: this.#seams.payloadCheck } : {}),
       loadInstalled: (m) => openInstalledModel({ store, root, runtime, maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance }, m),
       baselineP95: (id) => { const s = this.#stats.summary(id); return s.n >= o.probationMinRequests ? s.p95 : null; },
     });

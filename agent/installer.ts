@@ -281,9 +281,13 @@ export class Installer {
 
   /** Persist the phase before its work starts, then tell the hub. */
   async #phase(a: Assignment, phase: Phase): Promise<void> {
-    await this.#d.store.update((s) => {
-      if (s.install?.counter === a.counter) s.install = { ...s.install, phase, updatedAt: this.#d.now(), error: null };
-    });
+    const inst = this.#d.store.state.install;
+    // Accepting an assignment persists it as "fetching" already: a second fsync'd write of the same phase adds nothing.
+    if (!(inst?.counter === a.counter && inst.phase === phase && inst.error === null)) {
+      await this.#d.store.update((s) => {
+        if (s.install?.counter === a.counter) s.install = { ...s.install, phase, updatedAt: this.#d.now(), error: null };
+      });
+    }
     this.#d.reporter.report();
     await testPause(phase);
   }

@@ -21,6 +21,14 @@ export function summarize(samples: number[]): { n: number; p50: number; p95: num
   return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) };
 }
 
+/** "fetching 12/40/95, verifying …": first, median and last of each phase's entry times. */
+export function phaseSpread(times: Record<string, number[]>): string {
+  return Object.entries(times).map(([p, t]) => {
+    const s = [...t].sort((a, b) => a - b);
+    return `${p} ${s[0].toFixed(0)}/${s[s.length >> 1].toFixed(0)}/${s[s.length - 1].toFixed(0)}`;
+  }).join(', ');
+}
+
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }

@@ -37,7 +37,8 @@ export async function benchRolloutScale(): Promise<BenchResult> {
   const open = 'insecureDemo' in hubOptionsSchema.shape ? { insecureDemo: true } : {};
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent', rolloutTickMs: 100, ...open });
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
-  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), agentOptions: { heartbeatMs: 0 } });
+  const shareVerify = process.env.BENCH_SHARE_VERIFY !== '0';
+  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), agentOptions: { heartbeatMs: 0 }, shareVerify });
   const lastPhase: Record<string, number> = {};
   const ringDone: Record<string, number> = {};
   let t0 = 0;
@@ -81,6 +82,7 @@ export async function benchRolloutScale(): Promise<BenchResult> {
       `last agent entering each phase (ms after start): ${Object.entries(lastPhase).map(([p, t]) => `${p} ${t.toFixed(0)}`).join(', ')}`,
       'each ring waits for its devices to report the install before the next starts (gates judged on reports, engine tick 100 ms); three sequential transfers instead of one',
       'ours also includes: a signed assignment per device, chunk requests, per-chunk and payload sha256, zstd decompression, session load and golden/smoke run on every agent',
+      `shared by the agents in this one process: onnxruntime sessions, decompression of identical verified payloads${shareVerify ? ', sha256 of byte-identical chunks (memcmp against a copy that passed the hash; BENCH_SHARE_VERIFY=0 turns it off)' : '; hashing NOT shared (BENCH_SHARE_VERIFY=0)'}; each agent receives its own chunks and writes its own staging file`,
     ],
   };
 }

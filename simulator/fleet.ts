@@ -1,8 +1,11 @@
 /**
  * Many real agents in one process: the agent code itself (createAgent), each
  * with its own MQTT connection, data folder and install state machine. What the
- * agents can share safely they share: one trust root, and one onnxruntime
- * session per distinct model through a refcounted session cache.
+ * agents can share safely they share: one trust root, one onnxruntime
+ * session per distinct model through a refcounted session cache, the
+ * decompression of identical verified payloads (shared-unpack.ts) and the
+ * hashing of byte-identical chunks (shared-verify.ts). Each agent still
+ * receives every chunk over its own connection and writes its own staging file.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +16,7 @@ import { errorCode } from '../protocol/errors.js';
 import { loadRootText } from '../signing/root.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
+import { sharedPayloadCheck } from './shared-verify.js';
 
 export interface FleetOptions {
   brokerUrl: string;
@@ -28,6 +32,8 @@ export interface FleetOptions {
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
   shareUnpack?: boolean;
+  /** Hash byte-identical chunks once for the whole fleet (default true; see shared-verify.ts). */
+  shareVerify?: boolean;
 }
 
 export interface DriveStats {
@@ -60,6 +66,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const root = loadRootText(readFileSync(o.rootPath, 'utf8'), { allowExpired: true });
   const runtime = createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
+  const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
   const prefix = o.idPrefix ?? 'sim';
   const width = String(o.agents - 1).length;
   const ids = Array.from({ length: o.agents }, (_, i) => `${prefix}-${String(i).padStart(width, '0')}`);
@@ -70,7 +77,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       ...o.agentOptions,
       deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
       capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-    }, { runtime, root, ...(unpack ? { unpack } : {}) });
+    }, { runtime, root, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
   });
   const step = o.startConcurrency ?? 50;
   for (let i = 0; i < agents.length; i += step) await Promise.all(agents.slice(i, i + step).map((a) => a.start()));
