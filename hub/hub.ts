@@ -131,6 +131,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     link = await connectLink({
       url: mqttUrl,
+      maxQueuedBytes: options.inboundQueueBytes,
       clientId: options.mqttClientId,
       connectTimeoutMs: options.brokerConnectTimeoutMs,
       logger,

@@ -152,8 +152,8 @@ export class InboundQueue {
         this.#items[this.#head++] = undefined as never;
         // Compact now and then, so the array does not grow for ever.
         if (this.#head > 1024 && this.#head * 2 > this.#items.length) { this.#items.splice(0, this.#head); this.#head = 0; }
-        await this.dispatcher.dispatch(m.topic, m.payload);
-        this.#bytes -= m.payload.byteLength;
+        // dispatch() counts and logs what it refuses; anything else thrown must not stop the queue.
+        try { await this.dispatcher.dispatch(m.topic, m.payload); } catch (e) { this.logger.error({ err: e }, 'device message dispatch failed'); } finally { this.#bytes -= m.payload.byteLength; }
         if (this.#shedding && this.#bytes < this.maxBytes / 2) this.#shedding = false;
       }
     } finally {

@@ -64,6 +64,8 @@ export const hubOptionsSchema = obj({
   rolloutTickMs: ms(1_000, 10),
   /** Issue #5: at most this many devices in operator debug raw sampling at once (HUB_ERR_DEBUG_LIMIT beyond). */
   maxDebugDevices: withDefault(int({ min: 1, max: 1_000 }), 10),
+  /** Bytes of device messages waiting to be handled beyond which telemetry is shed, counted as HUB_ERR_OVERLOADED (hub/mqtt-link.ts). */
+  inboundQueueBytes: withDefault(int({ min: 1024 * 1024, max: 4 * 1024 ** 3 }), 64 * 1024 * 1024),
   /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
 });

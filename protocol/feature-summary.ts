@@ -308,6 +308,8 @@ export function parseReferenceProfile(value: unknown): ReferenceProfile {
 
 /** Longest category string kept; longer ones are counted as invalid (a device must not send free text). */
 export const MAX_CATEGORY_LENGTH = 128;
+/** A UTF-16 surrogate without its pair. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 export const DEFAULT_MAX_CATEGORIES = 64;
 export const HARD_MAX_CATEGORIES = 1024;
 
@@ -335,7 +337,8 @@ export function createCategorical(maxCategories = DEFAULT_MAX_CATEGORIES): Categ
 export function observeCategory(s: CategoricalSummary, value: unknown, weight = 1): void {
   if (value === null || value === undefined) { s.nulls += weight; return; }
   let key: string;
-  if (typeof value === 'string') key = value;
+  // A lone surrogate cannot travel as UTF-8 (two of them would arrive as the same U+FFFD): invalid.
+  if (typeof value === 'string') { if (LONE_SURROGATE.test(value)) { s.invalid += weight; return; } key = value; }
   else if (typeof value === 'bigint' || (typeof value === 'number' && Number.isInteger(value))) key = String(value);
   else { s.invalid += weight; return; }
   if (key.length > MAX_CATEGORY_LENGTH) { s.invalid += weight; return; }

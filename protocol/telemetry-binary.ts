@@ -33,7 +33,7 @@
  */
 import { DEFAULT_MAX_BUCKETS, HARD_MAX_BUCKETS, MAX_ALPHA, MIN_ALPHA, type DDSketchWire, type StoreWire } from './ddsketch.js';
 import { protocolError } from './errors.js';
-import { MAX_EDGES, HARD_MAX_CATEGORIES, type CategoricalWire, type FeatureSummaryWire } from './feature-summary.js';
+import { MAX_CATEGORY_LENGTH, MAX_EDGES, HARD_MAX_CATEGORIES, type CategoricalWire, type FeatureSummaryWire } from './feature-summary.js';
 import { parse } from './schema.js';
 import { FEATURE_NAME, MAX_PROFILED_FEATURES, telemetryDebugSchema, type TelemetryReport } from './telemetry.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
@@ -85,7 +85,8 @@ class Writer {
   done(): Buffer { return this.buf.subarray(0, this.pos); }
 }
 
-const integral = (x: number) => Number.isSafeInteger(x);
+/** Entries that zigzag-code exactly: integers whose zigzag form (2|x| or 2|x|−1) is still a safe integer. */
+const integral = (x: number) => Number.isSafeInteger(x) && Math.abs(x) <= Number.MAX_SAFE_INTEGER / 2;
 
 function writeStore(w: Writer, s: StoreWire, f64: boolean): void {
   w.zz(s.o);
@@ -435,7 +436,10 @@ export class TelemetryDecoder {
     const n = this.#upTo(HARD_MAX_CATEGORIES, 'number of categories');
     const counts: Record<string, number> = Object.create(null);
     for (let i = 0; i < n; i++) {
-      const k = this.#str(65_536);
+      const k = this.#str(4 * MAX_CATEGORY_LENGTH);
+      // The stored cell holds categories of at most MAX_CATEGORY_LENGTH characters (agents count longer ones as
+      // invalid): a longer one would make the cell unreadable, so it is refused here, on either wire form.
+      if (k.length > MAX_CATEGORY_LENGTH) this.#fail(`category of ${k.length} characters is longer than ${MAX_CATEGORY_LENGTH}`);
       if (k in counts) this.#fail(`category ${JSON.stringify(k.slice(0, 64))} is listed twice`);
       counts[k] = this.#uv();
     }
@@ -472,6 +476,9 @@ export class TelemetryDecoder {
     this.#at = what;
     const n = this.#upTo(MAX_PROFILED_FEATURES, `number of ${what}`);
     const cache = this.#names[what];
+    // Any slot may be rewritten below: the list is proven unique again only once it passes the check.
+    const proven = cache.unique;
+    cache.unique = 0;
     let hits = 0;
     const nameField = `${what} name`;
     for (let i = 0; i < n; i++) {
@@ -484,11 +491,11 @@ export class TelemetryDecoder {
     }
     this.#item = '';
     // Names are unique (a record on the JSON side). The same list as last time was checked then.
-    if (n > 1 && !(hits === n && cache.unique === n)) {
+    if (n > 1 && !(hits === n && proven === n)) {
       const seen = new Set<string>();
       for (const t of into) { const k = nameOf(t); if (seen.has(k)) this.#fail(`${JSON.stringify(k)} is listed twice`); seen.add(k); }
-      cache.unique = n;
     }
+    cache.unique = n;
   }
 
   /** Decode and check a binary report (the caller has checked the size limit). Throws PROTO_ERR_INVALID_MESSAGE. */

@@ -182,8 +182,9 @@ export class TelemetryCollector {
     const items: [keyof Pick<WindowBody, 'features' | 'categorical' | 'outputs'>, string, unknown, number][] = [];
     const itemSize = (n: string, s: TelemetryReport['features'][string] | TelemetryReport['categorical'][string]) => (this.options.format === 'binary' ? encodedItemSize(n, s) : JSON.stringify(s).length + n.length + 8);
     for (const k of ['features', 'categorical', 'outputs'] as const) for (const [n, s] of Object.entries(body[k])) items.push([k, n, s, itemSize(n, s)]);
-    // The head fields, failures, latency and debug rows travel in every part's budget (JSON sizes: an upper bound for binary too).
-    const budget = this.options.maxReportBytes - 2048 - (body.latency ? JSON.stringify(body.latency).length : 0) - (body.debug ? JSON.stringify(body.debug).length : 0);
+    // The head fields (2 KB covers them), latency and debug rows count against every part's budget, in JSON bytes:
+    // the binary form of an integer-weight sketch and of the debug rows (JSON inside) is no larger.
+    const budget = this.options.maxReportBytes - 2048 - (body.latency ? JSON.stringify(body.latency).length : 0) - (body.debug ? Buffer.byteLength(JSON.stringify(body.debug)) : 0);
     const groups: (typeof items)[] = [[]];
     let size = 0;
     for (const it of items) {

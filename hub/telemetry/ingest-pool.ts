@@ -22,7 +22,7 @@ import { decodeTelemetry, MESSAGE_LIMITS } from '../../protocol/messages.js';
 import { protocolError } from '../../protocol/errors.js';
 import { encodeTelemetryBinary, isBinaryTelemetry, peekTelemetryHead } from '../../protocol/telemetry-binary.js';
 import { hubError } from '../errors.js';
-import { ITEM_HEADER, type Flushed, type ToWorker } from './ingest-worker.js';
+import { ITEM_HEADER, type Done, type Flushed, type ToWorker } from './ingest-worker.js';
 import type { TelemetryOptions } from './options.js';
 import type { TelemetryStore } from './telemetry-store.js';
 
@@ -37,6 +37,8 @@ export interface PoolDeps {
   onDebug(r: Flushed['debug'][number]): void;
   now: () => number;
   logger: Logger;
+  /** Per worker: bytes posted and not yet handled beyond which its devices' reports are shed (default 32 MiB). */
+  maxInflightBytes?: number;
 }
 
 /**
@@ -48,7 +50,10 @@ const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../dist/hub/tel
 /** Post a worker's batch once it holds this many bytes (else at the end of the event-loop turn). */
 const BATCH_BYTES = 256 * 1024;
 
-interface Slot { worker: Worker; manifests: Set<string>; buf: Buffer; len: number; rings: string[]; ringIdx: Map<string, number>; scheduled: boolean; seen: Set<string> }
+/** Bytes posted to one worker and not yet handled beyond which its devices' reports are shed (HUB_ERR_OVERLOADED). */
+const MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
+
+interface Slot { worker: Worker; manifests: Set<string>; buf: Buffer; len: number; rings: string[]; ringIdx: Map<string, number>; scheduled: boolean; seen: Set<string>; inflight: number; dead: boolean }
 
 export class IngestPool {
   readonly #d: PoolDeps;
@@ -56,7 +61,7 @@ export class IngestPool {
   readonly #waiting = new Map<number, { left: number; resolve: () => void }>();
   #flushId = 0;
   #closing = false;
-  readonly stats = { submitted: 0, accepted: 0, refused: 0, lost: 0, unreadableCells: 0 };
+  readonly stats = { submitted: 0, accepted: 0, refused: 0, shed: 0, unreadableCells: 0 };
 
   constructor(d: PoolDeps) {
     this.#d = d;
@@ -65,12 +70,16 @@ export class IngestPool {
 
   #spawn(): Slot {
     const worker = new Worker(WORKER_URL, { workerData: { options: this.#d.options } });
-    const slot: Slot = { worker, manifests: new Set(), buf: Buffer.allocUnsafe(BATCH_BYTES * 2), len: 0, rings: [], ringIdx: new Map(), scheduled: false, seen: new Set() };
-    worker.on('message', (m: Flushed) => this.#flushed(m));
-    worker.on('error', (e) => {
-      if (this.#closing) return;
-      this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', err: e }, 'a telemetry ingest worker died; replacing it (reports it held since its last flush are lost)');
-      this.#d.onRefused('HUB_ERR_OVERLOADED', 1, 'ingest worker died');
+    const slot: Slot = { worker, manifests: new Set(), buf: Buffer.allocUnsafe(BATCH_BYTES * 2), len: 0, rings: [], ringIdx: new Map(), scheduled: false, seen: new Set(), inflight: 0, dead: false };
+    worker.on('message', (m: Flushed | Done) => { if (m.t === 'done') slot.inflight -= m.bytes; else this.#flushed(m); });
+    worker.on('error', (e) => { this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', err: e }, 'a telemetry ingest worker failed'); });
+    worker.on('exit', (exitCode) => {
+      if (this.#closing || slot.dead) return;
+      slot.dead = true;
+      this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', exitCode }, 'a telemetry ingest worker stopped; replacing it (reports it held since its last flush are lost)');
+      this.#d.onRefused('HUB_ERR_OVERLOADED', 1, 'ingest worker stopped');
+      // A flush waiting for this worker would wait for ever: count it as answered.
+      for (const [id, w] of this.#waiting) if (--w.left === 0) { this.#waiting.delete(id); w.resolve(); }
       const i = this.#slots.indexOf(slot);
       if (i >= 0) this.#slots[i] = this.#spawn();
     });
@@ -84,6 +93,8 @@ export class IngestPool {
     const head = peekTelemetryHead(bytes);
     if (head.deviceId !== topicDeviceId) throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(topicDeviceId)}, body names ${JSON.stringify(head.deviceId)}`);
     const slot = this.#slots[hash(topicDeviceId) % this.#slots.length];
+    // Bounded memory: a worker that has fallen this far behind sheds its devices' reports until it catches up.
+    if (slot.inflight + slot.len > (this.#d.maxInflightBytes ?? MAX_INFLIGHT_BYTES)) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `ingest worker ${this.#slots.indexOf(slot)} has ${slot.inflight} bytes of reports waiting`); }
     if (!slot.manifests.has(head.bundleId)) {
       const manifest = this.#d.manifest(head.bundleId);
       if (!manifest) throw hubError('HUB_ERR_TELEMETRY_UNKNOWN_BUNDLE', `bundle ${head.bundleId.slice(0, 16)}…`);
@@ -115,6 +126,7 @@ export class IngestPool {
     const buf = new ArrayBuffer(slot.len);
     new Uint8Array(buf).set(slot.buf.subarray(0, slot.len));
     slot.worker.postMessage({ t: 'batch', buf, rings: slot.rings, now: this.#d.now() } satisfies ToWorker, [buf]);
+    slot.inflight += slot.len;
     slot.len = 0;
     slot.rings = [];
     slot.ringIdx = new Map();

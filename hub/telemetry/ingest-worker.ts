@@ -24,6 +24,9 @@ export type ToWorker =
   | { t: 'batch'; buf: ArrayBuffer; rings: string[]; /** The hub's clock when the batch was posted. */ now: number }
   | { t: 'flush'; id: number };
 
+/** A batch has been handled (the pool's count of bytes in flight goes down by this). */
+export interface Done { t: 'done'; bytes: number }
+
 export interface DeviceMark { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }
 export interface Flushed {
   t: 'flushed';
@@ -72,6 +75,7 @@ if (parentPort) {
       clock = m.now;
       const b = new Uint8Array(m.buf);
       const view = new DataView(m.buf);
+      const bytes = b.length;
       for (let at = 0; at < b.length;) {
         ring = m.rings[view.getUint16(at, true)];
         const hint = view.getFloat64(at + 2, true);
@@ -90,6 +94,7 @@ if (parentPort) {
           pending.samples[code] ??= (e as Error).message;
         }
       }
+      port.postMessage({ t: 'done', bytes } satisfies Done);
     }
   });
 }

@@ -50,9 +50,12 @@ export interface IngestStats { accepted: number; flushes: number; cellsWritten: 
 interface Shape { numeric: Map<string, readonly number[]>; categorical: Set<string>; outputs: Map<string, readonly number[]> }
 
 /** The cells of one (bundle, ring, bucket), keyed `f:NAME`, `c:NAME`, `o:NAME`, `latency`, `meta`. */
-interface Group { bundleId: string; ring: string; bucket: number; shape: Shape; cells: Map<string, Acc>; features: Map<string, SummaryAcc>; outputs: Map<string, SummaryAcc> }
+interface Group { bundleId: string; ring: string; bucket: number; shape: Shape; cells: Map<string, Acc>; features: Map<string, SummaryAcc>; outputs: Map<string, SummaryAcc>; /** Reports since the last flush. */ touched: boolean }
 
 interface DeviceMark { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }
+
+/** Most values one report may count in any field (2^40: a million requests a second for twelve days). */
+const MAX_COUNT = 2 ** 40;
 
 /** α and bucket bound every telemetry sketch must have, or the merge would be meaningless. */
 const sameAlpha = (s: { a: number; m: number } | { a: number; m?: number }) => s.a === SUMMARY_ALPHA && (s.m ?? DEFAULT_MAX_BUCKETS) === DEFAULT_MAX_BUCKETS;
@@ -129,6 +132,7 @@ export class TelemetryIngest {
     for (const [name] of r.categorical) if (!shape.categorical.has(name)) this.#bad(r, `feature ${JSON.stringify(name)} is not a categorical feature of this bundle`);
     for (const v of r.outputs) this.#fits(r, v, shape.outputs.get(v.name), 'output');
     if (r.latency && !sameAlpha(r.latency)) this.#bad(r, `latency was sketched with α ${r.latency.a}, telemetry uses ${SUMMARY_ALPHA}`);
+    this.#bounded(r);
 
     // Accepted: from here on nothing throws on the report's account.
     const now = this.#d.now();
@@ -138,6 +142,7 @@ export class TelemetryIngest {
     const at = Math.min(Math.max(r.from, now - retentionMs), now);
     const bucket = Math.floor(at / bucketMs) * bucketMs;
     const g = this.#group(r.bundleId, this.#d.ringOf(r.deviceId, r.bundleId), bucket, shape);
+    g.touched = true;
     const vals = r.vals;
     for (const v of r.features) this.#summary(g, g.features, 'f:', v.name).addView(vals, v);
     for (const v of r.outputs) this.#summary(g, g.outputs, 'o:', v.name).addView(vals, v);
@@ -160,6 +165,20 @@ export class TelemetryIngest {
     throw hubError('HUB_ERR_BAD_TELEMETRY', `device ${r.deviceId}, bundle ${r.bundleId.slice(0, 12)}…: ${why}`);
   }
 
+  /**
+   * Counts a device can have seen in one window are far below MAX_COUNT; a report claiming more is refused,
+   * so sums over many reports stay exact integers and a stored cell always reads back.
+   */
+  #bounded(r: DecodedTelemetry): void {
+    const over = (x: number) => x > MAX_COUNT;
+    if (over(r.requests) || over(r.sampled) || r.failures.some(([, n]) => over(n)) || (r.latency && over(r.latency.count))) this.#bad(r, `a request count is above ${MAX_COUNT}`);
+    for (const v of [...r.features, ...r.outputs]) if (over(v.count) || over(v.nulls) || over(v.invalid)) this.#bad(r, `${v.name} counts more than ${MAX_COUNT} values`);
+    for (const [name, c] of r.categorical) {
+      if (over(c.other) || over(c.nulls) || over(c.invalid)) this.#bad(r, `${name} counts more than ${MAX_COUNT} values`);
+      for (const k in c.counts) if (over(c.counts[k])) this.#bad(r, `${name} counts more than ${MAX_COUNT} values`);
+    }
+  }
+
   #fits(r: DecodedTelemetry, v: SummaryView, edges: readonly number[] | undefined, what: 'feature' | 'output'): void {
     if (!edges) this.#bad(r, `${what} ${JSON.stringify(v.name)} is not a ${what === 'feature' ? 'numeric feature' : 'output column'} of this bundle`);
     if (v.bins !== edges.length + 1) this.#bad(r, `${what} ${v.name} has ${v.bins} bins, the reference edges make ${edges.length + 1}`);
@@ -172,7 +191,7 @@ export class TelemetryIngest {
     const id = `${bundleId}\0${ring}\0${bucket}`;
     let g = this.#groups.get(id);
     if (!g) {
-      g = { bundleId, ring, bucket, shape, cells: new Map(), features: new Map(), outputs: new Map() };
+      g = { bundleId, ring, bucket, shape, cells: new Map(), features: new Map(), outputs: new Map(), touched: true };
       this.#groups.set(id, g);
     }
     this.#recent.unshift(g);
@@ -222,6 +241,15 @@ export class TelemetryIngest {
     return acc;
   }
 
+  /**
+   * Forget the cells of buckets before `bucket` (roll-up has folded their stored rows into hour buckets; a
+   * cell kept here would write its whole content back as a fine row and be folded twice).
+   */
+  forgetBefore(bucket: number): void {
+    this.#recent = [];
+    for (const [id, g] of this.#groups) if (g.bucket < bucket) this.#groups.delete(id);
+  }
+
   /** Write every touched cell in one transaction; forget cells of buckets that are closed. */
   flush(): void {
     if (this.#dirty.length === 0 && this.#devices.size === 0) return;
@@ -239,9 +267,11 @@ export class TelemetryIngest {
     let cells = 0;
     this.#recent = [];
     if (this.#d.forgetAfterFlush) this.#groups.clear();
+    // A closed bucket's cells are forgotten once a flush interval passes without reports for it (late reports of
+    // a device that was offline come in bursts: keeping the group saves reading its cells back per report).
     for (const [id, g] of this.#groups) {
-      if (g.bucket < open) this.#groups.delete(id);
-      else cells += g.cells.size;
+      if (g.bucket < open && !g.touched) this.#groups.delete(id);
+      else { cells += g.cells.size; g.touched = false; }
     }
     this.stats.pendingCells = cells;
   }

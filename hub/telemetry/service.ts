@@ -143,6 +143,7 @@ export class TelemetryService {
   rollup(): { folded: number; expired: number } {
     this.ingest.flush();
     const now = this.#now();
+    this.ingest.forgetBefore(now - this.options.rollupAfterMs);
     return this.telemetry.rollup(now - this.options.rollupAfterMs, now - this.options.retentionMs);
   }
 

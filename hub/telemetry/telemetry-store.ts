@@ -46,6 +46,13 @@ export class TelemetryStore {
       ON CONFLICT (device_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), dropped = excluded.dropped, last_at = excluded.last_at, bundle_id = excluded.bundle_id`);
   }
 
+  /** Stored cells that could not be read back (skipped by reports and roll-up, counted here, never fatal). */
+  unreadableRows = 0;
+
+  #read(key: string, data: string): Cell | undefined {
+    try { return cellFromJson(key, data); } catch { this.unreadableRows++; return undefined; }
+  }
+
   getCell(res: Resolution, k: CellKey): Cell | undefined {
     const row = this.#get[res].get(k.bundleId, k.ring, k.key, k.bucket) as { data: string } | undefined;
     return row ? cellFromJson(k.key, row.data) : undefined;
@@ -110,7 +117,8 @@ export class TelemetryStore {
       const args: unknown[] = [bundleId, since - width + 1, until];
       if (ring !== undefined) args.push(ring);
       for (const r of this.#db.prepare(sql).iterate(...args) as Iterable<{ ring: string; key: string; bucket: number; data: string }>) {
-        yield [{ bundleId, ring: r.ring, key: r.key, bucket: r.bucket }, cellFromJson(r.key, r.data)];
+        const cell = this.#read(r.key, r.data);
+        if (cell) yield [{ bundleId, ring: r.ring, key: r.key, bucket: r.bucket }, cell];
       }
     }
   }
@@ -128,10 +136,15 @@ export class TelemetryStore {
       for (const r of rows) {
         const k: CellKey = { bundleId: r.bundle_id, ring: r.ring, key: r.key, bucket: Math.floor(r.bucket / HOUR_MS) * HOUR_MS };
         const id = `${k.bundleId}\0${k.ring}\0${k.key}\0${k.bucket}`;
-        const c = cellFromJson(r.key, r.data);
+        const c = this.#read(r.key, r.data);
+        if (!c) continue;
         const have = acc.get(id);
         if (have) have[1] = mergeCell(have[1], c);
-        else { const old = this.getCell('hour', k); acc.set(id, [k, old ? mergeCell(old, c) : c]); }
+        else {
+          const raw = this.getRaw('hour', k);
+          const old = raw === undefined ? undefined : this.#read(k.key, raw);
+          acc.set(id, [k, old ? mergeCell(old, c) : c]);
+        }
       }
       for (const [k, c] of acc.values()) this.#put.hour.run(k.bundleId, k.ring, k.key, k.bucket, cellToJson(c));
       this.#db.prepare('DELETE FROM telemetry_fine WHERE bucket < ?').run(before);

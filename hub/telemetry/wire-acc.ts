@@ -43,13 +43,21 @@ class StoreAcc {
 
   /** Add a run-coded store (entries vals[start…start+entries), first key o, spanning `span` keys). */
   addRun(vals: ArrayLike<number>, o: number, start: number, entries: number, span: number): void {
-    if (span === 0) return;
-    this.#span(o, o + span - 1);
+    // Only keys holding a count may move the fold line (as in DDSketch.merge, which adds only those):
+    // leading and trailing zeros and runs of empty buckets are stepped over first.
+    let i = start;
+    let end = start + entries;
+    let lo = o;
+    let hi = o + span - 1;
+    while (i < end && !(vals[i] > 0)) { lo += vals[i] < 0 ? -vals[i] : 1; i++; }
+    if (i === end) return;
+    while (!(vals[end - 1] > 0)) { hi -= vals[end - 1] < 0 ? -vals[end - 1] : 1; end--; }
+    this.#span(lo, hi);
     const c = this.c;
     const base = this.o;
     const last = this.len - 1;
-    let k = (o - base) | 0;
-    for (let i = start, end = start + entries; i < end; i++) {
+    let k = (lo - base) | 0;
+    for (; i < end; i++) {
       const v = vals[i];
       // Branch-free (counts and runs alternate at random): a run −r adds 0 and moves r keys, a count adds
       // itself and moves one; keys folded away land on the kept end (the clamp).
@@ -220,7 +228,7 @@ export class CategoricalAcc {
   /** Bounded like CategoricalSummary: the largest counters keep a slot, the rest count as "other". */
   toJson(max: number): string {
     const ranked = Object.entries(this.counts).sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
-    const counts: Record<string, number> = {};
+    const counts: Record<string, number> = Object.create(null);
     let other = this.other;
     ranked.forEach(([k, v], i) => { if (i < max) counts[k] = v; else other += v; });
     return JSON.stringify({ counts, other, nulls: this.nulls, invalid: this.invalid });

@@ -49,6 +49,22 @@ describe('ingest accumulators', () => {
     }
   });
 
+  it('let only buckets holding a count move the fold line: zero counts and leading or trailing runs change nothing', () => {
+    const base = new DDSketch({ alpha: 0.02, maxBuckets: 16 });
+    for (let v = 1; v <= 200; v++) base.add(v);
+    for (const odd of [
+      { a: 0.02, m: 16, z: 0, p: { o: 9_000_000, c: [0] }, count: 0, sum: 0, min: null, max: null },
+      { a: 0.02, m: 16, z: 0, p: { o: 200, c: [1, -15] }, count: 1, sum: 1.5, min: 1.5, max: 1.5 },
+      { a: 0.02, m: 16, z: 0, p: { o: 100, c: [-10, 0, 2, 0, -3] }, n: { o: -9_000_000, c: [0, -2] }, count: 2, sum: 500, min: 250, max: 250 },
+    ]) {
+      const acc = new SketchAcc(0.02, 16);
+      acc.addWire(base.toJSON());
+      acc.addWire(odd);
+      const want = DDSketch.fromJSON(base.toJSON()).merge(DDSketch.fromJSON(odd)).toJSON();
+      expect({ ...acc.toWire(), sum: 0 }).toEqual({ ...want, sum: 0 });
+    }
+  });
+
   it('merge 100 devices\' binary reports into the cells the reference merge gives, in a real SQLite file', () => {
     const profile = referenceProfile(Array.from({ length: 3000 }, gauss), 10);
     const bundleId = 'e'.repeat(64);
@@ -97,6 +113,18 @@ describe('ingest accumulators', () => {
     ingest.flush();
     expect(JSON.stringify(store.getCell('fine', { bundleId, ring: 'canary', key: 'f:x[0]', bucket: Math.floor((now - 30_000) / 60_000) * 60_000 }))).toBe(before);
     expect(ingest.stats.accepted).toBe(100);
+    // Counts no window can hold are refused (sums across reports stay exact integers).
+    const huge = { ...reports[1], deviceId: 'd-huge', seq: 7, requests: 2 ** 41 };
+    expect(() => ingest.handle(huge)).toThrow(/request count is above/);
+
+    // A stored cell damaged on disk is skipped (and counted) by reports and roll-up instead of failing them.
+    const bucket = Math.floor((now - 30_000) / 60_000) * 60_000;
+    db.prepare("UPDATE telemetry_fine SET data = '{broken' WHERE key = 'f:x[1]'").run();
+    const keys = [...store.cells(bundleId, undefined, 0, now + 1, 60_000)].map(([k]) => k.key).sort();
+    expect(keys).toEqual(['f:x[0]', 'f:x[2]', 'latency', 'meta', 'o:y[0]']);
+    expect(store.unreadableRows).toBe(1);
+    expect(store.rollup(bucket + 60_000, 0).folded).toBe(6);
+    expect([...store.cells(bundleId, undefined, 0, now + 1, 60_000)].length).toBe(5);
     db.close();
   });
 });

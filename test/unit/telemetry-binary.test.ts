@@ -130,6 +130,33 @@ describe('binary telemetry reports', () => {
     expect(code(() => decodeTelemetry(big))).toBe('PROTO_ERR_MESSAGE_TOO_LARGE');
   });
 
+  it('a name cache of one decoder never lets a feature listed twice through (lists that shrink, then repeat)', () => {
+    const dec = new TelemetryDecoder();
+    const two = report(2, 5);
+    const one = { ...two, features: { 'x[1]': two.features['x[1]'] } };
+    dec.decode(encodeTelemetryBinary(two)); // [x[0], x[1]]: checked
+    dec.decode(encodeTelemetryBinary(one)); // [x[1]]: slot 0 now holds x[1]
+    const twice = Buffer.from(encodeTelemetryBinary(two).toString('latin1').replace('x[0]', 'x[1]'), 'latin1');
+    expect(() => dec.decode(twice)).toThrow(/features "x\[1\]" is listed twice/);
+    // And after a decode that failed half-way.
+    dec.decode(encodeTelemetryBinary(two));
+    expect(() => dec.decode(encodeTelemetryBinary(two).subarray(0, 120))).toThrow(FleetcastError);
+    expect(() => dec.decode(twice)).toThrow(/listed twice/);
+  });
+
+  it('round-trips integer counts past 2^52 (as f64), refuses categories longer than 128 characters, and agents count lone surrogates as invalid', () => {
+    const r = report(1, 3);
+    r.latency = { a: SUMMARY_ALPHA, z: 0, p: { o: 5, c: [2 ** 52 + 2, -3, 1] }, count: 2 ** 52 + 3, sum: 1, min: 1, max: 2 };
+    expect(decodeTelemetryBinary(encodeTelemetryBinary(r))).toEqual(viaJson(r));
+    const long = report(1, 3);
+    long.categorical = { colour: { counts: { ['c'.repeat(129)]: 1 }, other: 0, nulls: 0, invalid: 0 } };
+    expect(code(() => viaJson(long))).toBe('accepted'); // the JSON schema alone would take it …
+    expect(() => decodeTelemetryBinary(encodeTelemetryBinary(long))).toThrow(/longer than 128/); // … but the stored cell could not hold it
+    const cat = createCategorical();
+    for (const v of ['\ud800', 'ok', '\udc00x', '\ud83d\ude00']) observeCategory(cat, v);
+    expect([cat.invalid, Object.keys(cat.counts).sort()]).toEqual([2, ['ok', '\ud83d\ude00']]);
+  });
+
   it('a reused decoder gives each report its own figures (no state leaks from one decode to the next)', () => {
     const dec = new TelemetryDecoder();
     const a = report(3, 100);

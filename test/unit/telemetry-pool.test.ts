@@ -1,0 +1,67 @@
+/**
+ * The ingest pool's bound (hub/telemetry/ingest-pool.ts) with real worker
+ * threads and a real SQLite file: a worker's backlog past maxInflightBytes
+ * sheds that device's reports with HUB_ERR_OVERLOADED (memory stays bounded),
+ * and once the worker has caught up reports are taken again and stored.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TelemetryWindow } from '../../agent/telemetry/window.js';
+import { IngestPool } from '../../hub/telemetry/ingest-pool.js';
+import { TELEMETRY_DEFAULTS } from '../../hub/telemetry/options.js';
+import { TelemetryStore } from '../../hub/telemetry/telemetry-store.js';
+import { referenceProfile } from '../../protocol/feature-summary.js';
+import type { Manifest } from '../../protocol/manifest.js';
+import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
+import { compilePlan } from '../../protocol/telemetry-plan.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { normal, prng } from '../helpers/random.js';
+
+afterAll(() => cleanupTempDirs());
+
+describe('ingest pool', () => {
+  it('sheds a device\'s reports past the worker\'s backlog bound, then takes them again once it has caught up', async () => {
+    const gauss = normal(prng(3));
+    const profile = referenceProfile(Array.from({ length: 2000 }, gauss), 10);
+    const bundleId = 'a'.repeat(64);
+    const manifest = {
+      inputs: [{ name: 'x', type: 'float32', shape: ['batch', 8] }], outputs: [],
+      reference: { type: 'fleetcast.reference/v1', rows: 2000, bins: 10, features: Array.from({ length: 8 }, (_, i) => ({ name: `x[${i}]`, input: 'x', index: i, kind: 'numeric', profile })), outputs: [] },
+    } as unknown as Manifest;
+    const now = Date.now();
+    const w = new TelemetryWindow(compilePlan(bundleId, manifest), now - 1000);
+    for (let k = 0; k < 200; k++) w.request(1, true, { x: { type: 'float32', dims: [1, 8], data: Float32Array.from({ length: 8 }, gauss) } }, null, 0);
+    const report = (seq: number) => encodeTelemetryBinary({ v: 1, deviceId: 'p-1', seq, to: now, part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
+    const size = report(0).length;
+    const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
+    const store = new TelemetryStore(db);
+    const refused: Record<string, number> = {};
+    const pool = new IngestPool({
+      workers: 1, options: TELEMETRY_DEFAULTS, store, now: () => now, logger: pino({ level: 'silent' }), maxInflightBytes: 3 * size + 100, // room for 4 reports (the check is made before each is added)
+      manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
+      onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
+    });
+    try {
+      // All in one turn: nothing has gone to the worker yet, so the batch itself fills the bound.
+      const outcomes = Array.from({ length: 10 }, (_, i) => { try { pool.submit('p-1', report(i + 1)); return 'ok'; } catch (e) { return (e as { code: string }).code; } });
+      expect(outcomes.filter((o) => o === 'ok').length).toBe(4);
+      expect(outcomes.slice(4)).toEqual(new Array(6).fill('HUB_ERR_OVERLOADED'));
+      expect(pool.stats.shed).toBe(6);
+      await pool.flush();
+      expect(pool.stats.accepted).toBe(4);
+      // Caught up: taken again (seq 11 is above every seq it has merged), and stored.
+      pool.submit('p-1', report(11));
+      await pool.flush();
+      expect(pool.stats.accepted).toBe(5);
+      expect(refused).toEqual({});
+      expect(store.deviceStats().map((d) => [d.deviceId, d.lastSeq])).toEqual([['p-1', 11]]);
+      const meta = store.getCell('fine', { bundleId, ring: 'default', key: 'meta', bucket: Math.floor((now - 1000) / 60_000) * 60_000 });
+      expect((meta as { s: { requests: number } }).s.requests).toBe(5 * 200);
+    } finally {
+      await pool.close();
+      db.close();
+    }
+  });
+});
