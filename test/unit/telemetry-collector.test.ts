@@ -114,7 +114,9 @@ describe('telemetry collector', () => {
     await c.flush();
     const size = rec.sent[0].payload.length;
     expect(rec.reports()).toHaveLength(1);
-    expect(size).toBeLessThan(40 * 1024);
+    // Binary (the default form): about 11 KB for 32 features and an output (28 KB as JSON).
+    expect(rec.sent[0].payload[0]).toBe(0xfc);
+    expect(size).toBeLessThan(16 * 1024);
     expect(size).toBeLessThan(MESSAGE_LIMITS.telemetry);
   });
 });
