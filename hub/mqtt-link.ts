@@ -117,13 +117,15 @@ export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 /**
  * The hub's inbound FIFO: messages are handled one at a time in arrival order.
  * It is bounded: when more than maxBytes are waiting (the hub cannot keep up),
- * telemetry reports are shed, counted under HUB_ERR_OVERLOADED in the link's
+ * or one device has more than maxBytes/16 of telemetry waiting, telemetry reports are shed, counted under HUB_ERR_OVERLOADED in the link's
  * rejected stats and logged once per burst, so the hub's memory stays bounded;
  * state reports, events and chunk requests are always queued (they are small,
  * and losing them would stall rollouts).
  */
 export class InboundQueue {
-  readonly #items: { topic: string; payload: Uint8Array }[] = [];
+  readonly #items: { topic: string; payload: Uint8Array; device: string | null }[] = [];
+  /** Telemetry bytes queued per device topic prefix. */
+  readonly #perDevice = new Map<string, number>();
   #head = 0;
   #bytes = 0;
   #running: Promise<void> | null = null;
@@ -133,15 +135,24 @@ export class InboundQueue {
   get bytes(): number { return this.#bytes; }
 
   push(topic: string, payload: Uint8Array): void {
-    if (this.#bytes + payload.byteLength > this.maxBytes && topic.endsWith('/telemetry')) {
-      const r = this.dispatcher.stats.rejected;
-      r.HUB_ERR_OVERLOADED = (r.HUB_ERR_OVERLOADED ?? 0) + 1;
-      if (!this.#shedding) this.logger.warn({ code: 'HUB_ERR_OVERLOADED', queuedBytes: this.#bytes }, 'inbound queue full: shedding telemetry reports until it drains');
-      this.#shedding = true;
-      return;
+    const len = payload.byteLength;
+    let device: string | null = null;
+    if (topic.endsWith('/telemetry')) {
+      // Fair shedding: one device may hold at most 1/16 of the bound, so a device that floods (a bug, a replay
+      // of its whole buffer) loses its own reports, not everyone's.
+      device = topic.slice(0, -'/telemetry'.length);
+      const mine = this.#perDevice.get(device) ?? 0;
+      if (this.#bytes + len > this.maxBytes || mine + len > this.maxBytes / 16) {
+        const r = this.dispatcher.stats.rejected;
+        r.HUB_ERR_OVERLOADED = (r.HUB_ERR_OVERLOADED ?? 0) + 1;
+        if (!this.#shedding) this.logger.warn({ code: 'HUB_ERR_OVERLOADED', queuedBytes: this.#bytes, device: device.slice(device.lastIndexOf('/') + 1) }, 'inbound queue full (for all devices, or for this one): shedding telemetry reports until it drains');
+        this.#shedding = true;
+        return;
+      }
+      this.#perDevice.set(device, mine + len);
     }
-    this.#items.push({ topic, payload });
-    this.#bytes += payload.byteLength;
+    this.#items.push({ topic, payload, device });
+    this.#bytes += len;
     this.#running ??= this.#drain();
   }
 
@@ -153,12 +164,19 @@ export class InboundQueue {
         // Compact now and then, so the array does not grow for ever.
         if (this.#head > 1024 && this.#head * 2 > this.#items.length) { this.#items.splice(0, this.#head); this.#head = 0; }
         // dispatch() counts and logs what it refuses; anything else thrown must not stop the queue.
-        try { await this.dispatcher.dispatch(m.topic, m.payload); } catch (e) { this.logger.error({ err: e }, 'device message dispatch failed'); } finally { this.#bytes -= m.payload.byteLength; }
+        try { await this.dispatcher.dispatch(m.topic, m.payload); } catch (e) { this.logger.error({ err: e }, 'device message dispatch failed'); } finally { this.#release(m); }
         if (this.#shedding && this.#bytes < this.maxBytes / 2) this.#shedding = false;
       }
     } finally {
       this.#running = null;
     }
+  }
+
+  #release(m: { payload: Uint8Array; device: string | null }): void {
+    this.#bytes -= m.payload.byteLength;
+    if (m.device === null) return;
+    const left = (this.#perDevice.get(m.device) ?? 0) - m.payload.byteLength;
+    if (left > 0) this.#perDevice.set(m.device, left); else this.#perDevice.delete(m.device);
   }
 
   /** Resolves once everything queued so far has been handled. */
