@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes } from 'aedes';
 import { hubError } from './errors.js';
+import { indexRetained } from './retained-index.js';
 
 export interface EmbeddedBroker {
   readonly url: string;
@@ -19,6 +20,8 @@ export interface EmbeddedBroker {
 
 export async function startBroker(opts: { host: string; port: number; tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => void }): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker();
+  // SUBSCRIBE to a filter with nothing retained under it (each agent's chunk filter) skips aedes' scan of every retained message.
+  indexRetained(aedes);
   // Access control (hub/broker-auth.ts) is installed before the first client can connect.
   opts.setup?.(aedes);
   let server: Server;
