@@ -9,7 +9,10 @@
  * bundle each time. A last case kills it in staging until the crash-loop
  * counter gives the bundle up.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyChunk } from '../../bundles/verify.js';
 import { startBroker, type TestBroker } from '../helpers/agent-broker.js';
 import { http } from '../helpers/agent-fixture.js';
 import { compileAgent, killAll, spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
@@ -166,5 +169,31 @@ describe('agent crash recovery (SIGKILL in each install state)', () => {
     await waitFor(() => hub.eventCodes(DEVICE).includes('AGENT_ERR_BUNDLE_REFUSED'), 'refused event');
     expect(hub.requestsFor(target.bundleId).length).toBe(before);
     expect((await stop(a)).code).toBe(0);
+  });
+
+  it('Killed_mid-transfer: the restarted agent asks for exactly the chunks its staging file lacks', async () => {
+    seed++;
+    const target = hub.add(await makeBundle(keys, { version: seed, mlp: { seed, padFloats: 6000 }, chunkSize: 1024 }));
+    const n = target.manifest.payload.chunkHashes.length;
+    // The last chunk is lost once and, with a long timeout, not asked for again: the transfer stalls there.
+    hub.dropOnce.set(target.bundleId, new Set([n - 1]));
+    const a = start({ FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: '60000' });
+    const port = await portOf(a);
+    await hub.assign(DEVICE, target, ++counter);
+    await waitFor(async () => (await status(port)).progress?.have === n - 1, 'all chunks but one received');
+    expect((await stop(a, 'SIGKILL')).signal).toBe('SIGKILL');
+
+    // What survived the kill, judged by the signed chunk hashes, is what the next run may keep.
+    const staged = readFileSync(join(dataDir, 'staging', target.bundleId, 'payload.zst'));
+    const size = target.manifest.payload.chunkSize;
+    const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !verifyChunk(target.manifest, i, staged.subarray(i * size, (i + 1) * size)));
+    expect(missing).toContain(n - 1);
+    expect(missing.length).toBeLessThan(n);
+    const before = hub.requestsFor(target.bundleId).length;
+    const b = start();
+    await expectServing(await portOf(b), target);
+    expect(hub.requestsFor(target.bundleId).slice(before)).toEqual([missing]);
+    current = target;
+    expect((await stop(b)).code).toBe(0);
   });
 });
