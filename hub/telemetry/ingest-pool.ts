@@ -60,6 +60,7 @@ export class IngestPool {
   readonly #slots: Slot[] = [];
   readonly #waiting = new Map<number, { left: number; resolve: () => void }>();
   #flushId = 0;
+  #below: { bytes: number; resolve: () => void }[] = [];
   #closing = false;
   readonly stats = { submitted: 0, accepted: 0, refused: 0, shed: 0, unreadableCells: 0 };
 
@@ -71,7 +72,14 @@ export class IngestPool {
   #spawn(): Slot {
     const worker = new Worker(WORKER_URL, { workerData: { options: this.#d.options } });
     const slot: Slot = { worker, manifests: new Set(), buf: Buffer.allocUnsafe(BATCH_BYTES * 2), len: 0, rings: [], ringIdx: new Map(), scheduled: false, seen: new Set(), inflight: 0, dead: false };
-    worker.on('message', (m: Flushed | Done) => { if (m.t === 'done') slot.inflight -= m.bytes; else this.#flushed(m); });
+    worker.on('message', (m: Flushed | Done) => {
+      if (m.t !== 'done') { this.#flushed(m); return; }
+      slot.inflight -= m.bytes;
+      if (this.#below.length) {
+        const backlog = this.backlog;
+        this.#below = this.#below.filter((w) => { if (backlog > w.bytes) return true; w.resolve(); return false; });
+      }
+    });
     worker.on('error', (e) => { this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', err: e }, 'a telemetry ingest worker failed'); });
     worker.on('exit', (exitCode) => {
       if (this.#closing || slot.dead) return;
@@ -84,6 +92,16 @@ export class IngestPool {
       if (i >= 0) this.#slots[i] = this.#spawn();
     });
     return slot;
+  }
+
+  /** Bytes of reports submitted and not yet handled by the workers. */
+  get backlog(): number { return this.#slots.reduce((t, s) => t + s.inflight + s.len, 0); }
+
+  /** Resolves once the backlog is at most `bytes` (a producer's backpressure: benchmarks, replays). */
+  below(bytes: number): Promise<void> {
+    for (const s of this.#slots) this.#post(s);
+    if (this.backlog <= bytes) return Promise.resolve();
+    return new Promise((resolve) => this.#below.push({ bytes, resolve }));
   }
 
   /** Route one report message (binary or JSON). Throws a coded error for what can be judged here. */
