@@ -30,8 +30,14 @@ import type { EventKind, Reporter } from './reporter.js';
 import type { ModelRuntime } from './runtime.js';
 import { atomicWrite, fsyncDir, type InstalledModel, type StateStore } from './state-store.js';
 
-/** Decompress a verified payload file; the result is checked against the manifest by the installer, whoever made it. */
-export type Unpacker = (payload: string, dst: string, manifest: Manifest) => Promise<{ length: number; sha256: string }>;
+/**
+ * Decompress a verified payload file; the result is checked against the manifest by the installer, whoever made it.
+ * `prepare`, if present, is told as soon as a payload has verified, before staging is persisted: a
+ * shared unpacker (the simulator's) may start work that is not this agent's own (nothing in dataDir).
+ */
+export type Unpacker = ((payload: string, dst: string, manifest: Manifest) => Promise<{ length: number; sha256: string }>) & {
+  prepare?: (payload: string, manifest: Manifest) => void;
+};
 
 export interface Rejection { code: string; message: string; phase: Phase | 'assignment'; bundleId?: string; counter?: number }
 
@@ -223,6 +229,7 @@ export class Installer {
         const fetched = await this.#fetchPayload(job, manifest);
         await this.#phase(a, (phase = 'verifying'));
         checkPayloadHash(manifest, fetched);
+        this.#d.unpack?.prepare?.(fetched.path, manifest);
         checkAbort(job);
         await this.#phase(a, (phase = 'staging'));
         await this.#unpack(a.bundleId, job.checked.verified, fetched.path);

@@ -13,10 +13,11 @@ import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Unpacker } from '../agent/installer.js';
 import { decompressFile } from '../bundles/compress.js';
+import type { Manifest } from '../protocol/manifest.js';
 
 export function sharedUnpacker(cacheDir: string): Unpacker {
   const done = new Map<string, Promise<{ file: string; length: number; sha256: string }>>();
-  return async (payload, dst, manifest) => {
+  const start = (payload: string, manifest: Manifest) => {
     const key = manifest.payload.compressedSha256;
     let made = done.get(key);
     if (!made) {
@@ -29,10 +30,16 @@ export function sharedUnpacker(cacheDir: string): Unpacker {
       made.catch(() => { if (done.get(key) === made) done.delete(key); });
       done.set(key, made);
     }
-    const { file, length, sha256 } = await made;
+    return made;
+  };
+  const unpack: Unpacker = async (payload, dst, manifest) => {
+    const { file, length, sha256 } = await start(payload, manifest);
     await rm(dst, { force: true });
     // A hard link costs no copy; fall back to copying across file systems.
     await link(file, dst).catch(() => copyFile(file, dst));
     return { length, sha256 };
   };
+  // The first agent whose payload verified starts the shared decompression while it persists its next phases.
+  unpack.prepare = (payload, manifest) => { start(payload, manifest).catch(() => {}); };
+  return unpack;
 }
