@@ -21,7 +21,7 @@ import { checkAssignMessage, type CheckContext, type CheckedAssignment } from '.
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { AbortedError, ChunkFetch, type FetchedPayload, type FetchSettings } from './fetcher.js';
-import type { PayloadCheckFactory } from './payload-check.js';
+import { checkPayloadHash, type PayloadCheckFactory } from './payload-check.js';
 import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
 import { Probation, type ProbationLimits, type Verdict } from './probation.js';
 import { PERMANENT, refuse } from './refused.js';
@@ -228,7 +228,7 @@ export class Installer {
         await this.#phase(a, (phase = 'fetching'));
         const fetched = await this.#fetchPayload(job, manifest);
         await this.#phase(a, (phase = 'verifying'));
-        checkPayloadHash(manifest, fetched);
+        checkPayloadHash(manifest, fetched.sha256);
         this.#d.unpack?.prepare?.(fetched.path, manifest);
         checkAbort(job);
         await this.#phase(a, (phase = 'staging'));
@@ -434,19 +434,6 @@ export class Installer {
     this.#d.reporter.event(SECURITY.has(err.code) ? 'security' : 'assignment-rejected', { code: err.code, detail: err.message, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
     this.#d.reporter.report();
     this.#d.onRejected({ code: err.code, message: err.message, phase, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
-  }
-}
-
-/**
- * Every staged chunk matched its signed hash, so the bytes are the signed payload
- * (payload-check.ts says why); this is the manifest's own payload hash over them,
- * computed during the fetch, so a manifest whose chunk list and payload hash
- * disagree is refused before anything is decompressed.
- */
-function checkPayloadHash(m: Manifest, fetched: FetchedPayload): void {
-  const want = m.payload.compressedSha256;
-  if (fetched.sha256 !== want) {
-    throw agentError('AGENT_ERR_PAYLOAD_HASH', `the staged payload (every chunk matching its signed hash) has sha256 ${fetched.sha256.slice(0, 16)}…, the manifest says ${want.slice(0, 16)}…`);
   }
 }
 

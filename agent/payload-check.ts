@@ -25,6 +25,7 @@
 import { createHash } from 'node:crypto';
 import { verifyChunk } from '../bundles/verify.js';
 import type { Manifest } from '../protocol/manifest.js';
+import { agentError } from './errors.js';
 
 export interface PayloadCheck {
   /** True when `bytes` are exactly chunk `index` of the signed payload (length and sha256). */
@@ -45,3 +46,16 @@ export const payloadCheck: PayloadCheckFactory = (manifest) => {
     digest: () => whole.digest('hex'),
   };
 };
+
+/**
+ * The verifying phase: every staged chunk matched its signed hash, so the bytes are
+ * the signed payload; this compares the manifest's own payload hash with the sha256
+ * taken over them during the fetch, so a manifest whose chunk list and payload hash
+ * disagree is refused (AGENT_ERR_PAYLOAD_HASH) before anything is decompressed.
+ */
+export function checkPayloadHash(manifest: Manifest, sha256: string): void {
+  const want = manifest.payload.compressedSha256;
+  if (sha256 !== want) {
+    throw agentError('AGENT_ERR_PAYLOAD_HASH', `the staged payload (every chunk matching its signed hash) has sha256 ${sha256.slice(0, 16)}…, the manifest says ${want.slice(0, 16)}…`);
+  }
+}
