@@ -174,6 +174,8 @@ export interface StoreView {
   o: number; start: number; entries: number;
   /** Keys spanned (expanded length): o … o+span−1. */
   span: number;
+  /** Every entry is an integer of magnitude below 2^30 (the merge then runs on int32 arithmetic). */
+  small: boolean;
 }
 export interface SketchView {
   a: number; m: number; mSet: boolean; z: number;
@@ -202,7 +204,7 @@ export interface DecodedTelemetry {
   vals: Float64Array;
 }
 
-const newStore = (): StoreView => ({ o: 0, start: 0, entries: 0, span: 0 });
+const newStore = (): StoreView => ({ o: 0, start: 0, entries: 0, span: 0, small: true });
 const newSketch = (): SketchView => ({ a: 0, m: DEFAULT_MAX_BUCKETS, mSet: false, z: 0, p: null, n: null, count: 0, sum: 0, min: 0, max: 0, hasMinMax: false });
 const newSummary = (): SummaryView => ({ name: '', count: 0, sum: 0, sumSq: 0, min: 0, max: 0, hasMinMax: false, nulls: 0, invalid: 0, binsStart: 0, bins: 0, sketch: newSketch() });
 
@@ -339,6 +341,7 @@ export class TelemetryDecoder {
     st.o = o; st.start = this.#nv; st.entries = n;
     let span = 0;
     let total = 0;
+    let small = true;
     this.#reserve(n);
     if (!f64) {
       const done = readZigzags(this.#b, this.#pos, n, this.#vals, this.#nv);
@@ -352,8 +355,10 @@ export class TelemetryDecoder {
           const v = this.#zz();
           this.#vals[this.#nv++] = v;
           if (v < 0) span -= v; else { span++; total += v; }
+          if (v >= 2 ** 30 || v <= -(2 ** 30)) small = false;
         }
       } else { this.#pos = run.pos; this.#nv += n; span = run.span; total = run.total; }
+      st.small = small;
       if (span > maxBuckets) this.#fail(`store spans more than maxBuckets (${maxBuckets}) buckets`);
       if (Math.abs(o + span) > MAX_KEY) this.#fail(`store keys must stay within ±${MAX_KEY}`);
       st.span = span;
@@ -374,6 +379,7 @@ export class TelemetryDecoder {
     }
     if (Math.abs(o + span) > MAX_KEY) this.#fail(`store keys must stay within ±${MAX_KEY}`);
     st.span = span;
+    st.small = false;
     return [st, total];
   }
 

@@ -15,6 +15,7 @@ import { TelemetryIngest } from '../../hub/telemetry/ingest.js';
 import { TELEMETRY_DEFAULTS } from '../../hub/telemetry/options.js';
 import { TelemetryStore } from '../../hub/telemetry/telemetry-store.js';
 import { SketchAcc } from '../../hub/telemetry/wire-acc.js';
+import { encodeTelemetryBinary, TelemetryDecoder } from '../../protocol/telemetry-binary.js';
 import { DDSketch } from '../../protocol/ddsketch.js';
 import { fromWire, referenceProfile } from '../../protocol/feature-summary.js';
 import type { Manifest } from '../../protocol/manifest.js';
@@ -38,9 +39,16 @@ describe('ingest accumulators', () => {
     });
     const reference = new DDSketch({ alpha: 0.02, maxBuckets: 16 });
     for (const s of sketches) reference.merge(s);
-    for (const order of [sketches, [...sketches].reverse(), [...sketches].sort(() => r() - 0.5)]) {
+    // Through the wire form (stored cells) and through the binary decoder's views (reports: the int32 path).
+    const dec = new TelemetryDecoder();
+    const viaView = (acc: SketchAcc, s: DDSketch) => {
+      const d = dec.decode(encodeTelemetryBinary({ v: 1, deviceId: 'd', seq: 1, from: 0, to: 1, bundleId: 'a'.repeat(64), part: 0, parts: 1, requests: 1, sampled: 0, sampleRate: 1, failures: {}, dropped: 0, features: {}, categorical: {}, outputs: {}, latency: s.toJSON() }));
+      expect(d.latency!.p!.small).toBe(true);
+      acc.addView(d.vals, d.latency!);
+    };
+    for (const [order, add] of [[sketches, 'wire'], [[...sketches].reverse(), 'view'], [[...sketches].sort(() => r() - 0.5), 'wire'], [[...sketches].sort(() => r() - 0.5), 'view']] as const) {
       const acc = new SketchAcc(0.02, 16);
-      for (const s of order) acc.addWire(s.toJSON());
+      for (const s of order) if (add === 'wire') acc.addWire(s.toJSON()); else viaView(acc, s);
       const got = acc.toWire();
       expect(got.p!.c.reduce((t, x) => t + Math.max(x, 0), 0) + got.z + got.n!.c.reduce((t, x) => t + Math.max(x, 0), 0)).toBe(40 * 30);
       const want = reference.toJSON();
