@@ -79,6 +79,12 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
     }, { runtime, root, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
   });
+  // What each agent serves, from its state reports (one on every phase change, after the active
+  // pointer moved). waitForVersion polls these and calls status() only to confirm: status() of
+  // every agent every 25 ms would take a good part of the CPU the benchmarks measure.
+  const label = (m: { name: string; version: number } | null | undefined) => (m ? `${m.name}@${m.version}` : 'none');
+  const reported: string[] = agents.map(() => 'none');
+  agents.forEach((a, i) => a.on('state', (r) => { reported[i] = label(r.active); }));
   const step = o.startConcurrency ?? 50;
   for (let i = 0; i < agents.length; i += step) await Promise.all(agents.slice(i, i + step).map((a) => a.start()));
 
@@ -97,7 +103,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     async waitForVersion(name, version, timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;
       const key = `${name}@${version}`;
-      while ((versions()[key] ?? 0) < agents.length) {
+      while (!(reported.every((k) => k === key) && (versions()[key] ?? 0) === agents.length)) {
         if (Date.now() > end) throw new Error(`timed out: ${JSON.stringify(versions())} after ${timeoutMs} ms waiting for ${key}`);
         await new Promise((r) => setTimeout(r, 25));
       }
