@@ -36,7 +36,9 @@ interface Run { ours: number; bare: number; accepted: number; refused: number; b
 async function runOnce(dir: string, keysDir: string, bundlePath: string, b: { bundleId: string; manifest: Parameters<typeof compilePlan>[1] }, workers: number): Promise<Run> {
   const gen = scenarioGenerator({}, 6);
   const names = Array.from({ length: F }, (_, i) => `x[${i}]`);
-  const hub = await startHub({ dataDir: join(dir, `hub-${workers}`), keysDir, mqttPort: 0, httpPort: 0, logLevel: 'silent', insecureDemo: true, telemetry: { driftIntervalMs: 0, ingestWorkers: workers } });
+  // BENCH_BROKER=mqtt://HOST:PORT: an external broker (e.g. mosquitto with allow_anonymous, max_queued_messages 0) instead of the embedded one.
+  const external = process.env.BENCH_BROKER;
+  const hub = await startHub({ dataDir: join(dir, `hub-${workers}`), keysDir, mqttPort: 0, httpPort: 0, logLevel: 'silent', insecureDemo: true, ...(external ? { brokerUrl: external, mqttClientId: `fleetcast-hub-bench-${workers}` } : {}), telemetry: { driftIntervalMs: 0, ingestWorkers: workers } });
   let worker: Worker | undefined;
   try {
     await new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir)).publish(bundlePath);
@@ -108,7 +110,7 @@ export async function benchTelemetryMqtt(): Promise<BenchResult> {
   const pooled = await runOnce(dir, join(dir, 'keys'), b.path, b, 2);
   const bare = (inline.bare + pooled.bare) / 2;
   return {
-    name: `hub telemetry ingest over MQTT: ${DEVICES} device connections (worker thread), ${F}-feature binary reports (${Math.round(inline.bytes)} bytes), QoS 1, embedded aedes, vs a bare counting subscriber on the same broker`,
+    name: `hub telemetry ingest over MQTT: ${DEVICES} device connections (worker thread), ${F}-feature binary reports (${Math.round(inline.bytes)} bytes), QoS 1, ${process.env.BENCH_BROKER ? `external broker ${process.env.BENCH_BROKER}` : 'embedded aedes'}, vs a bare counting subscriber on the same broker`,
     ours: { 'reports/s, hub thread': inline.ours, 'reports/s, 2 ingest workers': pooled.ours, 'reports refused': inline.refused + pooled.refused, 'MB/s, 2 workers': (pooled.ours * pooled.bytes) / 1e6 },
     baseline: { 'reports/s': bare, 'MB/s': (bare * inline.bytes) / 1e6 },
     ratios: [
@@ -118,7 +120,7 @@ export async function benchTelemetryMqtt(): Promise<BenchResult> {
     ],
     notes: [
       `${DEVICES * ROUNDS} reports per pass (${DEVICES} devices × ${ROUNDS} windows), at most ${WINDOW} unacknowledged publishes per connection; ours runs until every report is merged and stored`,
-      'the hub process runs the embedded broker, its MQTT client, the ingest and SQLite; the publishers run in a worker thread of the same process, so on 2 cores the three compete; insecure-demo broker (no per-publish ACL check)',
+      `${process.env.BENCH_BROKER ? 'the broker is another process; the hub process runs' : 'the hub process runs the embedded broker,'} its MQTT client, the ingest and SQLite; the publishers run in a worker thread of the same process, so on 2 cores they all compete; no per-publish ACL check (insecure demo)`,
       `bare broker passes: ${Math.round(inline.bare)} and ${Math.round(pooled.bare)} reports/s`,
     ],
   };
