@@ -129,7 +129,7 @@ export class InboundQueue {
   #head = 0;
   #bytes = 0;
   #running: Promise<void> | null = null;
-  #shedding = false;
+  #warnedAt = 0;
   constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger) {}
 
   get bytes(): number { return this.#bytes; }
@@ -142,11 +142,16 @@ export class InboundQueue {
       // of its whole buffer) loses its own reports, not everyone's.
       device = topic.slice(0, -'/telemetry'.length);
       const mine = this.#perDevice.get(device) ?? 0;
-      if (this.#bytes + len > this.maxBytes || mine + len > this.maxBytes / 16) {
+      // A device with nothing waiting is always let in (its share may be smaller than one legal report).
+      if (this.#bytes + len > this.maxBytes || (mine > 0 && mine + len > this.maxBytes / 16)) {
         const r = this.dispatcher.stats.rejected;
         r.HUB_ERR_OVERLOADED = (r.HUB_ERR_OVERLOADED ?? 0) + 1;
-        if (!this.#shedding) this.logger.warn({ code: 'HUB_ERR_OVERLOADED', queuedBytes: this.#bytes, device: device.slice(device.lastIndexOf('/') + 1) }, 'inbound queue full (for all devices, or for this one): shedding telemetry reports until it drains');
-        this.#shedding = true;
+        // One warning per 10 s at most: a flooding device sheds on every socket read.
+        const now = Date.now();
+        if (now - this.#warnedAt > 10_000) {
+          this.#warnedAt = now;
+          this.logger.warn({ code: 'HUB_ERR_OVERLOADED', queuedBytes: this.#bytes, device: device.slice(device.lastIndexOf('/') + 1), shed: r.HUB_ERR_OVERLOADED }, 'inbound queue full (for all devices, or for this one): shedding telemetry reports until it drains');
+        }
         return;
       }
       this.#perDevice.set(device, mine + len);
@@ -165,7 +170,6 @@ export class InboundQueue {
         if (this.#head > 1024 && this.#head * 2 > this.#items.length) { this.#items.splice(0, this.#head); this.#head = 0; }
         // dispatch() counts and logs what it refuses; anything else thrown must not stop the queue.
         try { await this.dispatcher.dispatch(m.topic, m.payload); } catch (e) { this.logger.error({ err: e }, 'device message dispatch failed'); } finally { this.#release(m); }
-        if (this.#shedding && this.#bytes < this.maxBytes / 2) this.#shedding = false;
       }
     } finally {
       this.#running = null;

@@ -67,5 +67,5 @@ export function registerDriftRoutes(app: FastifyInstance, deps: { telemetry: Tel
 
   app.get('/v1/telemetry/devices', {
     schema: { summary: 'Per device: last telemetry seq, reports dropped from its offline buffer, last report time', response: { ...errors } },
-  }, async () => ({ devices: telemetry.deviceStats(), ingest: telemetry.ingest.stats }));
+  }, async () => ({ devices: telemetry.deviceStats(), ingest: telemetry.pool ? { ...telemetry.pool.stats, workers: telemetry.options.ingestWorkers } : telemetry.ingest.stats }));
 }

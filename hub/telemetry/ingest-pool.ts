@@ -58,40 +58,54 @@ interface Slot { worker: Worker; manifests: Set<string>; buf: Buffer; len: numbe
 export class IngestPool {
   readonly #d: PoolDeps;
   readonly #slots: Slot[] = [];
-  readonly #waiting = new Map<number, { left: number; resolve: () => void }>();
+  /** Per pending flush: the slots that have not answered it yet. */
+  readonly #waiting = new Map<number, { slots: Set<Slot>; resolve: () => void }>();
   #flushId = 0;
   #below: { bytes: number; resolve: () => void }[] = [];
   #closing = false;
-  readonly stats = { submitted: 0, accepted: 0, refused: 0, shed: 0, unreadableCells: 0 };
+  #closed: Promise<void> | null = null;
+  readonly stats = { submitted: 0, accepted: 0, refused: 0, shed: 0, unreadableCells: 0, workerRestarts: 0 };
 
   constructor(d: PoolDeps) {
     this.#d = d;
-    for (let i = 0; i < d.workers; i++) this.#slots.push(this.#spawn());
+    for (let i = 0; i < d.workers; i++) this.#slots.push(this.#spawn(0));
   }
 
-  #spawn(): Slot {
+  /** A worker for a slot; `failures` counts the quick exits before it (the respawn backs off on them). */
+  #spawn(failures: number): Slot {
     const worker = new Worker(WORKER_URL, { workerData: { options: this.#d.options } });
+    const born = Date.now();
     const slot: Slot = { worker, manifests: new Set(), buf: Buffer.allocUnsafe(BATCH_BYTES * 2), len: 0, rings: [], ringIdx: new Map(), scheduled: false, seen: new Set(), inflight: 0, dead: false };
     worker.on('message', (m: Flushed | Done) => {
-      if (m.t !== 'done') { this.#flushed(m); return; }
+      if (m.t !== 'done') { this.#flushed(slot, m); return; }
       slot.inflight -= m.bytes;
-      if (this.#below.length) {
-        const backlog = this.backlog;
-        this.#below = this.#below.filter((w) => { if (backlog > w.bytes) return true; w.resolve(); return false; });
-      }
+      this.#checkBelow();
     });
     worker.on('error', (e) => { this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', err: e }, 'a telemetry ingest worker failed'); });
     worker.on('exit', (exitCode) => {
       if (this.#closing || slot.dead) return;
       slot.dead = true;
-      this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', exitCode }, 'a telemetry ingest worker stopped; replacing it (reports it held since its last flush are lost)');
+      this.stats.workerRestarts++;
+      // A worker that keeps dying at once (a broken deploy, no memory) is restarted with a growing delay.
+      const quick = Date.now() - born < 10_000 ? failures + 1 : 0;
+      const delay = quick === 0 ? 0 : Math.min(30_000, 100 * 2 ** quick);
+      this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', exitCode, restartInMs: delay }, 'a telemetry ingest worker stopped; replacing it (reports it held since its last flush are lost)');
       this.#d.onRefused('HUB_ERR_OVERLOADED', 1, 'ingest worker stopped');
-      // A flush waiting for this worker would wait for ever: count it as answered.
-      for (const [id, w] of this.#waiting) if (--w.left === 0) { this.#waiting.delete(id); w.resolve(); }
-      const i = this.#slots.indexOf(slot);
-      if (i >= 0) this.#slots[i] = this.#spawn();
+      // Flushes still waiting for this worker count it as answered; the backlog it held is gone.
+      for (const [id, w] of this.#waiting) if (w.slots.delete(slot) && w.slots.size === 0) { this.#waiting.delete(id); w.resolve(); }
+      slot.inflight = 0;
+      slot.len = 0;
+      this.#checkBelow();
+      const respawn = () => { const i = this.#slots.indexOf(slot); if (i >= 0 && !this.#closing) this.#slots[i] = this.#spawn(quick); };
+      if (delay === 0) respawn(); else setTimeout(respawn, delay).unref();
     });
     return slot;
+  }
+
+  #checkBelow(): void {
+    if (this.#below.length === 0) return;
+    const backlog = this.backlog;
+    this.#below = this.#below.filter((w) => { if (backlog > w.bytes) return true; w.resolve(); return false; });
   }
 
   /** Bytes of reports submitted and not yet handled by the workers. */
@@ -111,6 +125,7 @@ export class IngestPool {
     const head = peekTelemetryHead(bytes);
     if (head.deviceId !== topicDeviceId) throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(topicDeviceId)}, body names ${JSON.stringify(head.deviceId)}`);
     const slot = this.#slots[hash(topicDeviceId) % this.#slots.length];
+    if (slot.dead || this.#closing) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `ingest worker ${this.#slots.indexOf(slot)} is restarting`); }
     // Bounded memory: a worker that has fallen this far behind sheds its devices' reports until it catches up.
     if (slot.inflight + slot.len > (this.#d.maxInflightBytes ?? MAX_INFLIGHT_BYTES)) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `ingest worker ${this.#slots.indexOf(slot)} has ${slot.inflight} bytes of reports waiting`); }
     if (!slot.manifests.has(head.bundleId)) {
@@ -140,7 +155,7 @@ export class IngestPool {
 
   #post(slot: Slot): void {
     slot.scheduled = false;
-    if (slot.len === 0) return;
+    if (slot.len === 0 || slot.dead) return;
     const buf = new ArrayBuffer(slot.len);
     new Uint8Array(buf).set(slot.buf.subarray(0, slot.len));
     slot.worker.postMessage({ t: 'batch', buf, rings: slot.rings, now: this.#d.now() } satisfies ToWorker, [buf]);
@@ -150,32 +165,42 @@ export class IngestPool {
     slot.ringIdx = new Map();
   }
 
-  #flushed(m: Flushed): void {
+  #flushed(slot: Slot, m: Flushed): void {
+    // In a worker's message listener: anything thrown here would end the hub, so nothing is.
     try {
       if (m.cells.length || m.devices.length) this.stats.unreadableCells += this.#d.store.mergeBatchJson(m.cells, m.devices).unreadable;
+      this.stats.accepted += m.accepted;
+      for (const [code, n] of Object.entries(m.refused)) { this.stats.refused += n; this.#d.onRefused(code, n, m.samples[code] ?? ''); }
+      for (const d of m.debug) this.#d.onDebug(d);
     } catch (e) {
       this.#d.logger.error({ err: e }, 'could not store telemetry deltas from an ingest worker');
+    } finally {
+      const w = this.#waiting.get(m.id);
+      if (w && w.slots.delete(slot) && w.slots.size === 0) { this.#waiting.delete(m.id); w.resolve(); }
     }
-    this.stats.accepted += m.accepted;
-    for (const [code, n] of Object.entries(m.refused)) { this.stats.refused += n; this.#d.onRefused(code, n, m.samples[code] ?? ''); }
-    for (const d of m.debug) this.#d.onDebug(d);
-    const w = this.#waiting.get(m.id);
-    if (w && --w.left === 0) { this.#waiting.delete(m.id); w.resolve(); }
   }
 
   /** Every report submitted so far is merged and stored when this resolves. */
   flush(): Promise<void> {
+    const live = this.#slots.filter((s) => !s.dead);
+    if (this.#closed || live.length === 0) return Promise.resolve();
     const id = ++this.#flushId;
     return new Promise((resolve) => {
-      this.#waiting.set(id, { left: this.#slots.length, resolve });
-      for (const s of this.#slots) { this.#post(s); s.worker.postMessage({ t: 'flush', id } satisfies ToWorker); }
+      this.#waiting.set(id, { slots: new Set(live), resolve });
+      for (const s of live) { this.#post(s); s.worker.postMessage({ t: 'flush', id } satisfies ToWorker); }
     });
   }
 
-  async close(): Promise<void> {
-    await this.flush();
-    this.#closing = true;
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+  /** Flush, then stop the workers (idempotent). */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await this.flush();
+      this.#closing = true;
+      for (const w of this.#below) w.resolve();
+      this.#below = [];
+      await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    })();
+    return this.#closed;
   }
 }
 

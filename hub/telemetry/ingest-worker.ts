@@ -15,6 +15,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { errorCode } from '../../protocol/errors.js';
 import type { Manifest } from '../../protocol/manifest.js';
+import { peekTelemetryHead } from '../../protocol/telemetry-binary.js';
 import { TelemetryIngest } from './ingest.js';
 import type { TelemetryOptions } from './options.js';
 import type { CellKey, TelemetryStore } from './telemetry-store.js';
@@ -53,12 +54,17 @@ if (parentPort) {
   let clock = Date.now();
   let pending: Omit<Flushed, 't' | 'id'> = { cells: [], devices: [], accepted: 0, refused: {}, samples: {}, debug: [] };
   const store = {
+    // Read once per device: the ingest keeps the answer (and every later seq) itself.
     lastSeq: (id: string) => { const s = seqHints.get(id); seqHints.delete(id); return s === undefined || s < 0 ? undefined : s; },
     getRaw: () => undefined,
-    writeBatchJson: (cells: readonly [CellKey, string][], devices: readonly DeviceMark[]) => { pending.cells.push(...cells); pending.devices.push(...devices); },
+    writeBatchJson: (cells: readonly [CellKey, string][], devices: readonly DeviceMark[]) => {
+      // A loop, not push(...): a spread of hundreds of thousands of arguments overflows the stack.
+      for (const c of cells) pending.cells.push(c);
+      for (const d of devices) pending.devices.push(d);
+    },
   } as unknown as TelemetryStore;
   const ingest = new TelemetryIngest({
-    store, options: { ...options, maxPendingCells: 1_000_000 }, now: () => clock, logger: pino({ level: 'silent' }),
+    store, options, now: () => clock, logger: pino({ level: 'silent' }),
     manifest: (id) => manifests.get(id), ringOf: () => ring, forgetAfterFlush: true,
   });
   const flush = (id: number) => {
@@ -83,8 +89,10 @@ if (parentPort) {
         const payload = b.subarray(at + ITEM_HEADER, at + ITEM_HEADER + len);
         at += ITEM_HEADER + len;
         try {
+          // The hint goes with the device before anything can refuse the report, so a refused first report
+          // cannot make the worker forget the device's stored seq (the pool sends it only once).
+          if (hint !== -2) seqHints.set(peekTelemetryHead(payload).deviceId, hint);
           const d = ingest.decode(payload);
-          if (hint !== -2) seqHints.set(d.deviceId, hint);
           ingest.handleDecoded(d);
           pending.accepted++;
           if (d.debug?.length) pending.debug.push({ deviceId: d.deviceId, bundleId: d.bundleId, from: d.from, to: d.to, rows: d.debug });

@@ -54,8 +54,12 @@ interface Group { bundleId: string; ring: string; bucket: number; shape: Shape; 
 
 interface DeviceMark { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }
 
-/** Most values one report may count in any field (2^40: a million requests a second for twelve days). */
-const MAX_COUNT = 2 ** 40;
+/**
+ * Most values one report may count in any field (2^32: 70,000 requests a second for a whole minute-window
+ * day). It keeps a cell's sums exact integers for two million reports a bucket; past that a stored cell
+ * would not read back, and is skipped and counted (TelemetryStore.unreadableRows) rather than fatal.
+ */
+const MAX_COUNT = 2 ** 32;
 
 /** α and bucket bound every telemetry sketch must have, or the merge would be meaningless. */
 const sameAlpha = (s: { a: number; m: number } | { a: number; m?: number }) => s.a === SUMMARY_ALPHA && (s.m ?? DEFAULT_MAX_BUCKETS) === DEFAULT_MAX_BUCKETS;
@@ -121,7 +125,12 @@ export class TelemetryIngest {
 
   /** Check a decoded report against its bundle and sequence, then merge it. Throws a coded error and changes nothing when refused. */
   handleDecoded(r: DecodedTelemetry): void {
-    const last = this.#seqs.get(r.deviceId) ?? this.#d.store.lastSeq(r.deviceId) ?? -1;
+    let last = this.#seqs.get(r.deviceId);
+    if (last === undefined) {
+      // Read from the store once per device and kept, so a refused report cannot make the ingest forget it.
+      last = this.#d.store.lastSeq(r.deviceId) ?? -1;
+      this.#seqs.set(r.deviceId, last);
+    }
     if (r.seq <= last) throw hubError('HUB_ERR_TELEMETRY_REPLAY', `device ${r.deviceId} sent seq ${r.seq}, last seen ${last}`);
     const shape = this.#shape(r.bundleId);
     if (r.to < r.from) this.#bad(r, 'window ends before it starts');
@@ -165,10 +174,7 @@ export class TelemetryIngest {
     throw hubError('HUB_ERR_BAD_TELEMETRY', `device ${r.deviceId}, bundle ${r.bundleId.slice(0, 12)}…: ${why}`);
   }
 
-  /**
-   * Counts a device can have seen in one window are far below MAX_COUNT; a report claiming more is refused,
-   * so sums over many reports stay exact integers and a stored cell always reads back.
-   */
+  /** Counts a device can have seen in one window are far below MAX_COUNT; a report claiming more is refused. */
   #bounded(r: DecodedTelemetry): void {
     const over = (x: number) => x > MAX_COUNT;
     if (over(r.requests) || over(r.sampled) || r.failures.some(([, n]) => over(n)) || (r.latency && over(r.latency.count))) this.#bad(r, `a request count is above ${MAX_COUNT}`);

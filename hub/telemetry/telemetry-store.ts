@@ -89,7 +89,9 @@ export class TelemetryStore {
     let unreadable = 0;
     this.#db.transaction(() => {
       for (const [k, json] of cells) {
-        let cell = cellFromJson(k.key, json);
+        // One cell that cannot be read or merged is skipped and counted; it never loses the rest of the batch.
+        let cell = this.#read(k.key, json);
+        if (!cell) { unreadable++; continue; }
         const stored = this.getRaw('fine', k);
         if (stored !== undefined) {
           try { cell = mergeCell(cellFromJson(k.key, stored), cell); } catch { unreadable++; }

@@ -60,6 +60,10 @@ describe('hub inbound queue', () => {
     q.push(topics.device('loud', 'telemetry'), Buffer.alloc(400, 1)); // drained: taken again
     await q.idle();
     expect(order.at(-1)).toBe('tel:loud:400');
+    // A report larger than a device's share is still let in when that device has nothing waiting.
+    q.push(topics.device('big', 'telemetry'), Buffer.alloc(3_000, 1));
+    await q.idle();
+    expect(order.at(-1)).toBe('tel:big:3000');
   });
 
   it('keeps going, and keeps its byte count right, when a dispatch throws', async () => {

@@ -64,4 +64,36 @@ describe('ingest pool', () => {
       db.close();
     }
   });
+
+  it('refuses replays against the stored seq even when the first report a worker sees from a device is refused', async () => {
+    const bundleId = 'b'.repeat(64);
+    const manifest = { inputs: [{ name: 'x', type: 'float32', shape: ['batch', 1] }], outputs: [] } as unknown as Manifest;
+    const w = new TelemetryWindow(compilePlan(bundleId, manifest), Date.now() - 1000);
+    w.request(1, true, { x: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } }, null, 0);
+    const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: Date.now(), part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
+    const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
+    const store = new TelemetryStore(db);
+    // Both devices last reported seq 10 before this hub (process) started.
+    store.writeBatchJson([], ['r-1', 'r-2'].map((deviceId) => ({ deviceId, seq: 10, dropped: 0, at: 0, bundleId })));
+    const refused: Record<string, number> = {};
+    const pool = new IngestPool({
+      workers: 1, options: TELEMETRY_DEFAULTS, store, now: Date.now, logger: pino({ level: 'silent' }),
+      manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
+      onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
+    });
+    try {
+      // r-1: a replay first (refused), then more replays: all refused. r-2: an undecodable report first, then a replay.
+      for (const seq of [9, 10, 5]) pool.submit('r-1', report('r-1', seq));
+      pool.submit('r-2', report('r-2', 11).subarray(0, 60));
+      pool.submit('r-2', report('r-2', 3));
+      pool.submit('r-1', report('r-1', 11));
+      await pool.flush();
+      expect(refused).toEqual({ HUB_ERR_TELEMETRY_REPLAY: 4, PROTO_ERR_INVALID_MESSAGE: 1 });
+      expect(pool.stats.accepted).toBe(1);
+      expect(store.deviceStats().map((d) => [d.deviceId, d.lastSeq])).toEqual([['r-1', 11], ['r-2', 10]]);
+    } finally {
+      await pool.close();
+      db.close();
+    }
+  });
 });
