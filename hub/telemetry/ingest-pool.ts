@@ -53,7 +53,11 @@ const BATCH_BYTES = 256 * 1024;
 /** Bytes posted to one worker and not yet handled beyond which its devices' reports are shed (HUB_ERR_OVERLOADED). */
 const MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
 
-interface Slot { worker: Worker; manifests: Set<string>; buf: Buffer; len: number; rings: string[]; ringIdx: Map<string, number>; scheduled: boolean; seen: Set<string>; inflight: number; dead: boolean }
+interface Slot {
+  worker: Worker; manifests: Set<string>; buf: Buffer; len: number; rings: string[]; ringIdx: Map<string, number>; scheduled: boolean; seen: Set<string>; inflight: number; dead: boolean;
+  /** Bytes per device in the batch being filled, and per posted batch in posting order (a worker handles them in order). */
+  batchDevices: Map<string, number>; posted: Map<string, number>[];
+}
 
 export class IngestPool {
   readonly #d: PoolDeps;
@@ -62,6 +66,8 @@ export class IngestPool {
   readonly #waiting = new Map<number, { slots: Set<Slot>; resolve: () => void }>();
   #flushId = 0;
   #below: { bytes: number; resolve: () => void }[] = [];
+  /** Bytes per device submitted and not yet handled by its worker. */
+  readonly #perDevice = new Map<string, number>();
   #closing = false;
   #closed: Promise<void> | null = null;
   readonly stats = { submitted: 0, accepted: 0, refused: 0, shed: 0, unreadableCells: 0, workerRestarts: 0 };
@@ -75,10 +81,14 @@ export class IngestPool {
   #spawn(failures: number): Slot {
     const worker = new Worker(WORKER_URL, { workerData: { options: this.#d.options } });
     const born = Date.now();
-    const slot: Slot = { worker, manifests: new Set(), buf: Buffer.allocUnsafe(BATCH_BYTES * 2), len: 0, rings: [], ringIdx: new Map(), scheduled: false, seen: new Set(), inflight: 0, dead: false };
+    const slot: Slot = { worker, manifests: new Set(), buf: Buffer.allocUnsafe(BATCH_BYTES * 2), len: 0, rings: [], ringIdx: new Map(), scheduled: false, seen: new Set(), inflight: 0, dead: false, batchDevices: new Map(), posted: [] };
     worker.on('message', (m: Flushed | Done) => {
       if (m.t !== 'done') { this.#flushed(slot, m); return; }
       slot.inflight -= m.bytes;
+      for (const [device, n] of slot.posted.shift() ?? []) {
+        const left = (this.#perDevice.get(device) ?? 0) - n;
+        if (left > 0) this.#perDevice.set(device, left); else this.#perDevice.delete(device);
+      }
       this.#checkBelow();
     });
     worker.on('error', (e) => { this.#d.logger.error({ code: 'HUB_ERR_OVERLOADED', err: e }, 'a telemetry ingest worker failed'); });
@@ -95,6 +105,7 @@ export class IngestPool {
       for (const [id, w] of this.#waiting) if (w.slots.delete(slot) && w.slots.size === 0) { this.#waiting.delete(id); w.resolve(); }
       slot.inflight = 0;
       slot.len = 0;
+      for (const batch of [slot.batchDevices, ...slot.posted]) for (const device of batch.keys()) this.#perDevice.delete(device);
       this.#checkBelow();
       const respawn = () => { const i = this.#slots.indexOf(slot); if (i >= 0 && !this.#closing) this.#slots[i] = this.#spawn(quick); };
       if (delay === 0) respawn(); else setTimeout(respawn, delay).unref();
@@ -127,7 +138,12 @@ export class IngestPool {
     const slot = this.#slots[hash(topicDeviceId) % this.#slots.length];
     if (slot.dead || this.#closing) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `ingest worker ${this.#slots.indexOf(slot)} is restarting`); }
     // Bounded memory: a worker that has fallen this far behind sheds its devices' reports until it catches up.
-    if (slot.inflight + slot.len > (this.#d.maxInflightBytes ?? MAX_INFLIGHT_BYTES)) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `ingest worker ${this.#slots.indexOf(slot)} has ${slot.inflight} bytes of reports waiting`); }
+    const bound = this.#d.maxInflightBytes ?? MAX_INFLIGHT_BYTES;
+    if (slot.inflight + slot.len > bound) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `ingest worker ${this.#slots.indexOf(slot)} has ${slot.inflight + slot.len} bytes of reports waiting`); }
+    // Fair shedding: a device may hold at most 1/16 of its worker's bound (always one report), so a flooding
+    // device is shed before the devices that share its worker are.
+    const mine = this.#perDevice.get(topicDeviceId) ?? 0;
+    if (mine > 0 && mine + bytes.byteLength > bound / 16) { this.stats.shed++; throw hubError('HUB_ERR_OVERLOADED', `device ${topicDeviceId} has ${mine} bytes of reports waiting`); }
     if (!slot.manifests.has(head.bundleId)) {
       const manifest = this.#d.manifest(head.bundleId);
       if (!manifest) throw hubError('HUB_ERR_TELEMETRY_UNKNOWN_BUNDLE', `bundle ${head.bundleId.slice(0, 16)}…`);
@@ -148,6 +164,8 @@ export class IngestPool {
     slot.buf.writeUInt32LE(bytes.byteLength, slot.len + 10);
     slot.buf.set(bytes, slot.len + ITEM_HEADER);
     slot.len = need;
+    this.#perDevice.set(topicDeviceId, mine + bytes.byteLength);
+    slot.batchDevices.set(topicDeviceId, (slot.batchDevices.get(topicDeviceId) ?? 0) + bytes.byteLength);
     this.stats.submitted++;
     if (slot.len >= BATCH_BYTES) this.#post(slot);
     else if (!slot.scheduled) { slot.scheduled = true; setImmediate(() => this.#post(slot)); }
@@ -161,6 +179,8 @@ export class IngestPool {
     slot.worker.postMessage({ t: 'batch', buf, rings: slot.rings, now: this.#d.now() } satisfies ToWorker, [buf]);
     slot.inflight += slot.len;
     slot.len = 0;
+    slot.posted.push(slot.batchDevices);
+    slot.batchDevices = new Map();
     slot.rings = [];
     slot.ringIdx = new Map();
   }

@@ -1,8 +1,10 @@
 /**
- * The ingest pool's bound (hub/telemetry/ingest-pool.ts) with real worker
- * threads and a real SQLite file: a worker's backlog past maxInflightBytes
- * sheds that device's reports with HUB_ERR_OVERLOADED (memory stays bounded),
- * and once the worker has caught up reports are taken again and stored.
+ * The ingest pool (hub/telemetry/ingest-pool.ts) with real worker threads and
+ * a real SQLite file: a worker's backlog past maxInflightBytes, or a device's
+ * past 1/16 of it, sheds reports with HUB_ERR_OVERLOADED (memory stays
+ * bounded, a flooding device is shed first); once the worker has caught up
+ * reports are taken again and stored; replays stay refused across workers'
+ * first reports.
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -22,7 +24,7 @@ import { normal, prng } from '../helpers/random.js';
 afterAll(() => cleanupTempDirs());
 
 describe('ingest pool', () => {
-  it('sheds a device\'s reports past the worker\'s backlog bound, then takes them again once it has caught up', async () => {
+  it('sheds past the worker\'s backlog bound and past a device\'s share of it, then takes reports again once caught up', async () => {
     const gauss = normal(prng(3));
     const profile = referenceProfile(Array.from({ length: 2000 }, gauss), 10);
     const bundleId = 'a'.repeat(64);
@@ -33,32 +35,36 @@ describe('ingest pool', () => {
     const now = Date.now();
     const w = new TelemetryWindow(compilePlan(bundleId, manifest), now - 1000);
     for (let k = 0; k < 200; k++) w.request(1, true, { x: { type: 'float32', dims: [1, 8], data: Float32Array.from({ length: 8 }, gauss) } }, null, 0);
-    const report = (seq: number) => encodeTelemetryBinary({ v: 1, deviceId: 'p-1', seq, to: now, part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
-    const size = report(0).length;
+    const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: now, part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
+    const size = report('p-0', 0).length;
     const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
     const store = new TelemetryStore(db);
     const refused: Record<string, number> = {};
     const pool = new IngestPool({
-      workers: 1, options: TELEMETRY_DEFAULTS, store, now: () => now, logger: pino({ level: 'silent' }), maxInflightBytes: 3 * size + 100, // room for 4 reports (the check is made before each is added)
+      // Room for 16 reports (the check is made before each is added); a device's share is one report.
+      workers: 1, options: TELEMETRY_DEFAULTS, store, now: () => now, logger: pino({ level: 'silent' }), maxInflightBytes: 15 * (size + 14) + 100,
       manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
       onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
     });
+    const submit = (id: string, seq: number) => { try { pool.submit(id, report(id, seq)); return 'ok'; } catch (e) { return (e as { code: string }).code; } };
     try {
-      // All in one turn: nothing has gone to the worker yet, so the batch itself fills the bound.
-      const outcomes = Array.from({ length: 10 }, (_, i) => { try { pool.submit('p-1', report(i + 1)); return 'ok'; } catch (e) { return (e as { code: string }).code; } });
-      expect(outcomes.filter((o) => o === 'ok').length).toBe(4);
-      expect(outcomes.slice(4)).toEqual(new Array(6).fill('HUB_ERR_OVERLOADED'));
-      expect(pool.stats.shed).toBe(6);
+      // All in one turn: nothing has gone to the worker yet. A loud device gets its share (one report) and no more …
+      expect([1, 2, 3].map((seq) => submit('loud', seq))).toEqual(['ok', 'HUB_ERR_OVERLOADED', 'HUB_ERR_OVERLOADED']);
+      // … and the others still get in, until the worker's bound is reached.
+      const others = Array.from({ length: 20 }, (_, i) => submit(`p-${i}`, 1));
+      expect(others.filter((o) => o === 'ok').length).toBe(15);
+      expect(others.slice(15)).toEqual(new Array(5).fill('HUB_ERR_OVERLOADED'));
+      expect(pool.stats.shed).toBe(7);
       await pool.flush();
-      expect(pool.stats.accepted).toBe(4);
-      // Caught up: taken again (seq 11 is above every seq it has merged), and stored.
-      pool.submit('p-1', report(11));
+      expect(pool.stats.accepted).toBe(16);
+      // Caught up: taken again, and stored.
+      expect(submit('loud', 4)).toBe('ok');
       await pool.flush();
-      expect(pool.stats.accepted).toBe(5);
+      expect(pool.stats.accepted).toBe(17);
       expect(refused).toEqual({});
-      expect(store.deviceStats().map((d) => [d.deviceId, d.lastSeq])).toEqual([['p-1', 11]]);
+      expect(store.deviceStats().find((d) => d.deviceId === 'loud')!.lastSeq).toBe(4);
       const meta = store.getCell('fine', { bundleId, ring: 'default', key: 'meta', bucket: Math.floor((now - 1000) / 60_000) * 60_000 });
-      expect((meta as { s: { requests: number } }).s.requests).toBe(5 * 200);
+      expect((meta as { s: { requests: number } }).s.requests).toBe(17 * 200);
     } finally {
       await pool.close();
       db.close();
