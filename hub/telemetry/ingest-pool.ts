@@ -11,9 +11,11 @@
  * stored cells in one transaction per flush here.
  *
  * What changes against the inline ingest: figures reach SQLite up to one
- * flush interval after arrival, and a report refused by a worker is counted
- * when its worker flushes. A worker that dies is replaced; what it held since
- * its last flush is lost and counted as HUB_ERR_OVERLOADED.
+ * flush interval after arrival; the link's `handled.telemetry` counts reports
+ * handed to a worker, and one the worker refuses is counted under its code
+ * when the worker flushes. A worker that dies is replaced (with a growing
+ * delay if it keeps dying); what it held since its last flush is lost, counted
+ * once as HUB_ERR_OVERLOADED.
  */
 import type { Logger } from 'pino';
 import { Worker } from 'node:worker_threads';
