@@ -42,7 +42,7 @@ export interface Flushed {
   debug: { deviceId: string; bundleId: string; from: number; to: number; rows: NonNullable<ReturnType<TelemetryIngest['decode']>['debug']> }[];
 }
 
-/** Item header in a batch: u16 ring index, f64 last stored seq (−1: none sent), u32 length; then the report. */
+/** Item header in a batch: u16 ring index, f64 the device's last stored seq (−1: none stored; −2: not sent, the worker knows the device), u32 length; then the report. */
 export const ITEM_HEADER = 14;
 
 if (parentPort) {
