@@ -121,6 +121,9 @@ export class IngestPool {
     this.#below = this.#below.filter((w) => { if (backlog > w.bytes) return true; w.resolve(); return false; });
   }
 
+  /** The current worker threads (diagnostics: threadId, resource use; fault tests stop one). */
+  get workers(): readonly Worker[] { return this.#slots.map((s) => s.worker); }
+
   /** Bytes of reports submitted and not yet handled by the workers. */
   get backlog(): number { return this.#slots.reduce((t, s) => t + s.inflight + s.len, 0); }
 

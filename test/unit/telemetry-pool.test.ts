@@ -18,7 +18,7 @@ import { referenceProfile } from '../../protocol/feature-summary.js';
 import type { Manifest } from '../../protocol/manifest.js';
 import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
 import { compilePlan } from '../../protocol/telemetry-plan.js';
-import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
 import { normal, prng } from '../helpers/random.js';
 
 afterAll(() => cleanupTempDirs());
@@ -65,6 +65,45 @@ describe('ingest pool', () => {
       expect(store.deviceStats().find((d) => d.deviceId === 'loud')!.lastSeq).toBe(4);
       const meta = store.getCell('fine', { bundleId, ring: 'default', key: 'meta', bucket: Math.floor((now - 1000) / 60_000) * 60_000 });
       expect((meta as { s: { requests: number } }).s.requests).toBe(17 * 200);
+    } finally {
+      await pool.close();
+      db.close();
+    }
+  });
+
+  it('survives a worker that stops: a pending flush and below() resolve, the loss is counted once, a new worker takes over with replay protection', async () => {
+    const bundleId = 'c'.repeat(64);
+    const manifest = { inputs: [{ name: 'x', type: 'float32', shape: ['batch', 1] }], outputs: [] } as unknown as Manifest;
+    const w = new TelemetryWindow(compilePlan(bundleId, manifest), Date.now() - 1000);
+    w.request(1, true, { x: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } }, null, 0);
+    const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: Date.now(), part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
+    const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
+    const store = new TelemetryStore(db);
+    const refused: Record<string, number> = {};
+    const pool = new IngestPool({
+      workers: 1, options: TELEMETRY_DEFAULTS, store, now: Date.now, logger: pino({ level: 'silent' }),
+      manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
+      onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
+    });
+    try {
+      pool.submit('k-1', report('k-1', 1));
+      await pool.flush();
+      expect(store.deviceStats().map((d) => d.lastSeq)).toEqual([1]);
+      for (let seq = 2; seq < 400; seq++) pool.submit('k-1', report('k-1', seq));
+      const old = pool.workers[0];
+      const flushed = pool.flush();
+      const below = pool.below(0);
+      await old.terminate();
+      await Promise.all([flushed, below]);
+      expect(refused.HUB_ERR_OVERLOADED).toBe(1);
+      await waitFor(() => pool.workers[0] !== old, 'a new worker');
+      // The new worker gets the stored seq with the device's first report: an old seq is still a replay.
+      const last = store.deviceStats()[0].lastSeq;
+      pool.submit('k-1', report('k-1', last));
+      pool.submit('k-1', report('k-1', 1000));
+      await pool.flush();
+      expect(refused.HUB_ERR_TELEMETRY_REPLAY).toBe(1);
+      expect(store.deviceStats()[0].lastSeq).toBe(1000);
     } finally {
       await pool.close();
       db.close();
