@@ -55,9 +55,9 @@ interface Group { bundleId: string; ring: string; bucket: number; shape: Shape; 
 interface DeviceMark { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }
 
 /**
- * Most values one report may count in any field (2^32: 70,000 requests a second for a whole minute-window
- * day). It keeps a cell's sums exact integers for two million reports a bucket; past that a stored cell
- * would not read back, and is skipped and counted (TelemetryStore.unreadableRows) rather than fatal.
+ * Most values one report may count in any field: 2^32, about 50,000 requests a second for a whole day in
+ * one window. It keeps a cell's sums exact integers for two million reports per bucket; past that a stored
+ * cell would not read back, and is skipped and counted (TelemetryStore.unreadableRows) rather than fatal.
  */
 const MAX_COUNT = 2 ** 32;
 
