@@ -23,6 +23,25 @@ import { normal, prng } from '../helpers/random.js';
 
 afterAll(() => cleanupTempDirs());
 
+/** A one-worker pool over a fresh SQLite file and a one-feature bundle; `before` runs on the store first. */
+function onePool(before?: (store: TelemetryStore, bundleId: string) => void) {
+  const bundleId = 'b'.repeat(64);
+  const manifest = { inputs: [{ name: 'x', type: 'float32', shape: ['batch', 1] }], outputs: [] } as unknown as Manifest;
+  const w = new TelemetryWindow(compilePlan(bundleId, manifest), Date.now() - 1000);
+  w.request(1, true, { x: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } }, null, 0);
+  const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: Date.now(), part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
+  const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
+  const store = new TelemetryStore(db);
+  before?.(store, bundleId);
+  const refused: Record<string, number> = {};
+  const pool = new IngestPool({
+    workers: 1, options: TELEMETRY_DEFAULTS, store, now: Date.now, logger: pino({ level: 'silent' }),
+    manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
+    onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
+  });
+  return { pool, store, db, report, refused };
+}
+
 describe('ingest pool', () => {
   it('sheds past the worker\'s backlog bound and past a device\'s share of it, then takes reports again once caught up', async () => {
     const gauss = normal(prng(3));
@@ -72,19 +91,7 @@ describe('ingest pool', () => {
   });
 
   it('survives a worker that stops: a pending flush and below() resolve, the loss is counted once, a new worker takes over with replay protection', async () => {
-    const bundleId = 'c'.repeat(64);
-    const manifest = { inputs: [{ name: 'x', type: 'float32', shape: ['batch', 1] }], outputs: [] } as unknown as Manifest;
-    const w = new TelemetryWindow(compilePlan(bundleId, manifest), Date.now() - 1000);
-    w.request(1, true, { x: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } }, null, 0);
-    const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: Date.now(), part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
-    const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
-    const store = new TelemetryStore(db);
-    const refused: Record<string, number> = {};
-    const pool = new IngestPool({
-      workers: 1, options: TELEMETRY_DEFAULTS, store, now: Date.now, logger: pino({ level: 'silent' }),
-      manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
-      onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
-    });
+    const { pool, store, db, report, refused } = onePool();
     try {
       pool.submit('k-1', report('k-1', 1));
       await pool.flush();
@@ -111,21 +118,8 @@ describe('ingest pool', () => {
   });
 
   it('refuses replays against the stored seq even when the first report a worker sees from a device is refused', async () => {
-    const bundleId = 'b'.repeat(64);
-    const manifest = { inputs: [{ name: 'x', type: 'float32', shape: ['batch', 1] }], outputs: [] } as unknown as Manifest;
-    const w = new TelemetryWindow(compilePlan(bundleId, manifest), Date.now() - 1000);
-    w.request(1, true, { x: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } }, null, 0);
-    const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: Date.now(), part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
-    const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
-    const store = new TelemetryStore(db);
     // Both devices last reported seq 10 before this hub (process) started.
-    store.writeBatchJson([], ['r-1', 'r-2'].map((deviceId) => ({ deviceId, seq: 10, dropped: 0, at: 0, bundleId })));
-    const refused: Record<string, number> = {};
-    const pool = new IngestPool({
-      workers: 1, options: TELEMETRY_DEFAULTS, store, now: Date.now, logger: pino({ level: 'silent' }),
-      manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'default',
-      onRefused: (code, n) => { refused[code] = (refused[code] ?? 0) + n; }, onDebug: () => {},
-    });
+    const { pool, store, db, report, refused } = onePool((store, bundleId) => store.writeBatchJson([], ['r-1', 'r-2'].map((deviceId) => ({ deviceId, seq: 10, dropped: 0, at: 0, bundleId }))));
     try {
       // r-1: a replay first (refused), then more replays: all refused. r-2: an undecodable report first, then a replay.
       for (const seq of [9, 10, 5]) pool.submit('r-1', report('r-1', seq));
