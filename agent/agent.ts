@@ -425,7 +425,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
   }
 }
 
-async function readRoot(path: string): Promise<TrustedRoot> {
+/** The device's trust root from its file (coded SIGN_ERR_BAD_ROOT when unreadable or invalid; an expired root still loads). */
+export async function readRoot(path: string): Promise<TrustedRoot> {
   let text: string;
   try { text = await readFile(path, 'utf8'); } catch (e) {
     throw signingError('SIGN_ERR_BAD_ROOT', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

@@ -7,13 +7,12 @@
  * hashing of byte-identical chunks (shared-verify.ts). Each agent still
  * receives every chunk over its own connection and writes its own staging file.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createAgent, type Agent } from '../agent/agent.js';
+import { createAgent, readRoot, type Agent } from '../agent/agent.js';
 import type { AgentOptionsInput } from '../agent/options.js';
 import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
-import { loadRootText } from '../signing/root.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
 import { sharedPayloadCheck } from './shared-verify.js';
@@ -63,7 +62,8 @@ export type InputsFor = (deviceId: string, inputs: readonly InputSpecLite[]) => 
 export interface DriveHandle { readonly stats: DriveStats; stop(): Promise<DriveStats> }
 
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
-  const root = loadRootText(readFileSync(o.rootPath, 'utf8'), { allowExpired: true });
+  // One root for every agent, read the way an agent reads its own.
+  const root = await readRoot(o.rootPath);
   const runtime = createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
