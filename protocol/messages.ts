@@ -7,7 +7,7 @@ import { protocolError } from './errors.js';
 import { arr, int, nullable, num, obj, optional, parse, record, sha256Hex, str, json, type Infer, type Schema } from './schema.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
 import { telemetryReportSchema, type TelemetryReport } from './telemetry.js';
-import { decodeTelemetryBinary, isBinaryTelemetry } from './telemetry-binary.js';
+import { decodeTelemetryBinary, encodeTelemetryBinary, isBinaryTelemetry } from './telemetry-binary.js';
 
 export const PROTOCOL_VERSION = 1;
 const v = int({ min: 1, max: 1 });
@@ -115,8 +115,16 @@ export const decodeDeviceEvent = (b: Uint8Array | string) => decodeJson(deviceEv
 /** A telemetry report in either form: binary (first byte 0xFC, protocol/telemetry-binary.ts, what agents send) or JSON. */
 export function decodeTelemetry(b: Uint8Array | string): TelemetryReport {
   if (!isBinaryTelemetry(b)) return decodeJson(telemetryReportSchema, b, MESSAGE_LIMITS.telemetry, 'telemetry report');
+  return decodeTelemetryBinary(telemetryBytes(b));
+}
+
+/**
+ * A telemetry message as binary bytes, size-checked: binary is passed through (its full check is the
+ * binary decode), JSON is decoded against the schema and re-encoded, so the hub has one ingest path.
+ */
+export function telemetryBytes(b: Uint8Array): Uint8Array {
   if (b.byteLength > MESSAGE_LIMITS.telemetry) throw protocolError('PROTO_ERR_MESSAGE_TOO_LARGE', `telemetry report is ${b.byteLength} bytes, limit ${MESSAGE_LIMITS.telemetry}`);
-  return decodeTelemetryBinary(b);
+  return isBinaryTelemetry(b) ? b : encodeTelemetryBinary(decodeJson(telemetryReportSchema, b, MESSAGE_LIMITS.telemetry, 'telemetry report'));
 }
 
 export function encode(msg: unknown): Buffer {

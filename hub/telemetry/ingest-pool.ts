@@ -20,9 +20,8 @@
 import type { Logger } from 'pino';
 import { Worker } from 'node:worker_threads';
 import type { Manifest } from '../../protocol/manifest.js';
-import { decodeTelemetry, MESSAGE_LIMITS } from '../../protocol/messages.js';
-import { protocolError } from '../../protocol/errors.js';
-import { encodeTelemetryBinary, isBinaryTelemetry, peekTelemetryHead } from '../../protocol/telemetry-binary.js';
+import { telemetryBytes } from '../../protocol/messages.js';
+import { peekTelemetryHead } from '../../protocol/telemetry-binary.js';
 import { hubError } from '../errors.js';
 import { ITEM_HEADER, type Done, type Flushed, type ToWorker } from './ingest-worker.js';
 import type { TelemetryOptions } from './options.js';
@@ -136,8 +135,7 @@ export class IngestPool {
 
   /** Route one report message (binary or JSON). Throws a coded error for what can be judged here. */
   submit(topicDeviceId: string, payload: Uint8Array): void {
-    if (payload.byteLength > MESSAGE_LIMITS.telemetry) throw protocolError('PROTO_ERR_MESSAGE_TOO_LARGE', `telemetry report is ${payload.byteLength} bytes, limit ${MESSAGE_LIMITS.telemetry}`);
-    const bytes = isBinaryTelemetry(payload) ? payload : encodeTelemetryBinary(decodeTelemetry(payload));
+    const bytes = telemetryBytes(payload);
     const head = peekTelemetryHead(bytes);
     if (head.deviceId !== topicDeviceId) throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(topicDeviceId)}, body names ${JSON.stringify(head.deviceId)}`);
     const slot = this.#slots[hash(topicDeviceId) % this.#slots.length];

@@ -18,11 +18,10 @@ import type { Logger } from 'pino';
 import { DEFAULT_MAX_BUCKETS, type DDSketchWire } from '../../protocol/ddsketch.js';
 import { HARD_MAX_CATEGORIES, SUMMARY_ALPHA, type CategoricalWire, type FeatureSummaryWire } from '../../protocol/feature-summary.js';
 import type { Manifest } from '../../protocol/manifest.js';
-import { decodeTelemetry, MESSAGE_LIMITS } from '../../protocol/messages.js';
-import { encodeTelemetryBinary, isBinaryTelemetry, TelemetryDecoder, type DecodedTelemetry, type SummaryView } from '../../protocol/telemetry-binary.js';
+import { telemetryBytes } from '../../protocol/messages.js';
+import { encodeTelemetryBinary, TelemetryDecoder, type DecodedTelemetry, type SummaryView } from '../../protocol/telemetry-binary.js';
 import { compilePlan } from '../../protocol/telemetry-plan.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
-import { protocolError } from '../../protocol/errors.js';
 import { hubError } from '../errors.js';
 import { emptyMeta, type Meta } from './aggregate.js';
 import type { TelemetryOptions } from './options.js';
@@ -98,8 +97,7 @@ export class TelemetryIngest {
    * until the next decode). Throws PROTO_ERR_MESSAGE_TOO_LARGE / _INVALID_JSON / _INVALID_MESSAGE.
    */
   decode(payload: Uint8Array): DecodedTelemetry {
-    if (payload.byteLength > MESSAGE_LIMITS.telemetry) throw protocolError('PROTO_ERR_MESSAGE_TOO_LARGE', `telemetry report is ${payload.byteLength} bytes, limit ${MESSAGE_LIMITS.telemetry}`);
-    return this.#decoder.decode(isBinaryTelemetry(payload) ? payload : encodeTelemetryBinary(decodeTelemetry(payload)));
+    return this.#decoder.decode(telemetryBytes(payload));
   }
 
   /** A report already in object form (tools, tests): the same checks and merge as the wire path. */
