@@ -637,7 +637,7 @@ function sketchBodyWire(vals: Float64Array, s: SketchView): SketchBody {
   return w;
 }
 
-export function summaryWire(vals: Float64Array, v: SummaryView): FeatureSummaryWire {
+function summaryWire(vals: Float64Array, v: SummaryView): FeatureSummaryWire {
   return {
     count: v.count, sum: v.sum, sumSq: v.sumSq, min: v.hasMinMax ? v.min : null, max: v.hasMinMax ? v.max : null,
     nulls: v.nulls, invalid: v.invalid, bins: Array.from(vals.subarray(v.binsStart, v.binsStart + v.bins)), sketch: sketchBodyWire(vals, v.sketch),

@@ -120,9 +120,6 @@ export class SketchAcc {
     this.n = new StoreAcc(m, false);
   }
 
-  /** Same α and bucket bound, or the merge would be meaningless; the caller refuses the report. */
-  compatible(w: { a: number; m?: number }): boolean { return w.a === this.a && (w.m ?? DEFAULT_MAX_BUCKETS) === this.m; }
-
   addBodyView(vals: Float64Array, s: SketchView): void {
     this.z += s.z;
     this.p.addView(vals, s.p);
@@ -187,9 +184,6 @@ export class SummaryAcc {
     this.bins = new Float64Array(edges.length + 1);
     this.sketch = new SketchAcc(alpha, maxBuckets);
   }
-
-  /** False when a summary cannot be added (bins over other edges, another α); nothing is changed then. */
-  fits(bins: number, sketch: { a: number; m?: number }): boolean { return bins === this.bins.length && this.sketch.compatible(sketch); }
 
   addView(vals: Float64Array, v: SummaryView): void {
     this.count += v.count;
