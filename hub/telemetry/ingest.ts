@@ -176,7 +176,7 @@ export class TelemetryIngest {
   #bounded(r: DecodedTelemetry): void {
     const over = (x: number) => x > MAX_COUNT;
     if (over(r.requests) || over(r.sampled) || r.failures.some(([, n]) => over(n)) || (r.latency && over(r.latency.count))) this.#bad(r, `a request count is above ${MAX_COUNT}`);
-    for (const v of [...r.features, ...r.outputs]) if (over(v.count) || over(v.nulls) || over(v.invalid)) this.#bad(r, `${v.name} counts more than ${MAX_COUNT} values`);
+    for (const list of [r.features, r.outputs]) for (const v of list) if (over(v.count) || over(v.nulls) || over(v.invalid)) this.#bad(r, `${v.name} counts more than ${MAX_COUNT} values`);
     for (const [name, c] of r.categorical) {
       if (over(c.other) || over(c.nulls) || over(c.invalid)) this.#bad(r, `${name} counts more than ${MAX_COUNT} values`);
       for (const k in c.counts) if (over(c.counts[k])) this.#bad(r, `${name} counts more than ${MAX_COUNT} values`);
