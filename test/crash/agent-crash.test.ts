@@ -190,7 +190,8 @@ describe('agent crash recovery (SIGKILL in each install state)', () => {
     expect(missing).toContain(n - 1);
     expect(missing.length).toBeLessThan(n);
     const before = hub.requestsFor(target.bundleId).length;
-    const b = start();
+    // A long chunk timeout here too: with the suite's 300 ms, a slow machine's late answer drew a legitimate retry.
+    const b = start({ FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: '60000' });
     await expectServing(await portOf(b), target);
     expect(hub.requestsFor(target.bundleId).slice(before)).toEqual([missing]);
     current = target;
