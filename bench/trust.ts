@@ -13,7 +13,7 @@ import { buildMlp } from '../bundles/onnx-build.js';
 import { buildBundle } from '../bundles/build.js';
 import { TransparencyLog } from '../hub/translog/translog.js';
 import { verifyAudit } from '../signing/audit-verify.js';
-import type { ExportData } from '../signing/audit-export-format.js';
+import { EXPORT_FORMAT, type ExportData } from '../signing/audit-export-format.js';
 import { generateKeyPair, signBytes, verifyBytes, verifyBytesNacl } from '../signing/ed25519.js';
 import { initKeys } from '../signing/keys.js';
 import { leafHash, rootFromLeafHashes } from '../signing/merkle.js';
@@ -47,15 +47,20 @@ export async function benchTrust(): Promise<BenchResult> {
   log.append({ kind: 'root', version: 1, envelope: rootEnv }, 'v1');
   log.append({ kind: 'manifest', bundleId: bundle.bundleId, envelope: bundle.envelope }, bundle.bundleId);
   for (let i = 0; i < DECISIONS; i++) log.append({ kind: 'deployment', bundleId: bundle.bundleId, name: 'bench', version: 1, devices: [`dev-${i}`], rolloutId: null, ring: null, actor: 'operator:bench', at: i });
+  // Every device then reports its install; the hub logs them batched, as hub/events does.
+  const installs = Array.from({ length: DECISIONS }, (_, i) => ({ deviceId: `dev-${i}`, bundleId: bundle.bundleId, counter: 1, at: i, receivedAt: i, seq: 1 }));
+  const installLeaves: number[] = [];
+  for (let i = 0; i < DECISIONS; i += 1_000) installLeaves.push(log.append({ kind: 'installs', at: i, installs: installs.slice(i, i + 1_000) }).index);
   const appendMs = nowMs() - tAppend;
   const leaves = log.leaves(0, log.size);
   const data: ExportData = {
-    meta: { format: 'fleetcast.audit-export/v1', hub: 'bench', exportedAt: 0, size: log.size },
+    meta: { format: EXPORT_FORMAT, hub: 'bench', exportedAt: 0, size: log.size },
     entries: leaves.map((l) => ({ index: l.index, data: l.data })),
     checkpoints: log.checkpoints(0, 1_000_000).map((c, i) => ({ size: c.size, checkpoint: c.note, createdAt: c.createdAt, line: i + 1 })),
     roots: [], manifests: [],
-    decisions: leaves.slice(2).map((l, i) => ({ index: l.index, entry: JSON.parse(l.data.toString('utf8')), line: i + 1 })),
-    installs: Array.from({ length: DECISIONS }, (_, i) => ({ deviceId: `dev-${i}`, bundleId: bundle.bundleId, counter: 1, at: i, seq: 1 })),
+    decisions: leaves.slice(2, 2 + DECISIONS).map((l, i) => ({ index: l.index, entry: JSON.parse(l.data.toString('utf8')), line: i + 1 })),
+    installs: installs.map((ins, i) => ({ ...ins, logIndex: installLeaves[Math.floor(i / 1_000)] })),
+    claims: { claims: [], pending: [] },
   };
   db.close();
   const tVerify = nowMs();

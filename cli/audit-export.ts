@@ -26,7 +26,7 @@ async function get<T>(base: string, path: string, token: string | undefined): Pr
   return body as T;
 }
 
-export async function exportAudit(hubUrl: string, out: string, opts: { token?: string; now?: number } = {}): Promise<{ size: number; checkpoints: number; installs: number }> {
+export async function exportAudit(hubUrl: string, out: string, opts: { token?: string; now?: number } = {}): Promise<{ size: number; checkpoints: number; installs: number; claims: number }> {
   const base = hubUrl.replace(/\/+$/, '');
   const { token } = opts;
   // The checkpoint first: everything exported is then read up to exactly its size.
@@ -46,22 +46,28 @@ export async function exportAudit(hubUrl: string, out: string, opts: { token?: s
     checkpoints.push(...mine);
     if (mine.length < page.checkpoints.length || page.checkpoints.length === 0) break;
   }
-  const installs = await get<{ installs: unknown[] }>(base, '/v1/log/installs', token);
+  // Installs are read from the leaves themselves (the log is the evidence); what no leaf covers yet
+  // (pending installs) and what the device claimed beyond its assignments go to claims.json.
+  const { pending } = await get<{ pending: unknown[] }>(base, '/v1/log/installs', token);
+  const { claims } = await get<{ claims: unknown[] }>(base, '/v1/log/claims', token);
 
   mkdirSync(join(out, 'roots'), { recursive: true });
   mkdirSync(join(out, 'manifests'), { recursive: true });
   const decisions: string[] = [];
+  const installs: unknown[] = [];
   for (const e of entries) {
     const entry = decodeEntry(Buffer.from(e.data, 'base64'), `log entry ${e.index}`);
     if (entry.kind === 'root') writeFileSync(join(out, 'roots', `root-${entry.version}.json`), JSON.stringify(entry.envelope, null, 2) + '\n');
     else if (entry.kind === 'manifest') writeFileSync(join(out, 'manifests', `${entry.bundleId}.json`), JSON.stringify(entry.envelope, null, 2) + '\n');
+    else if (entry.kind === 'installs') for (const i of entry.installs) installs.push({ ...i, logIndex: e.index });
     else decisions.push(JSON.stringify({ index: e.index, entry }));
   }
   const lines = (xs: unknown[]) => xs.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('\n') + (xs.length ? '\n' : '');
   writeFileSync(join(out, 'entries.jsonl'), lines(entries));
   writeFileSync(join(out, 'checkpoints.jsonl'), lines(checkpoints));
   writeFileSync(join(out, 'decisions.jsonl'), lines(decisions));
-  writeFileSync(join(out, 'installs.json'), JSON.stringify({ installs: installs.installs }, null, 2) + '\n');
+  writeFileSync(join(out, 'installs.json'), JSON.stringify({ installs }, null, 2) + '\n');
+  writeFileSync(join(out, 'claims.json'), JSON.stringify({ claims, pending }, null, 2) + '\n');
   writeFileSync(join(out, 'export.json'), JSON.stringify({ format: EXPORT_FORMAT, hub: base, exportedAt: opts.now ?? Date.now(), size }, null, 2) + '\n');
-  return { size, checkpoints: checkpoints.length, installs: installs.installs.length };
+  return { size, checkpoints: checkpoints.length, installs: installs.length, claims: claims.length + pending.length };
 }

@@ -13,6 +13,8 @@ import { exportAudit } from './audit-export.js';
 
 export async function demoAudit(hub: Hub, rootPath: string, dir: string): Promise<{ ok: boolean; text: string }> {
   const out = join(dir, 'audit');
+  // Installs reach the log in batches (events.logIntervalMs); the demo's audit should see every one.
+  hub.events.flushInstalls();
   await exportAudit(hub.httpUrl, out, { token: readAdminToken(hub.options.dataDir) });
   const report = verifyAudit(readExport(out), JSON.parse(readFileSync(rootPath, 'utf8')));
   const text = [

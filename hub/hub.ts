@@ -27,6 +27,7 @@ import { registerRolloutRoutes } from './rollouts/routes.js';
 import { registerTranslogRoutes } from './translog/routes.js';
 import { startTranslog, type TranslogService } from './translog/service.js';
 import { answerProofRequest } from './translog/proof-requests.js';
+import { DeviceEvents } from './events/device-events.js';
 import { brokerSecurity } from './broker-security.js';
 import { ReplayGuard } from './report-replay.js';
 import { registerDriftRoutes } from './drift/routes.js';
@@ -61,6 +62,8 @@ export interface Hub {
   readonly telemetry: TelemetryService;
   /** Operator debug raw sampling per device (issue #5). */
   readonly debug: DebugControl;
+  /** Device events: rate per device, claims, installs batched into the log (hub/events). */
+  readonly events: DeviceEvents;
   close(): Promise<void>;
 }
 
@@ -99,6 +102,9 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
     const translog = startTranslog({ store, hubKey, root, keysDir: options.keysDir, now, logger });
     stops.push(() => translog.close());
+    // Device events: rate-limited per device, checked against assignments, installs logged in batches.
+    const events = new DeviceEvents({ store, log: translog.log, options: options.events, now, logger });
+    stops.push(() => events.close());
     const telemetry = new TelemetryService({ store, options: options.telemetry, logger, now });
     stops.push(() => telemetry.close());
 
@@ -142,7 +148,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
           store.recordState(r, now());
           if (r.counter > 0) store.noteReportedCounter(r.deviceId, r.counter);
         },
-        event(e) { if (replay.fresh('event', e)) store.recordEvent(e, now()); },
+        event(e) { if (replay.fresh('event', e)) events.accept(e); },
         'chunk-req'(r) { transfer.request(r); },
         telemetry(payload, deviceId) { telemetry.handleMessage(deviceId, payload); },
         'proof-req'(r) { return answerProofRequest(translog.log, r, (t, p) => publish(t, p, false)); },
@@ -194,7 +200,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => rollouts.close());
     registerRolloutRoutes(api, rollouts);
     rollouts.engine.start(options.rolloutTickMs);
-    registerTranslogRoutes(api as never, { log: translog.log, store, roots: () => translog.roots });
+    registerTranslogRoutes(api as never, { log: translog.log, events, roots: () => translog.roots });
+    events.start();
     registerDriftRoutes(api as never, { telemetry, store, now });
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
     registerDriftReader(rollouts.inputs, telemetry.reader);
@@ -210,7 +217,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let closing: Promise<void> | undefined;
     return {
-      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug,
+      httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug, events,
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

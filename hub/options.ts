@@ -4,6 +4,7 @@
  * "Conventions"). The CLI maps its flags onto these keys and nothing else.
  */
 import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
+import { EVENT_DEFAULTS, eventOptionsSchema, type EventOptions } from './events/options.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
@@ -68,9 +69,11 @@ export const hubOptionsSchema = obj({
   inboundQueueBytes: withDefault(int({ min: 1024 * 1024, max: 4 * 1024 ** 3 }), 64 * 1024 * 1024),
   /** Telemetry ingest, roll-up, retention and drift thresholds (hub/telemetry/options.ts). */
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
+  /** Device events: rate per device, retention, batching of installs into the log (hub/events/options.ts). */
+  events: withDefault(eventOptionsSchema, EVENT_DEFAULTS),
 });
 
-export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions> };
+export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions> };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
 type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa';

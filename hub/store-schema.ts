@@ -56,6 +56,26 @@ export const MIGRATIONS: readonly string[] = [
      received_at INTEGER NOT NULL
    );
    CREATE INDEX events_by_device ON events (device_id, id);`,
+  // Device events are checked against what the device was assigned: an event naming a bundle never
+  // assigned to it is kept as the device's claim (claim = 1), never as an install. Consistent installs
+  // are appended to the transparency log in batches; log_index is the leaf that holds one.
+  // assigned_bundles remembers every bundle ever assigned to a device (the assignments table keeps
+  // only the current one), with the range of counters it was assigned under.
+  `ALTER TABLE events ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE events ADD COLUMN log_index INTEGER;
+   CREATE INDEX events_unlogged_installs ON events (id) WHERE kind = 'installed' AND claim = 0 AND log_index IS NULL;
+   CREATE INDEX events_by_time ON events (received_at);
+   CREATE TABLE assigned_bundles (
+     device_id TEXT NOT NULL,
+     bundle_id TEXT NOT NULL,
+     first_counter INTEGER NOT NULL,
+     last_counter INTEGER NOT NULL,
+     PRIMARY KEY (device_id, bundle_id)
+   ) WITHOUT ROWID;
+   INSERT INTO assigned_bundles (device_id, bundle_id, first_counter, last_counter)
+     SELECT device_id, bundle_id, counter, counter FROM assignments;
+   -- Installs reported before this version were never checked: they stay device claims until re-reported.
+   UPDATE events SET claim = 1 WHERE bundle_id IS NOT NULL;`,
 ];
 
 export interface BundleRow { id: string; name: string; version: number; envelope: string; compressed_length: number; raw_length: number; chunk_size: number; chunk_count: number; created_at: number }

@@ -269,9 +269,17 @@ export class HubStore {
     return rows.map(deviceFromRow);
   }
 
-  recordEvent(e: DeviceEvent, now: number): void {
-    this.queueReport(() => this.stmt(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now));
+  /** Store a device event; `claim` marks one that names a bundle never assigned to the device (hub/events). */
+  recordEvent(e: DeviceEvent, now: number, claim = false): void {
+    this.queueReport(() => this.stmt(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at, claim)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now, claim ? 1 : 0));
+  }
+
+  /** Was `bundleId` ever assigned to the device (under `counter`, when given)? */
+  wasAssigned(deviceId: string, bundleId: string, counter?: number): boolean {
+    const row = this.guard('cannot read assignments', () => this.stmt('SELECT first_counter AS lo, last_counter AS hi FROM assigned_bundles WHERE device_id = ? AND bundle_id = ?')
+      .get(deviceId, bundleId) as { lo: number; hi: number } | undefined);
+    return row !== undefined && (counter === undefined || (counter >= row.lo && counter <= row.hi));
   }
 
   listEvents(deviceId: string, limit = 100): DeviceEvent[] {
@@ -318,11 +326,14 @@ export class HubStore {
       VALUES (@deviceId, @counter, @bundleId, @envelope, @rolloutId, @ring, @issuedAt, @expiresAt)
       ON CONFLICT (device_id) DO UPDATE SET counter = @counter, bundle_id = @bundleId, envelope = @envelope, rollout_id = @rolloutId,
         ring = @ring, issued_at = @issuedAt, expires_at = @expiresAt`);
+    const history = this.db.prepare(`INSERT INTO assigned_bundles (device_id, bundle_id, first_counter, last_counter) VALUES (?, ?, ?, ?)
+      ON CONFLICT (device_id, bundle_id) DO UPDATE SET last_counter = max(last_counter, excluded.last_counter)`);
     const run = this.db.transaction(() => items.map((it) => {
       const { last_counter: counter } = bump.get(it.deviceId) as { last_counter: number };
       const signed = sign(it.deviceId, counter);
       const rec: AssignmentRecord = { deviceId: it.deviceId, counter, bundleId: it.bundleId, envelope: signed.envelope, rolloutId: it.rolloutId, ring: it.ring, issuedAt: signed.issuedAt, expiresAt: signed.expiresAt };
       put.run({ ...rec, envelope: JSON.stringify(rec.envelope) });
+      history.run(it.deviceId, it.bundleId, counter, counter);
       return rec;
     }));
     return this.guard('cannot store assignments', () => run());

@@ -10,13 +10,18 @@
  *   roots/root-<N>.json  root envelopes (also leaves)
  *   manifests/<id>.json  release-signed manifest envelopes (also leaves)
  *   decisions.jsonl      {"index": i, "entry": deployment or rollout decision} (also leaves)
- *   installs.json        {"installs": [{deviceId, bundleId, counter, at, seq}]}: what devices reported
+ *   installs.json        {"installs": [{deviceId, bundleId, counter, at, receivedAt, seq, logIndex}]}: the
+ *                        installs the log's `installs` leaves hold (also leaves), in log order
+ *   claims.json          {"claims": [...], "pending": [...]}: what devices said that no signature covers —
+ *                        events for bundles never assigned to them, and installs not yet in a leaf. The
+ *                        report lists them as unverified device claims; they can neither pass nor fail an audit.
+ *                        (Optional: an export without it has no claims.)
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signingError } from './errors.js';
 
-export const EXPORT_FORMAT = 'fleetcast.audit-export/v1';
+export const EXPORT_FORMAT = 'fleetcast.audit-export/v2';
 
 export interface ExportData {
   meta: { format: string; hub: string; exportedAt: number; size: number };
@@ -25,7 +30,8 @@ export interface ExportData {
   roots: { file: string; value: unknown }[];
   manifests: { file: string; value: unknown }[];
   decisions: { index: number; entry: unknown; line: number }[];
-  installs: { deviceId: string; bundleId: string; counter: number; at: number; seq: number }[];
+  installs: { deviceId: string; bundleId: string; counter: number; at: number; receivedAt: number; seq: number; logIndex: number }[];
+  claims: { claims: unknown[]; pending: unknown[] };
 }
 
 function readJson(path: string): unknown {
@@ -70,5 +76,11 @@ export function readExport(dir: string): ExportData {
   });
   const inst = readJson(join(dir, 'installs.json')) as { installs?: unknown };
   if (!Array.isArray(inst?.installs)) throw signingError('SIGN_ERR_AUDIT_EXPORT', 'installs.json needs an installs list');
-  return { meta, entries, checkpoints, roots: readFolder(join(dir, 'roots')), manifests: readFolder(join(dir, 'manifests')), decisions, installs: inst.installs as ExportData['installs'] };
+  const claimsFile = join(dir, 'claims.json');
+  const cl = (existsSync(claimsFile) ? readJson(claimsFile) : { claims: [], pending: [] }) as { claims?: unknown; pending?: unknown };
+  if (!Array.isArray(cl?.claims) || !Array.isArray(cl?.pending)) throw signingError('SIGN_ERR_AUDIT_EXPORT', 'claims.json needs claims and pending lists');
+  return {
+    meta, entries, checkpoints, roots: readFolder(join(dir, 'roots')), manifests: readFolder(join(dir, 'manifests')), decisions,
+    installs: inst.installs as ExportData['installs'], claims: { claims: cl.claims, pending: cl.pending },
+  };
 }

@@ -6,9 +6,11 @@
  * it was logged, every checkpoint must be signed by a hub key of that chain and
  * commit to exactly the leaves exported (RFC 9162 2.1.3 inclusion of every leaf,
  * 2.1.4 consistency between every pair of consecutive checkpoints and with any
- * checkpoint the auditor kept from an earlier audit), and every install a device
- * reported must be of a logged, signed bundle assigned to that device by a
- * logged deployment. Every problem names the entry; any problem fails the audit.
+ * checkpoint the auditor kept from an earlier audit), and every install in the
+ * log must be of a logged, signed bundle assigned to that device by a deployment
+ * logged before it. Installs are counted from the log only; what devices said
+ * that no signature covers is listed as unverified claims. Every problem names
+ * the entry; any problem fails the audit.
  *
  * Lives in signing/ because it needs only protocol + signing: an auditor runs it
  * without the hub's code, and nothing it checks depends on the hub being honest.
@@ -39,6 +41,8 @@ export interface AuditReport {
   models: { name: string; version: number; bundleId: string; devices: number; firstInstall: number | null; lastInstall: number | null }[];
   /** Who approved each step: deployments and rollout decisions, in log order. */
   approvals: { index: number; kind: string; actor: string; at: number; what: string }[];
+  /** What devices said that no signature covers (claims.json): listed, never counted as installs. */
+  unverified: { deviceId: string; kind: string; bundleId: string; at: number | null; why: string }[];
 }
 
 const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -132,16 +136,14 @@ export function verifyAudit(data: ExportData, trustedRootEnvelope: unknown, opts
   });
 
   // 5. Deployments name logged manifests, logged before them.
-  const assigned = new Map<string, Set<string>>(); // bundleId → devices
+  const assignedAt = new Map<string, number>(); // bundleId \0 deviceId → index of the first deployment assigning it
   const approvals: AuditReport['approvals'] = [];
   entries.forEach((e, i) => {
     if (e?.kind === 'deployment') {
       const m = manifests.get(e.bundleId);
       if (!m || m.index > i) fail(`log[${i}] (deployment)`, new Error(`assigns bundle ${e.bundleId.slice(0, 12)}…, which is not a logged signed manifest before it`), 'SIGN_ERR_AUDIT_UNLOGGED');
       else if (m.name !== e.name || m.version !== e.version) fail(`log[${i}] (deployment)`, new Error(`says ${e.name}@${e.version}, the manifest is ${m.name}@${m.version}`), 'SIGN_ERR_AUDIT_MISMATCH');
-      const set = assigned.get(e.bundleId) ?? new Set<string>();
-      for (const d of e.devices) set.add(d);
-      assigned.set(e.bundleId, set);
+      for (const d of e.devices) if (!assignedAt.has(`${e.bundleId}\0${d}`)) assignedAt.set(`${e.bundleId}\0${d}`, i);
       approvals.push({ index: i, kind: 'deployment', actor: e.actor, at: e.at, what: `${e.name}@${e.version} to ${e.devices.length} device(s)${e.rolloutId ? ` (rollout ${e.rolloutId}${e.ring ? `, ring ${e.ring}` : ''})` : ''}` });
     } else if (e?.kind === 'rollout-decision' && isRecord(e.record)) {
       const r = e.record;
@@ -172,19 +174,49 @@ export function verifyAudit(data: ExportData, trustedRootEnvelope: unknown, opts
     if (!chain.some((r) => sameJson(r.envelope, env) && f.file.endsWith(`root-${r.version}.json`))) fail(f.file, new Error('this root is not one of the verified root versions in the log'), 'SIGN_ERR_AUDIT_MISMATCH');
   }
 
-  // 7. Every reported install: a logged, signed bundle assigned to that device by a logged deployment.
+  // 7. Installs: only what the log's `installs` leaves hold is evidence of which model ran on which device,
+  // and when. Each must be of a signed bundle logged before its leaf, assigned to that device by a
+  // deployment logged before its leaf. installs.json must list exactly those (a convenience file, like
+  // decisions.jsonl), so an install deleted from it or moved in time is caught, and the report's counts
+  // come from the log, never from the file.
   const models = new Map<string, { devices: Set<string>; first: number | null; last: number | null }>();
-  data.installs.forEach((ins, k) => {
-    const where = `installs.json[${k}] (${String(ins?.deviceId)})`;
-    if (!isRecord(ins) || typeof ins.deviceId !== 'string' || typeof ins.bundleId !== 'string') { fail(where, new Error('not an install record'), 'SIGN_ERR_AUDIT_EXPORT'); return; }
-    if (!manifests.has(ins.bundleId)) { fail(where, new Error(`installed bundle ${ins.bundleId.slice(0, 12)}…, which is not a logged signed manifest`), 'SIGN_ERR_AUDIT_UNLOGGED'); return; }
-    if (!assigned.get(ins.bundleId)?.has(ins.deviceId)) { fail(where, new Error(`installed bundle ${ins.bundleId.slice(0, 12)}…, but no logged deployment assigned it to this device`), 'SIGN_ERR_AUDIT_UNLOGGED'); return; }
-    const s = models.get(ins.bundleId) ?? { devices: new Set<string>(), first: null, last: null };
-    s.devices.add(ins.deviceId);
-    s.first = s.first === null ? ins.at : Math.min(s.first, ins.at);
-    s.last = s.last === null ? ins.at : Math.max(s.last, ins.at);
-    models.set(ins.bundleId, s);
+  const fromLog: string[] = [];
+  entries.forEach((e, i) => {
+    if (e?.kind !== 'installs') return;
+    e.installs.forEach((ins, k) => {
+      const where = `log[${i}] (installs[${k}], ${ins.deviceId})`;
+      const m = manifests.get(ins.bundleId);
+      if (!m || m.index > i) { fail(where, new Error(`install of bundle ${ins.bundleId.slice(0, 12)}…, which is not a logged signed manifest before it`), 'SIGN_ERR_AUDIT_UNLOGGED'); return; }
+      const d = assignedAt.get(`${ins.bundleId}\0${ins.deviceId}`);
+      if (d === undefined || d > i) { fail(where, new Error(`install of ${m.name}@${m.version}, but no deployment logged before it assigned that bundle to this device`), 'SIGN_ERR_AUDIT_UNLOGGED'); return; }
+      fromLog.push(installKey({ ...ins, logIndex: i }));
+      const s = models.get(ins.bundleId) ?? { devices: new Set<string>(), first: null, last: null };
+      s.devices.add(ins.deviceId);
+      s.first = s.first === null ? ins.at : Math.min(s.first, ins.at);
+      s.last = s.last === null ? ins.at : Math.max(s.last, ins.at);
+      models.set(ins.bundleId, s);
+    });
   });
+  // Compared as multisets: one deleted line is one problem, not every line after it.
+  const unmatched = new Map<string, number>();
+  for (const k of fromLog) unmatched.set(k, (unmatched.get(k) ?? 0) + 1);
+  data.installs.forEach((ins, k) => {
+    const key = isRecord(ins) ? installKey(ins) : '';
+    const left = unmatched.get(key) ?? 0;
+    if (left > 0) { unmatched.set(key, left - 1); return; }
+    fail(`installs.json[${k}] (${String(isRecord(ins) ? ins.deviceId : ins)})`, new Error('this install is not in the log as written (added, altered, or moved in time)'), 'SIGN_ERR_AUDIT_MISMATCH');
+  });
+  for (const [key, left] of unmatched) {
+    if (left === 0) continue;
+    const ins = JSON.parse(key) as { deviceId: string; logIndex: number };
+    fail(`installs.json`, new Error(`log[${ins.logIndex}] holds an install on ${ins.deviceId} that installs.json does not list`), 'SIGN_ERR_AUDIT_MISMATCH');
+  }
+
+  // 8. What no signature covers is reported as the devices' claims, never as evidence, and never as a problem.
+  const unverified: AuditReport['unverified'] = [
+    ...data.claims.claims.map((c) => claimOf(c, 'the hub never assigned this bundle to this device')),
+    ...data.claims.pending.map((c) => claimOf(c, 'not yet in a log leaf when exported')),
+  ];
 
   return {
     ok: problems.length === 0,
@@ -197,7 +229,19 @@ export function verifyAudit(data: ExportData, trustedRootEnvelope: unknown, opts
       return { name: m.name, version: m.version, bundleId, devices: s?.devices.size ?? 0, firstInstall: s?.first ?? null, lastInstall: s?.last ?? null };
     }),
     approvals,
+    unverified,
   };
+}
+
+/** The fields of an install that the log covers, in one order, as a comparable string. */
+function installKey(i: Record<string, unknown>): string {
+  return JSON.stringify({ deviceId: i.deviceId, bundleId: i.bundleId, counter: i.counter, at: i.at, receivedAt: i.receivedAt, seq: i.seq, logIndex: i.logIndex });
+}
+
+function claimOf(c: unknown, why: string): AuditReport['unverified'][number] {
+  const r = isRecord(c) ? c : {};
+  const str = (x: unknown) => (typeof x === 'string' ? x.slice(0, 128) : '?');
+  return { deviceId: str(r.deviceId), kind: typeof r.kind === 'string' ? str(r.kind) : 'installed', bundleId: str(r.bundleId), at: typeof r.at === 'number' ? r.at : null, why };
 }
 
 function checkAgainstTree(tree: MerkleTree, cp: { size: number; rootHash: Buffer }, code = 'SIGN_ERR_AUDIT_MISMATCH'): void {
@@ -211,11 +255,15 @@ export function formatAuditReport(r: AuditReport): string {
   const lines = [
     `log: ${r.logSize} entries, ${r.checkpoints} checkpoints, root versions ${r.rootVersions.join(', ') || 'none'}`,
     '',
-    'model versions that ran:',
+    'model versions that ran (from the log\'s install leaves):',
     ...r.models.map((m) => `  ${m.name}@${m.version} (${m.bundleId.slice(0, 12)}…): ${m.devices} device(s), first ${t(m.firstInstall)}, last ${t(m.lastInstall)}`),
     '',
     'who approved each step:',
     ...r.approvals.map((a) => `  log[${a.index}] ${t(a.at)} ${a.kind} by ${a.actor}: ${a.what}`),
+    '',
+    `unverified device claims (no signature covers these; not counted above): ${r.unverified.length}`,
+    ...r.unverified.slice(0, 50).map((u) => `  ${u.deviceId} ${u.kind} ${u.bundleId.slice(0, 12)}… at ${t(u.at)}: ${u.why}`),
+    ...(r.unverified.length > 50 ? [`  … and ${r.unverified.length - 50} more (claims.json)`] : []),
     '',
     r.ok ? 'audit: OK' : `audit: FAILED (${r.problems.length} problem(s))`,
     ...r.problems.map((p) => `  ${p.entry}: ${p.code}: ${p.message}`),

@@ -27,7 +27,26 @@ export const deploymentEntrySchema = obj({
 /** A rollout decision from hub/rollouts (start, promote, halt, …), as its canonical record. */
 export const decisionEntrySchema = obj({ kind: literal('rollout-decision'), record: json() });
 
-export const logEntrySchema = union(rootEntrySchema, manifestEntrySchema, deploymentEntrySchema, decisionEntrySchema);
+/**
+ * Installs devices reported that the hub found consistent with what it assigned them, batched: the
+ * hub's checkpoint signature is what makes "this model ran on this device from then" evidence. What a
+ * device claims beyond its assignments is never logged (it is kept apart as an unverified claim).
+ */
+export const installRecordSchema = obj({
+  deviceId: str({ pattern: DEVICE_ID_PATTERN }),
+  bundleId: sha256Hex(),
+  /** The assignment counter the device installed under. */
+  counter: int({ min: 0 }),
+  /** When the device says it installed (its clock), and when the hub received the report (the hub's). */
+  at: int({ min: 0 }),
+  receivedAt: int({ min: 0 }),
+  /** The device's event sequence number (with deviceId, names the report). */
+  seq: int({ min: 0 }),
+});
+export const installsEntrySchema = obj({ kind: literal('installs'), at: int({ min: 0 }), installs: arr(installRecordSchema, { min: 1, max: 10_000 }) });
+export type InstallRecord = Infer<typeof installRecordSchema>;
+
+export const logEntrySchema = union(rootEntrySchema, manifestEntrySchema, deploymentEntrySchema, decisionEntrySchema, installsEntrySchema);
 export type LogEntry = Infer<typeof logEntrySchema>;
 export type DeploymentEntry = Infer<typeof deploymentEntrySchema>;
 

@@ -17,7 +17,7 @@ export async function run(argv: string[]): Promise<number> {
     const hub = need(values.hub ?? process.env.FLEETCAST_HUB, '--hub', USAGE);
     const out = need(values.out, '--out', USAGE);
     const r = await exportAudit(hub, out, { token: values.token ?? process.env.FLEETCAST_TOKEN });
-    process.stdout.write(`exported ${r.size} log entries, ${r.checkpoints} checkpoints and ${r.installs} reported installs to ${out}\n`);
+    process.stdout.write(`exported ${r.size} log entries, ${r.checkpoints} checkpoints, ${r.installs} logged installs and ${r.claims} unverified device claims to ${out}\n`);
     return 0;
   }
   if (positionals[0] === 'verify' && positionals[1]) {

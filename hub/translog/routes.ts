@@ -7,16 +7,23 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Envelope } from '../../protocol/envelope.js';
-import { arr, int, json, obj, optional, str, type Infer } from '../../protocol/schema.js';
+import { arr, int, json, nullable, obj, optional, str, type Infer } from '../../protocol/schema.js';
 import { errorBody } from '../api-schemas.js';
 import { hubError } from '../errors.js';
-import type { HubStore } from '../store.js';
+import { loggedInstalls, type DeviceEvents } from '../events/device-events.js';
 import type { TransparencyLog } from './translog.js';
 
 const count = str({ pattern: /^(0|[1-9][0-9]{0,14})$/ });
 const b64 = str({ max: 64 });
 const checkpointBody = obj({ size: int({ min: 0 }), checkpoint: str(), createdAt: int({ min: 0 }) });
-const installsBody = obj({ installs: arr(obj({ deviceId: str(), bundleId: str(), counter: int({ min: 0 }), at: int({ min: 0 }), seq: int({ min: 0 }) })) });
+const install = { deviceId: str(), bundleId: str(), counter: int({ min: 0 }), at: int({ min: 0 }), receivedAt: int({ min: 0 }), seq: int({ min: 0 }) };
+const installsBody = obj({
+  /** Installs in signed log leaves (logIndex: the leaf). */
+  installs: arr(obj({ ...install, logIndex: int({ min: 0 }) })),
+  /** Consistent installs waiting for their leaf (events.logIntervalMs): not evidence yet. */
+  pending: arr(obj(install)),
+});
+const claimsBody = obj({ claims: arr(obj({ deviceId: str(), seq: int({ min: 0 }), kind: str(), bundleId: str(), counter: nullable(int({ min: 0 })), at: int({ min: 0 }), receivedAt: int({ min: 0 }) })) });
 export type InstallReport = Infer<typeof installsBody>['installs'][number];
 
 /** Leaves per entries request; the exporter pages through larger logs. */
@@ -24,7 +31,7 @@ export const MAX_ENTRIES_PER_REQUEST = 1000;
 
 const n = (s: string | undefined, def: number): number => (s === undefined ? def : Number(s));
 
-export function registerTranslogRoutes(app: FastifyInstance, deps: { log: TransparencyLog; store: HubStore; roots: () => readonly Envelope[] }): void {
+export function registerTranslogRoutes(app: FastifyInstance, deps: { log: TransparencyLog; events: Pick<DeviceEvents, 'pendingInstalls' | 'claims'>; roots: () => readonly Envelope[] }): void {
   const { log } = deps;
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
 
@@ -70,8 +77,9 @@ export function registerTranslogRoutes(app: FastifyInstance, deps: { log: Transp
   app.get('/v1/log/roots', { schema: { summary: 'Every root version the hub serves, oldest first', response: { 200: obj({ roots: arr(json()) }).json, ...errors } } },
     async () => ({ roots: deps.roots() }));
 
-  app.get('/v1/log/installs', { schema: { summary: 'Every install a device reported (events of kind "installed")', response: { 200: installsBody.json, ...errors } } }, async () => {
-    const rows = deps.store.sqlite.prepare("SELECT device_id AS deviceId, bundle_id AS bundleId, COALESCE(counter, 0) AS counter, at, seq FROM events WHERE kind = 'installed' AND bundle_id IS NOT NULL ORDER BY id").all() as InstallReport[];
-    return { installs: rows };
-  });
+  app.get('/v1/log/installs', { schema: { summary: 'Installs devices reported that match their assignments: those in signed log leaves, and those still waiting for a leaf', response: { 200: installsBody.json, ...errors } } },
+    async () => ({ installs: loggedInstalls(log), pending: deps.events.pendingInstalls() }));
+
+  app.get('/v1/log/claims', { schema: { summary: 'Events devices reported for bundles never assigned to them: unverified claims, never installs (newest first)', response: { 200: claimsBody.json, ...errors } } },
+    async () => ({ claims: deps.events.claims() }));
 }

@@ -88,6 +88,12 @@ export class TransparencyLog {
     return rows.map((r) => ({ index: r.idx, data: r.data }));
   }
 
+  /** Leaves of one kind, in log order (the kind column is written with each leaf). */
+  leavesOfKind(kind: LogEntry['kind']): LogLeaf[] {
+    const rows = this.db.prepare('SELECT idx, data FROM translog_leaves WHERE kind = ? ORDER BY idx').all(kind) as { idx: number; data: Buffer }[];
+    return rows.map((r) => ({ index: r.idx, data: r.data }));
+  }
+
   hasRef(kind: LogEntry['kind'], ref: string): boolean {
     return this.db.prepare('SELECT 1 FROM translog_leaves WHERE kind = ? AND ref = ?').get(kind, ref) !== undefined;
   }

@@ -4,6 +4,7 @@
  * model version, its devices and who approved it), then alter the export in
  * many ways; each alteration fails the audit and names the entry.
  */
+import Database from 'better-sqlite3';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { exportAudit } from '../../cli/audit-export.js';
 import { readExport } from '../../signing/audit-export-format.js';
 import { verifyAudit } from '../../signing/audit-verify.js';
 import { encodeEntry, decodeEntry } from '../../signing/log-entry.js';
+import { TransparencyLog } from '../../hub/translog/translog.js';
 import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
 import { adminToken, api, startTestHub } from '../helpers/hub-harness.js';
 import { copyDir, deployedFleet, runCommand } from '../helpers/trust-fixture.js';
@@ -50,8 +52,12 @@ describe('audit export + verify', () => {
     expect(r.problems).toEqual([]);
     expect(r.ok).toBe(true);
     expect(r.rootVersions).toEqual([1]);
-    // Leaves: root v1, the manifest, the deployment.
-    expect(r.logSize).toBe(3);
+    // Leaves: root v1, the manifest, the deployment, then the installs (one leaf, or one per batch).
+    const kinds = lines(join(clean, 'entries.jsonl')).map((l) => decodeEntry(Buffer.from(JSON.parse(l).data, 'base64')).kind);
+    expect(kinds.slice(0, 3)).toEqual(['root', 'manifest', 'deployment']);
+    expect(new Set(kinds.slice(3))).toEqual(new Set(['installs']));
+    expect(r.logSize).toBe(kinds.length);
+    expect(r.unverified).toEqual([]);
     expect(r.models).toEqual([expect.objectContaining({ name: 'churn', version: 1, bundleId: fleet.bundle.bundleId, devices: 2 })]);
     expect(r.approvals).toEqual([expect.objectContaining({ kind: 'deployment', actor: expect.stringMatching(/^admin:tok-/), what: 'churn@1 to 2 device(s)' })]);
     // The CLI prints the report and exits 0.
@@ -141,15 +147,77 @@ describe('audit export + verify', () => {
     expectCaught(d, 'SIGN_ERR_AUDIT_UNSIGNED_TAIL', /checkpoints\.jsonl/);
   });
 
-  it('an install on a device no logged deployment assigned is caught, and the CLI exits 1 naming it', async () => {
+  it('an install added to installs.json that the log does not hold is caught, and the CLI exits 1 naming it', async () => {
     const d = copyDir(clean);
     const inst = JSON.parse(readFileSync(join(d, 'installs.json'), 'utf8'));
     inst.installs.push({ ...inst.installs[0], deviceId: 'dev-intruder' });
     writeFileSync(join(d, 'installs.json'), JSON.stringify(inst));
-    expectCaught(d, 'SIGN_ERR_AUDIT_UNLOGGED', /dev-intruder/);
+    expectCaught(d, 'SIGN_ERR_AUDIT_MISMATCH', /installs\.json\[2\] \(dev-intruder\)/);
     const cli = await runCommand(auditCli, ['verify', d, '--root', fleet.keys.rootPath]);
     expect(cli.status).toBe(1);
-    expect(cli.out).toMatch(/dev-intruder.*SIGN_ERR_AUDIT_UNLOGGED/);
+    expect(cli.out).toMatch(/dev-intruder.*SIGN_ERR_AUDIT_MISMATCH/);
+  });
+
+  // The install history is tamper-evident: installs.json is checked against the log's install leaves, and
+  // the report counts devices from the leaves, so an edit to the file can neither pass nor change the counts.
+  it('tamper_install_deleted: one device\'s install deleted from installs.json is caught; the report still counts 2 devices', () => {
+    const d = copyDir(clean);
+    const inst = JSON.parse(readFileSync(join(d, 'installs.json'), 'utf8'));
+    const gone = inst.installs.splice(1, 1)[0];
+    writeFileSync(join(d, 'installs.json'), JSON.stringify(inst));
+    expectCaught(d, 'SIGN_ERR_AUDIT_MISMATCH', /installs\.json/);
+    const r = audit(d);
+    expect(r.problems.map((p) => p.message).join('\n')).toContain(gone.deviceId);
+    expect(r.models).toEqual([expect.objectContaining({ bundleId: fleet.bundle.bundleId, devices: 2 })]);
+  });
+
+  it('tamper_install_time_moved: an install moved by an hour in installs.json is caught; the report keeps the logged time', () => {
+    const before = audit(clean).models[0];
+    const d = copyDir(clean);
+    const inst = JSON.parse(readFileSync(join(d, 'installs.json'), 'utf8'));
+    inst.installs[0].at -= 3_600_000;
+    writeFileSync(join(d, 'installs.json'), JSON.stringify(inst));
+    expectCaught(d, 'SIGN_ERR_AUDIT_MISMATCH', /installs\.json\[0\]/);
+    expect(audit(d).models[0]).toEqual(before);
+  });
+
+  it('tamper_install_leaf_edited: an install leaf edited in the log itself is caught by the signed checkpoint', () => {
+    const d = copyDir(clean);
+    const ls = lines(join(d, 'entries.jsonl'));
+    const k = ls.findIndex((l) => decodeEntry(Buffer.from(JSON.parse(l).data, 'base64')).kind === 'installs');
+    const entry = decodeEntry(Buffer.from(JSON.parse(ls[k]).data, 'base64')) as { kind: 'installs'; installs: { at: number }[] };
+    entry.installs[0].at -= 3_600_000;
+    ls[k] = JSON.stringify({ index: k, data: encodeEntry(entry as never).toString('base64') });
+    writeLines(join(d, 'entries.jsonl'), ls);
+    expectCaught(d, 'SIGN_ERR_AUDIT_MISMATCH', /checkpoints\.jsonl/);
+  });
+
+  it('an install leaf the hub signed for a device no logged deployment assigned is caught (the hub is not trusted either)', () => {
+    // A hub key that logs whatever it likes: the same leaves, then an install on a device never assigned.
+    const db = new Database(':memory:');
+    const log = new TransparencyLog(db, { hubKey: fleet.keys.keys.hub });
+    const kept = lines(join(clean, 'entries.jsonl')).map((l) => decodeEntry(Buffer.from(JSON.parse(l).data, 'base64')));
+    for (const e of kept) log.append(e);
+    const forged = log.append({ kind: 'installs', at: 1, installs: [{ deviceId: 'dev-ghost', bundleId: fleet.bundle.bundleId, counter: 1, at: 1, receivedAt: 1, seq: 1 }] });
+    const data = readExport(clean);
+    data.entries = log.leaves(0, log.size);
+    data.checkpoints = log.checkpoints(0).map((c, i) => ({ size: c.size, checkpoint: c.note, createdAt: c.createdAt, line: i + 1 }));
+    data.installs = [...data.installs.map((i) => ({ ...i, logIndex: i.logIndex })), { deviceId: 'dev-ghost', bundleId: fleet.bundle.bundleId, counter: 1, at: 1, receivedAt: 1, seq: 1, logIndex: forged.index }];
+    const r = verifyAudit(data, root);
+    db.close();
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([expect.objectContaining({ code: 'SIGN_ERR_AUDIT_UNLOGGED', entry: `log[${forged.index}] (installs[0], dev-ghost)` }), expect.objectContaining({ code: 'SIGN_ERR_AUDIT_MISMATCH', entry: expect.stringMatching(/dev-ghost/) })]);
+    expect(r.models).toEqual([expect.objectContaining({ devices: 2 })]);
+  });
+
+  it('claims.json is listed as unverified device claims and can neither fail the audit nor add installs', () => {
+    const d = copyDir(clean);
+    const inst = JSON.parse(readFileSync(join(d, 'installs.json'), 'utf8'));
+    writeFileSync(join(d, 'claims.json'), JSON.stringify({ claims: [{ ...inst.installs[0], deviceId: 'dev-claimer', kind: 'installed' }], pending: [{ ...inst.installs[0], deviceId: 'dev-late' }] }));
+    const r = audit(d);
+    expect(r.ok).toBe(true);
+    expect(r.models).toEqual([expect.objectContaining({ devices: 2 })]);
+    expect(r.unverified.map((u) => u.deviceId)).toEqual(['dev-claimer', 'dev-late']);
   });
 
   it('a root file that is not in the log, and a missing file, are caught', () => {

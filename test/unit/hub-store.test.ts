@@ -8,6 +8,7 @@ import { encode } from '../../protocol/messages.js';
 import { generateKeyPair } from '../../signing/ed25519.js';
 import { signEnvelope } from '../../signing/envelope.js';
 import { HubStore } from '../../hub/store.js';
+import { MIGRATIONS } from '../../hub/store-schema.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 import { manifestFor, randomPayload, stateReport } from '../helpers/hub-fixtures.js';
 
@@ -28,7 +29,7 @@ describe('hub store', () => {
     HubStore.open(dir).close();
     const db = new Database(join(dir, 'hub.db'));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     db.close();
     HubStore.open(dir).close();
   });

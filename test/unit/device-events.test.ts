@@ -1,0 +1,118 @@
+/**
+ * hub/events on a real hub.db (SQLite file) and a real transparency log, with a
+ * clock the test moves: which events are installs and which are claims, the
+ * batching of installs into log leaves (and recovery of a batch a crash left
+ * unlogged), retention, and the rate per device.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EVENT_DEFAULTS, type EventOptions } from '../../hub/events/options.js';
+import { DeviceEvents, loggedInstalls } from '../../hub/events/device-events.js';
+import { HubStore } from '../../hub/store.js';
+import { TransparencyLog } from '../../hub/translog/translog.js';
+import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
+import { encode, type DeviceEvent } from '../../protocol/messages.js';
+import { generateKeyPair } from '../../signing/ed25519.js';
+import { signEnvelope } from '../../signing/envelope.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { manifestFor, randomPayload, silentLogger } from '../helpers/hub-fixtures.js';
+
+afterAll(cleanupTempDirs);
+
+const release = generateKeyPair();
+const hubKey = { ...generateKeyPair(), role: 'hub' as const };
+
+function setup(dir = tempDir(), over: Partial<EventOptions> = {}) {
+  let t = 1_000_000;
+  const clock = { now: () => t, advance: (ms: number) => { t += ms; } };
+  const store = HubStore.open(dir);
+  const log = new TransparencyLog(store.sqlite, { hubKey: hubKey as never, now: clock.now });
+  const events = new DeviceEvents({ store, log, options: { ...EVENT_DEFAULTS, ...over }, now: clock.now, logger: silentLogger() });
+  return { dir, store, log, events, clock, close: () => { events.close(); store.close(); } };
+}
+
+function bundle(store: HubStore, version: number) {
+  const manifest = manifestFor(randomPayload(2048), 1024, 'unit', version);
+  const bytes = encode(manifest);
+  const id = createHash('sha256').update(bytes).digest('hex');
+  store.insertBundle({ id, manifest, envelope: signEnvelope(PAYLOAD_TYPES.manifest, bytes, [release]), createdAt: 1 });
+  return id;
+}
+const sign = (d: string, c: number) => ({ envelope: { payloadType: 't', payload: Buffer.from(`${d}:${c}`).toString('base64'), signatures: [] }, issuedAt: 1, expiresAt: 2 });
+let seq = 0;
+const ev = (deviceId: string, kind: DeviceEvent['kind'], o: Partial<DeviceEvent> = {}): DeviceEvent => ({ v: 1, deviceId, seq: ++seq, at: 5, kind, ...o });
+
+describe('device events', () => {
+  it('an install of an assigned bundle is logged in a leaf; one never assigned (or under a counter never issued) is a claim', () => {
+    const h = setup();
+    const b1 = bundle(h.store, 1);
+    const b2 = bundle(h.store, 2);
+    const [a] = h.store.issueAssignments([{ deviceId: 'd1', bundleId: b1, rolloutId: null, ring: null }], sign);
+    expect(h.events.accept(ev('d1', 'installed', { bundleId: b1, counter: a.counter }))).toBe('stored');
+    expect(h.events.accept(ev('d1', 'installed', { bundleId: b2, counter: a.counter }))).toBe('claim');
+    expect(h.events.accept(ev('d1', 'installed', { bundleId: b1, counter: a.counter + 5 }))).toBe('claim');
+    expect(h.events.accept(ev('d2', 'installed', { bundleId: b1, counter: 1 }))).toBe('claim');
+    expect(h.events.pendingInstalls().map((i) => i.deviceId)).toEqual(['d1']);
+    expect(h.events.flushInstalls()).toBe(1);
+    expect(h.events.pendingInstalls()).toEqual([]);
+    expect(loggedInstalls(h.log)).toEqual([expect.objectContaining({ deviceId: 'd1', bundleId: b1, counter: a.counter, logIndex: 0 })]);
+    expect(h.events.claims().map((c) => c.deviceId).sort()).toEqual(['d1', 'd1', 'd2']);
+    // A rollback to a bundle assigned earlier is consistent: the history keeps every assigned bundle.
+    h.store.issueAssignments([{ deviceId: 'd1', bundleId: b2, rolloutId: null, ring: null }], sign);
+    expect(h.events.accept(ev('d1', 'rolled-back', { bundleId: b2, counter: a.counter + 1 }))).toBe('stored');
+    expect(h.events.accept(ev('d1', 'installed', { bundleId: b1, counter: a.counter }))).toBe('stored');
+    h.close();
+  });
+
+  it('installs stored but not yet logged when the hub stopped are logged by the next start, in leaves of at most maxInstallsPerLeaf', () => {
+    const dir = tempDir();
+    const h = setup(dir, { maxInstallsPerLeaf: 4 });
+    const b1 = bundle(h.store, 1);
+    const devs = Array.from({ length: 10 }, (_, i) => `dev-${i}`);
+    const as = h.store.issueAssignments(devs.map((deviceId) => ({ deviceId, bundleId: b1, rolloutId: null, ring: null })), sign);
+    for (const a of as) h.store.recordEvent(ev(a.deviceId, 'installed', { bundleId: b1, counter: a.counter }), 7);
+    h.store.flushReports();
+    // A crash before the batch: nothing reached the log.
+    h.store.close();
+    const again = setup(dir, { maxInstallsPerLeaf: 4 });
+    expect(again.events.pendingInstalls()).toHaveLength(10);
+    again.events.start();
+    expect(again.events.pendingInstalls()).toEqual([]);
+    const leaves = again.log.leavesOfKind('installs');
+    expect(leaves).toHaveLength(3);
+    expect(loggedInstalls(again.log).map((i) => i.deviceId)).toEqual(devs);
+    again.close();
+  });
+
+  it('retention keeps at most maxPerDevice events, none past retentionMs, but always the newest per device and every unlogged install', () => {
+    const h = setup(tempDir(), { maxPerDevice: 5, retentionMs: 60_000 });
+    const b1 = bundle(h.store, 1);
+    const [a] = h.store.issueAssignments([{ deviceId: 'busy', bundleId: b1, rolloutId: null, ring: null }], sign);
+    for (let i = 0; i < 20; i++) h.store.recordEvent(ev('busy', 'fetch-failed', { code: 'X' }), h.clock.now());
+    h.store.recordEvent(ev('old', 'fetch-failed'), h.clock.now());
+    h.store.recordEvent(ev('old', 'security'), h.clock.now());
+    const newestOld = seq;
+    // An install that is still waiting for its leaf, old enough for retention.
+    h.store.recordEvent(ev('busy', 'installed', { bundleId: b1, counter: a.counter }), h.clock.now());
+    for (let i = 0; i < 3; i++) h.store.recordEvent(ev('busy', 'fetch-failed'), h.clock.now() + 120_000);
+    h.clock.advance(120_000);
+    h.events.prune();
+    const rows = (d: string) => h.store.sqlite.prepare('SELECT seq, kind FROM events WHERE device_id = ? ORDER BY id').all(d) as { seq: number; kind: string }[];
+    // 'old': past retention, but its newest event stays (the replay guard reads its seq).
+    expect(rows('old')).toEqual([{ seq: newestOld, kind: 'security' }]);
+    // 'busy': the 3 recent ones, and the unlogged install; the 20 old ones are gone.
+    expect(rows('busy').map((r) => r.kind)).toEqual(['installed', 'fetch-failed', 'fetch-failed', 'fetch-failed']);
+    h.close();
+  });
+
+  it('rate: a device gets its burst at once, then perMinute; other devices are not affected', () => {
+    const h = setup(tempDir(), { burst: 5, perMinute: 60 });
+    const results = Array.from({ length: 8 }, () => h.events.accept(ev('noisy', 'fetch-failed')));
+    expect(results.filter((r) => r === 'stored')).toHaveLength(5);
+    expect(h.events.stats.rateLimited).toBe(3);
+    expect(h.events.accept(ev('quiet', 'fetch-failed'))).toBe('stored');
+    h.clock.advance(2_000); // two tokens back at 1/s
+    expect([h.events.accept(ev('noisy', 'fetch-failed')), h.events.accept(ev('noisy', 'fetch-failed')), h.events.accept(ev('noisy', 'fetch-failed'))]).toEqual(['stored', 'stored', 'rate-limited']);
+    h.close();
+  });
+});
