@@ -81,7 +81,8 @@ export function jsonToTensor(spec: TensorSpec, value: unknown): ort.Tensor {
 export async function buildTimeRunner(model: Uint8Array, specs: readonly TensorSpec[]): Promise<{ run: SmokeRun; release: () => Promise<void> }> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(model, { logSeverityLevel: 3 });
+    // 4 = fatal only: a failing run is reported once, as a coded error, not also as an ORT log line on stderr.
+    session = await ort.InferenceSession.create(model, { logSeverityLevel: 4 });
   } catch (e) {
     throw bundleError('BUNDLE_ERR_BAD_MODEL', `onnxruntime-node cannot load the model: ${(e as Error).message}`);
   }
