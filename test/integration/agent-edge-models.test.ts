@@ -13,6 +13,7 @@ import { jsonToTensor } from '../../bundles/json-tensor.js';
 import { buildEdgeTypes } from '../../bundles/onnx-build-edge.js';
 import { readModelInfo } from '../../bundles/onnx-info.js';
 import { outputValues } from '../../bundles/smoke.js';
+import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
 import { decodeTelemetry } from '../../protocol/messages.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { topics } from '../../protocol/topics.js';
@@ -107,7 +108,7 @@ describe('element types edge models use: float16, uint8 images, bool, string', (
     expect(info.outputs.map((o) => o.type)).toEqual(['float16', 'float32', 'uint8', 'bool', 'string']);
     // Build runs the synthetic smoke input (zeros, false, '') through the model: it passes, no example needed.
     const b = await makeBundle(fx.keys, { name: 'types', version: 1, model });
-    const a = await installed(b, { telemetry: { windowMs: 200, sampleRate: 1, format: 'json' } });
+    const a = await installed(b, { telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 200, sampleRate: 1, format: 'json' } });
     port = a.port;
     id = a.id;
     await spy.subscribeAsync(topics.device(id, 'telemetry'));
