@@ -7,7 +7,7 @@
  * client can find the bad value.
  */
 import type { ElementType, TensorSpec } from '../protocol/manifest.js';
-import { floatToHalf } from '../protocol/float16.js';
+import { floatToHalf, HALF_OVERFLOW } from '../protocol/float16.js';
 import { agentError } from './errors.js';
 import type { TensorArray, TensorData } from './runtime.js';
 
@@ -21,8 +21,6 @@ const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
   int32: [-2147483648, 2147483647], uint32: [0, 4294967295],
 };
 const FLOAT32_MAX = 3.4028234663852886e38;
-/** Finite numbers below this magnitude round to a finite half (65504 is the largest; 65520 ties to Infinity). */
-const FLOAT16_LIMIT = 65520;
 
 /** Element types the agent can build from JSON; others make a bundle incompatible. */
 export const SUPPORTED_INPUT_TYPES: readonly ElementType[] = ['float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string'];
@@ -206,7 +204,7 @@ function fill(value: unknown, c: Compiled, dims: number[], input: string): Tenso
         } else {
           checkLimits(f, feature);
           if (c.spec.type === 'float32' && Math.abs(f) > FLOAT32_MAX) return bad('AGENT_ERR_INPUT_RANGE', `${f} does not fit float32`, rank);
-          if (half && Math.abs(f) >= FLOAT16_LIMIT) return bad('AGENT_ERR_INPUT_RANGE', `${f} does not fit float16 (largest 65504)`, rank);
+          if (half && Math.abs(f) >= HALF_OVERFLOW) return bad('AGENT_ERR_INPUT_RANGE', `${f} does not fit float16 (largest 65504)`, rank);
         }
         if (half) (out as Uint16Array)[pos++] = floatToHalf(f);
         else (out as Float32Array)[pos++] = f;

@@ -6,6 +6,9 @@
  * because bundles/ (which may not import agent/) converts examples too.
  */
 
+/** Finite numbers of at least this magnitude round to ±Infinity (65504 is the largest half; 65520 ties away). */
+export const HALF_OVERFLOW = 65520;
+
 /**
  * The half nearest to `x`, ties to even (IEEE 754 roundTiesToEven), as its
  * 16 bits. Values at or beyond 65520 (halfway past the largest half, 65504)
@@ -16,7 +19,7 @@ export function floatToHalf(x: number): number {
   if (x !== x) return 0x7e00;
   const sign = x < 0 || (x === 0 && 1 / x < 0) ? 0x8000 : 0;
   const a = Math.abs(x);
-  if (a >= 65520) return sign | 0x7c00;
+  if (a >= HALF_OVERFLOW) return sign | 0x7c00;
   if (a < 2 ** -14) {
     // Subnormal (or zero): a multiple of 2^-24. The scaled value is exact in a double, and
     // Math.round rounds ties up, so ties are resolved to even by hand.

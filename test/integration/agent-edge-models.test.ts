@@ -106,8 +106,10 @@ describe('element types edge models use: float16, uint8 images, bool, string', (
     // onnx-info reads every type from the model.
     expect(info.inputs.map((i) => i.type)).toEqual(['float16', 'uint8', 'bool', 'string']);
     expect(info.outputs.map((o) => o.type)).toEqual(['float16', 'float32', 'uint8', 'bool', 'string']);
-    // Build runs the synthetic smoke input (zeros, false, '') through the model: it passes, no example needed.
-    const b = await makeBundle(fx.keys, { name: 'types', version: 1, model });
+    // Built with --example: the golden case the device then checks holds float16 numbers, bools (0/1) and strings.
+    const b = await makeBundle(fx.keys, { name: 'types', version: 1, model, examples: [{ inputs: body }] });
+    expect(b.manifest.golden![0].outputs.word_echo.data).toEqual(['hello', 'wörld']);
+    expect(b.manifest.golden![0].outputs.flag_not.data).toEqual([0, 1, 0, 0]);
     const a = await installed(b, { telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 200, sampleRate: 1, format: 'json' } });
     port = a.port;
     id = a.id;

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { buildBundle, parseSmokeDims } from '../../bundles/build.js';
 import { parseExampleFile } from '../../bundles/example-file.js';
 import { buildMlp } from '../../bundles/onnx-build.js';
+import { buildEdgeTypes } from '../../bundles/onnx-build-edge.js';
 import { jsonToTensor } from '../../bundles/json-tensor.js';
 import { readModelInfo } from '../../bundles/onnx-info.js';
 import { smokeInputs, smokePlan } from '../../bundles/smoke.js';
@@ -96,6 +97,16 @@ describe('bundle build runs the smoke check every device runs', () => {
     const golden = [{ inputs: { x: [[1, 2]], sr: 8000 }, outputs: { y: { dims: [1], data: [1] } } }];
     expect(smokePlan({ inputs, outputs: [], golden, smokeDims: { samples: 3 } }).map((p) => p.inputs)).toEqual([golden[0].inputs]);
     expect(smokePlan({ inputs, outputs: [], smokeDims: { samples: 3 } }).map((p) => p.inputs)).toEqual([{ x: [[0, 0, 0]], sr: 0 }]);
+  });
+
+  it('the element-types model (float16, uint8, bool, string) passes the synthetic smoke input; a wrong string golden output is refused', async () => {
+    const model = buildEdgeTypes();
+    expect((await build(model)).manifest.golden).toBeUndefined();
+    const inputs = { h: [[1, 2, 3, 4]], img: [Array.from({ length: 4 }, () => Array.from({ length: 4 }, () => [1, 2, 3]))], flag: [[true, false]], word: [['a']] };
+    const [g] = (await build(model, { examples: [{ inputs }] })).manifest.golden!;
+    expect(g.outputs.word_echo).toEqual({ dims: [1, 1], data: ['a'] });
+    expect(g.outputs.img_max).toEqual({ dims: [1, 3], data: [1, 2, 3] });
+    await expect(build(model, { golden: [{ inputs, outputs: { word_echo: { dims: [1, 1], data: ['b'] } } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('word_echo[0] = "a", expected "b"') });
   });
 
   it('a model that passes builds as before, and a NaN model is refused at build time', async () => {
