@@ -39,7 +39,11 @@ function flatten(v: unknown, dims: number[], name: string): unknown[] {
   return out;
 }
 
+/** JSON has no NaN: null and the strings "NaN", "Infinity", "-Infinity" stand for them (as the predict API reads them). */
+const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Infinity, '-Infinity': -Infinity };
+
 const num = (x: unknown, name: string, type: string): number => {
+  if (type.startsWith('float') && (x === null || (typeof x === 'string' && Object.hasOwn(NON_FINITE, x)))) return x === null ? Number.NaN : NON_FINITE[x as string];
   if (typeof x !== 'number') throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${name}: expected numbers for ${type}, found ${JSON.stringify(x)?.slice(0, 40)}`);
   return x;
 };

@@ -76,6 +76,15 @@ describe('bundle build runs the smoke check every device runs', () => {
     expect(() => parseExampleFile({ inputs: [1] })).toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_BAD_EXAMPLE' }));
   });
 
+  it('example inputs: JSON spellings of NaN and Infinity for float inputs (as predict reads them), nothing else stands in for a number', () => {
+    const spec = { name: 'x', type: 'float32' as const, shape: [4] };
+    expect(Array.from(jsonToTensor(spec, [null, 'NaN', 'Infinity', '-Infinity']).data as Float32Array)).toEqual([NaN, NaN, Infinity, -Infinity]);
+    expect(() => jsonToTensor(spec, [1, 2, 3, 'constructor'])).toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_BAD_EXAMPLE' }));
+    expect(() => jsonToTensor({ ...spec, type: 'int64' }, [1, 2, 3, null])).toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_BAD_EXAMPLE' }));
+    expect(() => jsonToTensor(spec, [[1], [2], [3], [4]])).toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('more dimensions') }));
+    expect(Array.from(jsonToTensor({ ...spec, type: 'float16' }, [1, 0.1, 65504, -2]).data as Uint16Array)).toEqual([0x3c00, 0x2e66, 0x7bff, 0xc000]);
+  });
+
   it('parses example files in their three forms, a file tolerance applying to cases without one', () => {
     expect(parseExampleFile({ inputs: { x: 1 } })).toEqual([{ inputs: { x: 1 } }]);
     expect(parseExampleFile([{ inputs: { x: 1 } }, { inputs: { x: 2 }, tolerance: 0.5 }])).toEqual([{ inputs: { x: 1 } }, { inputs: { x: 2 }, tolerance: 0.5 }]);
