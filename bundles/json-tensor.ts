@@ -7,7 +7,7 @@
  */
 import ort from 'onnxruntime-node';
 import { floatToHalf } from '../protocol/float16.js';
-import type { TensorSpec } from '../protocol/manifest.js';
+import type { ElementType, TensorSpec } from '../protocol/manifest.js';
 import { bundleError } from './errors.js';
 import type { SmokeRun, SmokeTensor } from './smoke.js';
 
@@ -56,8 +56,11 @@ export function jsonToTensor(spec: TensorSpec, value: unknown): ort.Tensor {
     if (typeof want === 'number' && dims[d] !== want) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${name}: dimension ${d} is ${dims[d]}, the model needs ${want}`);
   });
   if (dims.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${name}: more than ${MAX_ELEMENTS} elements`);
-  const flat = flatten(value, dims, name);
-  const t = spec.type;
+  return tensorOf(spec.type, flatten(value, dims, name), dims, name);
+}
+
+/** Row-major JSON values as an onnxruntime tensor of element type `t` (float16 as half bits). */
+export function tensorOf(t: ElementType, flat: unknown[], dims: readonly number[], name: string): ort.Tensor {
   const n = (x: unknown) => num(x, name, t);
   switch (t) {
     case 'string':

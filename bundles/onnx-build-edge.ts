@@ -83,6 +83,28 @@ export function buildStreamingVad(): Uint8Array {
   });
 }
 
+/** A float16 linear layer (computed in float32 between Casts): `h` [batch, 4] -> `h_out` [batch, 2], both float16. */
+function halfLinear() {
+  return {
+    nodes: [
+      node('Cast', ['h'], ['h32'], { to: 1 }),
+      node('MatMul', ['h32', 'Wh'], ['hm']),
+      node('Add', ['hm', 'bh'], ['ha']),
+      node('Cast', ['ha'], ['h_out'], { to: 10 }),
+    ],
+    inits: [floatTensor('Wh', [4, 2], weights(8, 31)), floatTensor('bh', [2], weights(2, 32))],
+  };
+}
+
+/** Only the float16 layer: an fp16 edge model in its simplest form. */
+export function buildHalfLinear(): Uint8Array {
+  return encodeModel('half-linear', {
+    ...halfLinear(),
+    inputs: [{ name: 'h', type: 'float16', shape: ['batch', 4] }],
+    outputs: [{ name: 'h_out', type: 'float16', shape: ['batch', 2] }],
+  });
+}
+
 /**
  * One model over the element types edge models use, each input to its own
  * output, all sharing "batch": float16 features through a float16 linear layer
@@ -91,19 +113,17 @@ export function buildStreamingVad(): Uint8Array {
  * negated (`flag` -> `flag_not`), and strings echoed (`word` -> `word_echo`).
  */
 export function buildEdgeTypes(): Uint8Array {
+  const half = halfLinear();
   return encodeModel('edge-types', {
     nodes: [
-      node('Cast', ['h'], ['h32'], { to: 1 }),
-      node('MatMul', ['h32', 'Wh'], ['hm']),
-      node('Add', ['hm', 'bh'], ['ha']),
-      node('Cast', ['ha'], ['h_out'], { to: 10 }),
+      ...half.nodes,
       node('Cast', ['img'], ['imgf'], { to: 1 }),
       node('ReduceMean', ['imgf'], ['img_mean'], { axes: [1, 2], keepdims: 0 }),
       node('ReduceMax', ['img'], ['img_max'], { axes: [1, 2], keepdims: 0 }),
       node('Not', ['flag'], ['flag_not']),
       node('Identity', ['word'], ['word_echo']),
     ],
-    inits: [floatTensor('Wh', [4, 2], weights(8, 31)), floatTensor('bh', [2], weights(2, 32))],
+    inits: half.inits,
     inputs: [
       { name: 'h', type: 'float16', shape: ['batch', 4] }, { name: 'img', type: 'uint8', shape: ['batch', 4, 4, 3] },
       { name: 'flag', type: 'bool', shape: ['batch', 2] }, { name: 'word', type: 'string', shape: ['batch', 1] },
