@@ -84,7 +84,7 @@ function checkOptions(o: BuildBundleOptions): { chunkSize: number; createdAt: st
 
 /** `--smoke-dims samples=512,batch=1` (the last `=` splits, so a name may hold one, e.g. an unnamed `x:1`). */
 export function parseSmokeDims(text: string): Record<string, number> {
-  const dims: Record<string, number> = {};
+  const dims: Record<string, number> = Object.create(null);
   for (const part of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
     const at = part.lastIndexOf('=');
     const name = part.slice(0, at).trim();

@@ -19,11 +19,16 @@ export interface SmokeTensor { type: string; dims: readonly number[]; data: Arra
 export type SmokeRun = (inputs: Record<string, unknown>) => Promise<Record<string, SmokeTensor>>;
 export type SmokeManifest = Pick<Manifest, 'inputs' | 'outputs' | 'golden' | 'smokeDims'>;
 
-/** Zeros (moved inside the limits) shaped by the schema; dynamic dims from `dims`, else 1. */
+/** Elements per synthetic input: smokeDims are signed, but sizes multiply, and a device must not run out of memory on them. */
+export const MAX_SMOKE_ELEMENTS = 1 << 22;
+
+/** Zeros (moved inside the limits) shaped by the schema; dynamic dims from `dims`, else 1. Throws past MAX_SMOKE_ELEMENTS. */
 export function smokeInputs(specs: readonly TensorSpec[], dims: Readonly<Record<string, number>> = {}): Record<string, unknown> {
   const inputs: Record<string, unknown> = {};
   for (const s of specs) {
-    const shape = s.shape.map((d) => (typeof d === 'number' ? d : dims[d] ?? 1));
+    const shape = s.shape.map((d) => (typeof d === 'number' ? d : Object.hasOwn(dims, d) ? dims[d] : 1));
+    const total = shape.reduce((a, b) => a * b, 1);
+    if (total > MAX_SMOKE_ELEMENTS) throw new Error(`the synthetic input ${s.name} would have ${total} elements (shape [${shape.join(', ')}]), more than ${MAX_SMOKE_ELEMENTS}; give smaller smoke dims or an example`);
     const value = (f: number): unknown => {
       if (s.type === 'bool') return false;
       if (s.type === 'string') return '';
@@ -77,7 +82,9 @@ export function smokePlan(m: SmokeManifest): { what: string; inputs: Record<stri
 
 /** Run the plan; throws `fail(detail)` at the first problem. */
 export async function runSmoke(m: SmokeManifest, run: SmokeRun, defaultTolerance: number, fail: (detail: string) => Error): Promise<void> {
-  for (const { what, inputs, golden } of smokePlan(m)) {
+  let plan: ReturnType<typeof smokePlan>;
+  try { plan = smokePlan(m); } catch (e) { throw fail(`smoke inference: ${(e as Error).message}`); }
+  for (const { what, inputs, golden } of plan) {
     let out: Record<string, SmokeTensor>;
     try {
       out = await run(inputs);

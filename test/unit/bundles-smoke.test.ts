@@ -97,6 +97,8 @@ describe('bundle build runs the smoke check every device runs', () => {
     for (const bad of ['samples', '=3', 'samples=-1', 'samples=1.5', 'samples=']) expect(() => parseSmokeDims(bad), bad).toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_BAD_OPTION' }));
     await expect(build(EDGE_CLASSES[0].model, { smokeDims: { sample: 16 } })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_OPTION', message: expect.stringContaining('batch, samples') });
     await expect(build(EDGE_CLASSES[0].model, { smokeDims: { samples: 0 } })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_OPTION' });
+    // Each size is bounded, and so is their product: a signed manifest must not make a device allocate without end.
+    await expect(build(EDGE_CLASSES[1].model, { smokeDims: { height: 1 << 20, width: 1 << 20 } })).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('more than 4194304') });
   });
 
   it('golden cases replace the synthetic input; without them the synthetic input takes smokeDims, else 1', () => {
