@@ -150,6 +150,15 @@ describe('element types edge models use: float16, uint8 images, bool, string', (
     expect(r.json.outputs.word_echo).toEqual({ dims: [2, 1], data: ['hello', 'wörld'] });
   });
 
+  it('without examples the device runs the synthetic input (0 in float16, zeros as uint8, false, "") and serves', async () => {
+    const b = await makeBundle(fx.keys, { name: 'types-synthetic', version: 1, model });
+    expect(b.manifest.golden).toBeUndefined();
+    const a = await installed(b);
+    const r = await http(a.port, 'POST', '/v1/predict', JSON.stringify({ inputs: body }));
+    expect(r.status).toBe(200);
+    expect(r.json.outputs.word_echo.data).toEqual(['hello', 'wörld']);
+  }, 120_000);
+
   it('telemetry summarises float16 features and outputs as numbers, bool and string inputs as categories', async () => {
     const before = reports.reduce((n, x) => n + x.requests, 0);
     for (let i = 0; i < 3; i++) expect((await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs: body }))).status).toBe(200);
