@@ -2,8 +2,10 @@
  * Model outputs as JSON: `{dims, data}` with a flat row-major `data` array.
  * int64/uint64 become JSON numbers (the predict API contract); values beyond
  * ±2^53 lose precision there, which is the price of plain JSON clients.
- * NaN in a float output is written by JSON.stringify as null.
+ * NaN in a float output is written by JSON.stringify as null. float16 arrives
+ * as raw half bits (no Float16Array in Node 20) and leaves as exact numbers.
  */
+import { halfToFloat } from '../protocol/float16.js';
 import type { TensorData } from './runtime.js';
 
 export interface JsonTensor { dims: number[]; data: (number | string | boolean)[] }
@@ -17,6 +19,9 @@ export function toJsonTensor(t: TensorData): JsonTensor {
   else if (d instanceof BigInt64Array || d instanceof BigUint64Array) {
     data = new Array<number>(d.length);
     for (let i = 0; i < d.length; i++) data[i] = Number(d[i]);
+  } else if (t.type === 'float16' && d instanceof Uint16Array) {
+    data = new Array<number>(d.length);
+    for (let i = 0; i < d.length; i++) data[i] = halfToFloat(d[i] as number);
   } else if (t.type === 'bool') {
     data = new Array<boolean>(d.length);
     for (let i = 0; i < d.length; i++) data[i] = d[i] !== 0;

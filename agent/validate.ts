@@ -7,6 +7,7 @@
  * client can find the bad value.
  */
 import type { ElementType, TensorSpec } from '../protocol/manifest.js';
+import { floatToHalf, HALF_OVERFLOW } from '../protocol/float16.js';
 import { agentError } from './errors.js';
 import type { TensorArray, TensorData } from './runtime.js';
 
@@ -22,10 +23,10 @@ const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Element types the agent can build from JSON; others make a bundle incompatible. */
-export const SUPPORTED_INPUT_TYPES: readonly ElementType[] = ['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string'];
+export const SUPPORTED_INPUT_TYPES: readonly ElementType[] = ['float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool', 'string'];
 
 function kindOf(t: ElementType): Kind {
-  if (t === 'float32' || t === 'float64') return 'float';
+  if (t === 'float32' || t === 'float64' || t === 'float16') return 'float';
   if (t === 'int64') return 'int64';
   if (t === 'uint64') return 'uint64';
   if (t === 'bool') return 'bool';
@@ -58,7 +59,8 @@ function carve(bytes: number): [ArrayBuffer, number] {
 type NumericArrayType = { new (n: number): TensorArray; new (b: ArrayBuffer, at: number, n: number): TensorArray; BYTES_PER_ELEMENT: number };
 
 const NUMERIC: Partial<Record<ElementType, NumericArrayType>> = {
-  float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array, int16: Int16Array,
+  // float16 travels as its raw bits (onnxruntime's form without Float16Array); see float16.ts.
+  float32: Float32Array, float64: Float64Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array, int16: Int16Array,
   uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
 } as unknown as Partial<Record<ElementType, NumericArrayType>>;
 
@@ -179,6 +181,7 @@ function fill(value: unknown, c: Compiled, dims: number[], input: string): Tenso
   const index = new Array<number>(c.rank).fill(0);
   const rank = c.rank;
   const last = rank > 0 ? dims[rank - 1] : 1;
+  const half = c.spec.type === 'float16';
   let pos = 0;
 
   const bad = (code: Parameters<typeof agentError>[0], why: string, depth: number): never => {
@@ -201,8 +204,10 @@ function fill(value: unknown, c: Compiled, dims: number[], input: string): Tenso
         } else {
           checkLimits(f, feature);
           if (c.spec.type === 'float32' && Math.abs(f) > FLOAT32_MAX) return bad('AGENT_ERR_INPUT_RANGE', `${f} does not fit float32`, rank);
+          if (half && Math.abs(f) >= HALF_OVERFLOW) return bad('AGENT_ERR_INPUT_RANGE', `${f} does not fit float16 (largest 65504)`, rank);
         }
-        (out as Float32Array)[pos++] = f;
+        if (half) (out as Uint16Array)[pos++] = floatToHalf(f);
+        else (out as Float32Array)[pos++] = f;
         return;
       }
       case 'int': case 'int64': case 'uint64': {
@@ -245,7 +250,7 @@ function fill(value: unknown, c: Compiled, dims: number[], input: string): Tenso
   // Fast path for the common row of plain finite floats within limits: one test per value, no call.
   // Anything else (NaN, a string, out of range, not a number) goes through `leaf`, which refuses or
   // maps it exactly as before, so results and errors do not depend on which path a value took.
-  const fastFloat = c.kind === 'float';
+  const fastFloat = c.kind === 'float' && !half;
   const f32 = c.spec.type === 'float32';
   const loAll = typeof c.lo === 'number' ? c.lo : -Infinity;
   const hiAll = typeof c.hi === 'number' ? c.hi : Infinity;

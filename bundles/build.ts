@@ -7,7 +7,8 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import { parseManifest, type Manifest } from '../protocol/manifest.js';
+import { manifestSchema, parseManifest, type Manifest, type TensorSpec } from '../protocol/manifest.js';
+import { parse } from '../protocol/schema.js';
 import type { KeyPair } from '../signing/ed25519.js';
 import { signEnvelope } from '../signing/envelope.js';
 import { ChunkHasher } from './chunks.js';
@@ -21,6 +22,12 @@ import { mergeSchema, parseSchemaFile, type BundleSchemaFile } from './schema-fi
 import { writeTarFile } from './tar.js';
 import { bundleIdOf } from './verify.js';
 import { buildReference, type ReferenceOptions, type Row } from './reference.js';
+import { examplesToGolden, type ExampleCase } from './example-file.js';
+import { buildTimeRunner } from './json-tensor.js';
+import { runSmoke } from './smoke.js';
+
+/** The agent's default goldenTolerance (agent/options.ts), for the build's own run of the golden cases. */
+const BUILD_GOLDEN_TOLERANCE = 1e-4;
 
 export type { BundleSchemaFile } from './schema-file.js';
 
@@ -39,6 +46,16 @@ export interface BuildBundleOptions {
   chunkSize?: number;
   createdAt?: string;
   golden?: Manifest['golden'];
+  /** Inputs only (example-file.ts): run at build time; inputs and outputs are signed as golden cases (after `golden`). */
+  examples?: ExampleCase[];
+  /** Sizes of dynamic dimensions for the synthetic smoke input (signed into the manifest). */
+  smokeDims?: Record<string, number>;
+  /**
+   * Run the smoke check every device will run, and refuse the build if it
+   * fails (BUNDLE_ERR_SMOKE_FAILED). Default true; false only to build a
+   * deliberately broken bundle for a test of the device's own refusal.
+   */
+  smokeCheck?: boolean;
   /** zstd level (default 3; 1 to 9 with the wasm engine on Node < 22.15). */
   level?: number;
   /** Reference rows (bundles/reference.ts): their profile is signed into the manifest's `reference`. */
@@ -65,6 +82,29 @@ function checkOptions(o: BuildBundleOptions): { chunkSize: number; createdAt: st
   return { chunkSize, createdAt, keys };
 }
 
+/** `--smoke-dims samples=512,batch=1` (the last `=` splits, so a name may hold one, e.g. an unnamed `x:1`). */
+export function parseSmokeDims(text: string): Record<string, number> {
+  const dims: Record<string, number> = Object.create(null);
+  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const at = part.lastIndexOf('=');
+    const name = part.slice(0, at).trim();
+    const n = Number(part.slice(at + 1));
+    if (at < 1 || !/^[0-9]+$/.test(part.slice(at + 1).trim())) throw bundleError('BUNDLE_ERR_BAD_OPTION', `--smoke-dims wants NAME=SIZE pairs separated by commas (e.g. samples=512,batch=1), got ${JSON.stringify(part)}`);
+    dims[name] = n;
+  }
+  return dims;
+}
+
+/** Each name is a dynamic dimension of some input, and each size a positive integer. */
+function checkSmokeDims(dims: Record<string, number> | undefined, inputs: readonly TensorSpec[]): void {
+  if (!dims) return;
+  const symbolic = new Set(inputs.flatMap((t) => t.shape.filter((d): d is string => typeof d === 'string')));
+  for (const [name, n] of Object.entries(dims)) {
+    if (!symbolic.has(name)) throw bundleError('BUNDLE_ERR_BAD_OPTION', `smoke dim ${JSON.stringify(name)} is not a dynamic dimension of the model's inputs (${[...symbolic].join(', ') || 'it has none'})`);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 1 << 20) throw bundleError('BUNDLE_ERR_BAD_OPTION', `smoke dim ${name} must be an integer from 1 to ${1 << 20}, got ${n}`);
+  }
+}
+
 function loadModel(model: string | Uint8Array): Uint8Array {
   if (typeof model !== 'string') return model;
   try { return readFileSync(model); } catch (e) { throw ioError('cannot read model', model, e); }
@@ -77,6 +117,22 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
   const info = readModelInfo(model);
   const merged = mergeSchema(info, opts.schema ? parseSchemaFile(opts.schema) : {});
   const reference = opts.reference ? await buildReference(opts.reference, model, merged.inputs, info.outputs, opts.referenceOptions) : undefined;
+  checkSmokeDims(opts.smokeDims, merged.inputs);
+  const runner = opts.smokeCheck !== false || opts.examples?.length ? await buildTimeRunner(model, merged.inputs) : null;
+  let golden = opts.golden;
+  try {
+    if (opts.examples?.length) golden = [...(golden ?? []), ...(await examplesToGolden(opts.examples, runner!.run, info.outputs))];
+    if (golden) {
+      try { parse(manifestSchema.shape.golden, golden, { what: 'golden cases' }); } catch (e) { throw bundleError('BUNDLE_ERR_BAD_MANIFEST', (e as Error).message); }
+      checkGoldenNames(golden, merged.inputs.map((i) => i.name), info.outputs.map((o) => o.name));
+    }
+    // The same check, from the same code (smoke.ts), as the device's Stage: a model no device can install stops here.
+    if (opts.smokeCheck !== false) {
+      await runSmoke({ inputs: merged.inputs, outputs: info.outputs, golden, smokeDims: opts.smokeDims }, runner!.run, BUILD_GOLDEN_TOLERANCE, (detail) => bundleError('BUNDLE_ERR_SMOKE_FAILED', detail));
+    }
+  } finally {
+    await runner?.release();
+  }
   try { mkdirSync(dirname(opts.out), { recursive: true }); } catch (e) { throw ioError('cannot create the folder of', opts.out, e); }
   const payloadTmp = tempPathFor(opts.out, 'zst');
   const tarTmp = tempPathFor(opts.out, 'tar');
@@ -107,15 +163,14 @@ export async function buildBundle(opts: BuildBundleOptions): Promise<BuiltBundle
         inputs: merged.inputs,
         outputs: info.outputs,
         compat: merged.compat,
-        ...(opts.golden ? { golden: opts.golden } : {}),
+        ...(golden ? { golden } : {}),
+        ...(opts.smokeDims && Object.keys(opts.smokeDims).length ? { smokeDims: opts.smokeDims } : {}),
         ...(reference ? { reference } : {}),
         ...(merged.description !== undefined ? { description: merged.description } : {}),
       });
     } catch (e) {
       throw bundleError('BUNDLE_ERR_BAD_MANIFEST', (e as Error).message);
     }
-    // Golden cases that name the wrong tensors would fail on every device: refuse them here.
-    if (manifest.golden) checkGoldenNames(manifest.golden, manifest.inputs.map((i) => i.name), manifest.outputs.map((o) => o.name));
     // What is signed is exactly these bytes; the bundle id is their hash.
     const bytes = Buffer.from(JSON.stringify(manifest), 'utf8');
     const envelope = signEnvelope(PAYLOAD_TYPES.manifest, bytes, keys);

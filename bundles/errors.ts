@@ -21,6 +21,8 @@ export const BUNDLE_ERRORS = {
   BUNDLE_ERR_IO: { message: 'A file could not be read or written; check the path, the permissions and the free disk space', status: 500 },
   BUNDLE_ERR_BAD_REFERENCE: { message: 'The --reference data is invalid (CSV with a header row, or JSON Lines of objects, with one column per model feature); fix the named line or column', status: 400 },
   BUNDLE_ERR_BAD_GOLDEN: { message: 'The --golden file is invalid (JSON: an array of {inputs, outputs: {NAME: {dims, data}}, tolerance?} cases, or {tolerance, cases}); fix the named case', status: 400 },
+  BUNDLE_ERR_SMOKE_FAILED: { message: 'The model fails the smoke inference every device runs before it may serve, so no device could install it; give inputs it accepts: `--example FILE` (inputs only; the build computes and signs the outputs as golden cases), `--golden FILE`, or sizes for its dynamic dimensions such as `--smoke-dims samples=512,batch=1` (the synthetic input sets each dynamic dimension to 1)', status: 400 },
+  BUNDLE_ERR_BAD_EXAMPLE: { message: 'The --example file is invalid (JSON: {"inputs": {NAME: nested array or scalar}}, an array of such cases, or {"tolerance": t, "cases": [...]}); fix the named input so it matches the model\'s inputs', status: 400 },
 } as const satisfies ErrorTable;
 
 export type BundleErrorCode = keyof typeof BUNDLE_ERRORS;

@@ -10,4 +10,6 @@ export { ChunkHasher, expectedChunkCount } from './chunks.js';
 export { readBundleFile, readBundleBuffer, decodeManifest, decodeManifestMember, MANIFEST_MEMBER, PAYLOAD_MEMBER, MAX_MANIFEST_BYTES, type BundleHead } from './read.js';
 export { bundleIdOf, verifyManifestEnvelope, verifyChunk, chunkRange, verifyPayloadFile, verifyBundleFile, type VerifiedManifest } from './verify.js';
 export { parseSchemaFile, readSchemaFile, mergeSchema, type BundleSchemaFile } from './schema-file.js';
-export { buildBundle, DEFAULT_CHUNK_SIZE, type BuildBundleOptions, type BuiltBundle } from './build.js';
+export { buildBundle, parseSmokeDims, DEFAULT_CHUNK_SIZE, type BuildBundleOptions, type BuiltBundle } from './build.js';
+export { runSmoke, smokeInputs, smokePlan, outputValues, type SmokeRun, type SmokeTensor, type SmokeManifest } from './smoke.js';
+export { parseExampleFile, readExampleFile, examplesToGolden, type ExampleCase } from './example-file.js';

@@ -6,25 +6,43 @@
 import { ELEMENT_TYPE_CODES, ModelProto } from './onnx-proto.js';
 
 type Dim = number | string;
-interface IO { name: string; type: string; shape: Dim[] }
+export interface IO { name: string; type: string; shape: Dim[] }
 
-function valueInfo(io: IO) {
+export function valueInfo(io: IO) {
   return {
     name: io.name,
     type: { tensor_type: { elem_type: ELEMENT_TYPE_CODES[io.type], shape: { dim: io.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
   };
 }
 
-function floatTensor(name: string, dims: number[], data: Float32Array | number[]) {
+export function floatTensor(name: string, dims: number[], data: Float32Array | number[]) {
   const f = Float32Array.from(data);
   return { name, dims, data_type: 1, raw_data: Buffer.from(f.buffer, f.byteOffset, f.byteLength) };
 }
 
-function node(op: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}) {
+export function int64Tensor(name: string, dims: number[], data: number[]) {
+  const v = BigInt64Array.from(data.map(BigInt));
+  return { name, dims, data_type: 7, raw_data: Buffer.from(v.buffer, v.byteOffset, v.byteLength) };
+}
+
+/** A node; attributes by JS type: number = INT (2), string = STRING (3), number[] = INTS (7) (onnx.proto AttributeType). */
+export function node(op: string, inputs: string[], outputs: string[], attrs: Record<string, number | string | number[]> = {}) {
   return {
     op_type: op, input: inputs, output: outputs, name: `${op}_${outputs[0]}`,
-    attribute: Object.entries(attrs).map(([name, i]) => ({ name, i, type: 2 })),
+    attribute: Object.entries(attrs).map(([name, v]) => (typeof v === 'number' ? { name, i: v, type: 2 }
+      : typeof v === 'string' ? { name, s: Buffer.from(v, 'utf8'), type: 3 } : { name, ints: v, type: 7 })),
   };
+}
+
+/** Encode a graph as an ONNX model (default-domain opset `opset`), checked against the schema. */
+export function encodeModel(name: string, g: { nodes: unknown[]; inits: unknown[]; inputs: IO[]; outputs: IO[] }, opset = 13): Uint8Array {
+  const model = {
+    ir_version: 8, producer_name: 'fleetcast', opset_import: [{ domain: '', version: opset }],
+    graph: { name, node: g.nodes, initializer: g.inits, input: g.inputs.map(valueInfo), output: g.outputs.map(valueInfo) },
+  };
+  const err = ModelProto.verify(model);
+  if (err) throw new Error(`internal: bad ONNX model: ${err}`);
+  return ModelProto.encode(ModelProto.fromObject(model)).finish();
 }
 
 /** A deterministic pseudo-random generator (mulberry32), so models are reproducible from a seed. */
@@ -96,19 +114,5 @@ export function buildMlp(o: MlpOptions = {}): Uint8Array {
     for (let i = 0; i < pad.length; i++) pad[i] = r();
     inits.push(floatTensor('padding', [o.padFloats], pad));
   }
-  const model = {
-    ir_version: 8,
-    producer_name: 'fleetcast',
-    opset_import: [{ domain: '', version: o.opset ?? 13 }],
-    graph: {
-      name: 'mlp',
-      node: nodes,
-      initializer: inits,
-      input: inputs.map(valueInfo),
-      output: [valueInfo({ name: 'y', type: 'float32', shape: ['batch', outs] })],
-    },
-  };
-  const err = ModelProto.verify(model);
-  if (err) throw new Error(`internal: bad ONNX model: ${err}`);
-  return ModelProto.encode(ModelProto.fromObject(model)).finish();
+  return encodeModel('mlp', { nodes, inits, inputs, outputs: [{ name: 'y', type: 'float32', shape: ['batch', outs] }] }, o.opset ?? 13);
 }

@@ -15,6 +15,8 @@ import { categoricalToWire, createCategorical, observeCategory, referenceProfile
 import type { TensorSpec } from '../protocol/manifest.js';
 import { parseReference, type Reference, type ReferenceFeature, type ReferenceOutput, type ThresholdsInput } from '../protocol/telemetry.js';
 import { bundleError, ioError } from './errors.js';
+import { tensorOf } from './json-tensor.js';
+import { outputValues } from './smoke.js';
 
 export type Row = Record<string, unknown>;
 const MAX_ROWS = 1_000_000;
@@ -162,16 +164,13 @@ async function profileOutputs(rows: Row[], model: Uint8Array, inputs: readonly T
         const mine = slots.filter((s) => s.input === t.name);
         const flat = batch.flatMap((r) => mine.map((s) => Number(valueOf(r, s, w))));
         const dims = t.shape.length === 1 ? [batch.length] : [batch.length, w];
-        feeds[t.name] = t.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(flat, (x) => BigInt(Math.trunc(x))), dims)
-          : t.type === 'float64' ? new ort.Tensor('float64', Float64Array.from(flat), dims)
-          : t.type === 'int32' ? new ort.Tensor('int32', Int32Array.from(flat), dims)
-          : new ort.Tensor('float32', Float32Array.from(flat), dims);
+        feeds[t.name] = tensorOf(t.type, flat, dims, t.name);
       }
       const res = await session.run(feeds);
       for (const c of cols) {
         const t = res[c.output];
         const w = t.dims.length === 2 ? t.dims[1] : 1;
-        const d = t.data as Float32Array;
+        const d = outputValues(t) as number[]; // float16 outputs arrive as half bits
         for (let r = 0; r < batch.length; r++) got.get(c.name)!.push(d[r * w + c.index]);
       }
     }

@@ -333,13 +333,13 @@ export function createCategorical(maxCategories = DEFAULT_MAX_CATEGORIES): Categ
   return { maxCategories, counts: Object.create(null) as Record<string, number>, other: 0, nulls: 0, invalid: 0 };
 }
 
-/** Count one category value (strings, integers such as an int64 `category` input, bigints); never throws. */
+/** Count one category value (strings, integers such as an int64 `category` input, bigints, booleans as "true"/"false"); never throws. */
 export function observeCategory(s: CategoricalSummary, value: unknown, weight = 1): void {
   if (value === null || value === undefined) { s.nulls += weight; return; }
   let key: string;
   // A lone surrogate cannot travel as UTF-8 (two of them would arrive as the same U+FFFD): invalid.
   if (typeof value === 'string') { if (LONE_SURROGATE.test(value)) { s.invalid += weight; return; } key = value; }
-  else if (typeof value === 'bigint' || (typeof value === 'number' && Number.isInteger(value))) key = String(value);
+  else if (typeof value === 'bigint' || typeof value === 'boolean' || (typeof value === 'number' && Number.isInteger(value))) key = String(value);
   else { s.invalid += weight; return; }
   if (key.length > MAX_CATEGORY_LENGTH) { s.invalid += weight; return; }
   if (key in s.counts) s.counts[key] += weight;

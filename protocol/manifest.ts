@@ -30,7 +30,8 @@ export type TensorSpec = Infer<typeof tensorSpecSchema>;
 
 export const goldenCaseSchema = obj({
   inputs: record(json()),
-  outputs: record(obj({ dims: arr(int({ min: 0 })), data: arr(num()) })),
+  // Numbers (bool outputs as 0/1), or strings for a string output, compared exactly.
+  outputs: record(obj({ dims: arr(int({ min: 0 })), data: arr(union(num(), str({ max: 4096 }))) })),
   tolerance: optional(num({ min: 0 })),
 });
 
@@ -59,6 +60,13 @@ export const manifestSchema = obj({
     minMemoryMB: optional(int({ min: 0 })),
   }),
   golden: optional(arr(goldenCaseSchema, { max: 256 })),
+  /**
+   * Sizes for the synthetic smoke input's dynamic dimensions (by symbolic name),
+   * for models that need more than 1 (reflect padding, strided convolutions, a
+   * minimum sequence length); a dimension not named here is 1. Unused when
+   * golden cases are present: they replace the synthetic input.
+   */
+  smokeDims: optional(record(int({ min: 1, max: 1 << 20 }), { maxKeys: 64 })),
   reference: optional(json()),
   description: optional(str({ max: 4096 })),
 });

@@ -14,8 +14,21 @@
  * arrives), while a NaN in an OUTPUT stays invalid, as inline summarising had it.
  */
 import { observe, observeCategory, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
+import { halfToFloat } from '../../protocol/float16.js';
 import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
 import type { TensorData } from '../runtime.js';
+
+/**
+ * How to read a tensor element for the summaries where it is not stored as
+ * its value: float16 raw bits (onnxruntime's Uint16Array form) as the number,
+ * bool bytes as booleans (categories "true"/"false", as JSON sent them).
+ * null (the common case) reads elements as stored, with no call per value.
+ */
+export function converter(t: TensorData): ((v: unknown) => unknown) | null {
+  if (t.type === 'float16' && t.data instanceof Uint16Array) return (v) => (v === undefined ? v : halfToFloat(v as number));
+  if (t.type === 'bool') return (v) => (v === undefined ? v : v !== 0);
+  return null;
+}
 
 /** Values held across all columns before a batch is summarised (64 rows for up to 128 columns, then fewer). */
 const CELLS = 8192;
@@ -85,9 +98,11 @@ export class SampleColumns {
       if (!t) continue;
       const n = t.dims.length === 0 ? 1 : t.dims[0];
       const d = t.data as ArrayLike<unknown>;
+      const conv = converter(t);
       for (let r = 0; r < n; r++) {
         if (valN[j] === rows) this.summarise();
-        vals[valN[j]++ * stride + j] = featureValue(d[r * c.width + c.index]);
+        const v = d[r * c.width + c.index];
+        vals[valN[j]++ * stride + j] = featureValue(conv ? conv(v) : v);
       }
     }
     for (let j = 0; j < this.#cat.length; j++) {
@@ -96,9 +111,11 @@ export class SampleColumns {
       if (!t) continue;
       const n = t.dims.length === 0 ? 1 : t.dims[0];
       const d = t.data as ArrayLike<unknown>;
+      const conv = converter(t);
       for (let r = 0; r < n; r++) {
         if (this.#catN[j] === rows) this.summarise();
-        this.#cats[this.#catN[j]++ * this.#catStride + j] = d[r * c.width + c.index];
+        const v = d[r * c.width + c.index];
+        this.#cats[this.#catN[j]++ * this.#catStride + j] = conv ? conv(v) : v;
       }
     }
     if (!out) return;
@@ -110,9 +127,11 @@ export class SampleColumns {
       const w = t.dims.length === 2 ? t.dims[1] : 1;
       const n = t.dims.length === 0 ? 1 : t.dims[0];
       const d = t.data as ArrayLike<unknown>;
+      const conv = converter(t);
       for (let r = 0; r < n; r++) {
         if (valN[k0 + j] === rows) this.summarise();
-        vals[valN[k0 + j]++ * stride + k0 + j] = outputValue(d[r * w + c.index]);
+        const v = d[r * w + c.index];
+        vals[valN[k0 + j]++ * stride + k0 + j] = outputValue(conv ? conv(v) : v);
       }
     }
   }

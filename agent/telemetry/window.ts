@@ -17,7 +17,7 @@ import { categoricalToWire, createCategorical, createSummary, SUMMARY_ALPHA, toW
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import type { TensorData } from '../runtime.js';
 import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
-import { SampleColumns } from './sample-columns.js';
+import { converter, SampleColumns } from './sample-columns.js';
 
 /** Latencies held before they are added to the sketch (2 KB). */
 const LATENCY_BATCH = 256;
@@ -64,7 +64,10 @@ export class TelemetryWindow {
     if (this.debug.length < debugRows) {
       const row: Record<string, unknown> = {};
       for (const f of this.plan.features) {
-        const v = (feeds[f.input]?.data as ArrayLike<unknown> | undefined)?.[f.index];
+        const t = feeds[f.input];
+        const raw = (t?.data as ArrayLike<unknown> | undefined)?.[f.index];
+        const conv = t ? converter(t) : null;
+        const v = conv ? conv(raw) : raw;
         row[f.name] = typeof v === 'bigint' ? Number(v) : typeof v === 'number' && !Number.isFinite(v) ? null : v;
       }
       this.debug.push(row);

@@ -4,7 +4,8 @@
  * `error CODE: message` and exits non-zero.
  */
 import { readFileSync } from 'node:fs';
-import { buildBundle } from '../../bundles/build.js';
+import { buildBundle, parseSmokeDims } from '../../bundles/build.js';
+import { readExampleFile } from '../../bundles/example-file.js';
 import { ioError, bundleError } from '../../bundles/errors.js';
 import { readBundleFile } from '../../bundles/read.js';
 import { readSchemaFile } from '../../bundles/schema-file.js';
@@ -18,7 +19,7 @@ import { loadRootText } from '../../signing/root.js';
 import { need, parseCli } from '../args.js';
 
 const USAGE = {
-  build: 'fleetcast bundle build MODEL.onnx --name NAME --version N --key release.key [--key release2.key] --out FILE [--schema schema.json] [--reference DATA.csv|DATA.jsonl [--reference-bins N]] [--golden cases.json] [--chunk-size BYTES] [--level 1-19]',
+  build: 'fleetcast bundle build MODEL.onnx --name NAME --version N --key release.key [--key release2.key] --out FILE [--schema schema.json] [--reference DATA.csv|DATA.jsonl [--reference-bins N]] [--golden cases.json] [--example inputs.json] [--smoke-dims NAME=N,...] [--chunk-size BYTES] [--level 1-19]',
   inspect: 'fleetcast bundle inspect FILE [--json]',
   verify: 'fleetcast bundle verify FILE --root root.json',
 };
@@ -66,6 +67,7 @@ function describeManifest(m: Manifest, bundleId: string, keyids: string[]): stri
     ['inputs', tensorLines(m.inputs)],
     ['outputs', tensorLines(m.outputs)],
     ...(m.golden ? [['golden', `${m.golden.length} case(s)`] as [string, string]] : []),
+    ...(m.smokeDims ? [['smoke', `dims ${Object.entries(m.smokeDims).map(([k, v]) => `${k}=${v}`).join(',')}`] as [string, string]] : []),
     ...(m.description ? [['about', m.description] as [string, string]] : []),
     ['signed by', keyids.length ? keyids : ['(no signatures)']],
   ];
@@ -80,6 +82,7 @@ async function build(argv: string[]): Promise<number> {
     name: { type: 'string' }, version: { type: 'string' }, key: { type: 'string', multiple: true }, out: { type: 'string' },
     schema: { type: 'string' }, 'chunk-size': { type: 'string' }, level: { type: 'string' },
     reference: { type: 'string' }, 'reference-bins': { type: 'string' }, golden: { type: 'string' },
+    example: { type: 'string' }, 'smoke-dims': { type: 'string' },
   }, u);
   const model = onePositional(positionals, 'MODEL.onnx', u);
   const name = need(values.name, '--name', u);
@@ -96,6 +99,8 @@ async function build(argv: string[]): Promise<number> {
     model, name, version, releaseKeys: keys, out,
     ...(values.schema ? { schema: readSchemaFile(values.schema) } : {}),
     ...(values.golden ? { golden: readGoldenFile(values.golden) } : {}),
+    ...(values.example ? { examples: readExampleFile(values.example) } : {}),
+    ...(values['smoke-dims'] ? { smokeDims: parseSmokeDims(values['smoke-dims']) } : {}),
     ...(values['chunk-size'] ? { chunkSize: positiveInt(values['chunk-size'], '--chunk-size', u) } : {}),
     ...(values.level ? { level: positiveInt(values.level, '--level', u) } : {}),
     ...(values.reference ? { reference: readReferenceFile(values.reference), referenceOptions: values['reference-bins'] ? { bins: positiveInt(values['reference-bins'], '--reference-bins', u) } : {} } : {}),
@@ -105,6 +110,7 @@ async function build(argv: string[]): Promise<number> {
   process.stdout.write(`  bundle ${b.manifest.name} v${b.manifest.version} id ${b.bundleId}\n`);
   process.stdout.write(`  model ${p.rawLength} bytes -> ${p.compressedLength} bytes zstd, ${p.chunkHashes.length} chunk(s) of ${kib(p.chunkSize)}\n`);
   if (b.manifest.golden) process.stdout.write(`  golden cases: ${b.manifest.golden.length}\n`);
+  if (b.manifest.smokeDims) process.stdout.write(`  smoke dims: ${Object.entries(b.manifest.smokeDims).map(([k, v]) => `${k}=${v}`).join(',')}\n`);
   if (b.manifest.reference) process.stdout.write(`  reference profile: ${(b.manifest.reference as { features: unknown[] }).features.length} feature(s), ${(b.manifest.reference as { outputs: unknown[] }).outputs.length} output(s)\n`);
   process.stdout.write(`  signed by ${b.envelope.signatures.map((s) => s.keyid.slice(0, 16) + '…').join(', ')}\n`);
   return 0;

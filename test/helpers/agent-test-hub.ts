@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { buildBundle } from '../../bundles/build.js';
+import { buildBundle, type BuildBundleOptions } from '../../bundles/build.js';
 import { buildMlp, type MlpOptions } from '../../bundles/onnx-build.js';
 import { readBundleBuffer } from '../../bundles/read.js';
 import { bundleIdOf } from '../../bundles/verify.js';
@@ -31,10 +31,14 @@ export interface TestBundle {
   model: Uint8Array;
 }
 
-export async function makeBundle(keys: InitKeysResult, o: { name?: string; version: number; mlp?: MlpOptions; chunkSize?: number; golden?: Manifest['golden'] }): Promise<TestBundle> {
-  const model = buildMlp({ categorical: true, ...o.mlp });
+/** `smokeCheck: false` builds a bundle the build would refuse, to test the device's own refusal. */
+export async function makeBundle(keys: InitKeysResult, o: { name?: string; version: number; mlp?: MlpOptions; model?: Uint8Array; chunkSize?: number; golden?: Manifest['golden']; smokeCheck?: boolean } & Pick<BuildBundleOptions, 'examples' | 'smokeDims' | 'schema'>): Promise<TestBundle> {
+  const model = o.model ?? buildMlp({ categorical: true, ...o.mlp });
   const out = join(tempDir('fleetcast-agent-bundle-'), 'bundle.tar');
-  const b = await buildBundle({ model, name: o.name ?? 'mlp', version: o.version, releaseKeys: [keys.keys.release], out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.golden ? { golden: o.golden } : {}) });
+  const b = await buildBundle({
+    model, name: o.name ?? 'mlp', version: o.version, releaseKeys: [keys.keys.release], out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.golden ? { golden: o.golden } : {}),
+    smokeCheck: o.smokeCheck, examples: o.examples, smokeDims: o.smokeDims, schema: o.schema,
+  });
   const read = readBundleBuffer(readFileSync(b.path));
   return { bundleId: b.bundleId, manifest: read.manifest, envelope: read.envelope, payload: read.payload, model };
 }

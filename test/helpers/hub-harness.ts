@@ -18,7 +18,8 @@ export async function startTestHub(keys: TestKeys, over: Partial<HubOptionsInput
 
 export async function makeBundle(releaseKeys: KeyPair[], o: { name?: string; version?: number; chunkSize?: number; model?: MlpOptions } = {}) {
   const out = join(tempDir('fleetcast-bundle-'), `${o.name ?? 'churn'}-${o.version ?? 1}.fcb`);
-  return buildBundle({ model: buildMlp(o.model ?? { seed: 7 }), name: o.name ?? 'churn', version: o.version ?? 1, releaseKeys, out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}) });
+  // A NaN model is the deliberately bad bundle of gate tests: the devices, not the build, must refuse it.
+  return buildBundle({ model: buildMlp(o.model ?? { seed: 7 }), name: o.name ?? 'churn', version: o.version ?? 1, releaseKeys, out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), smokeCheck: !o.model?.nanOutput });
 }
 
 /** The hub's first admin token (written to <dataDir>/admin.token on first start, issue #3). */

@@ -128,13 +128,13 @@ describe('agent refuses tampered assignments and bundles', () => {
   });
 
   it('a correctly signed model that fails its smoke inference', async () => {
-    const nan = fx.hub.add(await makeBundle(fx.keys, { version: 3, mlp: { seed: 43, nanOutput: true } }));
+    const nan = fx.hub.add(await makeBundle(fx.keys, { version: 3, mlp: { seed: 43, nanOutput: true }, smokeCheck: false }));
     await expectRejected('AGENT_ERR_SMOKE_FAILED', assign(nan));
   });
 
   it('a correctly signed model whose golden cases disagree with what it computes on this device', async () => {
     const inputs = { x: [[1, 2, 3, 4]], category: [[1]] };
-    const wrong = fx.hub.add(await makeBundle(fx.keys, { version: 4, mlp: { seed: 44 }, golden: [{ inputs, outputs: { y: { dims: [1, 2], data: [123, -456] } }, tolerance: 1e-3 }] }));
+    const wrong = fx.hub.add(await makeBundle(fx.keys, { version: 4, mlp: { seed: 44 }, golden: [{ inputs, outputs: { y: { dims: [1, 2], data: [123, -456] } }, tolerance: 1e-3 }], smokeCheck: false }));
     await expectRejected('AGENT_ERR_SMOKE_FAILED', assign(wrong));
   });
 

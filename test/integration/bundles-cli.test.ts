@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMlp } from '../../bundles/onnx-build.js';
+import { buildStreamingVad } from '../../bundles/onnx-build-edge.js';
 import { readBundleFile } from '../../bundles/read.js';
 import { readKeyFile } from '../../signing/keys.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
@@ -114,5 +115,34 @@ describe('fleetcast bundle (compiled CLI)', () => {
     expect(fleetcast('bundle', 'build', join(dir, 'churn.onnx'), '--name', 'churn').status).toBe(2);
     expect(fleetcast('bundle', 'verify', out).status).toBe(2);
     expect(fleetcast('bundle', 'frobnicate').status).toBe(2);
+  });
+
+  it('build of a model the synthetic smoke input breaks: refused with BUNDLE_ERR_SMOKE_FAILED naming the fixes, built with --example or --smoke-dims', async () => {
+    // Streaming-VAD shaped: reflect padding by 32 needs samples ≥ 33, the synthetic input has 1.
+    writeFileSync(join(dir, 'vad.onnx'), buildStreamingVad());
+    const args = (out: string, ...more: string[]) => ['bundle', 'build', join(dir, 'vad.onnx'), '--name', 'vad', '--version', '1', '--key', join(dir, 'keys/release.key'), '--out', join(dir, out), ...more];
+    const refused = fleetcast(...args('vad-0.fcb'));
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^error BUNDLE_ERR_SMOKE_FAILED: .*--example FILE.*--golden FILE.*--smoke-dims.*smoke inference: .*Pad/s);
+    expect(existsSync(join(dir, 'vad-0.fcb'))).toBe(false);
+
+    const x = [Array.from({ length: 64 }, (_, i) => Math.sin(i / 5))];
+    const state = [0, 1].map(() => [new Array(128).fill(0)]);
+    writeFileSync(join(dir, 'vad-example.json'), JSON.stringify({ inputs: { x, state, sr: 16000 } }));
+    const withExample = fleetcast(...args('vad-1.fcb', '--example', join(dir, 'vad-example.json')));
+    expect(withExample.stderr).toBe('');
+    expect(withExample.status).toBe(0);
+    expect(withExample.stdout).toContain('golden cases: 1');
+    const golden = (await readBundleFile(join(dir, 'vad-1.fcb'))).manifest.golden!;
+    expect(golden[0].inputs).toEqual({ x, state, sr: 16000 });
+    expect(golden[0].outputs.prob.dims).toEqual([1, 1]);
+    expect(golden[0].outputs.new_state.dims).toEqual([2, 1, 128]);
+
+    const withDims = fleetcast(...args('vad-2.fcb', '--smoke-dims', 'samples=64,batch=1'));
+    expect(withDims.status).toBe(0);
+    expect(withDims.stdout).toContain('smoke dims: samples=64,batch=1');
+    expect(fleetcast('bundle', 'inspect', join(dir, 'vad-2.fcb')).stdout).toMatch(/smoke +dims samples=64,batch=1/);
+    const badDims = fleetcast(...args('vad-3.fcb', '--smoke-dims', 'samplez=64'));
+    expect(badDims.stderr).toMatch(/^error BUNDLE_ERR_BAD_OPTION: .*samplez/);
   });
 });

@@ -106,7 +106,15 @@ describe('predict input validation', () => {
     expect(() => v({ s: 1, b: [1, 0], t: ['hi'] })).toThrow(expect.objectContaining({ code: 'AGENT_ERR_INPUT_TYPE' }));
   });
 
-  it('refuses element types it cannot build, at compile time', () => {
-    expect(() => compileValidator([{ name: 'h', type: 'float16', shape: [1] }], { maxBatch: 1 })).toThrow(expect.objectContaining({ code: 'AGENT_ERR_INCOMPATIBLE' }));
+  it('accepts float16 inputs as JSON numbers, rounded to the nearest half (ties to even), and refuses what no half holds', () => {
+    const v = compileValidator([{ name: 'h', type: 'float16', shape: ['batch', 6] }], { maxBatch: 4 });
+    // 1 + 2^-11 is halfway between 1 (0x3c00) and the next half (0x3c01): ties to even, 0x3c00.
+    const { feeds } = v({ h: [[1, -2, 65504, 1 + 2 ** -11, 2 ** -24, 0.1]] });
+    expect(feeds.h.type).toBe('float16');
+    expect(feeds.h.data).toBeInstanceOf(Uint16Array);
+    expect(Array.from(feeds.h.data as Uint16Array)).toEqual([0x3c00, 0xc000, 0x7bff, 0x3c00, 0x0001, 0x2e66]);
+    expect(() => v({ h: [[1, 1, 65520, 1, 1, 1]] })).toThrow(expect.objectContaining({ code: 'AGENT_ERR_INPUT_RANGE', details: { input: 'h', index: [0, 2] } }));
+    expect(() => v({ h: [[1, 1, 1, null, 1, 1]] })).toThrow(expect.objectContaining({ code: 'AGENT_ERR_INPUT_NAN' }));
+    expect(() => v({ h: [[1, 1, 1, 'x', 1, 1]] })).toThrow(expect.objectContaining({ code: 'AGENT_ERR_INPUT_TYPE' }));
   });
 });
