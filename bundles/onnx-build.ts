@@ -6,21 +6,21 @@
 import { ELEMENT_TYPE_CODES, ModelProto } from './onnx-proto.js';
 
 type Dim = number | string;
-interface IO { name: string; type: string; shape: Dim[] }
+export interface IO { name: string; type: string; shape: Dim[] }
 
-function valueInfo(io: IO) {
+export function valueInfo(io: IO) {
   return {
     name: io.name,
     type: { tensor_type: { elem_type: ELEMENT_TYPE_CODES[io.type], shape: { dim: io.shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } },
   };
 }
 
-function floatTensor(name: string, dims: number[], data: Float32Array | number[]) {
+export function floatTensor(name: string, dims: number[], data: Float32Array | number[]) {
   const f = Float32Array.from(data);
   return { name, dims, data_type: 1, raw_data: Buffer.from(f.buffer, f.byteOffset, f.byteLength) };
 }
 
-function node(op: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}) {
+export function node(op: string, inputs: string[], outputs: string[], attrs: Record<string, number> = {}) {
   return {
     op_type: op, input: inputs, output: outputs, name: `${op}_${outputs[0]}`,
     attribute: Object.entries(attrs).map(([name, i]) => ({ name, i, type: 2 })),

@@ -31,8 +31,8 @@ export interface TestBundle {
   model: Uint8Array;
 }
 
-export async function makeBundle(keys: InitKeysResult, o: { name?: string; version: number; mlp?: MlpOptions; chunkSize?: number; golden?: Manifest['golden'] }): Promise<TestBundle> {
-  const model = buildMlp({ categorical: true, ...o.mlp });
+export async function makeBundle(keys: InitKeysResult, o: { name?: string; version: number; mlp?: MlpOptions; chunkSize?: number; golden?: Manifest['golden']; /** Another model than the MLP. */ model?: Uint8Array }): Promise<TestBundle> {
+  const model = o.model ?? buildMlp({ categorical: true, ...o.mlp });
   const out = join(tempDir('fleetcast-agent-bundle-'), 'bundle.tar');
   const b = await buildBundle({ model, name: o.name ?? 'mlp', version: o.version, releaseKeys: [keys.keys.release], out, ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.golden ? { golden: o.golden } : {}) });
   const read = readBundleBuffer(readFileSync(b.path));
