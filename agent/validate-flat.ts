@@ -78,10 +78,16 @@ function nest(flat: readonly unknown[], dims: readonly number[]): unknown {
 
 const limitAt = (l: number[] | number | undefined, f: number): number | undefined => (l === undefined ? undefined : typeof l === 'number' ? l : l[f]);
 
-interface Compiled { spec: TensorSpec; nested: InputValidator }
+interface Compiled { spec: TensorSpec; nested: () => InputValidator }
+
+/** The v1 validator of one input, compiled on the first JSON request for it (binary requests never need it). */
+function lazyNested(spec: TensorSpec, opts: { maxBatch: number }): () => InputValidator {
+  let v: InputValidator | null = null;
+  return () => (v ??= compileValidator([spec], opts));
+}
 
 export function compileFlatValidator(specs: readonly TensorSpec[], opts: { maxBatch: number }): FlatValidator {
-  const byName = new Map<string, Compiled>(specs.map((s) => [s.name, { spec: s, nested: compileValidator([s], opts) }]));
+  const byName = new Map<string, Compiled>(specs.map((s) => [s.name, { spec: s, nested: lazyNested(s, opts) }]));
   const names = specs.map((s) => s.name);
 
   return function validate(inputs: readonly FlatInput[]): ValidatedInputs {
@@ -130,7 +136,7 @@ function fromJson(c: Compiled, dims: readonly number[], count: number, data: unk
   // so a deeper array stays an element and is refused by the element check, not recursed into.
   const flat = data.some(Array.isArray) ? data.flat(dims.length) : data;
   if (flat.length !== count) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} has ${flat.length} elements, shape [${dims.join(', ')}] needs ${count}`, { input: name });
-  return c.nested({ [name]: nest(flat, dims) }).feeds[name].data;
+  return c.nested()({ [name]: nest(flat, dims) }).feeds[name].data;
 }
 
 function fromBytes(spec: TensorSpec, dims: readonly number[], count: number, bytes: Uint8Array, name: string): TensorArray {
