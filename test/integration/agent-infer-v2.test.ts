@@ -13,7 +13,7 @@ import type { Agent } from '../../agent/agent.js';
 import { buildMixedIo } from '../../bundles/onnx-build-io.js';
 import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { makeBundle, resign } from '../helpers/agent-test-hub.js';
-import { cleanupTempDirs } from '../helpers/env.js';
+import { cleanupTempDirs, waitFor } from '../helpers/env.js';
 
 let fx: Fixture;
 let agent: Agent;
@@ -265,5 +265,57 @@ describe('Open Inference Protocol: errors', () => {
     expect(streamed.status).toBe(413);
     expect(JSON.parse(streamed.body.toString()).code).toBe('AGENT_ERR_BODY_TOO_LARGE');
     expect((await raw('POST', INFER, ...binaryRequest(binHeader(), ...binTensors()))).status).toBe(200);
+  });
+});
+
+describe('Open Inference Protocol: robustness and the shared predict path', () => {
+  it('survives 600 malformed binary and JSON requests in a row, all 4xx, then serves a valid one', async () => {
+    let seed = 12345;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const [good, goodHeaders] = binaryRequest(binHeader(), ...binTensors());
+    const headerLength = Number(goodHeaders['inference-header-content-length']);
+    const statuses = new Set<number>();
+    for (let i = 0; i < 600; i++) {
+      const body = Buffer.from(good);
+      // Flip a few bytes anywhere (header JSON or tensor bytes), and sometimes lie about the header length.
+      for (let k = 0; k < 1 + rnd(4); k++) body[rnd(body.length)] = rnd(256);
+      const hl = rnd(4) === 0 ? rnd(body.length + 20) : headerLength;
+      const cut = rnd(5) === 0 ? body.subarray(0, rnd(body.length)) : body;
+      const r = await raw('POST', INFER, cut, { 'content-type': rnd(2) ? 'application/octet-stream' : 'application/json', 'inference-header-content-length': hl });
+      expect(r.status, r.body.toString().slice(0, 300)).toBeLessThan(500);
+      statuses.add(r.status);
+    }
+    expect(statuses.has(400)).toBe(true);
+    expect((await raw('POST', INFER, good, goodHeaders)).status).toBe(200);
+  });
+
+  it('v2 predictions count in the probation window of a new model exactly like v1 ones', async () => {
+    const a = fx.newAgent('dev-v2-probation', { listen: '127.0.0.1:0', probationMs: 3_600_000, probationMinRequests: 1000 });
+    await a.start();
+    const first = fx.hub.add(await makeBundle(fx.keys, { name: 'mixed', version: 1, model: buildMixedIo(1) }));
+    await fx.hub.assign('dev-v2-probation', first, 1);
+    await waitInstalled(a, first.bundleId);
+    const second = fx.hub.add(await makeBundle(fx.keys, { name: 'mixed', version: 2, model: buildMixedIo(2) }));
+    await fx.hub.assign('dev-v2-probation', second, 2);
+    await waitFor(() => a.status().probation?.bundleId === second.bundleId, 'probation of version 2');
+    const p = a.address!.port;
+    const post = (path: string, body: Buffer | string, headers: Record<string, string | number>) => new Promise<number>((resolve, reject) => {
+      const b = Buffer.from(body);
+      const req = request({ host: '127.0.0.1', port: p, method: 'POST', path, headers: { ...headers, 'content-length': b.length } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+      req.on('error', reject);
+      req.end(b);
+    });
+    const before = a.status();
+    expect(await post('/v1/predict', JSON.stringify({ inputs: v1 }), JSON_TYPE)).toBe(200);
+    expect(await post('/v2/models/mixed/infer', `{"inputs":${jsonInputs}}`, JSON_TYPE)).toBe(200);
+    expect(await post('/v2/models/mixed/versions/2/infer', ...binaryRequest(binHeader(), ...binTensors()))).toBe(200);
+    // Refused before the model runs, in either API: not a probation sample.
+    expect(await post('/v1/predict', JSON.stringify({ inputs: { ...v1, flag: [1, 0] } }), JSON_TYPE)).toBe(400);
+    expect(await post('/v2/models/mixed/infer', `{"inputs":${jsonInputs.replace('[true,false]', '[1,0]')}}`, JSON_TYPE)).toBe(400);
+    expect(await post('/v2/models/mixed/versions/1/infer', `{"inputs":${jsonInputs}}`, JSON_TYPE)).toBe(404);
+    const after = a.status();
+    expect(after.probation!.requests - before.probation!.requests).toBe(3);
+    expect(after.predictions.requests - before.predictions.requests).toBe(3);
+    expect(after.predictions.lastCodes.slice(0, 3).map((c) => c.code)).toEqual(['AGENT_ERR_MODEL_NOT_FOUND', 'AGENT_ERR_INPUT_TYPE', 'AGENT_ERR_INPUT_TYPE']);
   });
 });
