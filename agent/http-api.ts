@@ -51,7 +51,9 @@ export interface HttpApiOptions extends GuardOptions {
 
 type Style = 'v1' | 'v2';
 
-interface Route {
+export interface Route {
+  /** `/v2/models/{name}[/versions/{version}]/infer`: `{x}` is one path segment, `[…]` is optional. */
+  pattern: string;
   path: RegExp;
   methods: readonly string[];
   style: Style;
@@ -69,7 +71,11 @@ const JSON_BODY = ['application/json'] as const;
 // browser sends either cross-origin only after a preflight, which the agent never approves.
 const V2_BODY = ['application/json', 'application/octet-stream'] as const;
 const READ = ['GET', 'HEAD'] as const;
-const NAME = '([^/]+)';
+
+function route(r: Omit<Route, 'path'>): Route {
+  const src = r.pattern.replace(/\[/g, '(?:').replace(/\]/g, ')?').replace(/\{[a-z]+\}/g, '([^/]+)');
+  return { ...r, path: new RegExp(`^${src}$`) };
+}
 
 export class HttpApi {
   readonly server: Server;
@@ -101,18 +107,18 @@ export class HttpApi {
       sendRaw(c.res, 200, enc.body, enc.headers);
     };
     const metadata = (c: Call) => send(c.res, 200, modelMetadata(this.#model(c.params[0], c.params[1])));
-    const ready = (c: Call) => { this.#model(c.params[0], c.params[1]); sendRaw(c.res, 200, Buffer.alloc(0), {}); };
+    const ready = (c: Call) => { this.#model(c.params[0], c.params[1]); sendRaw(c.res, 200, EMPTY, {}); };
     return [
-      { path: /^\/v1\/predict$/, methods: ['POST'], style: 'v1', token: true, body: JSON_BODY, handle: async (c) => send(c.res, 200, await svc.predict(parseJson(c.body))) },
-      { path: /^\/v1\/status$/, methods: READ, style: 'v1', token: false, handle: (c) => send(c.res, 200, svc.status()) },
-      { path: /^\/$/, methods: READ, style: 'v1', token: false, handle: (c) => this.#statusPage(c) },
+      route({ pattern: '/v1/predict', methods: ['POST'], style: 'v1', token: true, body: JSON_BODY, handle: async (c) => send(c.res, 200, await svc.predict(parseJson(c.body))) }),
+      route({ pattern: '/v1/status', methods: READ, style: 'v1', token: false, handle: (c) => send(c.res, 200, svc.status()) }),
+      route({ pattern: '/', methods: READ, style: 'v1', token: false, handle: (c) => this.#statusPage(c) }),
       // required_api.md "Health": 200 = true, 4xx = false, empty body.
-      { path: /^\/v2\/health\/live$/, methods: READ, style: 'v2', token: false, handle: (c) => sendRaw(c.res, 200, Buffer.alloc(0), {}) },
-      { path: /^\/v2\/health\/ready$/, methods: READ, style: 'v2', token: false, handle: (c) => sendRaw(c.res, svc.served() ? 200 : 400, Buffer.alloc(0), {}) },
-      { path: /^\/v2$/, methods: READ, style: 'v2', token: false, handle: (c) => send(c.res, 200, { name: this.#o.server?.name ?? 'fleetcast-agent', version: this.#o.server?.version ?? '0', extensions: ['binary_tensor_data'] }) },
-      { path: new RegExp(`^/v2/models/${NAME}(?:/versions/${NAME})?$`), methods: READ, style: 'v2', token: false, handle: metadata },
-      { path: new RegExp(`^/v2/models/${NAME}(?:/versions/${NAME})?/ready$`), methods: READ, style: 'v2', token: false, handle: ready },
-      { path: new RegExp(`^/v2/models/${NAME}(?:/versions/${NAME})?/infer$`), methods: ['POST'], style: 'v2', token: true, body: V2_BODY, handle: infer },
+      route({ pattern: '/v2/health/live', methods: READ, style: 'v2', token: false, handle: (c) => sendRaw(c.res, 200, EMPTY, {}) }),
+      route({ pattern: '/v2/health/ready', methods: READ, style: 'v2', token: false, handle: (c) => sendRaw(c.res, svc.served() ? 200 : 400, EMPTY, {}) }),
+      route({ pattern: '/v2', methods: READ, style: 'v2', token: false, handle: (c) => send(c.res, 200, { name: this.#o.server?.name ?? 'fleetcast-agent', version: this.#o.server?.version ?? '0', extensions: ['binary_tensor_data'] }) }),
+      route({ pattern: '/v2/models/{name}[/versions/{version}]', methods: READ, style: 'v2', token: false, handle: metadata }),
+      route({ pattern: '/v2/models/{name}[/versions/{version}]/ready', methods: READ, style: 'v2', token: false, handle: ready }),
+      route({ pattern: '/v2/models/{name}[/versions/{version}]/infer', methods: ['POST'], style: 'v2', token: true, body: V2_BODY, handle: infer }),
     ];
   }
 
