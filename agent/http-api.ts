@@ -167,6 +167,7 @@ export class HttpApi {
     res.on('error', () => {});
     const path = (req.url ?? '/').split('?', 1)[0];
     let style: Style = path.startsWith('/v2/') || path === '/v2' ? 'v2' : 'v1';
+    let bodyRead = false;
     try {
       this.#guard.checkCaller(req);
       let params: string[] | null = null;
@@ -189,6 +190,7 @@ export class HttpApi {
       if (route.body) {
         requireMediaType(req, route.body);
         body = await this.#readBody(req);
+        bodyRead = true;
       }
       await route.handle({ req, res, params: decoded, body });
     } catch (e) {
@@ -201,8 +203,9 @@ export class HttpApi {
       if (err.code === 'AGENT_ERR_METHOD' && typeof err.details.allow === 'string') res.setHeader('allow', err.details.allow);
       // RFC 6750 3: a 401 names the scheme; "invalid_token" when a token was sent but is wrong.
       if (err.code === 'AGENT_ERR_UNAUTHORIZED') res.setHeader('www-authenticate', req.headers.authorization ? 'Bearer realm="fleetcast-agent", error="invalid_token"' : 'Bearer realm="fleetcast-agent"');
-      // After a refused body the rest of it is still on the wire: close rather than read it.
-      if (err.code === 'AGENT_ERR_BODY_TOO_LARGE') res.setHeader('connection', 'close');
+      // A body refused unread (too large, no token, wrong type, wrong Host…) is still on the wire:
+      // close rather than let node read and discard however much the client sends.
+      if (!bodyRead && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)) res.setHeader('connection', 'close');
       const details = err.details;
       send(res, err.status, style === 'v2' ? { error: err.message, code: err.code, ...(Object.keys(details).length ? { details } : {}) } : { error: err.toJSON() });
     }

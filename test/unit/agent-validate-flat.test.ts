@@ -88,6 +88,9 @@ describe('validate-flat: JSON data and the request as a whole', () => {
     expect(codeOf(() => v([x([1, 2, 3, 4])])).code).toBe('AGENT_ERR_MISSING_INPUT');
     expect(codeOf(() => v([x([1, 2, 3, 4]), { ...c([0, 5]), datatype: 'INT32' }])).code).toBe('AGENT_ERR_INPUT_TYPE');
     expect(codeOf(() => v([x('1,2,3,4'), c([0, 5])])).code).toBe('AGENT_ERR_BAD_REQUEST');
+    // Nested data is accepted as deep as the rank and no deeper.
+    expect([...(v([x([[1, 2], [3, 4]]), c([[0], [5]])]).feeds.x.data as Float32Array)]).toEqual([1, 2, 3, 4]);
+    expect(codeOf(() => v([x([[[1, 2]], [[3, 4]]]), c([0, 5])])).code).toBe('AGENT_ERR_INPUT_SHAPE');
   });
 
   it('a shape that claims more elements than arrived allocates nothing and is refused', () => {
