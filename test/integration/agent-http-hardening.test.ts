@@ -8,6 +8,7 @@
  * model did not run.
  */
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
@@ -84,6 +85,23 @@ describe('agent local API: attacks from a web page', () => {
     expect(requests(guarded)).toBe(before + 1);
     // Status stays readable without the token (loopback, Host and Origin checked): a field engineer's browser sends none.
     expect((await http(port, 'GET', '/v1/status')).status).toBe(200);
+  });
+
+  it('closes the connection after refusing an unread body, instead of reading whatever the client keeps sending', async () => {
+    const r = await new Promise<{ status: number; connection?: string; closed: boolean }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: guarded.address!.port, method: 'POST', path: '/v1/predict', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          // The server ends the socket after the answer although the client never finished its body.
+          const sock = req.socket!;
+          if (sock.destroyed || sock.readableEnded) resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, closed: true });
+          else sock.once('close', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, closed: true }));
+        });
+      });
+      req.on('error', reject);
+      req.write('{"inputs": [');
+    });
+    expect(r).toEqual({ status: 401, connection: 'close', closed: true });
   });
 
   it('still serves same-host clients, IP literals, configured names and origins', async () => {
