@@ -176,8 +176,8 @@ export class HttpApi {
         const m = r.path.exec(path);
         if (m) { route = r; params = m.slice(1); break; }
       }
-      // An unknown path is not a protocol endpoint: it gets the v1 shape whatever its prefix.
-      if (!route || !params) { style = 'v1'; throw agentError('AGENT_ERR_NOT_FOUND', `${req.method} ${path.slice(0, 200)}`); }
+      // An unknown path answers in the shape of its prefix: a v2 client reads {"error": "<string>"}.
+      if (!route || !params) throw agentError('AGENT_ERR_NOT_FOUND', `${req.method} ${path.slice(0, 200)}`);
       style = route.style;
       const method = req.method ?? '';
       if (!route.methods.includes(method)) throw agentError('AGENT_ERR_METHOD', `${method} ${path.slice(0, 200)}`, { allow: route.methods.join(', ') });

@@ -129,6 +129,9 @@ describe('Open Inference Protocol: health and metadata', () => {
       expect(r.status, p).toBe(404);
       expect(JSON.parse(r.body.toString()).code).toBe('AGENT_ERR_MODEL_NOT_FOUND');
     }
+    const unknown = await raw('GET', '/v2/repository/index');
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body.toString())).toMatchObject({ error: expect.stringContaining('No such endpoint'), code: 'AGENT_ERR_NOT_FOUND' });
     const m = await raw('POST', '/v2/models/mixed', '{}', JSON_TYPE);
     expect([m.status, m.headers.allow]).toEqual([405, 'GET, HEAD']);
   });
