@@ -279,7 +279,10 @@ class FleetcastAgent extends EventEmitter implements Agent {
   async infer(want: { name: string; version?: string }, req: InferRequest): Promise<InferResult> {
     return this.#admit(async () => {
       const r = await this.#run((entry) => {
-        const { info, manifest } = entry;
+        let v = this.#flat.get(entry);
+        if (!v) { v = compileFlatValidator(entry.manifest.inputs, { maxBatch: this.options.maxBatch }); this.#flat.set(entry, v); }
+        return v(req.inputs).feeds;
+      }, ({ info, manifest }) => {
         // Checked against the leased model, not an earlier look: a swap in between must not run another version.
         if (info.name !== want.name || (want.version !== undefined && want.version !== String(info.version))) {
           throw agentError('AGENT_ERR_MODEL_NOT_FOUND', `${want.name.slice(0, 100)}${want.version !== undefined ? ` version ${want.version.slice(0, 20)}` : ''}; this agent serves ${info.name} version ${info.version}`);
@@ -287,10 +290,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
         for (const o of req.outputs ?? []) {
           if (!manifest.outputs.some((m) => m.name === o.name)) throw agentError('AGENT_ERR_UNKNOWN_OUTPUT', `output ${JSON.stringify(o.name.slice(0, 100))}; the model has ${manifest.outputs.map((m) => m.name).join(', ')}`, { output: o.name.slice(0, 100) });
         }
-        let v = this.#flat.get(entry);
-        if (!v) { v = compileFlatValidator(manifest.inputs, { maxBatch: this.options.maxBatch }); this.#flat.set(entry, v); }
-        return v(req.inputs).feeds;
-      }, true);
+      });
       return { model: { name: r.model.name, version: r.model.version }, outputNames: r.outputNames, outputs: r.out };
     });
   }
@@ -330,22 +330,19 @@ class FleetcastAgent extends EventEmitter implements Agent {
    * The one predict path under v1 and v2: lease the model, validate (a refusal
    * counts in telemetry as an invalid request), run, and record health, stats,
    * probation and telemetry. `validate` gets the leased model, so input checks
-   * and the run always agree on the version. With `preChecked`, errors that the
-   * validator throws before looking at inputs (model name, outputs) are the
-   * caller's and do not count as invalid input.
+   * and the run always agree on the version. `precheck` refusals (a request for
+   * another model or output) are about the request, not its input data, so
+   * telemetry does not count them as invalid input.
    */
-  async #run(validate: (entry: ModelEntry) => Record<string, TensorData>, preChecked = false): Promise<{ out: Record<string, TensorData>; model: PredictResult['model']; outputNames: string[]; latencyMs: number }> {
+  async #run(validate: (entry: ModelEntry) => Record<string, TensorData>, precheck?: (entry: ModelEntry) => void): Promise<{ out: Record<string, TensorData>; model: PredictResult['model']; outputNames: string[]; latencyMs: number }> {
     const t0 = performance.now();
     const lease = this.#active.acquire();
     if (!lease) throw agentError('AGENT_ERR_NO_MODEL');
     try {
       const { entry } = lease;
+      precheck?.(entry);
       let feeds;
-      try { feeds = validate(entry); } catch (e) {
-        const code = errorCode(e);
-        if (!(preChecked && (code === 'AGENT_ERR_MODEL_NOT_FOUND' || code === 'AGENT_ERR_UNKNOWN_OUTPUT'))) this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, code);
-        throw e;
-      }
+      try { feeds = validate(entry); } catch (e) { this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, errorCode(e)); throw e; }
       let out;
       try {
         out = await entry.model.run(feeds);
