@@ -18,7 +18,7 @@ import { ActiveModel } from './active-model.js';
 import { connectMqtt, type BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi, type InferResult, type ServedModel } from './http-api.js';
-import type { InferRequest } from './infer-v2.js';
+import { checkModel, type InferRequest } from './infer-v2.js';
 import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import type { PayloadCheckFactory } from './payload-check.js';
@@ -284,9 +284,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
         return v(req.inputs).feeds;
       }, ({ info, manifest }) => {
         // Checked against the leased model, not an earlier look: a swap in between must not run another version.
-        if (info.name !== want.name || (want.version !== undefined && want.version !== String(info.version))) {
-          throw agentError('AGENT_ERR_MODEL_NOT_FOUND', `${want.name.slice(0, 100)}${want.version !== undefined ? ` version ${want.version.slice(0, 20)}` : ''}; this agent serves ${info.name} version ${info.version}`);
-        }
+        checkModel(info, want.name, want.version);
         for (const o of req.outputs ?? []) {
           if (!manifest.outputs.some((m) => m.name === o.name)) throw agentError('AGENT_ERR_UNKNOWN_OUTPUT', `output ${JSON.stringify(o.name.slice(0, 100))}; the model has ${manifest.outputs.map((m) => m.name).join(', ')}`, { output: o.name.slice(0, 100) });
         }

@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type { TensorSpec } from '../protocol/manifest.js';
 import { isFleetcastError, type FleetcastError } from '../protocol/errors.js';
 import { agentError } from './errors.js';
-import { encodeInferResponse, modelMetadata, parseInferRequest, type InferRequest } from './infer-v2.js';
+import { checkModel, encodeInferResponse, modelMetadata, parseInferRequest, type InferRequest } from './infer-v2.js';
 import { RequestGuard, requireMediaType, type GuardOptions } from './request-guard.js';
 import type { TensorData } from './runtime.js';
 
@@ -126,9 +126,7 @@ export class HttpApi {
   #model(name: string, version: string | undefined): ServedModel {
     const m = this.#svc.served();
     if (!m) throw agentError('AGENT_ERR_NO_MODEL');
-    if (m.name !== name || (version !== undefined && version !== String(m.version))) {
-      throw agentError('AGENT_ERR_MODEL_NOT_FOUND', `${name.slice(0, 100)}${version !== undefined ? ` version ${version.slice(0, 20)}` : ''}; this agent serves ${m.name} version ${m.version}`);
-    }
+    checkModel(m, name, version);
     return m;
   }
 
@@ -171,28 +169,28 @@ export class HttpApi {
     try {
       this.#guard.checkCaller(req);
       let params: string[] | null = null;
-      let route: Route | undefined;
+      let hit: Route | undefined;
       for (const r of this.routes) {
         const m = r.path.exec(path);
-        if (m) { route = r; params = m.slice(1); break; }
+        if (m) { hit = r; params = m.slice(1); break; }
       }
       // An unknown path answers in the shape of its prefix: a v2 client reads {"error": "<string>"}.
-      if (!route || !params) throw agentError('AGENT_ERR_NOT_FOUND', `${req.method} ${path.slice(0, 200)}`);
-      style = route.style;
+      if (!hit || !params) throw agentError('AGENT_ERR_NOT_FOUND', `${req.method} ${path.slice(0, 200)}`);
+      style = hit.style;
       const method = req.method ?? '';
-      if (!route.methods.includes(method)) throw agentError('AGENT_ERR_METHOD', `${method} ${path.slice(0, 200)}`, { allow: route.methods.join(', ') });
-      if (route.token) this.#guard.checkToken(req);
+      if (!hit.methods.includes(method)) throw agentError('AGENT_ERR_METHOD', `${method} ${path.slice(0, 200)}`, { allow: hit.methods.join(', ') });
+      if (hit.token) this.#guard.checkToken(req);
       let decoded: string[];
       try { decoded = params.map((p) => (p === undefined ? p : decodeURIComponent(p))) as string[]; } catch {
         throw agentError('AGENT_ERR_NOT_FOUND', `${method} ${path.slice(0, 200)} (bad percent-encoding)`);
       }
       let body: Buffer = EMPTY;
-      if (route.body) {
-        requireMediaType(req, route.body);
+      if (hit.body) {
+        requireMediaType(req, hit.body);
         body = await this.#readBody(req);
         bodyRead = true;
       }
-      await route.handle({ req, res, params: decoded, body });
+      await hit.handle({ req, res, params: decoded, body });
     } catch (e) {
       let err: FleetcastError;
       if (isFleetcastError(e)) err = e;

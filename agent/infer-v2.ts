@@ -13,6 +13,13 @@ import type { TensorData } from './runtime.js';
 import { DATATYPE_OF, type FlatInput } from './validate-flat.js';
 import { toJsonTensor } from './outputs.js';
 
+/** The model a v2 URL names must be the one serving (and the version, when the URL gives one); else 404. */
+export function checkModel(serving: { name: string; version: number }, name: string, version: string | undefined): void {
+  if (serving.name !== name || (version !== undefined && version !== String(serving.version))) {
+    throw agentError('AGENT_ERR_MODEL_NOT_FOUND', `${name.slice(0, 100)}${version !== undefined ? ` version ${version.slice(0, 20)}` : ''}; this agent serves ${serving.name} version ${serving.version}`);
+  }
+}
+
 export interface RequestedOutput { name: string; binary: boolean | null }
 
 export interface InferRequest {
