@@ -8,9 +8,14 @@
  * encoder. Answers are checked against `/v1/predict` on the same inputs.
  */
 import { request } from 'node:http';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
 import { buildMixedIo } from '../../bundles/onnx-build-io.js';
+import { decodeTelemetry } from '../../protocol/messages.js';
+import type { TelemetryReport } from '../../protocol/telemetry.js';
+import { topics } from '../../protocol/topics.js';
 import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { makeBundle, resign } from '../helpers/agent-test-hub.js';
 import { cleanupTempDirs, waitFor } from '../helpers/env.js';
@@ -320,5 +325,47 @@ describe('Open Inference Protocol: robustness and the shared predict path', () =
     expect(after.probation!.requests - before.probation!.requests).toBe(3);
     expect(after.predictions.requests - before.predictions.requests).toBe(3);
     expect(after.predictions.lastCodes.slice(0, 3).map((c) => c.code)).toEqual(['AGENT_ERR_MODEL_NOT_FOUND', 'AGENT_ERR_INPUT_TYPE', 'AGENT_ERR_INPUT_TYPE']);
+  });
+
+  it('telemetry counts v2 requests, samples and refusals exactly like v1 ones on the same inputs', async () => {
+    const a = fx.newAgent('dev-v2-telemetry', { listen: '127.0.0.1:0', telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 150, sampleRate: 1 } });
+    const reports: TelemetryReport[] = [];
+    const spy = await mqtt.connectAsync(fx.broker.url, { clientId: `spy-${process.pid}`, reconnectPeriod: 0 });
+    try {
+      spy.on('message', (_t, p) => { const r = decodeTelemetry(p); if (r.deviceId === 'dev-v2-telemetry' && r.part === 0) reports.push(r); });
+      await spy.subscribeAsync(topics.allDevices('telemetry'), { qos: 1 });
+      await a.start();
+      const b = fx.hub.add(await makeBundle(fx.keys, { name: 'mixed', version: 1, model: buildMixedIo(3) }));
+      await fx.hub.assign('dev-v2-telemetry', b, 1);
+      await waitInstalled(a, b.bundleId);
+      const p = a.address!.port;
+      const send = (path: string, body: Buffer | string, headers: Record<string, string | number>) => new Promise<number>((resolve, reject) => {
+        const buf = Buffer.from(body);
+        const req = request({ host: '127.0.0.1', port: p, method: 'POST', path, headers: { ...headers, 'content-length': buf.length } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+        req.on('error', reject);
+        req.end(buf);
+      });
+      /** Sum of the reports that arrive until `n` requests are accounted for. */
+      const collect = async (n: number) => {
+        const from = reports.length;
+        await waitFor(() => reports.slice(from).reduce((k, r) => k + r.requests, 0) >= n, `telemetry for ${n} requests`);
+        const rs = reports.slice(from);
+        const failures: Record<string, number> = {};
+        for (const r of rs) for (const [c, k] of Object.entries(r.failures)) failures[c] = (failures[c] ?? 0) + k;
+        return { requests: rs.reduce((k, r) => k + r.requests, 0), sampled: rs.reduce((k, r) => k + r.sampled, 0), failures };
+      };
+      const badFlag = { ...v1, flag: [1, 0] };
+      expect(reports).toEqual([]); // windows without requests send nothing: each phase below has its own reports
+      for (const body of [{ inputs: v1 }, { inputs: v1 }, { inputs: badFlag }]) await send('/v1/predict', JSON.stringify(body), JSON_TYPE);
+      const viaV1 = await collect(3);
+      expect(await send(INFER, `{"inputs":${jsonInputs}}`, JSON_TYPE)).toBe(200);
+      expect(await send(INFER, ...binaryRequest(binHeader(), ...binTensors()))).toBe(200);
+      expect(await send(INFER, `{"inputs":${jsonInputs.replace('[true,false]', '[1,0]')}}`, JSON_TYPE)).toBe(400);
+      const viaV2 = await collect(3);
+      expect(viaV1).toEqual({ requests: 3, sampled: 2, failures: { AGENT_ERR_INPUT_TYPE: 1 } });
+      expect(viaV2).toEqual(viaV1);
+    } finally {
+      await spy.endAsync();
+    }
   });
 });
