@@ -42,10 +42,10 @@ afterAll(async () => { await fx?.close(); cleanupTempDirs(); });
 
 interface Raw { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
-function raw(method: string, path: string, body?: Buffer | string, headers: Record<string, string | number> = {}): Promise<Raw> {
+function raw(method: string, path: string, body?: Buffer | string, headers: Record<string, string | number> = {}, to = port): Promise<Raw> {
   return new Promise((resolve, reject) => {
     const b = body === undefined ? undefined : Buffer.from(body);
-    const req = request({ host: '127.0.0.1', port, method, path, headers: { ...(b ? { 'content-length': b.length } : {}), ...headers } }, (res) => {
+    const req = request({ host: '127.0.0.1', port: to, method, path, headers: { ...(b ? { 'content-length': b.length } : {}), ...headers } }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
@@ -306,13 +306,7 @@ describe('Open Inference Protocol: robustness and the shared predict path', () =
     const second = fx.hub.add(await makeBundle(fx.keys, { name: 'mixed', version: 2, model: buildMixedIo(2) }));
     await fx.hub.assign('dev-v2-probation', second, 2);
     await waitFor(() => a.status().probation?.bundleId === second.bundleId, 'probation of version 2');
-    const p = a.address!.port;
-    const post = (path: string, body: Buffer | string, headers: Record<string, string | number>) => new Promise<number>((resolve, reject) => {
-      const b = Buffer.from(body);
-      const req = request({ host: '127.0.0.1', port: p, method: 'POST', path, headers: { ...headers, 'content-length': b.length } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
-      req.on('error', reject);
-      req.end(b);
-    });
+    const post = async (path: string, body: Buffer | string, headers: Record<string, string | number>) => (await raw('POST', path, body, headers, a.address!.port)).status;
     const before = a.status();
     expect(await post('/v1/predict', JSON.stringify({ inputs: v1 }), JSON_TYPE)).toBe(200);
     expect(await post('/v2/models/mixed/infer', `{"inputs":${jsonInputs}}`, JSON_TYPE)).toBe(200);
@@ -338,13 +332,7 @@ describe('Open Inference Protocol: robustness and the shared predict path', () =
       const b = fx.hub.add(await makeBundle(fx.keys, { name: 'mixed', version: 1, model: buildMixedIo(3) }));
       await fx.hub.assign('dev-v2-telemetry', b, 1);
       await waitInstalled(a, b.bundleId);
-      const p = a.address!.port;
-      const send = (path: string, body: Buffer | string, headers: Record<string, string | number>) => new Promise<number>((resolve, reject) => {
-        const buf = Buffer.from(body);
-        const req = request({ host: '127.0.0.1', port: p, method: 'POST', path, headers: { ...headers, 'content-length': buf.length } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
-        req.on('error', reject);
-        req.end(buf);
-      });
+      const send = async (path: string, body: Buffer | string, headers: Record<string, string | number>) => (await raw('POST', path, body, headers, a.address!.port)).status;
       /** Sum of the reports that arrive until `n` requests are accounted for. */
       const collect = async (n: number) => {
         const from = reports.length;
