@@ -61,6 +61,8 @@ export interface Route {
   token: boolean;
   /** Media types the body must have; absent = the route reads no body. */
   body?: readonly string[];
+  /** A request header that makes a missing Content-Type acceptable (see requireMediaType). */
+  untypedWith?: string;
   handle(c: Call): Promise<void> | void;
 }
 
@@ -118,7 +120,7 @@ export class HttpApi {
       route({ pattern: '/v2', methods: READ, style: 'v2', token: false, handle: (c) => send(c.res, 200, { name: this.#o.server?.name ?? 'fleetcast-agent', version: this.#o.server?.version ?? '0', extensions: ['binary_tensor_data'] }) }),
       route({ pattern: '/v2/models/{name}[/versions/{version}]', methods: READ, style: 'v2', token: false, handle: metadata }),
       route({ pattern: '/v2/models/{name}[/versions/{version}]/ready', methods: READ, style: 'v2', token: false, handle: ready }),
-      route({ pattern: '/v2/models/{name}[/versions/{version}]/infer', methods: ['POST'], style: 'v2', token: true, body: V2_BODY, handle: infer }),
+      route({ pattern: '/v2/models/{name}[/versions/{version}]/infer', methods: ['POST'], style: 'v2', token: true, body: V2_BODY, untypedWith: 'inference-header-content-length', handle: infer }),
     ];
   }
 
@@ -186,7 +188,7 @@ export class HttpApi {
       }
       let body: Buffer = EMPTY;
       if (hit.body) {
-        requireMediaType(req, hit.body);
+        requireMediaType(req, hit.body, hit.untypedWith);
         body = await this.#readBody(req);
         bodyRead = true;
       }

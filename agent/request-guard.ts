@@ -94,8 +94,15 @@ export function mediaType(req: IncomingMessage): string {
   return (req.headers['content-type'] ?? '').split(';', 1)[0].trim().toLowerCase();
 }
 
-export function requireMediaType(req: IncomingMessage, allowed: readonly string[]): void {
+/**
+ * `allowed` media types only. `untypedWith` names a non-safelisted request header whose presence
+ * makes a missing Content-Type acceptable: a browser sends such a header cross-origin only after a
+ * preflight (Fetch standard, "CORS-safelisted request-header"), so the request cannot come from a
+ * page unnoticed. Triton's HTTP client sends Inference-Header-Content-Length and no Content-Type.
+ */
+export function requireMediaType(req: IncomingMessage, allowed: readonly string[], untypedWith?: string): void {
   const t = mediaType(req);
+  if (t === '' && untypedWith !== undefined && req.headers[untypedWith] !== undefined) return;
   if (!allowed.includes(t)) throw agentError('AGENT_ERR_CONTENT_TYPE', `got ${t ? JSON.stringify(t.slice(0, 100)) : 'no Content-Type'}, this endpoint takes ${allowed.join(' or ')}`);
 }
 

@@ -198,6 +198,15 @@ describe('Open Inference Protocol: inference', () => {
     expect([...rest.subarray(16)]).toEqual([0, 1]);
   });
 
+  it('takes a binary request without Content-Type, as Triton\'s client sends it (its custom header forces a browser preflight)', async () => {
+    const [body, headers] = binaryRequest(binHeader(), ...binTensors());
+    const { 'content-type': _type, ...untyped } = headers;
+    expect((await raw('POST', INFER, body, untyped)).status).toBe(200);
+    // Without that header a missing type is refused: a page can POST an untyped Blob without a preflight.
+    const r = await raw('POST', INFER, `{"inputs":${jsonInputs}}`);
+    expect([r.status, JSON.parse(r.body.toString()).code]).toEqual([415, 'AGENT_ERR_CONTENT_TYPE']);
+  });
+
   it('mixes JSON and binary inputs in one request', async () => {
     const head = `{"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[1.5,-2,3.25,4,0,0.5,-1,99]},
       {"name":"category","shape":[2,1],"datatype":"INT64","parameters":{"binary_data_size":16}},
