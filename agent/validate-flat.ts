@@ -132,9 +132,10 @@ export function compileFlatValidator(specs: readonly TensorSpec[], opts: { maxBa
 
 function fromJson(c: Compiled, dims: readonly number[], count: number, data: unknown, name: string): TensorArray {
   if (!Array.isArray(data)) throw agentError('AGENT_ERR_BAD_REQUEST', `input ${name} needs "data" (a flat array) or binary_data_size`, { input: name });
-  // The protocol writes tensors flat, but clients may send them nested; a rank-r tensor nests r - 1
-  // levels deep, so flat() goes no further and a deeper array stays an element, refused as such.
-  const flat = data.some(Array.isArray) ? data.flat(Math.max(0, dims.length - 1)) : data;
+  // The protocol writes tensors flat, but clients may send them nested (then the first element is an
+  // array); a rank-r tensor nests r - 1 levels deep, so flat() goes no further, and an array left
+  // among the elements is refused by the element check.
+  const flat = Array.isArray(data[0]) ? data.flat(Math.max(0, dims.length - 1)) : data;
   if (flat.length !== count) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} has ${flat.length} elements, shape [${dims.join(', ')}] needs ${count}`, { input: name });
   return c.nested()({ [name]: nest(flat, dims) }).feeds[name].data;
 }
