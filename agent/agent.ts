@@ -17,7 +17,8 @@ import { signingError } from '../signing/errors.js';
 import { ActiveModel } from './active-model.js';
 import { connectMqtt, type BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
-import { HttpApi } from './http-api.js';
+import { HttpApi, type InferResult, type ServedModel } from './http-api.js';
+import { checkModel, type InferRequest } from './infer-v2.js';
 import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import type { PayloadCheckFactory } from './payload-check.js';
@@ -25,15 +26,17 @@ import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './
 import { formatOutputs, type JsonTensor } from './outputs.js';
 import { hasForbiddenNonFinite, PredictHealth } from './health.js';
 import { Reporter, type ReportBody } from './reporter.js';
-import type { ModelRuntime } from './runtime.js';
+import type { ModelRuntime, TensorData } from './runtime.js';
 import { createRuntime } from './runtime-select.js';
 import { PredictStats } from './predict-stats.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
+import { readApiToken } from './request-guard.js';
 import { renderStatusPage } from './status-page.js';
 import { StateStore, type InstalledModel } from './state-store.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 import { TrustState } from './trust.js';
 import { DeviceControl, type ControlStatus } from './device-control.js';
+import { compileFlatValidator, type FlatValidator } from './validate-flat.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -96,6 +99,9 @@ export interface Agent {
   start(): Promise<void>;
   stop(): Promise<void>;
   predict(body: unknown): Promise<PredictResult>;
+  /** Open Inference Protocol inference (the /v2 API); the same limits, stats, probation and telemetry as predict. */
+  infer(model: { name: string; version?: string }, req: InferRequest): Promise<InferResult>;
+  served(): ServedModel | null;
   status(): AgentStatus;
   /** Where the predict API listens, once started with `listen`. */
   readonly address: { host: string; port: number } | null;
@@ -129,6 +135,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
   /** Signed operator control from the hub: debug raw sampling (issue #5). */
   #control: DeviceControl | null = null;
   #http: HttpApi | null = null;
+  /** v2 validators, compiled on first use per installed model (most devices never use /v2). */
+  readonly #flat = new WeakMap<ModelEntry, FlatValidator>();
   #address: { host: string; port: number } | null = null;
   #bootError: { code: string; at: number; bundleId?: string } | null = null;
   #started = false;
@@ -215,7 +223,12 @@ class FleetcastAgent extends EventEmitter implements Agent {
 
     if (o.listen !== null) {
       const i = o.listen.lastIndexOf(':');
-      this.#http = new HttpApi(this, { maxBodyBytes: o.maxBodyBytes, onInternalError: (e) => this.#log.error({ err: e }, 'predict API internal error') });
+      this.#http = new HttpApi(this, {
+        maxBodyBytes: o.maxBodyBytes, server: { name: 'fleetcast-agent', version: AGENT_VERSION },
+        listenHost: o.listen.slice(0, i), allowedHosts: o.allowedHosts, allowedOrigins: o.allowedOrigins,
+        apiToken: o.apiTokenFile !== undefined ? await readApiToken(o.apiTokenFile) : null,
+        onInternalError: (e) => this.#log.error({ err: e }, 'predict API internal error'),
+      });
       try {
         this.#address = await this.#http.listen(o.listen.slice(0, i), Number(o.listen.slice(i + 1)));
       } catch (e) {
@@ -250,18 +263,53 @@ class FleetcastAgent extends EventEmitter implements Agent {
   idle(): Promise<void> { return this.#installer?.idle() ?? Promise.resolve(); }
 
   /**
-   * The predict path shared by the HTTP API and in-process callers (the simulator).
+   * /v1/predict, for the HTTP API and in-process callers (the simulator).
+   */
+  async predict(body: unknown): Promise<PredictResult> {
+    return this.#admit(async () => {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw agentError('AGENT_ERR_BAD_REQUEST', 'the body is not a JSON object');
+      const extra = Object.keys(body).filter((k) => k !== 'inputs');
+      if (extra.length) throw agentError('AGENT_ERR_BAD_REQUEST', `unknown key ${JSON.stringify(extra[0].slice(0, 100))}`);
+      const r = await this.#run((entry) => entry.validate((body as { inputs?: unknown }).inputs).feeds);
+      return { outputs: formatOutputs(r.out), model: r.model, latencyMs: r.latencyMs };
+    });
+  }
+
+  /** v2 inference: flat or binary tensors in, raw tensors out (the HTTP layer encodes them). */
+  async infer(want: { name: string; version?: string }, req: InferRequest): Promise<InferResult> {
+    return this.#admit(async () => {
+      const r = await this.#run((entry) => {
+        let v = this.#flat.get(entry);
+        if (!v) { v = compileFlatValidator(entry.manifest.inputs, { maxBatch: this.options.maxBatch }); this.#flat.set(entry, v); }
+        return v(req.inputs).feeds;
+      }, ({ info, manifest }) => {
+        // Checked against the leased model, not an earlier look: a swap in between must not run another version.
+        checkModel(info, want.name, want.version);
+        for (const o of req.outputs ?? []) {
+          if (!manifest.outputs.some((m) => m.name === o.name)) throw agentError('AGENT_ERR_UNKNOWN_OUTPUT', `output ${JSON.stringify(o.name.slice(0, 100))}; the model has ${manifest.outputs.map((m) => m.name).join(', ')}`, { output: o.name.slice(0, 100) });
+        }
+      });
+      return { model: { name: r.model.name, version: r.model.version }, outputNames: r.outputNames, outputs: r.out };
+    });
+  }
+
+  served(): ServedModel | null {
+    const e = this.#active.current;
+    return e ? { name: e.info.name, version: e.info.version, inputs: e.manifest.inputs, outputs: e.manifest.outputs } : null;
+  }
+
+  /**
    * At most maxConcurrentPredictions run at once; one more is refused with 429
    * AGENT_ERR_BUSY at once rather than queued without bound.
    */
-  async predict(body: unknown): Promise<PredictResult> {
+  async #admit<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#predicting >= this.options.maxConcurrentPredictions) {
       this.#stats.noteCode('AGENT_ERR_BUSY');
       throw agentError('AGENT_ERR_BUSY', `${this.#predicting} predictions running, limit ${this.options.maxConcurrentPredictions}`);
     }
     this.#predicting++;
     try {
-      return await this.#predict(body);
+      return await fn();
     } catch (e) {
       this.#stats.noteCode(errorCode(e));
       throw e;
@@ -276,17 +324,23 @@ class FleetcastAgent extends EventEmitter implements Agent {
     this.#installer?.observePredict(bundleId, latencyMs, failed);
   }
 
-  async #predict(body: unknown): Promise<PredictResult> {
+  /**
+   * The one predict path under v1 and v2: lease the model, validate (a refusal
+   * counts in telemetry as an invalid request), run, and record health, stats,
+   * probation and telemetry. `validate` gets the leased model, so input checks
+   * and the run always agree on the version. `precheck` refusals (a request for
+   * another model or output) are about the request, not its input data, so
+   * telemetry does not count them as invalid input.
+   */
+  async #run(validate: (entry: ModelEntry) => Record<string, TensorData>, precheck?: (entry: ModelEntry) => void): Promise<{ out: Record<string, TensorData>; model: PredictResult['model']; outputNames: string[]; latencyMs: number }> {
     const t0 = performance.now();
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw agentError('AGENT_ERR_BAD_REQUEST', 'the body is not a JSON object');
-    const extra = Object.keys(body).filter((k) => k !== 'inputs');
-    if (extra.length) throw agentError('AGENT_ERR_BAD_REQUEST', `unknown key ${JSON.stringify(extra[0].slice(0, 100))}`);
     const lease = this.#active.acquire();
     if (!lease) throw agentError('AGENT_ERR_NO_MODEL');
     try {
       const { entry } = lease;
+      precheck?.(entry);
       let feeds;
-      try { ({ feeds } = entry.validate((body as { inputs?: unknown }).inputs)); } catch (e) { this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, errorCode(e)); throw e; }
+      try { feeds = validate(entry); } catch (e) { this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, errorCode(e)); throw e; }
       let out;
       try {
         out = await entry.model.run(feeds);
@@ -299,15 +353,15 @@ class FleetcastAgent extends EventEmitter implements Agent {
         throw agentError('AGENT_ERR_INFERENCE', (e as Error).message?.slice(0, 500));
       }
       const { info } = entry;
-      const outputs = formatOutputs(out);
       const latencyMs = performance.now() - t0;
-      const nonFinite = hasForbiddenNonFinite(outputs, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true);
+      const nonFinite = hasForbiddenNonFinite(out, (n) => entry.manifest.outputs.find((o) => o.name === n)?.allowNaN === true);
       if (entry === this.#active.current) this.#health.ok(info.bundleId, latencyMs, nonFinite);
       this.#observe(info.bundleId, latencyMs, nonFinite);
       this.#telemetry?.observe({ bundleId: info.bundleId, manifest: entry.manifest }, feeds, out, latencyMs);
       return {
-        outputs,
+        out,
         model: { name: info.name, version: info.version, sha256: info.rawSha256, bundleId: info.bundleId },
+        outputNames: entry.manifest.outputs.map((o) => o.name),
         latencyMs,
       };
     } finally {

@@ -28,7 +28,7 @@ function kindOf(json: Record<string, unknown>): { kind: Kind; nullable: boolean 
     return { kind: kindOf(inner).kind, nullable: any.some((j) => j.type === 'null') };
   }
   const t = json.type;
-  return { kind: t === 'integer' || t === 'number' ? 'number' : t === 'object' ? 'object' : 'string', nullable: false };
+  return { kind: t === 'integer' || t === 'number' ? 'number' : t === 'object' || t === 'array' ? 'object' : 'string', nullable: false };
 }
 
 const usageError = (code: string, message: string) => new FleetcastError(code, message, 2);
@@ -59,7 +59,7 @@ export function optionsFromEnv(env: Readonly<Record<string, string | undefined>>
       out[key] = n;
     } else if (kind === 'object') {
       try { out[key] = JSON.parse(raw); } catch {
-        throw usageError('PROTO_ERR_INVALID_OPTION', `${name}: ${key} must be a JSON object`);
+        throw usageError('PROTO_ERR_INVALID_OPTION', `${name}: ${key} must be JSON (an object, or an array for a list such as allowedHosts)`);
       }
     } else {
       out[key] = raw;

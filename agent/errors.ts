@@ -17,7 +17,7 @@ export const AGENT_ERRORS = {
   AGENT_ERR_BAD_REQUEST: { message: 'The request body must be a JSON object of the form {"inputs": {"NAME": nested array}}', status: 400 },
   AGENT_ERR_BODY_TOO_LARGE: { message: 'The request body is larger than the agent accepts (maxBodyBytes); send a smaller batch', status: 413 },
   AGENT_ERR_BATCH_TOO_LARGE: { message: 'The batch has more rows than the agent accepts (maxBatch); split it into smaller requests', status: 400 },
-  AGENT_ERR_NOT_FOUND: { message: 'No such endpoint; the agent serves POST /v1/predict and GET /v1/status', status: 404 },
+  AGENT_ERR_NOT_FOUND: { message: 'No such endpoint; the agent serves POST /v1/predict, GET /v1/status, GET / and the Open Inference Protocol under /v2 (see README, The agent\'s local API)', status: 404 },
   AGENT_ERR_METHOD: { message: 'This method is not allowed on this endpoint; see the Allow header', status: 405 },
   AGENT_ERR_INFERENCE: { message: 'The model failed to run on a request that passed validation; the log has the runtime message, and the manifest schema may be too loose for this model', status: 500 },
   AGENT_ERR_NO_MODEL: { message: 'No model is installed yet; wait for the hub to assign one (GET /v1/status shows progress)', status: 503 },
@@ -69,6 +69,15 @@ export const AGENT_ERRORS = {
   AGENT_ERR_CONTROL_WRONG_DEVICE: { message: 'A control message names another device; it was ignored (the hub published it on the wrong topic)', status: 400 },
   AGENT_ERR_CONTROL_EXPIRED: { message: 'A control message has expired; it was ignored. Turn debug sampling on again from the hub (check the clocks of hub and device)', status: 400 },
   AGENT_ERR_CONTROL_REPLAY: { message: 'A control message is older than the last one applied (a replayed or reordered message); it was ignored', status: 409 },
+  // Local API hardening: who may call the predict API (cross-origin pages, DNS rebinding, tokens).
+  AGENT_ERR_CONTENT_TYPE: { message: 'The request body has a Content-Type this endpoint does not take; send Content-Type: application/json (or application/octet-stream for the binary tensor extension of /v2 infer)', status: 415 },
+  AGENT_ERR_HOST: { message: 'The Host header names neither localhost, an IP address, the listen address nor a name in allowedHosts, so the request was refused (this is how a DNS-rebinding web page would reach the agent); add the name to the agent option allowedHosts', status: 403 },
+  AGENT_ERR_ORIGIN: { message: 'A cross-origin browser request (its Origin header is another site) was refused, so web pages cannot use the device\'s model; add the origin to the agent option allowedOrigins if that page must call the agent', status: 403 },
+  AGENT_ERR_UNAUTHORIZED: { message: 'This endpoint needs the agent\'s API token (apiTokenFile); send Authorization: Bearer <token>', status: 401 },
+  // Open Inference Protocol (KServe v2 / Triton HTTP).
+  AGENT_ERR_MODEL_NOT_FOUND: { message: 'No such model or version is loaded on this agent; GET /v2/models/NAME with the name (and version) from GET /v1/status', status: 404 },
+  AGENT_ERR_UNKNOWN_OUTPUT: { message: 'A requested output is not an output of the model; ask only for outputs listed by GET /v2/models/NAME', status: 400 },
+  AGENT_ERR_BINARY_LAYOUT: { message: 'The binary tensor data does not add up: Inference-Header-Content-Length, the binary_data_size of each input and the body length must agree, and BYTES elements are 4-byte little-endian lengths followed by that many bytes', status: 400 },
 } as const satisfies ErrorTable;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -7,7 +7,6 @@
  * when another bundle takes over.
  */
 import type { StateReport } from '../protocol/messages.js';
-import type { JsonTensor } from './outputs.js';
 
 /** Latencies kept for the p95 (a ring buffer: memory stays fixed on a device). */
 const WINDOW = 256;
@@ -57,7 +56,7 @@ export class PredictHealth {
 }
 
 /** True when a float output holds NaN or ±Infinity and its spec does not allow them (manifest `allowNaN`). */
-export function hasForbiddenNonFinite(outputs: Record<string, JsonTensor>, allowed: (name: string) => boolean): boolean {
+export function hasForbiddenNonFinite<T extends { readonly data: ArrayLike<unknown> }>(outputs: Readonly<Record<string, T>>, allowed: (name: string) => boolean): boolean {
   // Values first, `allowed` only for an output that holds one: the common all-finite reply never looks up its spec.
   for (const name of Object.keys(outputs)) {
     const d = outputs[name].data;

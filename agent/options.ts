@@ -3,7 +3,7 @@
  * refused and named (a typo in a device config is visible, not ignored);
  * defaults live here only; the result is frozen.
  */
-import { int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '../protocol/schema.js';
+import { arr, int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '../protocol/schema.js';
 import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema } from './telemetry/collector.js';
 
@@ -29,6 +29,15 @@ export const agentOptionsSchema = obj({
   maxBackoffMs: withDefault(int({ min: 10, max: 3_600_000 }), 60_000),
   /** Jitter fraction applied to each backoff (0.2 = ±20%), to spread a fleet's retries. */
   backoffJitter: withDefault(num({ min: 0, max: 1 }), 0.2),
+  /**
+   * Host header names the local API answers besides localhost, IP addresses and the listen host
+   * (DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends Host: evil.example).
+   */
+  allowedHosts: withDefault(arr(str({ min: 1, max: 253, pattern: /^[A-Za-z0-9.-]+$/ }), { max: 64 }), []),
+  /** Browser origins (e.g. "http://kiosk.local:8080") allowed to call the local API cross-origin; none by default. */
+  allowedOrigins: withDefault(arr(str({ min: 1, max: 2048, pattern: /^https?:\/\/[^\s/]+$/ }), { max: 64 }), []),
+  /** File holding a bearer token the predict endpoints require (never on argv, where `ps` shows it); unset = no token. */
+  apiTokenFile: optional(str({ min: 1, max: 4096 })),
   maxBodyBytes: withDefault(int({ min: 256, max: 1024 * MiB }), MiB),
   maxRawModelBytes: withDefault(int({ min: 1, max: 64 * 1024 * MiB }), 1024 * MiB),
   maxBatch: withDefault(int({ min: 1, max: 1_000_000 }), 1024),
@@ -71,7 +80,7 @@ export const agentOptionsSchema = obj({
 
 type Parsed = Infer<typeof agentOptionsSchema>;
 // withDefault keys come out optional in Infer; after parsing they are always present.
-export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath'>>;
+export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath' | 'apiTokenFile'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath' | 'apiTokenFile'>>;
 /** What callers pass: only the required keys, the rest defaulted. */
 export type AgentOptionsInput = Partial<AgentOptions> & Pick<AgentOptions, 'deviceId' | 'dataDir' | 'rootPath'>;
 

@@ -9,6 +9,7 @@ import { printResult, type BenchResult } from './lib.js';
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   rollout: async () => (await import('./rollout-fanout.js')).benchRolloutFanout(),
   predict: async () => (await import('./predict-path.js')).benchPredictPath(),
+  'predict-v2': async () => (await import('./predict-v2.js')).benchPredictV2(),
   verify: async () => (await import('./bundle-verify.js')).benchBundleVerify(),
   merkle: async () => (await import('./merkle.js')).benchMerkle(),
   'agent-swap': async () => (await import('./agent-swap.js')).benchAgentSwap(),

@@ -89,7 +89,7 @@ describe('predict API input errors over HTTP', () => {
   });
 
   it('answers unknown paths with 404 and wrong methods with 405 + Allow', async () => {
-    const nf = await http(port, 'GET', '/v2/nothing');
+    const nf = await http(port, 'GET', '/v3/nothing');
     expect([nf.status, nf.json.error.code]).toEqual([404, 'AGENT_ERR_NOT_FOUND']);
     const m1 = await http(port, 'GET', '/v1/predict');
     expect([m1.status, m1.json.error.code, m1.headers.allow]).toEqual([405, 'AGENT_ERR_METHOD', 'POST']);

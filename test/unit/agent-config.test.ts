@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
 import { envName, mergeAgentConfig, optionsFromEnv } from '../../agent/config.js';
 import { parseAgentOptions } from '../../agent/options.js';
-import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { cleanupTempDirs, makeKeys, tempDir } from '../helpers/env.js';
 
 afterAll(() => cleanupTempDirs());
 
@@ -45,5 +45,30 @@ describe('agent configuration', () => {
     const file = join(tempDir(), 'bad.json');
     writeFileSync(file, '[1, 2]');
     expect(() => mergeAgentConfig({ file, env: {}, flags: {} })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION' }));
+  });
+});
+
+describe('agent configuration: who may call the local API', () => {
+  it('takes allowedHosts and allowedOrigins as JSON arrays from variables, apiTokenFile as a path; refuses bad entries', () => {
+    expect(optionsFromEnv({
+      FLEETCAST_AGENT_ALLOWED_HOSTS: '["pump-0042.local"]', FLEETCAST_AGENT_ALLOWED_ORIGINS: '["http://kiosk.local:8080"]', FLEETCAST_AGENT_API_TOKEN_FILE: '/etc/fleetcast/api-token',
+    })).toEqual({ allowedHosts: ['pump-0042.local'], allowedOrigins: ['http://kiosk.local:8080'], apiTokenFile: '/etc/fleetcast/api-token' });
+    const o = parseAgentOptions(base);
+    expect([o.allowedHosts, o.allowedOrigins, o.apiTokenFile]).toEqual([[], [], undefined]);
+    expect(() => parseAgentOptions({ ...base, allowedHosts: ['evil host'] })).toThrow(expect.objectContaining({ message: expect.stringContaining('allowedHosts') }));
+    expect(() => parseAgentOptions({ ...base, allowedOrigins: ['*'] })).toThrow(expect.objectContaining({ message: expect.stringContaining('allowedOrigins') }));
+    expect(() => optionsFromEnv({ FLEETCAST_AGENT_ALLOWED_HOSTS: 'a.local,b.local' })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION' }));
+  });
+
+  it('refuses to start with an unreadable or too short token file (AGENT_ERR_CONFIG), never serving unprotected', async () => {
+    const dir = tempDir('fleetcast-token-');
+    const short = join(dir, 'short');
+    writeFileSync(short, 'abc\n');
+    const { rootPath } = makeKeys();
+    for (const apiTokenFile of [join(dir, 'missing'), short]) {
+      const a = createAgent({ ...base, dataDir: tempDir('fleetcast-agent-data-'), rootPath, listen: '127.0.0.1:0', brokerUrl: null, apiTokenFile });
+      await expect(a.start()).rejects.toMatchObject({ code: 'AGENT_ERR_CONFIG', message: expect.stringContaining(apiTokenFile) });
+      expect(a.address).toBeNull();
+    }
   });
 });
