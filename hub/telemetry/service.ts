@@ -198,7 +198,8 @@ export class TelemetryService {
       const r = this.report({ bundleId, ring, since: sinceMs });
       const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
       if (judged.length === 0) return { value: null, n: r.rows.reduce((m, x) => Math.max(m, x.n), 0) };
-      const clear = judged.filter((x) => x.verdict === 'drift' || (x.pValue !== null && x.pValue < r.thresholds.alpha / judged.length));
+      // `significant` is the report's own test at its per-test α (judge-family.ts perTestAlpha): one rule for both.
+      const clear = judged.filter((x) => x.verdict === 'drift' || x.significant);
       const worst = clear.sort((a, b) => b.score - a.score)[0];
       return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
     }

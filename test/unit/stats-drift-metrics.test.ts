@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DDSketch } from '../../protocol/ddsketch.js';
-import { createCategorical, createSummary, observe, observeCategory, referenceProfile, type FeatureSummary, type ReferenceProfile } from '../../protocol/feature-summary.js';
+import { createCategorical, createSummary, frameOf, observe, observeCategory, referenceProfile, type FeatureSummary, type ReferenceProfile } from '../../protocol/feature-summary.js';
 import {
   DEFAULT_THRESHOLDS, binQuantiles, chiSquaredHomogeneity, chiSquaredPValue, compareCategorical, compareNumeric, gammaQ, jsDistance, judge,
   ksFromBins, ksFromSketches, lnGamma, psi, wassersteinFromQuantiles,
@@ -10,7 +10,8 @@ import { prng, normal } from '../helpers/random.js';
 const code = (c: string) => expect.objectContaining({ code: c });
 
 function summarise(ref: ReferenceProfile, n: number, gen: () => number): FeatureSummary {
-  const s = createSummary(ref.edges);
+  // As an agent does: in the reference's frame (standardised sketch).
+  const s = createSummary(ref.edges, {}, frameOf(ref));
   for (let i = 0; i < n; i++) observe(s, gen());
   return s;
 }
@@ -221,7 +222,7 @@ describe('judge', () => {
     const f = compareNumeric(ref, summarise(ref, 600, n));
     expect(() => judge(f, { psi: -1 })).toThrow(code('PROTO_ERR_INVALID_OPTION'));
     expect(() => judge(f, { minN: NaN })).toThrow(code('PROTO_ERR_INVALID_OPTION'));
-    expect(DEFAULT_THRESHOLDS).toEqual({ psi: 0.2, wasserstein: 0.1, minN: 500 });
+    expect(DEFAULT_THRESHOLDS).toEqual({ psi: 0.2, wasserstein: 0.1, minN: 500, missing: 0.05 });
   });
 });
 

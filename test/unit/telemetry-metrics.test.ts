@@ -85,7 +85,7 @@ describe('comparing two fleet summaries (a ring against the previous version)', 
 });
 
 describe('the family alarm rule', () => {
-  const fig = (o: Partial<NumericFigures>): NumericFigures => ({ kind: 'numeric', n: 1000, referenceN: 5000, psi: 0.01, js: 0, ks: 0, wasserstein: 0, wassersteinNorm: 0.01, scale: 1, meanShift: 0, stdRatio: 1, nullRate: 0, invalidRate: 0, method: 'sketch', ...o });
+  const fig = (o: Partial<NumericFigures>): NumericFigures => ({ kind: 'numeric', n: 1000, referenceN: 5000, psi: 0.01, js: 0, ks: 0, wasserstein: 0, wassersteinNorm: 0.01, scale: 1, meanShift: 0, stdRatio: 1, nullRate: 0, invalidRate: 0, method: 'sketch', missing: { rate: 0, referenceRate: 0, seen: 1000, referenceSeen: 5000, pValue: 1 }, ...o });
   const t = { psi: 0.2, wasserstein: 0.1, minN: 500, alpha: 0.001 };
 
   it('alarms on a large effect that is also significant after Bonferroni', () => {
@@ -95,11 +95,11 @@ describe('the family alarm rule', () => {
   });
 
   it('does not alarm on a large effect that is noise once 20 features are tested (p ≥ α/m)', () => {
-    // p = 1e-4 would pass for one feature (α = 0.001) but not for 20 (α/m = 5e-5).
+    // p = 1e-4 would pass for one feature (α/(2m) = 5e-4) but not for 20 (α/(2m) = 2.5e-5).
     expect(judgeInFamily(fig({ wassersteinNorm: 0.12 }), 1e-4, t, 1).verdict).toBe('drift');
     const v = judgeInFamily(fig({ wassersteinNorm: 0.12 }), 1e-4, t, 20);
     expect(v.verdict).toBe('ok');
-    expect(v.note).toMatch(/α\/m/);
+    expect(v.note).toMatch(/α\/\(2m\)/);
   });
 
   it('does not alarm on a tiny effect however significant (huge n), nor on a tiny sample', () => {
