@@ -191,3 +191,17 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
     rings, rows, drift: rows.some((r) => r.verdict === 'drift'),
   };
 }
+
+/**
+ * The rollout drift gate's reading of a report: the worst score among rows
+ * that are clear (drift, or a test passed at the report's own per-test α; the
+ * gate once divided α by the rows it could judge instead, a second definition
+ * that was more lenient whenever some rows lacked data); 0 when rows could be
+ * judged and none is clear; null when none could be judged.
+ */
+export function driftReading(r: DriftReport): { value: number | null; n: number; feature?: string } {
+  const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
+  if (judged.length === 0) return { value: null, n: r.rows.reduce((m, x) => Math.max(m, x.n), 0) };
+  const worst = judged.filter((x) => x.verdict === 'drift' || x.significant).sort((a, b) => b.score - a.score)[0];
+  return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
+}

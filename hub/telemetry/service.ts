@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
-import { computeDriftReport, type BundleRef, type DriftReport } from '../drift/report.js';
+import { computeDriftReport, driftReading, type BundleRef, type DriftReport } from '../drift/report.js';
 import { DriftMonitor } from '../drift/monitor.js';
 import type { FamilyThresholds } from '../drift/judge-family.js';
 import { hubError } from '../errors.js';
@@ -193,15 +193,7 @@ export class TelemetryService {
   };
 
   #reading(bundleId: string, ring: string, sinceMs: number): DriftReading {
-    {
-      if (!this.#store.getBundle(bundleId)) return { value: null, n: 0 };
-      const r = this.report({ bundleId, ring, since: sinceMs });
-      const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
-      if (judged.length === 0) return { value: null, n: r.rows.reduce((m, x) => Math.max(m, x.n), 0) };
-      // `significant` is the report's own test at its per-test α (judge-family.ts perTestAlpha): one rule for both.
-      const clear = judged.filter((x) => x.verdict === 'drift' || x.significant);
-      const worst = clear.sort((a, b) => b.score - a.score)[0];
-      return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
-    }
+    if (!this.#store.getBundle(bundleId)) return { value: null, n: 0 };
+    return driftReading(this.report({ bundleId, ring, since: sinceMs }));
   }
 }
