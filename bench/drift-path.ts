@@ -41,14 +41,18 @@ export class DriftPath {
   /** Bytes of the last window's report(s). */
   lastBytes = 0;
 
-  /** `reference`: the reference rows per feature (null/NaN are missing values). */
-  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, bundleId = 'd'.repeat(64)) {
+  /**
+   * `reference`: the reference rows per feature (null/NaN are missing values).
+   * `frames: false` builds the profiles as bundles built before frames were (raw sketches).
+   */
+  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, o: { frames?: boolean; bundleId?: string } = {}) {
+    const bundleId = o.bundleId ?? 'd'.repeat(64);
     this.bundleId = bundleId;
     const rows = reference[features[0].name].length;
     const ref = parseReference(JSON.parse(JSON.stringify({
       type: 'fleetcast.reference/v1', rows, bins: 10, outputs: [],
       features: features.map((f) => {
-        if (f.kind === 'numeric') return { name: f.name, input: f.name, index: 0, kind: 'numeric', profile: referenceProfile(reference[f.name], 10) };
+        if (f.kind === 'numeric') return { name: f.name, input: f.name, index: 0, kind: 'numeric', profile: referenceProfile(reference[f.name], 10, { frame: o.frames ?? true }) };
         const c = createCategorical(1024);
         for (const v of reference[f.name]) observeCategory(c, v);
         return { name: f.name, input: f.name, index: 0, kind: 'categorical', categories: categoricalToWire(c) };

@@ -292,13 +292,16 @@ export const MIN_EXPECTED = 10;
  * one by one; everything else (the baseline's "other" and every category it
  * never saw) is one "other" category on both sides, whose new names are listed.
  * Baseline categories too rare to expect MIN_EXPECTED observed values each are
- * pooled (rarest first) until a group does: with 1,000 equally likely
+ * pooled, in name order, until a group does: with 1,000 equally likely
  * categories and 1,000 values, single cells hold about one value each, the
  * χ² approximation fails and PSI's noise floor, about (cells − 1)/n, would sit
- * far above its threshold with no drift at all.
+ * far above its threshold with no drift at all. Name order, not frequency
+ * order: pooling the categories the baseline happened to count least selects
+ * cells whose baseline counts are low by chance, and that bias alone made
+ * 2 % of windows with identical data alarm.
  */
 export function compareCategorical(ref: CategoricalSummary, obs: CategoricalSummary): CategoricalFigures {
-  const keys = Object.keys(ref.counts).filter((k) => ref.counts[k] > 0).sort((a, b) => ref.counts[a] - ref.counts[b] || (a < b ? -1 : 1));
+  const keys = Object.keys(ref.counts).filter((k) => ref.counts[k] > 0).sort();
   const newCategories = Object.keys(obs.counts).filter((k) => !(k in ref.counts) && obs.counts[k] > 0).sort();
   let obsOther = obs.other;
   for (const k of newCategories) obsOther += obs.counts[k];
