@@ -27,7 +27,11 @@ const NULL_WINDOWS = 400;
 const TRIALS = 40;
 
 type Family = 'centred' | 'offset' | 'categorical';
-/** `missing`: fraction of values sent as null, in the reference and in the field alike (the missing-rate test must not fire). */
+/**
+ * `missing`: fraction of values sent as null in the no-drift runs, reference and field alike (the missing-rate test
+ * must not fire). Not in the power runs: at 500 values per window such a feature has fewer than minN = 500 finite
+ * values and is "insufficient data" by design, which would measure minN, not power.
+ */
 interface Num { name: string; family: Family; c: number; s: number; missing?: number }
 const NUMERIC: Num[] = [
   { name: 'c_1', family: 'centred', c: 0, s: 1, missing: 0.02 }, { name: 'c_1e-3', family: 'centred', c: 0, s: 1e-3 },
@@ -42,19 +46,19 @@ const familyOf = new Map<string, Family>([...NUMERIC.map((f) => [f.name, f.famil
 type Drift = { label: string; shift: number; stretch: number };
 const DRIFTS: Drift[] = [{ label: '0.25σ', shift: 0.25, stretch: 1 }, { label: '0.5σ', shift: 0.5, stretch: 1 }, { label: 'σ×1.5', shift: 0, stretch: 1.5 }];
 
-function generator(seed: number) {
+function generator(seed: number, withMissing: boolean) {
   const r = rng(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
   return (count: number, d: Drift = { label: '', shift: 0, stretch: 1 }): Record<string, unknown[]> => {
     const out: Record<string, unknown[]> = {};
-    for (const f of NUMERIC) out[f.name] = Array.from({ length: count }, () => (f.missing && r() < f.missing ? null : f.c + f.s * (d.stretch * normal() + d.shift)));
+    for (const f of NUMERIC) out[f.name] = Array.from({ length: count }, () => (withMissing && f.missing && r() < f.missing ? null : f.c + f.s * (d.stretch * normal() + d.shift)));
     for (const f of CATS) out[f.name] = Array.from({ length: count }, () => `c${Math.floor(r() * f.k)}`);
     return out;
   };
 }
 
 async function nullRun(frames: boolean, n: number, windows: number, seed: number): Promise<Record<Family, { alarms: number; windows: number }>> {
-  const gen = generator(seed);
+  const gen = generator(seed, true);
   const path = new DriftPath(benchDir('drift-calibration'), FEATURES, gen(REF_ROWS), { frames });
   const out: Record<Family, { alarms: number; windows: number }> = { centred: { alarms: 0, windows: 0 }, offset: { alarms: 0, windows: 0 }, categorical: { alarms: 0, windows: 0 } };
   try {
@@ -72,7 +76,7 @@ async function nullRun(frames: boolean, n: number, windows: number, seed: number
 
 /** Per family: fraction of (feature, trial) alarmed in window 1, and in window 1 or 2. */
 async function powerRun(n: number, d: Drift, seed: number): Promise<Record<'centred' | 'offset', { first: number; within2: number }>> {
-  const gen = generator(seed);
+  const gen = generator(seed, false);
   const path = new DriftPath(benchDir('drift-calibration'), FEATURES, gen(REF_ROWS));
   const hits = { centred: { first: 0, within2: 0, total: 0 }, offset: { first: 0, within2: 0, total: 0 } };
   try {

@@ -57,6 +57,24 @@ describe('offset and scaled numeric features', () => {
   }, 120_000);
 });
 
+describe('bundles built before frames', () => {
+  it('still parse, plan no frame, and are judged on raw sketches as before (centred features fine, offsets coarse)', async () => {
+    const n = normal(prng(76));
+    const features: PathFeature[] = [{ name: 'centred', kind: 'numeric' }, { name: 'offset', kind: 'numeric' }];
+    const gen = (count: number) => ({ centred: Array.from({ length: count }, n), offset: Array.from({ length: count }, () => 1e3 + n()) });
+    const path = new DriftPath(tempDir(), features, gen(REF_ROWS), { frames: false });
+    try {
+      const profile = (path.manifest.reference as { features: { profile: Record<string, unknown> }[] }).features[0].profile;
+      expect(profile.centre).toBeUndefined();
+      const rep = await path.window(gen(1000));
+      expect(row(rep.rows, 'centred').verdict).toBe('ok');
+      expect(row(rep.rows, 'centred').ks!).toBeLessThan(0.08);
+      // The documented limit of old bundles: an offset feature's sketch has no resolution (rebuild the bundle).
+      expect(row(rep.rows, 'offset').n).toBe(1000);
+    } finally { path.close(); }
+  }, 120_000);
+});
+
 describe('categorical features with many categories', () => {
   const r = prng(72);
   const cats = (k: number, count: number) => Array.from({ length: count }, () => `c${Math.floor(r() * k)}`);
