@@ -164,6 +164,9 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
           const r = createCategorical(1024);
           Object.assign(r.counts, ref.categories.counts);
           r.other = ref.categories.other;
+          // The reference's missing values, for the missing-rate test.
+          r.nulls = ref.categories.nulls;
+          r.invalid = ref.categories.invalid;
           const fig = compareCategorical(r, obs);
           vsRef.push(base(f.name, 'input', 'categorical', 'reference', fig, fig.pValue));
         }

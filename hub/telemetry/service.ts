@@ -13,6 +13,7 @@ import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.j
 import { computeDriftReport, driftReading, type BundleRef, type DriftReport } from '../drift/report.js';
 import { DriftMonitor } from '../drift/monitor.js';
 import type { FamilyThresholds } from '../drift/judge-family.js';
+import { DEFAULT_THRESHOLDS } from '../drift/metrics.js';
 import { hubError } from '../errors.js';
 import type { DriftReader, DriftReading } from '../rollouts/gate-inputs.js';
 import type { HubStore } from '../store.js';
@@ -158,7 +159,7 @@ export class TelemetryService {
     const o = this.options;
     const ref = (bundle.manifest.reference as { thresholds?: Partial<FamilyThresholds> } | undefined)?.thresholds ?? {};
     const pick = (k: keyof FamilyThresholds, def: number) => over[k] ?? (typeof ref[k] === 'number' ? ref[k] : def);
-    return { psi: pick('psi', o.psi), wasserstein: pick('wasserstein', o.wasserstein), minN: pick('minN', o.minN), alpha: pick('alpha', o.alpha) };
+    return { psi: pick('psi', o.psi), wasserstein: pick('wasserstein', o.wasserstein), minN: pick('minN', o.minN), alpha: pick('alpha', o.alpha), missing: pick('missing', DEFAULT_THRESHOLDS.missing) };
   }
 
   report(q: ReportQuery): DriftReport {

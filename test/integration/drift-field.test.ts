@@ -115,15 +115,19 @@ describe('categorical features with many categories', () => {
 describe('a feature that goes missing', () => {
   it('alarms on the missing-value rate when a sensor sends only null or NaN, and not when the rate holds', async () => {
     const n = normal(prng(73));
-    const features: PathFeature[] = [{ name: 'temp', kind: 'numeric' }, { name: 'humid', kind: 'numeric' }, { name: 'mode', kind: 'categorical' }, { name: 'ok', kind: 'numeric' }];
+    const features: PathFeature[] = [
+      { name: 'temp', kind: 'numeric' }, { name: 'humid', kind: 'numeric' }, { name: 'mode', kind: 'categorical' }, { name: 'ok', kind: 'numeric' }, { name: 'gear', kind: 'categorical' },
+    ];
     const some = (count: number) => Array.from({ length: count }, (_, i) => (i % 50 === 0 ? null : 290 + n()));
+    // A categorical feature missing 10 % of the time in the reference and in the field: no change.
+    const gear = (count: number) => Array.from({ length: count }, (_, i) => (i % 10 === 0 ? null : `g${i % 4}`));
     const path = new DriftPath(tempDir(), features, {
-      temp: some(REF_ROWS), humid: some(REF_ROWS), ok: some(REF_ROWS), mode: Array.from({ length: REF_ROWS }, (_, i) => `m${i % 3}`),
+      temp: some(REF_ROWS), humid: some(REF_ROWS), ok: some(REF_ROWS), mode: Array.from({ length: REF_ROWS }, (_, i) => `m${i % 3}`), gear: gear(REF_ROWS),
     });
     try {
       const rep = await path.window({
         temp: Array.from({ length: 1000 }, () => null), humid: Array.from({ length: 1000 }, () => Number.NaN),
-        mode: Array.from({ length: 1000 }, () => null), ok: some(1000),
+        mode: Array.from({ length: 1000 }, () => null), ok: some(1000), gear: gear(1000),
       });
       for (const name of ['temp', 'humid', 'mode']) {
         const f = row(rep.rows, name);
@@ -133,9 +137,12 @@ describe('a feature that goes missing', () => {
         expect(f.missingRate, name).toBe(1);
         expect(f.alarms.map((a) => a.metric), name).toEqual(['missingRate']);
       }
-      const ok = row(rep.rows, 'ok');
-      expect(ok.missingRate).toBeCloseTo(0.02, 2);
-      expect(ok.verdict).toBe('ok');
+      for (const [name, rate] of [['ok', 0.02], ['gear', 0.1]] as const) {
+        const f = row(rep.rows, name);
+        expect(f.missingRate, name).toBeCloseTo(rate, 2);
+        expect(f.baselineMissingRate, name).toBeCloseTo(rate, 2);
+        expect(f.verdict, name).toBe('ok');
+      }
     } finally { path.close(); }
   }, 120_000);
 });
