@@ -57,13 +57,15 @@ function generator(seed: number, withMissing: boolean) {
   };
 }
 
-async function nullRun(frames: boolean, n: number, windows: number, seed: number): Promise<Record<Family, { alarms: number; windows: number }>> {
+type NullResult = Record<Family, { alarms: number; windows: number }> & { bytes: number };
+async function nullRun(frames: boolean, n: number, windows: number, seed: number): Promise<NullResult> {
   const gen = generator(seed, true);
   const path = new DriftPath(benchDir('drift-calibration'), FEATURES, gen(REF_ROWS), { frames });
-  const out: Record<Family, { alarms: number; windows: number }> = { centred: { alarms: 0, windows: 0 }, offset: { alarms: 0, windows: 0 }, categorical: { alarms: 0, windows: 0 } };
+  const out: NullResult = { centred: { alarms: 0, windows: 0 }, offset: { alarms: 0, windows: 0 }, categorical: { alarms: 0, windows: 0 }, bytes: 0 };
   try {
     for (let w = 0; w < windows; w++) {
       const rep = await path.window(gen(n));
+      out.bytes += path.lastBytes / windows;
       for (const row of rep.rows) {
         const f = out[familyOf.get(row.feature)!];
         f.windows++;
@@ -108,7 +110,8 @@ export async function benchDriftCalibration(): Promise<BenchResult> {
   lines.push('false alarms per 1,000 feature-windows, no drift (feature-windows):');
   for (const [i, n] of SIZES.entries()) {
     const r = await nullRun(true, n, NULL_WINDOWS, 100 + i);
-    lines.push(`  n ${String(n).padStart(4)}: centred ${per1000(r.centred).toFixed(2)} (${r.centred.windows}), offset ${per1000(r.offset).toFixed(2)} (${r.offset.windows}), categorical ${per1000(r.categorical).toFixed(2)} (${r.categorical.windows})`);
+    lines.push(`  n ${String(n).padStart(4)}: centred ${per1000(r.centred).toFixed(2)} (${r.centred.windows}), offset ${per1000(r.offset).toFixed(2)} (${r.offset.windows}), categorical ${per1000(r.categorical).toFixed(2)} (${r.categorical.windows}); report ${(r.bytes / 1024).toFixed(1)} KB`);
+    ours[`report KB n=${n}`] = r.bytes / 1024;
     for (const f of ['centred', 'offset', 'categorical'] as const) {
       total[f].alarms += r[f].alarms;
       total[f].windows += r[f].windows;
@@ -124,7 +127,8 @@ export async function benchDriftCalibration(): Promise<BenchResult> {
   }
   const legacy = await nullRun(false, 1000, 40, 200);
   for (const f of ['centred', 'offset', 'categorical'] as const) baseline[`FA/1000 ${f} n=1000`] = per1000(legacy[f]);
-  lines.push(`  baseline (profiles without a frame, as bundles built before), n 1000: centred ${per1000(legacy.centred).toFixed(1)}, offset ${per1000(legacy.offset).toFixed(1)}, categorical ${per1000(legacy.categorical).toFixed(1)}`);
+  baseline['report KB n=1000'] = legacy.bytes / 1024;
+  lines.push(`  baseline (profiles without a frame, as bundles built before), n 1000: centred ${per1000(legacy.centred).toFixed(1)}, offset ${per1000(legacy.offset).toFixed(1)}, categorical ${per1000(legacy.categorical).toFixed(1)}; report ${(legacy.bytes / 1024).toFixed(1)} KB`);
   lines.push(`power (alarm in window 1 / within 2 windows), ${TRIALS} trials × ${NUMERIC.length / 2} features per family:`);
   for (const [i, n] of SIZES.entries()) {
     for (const [j, d] of DRIFTS.entries()) {
