@@ -20,6 +20,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   trust: async () => (await import('./trust.js')).benchTrust(),
   'rollout-scale': async () => (await import('./rollout-scale.js')).benchRolloutScale(),
   'debug-sampling': async () => (await import('./debug-sampling.js')).benchDebugSampling(),
+  'drift-calibration': async () => (await import('./drift-calibration.js')).benchDriftCalibration(),
 };
 
 const wanted = process.argv.slice(2);

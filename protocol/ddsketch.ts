@@ -239,6 +239,19 @@ export class DDSketch {
   }
 
   /**
+   * Every non-empty bucket as (representative, weight), in increasing value
+   * order, representatives clamped to `[lo, hi]` (default: the exact min and
+   * max). Distance code (KS, Wasserstein) walks these step functions; a caller
+   * whose min/max live elsewhere (a summary in standardised units) passes them.
+   */
+  points(lo = this.lo, hi = this.hi): { xs: number[]; ws: number[] } {
+    const xs: number[] = [];
+    const ws: number[] = [];
+    for (const [v, c] of this.buckets()) { xs.push(Math.min(Math.max(v, lo), hi)); ws.push(c); }
+    return { xs, ws };
+  }
+
+  /**
    * The q-quantile: the representative of the bucket holding the value of rank
    * q·(count−1) (0-based, lower), clamped to the exact [min, max]. Relative error
    * ≤ α unless that bucket was collapsed. NaN for an empty sketch.

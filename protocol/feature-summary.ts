@@ -30,11 +30,53 @@ export const MAX_EDGES = 1024;
  */
 export const SUMMARY_ALPHA = 0.02;
 
+/**
+ * Where a feature sits and how wide it is, fixed by the reference profile
+ * (`centre`, `scale`): summaries sketch and sum the standardised value
+ * z = (x − centre) / scale instead of x. A relative-accuracy sketch resolves
+ * values near 0 finely and values far from 0 coarsely (bucket width α·|x|), so
+ * a feature at N(1000, 1) put every value into one bucket of x and the sketch
+ * saw no spread at all; in z every feature is near 0 with unit spread and the
+ * sketch's accuracy no longer depends on the feature's location or scale.
+ * Bins, min and max stay in the feature's own units (they are exact anyway).
+ */
+export interface Frame { readonly centre: number; readonly scale: number }
+
+/**
+ * |z| beyond this is sketched (and summed) as ±Z_LIMIT: 10⁹ reference spreads
+ * is no measurement, and one such value would otherwise stretch the sketch's
+ * store past its bucket bound and fold away every small |z|. min, max and the
+ * bins still record the exact value.
+ */
+export const Z_LIMIT = 1e9;
+/**
+ * Moments add values clamped to ±MOMENT_LIMIT (features without a frame): a
+ * legal double above ~1.3·10¹⁵⁴ squares to Infinity, and one Infinity made the
+ * whole report (every feature) unsendable. 10¹⁰⁰ squared times any count a hub
+ * can merge stays finite.
+ */
+export const MOMENT_LIMIT = 1e100;
+
+/** The frame a profile fixes, or undefined for profiles built before frames (values sketched as they are). */
+export function frameOf(p: Pick<ReferenceProfile, 'centre' | 'scale'> | undefined): Frame | undefined {
+  return p && p.centre !== undefined && p.scale !== undefined ? { centre: p.centre, scale: p.scale } : undefined;
+}
+
+/** x in a frame's units, clamped to ±Z_LIMIT; x itself without a frame. */
+export function standardise(f: Frame | undefined, x: number): number {
+  if (!f) return x;
+  const z = (x - f.centre) / f.scale;
+  return z > Z_LIMIT ? Z_LIMIT : z < -Z_LIMIT ? -Z_LIMIT : z;
+}
+
 export interface FeatureSummary {
   /** The edges the bins were counted over (from the bundle's reference profile); never on the wire. */
   readonly edges: readonly number[];
+  /** The reference's frame: sum, sumSq and the sketch are of standardised values (see Frame); never on the wire. */
+  readonly frame?: Frame;
   /** Finite values seen. */
   count: number;
+  /** Sum and sum of squares of the standardised values (of x without a frame), each clamped to ±MOMENT_LIMIT. */
   sum: number;
   sumSq: number;
   /** +Infinity / −Infinity while count is 0 (null on the wire). */
@@ -57,10 +99,11 @@ function checkEdges(edges: readonly number[], what: string): void {
   }
 }
 
-export function createSummary(edges: readonly number[], sketch: DDSketchOptions = {}): FeatureSummary {
+export function createSummary(edges: readonly number[], sketch: DDSketchOptions = {}, frame?: Frame): FeatureSummary {
   checkEdges(edges, 'createSummary');
   return {
     edges: Object.freeze([...edges]),
+    ...(frame ? { frame } : {}),
     count: 0, sum: 0, sumSq: 0, min: Infinity, max: -Infinity, nulls: 0, invalid: 0,
     bins: new Array<number>(edges.length + 1).fill(0),
     sketch: new DDSketch({ alpha: SUMMARY_ALPHA, ...sketch }),
@@ -84,12 +127,14 @@ export function observe(s: FeatureSummary, value: unknown): void {
   if (value === null || value === undefined) { s.nulls++; return; }
   if (typeof value !== 'number' || !Number.isFinite(value)) { s.invalid++; return; }
   s.count++;
-  s.sum += value;
-  s.sumSq += value * value;
+  const z = standardise(s.frame, value);
+  const m = z > MOMENT_LIMIT ? MOMENT_LIMIT : z < -MOMENT_LIMIT ? -MOMENT_LIMIT : z;
+  s.sum += m;
+  s.sumSq += m * m;
   if (value < s.min) s.min = value;
   if (value > s.max) s.max = value;
   s.bins[binIndex(s.edges, value)]++;
-  s.sketch.add(value);
+  s.sketch.add(z);
 }
 
 export function sameEdges(a: readonly number[], b: readonly number[]): boolean {
@@ -122,6 +167,16 @@ export function mergeInto(dst: FeatureSummary, src: FeatureSummary): FeatureSumm
 export function mergeSummaries(a: FeatureSummary, b: FeatureSummary): FeatureSummary {
   assertSameEdges(a.edges, b.edges, 'mergeSummaries');
   return mergeInto({ ...a, bins: [...a.bins], sketch: a.sketch.clone() }, b);
+}
+
+/**
+ * Mean and population standard deviation in the feature's own units: the
+ * summary's moments are of standardised values (more digits than raw moments
+ * of an offset feature, whose sumSq/n − mean² cancels), mapped back by the frame.
+ */
+export function rawMoments(s: Pick<FeatureSummary, 'count' | 'sum' | 'sumSq'>, frame: Frame | undefined): { mean: number; std: number } {
+  const m = summaryMoments(s);
+  return frame ? { mean: frame.centre + frame.scale * m.mean, std: frame.scale * m.std } : m;
 }
 
 /**
@@ -204,18 +259,21 @@ export const featureSummaryWireSchema: Schema<FeatureSummaryWire> = {
 };
 
 /** Validate a wire summary against the edges it must have been counted over; throws PROTO_ERR_INVALID_MESSAGE. */
-export function fromWire(value: unknown, edges: readonly number[]): FeatureSummary {
+export function fromWire(value: unknown, edges: readonly number[], frame?: Frame): FeatureSummary {
   checkEdges(edges, 'fromWire');
   const w = parse(featureSummaryWireSchema, value, { what: 'feature summary' });
   if (w.bins.length !== edges.length + 1) {
     throw protocolError('PROTO_ERR_INVALID_MESSAGE', `Invalid feature summary: it has ${w.bins.length} bins but the reference profile's ${edges.length} edges make ${edges.length + 1}; count over the bundle's reference edges`, { reason: 'edges-mismatch' });
   }
+  // The sketch holds standardised values, so its exact min/max are the summary's, standardised.
+  const z = (x: number | null) => (x === null ? null : standardise(frame, x));
   return {
     edges: Object.freeze([...edges]),
+    ...(frame ? { frame } : {}),
     count: w.count, sum: w.sum, sumSq: w.sumSq,
     min: w.min ?? Infinity, max: w.max ?? -Infinity,
     nulls: w.nulls, invalid: w.invalid, bins: [...w.bins],
-    sketch: DDSketch.fromJSON({ ...w.sketch, count: w.count, sum: w.sum, min: w.min, max: w.max }),
+    sketch: DDSketch.fromJSON({ ...w.sketch, count: w.count, sum: w.sum, min: z(w.min), max: z(w.max) }),
   };
 }
 
@@ -238,8 +296,21 @@ export interface ReferenceProfile {
   std: number;
   min: number;
   max: number;
-  /** Non-finite values that were left out. */
+  /**
+   * Values left out: missing (null, NaN) or not a finite number. Their rate,
+   * invalid / (count + invalid), is the reference's missing rate that a dead
+   * sensor's telemetry (nulls + invalid) is tested against.
+   */
   invalid: number;
+  /**
+   * The frame (see Frame): median and spread (IQR/1.349, else the std, else 1).
+   * Present in profiles built since frames exist; then the sketch below and
+   * every telemetry summary of this feature are in standardised units. Absent
+   * in older bundles: values are sketched as they are (and an offset feature's
+   * sketch figures are as coarse as they were then); rebuild the bundle.
+   */
+  centre?: number;
+  scale?: number;
   /** Optional sketch of the reference, for sketch-based KS and Wasserstein. */
   sketch?: DDSketchWire;
 }
@@ -253,6 +324,8 @@ export interface ReferenceProfileOptions {
   sketch?: boolean;
   /** The sketch's α; default SUMMARY_ALPHA, the telemetry sketches' α, so both have the same buckets. */
   alpha?: number;
+  /** Fix a frame (centre, scale) for standardised sketches (default true; false builds a profile as before frames). */
+  frame?: boolean;
 }
 
 export function referenceProfile(values: readonly unknown[], bins = 10, opts: ReferenceProfileOptions = {}): ReferenceProfile {
@@ -275,10 +348,21 @@ export function referenceProfile(values: readonly unknown[], bins = 10, opts: Re
   const mean = sum / n;
   let ss = 0;
   for (const x of xs) ss += (x - mean) * (x - mean);
-  const profile: ReferenceProfile = { edges, counts, count: n, mean, std: Math.sqrt(ss / n), min: xs[0], max: xs[n - 1], invalid: values.length - n };
+  const std = Math.sqrt(ss / n);
+  const profile: ReferenceProfile = { edges, counts, count: n, mean, std, min: xs[0], max: xs[n - 1], invalid: values.length - n };
+  let frame: Frame | undefined;
+  if (opts.frame ?? true) {
+    // Robust to outliers in the reference (IQR), falling back for features that are mostly one value.
+    const at = (q: number) => { const h = (n - 1) * q; const i = Math.floor(h); return xs[i] + (h - i) * ((xs[Math.min(i + 1, n - 1)] ?? xs[i]) - xs[i]); };
+    const iqr = (at(0.75) - at(0.25)) / 1.349;
+    const scale = iqr > 0 && Number.isFinite(iqr) ? iqr : std > 0 && Number.isFinite(std) ? std : 1;
+    frame = { centre: at(0.5), scale };
+    profile.centre = frame.centre;
+    profile.scale = frame.scale;
+  }
   if (opts.sketch ?? true) {
     const sk = new DDSketch({ alpha: opts.alpha ?? SUMMARY_ALPHA });
-    for (const x of xs) sk.add(x);
+    for (const x of xs) sk.add(standardise(frame, x));
     profile.sketch = sk.toJSON();
   }
   return profile;
@@ -290,6 +374,8 @@ const profileShape = obj({
   count: int({ min: 1 }),
   mean: num(), std: num({ min: 0 }), min: num(), max: num(),
   invalid: count(),
+  centre: optional(num()),
+  scale: optional(num({ min: Number.MIN_VALUE })),
   sketch: optional(ddSketchWireSchema),
 });
 
@@ -301,6 +387,7 @@ export function parseReferenceProfile(value: unknown): ReferenceProfile {
   if (p.counts.length !== p.edges.length + 1) throw bad(`${p.counts.length} counts for ${p.edges.length} edges (need edges + 1)`);
   if (p.counts.reduce((t, c) => t + c, 0) !== p.count) throw bad('counts do not add up to count');
   if (p.min > p.max) throw bad(`min ${p.min} is above max ${p.max}`);
+  if ((p.centre === undefined) !== (p.scale === undefined)) throw bad('centre and scale come together (a frame) or not at all');
   return p;
 }
 
@@ -322,15 +409,37 @@ export const HARD_MAX_CATEGORIES = 1024;
  */
 export interface CategoricalSummary {
   readonly maxCategories: number;
+  /**
+   * The reference's categories (agents of a bundle with a reference): each is
+   * counted by name whichever order they arrive in, and only the slots left
+   * over (at least NEW_CATEGORY_SLOTS up to the hard limit) go to categories
+   * the reference never saw, so the hub can name them; the rest is `other`.
+   * Without it, the first maxCategories categories seen get a slot: with 100
+   * reference categories and 64 slots, a third of identical data landed in
+   * `other` and every window alarmed.
+   */
+  readonly known?: ReadonlySet<string>;
+  /** Slots taken by categories not in `known`. */
+  fresh?: number;
   counts: Record<string, number>;
   other: number;
   nulls: number;
   invalid: number;
 }
 
+/** Named slots for categories the reference never saw (so a new category is flagged by name), room permitting. */
+export const NEW_CATEGORY_SLOTS = 64;
+
 export function createCategorical(maxCategories = DEFAULT_MAX_CATEGORIES): CategoricalSummary {
   if (!Number.isInteger(maxCategories) || maxCategories < 1 || maxCategories > HARD_MAX_CATEGORIES) throw protocolError('PROTO_ERR_INVALID_OPTION', `maxCategories must be an integer in [1, ${HARD_MAX_CATEGORIES}], got ${String(maxCategories)}`);
   return { maxCategories, counts: Object.create(null) as Record<string, number>, other: 0, nulls: 0, invalid: 0 };
+}
+
+/** A summary that counts against the reference's categories (see `known`); at most HARD_MAX_CATEGORIES names in all. */
+export function createCategoricalFor(categories: readonly string[]): CategoricalSummary {
+  const known = new Set(categories.slice(0, HARD_MAX_CATEGORIES));
+  const max = Math.min(HARD_MAX_CATEGORIES, Math.max(known.size + NEW_CATEGORY_SLOTS, DEFAULT_MAX_CATEGORIES));
+  return { ...createCategorical(max), known, fresh: 0 };
 }
 
 /** Count one category value (strings, integers such as an int64 `category` input, bigints, booleans as "true"/"false"); never throws. */
@@ -343,7 +452,10 @@ export function observeCategory(s: CategoricalSummary, value: unknown, weight = 
   else { s.invalid += weight; return; }
   if (key.length > MAX_CATEGORY_LENGTH) { s.invalid += weight; return; }
   if (key in s.counts) s.counts[key] += weight;
-  else if (Object.keys(s.counts).length < s.maxCategories) s.counts[key] = weight;
+  else if (s.known) {
+    if (s.known.has(key)) s.counts[key] = weight;
+    else if (s.known.size + (s.fresh ?? 0) < s.maxCategories) { s.counts[key] = weight; s.fresh = (s.fresh ?? 0) + 1; } else s.other += weight;
+  } else if (Object.keys(s.counts).length < s.maxCategories) s.counts[key] = weight;
   else s.other += weight;
 }
 

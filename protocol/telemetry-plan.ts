@@ -5,11 +5,17 @@
  * without a reference) and the output columns. Agent and hub both call this,
  * so they agree on names and edges. Naming follows bundles/reference.ts.
  */
+import { frameOf, type Frame } from './feature-summary.js';
 import type { Manifest, TensorSpec } from './manifest.js';
 import { parseReference, type Reference } from './telemetry.js';
 
-export interface PlannedFeature { name: string; input: string; index: number; width: number; kind: 'numeric' | 'categorical'; edges: readonly number[] }
-export interface PlannedOutput { name: string; output: string; index: number; edges: readonly number[] }
+/**
+ * `frame`: the reference's centre and scale, so agents sketch standardised
+ * values (feature-summary.ts Frame); `categories`: the reference's categories,
+ * which agents count by name whatever their number (others count as new).
+ */
+export interface PlannedFeature { name: string; input: string; index: number; width: number; kind: 'numeric' | 'categorical'; edges: readonly number[]; frame?: Frame; categories?: readonly string[] }
+export interface PlannedOutput { name: string; output: string; index: number; edges: readonly number[]; frame?: Frame }
 export interface TelemetryPlan { bundleId: string; features: PlannedFeature[]; outputs: PlannedOutput[]; reference: Reference | null }
 
 /** Without a reference, inputs wider than this are not summarised (an image is not 150,000 features). */
@@ -31,7 +37,11 @@ export function compilePlan(bundleId: string, manifest: Manifest): TelemetryPlan
     for (const f of reference.features) {
       const width = widths.get(f.input);
       if (width === undefined || f.index >= width) continue;
-      features.push({ name: f.name, input: f.input, index: f.index, width, kind: f.kind, edges: f.kind === 'numeric' ? f.profile.edges : [] });
+      const frame = f.kind === 'numeric' ? frameOf(f.profile) : undefined;
+      features.push({
+        name: f.name, input: f.input, index: f.index, width, kind: f.kind, edges: f.kind === 'numeric' ? f.profile.edges : [],
+        ...(frame ? { frame } : {}), ...(f.kind === 'categorical' ? { categories: Object.keys(f.categories.counts) } : {}),
+      });
     }
   } else {
     for (const t of manifest.inputs) {
@@ -49,7 +59,8 @@ export function compilePlan(bundleId: string, manifest: Manifest): TelemetryPlan
     if (w === undefined || w > 256) continue;
     for (let i = 0; i < w; i++) {
       const name = t.features?.[i] ?? (t.shape.length === 1 ? t.name : `${t.name}[${i}]`);
-      outputs.push({ name, output: t.name, index: i, edges: refOut.get(name)?.profile.edges ?? [] });
+      const frame = frameOf(refOut.get(name)?.profile);
+      outputs.push({ name, output: t.name, index: i, edges: refOut.get(name)?.profile.edges ?? [], ...(frame ? { frame } : {}) });
     }
   }
   return { bundleId, features, outputs, reference };

@@ -35,6 +35,8 @@ export const thresholdsSchema = obj({
   minN: optional(int({ min: 1 })),
   /** Family-wise false-alarm rate across the features of one report (Bonferroni). */
   alpha: optional(num({ min: 0, max: 1 })),
+  /** Least change of a feature's missing-value rate (absolute) that is drift. */
+  missing: optional(num({ min: 0, max: 1 })),
 });
 export type ThresholdsInput = Infer<typeof thresholdsSchema>;
 

@@ -13,7 +13,7 @@
  * summarised in request order, so every figure is the one inline summarising gave.
  */
 import { DDSketch } from '../../protocol/ddsketch.js';
-import { categoricalToWire, createCategorical, createSummary, SUMMARY_ALPHA, toWire, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
+import { categoricalToWire, createCategorical, createCategoricalFor, createSummary, SUMMARY_ALPHA, toWire, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import type { TensorData } from '../runtime.js';
 import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
@@ -44,10 +44,11 @@ export class TelemetryWindow {
     this.plan = plan;
     this.from = from;
     for (const f of plan.features) {
-      if (f.kind === 'numeric') this.numeric.set(f.name, createSummary(f.edges, { alpha: SUMMARY_ALPHA }));
-      else this.categorical.set(f.name, createCategorical());
+      // The reference's frame and categories: see PlannedFeature.
+      if (f.kind === 'numeric') this.numeric.set(f.name, createSummary(f.edges, { alpha: SUMMARY_ALPHA }, f.frame));
+      else this.categorical.set(f.name, f.categories ? createCategoricalFor(f.categories) : createCategorical());
     }
-    for (const o of plan.outputs) this.outputs.set(o.name, createSummary(o.edges, { alpha: SUMMARY_ALPHA }));
+    for (const o of plan.outputs) this.outputs.set(o.name, createSummary(o.edges, { alpha: SUMMARY_ALPHA }, o.frame));
     this.#columns = new SampleColumns(plan, this.numeric, this.categorical, this.outputs);
   }
 

@@ -5,9 +5,10 @@
  * bins come from the baseline's own sketch deciles (the two versions' reference
  * edges may differ, their sketches share one bucket mapping).
  */
-import type { DDSketch } from '../../protocol/ddsketch.js';
-import { summaryMoments, type FeatureSummary } from '../../protocol/feature-summary.js';
-import { jsDistance, ksFromSketches, psi, wassersteinFromSketches, type NumericFigures } from './metrics.js';
+import { rawMoments, standardise, type FeatureSummary, type Frame } from '../../protocol/feature-summary.js';
+import { jsDistance, psi, type NumericFigures } from './metrics.js';
+import { missingRates } from './missing-rate.js';
+import { stepCounts, stepDistances, stepPoints, stepQuantiles } from './step-distance.js';
 
 /**
  * P(D ≥ d) for the two-sample Kolmogorov–Smirnov statistic under H0, by the
@@ -31,36 +32,33 @@ export function ksPValue(d: number, n: number, m: number): number {
   return Math.min(Math.max(2 * sum, 0), 1);
 }
 
-/** Deciles of a sketch as bin edges (deduplicated), and the counts of a sketch over them. */
-function sketchEdges(s: DDSketch, bins = 10): number[] {
-  const qs = s.quantiles(Array.from({ length: bins - 1 }, (_, i) => (i + 1) / bins));
-  return qs.filter((e, i) => i === 0 || e > qs[i - 1]);
-}
-function sketchCounts(s: DDSketch, edges: readonly number[]): number[] {
-  const out: number[] = [];
-  let prev = 0;
-  // cdf(e) includes e's bucket; edges are bucket representatives of the baseline, the same buckets on both sides.
-  for (const e of edges) { const c = s.cdf(e) * s.count; out.push(Math.max(c - prev, 0)); prev = c; }
-  out.push(Math.max(s.count - prev, 0));
-  return out;
-}
-
-/** Every figure of `obs` against a baseline fleet summary (both merged telemetry). */
-export function compareSummaries(base: FeatureSummary, obs: FeatureSummary): NumericFigures {
-  const bm = summaryMoments(base);
+/**
+ * Every figure of `obs` against a baseline fleet summary (both merged
+ * telemetry), each with its own version's frame (feature-summary.ts Frame; the
+ * two references may fix different ones): both sketches are mapped back to the
+ * feature's units (x = centre + scale·z, exact enough: the sketch's coarseness
+ * is in z, not in x) and compared there. Bins are the baseline's deciles.
+ */
+export function compareSummaries(base: FeatureSummary, obs: FeatureSummary, baseFrame?: Frame, obsFrame?: Frame): NumericFigures {
+  const bm = rawMoments(base, baseFrame);
   const scale = bm.std > 0 ? bm.std : 1;
   const seen = obs.count + obs.nulls + obs.invalid;
-  const head = { kind: 'numeric' as const, n: obs.count, referenceN: base.count, scale, nullRate: seen ? obs.nulls / seen : 0, invalidRate: seen ? obs.invalid / seen : 0, method: 'sketch' as const };
+  const missing = missingRates(base.nulls + base.invalid, base.count + base.nulls + base.invalid, obs.nulls + obs.invalid, seen);
+  const head = { kind: 'numeric' as const, n: obs.count, referenceN: base.count, scale, nullRate: seen ? obs.nulls / seen : 0, invalidRate: seen ? obs.invalid / seen : 0, method: 'sketch' as const, missing };
   if (obs.count === 0 || base.count === 0) return { ...head, psi: null, js: null, ks: null, wasserstein: null, wassersteinNorm: null, meanShift: null, stdRatio: null };
-  const edges = sketchEdges(base.sketch);
-  const b = sketchCounts(base.sketch, edges);
-  const o = sketchCounts(obs.sketch, edges);
-  const w = wassersteinFromSketches(base.sketch, obs.sketch);
-  const om = summaryMoments(obs);
+  const raw = (f: Frame | undefined) => (f ? (z: number) => f.centre + f.scale * z : undefined);
+  const bp = stepPoints(base.sketch, standardise(baseFrame, base.min), standardise(baseFrame, base.max), raw(baseFrame));
+  const op = stepPoints(obs.sketch, standardise(obsFrame, obs.min), standardise(obsFrame, obs.max), raw(obsFrame));
+  const qs = stepQuantiles(bp, Array.from({ length: 9 }, (_, i) => (i + 1) / 10));
+  const edges = qs.filter((e, i) => i === 0 || e > qs[i - 1]);
+  const b = stepCounts(bp, edges);
+  const o = stepCounts(op, edges);
+  const d = stepDistances(bp, op);
+  const om = rawMoments(obs, obsFrame);
   return {
     ...head,
-    psi: psi(b, o), js: jsDistance(b, o), ks: ksFromSketches(base.sketch, obs.sketch),
-    wasserstein: w, wassersteinNorm: w / scale,
+    psi: psi(b, o), js: jsDistance(b, o), ks: d.ks,
+    wasserstein: d.w1, wassersteinNorm: d.w1 / scale,
     meanShift: (om.mean - bm.mean) / scale, stdRatio: bm.std > 0 ? om.std / bm.std : null,
   };
 }

@@ -17,7 +17,7 @@ export function formatDriftReport(r: DriftReport, o: { limit?: number } = {}): s
   const out: string[] = [];
   const t = r.thresholds;
   out.push(`drift ${r.name}@${r.version} (${r.bundleId.slice(0, 12)}…) from ${new Date(r.since).toISOString()} to ${new Date(Math.min(r.until, Date.now())).toISOString()}`);
-  out.push(`thresholds: PSI ≥ ${t.psi} or W1/σ ≥ ${t.wasserstein}, n ≥ ${t.minN}, family-wise α ${t.alpha}; previous version: ${r.previous ? `v${r.previous.version}` : 'none with telemetry'}`);
+  out.push(`thresholds: PSI ≥ ${t.psi} or W1/σ ≥ ${t.wasserstein} or missing rate ±${t.missing ?? 0.05}, n ≥ ${t.minN}, family-wise α ${t.alpha}; previous version: ${r.previous ? `v${r.previous.version}` : 'none with telemetry'}`);
   if (r.rings.length === 0) { out.push('no telemetry in this range'); return out.join('\n') + '\n'; }
   out.push(table(['RING', 'REQUESTS', 'SAMPLED', 'FAILURES', 'LATENCY p50/p95/p99 ms'], r.rings.map((g) => [
     g.ring, String(g.requests), String(g.sampled),
@@ -25,11 +25,11 @@ export function formatDriftReport(r: DriftReport, o: { limit?: number } = {}): s
     g.latencyMs ? `${f(g.latencyMs.p50, 2)} / ${f(g.latencyMs.p95, 2)} / ${f(g.latencyMs.p99, 2)}` : '-',
   ])).trimEnd());
   const rows = o.limit ? r.rows.slice(0, o.limit) : r.rows;
-  out.push(table(['VERDICT', 'RING', 'FEATURE', 'VS', 'N', 'PSI', 'W1/σ', 'KS', 'CHI2', 'P', 'SHIFT/σ', 'NULLS'], rows.map((x) => [
+  out.push(table(['VERDICT', 'RING', 'FEATURE', 'VS', 'N', 'PSI', 'W1/σ', 'KS', 'CHI2', 'P', 'SHIFT/σ', 'MISSING (BASELINE)'], rows.map((x) => [
     x.verdict === 'drift' ? 'DRIFT' : x.verdict === 'ok' ? 'ok' : 'n<min',
     x.ring, `${x.kind === 'output' ? 'out ' : ''}${x.feature}`, x.baseline === 'reference' ? 'reference' : `v${x.baselineVersion}`,
     String(x.n), f(x.psi), f(x.wassersteinNorm), f(x.ks), f(x.chi2, 1), p(x.pValue), f(x.meanShift, 2),
-    x.nullRate ? `${(x.nullRate * 100).toFixed(1)}%` : '0',
+    `${(x.missingRate * 100).toFixed(1)}% (${(x.baselineMissingRate * 100).toFixed(1)}%)`,
   ])).trimEnd());
   if (rows.length < r.rows.length) out.push(`… ${r.rows.length - rows.length} more rows (--json for all)`);
   const news = r.rows.filter((x) => x.newCategories.length).map((x) => `${x.ring} ${x.feature}: new categories ${x.newCategories.join(', ')}`);

@@ -13,10 +13,13 @@
  *   needs the shift to be statistically clear at a family-wise α: its KS (or,
  *   for categories, chi-squared) p-value must be below α/m, m the number of
  *   comparisons in the family (Bonferroni; conservative, never too lenient).
+ *   Each comparison makes two tests (the distribution, and the missing-value
+ *   rate, missing-rate.ts), so the per-test level is α / (2m): `perTestAlpha`,
+ *   which the report and the rollout gate both call.
  *
  * Both conditions together: a large effect that is also not noise.
  */
-import { judge, type Alarm, type CategoricalFigures, type NumericFigures, type Thresholds } from './metrics.js';
+import { DEFAULT_THRESHOLDS, judge, type Alarm, type CategoricalFigures, type NumericFigures, type Thresholds } from './metrics.js';
 
 export interface FamilyThresholds extends Thresholds { alpha: number }
 export type VerdictKind = 'drift' | 'ok' | 'insufficient-data';
@@ -27,14 +30,29 @@ export interface FamilyVerdict { verdict: VerdictKind; alarms: Alarm[]; pValue: 
 export function score(f: NumericFigures | CategoricalFigures, t: Thresholds): number {
   const a = f.psi !== null && t.psi > 0 ? f.psi / t.psi : 0;
   const b = f.kind === 'numeric' && f.wassersteinNorm !== null && t.wasserstein > 0 ? f.wassersteinNorm / t.wasserstein : 0;
-  return Math.max(a, b);
+  const missing = t.missing ?? DEFAULT_THRESHOLDS.missing;
+  const m = f.missing.seen >= t.minN && f.missing.referenceSeen >= t.minN && missing > 0 ? Math.abs(f.missing.rate - f.missing.referenceRate) / missing : 0;
+  return Math.max(a, b, m);
+}
+
+/** The level each test of a family of `comparisons` rows is held to (two tests a row; see above). */
+export function perTestAlpha(alpha: number, comparisons: number): number {
+  return alpha / (2 * Math.max(comparisons, 1));
 }
 
 export function judgeInFamily(f: NumericFigures | CategoricalFigures, pValue: number | null, t: FamilyThresholds, family: number): FamilyVerdict {
-  const v = judge(f, { psi: t.psi, wasserstein: t.wasserstein, minN: t.minN });
+  const v = judge(f, { psi: t.psi, wasserstein: t.wasserstein, minN: t.minN, missing: t.missing ?? DEFAULT_THRESHOLDS.missing });
   const s = score(f, t);
-  const significant = pValue !== null && pValue < t.alpha / Math.max(family, 1);
+  const level = perTestAlpha(t.alpha, family);
+  const distribution = pValue !== null && pValue < level;
+  const missing = f.missing.pValue !== null && f.missing.pValue < level;
+  const significant = distribution || missing;
+  // Each alarm needs its own test to be clear: an effect size alone is not drift.
+  const alarms = v.alarms.filter((a) => (a.metric === 'missingRate' ? missing : distribution));
   if (v.verdict === 'insufficient-data') return { verdict: v.verdict, alarms: [], pValue, significant, score: s, note: `n ${f.n} (baseline ${f.referenceN}) is below minN ${t.minN}` };
-  if (v.verdict === 'drift' && !significant) return { verdict: 'ok', alarms: [], pValue, significant, score: s, note: `effect past threshold but p ${pValue?.toExponential(2)} ≥ α/m = ${(t.alpha / family).toExponential(2)}: not distinguishable from noise yet` };
-  return { verdict: v.verdict, alarms: v.alarms, pValue, significant, score: s };
+  if (v.verdict === 'drift' && alarms.length === 0) {
+    const p = v.alarms.some((a) => a.metric !== 'missingRate') ? pValue : f.missing.pValue;
+    return { verdict: f.n < t.minN ? 'insufficient-data' : 'ok', alarms: [], pValue, significant, score: s, note: `effect past threshold but p ${p?.toExponential(2)} ≥ α/(2m) = ${level.toExponential(2)}: not distinguishable from noise yet` };
+  }
+  return { verdict: v.verdict, alarms, pValue, significant, score: s };
 }

@@ -21,7 +21,9 @@
  */
 import { DDSketch } from '../../protocol/ddsketch.js';
 import { protocolError } from '../../protocol/errors.js';
-import { assertSameEdges, summaryMoments, type CategoricalSummary, type FeatureSummary, type ReferenceProfile } from '../../protocol/feature-summary.js';
+import { assertSameEdges, frameOf, rawMoments, standardise, type CategoricalSummary, type FeatureSummary, type ReferenceProfile } from '../../protocol/feature-summary.js';
+import { missingRates, type MissingFigures } from './missing-rate.js';
+import { stepDistances, stepPoints } from './step-distance.js';
 
 /**
  * Proportions below this count as this in PSI, whose ln(p/q) is infinite at 0.
@@ -33,8 +35,9 @@ export const PSI_EPSILON = 1e-4;
 /** Points of the u grid for ∫|Q_ref(u) − Q_obs(u)| du (midpoint rule); error ≪ 1 % of σ for smooth quantile functions. */
 export const WASSERSTEIN_GRID = 1000;
 
-export const DEFAULT_THRESHOLDS = Object.freeze({ psi: 0.2, wasserstein: 0.1, minN: 500 });
-export type Thresholds = { psi: number; wasserstein: number; minN: number };
+/** `missing`: the least change of the missing-value rate (absolute, 0.05 = 5 points) that counts as drift. */
+export const DEFAULT_THRESHOLDS = Object.freeze({ psi: 0.2, wasserstein: 0.1, minN: 500, missing: 0.05 });
+export type Thresholds = { psi: number; wasserstein: number; minN: number; missing?: number };
 
 function bad(detail: string): never {
   throw protocolError('PROTO_ERR_INVALID_MESSAGE', detail);
@@ -99,56 +102,12 @@ function grid(m: number): number[] {
 }
 
 /**
- * Bucket representatives of a sketch in increasing order with their weights,
- * read from its wire form (same mapping as DDSketch: value(k) = 2·γ^k/(γ+1),
- * negative store mirrored, zero bucket at 0).
- */
-function sketchPoints(s: DDSketch): { xs: number[]; ws: number[] } {
-  const w = s.toJSON();
-  const gamma = (1 + w.a) / (1 - w.a);
-  const lg = Math.log(gamma);
-  const rep = (k: number) => (2 * Math.exp(k * lg)) / (gamma + 1);
-  const xs: number[] = [];
-  const ws: number[] = [];
-  const expand = (st: { o: number; c: number[] }) => {
-    const out: [number, number][] = [];
-    let k = st.o;
-    for (const c of st.c) { if (c < 0) k -= c; else { out.push([k, c]); k++; } }
-    return out;
-  };
-  if (w.n) for (const [k, c] of expand(w.n).reverse()) { xs.push(-rep(k)); ws.push(c); }
-  if (w.z > 0) { xs.push(0); ws.push(w.z); }
-  if (w.p) for (const [k, c] of expand(w.p)) { xs.push(rep(k)); ws.push(c); }
-  return { xs, ws };
-}
-
-/**
- * KS D between two sketches: the largest gap between their CDFs, each a step
- * function with point masses at its bucket representatives (as `cdf` defines
- * it, exact 0 below min and 1 from max on). One merge-walk over both bucket
- * lists visits every jump of either CDF, so this is the exact supremum of the
- * two step functions, in O(buckets) (it used to evaluate `cdf` at 400 quantile
- * points, each a full scan: ~15 ms per feature, too slow for a fleet report).
+ * KS D between two sketches (same units): the largest gap between their step
+ * CDFs (step-distance.ts), exact 0 below min and 1 from max on.
  */
 export function ksFromSketches(ref: DDSketch, obs: DDSketch): number {
   if (ref.count === 0 || obs.count === 0) bad('KS: a sketch is empty');
-  const a = sketchPoints(ref);
-  const b = sketchPoints(obs);
-  const cdf = (s: DDSketch, cum: number, x: number) => (x < s.min ? 0 : x >= s.max ? 1 : Math.min(cum / s.count, 1));
-  let i = 0;
-  let j = 0;
-  let ca = 0;
-  let cb = 0;
-  let d = 0;
-  while (i < a.xs.length || j < b.xs.length) {
-    const x = Math.min(i < a.xs.length ? a.xs[i] : Infinity, j < b.xs.length ? b.xs[j] : Infinity);
-    while (i < a.xs.length && a.xs[i] === x) ca += a.ws[i++];
-    while (j < b.xs.length && b.xs[j] === x) cb += b.ws[j++];
-    d = Math.max(d, Math.abs(cdf(ref, ca, x) - cdf(obs, cb, x)));
-  }
-  // The exact min/max clamps add jumps of their own.
-  for (const x of [ref.min, ref.max, obs.min, obs.max]) d = Math.max(d, Math.abs(ref.cdf(x) - obs.cdf(x)));
-  return d;
+  return stepDistances(stepPoints(ref, ref.min, ref.max), stepPoints(obs, obs.min, obs.max)).ks;
 }
 
 /**
@@ -229,10 +188,10 @@ export function wassersteinFromQuantiles(qa: readonly number[], qb: readonly num
   return s / qa.length;
 }
 
-export function wassersteinFromSketches(a: DDSketch, b: DDSketch, m = WASSERSTEIN_GRID): number {
+/** W1 between two sketches (same units): ∫|F_a − F_b| over their step CDFs (step-distance.ts, no quantile rule). */
+export function wassersteinFromSketches(a: DDSketch, b: DDSketch): number {
   if (a.count === 0 || b.count === 0) bad('Wasserstein: a sketch is empty');
-  const u = grid(m);
-  return wassersteinFromQuantiles(a.quantiles(u), b.quantiles(u));
+  return stepDistances(stepPoints(a, a.min, a.max), stepPoints(b, b.min, b.max)).w1;
 }
 
 // A fleet report compares the same (immutable) reference profile every evaluation: parse its sketch once.
@@ -263,31 +222,39 @@ export interface NumericFigures {
   invalidRate: number;
   /** Where KS and Wasserstein come from: both sketches, or the bins alone. */
   method: 'sketch' | 'bins';
+  /** Missing-value rates (null, NaN or not a finite number) and the two-proportion test between them (missing-rate.ts). */
+  missing: MissingFigures;
 }
 
 /**
  * Every figure for one numeric feature. Wasserstein uses the sketches when the
  * reference has one and the bins otherwise: both sides always use the same
- * method, so an estimator's bias does not itself look like drift.
+ * method, so an estimator's bias does not itself look like drift. With a frame
+ * (feature-summary.ts Frame) both sketches are in standardised units, where a
+ * sketch's accuracy does not depend on the feature's location or scale.
  */
 export function compareNumeric(ref: ReferenceProfile, obs: FeatureSummary): NumericFigures {
   assertSameEdges(ref.edges, obs.edges, 'compare with reference profile');
   const scale = ref.std > 0 ? ref.std : 1;
+  const frame = frameOf(ref);
   const seen = obs.count + obs.nulls + obs.invalid;
-  const base = { kind: 'numeric' as const, n: obs.count, referenceN: ref.count, scale, nullRate: seen ? obs.nulls / seen : 0, invalidRate: seen ? obs.invalid / seen : 0 };
+  const missing = missingRates(ref.invalid, ref.count + ref.invalid, obs.nulls + obs.invalid, seen);
+  const base = { kind: 'numeric' as const, n: obs.count, referenceN: ref.count, scale, nullRate: seen ? obs.nulls / seen : 0, invalidRate: seen ? obs.invalid / seen : 0, missing };
   const refSketch = ref.sketch ? referenceSketch(ref) : undefined;
   const method = refSketch ? ('sketch' as const) : ('bins' as const);
   if (obs.count === 0) return { ...base, psi: null, js: null, ks: null, wasserstein: null, wassersteinNorm: null, meanShift: null, stdRatio: null, method };
   let ks = ksFromBins(ref.counts, obs.bins);
   let w: number;
   if (refSketch) {
-    ks = Math.max(ks, ksFromSketches(refSketch, obs.sketch));
-    w = wassersteinFromSketches(refSketch, obs.sketch);
+    // The observed sketch's exact min/max are the summary's, in the sketch's units.
+    const d = stepDistances(stepPoints(refSketch, refSketch.min, refSketch.max), stepPoints(obs.sketch, standardise(frame, obs.min), standardise(frame, obs.max)));
+    ks = Math.max(ks, d.ks);
+    w = d.w1 * (frame?.scale ?? 1);
   } else {
     const u = grid(WASSERSTEIN_GRID);
     w = wassersteinFromQuantiles(binQuantiles(ref.edges, ref.counts, ref.min, ref.max, u), binQuantiles(obs.edges, obs.bins, obs.min, obs.max, u));
   }
-  const m = summaryMoments(obs);
+  const m = rawMoments(obs, frame);
   return {
     ...base,
     psi: psi(ref.counts, obs.bins),
@@ -314,23 +281,57 @@ export interface CategoricalFigures {
   nullRate: number;
   /** Categories the fleet sent that the reference never saw. */
   newCategories: string[];
+  missing: MissingFigures;
 }
 
-/** Figures for a categorical feature; "other" is one more category on both sides. */
+/** Expected observed count a pooled group of rare categories must reach (Cochran's rule, with margin). */
+export const MIN_EXPECTED = 10;
+
+/**
+ * Figures for a categorical feature. The baseline's categories are compared
+ * one by one; everything else (the baseline's "other" and every category it
+ * never saw) is one "other" category on both sides, whose new names are listed.
+ * Baseline categories too rare to expect MIN_EXPECTED observed values each are
+ * pooled, in name order, until a group does: with 1,000 equally likely
+ * categories and 1,000 values, single cells hold about one value each, the
+ * χ² approximation fails and PSI's noise floor, about (cells − 1)/n, would sit
+ * far above its threshold with no drift at all. Name order, not frequency
+ * order: pooling the categories the baseline happened to count least selects
+ * cells whose baseline counts are low by chance, and that bias alone made
+ * 2 % of windows with identical data alarm.
+ */
 export function compareCategorical(ref: CategoricalSummary, obs: CategoricalSummary): CategoricalFigures {
-  const keys = [...new Set([...Object.keys(ref.counts), ...Object.keys(obs.counts)])].sort();
-  const r = [...keys.map((k) => ref.counts[k] ?? 0), ref.other];
-  const o = [...keys.map((k) => obs.counts[k] ?? 0), obs.other];
-  const n = o.reduce((t, c) => t + c, 0);
-  const referenceN = r.reduce((t, c) => t + c, 0);
+  const keys = Object.keys(ref.counts).filter((k) => ref.counts[k] > 0).sort();
+  const newCategories = Object.keys(obs.counts).filter((k) => !(k in ref.counts) && obs.counts[k] > 0).sort();
+  let obsOther = obs.other;
+  for (const k of newCategories) obsOther += obs.counts[k];
+  let n = obsOther;
+  for (const k of keys) n += obs.counts[k] ?? 0;
+  let referenceN = ref.other;
+  for (const k of keys) referenceN += ref.counts[k];
   const seen = n + obs.nulls + obs.invalid;
-  const base = { kind: 'categorical' as const, n, referenceN, nullRate: seen ? obs.nulls / seen : 0, newCategories: keys.filter((k) => !(k in ref.counts) && (obs.counts[k] ?? 0) > 0) };
+  const missing = missingRates(ref.nulls + ref.invalid, referenceN + ref.nulls + ref.invalid, obs.nulls + obs.invalid, seen);
+  const base = { kind: 'categorical' as const, n, referenceN, nullRate: seen ? obs.nulls / seen : 0, newCategories, missing };
   if (n === 0 || referenceN === 0) return { ...base, psi: null, js: null, chi2: null, dof: null, pValue: null };
+  const r: number[] = [];
+  const o: number[] = [];
+  let gr = 0;
+  let go = 0;
+  for (const k of keys) {
+    gr += ref.counts[k];
+    go += obs.counts[k] ?? 0;
+    if ((gr / referenceN) * n >= MIN_EXPECTED) { r.push(gr); o.push(go); gr = 0; go = 0; }
+  }
+  if (gr > 0 || go > 0) {
+    if (r.length) { r[r.length - 1] += gr; o[o.length - 1] += go; } else { r.push(gr); o.push(go); }
+  }
+  r.push(ref.other);
+  o.push(obsOther);
   const t = chiSquaredHomogeneity(r, o);
   return { ...base, psi: psi(r, o), js: jsDistance(r, o), chi2: t.stat, dof: t.dof, pValue: t.pValue };
 }
 
-export interface Alarm { metric: 'psi' | 'wassersteinNorm'; value: number; threshold: number }
+export interface Alarm { metric: 'psi' | 'wassersteinNorm' | 'missingRate'; value: number; threshold: number }
 export interface Verdict<F extends NumericFigures | CategoricalFigures = NumericFigures | CategoricalFigures> {
   verdict: 'drift' | 'ok' | 'insufficient-data';
   /** The observed n the verdict rests on, and the minimum it needed. */
@@ -352,7 +353,12 @@ export function judge<F extends NumericFigures | CategoricalFigures>(figures: F,
     if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v)) throw protocolError('PROTO_ERR_INVALID_OPTION', `drift threshold ${k} must be a non-negative number, got ${String(v)}`);
   }
   const out = { n: figures.n, referenceN: figures.referenceN, minN: t.minN, thresholds: t, figures, alarms: [] as Alarm[] };
-  if (figures.n < t.minN || figures.referenceN < t.minN) return { ...out, verdict: 'insufficient-data' };
+  // The missing rate rests on every value seen, finite or not: a dead sensor has n = 0 but plenty seen.
+  const mf = figures.missing;
+  const missing = t.missing ?? DEFAULT_THRESHOLDS.missing;
+  const dm = Math.abs(mf.rate - mf.referenceRate);
+  if (mf.seen >= t.minN && mf.referenceSeen >= t.minN && dm >= missing) out.alarms.push({ metric: 'missingRate', value: dm, threshold: missing });
+  if (figures.n < t.minN || figures.referenceN < t.minN) return { ...out, verdict: out.alarms.length ? 'drift' : 'insufficient-data' };
   if (figures.psi !== null && figures.psi >= t.psi) out.alarms.push({ metric: 'psi', value: figures.psi, threshold: t.psi });
   if (figures.kind === 'numeric' && figures.wassersteinNorm !== null && figures.wassersteinNorm >= t.wasserstein) {
     out.alarms.push({ metric: 'wassersteinNorm', value: figures.wassersteinNorm, threshold: t.wasserstein });

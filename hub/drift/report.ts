@@ -34,8 +34,14 @@ export interface DriftRow {
   chi2: number | null;
   pValue: number | null;
   nullRate: number;
+  /** Missing-value rate (null, NaN, not finite) observed and in the baseline; its test's p-value. */
+  missingRate: number;
+  baselineMissingRate: number;
+  missingPValue: number | null;
   newCategories: string[];
   verdict: VerdictKind;
+  /** A test of this row passed the family's per-test α (judge-family.ts perTestAlpha); the rollout gate reads this. */
+  significant: boolean;
   alarms: Alarm[];
   score: number;
   note?: string;
@@ -110,25 +116,29 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
   const plan = d.planOf?.(bundle) ?? compilePlan(bundle.id, bundle.manifest);
   const cells = load(d, bundle.id, q.ring, q.since, q.until);
   const older = d.versionsOf(bundle.name).filter((b) => b.version < bundle.version).sort((a, b) => b.version - a.version);
-  let previous: { ref: BundleRef; cells: Map<string, Cell> } | null = null;
+  let previous: { ref: BundleRef; cells: Map<string, Cell>; plan: TelemetryPlan } | null = null;
   for (const b of older) {
     const c = load(d, b.id, undefined, q.since, q.until);
-    if (c.size) { previous = { ref: b, cells: mergeRings(c) }; break; }
+    if (c.size) { previous = { ref: b, cells: mergeRings(c), plan: d.planOf?.(b) ?? compilePlan(b.id, b.manifest) }; break; }
   }
+  // Each version's summaries are in its own reference's frame.
+  const frameIn = (p: TelemetryPlan | undefined, kind: DriftRow['kind'], name: string) =>
+    (kind === 'input' ? p?.features.find((f) => f.name === name)?.frame : p?.outputs.find((o) => o.name === name)?.frame);
   const rows: DriftRow[] = [];
   const rings: RingSummary[] = [];
   for (const [ring, m] of [...cells].sort((a, b) => a[0].localeCompare(b[0]))) {
     const meta = m.get('meta');
     const ms: Meta | undefined = meta?.kind === 'meta' ? meta.s : undefined;
     rings.push({ ring, requests: ms?.requests ?? 0, sampled: ms?.sampled ?? 0, reports: ms?.reports ?? 0, failures: ms?.failures ?? {}, latencyMs: latency(m.get('latency')) });
-    type Pending = Omit<DriftRow, 'verdict' | 'alarms' | 'score' | 'note'> & { figures: NumericFigures | CategoricalFigures };
+    type Pending = Omit<DriftRow, 'verdict' | 'alarms' | 'score' | 'note' | 'significant'> & { figures: NumericFigures | CategoricalFigures };
     const vsRef: Pending[] = [];
     const vsPrev: Pending[] = [];
     const base = (feature: string, kind: DriftRow['kind'], type: DriftRow['type'], baseline: DriftRow['baseline'], f: NumericFigures | CategoricalFigures, pValue: number | null): Pending => ({
       ring, feature, kind, type, baseline, baselineVersion: baseline === 'reference' ? bundle.version : previous!.ref.version,
       n: f.n, baselineN: f.referenceN, psi: f.psi, js: f.js,
       ks: f.kind === 'numeric' ? f.ks : null, wassersteinNorm: f.kind === 'numeric' ? f.wassersteinNorm : null, meanShift: f.kind === 'numeric' ? f.meanShift : null,
-      chi2: f.kind === 'categorical' ? f.chi2 : null, pValue, nullRate: f.nullRate, newCategories: f.kind === 'categorical' ? f.newCategories : [], figures: f,
+      chi2: f.kind === 'categorical' ? f.chi2 : null, pValue, nullRate: f.nullRate,
+      missingRate: f.missing.rate, baselineMissingRate: f.missing.referenceRate, missingPValue: f.missing.pValue, newCategories: f.kind === 'categorical' ? f.newCategories : [], figures: f,
     });
     const numericRow = (name: string, kind: DriftRow['kind'], obs: FeatureSummary, ref: Parameters<typeof compareNumeric>[0] | undefined) => {
       if (ref && ref.edges.length === obs.edges.length) {
@@ -137,7 +147,7 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
       }
       const p = num(previous?.cells.get(`${kind === 'input' ? 'f' : 'o'}:${name}`));
       if (p) {
-        const f = compareSummaries(p, obs);
+        const f = compareSummaries(p, obs, frameIn(previous?.plan, kind, name), frameIn(plan, kind, name));
         vsPrev.push(base(name, kind, 'numeric', 'previous', f, f.ks === null ? null : ksPValue(f.ks, f.n, f.referenceN)));
       }
     };
@@ -154,6 +164,9 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
           const r = createCategorical(1024);
           Object.assign(r.counts, ref.categories.counts);
           r.other = ref.categories.other;
+          // The reference's missing values, for the missing-rate test.
+          r.nulls = ref.categories.nulls;
+          r.invalid = ref.categories.invalid;
           const fig = compareCategorical(r, obs);
           vsRef.push(base(f.name, 'input', 'categorical', 'reference', fig, fig.pValue));
         }
@@ -169,7 +182,7 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
       for (const p of family) {
         const { figures, ...row } = p;
         const v = judgeInFamily(figures, p.pValue, t, family.length);
-        rows.push({ ...row, verdict: v.verdict, alarms: v.alarms, score: v.score, ...(v.note ? { note: v.note } : {}) });
+        rows.push({ ...row, verdict: v.verdict, alarms: v.alarms, score: v.score, significant: v.significant, ...(v.note ? { note: v.note } : {}) });
       }
     }
   }
@@ -180,4 +193,18 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
     previous: previous ? { bundleId: previous.ref.id, version: previous.ref.version } : null,
     rings, rows, drift: rows.some((r) => r.verdict === 'drift'),
   };
+}
+
+/**
+ * The rollout drift gate's reading of a report: the worst score among rows
+ * that are clear (drift, or a test passed at the report's own per-test α; the
+ * gate once divided α by the rows it could judge instead, a second definition
+ * that was more lenient whenever some rows lacked data); 0 when rows could be
+ * judged and none is clear; null when none could be judged.
+ */
+export function driftReading(r: DriftReport): { value: number | null; n: number; feature?: string } {
+  const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
+  if (judged.length === 0) return { value: null, n: r.rows.reduce((m, x) => Math.max(m, x.n), 0) };
+  const worst = judged.filter((x) => x.verdict === 'drift' || x.significant).sort((a, b) => b.score - a.score)[0];
+  return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
 }

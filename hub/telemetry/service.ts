@@ -10,9 +10,10 @@
 import type { Logger } from 'pino';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
-import { computeDriftReport, type BundleRef, type DriftReport } from '../drift/report.js';
+import { computeDriftReport, driftReading, type BundleRef, type DriftReport } from '../drift/report.js';
 import { DriftMonitor } from '../drift/monitor.js';
 import type { FamilyThresholds } from '../drift/judge-family.js';
+import { DEFAULT_THRESHOLDS } from '../drift/metrics.js';
 import { hubError } from '../errors.js';
 import type { DriftReader, DriftReading } from '../rollouts/gate-inputs.js';
 import type { HubStore } from '../store.js';
@@ -158,7 +159,7 @@ export class TelemetryService {
     const o = this.options;
     const ref = (bundle.manifest.reference as { thresholds?: Partial<FamilyThresholds> } | undefined)?.thresholds ?? {};
     const pick = (k: keyof FamilyThresholds, def: number) => over[k] ?? (typeof ref[k] === 'number' ? ref[k] : def);
-    return { psi: pick('psi', o.psi), wasserstein: pick('wasserstein', o.wasserstein), minN: pick('minN', o.minN), alpha: pick('alpha', o.alpha) };
+    return { psi: pick('psi', o.psi), wasserstein: pick('wasserstein', o.wasserstein), minN: pick('minN', o.minN), alpha: pick('alpha', o.alpha), missing: pick('missing', DEFAULT_THRESHOLDS.missing) };
   }
 
   report(q: ReportQuery): DriftReport {
@@ -193,14 +194,7 @@ export class TelemetryService {
   };
 
   #reading(bundleId: string, ring: string, sinceMs: number): DriftReading {
-    {
-      if (!this.#store.getBundle(bundleId)) return { value: null, n: 0 };
-      const r = this.report({ bundleId, ring, since: sinceMs });
-      const judged = r.rows.filter((x) => x.verdict !== 'insufficient-data');
-      if (judged.length === 0) return { value: null, n: r.rows.reduce((m, x) => Math.max(m, x.n), 0) };
-      const clear = judged.filter((x) => x.verdict === 'drift' || (x.pValue !== null && x.pValue < r.thresholds.alpha / judged.length));
-      const worst = clear.sort((a, b) => b.score - a.score)[0];
-      return worst ? { value: worst.score, n: worst.n, feature: worst.feature } : { value: 0, n: Math.min(...judged.map((x) => x.n)) };
-    }
+    if (!this.#store.getBundle(bundleId)) return { value: null, n: 0 };
+    return driftReading(this.report({ bundleId, ring, since: sinceMs }));
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  SUMMARY_ALPHA, binIndex, categoricalFromWire, categoricalToWire, createCategorical, createSummary, fromWire, mergeCategorical,
-  mergeSummaries, observe, observeCategory, parseReferenceProfile, referenceProfile, summaryMoments, toWire, type FeatureSummary,
+  SUMMARY_ALPHA, binIndex, categoricalFromWire, categoricalToWire, createCategorical, createCategoricalFor, createSummary, frameOf, fromWire, mergeCategorical,
+  mergeSummaries, observe, observeCategory, parseReferenceProfile, rawMoments, referenceProfile, summaryMoments, toWire, type FeatureSummary,
 } from '../../protocol/feature-summary.js';
 import { prng, normal } from '../helpers/random.js';
 
@@ -218,5 +218,43 @@ describe('categorical summaries', () => {
     expect(() => categoricalFromWire({ ...w, other: 'many' })).toThrow(code('PROTO_ERR_INVALID_MESSAGE'));
     expect(() => categoricalFromWire({ ...w, counts: { a: 1, b: 1, c: 1 } }, 2)).toThrow(code('PROTO_ERR_INVALID_MESSAGE'));
     expect(() => categoricalFromWire({ ...w, counts: { ['y'.repeat(129)]: 1 } })).toThrow(code('PROTO_ERR_INVALID_MESSAGE'));
+  });
+});
+
+describe('field values', () => {
+  it('a legal double above 1.3·10¹⁵⁴ keeps every moment finite and the summary valid on the wire; min, max and bins stay exact', () => {
+    for (const frame of [undefined, { centre: 1e6, scale: 2 }]) {
+      const s = createSummary([0, 1], {}, frame);
+      for (const x of [0.5, 1e300, -Number.MAX_VALUE, Number.MAX_VALUE, 2e154]) observe(s, x);
+      expect(Number.isFinite(s.sum) && Number.isFinite(s.sumSq)).toBe(true);
+      expect([s.min, s.max]).toEqual([-Number.MAX_VALUE, Number.MAX_VALUE]);
+      expect(s.bins).toEqual([1, 1, 3]);
+      const back = fromWire(JSON.parse(JSON.stringify(toWire(s))), [0, 1], frame);
+      expect(back.count).toBe(5);
+    }
+  });
+
+  it('a standardised summary sketches (x − centre)/scale, and its moments map back to the feature\'s units', () => {
+    const frame = { centre: 1e6, scale: 1e-3 };
+    const s = createSummary([], {}, frame);
+    for (const x of [1e6 - 1e-3, 1e6, 1e6 + 1e-3, 1e6 + 2e-3]) observe(s, x);
+    expect(s.sketch.min).toBeCloseTo(-1, 6);
+    expect(s.sketch.max).toBeCloseTo(2, 6);
+    const m = rawMoments(s, frame);
+    expect(m.mean).toBeCloseTo(1e6 + 0.5e-3, 9);
+    expect(m.std).toBeCloseTo(Math.sqrt(1.25) * 1e-3, 9);
+    expect(frameOf(referenceProfile([1, 2, 3, 4, 5], 2))).toEqual({ centre: 3, scale: 2 / 1.349 });
+    expect(frameOf(referenceProfile([1, 2, 3, 4, 5], 2, { frame: false }))).toBeUndefined();
+  });
+
+  it('counts against the reference\'s categories: all 1,000 by name whatever the order, new ones by name while slots last, the rest as other', () => {
+    const known = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+    const s = createCategoricalFor(known);
+    for (let i = 0; i < 30; i++) observeCategory(s, `new${i}`);
+    for (const k of [...known].reverse()) observeCategory(s, k);
+    expect(known.every((k) => s.counts[k] === 1)).toBe(true);
+    // 1,024 names at most: 24 new ones get a slot, 6 count as other.
+    expect(Object.keys(s.counts).filter((k) => k.startsWith('new'))).toHaveLength(24);
+    expect(s.other).toBe(6);
   });
 });

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DDSketch } from '../../protocol/ddsketch.js';
-import { createSummary, observe } from '../../protocol/feature-summary.js';
+import { createSummary, frameOf, observe, referenceProfile } from '../../protocol/feature-summary.js';
 import { compareSummaries, ksPValue } from '../../hub/drift/compare.js';
 import { judgeInFamily } from '../../hub/drift/judge-family.js';
 import { ksFromSketches, type NumericFigures } from '../../hub/drift/metrics.js';
@@ -84,8 +84,30 @@ describe('comparing two fleet summaries (a ring against the previous version)', 
   });
 });
 
+describe('a ring against the previous version, each in its own frame', () => {
+  it('compares offset features sketched in two different frames in the feature\'s units: no drift reads as none, 0.5σ as 0.5σ', () => {
+    const n = normal(prng(44));
+    // Version 1's reference put the frame at 10⁶ with scale 1, version 2's at 10⁶ + 3 with scale 2.
+    const f1 = frameOf(referenceProfile(Array.from({ length: 5000 }, () => 1e6 + n()), 10))!;
+    const f2 = frameOf(referenceProfile(Array.from({ length: 5000 }, () => 1e6 + 3 + 2 * n()), 10))!;
+    const base = createSummary([], {}, f1);
+    const same = createSummary([], {}, f2);
+    const moved = createSummary([], {}, f2);
+    for (let i = 0; i < 20_000; i++) { observe(base, 1e6 + n()); observe(same, 1e6 + n()); observe(moved, 1e6 + 0.5 + n()); }
+    const a = compareSummaries(base, same, f1, f2);
+    // The two frames' buckets do not line up: KS can read up to about one bucket's mass high (α·|z| wide; here
+    // z ≈ −1.5 in version 2's frame, so about 0.035); sampling noise alone is about 0.01 at these n.
+    expect(a.ks!).toBeLessThan(0.05);
+    expect(a.wassersteinNorm!).toBeLessThan(0.05);
+    expect(Math.abs(a.meanShift!)).toBeLessThan(0.05);
+    const b = compareSummaries(base, moved, f1, f2);
+    expect(Math.abs(b.wassersteinNorm! - 0.5)).toBeLessThan(0.05);
+    expect(Math.abs(b.ks! - 0.1974)).toBeLessThan(0.03);
+  });
+});
+
 describe('the family alarm rule', () => {
-  const fig = (o: Partial<NumericFigures>): NumericFigures => ({ kind: 'numeric', n: 1000, referenceN: 5000, psi: 0.01, js: 0, ks: 0, wasserstein: 0, wassersteinNorm: 0.01, scale: 1, meanShift: 0, stdRatio: 1, nullRate: 0, invalidRate: 0, method: 'sketch', ...o });
+  const fig = (o: Partial<NumericFigures>): NumericFigures => ({ kind: 'numeric', n: 1000, referenceN: 5000, psi: 0.01, js: 0, ks: 0, wasserstein: 0, wassersteinNorm: 0.01, scale: 1, meanShift: 0, stdRatio: 1, nullRate: 0, invalidRate: 0, method: 'sketch', missing: { rate: 0, referenceRate: 0, seen: 1000, referenceSeen: 5000, pValue: 1 }, ...o });
   const t = { psi: 0.2, wasserstein: 0.1, minN: 500, alpha: 0.001 };
 
   it('alarms on a large effect that is also significant after Bonferroni', () => {
@@ -95,11 +117,11 @@ describe('the family alarm rule', () => {
   });
 
   it('does not alarm on a large effect that is noise once 20 features are tested (p ≥ α/m)', () => {
-    // p = 1e-4 would pass for one feature (α = 0.001) but not for 20 (α/m = 5e-5).
+    // p = 1e-4 would pass for one feature (α/(2m) = 5e-4) but not for 20 (α/(2m) = 2.5e-5).
     expect(judgeInFamily(fig({ wassersteinNorm: 0.12 }), 1e-4, t, 1).verdict).toBe('drift');
     const v = judgeInFamily(fig({ wassersteinNorm: 0.12 }), 1e-4, t, 20);
     expect(v.verdict).toBe('ok');
-    expect(v.note).toMatch(/α\/m/);
+    expect(v.note).toMatch(/α\/\(2m\)/);
   });
 
   it('does not alarm on a tiny effect however significant (huge n), nor on a tiny sample', () => {

@@ -1,0 +1,114 @@
+/**
+ * The real drift path, end to end, for the drift-calibration benchmark and the
+ * field-drift tests: a reference profile built as `bundle build --reference`
+ * builds it (bundles/reference.ts), the agent's TelemetryCollector summarising
+ * each window's values, its binary report bytes, the hub's TelemetryIngest
+ * merging them into a TelemetryStore on a real SQLite file, and the drift
+ * report (hub/drift/report.ts) over that window. Nothing is faked but the MQTT
+ * hop (a recorder takes the bytes the collector would publish) and the clock.
+ *
+ * Every feature is its own rank-1 input (`[batch]`): numeric features float64
+ * (so offsets of 10⁶ keep their digits), categorical ones strings.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { BrokerClient } from '../agent/broker-client.js';
+import type { TensorData } from '../agent/runtime.js';
+import { TelemetryCollector } from '../agent/telemetry/collector.js';
+import { computeDriftReport, type DriftReport } from '../hub/drift/report.js';
+import type { FamilyThresholds } from '../hub/drift/judge-family.js';
+import { TelemetryIngest } from '../hub/telemetry/ingest.js';
+import { TELEMETRY_DEFAULTS } from '../hub/telemetry/options.js';
+import { TelemetryStore } from '../hub/telemetry/telemetry-store.js';
+import { categoricalToWire, createCategorical, observeCategory, referenceProfile } from '../protocol/feature-summary.js';
+import type { Manifest } from '../protocol/manifest.js';
+import { parseReference } from '../protocol/telemetry.js';
+
+export interface PathFeature { name: string; kind: 'numeric' | 'categorical' }
+
+const WINDOW_MS = 60_000;
+const THRESHOLDS: FamilyThresholds = { psi: 0.2, wasserstein: 0.1, minN: 500, alpha: 0.001 };
+
+export class DriftPath {
+  readonly bundleId: string;
+  readonly manifest: Manifest;
+  readonly #db: Database.Database;
+  readonly #store: TelemetryStore;
+  readonly #ingest: TelemetryIngest;
+  #t = Date.UTC(2026, 0, 1);
+  #seq = 0;
+  /** Bytes of the last window's report(s). */
+  lastBytes = 0;
+
+  /**
+   * `reference`: the reference rows per feature (null/NaN are missing values).
+   * `frames: false` builds the profiles as bundles built before frames were (raw sketches).
+   */
+  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, o: { frames?: boolean; bundleId?: string } = {}) {
+    const bundleId = o.bundleId ?? 'd'.repeat(64);
+    this.bundleId = bundleId;
+    const rows = reference[features[0].name].length;
+    const ref = parseReference(JSON.parse(JSON.stringify({
+      type: 'fleetcast.reference/v1', rows, bins: 10, outputs: [],
+      features: features.map((f) => {
+        if (f.kind === 'numeric') return { name: f.name, input: f.name, index: 0, kind: 'numeric', profile: referenceProfile(reference[f.name], 10, { frame: o.frames ?? true }) };
+        const c = createCategorical(1024);
+        for (const v of reference[f.name]) observeCategory(c, v);
+        return { name: f.name, input: f.name, index: 0, kind: 'categorical', categories: categoricalToWire(c) };
+      }),
+    })));
+    this.manifest = {
+      inputs: features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'float64' : 'string', shape: ['batch'] })),
+      outputs: [],
+      reference: ref,
+    } as unknown as Manifest;
+    this.#db = new Database(join(dir, `drift-path-${process.pid}-${Math.random().toString(36).slice(2)}.db`));
+    this.#db.pragma('journal_mode = WAL');
+    this.#store = new TelemetryStore(this.#db);
+    this.#ingest = new TelemetryIngest({
+      store: this.#store, options: { ...TELEMETRY_DEFAULTS, bucketMs: WINDOW_MS }, now: () => this.#t + WINDOW_MS, logger: pino({ level: 'silent' }),
+      manifest: (id) => (id === this.bundleId ? this.manifest : undefined), ringOf: () => 'default',
+    });
+  }
+
+  /**
+   * One window of one device: the collector summarises `values` (one array per
+   * feature, all the same length; every value sampled), its report bytes go
+   * through the hub's ingest, and the drift report of that window comes back.
+   */
+  async window(values: Record<string, readonly unknown[]>, thresholds: Partial<FamilyThresholds> = {}): Promise<DriftReport> {
+    const from = this.#t;
+    const sent: Buffer[] = [];
+    const client = { connected: true, publish: async (_t: string, p: Buffer) => { sent.push(p); } } as unknown as BrokerClient;
+    let now = from;
+    const c = new TelemetryCollector({ deviceId: 'dev-field', client, options: { sampleRate: 1, windowMs: WINDOW_MS }, now: () => now, seqBase: this.#seq });
+    const feeds: Record<string, TensorData> = {};
+    for (const inp of this.manifest.inputs) {
+      const v = values[inp.name];
+      feeds[inp.name] = inp.type === 'float64'
+        ? { type: 'float64', dims: [v.length], data: Float64Array.from(v, (x) => (typeof x === 'number' ? x : Number.NaN)) }
+        : { type: 'string', dims: [v.length], data: v as string[] };
+    }
+    c.observe({ bundleId: this.bundleId, manifest: this.manifest }, feeds, null, 1);
+    now = from + WINDOW_MS - 1;
+    await c.flush();
+    this.#seq += 1000;
+    this.lastBytes = 0;
+    for (const b of sent) {
+      this.lastBytes += b.length;
+      this.#ingest.handleDecoded(this.#ingest.decode(b));
+    }
+    const report = computeDriftReport({
+      telemetry: this.#store, fineMs: WINDOW_MS, flush: () => this.#ingest.flush(),
+      versionsOf: () => [{ id: this.bundleId, name: 'field', version: 1, manifest: this.manifest }],
+    }, { bundle: { id: this.bundleId, name: 'field', version: 1, manifest: this.manifest }, since: from, until: from + WINDOW_MS, thresholds: { ...THRESHOLDS, ...thresholds } });
+    this.#t += WINDOW_MS;
+    return report;
+  }
+
+  close(): void {
+    this.#ingest.close();
+    this.#db.close();
+  }
+}
