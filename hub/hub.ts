@@ -11,7 +11,7 @@ import { isFleetcastError } from '../protocol/errors.js';
 import { readKeyFile } from '../signing/keys.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
 import type { KeyPair } from '../signing/ed25519.js';
-import { buildApi } from './api.js';
+import { buildApi, routeTable, type RouteAccess } from './api.js';
 import { Assigner } from './assignments.js';
 import { startBroker, type EmbeddedBroker } from './broker.js';
 import { hubError } from './errors.js';
@@ -61,6 +61,8 @@ export interface Hub {
   readonly telemetry: TelemetryService;
   /** Operator debug raw sampling per device (issue #5). */
   readonly debug: DebugControl;
+  /** Every API route with the access its registration declared (hub/auth/guard.ts). */
+  routes(): RouteAccess[];
   close(): Promise<void>;
 }
 
@@ -211,6 +213,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     let closing: Promise<void> | undefined;
     return {
       httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug,
+      routes: () => routeTable(api),
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;
