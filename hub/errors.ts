@@ -18,6 +18,7 @@ export const HUB_ERRORS = {
   HUB_ERR_DEVICE_MISMATCH: { message: 'A device message names a different deviceId than the topic it was published on; a device may only speak under fc/v1/dev/<its own id>/', status: 400 },
   HUB_ERR_BAD_MESSAGE: { message: 'An MQTT message on a fleetcast topic could not be handled; fix the sender to publish the documented message for that topic', status: 400 },
   HUB_ERR_CHUNK_OUT_OF_RANGE: { message: 'A chunk request asked for a chunk index the bundle does not have; request indices below the manifest\'s chunk count', status: 400 },
+  HUB_ERR_BUNDLE_NOT_ASSIGNED: { message: 'A device asked for chunks of a bundle the hub has not assigned it (nor assigned it before, to roll back to); nothing was sent. Deploy the bundle to the device, or find out why it asks (a misconfigured or compromised device)', status: 403 },
   HUB_ERR_BROKER_UNREACHABLE: { message: 'The hub could not connect to the MQTT broker; check --broker (or the embedded broker\'s port) and that the broker is running', status: 503 },
   HUB_ERR_STORE: { message: 'The hub\'s data folder could not be read or written (hub.db or blobs/); check free space, permissions and that no other hub uses the same --data', status: 500 },
   HUB_ERR_LISTEN: { message: 'The hub could not listen on a port (HTTP API or embedded broker); choose another --http-port / --mqtt-port or stop the process that uses it', status: 500 },

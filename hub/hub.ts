@@ -19,6 +19,7 @@ import { connectLink, type MqttLink } from './mqtt-link.js';
 import { parseHubOptions, type HubOptions } from './options.js';
 import { HubStore } from './store.js';
 import { ChunkServer } from './transfer.js';
+import { BundleGrants } from './transfer-grants.js';
 import { installGuard } from './auth/guard.js';
 import { registerTokenRoutes } from './auth/routes.js';
 import { TokenStore } from './auth/tokens.js';
@@ -120,12 +121,15 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       if (!link) return Promise.reject(hubError('HUB_ERR_BROKER_UNREACHABLE', 'not connected yet'));
       return link.publish(topic, payload, { qos: 1, retain });
     };
+    // A device is sent only the chunks of bundles it is (or was just before) assigned.
+    const grants = new BundleGrants(store.sqlite, store);
     const transfer = new ChunkServer({
       quietMs: options.chunkQuietMs,
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
       lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
+      mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),
       publish: (t, p) => publish(t, p, false),
       logger,
       now,
@@ -160,7 +164,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const assigner = new Assigner({
       store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true),
-      onAssigning: (bundleId, deviceIds) => transfer.expect(bundleId, deviceIds),
+      onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
     stops.push(() => assigner.close());
     // An embedded broker forgot its retained messages when it stopped; give every device its
