@@ -29,7 +29,7 @@ export const HUB_ERRORS = {
   HUB_ERR_ROLLOUT_ACTIVE: { message: 'Another rollout of this model is still running or paused; wait for it, abort it, or start with --supersede to replace it (recorded as a decision)', status: 409 },
   HUB_ERR_UNKNOWN_ROLLOUT: { message: 'No rollout has this id; list them with `fleetcast rollout status`', status: 404 },
   HUB_ERR_ROLLOUT_STATE: { message: 'The rollout is not in a state that allows this action (e.g. resume of a running rollout, promote of a finished one); check `fleetcast rollout status ID`', status: 409 },
-  HUB_ERR_UNAUTHENTICATED: { message: 'The request has no valid bearer token; pass --token or set FLEETCAST_TOKEN (the first admin token is in the hub data folder, file admin.token)', status: 401 },
+  HUB_ERR_UNAUTHENTICATED: { message: 'The request has no valid bearer token; set FLEETCAST_TOKEN_FILE (or FLEETCAST_TOKEN) for the CLI (the first admin token is in the hub data folder, file admin.token)', status: 401 },
   HUB_ERR_FORBIDDEN: { message: 'The token is valid but its role may not do this; admin manages tokens and keys, operator publishes and runs rollouts, auditor only reads', status: 403 },
   HUB_ERR_ROUTE_ACCESS: { message: 'An API route was registered without a valid config.access (public, auditor, operator or admin); the hub refuses to start rather than guess who may call it. Declare the access on the route', status: 500 },
   HUB_ERR_BAD_TELEMETRY: { message: 'A telemetry report does not fit the bundle it names (unknown feature, wrong kind, bins not over the reference edges, or inconsistent counts); the report was dropped: update the agent or rebuild the bundle reference', status: 400 },
