@@ -30,6 +30,8 @@ export interface ApiDeps {
   now: () => number;
   /** Live numbers for GET /v1/health. */
   health(): Omit<S.HealthBody, 'bundles' | 'devices'>;
+  /** PEM certificate and key: serve HTTPS instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
   /** Issue #5: devices in debug raw sampling now, shown in the device listing (hub/debug/). */
   debugOf?(): ReadonlyMap<string, { rowsPerWindow: number; until: number }>;
 }
@@ -106,6 +108,8 @@ export function buildApi(deps: ApiDeps) {
     bodyLimit: options.maxJsonBytes,
     // Refuse unknown keys and wrong types instead of silently dropping or coercing them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    // The same app over node:https: typed as the plain HTTP instance, which is all the routes and the hub use.
+    ...(deps.tls ? ({ https: { cert: deps.tls.cert, key: deps.tls.key } } as object) : {}),
   });
   const routes: RouteOptions[] = [];
   // Every route says who may call it (hub/auth/guard.ts); one that does not stops the hub here, at start-up.

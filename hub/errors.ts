@@ -21,7 +21,7 @@ export const HUB_ERRORS = {
   HUB_ERR_BUNDLE_NOT_ASSIGNED: { message: 'A device asked for chunks of a bundle the hub has not assigned it (nor assigned it before, to roll back to); nothing was sent. Deploy the bundle to the device, or find out why it asks (a misconfigured or compromised device)', status: 403 },
   HUB_ERR_BROKER_UNREACHABLE: { message: 'The hub could not connect to the MQTT broker; check --broker (or the embedded broker\'s port) and that the broker is running', status: 503 },
   HUB_ERR_STORE: { message: 'The hub\'s data folder could not be read or written (hub.db or blobs/); check free space, permissions and that no other hub uses the same --data', status: 500 },
-  HUB_ERR_LISTEN: { message: 'The hub could not listen on a port (HTTP API or embedded broker); choose another --http-port / --mqtt-port or stop the process that uses it', status: 500 },
+  HUB_ERR_LISTEN: { message: 'The hub could not listen on a port (HTTP API or embedded broker); choose another --http-port / --mqtt-port or stop the process that uses it; with TLS, give both the certificate and the key as readable PEM files', status: 500 },
   HUB_ERR_KEYS: { message: 'The hub could not load its keys: --keys must hold root.json and hub.key, and hub.key must be listed under the hub role of root.json', status: 500 },
   HUB_ERR_UNREACHABLE: { message: 'The CLI could not reach the hub; check --hub URL and that `fleetcast hub` is running', status: 503 },
   HUB_ERR_BAD_RESPONSE: { message: 'The hub answered with something that is not a fleetcast API response; check that --hub points at a fleetcast hub of a matching version', status: 502 },

@@ -84,6 +84,18 @@ export function loadHubKeys(keysDir: string, now: number): { root: TrustedRoot; 
   }
 }
 
+/** The API's TLS certificate and key (PEM), read once at start-up; both or neither. */
+function readHttpTls(options: HubOptions): { cert: Buffer; key: Buffer } | undefined {
+  if ((options.httpTlsCert === undefined) !== (options.httpTlsKey === undefined)) {
+    throw hubError('HUB_ERR_LISTEN', 'httpTlsCert and httpTlsKey go together: give both (PEM files) or neither');
+  }
+  if (options.httpTlsCert === undefined || options.httpTlsKey === undefined) return undefined;
+  const read = (what: string, path: string) => {
+    try { return readFileSync(path); } catch (e) { throw hubError('HUB_ERR_LISTEN', `cannot read the HTTP API's TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  };
+  return { cert: read('certificate', options.httpTlsCert), key: read('key', options.httpTlsKey) };
+}
+
 export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hub> {
   const options = parseHubOptions(input);
   const now = seams.now ?? Date.now;
@@ -96,6 +108,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     }
     stops.length = 0;
   };
+  const httpTls = readHttpTls(options);
   try {
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
@@ -110,7 +123,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const security = brokerSecurity(options, store, logger);
     const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
-      broker = await startBroker({ host: options.host, port: options.mqttPort, ...security.brokerOptions });
+      broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, ...security.brokerOptions });
       stops.push(() => broker!.close());
     }
     const mqttUrl = options.brokerUrl ?? broker!.url;
@@ -181,6 +194,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     const api = buildApi({
       options, store, root, assigner, logger, now,
+      ...(httpTls ? { tls: httpTls } : {}),
       debugOf: () => debug.activeMap(),
       health: () => ({
         ok: theLink.client.connected,
@@ -205,13 +219,14 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();
+    const httpHost = options.httpHost ?? options.host;
     try {
-      await api.listen({ host: options.host, port: options.httpPort });
+      await api.listen({ host: httpHost, port: options.httpPort });
     } catch (e) {
-      throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${options.host}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${httpHost}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const port = (api.server.address() as { port: number }).port;
-    const httpUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+    const httpUrl = `${httpTls ? 'https' : 'http'}://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${port}`;
     logger.info({ httpUrl, mqttUrl, embeddedBroker: broker !== undefined }, 'hub started');
 
     let closing: Promise<void> | undefined;
