@@ -90,7 +90,7 @@ describe.skipIf(!OPENSSL)('HTTPS API and separate bind addresses', () => {
   });
 
   it('the CLI talks to the HTTPS API with NODE_EXTRA_CA_CERTS, and refuses it without', async () => {
-    const env = { ...process.env, FLEETCAST_TOKEN_FILE: hub.tokenFile };
+    const env: NodeJS.ProcessEnv = { ...process.env, FLEETCAST_TOKEN_FILE: hub.tokenFile };
     delete env.NODE_EXTRA_CA_CERTS;
     const ok = await run(process.execPath, [CLI, 'devices', 'list', '--hub', hub.httpUrl, '--json'], { cwd: ROOT, timeout: 60_000, env: { ...env, NODE_EXTRA_CA_CERTS: cert } });
     expect(JSON.parse(ok.stdout)).toEqual([]);
