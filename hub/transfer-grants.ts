@@ -29,11 +29,19 @@ export class BundleGrants {
 
   /** The hub is assigning `bundleId` to these devices (called before the assignments are stored). */
   record(bundleId: string, deviceIds: readonly string[]): void {
-    // seq orders grants even within one millisecond; the newest grant of a bundle moves it to the front.
-    const put = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq)
-      VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM bundle_grants))
+    // seq orders grants (a counter, not a clock); the newest grant of a bundle moves it to the front.
+    const next = '(SELECT COALESCE(MAX(seq), 0) + 1 FROM bundle_grants)';
+    const put = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ${next})
       ON CONFLICT (device_id, bundle_id) DO UPDATE SET seq = excluded.seq`);
-    this.db.transaction(() => { for (const d of deviceIds) put.run(d, bundleId); })();
+    // The assignment being replaced becomes the previous one; it may predate this table (an upgraded hub).
+    const seed = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ${next}) ON CONFLICT DO NOTHING`);
+    this.db.transaction(() => {
+      for (const d of deviceIds) {
+        const current = this.store.getAssignment(d)?.bundleId;
+        if (current !== undefined && current !== bundleId) seed.run(d, current);
+        put.run(d, bundleId);
+      }
+    })();
   }
 
   mayFetch(deviceId: string, bundleId: string): boolean {
