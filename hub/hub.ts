@@ -120,7 +120,9 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let broker: EmbeddedBroker | undefined;
     // MQTT access control and TLS (issue #6): secure unless insecureDemo.
-    const security = brokerSecurity(options, store, logger);
+    // A device is sent, and may subscribe to, only the chunks of bundles it is (or was just before) assigned.
+    const grants = new BundleGrants(store.sqlite, store);
+    const security = brokerSecurity(options, store, logger, (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId));
     const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
       broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, ...security.brokerOptions });
@@ -134,8 +136,6 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       if (!link) return Promise.reject(hubError('HUB_ERR_BROKER_UNREACHABLE', 'not connected yet'));
       return link.publish(topic, payload, { qos: 1, retain });
     };
-    // A device is sent only the chunks of bundles it is (or was just before) assigned.
-    const grants = new BundleGrants(store.sqlite, store);
     const transfer = new ChunkServer({
       quietMs: options.chunkQuietMs,
       maxWaitMs: options.chunkMaxWaitMs,
