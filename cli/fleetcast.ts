@@ -42,7 +42,7 @@ usage: fleetcast <command> [options]
   rollout status [ID] [--json] | watch [ID] | history ID
   rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
   token create --role admin|operator|auditor | token list | token revoke ID
-                                           API calls need --token T or FLEETCAST_TOKEN (first admin token: <hub data>/admin.token)
+                                           API calls need FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN (first admin token: <hub data>/admin.token)
   sim --broker URL --agents N --root root.json
   drift report NAME@VERSION --hub URL [--ring R] [--since 15m] [--json]   drift per feature, worst first
   demo                                     run the whole flow on embedded defaults

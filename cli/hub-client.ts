@@ -7,6 +7,7 @@ import { openAsBlob, readFileSync, statSync } from 'node:fs';
 import { FleetcastError } from '../protocol/errors.js';
 import type { BundleSummary, DeployBody, DeviceSummary } from '../hub/api-schemas.js';
 import { hubError } from '../hub/errors.js';
+import { refuseSecretFlag } from './args.js';
 
 export interface PublishResult { bundleId: string; name: string; version: number; created: boolean }
 export interface DeployResult { bundleId: string; devices: string[]; counters: Record<string, number> }
@@ -103,11 +104,13 @@ export function hubUrlFrom(flag: string | undefined, usage: string, token?: stri
 }
 
 /**
- * The API token: --token, else FLEETCAST_TOKEN, else the file named by
- * FLEETCAST_TOKEN_FILE (e.g. the hub's first admin token, <data>/admin.token).
+ * The API token: FLEETCAST_TOKEN, else the file named by FLEETCAST_TOKEN_FILE
+ * (e.g. the hub's first admin token, <data>/admin.token). A --token flag is
+ * refused: on the command line any local user can read it (cli/args.ts).
  */
 export function tokenFrom(flag: string | undefined): string | undefined {
-  const t = flag ?? process.env.FLEETCAST_TOKEN;
+  refuseSecretFlag(flag, '--token', 'FLEETCAST_TOKEN_FILE=FILE (mode 0600) or FLEETCAST_TOKEN');
+  const t = process.env.FLEETCAST_TOKEN;
   if (t) return t.trim();
   const file = process.env.FLEETCAST_TOKEN_FILE;
   if (!file) return undefined;

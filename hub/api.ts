@@ -17,7 +17,7 @@ import * as S from './api-schemas.js';
 import { hubError } from './errors.js';
 import { ingestBundleFile } from './ingest.js';
 import { buildOpenApi } from './openapi.js';
-import { actorOf } from './auth/guard.js';
+import { accessOf, actorOf, assertRouteAccess, type Access } from './auth/guard.js';
 import type { HubOptions } from './options.js';
 import type { BundleRecord, DeviceRecord, HubStore } from './store.js';
 
@@ -30,6 +30,8 @@ export interface ApiDeps {
   now: () => number;
   /** Live numbers for GET /v1/health. */
   health(): Omit<S.HealthBody, 'bundles' | 'devices'>;
+  /** PEM certificate and key: serve HTTPS instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
   /** Issue #5: devices in debug raw sampling now, shown in the device listing (hub/debug/). */
   debugOf?(): ReadonlyMap<string, { rowsPerWindow: number; until: number }>;
 }
@@ -89,6 +91,15 @@ function toCoded(e: unknown): FleetcastError {
   }
 }
 
+const tables = new WeakMap<object, readonly RouteOptions[]>();
+
+export interface RouteAccess { method: string; url: string; access: Access }
+
+/** Every route of an API built by buildApi, with its declared access (the authorization tests iterate it). */
+export function routeTable(app: object): RouteAccess[] {
+  return (tables.get(app) ?? []).flatMap((r) => (Array.isArray(r.method) ? r.method : [r.method]).map((method) => ({ method: String(method), url: r.url, access: accessOf(r.config)! })));
+}
+
 export function buildApi(deps: ApiDeps) {
   const { store, options, logger } = deps;
   const app = Fastify({
@@ -97,9 +108,13 @@ export function buildApi(deps: ApiDeps) {
     bodyLimit: options.maxJsonBytes,
     // Refuse unknown keys and wrong types instead of silently dropping or coercing them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    // The same app over node:https: typed as the plain HTTP instance, which is all the routes and the hub use.
+    ...(deps.tls ? ({ https: { cert: deps.tls.cert, key: deps.tls.key } } as object) : {}),
   });
   const routes: RouteOptions[] = [];
-  app.addHook('onRoute', (r) => { routes.push(r); });
+  // Every route says who may call it (hub/auth/guard.ts); one that does not stops the hub here, at start-up.
+  app.addHook('onRoute', (r) => { assertRouteAccess(r); routes.push(r); });
+  tables.set(app, routes);
 
   // Bundles arrive as a raw stream; the route copies it to disk itself.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
@@ -117,7 +132,7 @@ export function buildApi(deps: ApiDeps) {
 
   const errors = { '4xx': S.errorBody.json, '5xx': S.errorBody.json };
 
-  app.post('/v1/bundles', {
+  app.post('/v1/bundles', { config: { access: 'operator' },
     schema: { summary: 'Publish a bundle file (the body is the file, application/octet-stream)', consumes: ['application/octet-stream'], response: { 200: S.publishResult.json, 201: S.publishResult.json, ...errors } },
   }, async (req, reply) => {
     const type = String(req.headers['content-type'] ?? '');
@@ -136,17 +151,17 @@ export function buildApi(deps: ApiDeps) {
     }
   });
 
-  app.get('/v1/bundles', { schema: { summary: 'List published bundles', response: { 200: S.bundleList.json, ...errors } } },
+  app.get('/v1/bundles', { config: { access: 'auditor' }, schema: { summary: 'List published bundles', response: { 200: S.bundleList.json, ...errors } } },
     async () => ({ bundles: store.listBundles().map(bundleSummary) }));
 
-  app.get('/v1/bundles/:id', { schema: { summary: 'One bundle with its signed manifest', params: S.bundleIdParams.json, response: { 200: S.bundleDetail.json, ...errors } } }, async (req) => {
+  app.get('/v1/bundles/:id', { config: { access: 'auditor' }, schema: { summary: 'One bundle with its signed manifest', params: S.bundleIdParams.json, response: { 200: S.bundleDetail.json, ...errors } } }, async (req) => {
     const { id } = req.params as { id: string };
     const b = store.getBundle(id);
     if (!b) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', id);
     return { ...bundleSummary(b), manifest: b.manifest, envelope: b.envelope };
   });
 
-  app.post('/v1/deployments', { schema: { summary: 'Assign a bundle to devices (signed, retained on each device\'s assign topic)', body: S.deployBody.json, response: { 200: S.deployResult.json, ...errors } } }, async (req) => {
+  app.post('/v1/deployments', { config: { access: 'operator' }, schema: { summary: 'Assign a bundle to devices (signed, retained on each device\'s assign topic)', body: S.deployBody.json, response: { 200: S.deployResult.json, ...errors } } }, async (req) => {
     const body = req.body as S.DeployBody;
     const bundle = store.getBundleByVersion(body.name, body.version);
     if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `${body.name}@${body.version}`);
@@ -159,20 +174,20 @@ export function buildApi(deps: ApiDeps) {
     return r;
   });
 
-  app.get('/v1/devices', { schema: { summary: 'The device registry, from state reports', response: { 200: S.deviceList.json, ...errors } } },
+  app.get('/v1/devices', { config: { access: 'auditor' }, schema: { summary: 'The device registry, from state reports', response: { 200: S.deviceList.json, ...errors } } },
     async () => { const debug = deps.debugOf?.(); return { devices: store.listDevices().map((d) => deviceSummary(store, d, debug)) }; });
 
-  app.get('/v1/devices/:id', { schema: { summary: 'One device: its last state report and recent events', params: S.deviceIdParams.json, response: { 200: S.deviceDetail.json, ...errors } } }, async (req) => {
+  app.get('/v1/devices/:id', { config: { access: 'auditor' }, schema: { summary: 'One device: its last state report and recent events', params: S.deviceIdParams.json, response: { 200: S.deviceDetail.json, ...errors } } }, async (req) => {
     const { id } = req.params as { id: string };
     const d = store.getDevice(id);
     if (!d) throw hubError('HUB_ERR_UNKNOWN_DEVICE', id);
     return { ...deviceSummary(store, d, deps.debugOf?.()), state: d.state, events: store.listEvents(id, 50) };
   });
 
-  app.get('/v1/health', { schema: { summary: 'Liveness and counters', response: { 200: S.health.json, ...errors } } },
+  app.get('/v1/health', { config: { access: 'public' }, schema: { summary: 'Liveness and counters', response: { 200: S.health.json, ...errors } } },
     async () => ({ ...deps.health(), bundles: store.listBundles().length, devices: store.listDevices().length }));
 
-  app.get('/openapi.json', { schema: { summary: 'This document', hide: true } as FastifySchema }, async () => buildOpenApi(routes));
+  app.get('/openapi.json', { config: { access: 'public' }, schema: { summary: 'This document', hide: true } as FastifySchema }, async () => buildOpenApi(routes));
 
   return app;
 }

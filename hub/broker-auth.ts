@@ -13,7 +13,11 @@ import type { MqttCredentials, MqttIdentity } from './mqtt-credentials.js';
 
 export interface BrokerAuthStats { refusedConnects: number; refusedPublishes: number; refusedSubscribes: number }
 
-export function installBrokerAuth(aedes: Aedes, creds: MqttCredentials, logger?: Logger): BrokerAuthStats {
+/**
+ * `mayReadBundle` (hub/transfer-grants.ts) narrows the chunk topics a device may subscribe to: only those of
+ * bundles it is assigned, so it cannot read another device's transfer as it goes by on the shared topics.
+ */
+export function installBrokerAuth(aedes: Aedes, creds: MqttCredentials, logger?: Logger, mayReadBundle?: (deviceId: string, bundleId: string) => boolean): BrokerAuthStats {
   const who = new WeakMap<Client, MqttIdentity>();
   const stats: BrokerAuthStats = { refusedConnects: 0, refusedPublishes: 0, refusedSubscribes: 0 };
   aedes.authenticate = (client, username, password, done) => {
@@ -39,7 +43,9 @@ export function installBrokerAuth(aedes: Aedes, creds: MqttCredentials, logger?:
   };
   aedes.authorizeSubscribe = (client, sub, cb) => {
     const id = who.get(client);
-    if (id && maySubscribe(id, sub.topic)) { cb(null, sub); return; }
+    const p = sub.topic.split('/');
+    const bundleOk = id?.role !== 'device' || !mayReadBundle || p[2] !== 'bundle' || mayReadBundle(id.username, p[3]);
+    if (id && maySubscribe(id, sub.topic) && bundleOk) { cb(null, sub); return; }
     stats.refusedSubscribes++;
     logger?.warn({ code: 'HUB_ERR_MQTT_FORBIDDEN', user: id?.username, filter: sub.topic.slice(0, 200) }, 'refused an MQTT subscription');
     cb(null, null);

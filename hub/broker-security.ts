@@ -21,7 +21,7 @@ export interface BrokerSecurity {
   credentials: MqttCredentials;
 }
 
-export function brokerSecurity(options: HubOptions, store: HubStore, logger: Logger): BrokerSecurity {
+export function brokerSecurity(options: HubOptions, store: HubStore, logger: Logger, mayReadBundle?: (deviceId: string, bundleId: string) => boolean): BrokerSecurity {
   const credentials = new MqttCredentials(store.sqlite);
   if ((options.mqttTlsCert === undefined) !== (options.mqttTlsKey === undefined)) {
     throw hubError('HUB_ERR_LISTEN', 'mqttTlsCert and mqttTlsKey go together: give both (PEM files) or neither');
@@ -46,7 +46,7 @@ export function brokerSecurity(options: HubOptions, store: HubStore, logger: Log
   }
   const hub = credentials.issueHub();
   return {
-    brokerOptions: { ...(tls ? { tls } : {}), setup: (aedes) => { installBrokerAuth(aedes, credentials, logger); } },
+    brokerOptions: { ...(tls ? { tls } : {}), setup: (aedes) => { installBrokerAuth(aedes, credentials, logger, mayReadBundle); } },
     linkOptions: { username: hub.username, password: hub.password, ...(ca ? { ca } : {}) },
     credentials,
   };

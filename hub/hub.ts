@@ -11,7 +11,7 @@ import { isFleetcastError } from '../protocol/errors.js';
 import { readKeyFile } from '../signing/keys.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
 import type { KeyPair } from '../signing/ed25519.js';
-import { buildApi } from './api.js';
+import { buildApi, routeTable, type RouteAccess } from './api.js';
 import { Assigner } from './assignments.js';
 import { startBroker, type EmbeddedBroker } from './broker.js';
 import { hubError } from './errors.js';
@@ -19,6 +19,7 @@ import { connectLink, type MqttLink } from './mqtt-link.js';
 import { parseHubOptions, type HubOptions } from './options.js';
 import { HubStore } from './store.js';
 import { ChunkServer } from './transfer.js';
+import { BundleGrants } from './transfer-grants.js';
 import { installGuard } from './auth/guard.js';
 import { registerTokenRoutes } from './auth/routes.js';
 import { TokenStore } from './auth/tokens.js';
@@ -64,6 +65,8 @@ export interface Hub {
   readonly debug: DebugControl;
   /** Device events: rate per device, claims, installs batched into the log (hub/events). */
   readonly events: DeviceEvents;
+  /** Every API route with the access its registration declared (hub/auth/guard.ts). */
+  routes(): RouteAccess[];
   close(): Promise<void>;
 }
 
@@ -84,6 +87,18 @@ export function loadHubKeys(keysDir: string, now: number): { root: TrustedRoot; 
   }
 }
 
+/** The API's TLS certificate and key (PEM), read once at start-up; both or neither. */
+function readHttpTls(options: HubOptions): { cert: Buffer; key: Buffer } | undefined {
+  if ((options.httpTlsCert === undefined) !== (options.httpTlsKey === undefined)) {
+    throw hubError('HUB_ERR_LISTEN', 'httpTlsCert and httpTlsKey go together: give both (PEM files) or neither');
+  }
+  if (options.httpTlsCert === undefined || options.httpTlsKey === undefined) return undefined;
+  const read = (what: string, path: string) => {
+    try { return readFileSync(path); } catch (e) { throw hubError('HUB_ERR_LISTEN', `cannot read the HTTP API's TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+  };
+  return { cert: read('certificate', options.httpTlsCert), key: read('key', options.httpTlsKey) };
+}
+
 export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hub> {
   const options = parseHubOptions(input);
   const now = seams.now ?? Date.now;
@@ -96,6 +111,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     }
     stops.length = 0;
   };
+  const httpTls = readHttpTls(options);
   try {
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
@@ -110,10 +126,12 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     let broker: EmbeddedBroker | undefined;
     // MQTT access control and TLS (issue #6): secure unless insecureDemo.
-    const security = brokerSecurity(options, store, logger);
+    // A device is sent, and may subscribe to, only the chunks of bundles it is (or was just before) assigned.
+    const grants = new BundleGrants(store.sqlite, store);
+    const security = brokerSecurity(options, store, logger, (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId));
     const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
-      broker = await startBroker({ host: options.host, port: options.mqttPort, ...security.brokerOptions });
+      broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, ...security.brokerOptions });
       stops.push(() => broker!.close());
     }
     const mqttUrl = options.brokerUrl ?? broker!.url;
@@ -130,6 +148,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
       lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
+      mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),
       publish: (t, p) => publish(t, p, false),
       logger,
       now,
@@ -164,7 +183,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const assigner = new Assigner({
       store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true),
-      onAssigning: (bundleId, deviceIds) => transfer.expect(bundleId, deviceIds),
+      onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
     stops.push(() => assigner.close());
     // An embedded broker forgot its retained messages when it stopped; give every device its
@@ -181,6 +200,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     const api = buildApi({
       options, store, root, assigner, logger, now,
+      ...(httpTls ? { tls: httpTls } : {}),
       debugOf: () => debug.activeMap(),
       health: () => ({
         ok: theLink.client.connected,
@@ -206,18 +226,20 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();
+    const httpHost = options.httpHost ?? options.host;
     try {
-      await api.listen({ host: options.host, port: options.httpPort });
+      await api.listen({ host: httpHost, port: options.httpPort });
     } catch (e) {
-      throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${options.host}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${httpHost}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const port = (api.server.address() as { port: number }).port;
-    const httpUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+    const httpUrl = `${httpTls ? 'https' : 'http'}://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${port}`;
     logger.info({ httpUrl, mqttUrl, embeddedBroker: broker !== undefined }, 'hub started');
 
     let closing: Promise<void> | undefined;
     return {
       httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug, events,
+      routes: () => routeTable(api),
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

@@ -19,6 +19,15 @@ export const hubOptionsSchema = obj({
   keysDir: str({ min: 1, max: 4096 }),
   /** Interface for the HTTP API and the embedded broker; loopback unless the operator opens it. */
   host: withDefault(str({ min: 1, max: 255 }), '127.0.0.1'),
+  /**
+   * Interface for the HTTP API alone, and for the embedded broker alone (each defaults to `host`): devices need
+   * the broker, only operators need the API, so opening the broker to a device network need not expose the API.
+   */
+  httpHost: optional(str({ min: 1, max: 255 })),
+  mqttHost: optional(str({ min: 1, max: 255 })),
+  /** Serve the HTTP API over TLS (https://) with this PEM certificate (chain) and key; both or neither. */
+  httpTlsCert: optional(str({ min: 1, max: 4096 })),
+  httpTlsKey: optional(str({ min: 1, max: 4096 })),
   /** Embedded broker port; 0 lets the OS pick a free one (tests). Ignored with brokerUrl. */
   mqttPort: port(1883),
   httpPort: port(8080),
@@ -76,7 +85,7 @@ export const hubOptionsSchema = obj({
 export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions> };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
-type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa';
+type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey';
 export type HubOptions = Readonly<Required<Omit<Parsed, OptionalKeys>> & Pick<Parsed, OptionalKeys>>;
 
 /** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */

@@ -26,6 +26,9 @@ import type { ChunkRequest } from '../protocol/messages.js';
 import { topics } from '../protocol/topics.js';
 import { hubError } from './errors.js';
 
+/** Distinct devices logged for refused requests; past this many, refusals are only counted. */
+const MAX_REFUSED_LOGGED = 10_000;
+
 export interface ChunkSource { manifest: Manifest; blobPath: string }
 
 export interface TransferOptions {
@@ -36,6 +39,8 @@ export interface TransferOptions {
   expectWaitMs?: number;
   /** The stored bundle with this id, or undefined. */
   lookup(bundleId: string): ChunkSource | undefined;
+  /** Whether this device may download this bundle (hub/transfer-grants.ts); a refused request queues nothing. */
+  mayFetch(deviceId: string, bundleId: string): boolean;
   /** Publish at QoS 1; resolves on the broker's PUBACK. */
   publish(topic: string, payload: Buffer): Promise<void>;
   logger: Logger;
@@ -50,6 +55,8 @@ export interface TransferStats {
   coalesced: number;
   outOfRange: number;
   unknownBundle: number;
+  /** Chunk requests for a bundle the device is not assigned (HUB_ERR_BUNDLE_NOT_ASSIGNED); nothing was queued for them. */
+  notAssigned: number;
   flushes: number;
   failures: number;
 }
@@ -68,11 +75,13 @@ interface BundleQueue {
 }
 
 export class ChunkServer {
-  readonly stats: TransferStats = { requests: 0, published: 0, coalesced: 0, outOfRange: 0, unknownBundle: 0, flushes: 0, failures: 0 };
+  readonly stats: TransferStats = { requests: 0, published: 0, coalesced: 0, outOfRange: 0, unknownBundle: 0, notAssigned: 0, flushes: 0, failures: 0 };
   private readonly queues = new Map<string, BundleQueue>();
   private readonly opts: TransferOptions;
   private readonly now: () => number;
   private closed = false;
+  /** Devices already logged for a refused request: one line per device, not one per request (a device may retry forever). */
+  private readonly refusedLogged = new Set<string>();
 
   constructor(opts: TransferOptions) {
     this.opts = opts;
@@ -91,6 +100,16 @@ export class ChunkServer {
     if (!src) {
       this.stats.unknownBundle++;
       throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `device ${req.deviceId} asked for chunks of ${req.bundleId}`);
+    }
+    // The device hears nothing back either way, so checking after the lookup reveals nothing to it.
+    if (!this.opts.mayFetch(req.deviceId, req.bundleId)) {
+      this.stats.notAssigned++;
+      if (!this.refusedLogged.has(req.deviceId) && this.refusedLogged.size < MAX_REFUSED_LOGGED) {
+        this.refusedLogged.add(req.deviceId);
+        const e = hubError('HUB_ERR_BUNDLE_NOT_ASSIGNED', `device ${req.deviceId} asked for chunks of ${req.bundleId}`);
+        this.opts.logger.warn({ code: e.code, deviceId: req.deviceId, bundleId: req.bundleId }, `${e.message} (logged once per device; counted in transfer.notAssigned)`);
+      }
+      return;
     }
     const count = src.manifest.payload.chunkHashes.length;
     const q = this.queue(req.bundleId);

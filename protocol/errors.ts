@@ -61,6 +61,7 @@ export const PROTOCOL_ERRORS = {
   PROTO_ERR_BAD_TOPIC: { message: 'A topic did not match any fleetcast topic; check the topic layout in protocol/topics.ts', status: 400 },
   PROTO_ERR_UNKNOWN_OPTION: { message: 'An option is not known; remove it or check its spelling', status: 400 },
   PROTO_ERR_INVALID_OPTION: { message: 'An option has the wrong type or value; see the documented options', status: 400 },
+  PROTO_ERR_SECRET_IN_ARGV: { message: 'A secret was given as a command-line flag, where any local user can read it (ps, /proc/PID/cmdline) and shell history keeps it; nothing was started or sent. Pass it in a file (mode 0600) or in the environment variable the usage names', status: 400 },
 } as const satisfies ErrorTable;
 
 export const protocolError = errorFactory(PROTOCOL_ERRORS);

@@ -225,7 +225,7 @@ const sketchBody: Schema<Record<string, unknown>> = {
   check(v, path, issues) {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) { issues.push({ path, problem: 'expected an object', kind: 'invalid' }); return undefined; }
     for (const k of ['count', 'sum', 'min', 'max']) {
-      if (k in v) { issues.push({ path: `${path}.${k}`, problem: 'is not a known key (the summary carries it)', kind: 'unknown' }); return undefined; }
+      if (Object.hasOwn(v, k)) { issues.push({ path: `${path}.${k}`, problem: 'is not a known key (the summary carries it)', kind: 'unknown' }); return undefined; }
     }
     return v as Record<string, unknown>;
   },

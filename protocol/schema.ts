@@ -127,6 +127,8 @@ export function record<T>(value: Schema<T>, opts: { keyPattern?: RegExp; maxKeys
       if (typeof v !== 'object' || v === null || Array.isArray(v)) { issues.push({ path, problem: `expected an object, got ${describe(v)}`, kind: 'invalid' }); return undefined; }
       const keys = Object.keys(v);
       if (opts.maxKeys !== undefined && keys.length > opts.maxKeys) { issues.push({ path, problem: `allows at most ${opts.maxKeys} keys`, kind: 'invalid' }); return undefined; }
+      // Keys come from Object.keys (own only); a null-prototype map keeps a key such as "__proto__" (a category a
+      // device really saw) as plain data instead of a prototype.
       const out: Record<string, T> = Object.create(null);
       const before = issues.length;
       for (const k of keys) {
@@ -200,13 +202,15 @@ export function obj<S extends Shape>(shape: S, opts: { description?: string } = 
       if (typeof v !== 'object' || v === null || Array.isArray(v)) { issues.push({ path, problem: `expected an object, got ${describe(v)}`, kind: 'invalid' }); return undefined; }
       const before = issues.length;
       const src = v as Record<string, unknown>;
+      // Own properties only, on both sides: `k in shape` would let "__proto__", "constructor" or
+      // "toString" through as known keys (Object.prototype has them), and src[k] would read inherited values.
       for (const k of Object.keys(src)) {
-        if (!(k in shape)) issues.push({ path: path ? `${path}.${k}` : k, problem: 'is not a known key', kind: 'unknown' });
+        if (!Object.hasOwn(shape, k)) issues.push({ path: path ? `${path}.${k}` : k, problem: 'is not a known key', kind: 'unknown' });
       }
       const out: Record<string, unknown> = {};
       for (const [k, s] of Object.entries(shape)) {
         const p = path ? `${path}.${k}` : k;
-        const raw = src[k];
+        const raw = Object.hasOwn(src, k) ? src[k] : undefined;
         if (raw === undefined && !s.optional) { issues.push({ path: p, problem: 'is required', kind: 'invalid' }); continue; }
         const r = s.check(raw, p, issues);
         if (r !== undefined) out[k] = r;

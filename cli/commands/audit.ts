@@ -4,8 +4,9 @@ import { readExport } from '../../signing/audit-export-format.js';
 import { formatAuditReport, verifyAudit } from '../../signing/audit-verify.js';
 import { need, parseCli } from '../args.js';
 import { exportAudit } from '../audit-export.js';
+import { tokenFrom } from '../hub-client.js';
 
-const USAGE = `fleetcast audit export --hub URL --out DIR [--token T]
+const USAGE = `fleetcast audit export --hub URL --out DIR   (an auditor token or higher: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN)
 fleetcast audit verify DIR --root root.json [--checkpoint FILE ...] [--json] [--save-checkpoint FILE]`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -16,7 +17,7 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals[0] === 'export') {
     const hub = need(values.hub ?? process.env.FLEETCAST_HUB, '--hub', USAGE);
     const out = need(values.out, '--out', USAGE);
-    const r = await exportAudit(hub, out, { token: values.token ?? process.env.FLEETCAST_TOKEN });
+    const r = await exportAudit(hub, out, { token: tokenFrom(values.token) });
     process.stdout.write(`exported ${r.size} log entries, ${r.checkpoints} checkpoints, ${r.installs} logged installs and ${r.claims} unverified device claims to ${out}\n`);
     return 0;
   }

@@ -1,9 +1,9 @@
-/** `fleetcast deploy NAME@VERSION --hub URL [--token T] (--all | --devices ID,...)`: sign and send assignments. */
+/** `fleetcast deploy NAME@VERSION --hub URL (--all | --devices ID,...)`: sign and send assignments. */
 import { FleetcastError } from '../../protocol/errors.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast deploy NAME@VERSION --hub URL [--token T] (--all | --devices ID,...) [--json]';
+const USAGE = 'fleetcast deploy NAME@VERSION --hub URL (--all | --devices ID,...) [--json]';
 
 function bad(problem: string): FleetcastError {
   return new FleetcastError('PROTO_ERR_INVALID_OPTION', `${problem}\nusage: ${USAGE}`, 2);

@@ -1,8 +1,8 @@
-/** `fleetcast devices list --hub URL [--token T] [--json]`: the hub's device registry as a table. */
+/** `fleetcast devices list --hub URL [--json]`: the hub's device registry as a table. */
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast devices list --hub URL [--token T] [--json]';
+const USAGE = 'fleetcast devices list --hub URL [--json]';
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string {

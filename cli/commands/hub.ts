@@ -8,9 +8,9 @@ import { pino } from 'pino';
 import { BOOTSTRAP_FILE } from '../../hub/auth/tokens.js';
 import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
-import { need, parseCli } from '../args.js';
+import { need, parseCli, refuseSecretFlag, secretFrom } from '../args.js';
 
-const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password P] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]';
+const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -20,8 +20,8 @@ function port(v: string | undefined): number | undefined {
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
     data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
-    host: { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
-    'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-ca': { type: 'string' },
+    host: { type: 'string' }, 'http-host': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'http-tls-cert': { type: 'string' }, 'http-tls-key': { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
+    'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-password-file': { type: 'string' }, 'mqtt-ca': { type: 'string' },
     'max-debug-devices': { type: 'string' }, 'ingest-workers': { type: 'string' }, telemetry: { type: 'string' },
   }, USAGE);
   if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
@@ -43,7 +43,10 @@ export async function run(argv: string[]): Promise<number> {
   if (values['ingest-workers'] !== undefined) input.telemetry = { ...(input.telemetry as object | undefined), ingestWorkers: port(values['ingest-workers']) };
   // Issue #6: the embedded broker is secure unless --insecure-demo; TLS and external-broker credentials.
   if (values['insecure-demo']) input.insecureDemo = true;
-  for (const [flag, key] of [['mqtt-tls-cert', 'mqttTlsCert'], ['mqtt-tls-key', 'mqttTlsKey'], ['mqtt-username', 'mqttUsername'], ['mqtt-password', 'mqttPassword'], ['mqtt-ca', 'mqttCa']] as const) if (values[flag] !== undefined) input[key] = values[flag];
+  for (const [flag, key] of [['http-host', 'httpHost'], ['mqtt-host', 'mqttHost'], ['http-tls-cert', 'httpTlsCert'], ['http-tls-key', 'httpTlsKey'], ['mqtt-tls-cert', 'mqttTlsCert'], ['mqtt-tls-key', 'mqttTlsKey'], ['mqtt-username', 'mqttUsername'], ['mqtt-ca', 'mqttCa']] as const) if (values[flag] !== undefined) input[key] = values[flag];
+  refuseSecretFlag(values['mqtt-password'], '--mqtt-password', '--mqtt-password-file FILE or FLEETCAST_MQTT_PASSWORD');
+  const mqttPassword = secretFrom(values['mqtt-password-file'], '--mqtt-password-file', 'FLEETCAST_MQTT_PASSWORD');
+  if (mqttPassword !== undefined) input.mqttPassword = mqttPassword;
   const level = (values['log-level'] ?? 'info');
   const logger = pino({ level: /^(fatal|error|warn|info|debug|trace|silent)$/.test(level) ? level : 'info', base: { component: 'fleetcast-hub' } }, pino.destination(2));
   const hub = await startHub(input as HubOptionsInput, { logger });

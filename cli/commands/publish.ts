@@ -1,8 +1,8 @@
-/** `fleetcast publish FILE --hub URL [--token T]`: upload a bundle; the hub verifies it before storing it. */
+/** `fleetcast publish FILE --hub URL`: upload a bundle; the hub verifies it before storing it. */
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast publish FILE --hub URL [--token T] [--json]';
+const USAGE = 'fleetcast publish FILE --hub URL [--json]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, { hub: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } }, USAGE);

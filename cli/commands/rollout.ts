@@ -1,6 +1,6 @@
 /**
  * `fleetcast rollout …`: start, status, watch, history, pause, resume, promote,
- * abort, rollback. Every action goes through the hub's API (with --token or
+ * abort, rollback. Every action goes through the hub's API (with
  * FLEETCAST_TOKEN); the rollout file (--rings) is JSON or YAML, or an inline list
  * `canary:1,early:10,broad:100`.
  */
@@ -18,7 +18,7 @@ const USAGE = `fleetcast rollout start NAME@VERSION [--rings FILE|canary:1,early
        fleetcast rollout watch [ID] [--interval MS]
        fleetcast rollout history ID [--json]
        fleetcast rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
-  common: --hub URL (or FLEETCAST_HUB)  --token T (or FLEETCAST_TOKEN / FLEETCAST_TOKEN_FILE)`;
+  common: --hub URL (or FLEETCAST_HUB)  token: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN (never a flag)`;
 
 const bad = (problem: string) => new FleetcastError('PROTO_ERR_INVALID_OPTION', `${problem}\nusage: ${USAGE}`, 2);
 

@@ -8,7 +8,7 @@ import { table } from './devices.js';
 const USAGE = `fleetcast token create --role admin|operator|auditor [--label TEXT]
        fleetcast token list
        fleetcast token revoke TOKEN_ID
-  common: --hub URL (or FLEETCAST_HUB)  --token ADMIN_TOKEN (or FLEETCAST_TOKEN / FLEETCAST_TOKEN_FILE; the first one is <hub data>/admin.token)`;
+  common: --hub URL (or FLEETCAST_HUB)  admin token: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN (never a flag; the first one is <hub data>/admin.token)`;
 
 const bad = (p: string) => new FleetcastError('PROTO_ERR_INVALID_OPTION', `${p}\nusage: ${USAGE}`, 2);
 

@@ -17,14 +17,14 @@ const idParams = obj({ id: str({ pattern: /^tok-[0-9a-f]{12}$/ }) });
 
 export function registerTokenRoutes(app: App, tokens: TokenStore, now: () => number): void {
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
-  app.post('/v1/tokens', { schema: { summary: 'Create an API token with a role (admin); the token is shown once, the hub keeps its hash', body: createBody.json, response: { 201: created.json, ...errors } } }, async (req, reply) => {
+  app.post('/v1/tokens', { config: { access: 'admin' }, schema: { summary: 'Create an API token with a role (admin); the token is shown once, the hub keeps its hash', body: createBody.json, response: { 201: created.json, ...errors } } }, async (req, reply) => {
     const b = req.body as { role: Role; label?: string };
     reply.code(201);
     return tokens.create(b.role, actorOf(req), now(), b.label ?? null);
   });
-  app.get('/v1/tokens', { schema: { summary: 'List tokens (ids and roles, never the tokens) (admin)', response: { 200: obj({ tokens: arr(info) }).json, ...errors } } },
+  app.get('/v1/tokens', { config: { access: 'admin' }, schema: { summary: 'List tokens (ids and roles, never the tokens) (admin)', response: { 200: obj({ tokens: arr(info) }).json, ...errors } } },
     async () => ({ tokens: tokens.list() }));
-  app.delete('/v1/tokens/:id', { schema: { summary: 'Revoke a token (admin)', params: idParams.json, response: { 200: obj({ id: str(), revoked: bool() }).json, ...errors } } }, async (req) => {
+  app.delete('/v1/tokens/:id', { config: { access: 'admin' }, schema: { summary: 'Revoke a token (admin)', params: idParams.json, response: { 200: obj({ id: str(), revoked: bool() }).json, ...errors } } }, async (req) => {
     const { id } = req.params as { id: string };
     if (!tokens.revoke(id)) throw hubError('HUB_ERR_BAD_REQUEST', `no token ${id}`);
     return { id, revoked: true };

@@ -36,7 +36,7 @@ export function registerDriftRoutes(app: FastifyInstance, deps: { telemetry: Tel
   const { telemetry, store } = deps;
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
 
-  app.get('/v1/drift/:name/:version', {
+  app.get('/v1/drift/:name/:version', { config: { access: 'auditor' },
     schema: {
       summary: 'Drift report of NAME@VERSION: every feature and output per ring against the signed reference and against the previous version, worst first',
       params: obj({ name: str({ pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ }), version: str({ pattern: /^[1-9][0-9]{0,9}$/ }) }).json,
@@ -58,14 +58,14 @@ export function registerDriftRoutes(app: FastifyInstance, deps: { telemetry: Tel
     });
   });
 
-  app.get('/v1/drift-events', {
+  app.get('/v1/drift-events', { config: { access: 'auditor' },
     schema: { summary: 'Drift alerts raised and cleared, newest first', querystring: obj({ bundleId: optional(str({ pattern: /^[0-9a-f]{64}$/ })), limit: optional(str({ pattern: /^[1-9][0-9]{0,3}$/ })) }).json, response: { ...errors } },
   }, async (req) => {
     const q = req.query as { bundleId?: string; limit?: string };
     return { events: telemetry.telemetry.driftEvents(q.bundleId, q.limit ? Number(q.limit) : 100) };
   });
 
-  app.get('/v1/telemetry/devices', {
+  app.get('/v1/telemetry/devices', { config: { access: 'auditor' },
     schema: { summary: 'Per device: last telemetry seq, reports dropped from its offline buffer, last report time', response: { ...errors } },
   }, async () => ({ devices: telemetry.deviceStats(), ingest: telemetry.pool ? { ...telemetry.pool.stats, workers: telemetry.options.ingestWorkers } : telemetry.ingest.stats }));
 }

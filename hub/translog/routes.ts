@@ -35,20 +35,20 @@ export function registerTranslogRoutes(app: FastifyInstance, deps: { log: Transp
   const { log } = deps;
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
 
-  app.get('/v1/log/checkpoint', { schema: { summary: 'The latest signed checkpoint of the transparency log', response: { 200: checkpointBody.json, ...errors } } }, async () => {
+  app.get('/v1/log/checkpoint', { config: { access: 'public' }, schema: { summary: 'The latest signed checkpoint of the transparency log', response: { 200: checkpointBody.json, ...errors } } }, async () => {
     const cp = log.latest();
     if (!cp) throw hubError('HUB_ERR_STORE', 'the transparency log has no checkpoint yet');
     return { size: cp.size, checkpoint: cp.note, createdAt: cp.createdAt };
   });
 
-  app.get('/v1/log/checkpoints', {
+  app.get('/v1/log/checkpoints', { config: { access: 'public' },
     schema: { summary: 'Signed checkpoints from a tree size on, oldest first', querystring: obj({ from: optional(count), limit: optional(count) }).json, response: { 200: obj({ checkpoints: arr(checkpointBody) }).json, ...errors } },
   }, async (req) => {
     const q = req.query as { from?: string; limit?: string };
     return { checkpoints: log.checkpoints(n(q.from, 0), Math.min(n(q.limit, 10_000), 10_000)).map((c) => ({ size: c.size, checkpoint: c.note, createdAt: c.createdAt })) };
   });
 
-  app.get('/v1/log/entries', {
+  app.get('/v1/log/entries', { config: { access: 'auditor' },
     schema: { summary: `Leaves [start, end) as base64 of their exact bytes (at most ${MAX_ENTRIES_PER_REQUEST})`, querystring: obj({ start: count, end: count }).json, response: { 200: obj({ entries: arr(obj({ index: int({ min: 0 }), data: str() })) }).json, ...errors } },
   }, async (req) => {
     const q = req.query as { start: string; end: string };
@@ -57,7 +57,7 @@ export function registerTranslogRoutes(app: FastifyInstance, deps: { log: Transp
     return { entries: log.leaves(start, end).map((l) => ({ index: l.index, data: l.data.toString('base64') })) };
   });
 
-  app.get('/v1/log/proof/inclusion', {
+  app.get('/v1/log/proof/inclusion', { config: { access: 'public' },
     schema: { summary: 'Inclusion proof of leaf `index` in the tree of `size` leaves (RFC 9162 2.1.3)', querystring: obj({ index: count, size: optional(count) }).json, response: { 200: obj({ index: int(), size: int(), leafHash: b64, proof: arr(b64) }).json, ...errors } },
   }, async (req) => {
     const q = req.query as { index: string; size?: string };
@@ -66,7 +66,7 @@ export function registerTranslogRoutes(app: FastifyInstance, deps: { log: Transp
     return { index: Number(q.index), size, leafHash: p.leafHash.toString('base64'), proof: p.proof.map((h) => h.toString('base64')) };
   });
 
-  app.get('/v1/log/proof/consistency', {
+  app.get('/v1/log/proof/consistency', { config: { access: 'public' },
     schema: { summary: 'Consistency proof between tree sizes `from` and `to` (RFC 9162 2.1.4)', querystring: obj({ from: count, to: optional(count) }).json, response: { 200: obj({ from: int(), to: int(), proof: arr(b64) }).json, ...errors } },
   }, async (req) => {
     const q = req.query as { from: string; to?: string };
@@ -74,12 +74,12 @@ export function registerTranslogRoutes(app: FastifyInstance, deps: { log: Transp
     return { from: Number(q.from), to, proof: log.consistencyProof(Number(q.from), to).map((h) => h.toString('base64')) };
   });
 
-  app.get('/v1/log/roots', { schema: { summary: 'Every root version the hub serves, oldest first', response: { 200: obj({ roots: arr(json()) }).json, ...errors } } },
+  app.get('/v1/log/roots', { config: { access: 'public' }, schema: { summary: 'Every root version the hub serves, oldest first', response: { 200: obj({ roots: arr(json()) }).json, ...errors } } },
     async () => ({ roots: deps.roots() }));
 
-  app.get('/v1/log/installs', { schema: { summary: 'Installs devices reported that match their assignments: those in signed log leaves, and those still waiting for a leaf', response: { 200: installsBody.json, ...errors } } },
+  app.get('/v1/log/installs', { config: { access: 'auditor' }, schema: { summary: 'Installs devices reported that match their assignments: those in signed log leaves, and those still waiting for a leaf', response: { 200: installsBody.json, ...errors } } },
     async () => ({ installs: loggedInstalls(log), pending: deps.events.pendingInstalls() }));
 
-  app.get('/v1/log/claims', { schema: { summary: 'Events devices reported for bundles never assigned to them: unverified claims, never installs (newest first)', response: { 200: claimsBody.json, ...errors } } },
+  app.get('/v1/log/claims', { config: { access: 'auditor' }, schema: { summary: 'Events devices reported for bundles never assigned to them: unverified claims, never installs (newest first)', response: { 200: claimsBody.json, ...errors } } },
     async () => ({ claims: deps.events.claims() }));
 }

@@ -11,7 +11,7 @@
  * tested by moving time, not by waiting a minute.
  */
 import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { connectMqtt } from '../../agent/broker-client.js';
 import { TELEMETRY_DEFAULTS, TelemetryCollector } from '../../agent/telemetry/collector.js';
@@ -261,7 +261,10 @@ describe('debug raw sampling', () => {
   });
 
   it('fleetcast device debug ID --rows N --minutes M, --show and --off; devices list shows a DEBUG column', async () => {
-    const hubArgs = ['--hub', hub.httpUrl, '--token', adminToken(hub)];
+    // The token from the environment: a --token flag is refused (cli/args.ts).
+    vi.stubEnv('FLEETCAST_TOKEN', adminToken(hub));
+    onTestFinished(() => { vi.unstubAllEnvs(); });
+    const hubArgs = ['--hub', hub.httpUrl];
     const on = await runCommand(deviceCmd, ['debug', 'dbg-b', ...hubArgs, '--rows', '4', '--minutes', '3']);
     expect(on.status).toBe(0);
     expect(on.out).toMatch(/^debug sampling ON for dbg-b: 4 raw rows per window until \S+Z\n$/);

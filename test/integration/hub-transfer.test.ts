@@ -25,7 +25,7 @@ describe('chunk transfer through the broker', () => {
   beforeAll(async () => {
     // The quiet timer is not what this suite checks (the unit suite drives it with fake timers):
     // it is made long so that flushes happen exactly when the test asks, after every request is in.
-    hub = await startTestHub(keys, { chunkQuietMs: 3_600_000, chunkMaxWaitMs: 3_600_000 });
+    hub = await startTestHub(keys, { chunkQuietMs: 3_600_000, chunkMaxWaitMs: 3_600_000, chunkExpectWaitMs: 0 });
     hub.broker!.aedes.on('publish', (packet, client) => {
       if (client && packet.topic.startsWith('fc/v1/bundle/')) brokerSaw.set(packet.topic, (brokerSaw.get(packet.topic) ?? 0) + 1);
     });
@@ -35,6 +35,8 @@ describe('chunk transfer through the broker', () => {
     blob = readFileSync(hub.store.blobPath(bundle.bundleId));
     chunkCount = bundle.manifest.payload.chunkHashes.length;
     expect(chunkCount).toBeGreaterThan(5);
+    // The hub serves a device only the bundles assigned to it (hub/transfer-grants.ts).
+    expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: Array.from({ length: AGENTS }, (_, i) => `agent-${i}`) })).status).toBe(200);
   });
   afterAll(async () => {
     await Promise.all(devices.map((d) => d.endAsync()));

@@ -30,9 +30,11 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
   let fleet: Fleet;
   let env: NodeJS.ProcessEnv = {};
 
-  async function fc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const fc = (...args: string[]) => fcAs(undefined, ...args);
+  /** With `token` in FLEETCAST_TOKEN (it wins over FLEETCAST_TOKEN_FILE; a --token flag is refused: cli/args.ts). */
+  async function fcAs(token: string | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
-      const r = await run(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000, env });
+      const r = await run(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000, env: token === undefined ? env : { ...env, FLEETCAST_TOKEN: token } });
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
     } catch (e) {
       const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -70,24 +72,24 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
     expect((await fc('deploy', 'churn@1', '--all')).code).toBe(0);
     await fleet.waitForVersion('churn', 1, 30_000);
 
-    // From here on, the operator token only (the flag wins over the environment).
+    // From here on, the operator token only (FLEETCAST_TOKEN wins over FLEETCAST_TOKEN_FILE).
     const drive = fleet.drive({ concurrency: 2 });
     try {
       const rf = join(tempDir('fleetcast-rings-'), 'rings.json');
       writeFileSync(rf, JSON.stringify({ rings: [{ name: 'canary', percent: 20 }, { name: 'early', percent: 50 }, { name: 'broad', percent: 100 }], gates: { minRequests: 5, soak: '0s', maxLatencyRatio: 1000 } }));
-      const started = await fc('rollout', 'start', 'churn@2', '--rings', rf, '--auto-promote', '--reason', 'cli test', '--token', operator);
+      const started = await fcAs(operator, 'rollout', 'start', 'churn@2', '--rings', rf, '--auto-promote', '--reason', 'cli test');
       expect(started.code).toBe(0);
       const id = /started rollout (ro-[0-9a-f]+)/.exec(started.stdout)![1];
       expect(started.stdout).toMatch(/canary\s+\[/);
-      const watched = await fc('rollout', 'watch', id, '--interval', '200', '--token', operator);
+      const watched = await fcAs(operator, 'rollout', 'watch', id, '--interval', '200');
       expect(watched.code).toBe(0);
       expect(watched.stdout).toContain('COMPLETED');
       expect(watched.stdout).not.toContain('\x1b[');
-      const st = JSON.parse((await fc('rollout', 'status', id, '--json', '--token', operator)).stdout) as { state: string; rings: { devices: number; counts: { installed: number } }[] };
+      const st = JSON.parse((await fcAs(operator, 'rollout', 'status', id, '--json')).stdout) as { state: string; rings: { devices: number; counts: { installed: number } }[] };
       expect(st.state).toBe('completed');
       expect(st.rings.map((r) => r.devices)).toEqual([2, 1, 3]);
       expect(st.rings.reduce((a, r) => a + r.counts.installed, 0)).toBe(6);
-      const hist = await fc('rollout', 'history', id, '--token', operator);
+      const hist = await fcAs(operator, 'rollout', 'history', id);
       expect(hist.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)[2])).toEqual(['start', 'promote', 'promote', 'complete']);
       expect(hist.stdout).toContain('cli test');
     } finally {
@@ -105,7 +107,11 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
     expect(r2.stderr).toMatch(/^error HUB_ERR_ROLLOUT_SPEC: .*window/);
     expect((await fc('rollout', 'start', 'churn@2', '--rings', 'canary:150')).stderr).toMatch(/^error HUB_ERR_ROLLOUT_SPEC: /);
     expect((await fc('rollout', 'start', 'ghost@1')).stderr).toMatch(/^error HUB_ERR_UNKNOWN_BUNDLE: /);
-    expect((await fc('rollout', 'status', '--token', 'fct_nope')).stderr).toMatch(/^error HUB_ERR_UNAUTHENTICATED: /);
+    expect((await fcAs('fct_nope', 'rollout', 'status')).stderr).toMatch(/^error HUB_ERR_UNAUTHENTICATED: /);
+    // A token on the command line is refused before anything is sent (any local user can read argv).
+    const flagged = await fc('rollout', 'status', '--token', 'fct_would_leak');
+    expect(flagged.code).toBe(2);
+    expect(flagged.stderr).toMatch(/^error PROTO_ERR_SECRET_IN_ARGV: .*FLEETCAST_TOKEN_FILE/);
     expect((await fc('rollout', 'bogus')).code).toBe(2);
     const list = JSON.parse((await fc('rollout', 'status', '--json')).stdout) as unknown[];
     expect(list).toHaveLength(1);

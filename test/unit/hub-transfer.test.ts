@@ -31,6 +31,8 @@ function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; ma
     maxInflight: opts.maxInflight ?? 4,
     expectWaitMs: opts.expectWaitMs ?? 0,
     lookup: (id) => (id === BUNDLE ? { manifest, blobPath } : undefined),
+    // Which device may fetch what is hub/transfer-grants.ts's job, tested on the real hub (hub-transfer-grants.test.ts).
+    mayFetch: () => true,
     publish: (topic, data) => {
       const t = parseTopic(topic);
       if (t.kind !== 'chunk' || t.bundleId !== BUNDLE) throw new Error(`unexpected topic ${topic}`);

@@ -1,0 +1,58 @@
+/**
+ * Which bundles a device may download (hub/transfer.ts asks before queueing a
+ * chunk request). A device is served only:
+ * - the bundle of its current assignment;
+ * - the bundle of its previous assignment (what a rollback returns it to);
+ * - a bundle the hub once assigned it AND that it reports as its active or
+ *   previous model (re-fetching what it ran; a device's claim alone grants nothing).
+ * Every assignment the hub issues is remembered here, in its own table
+ * (CREATE TABLE IF NOT EXISTS, like the token store), so the previous
+ * assignment survives restarts. Bundles are signed, not secret, but a model is
+ * the customer's property: a device that is not meant to run it has no reason
+ * to read it.
+ */
+import type Database from 'better-sqlite3';
+import type { HubStore } from './store.js';
+
+export class BundleGrants {
+  private readonly db: Database.Database;
+  private readonly store: Pick<HubStore, 'getAssignment' | 'getDevice'>;
+
+  constructor(db: Database.Database, store: Pick<HubStore, 'getAssignment' | 'getDevice'>) {
+    this.db = db;
+    this.store = store;
+    db.exec(`CREATE TABLE IF NOT EXISTS bundle_grants (
+      device_id TEXT NOT NULL, bundle_id TEXT NOT NULL, seq INTEGER NOT NULL,
+      PRIMARY KEY (device_id, bundle_id)
+    )`);
+  }
+
+  /** The hub is assigning `bundleId` to these devices (called before the assignments are stored). */
+  record(bundleId: string, deviceIds: readonly string[]): void {
+    // seq orders grants (a counter, not a clock); the newest grant of a bundle moves it to the front.
+    const next = '(SELECT COALESCE(MAX(seq), 0) + 1 FROM bundle_grants)';
+    const put = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ${next})
+      ON CONFLICT (device_id, bundle_id) DO UPDATE SET seq = excluded.seq`);
+    // The assignment being replaced becomes the previous one; it may predate this table (an upgraded hub).
+    const seed = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ${next}) ON CONFLICT DO NOTHING`);
+    this.db.transaction(() => {
+      for (const d of deviceIds) {
+        const current = this.store.getAssignment(d)?.bundleId;
+        if (current !== undefined && current !== bundleId) seed.run(d, current);
+        put.run(d, bundleId);
+      }
+    })();
+  }
+
+  mayFetch(deviceId: string, bundleId: string): boolean {
+    const current = this.store.getAssignment(deviceId)?.bundleId;
+    if (current === bundleId) return true;
+    const previous = this.db.prepare('SELECT bundle_id AS b FROM bundle_grants WHERE device_id = ? AND bundle_id IS NOT ? ORDER BY seq DESC LIMIT 1')
+      .get(deviceId, current ?? null) as { b: string } | undefined;
+    if (previous?.b === bundleId) return true;
+    const granted = this.db.prepare('SELECT 1 FROM bundle_grants WHERE device_id = ? AND bundle_id = ?').get(deviceId, bundleId) !== undefined;
+    if (!granted) return false;
+    const state = this.store.getDevice(deviceId)?.state;
+    return state?.active?.bundleId === bundleId || state?.previous?.bundleId === bundleId;
+  }
+}
