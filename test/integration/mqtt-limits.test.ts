@@ -133,7 +133,9 @@ describe('embedded aedes broker (secure)', () => {
     await cur.endAsync();
     const retained: string[] = [];
     await new Promise<void>((resolve, reject) => {
-      const s = hub.broker!.aedes.persistence.createRetainedStream('fc/v1/dev/lim-e/#');
+      // What aedes keeps retained (its persistence is not in its typings).
+      const { persistence } = hub.broker!.aedes as unknown as { persistence: { createRetainedStream(pattern: string): NodeJS.ReadableStream } };
+      const s = persistence.createRetainedStream('fc/v1/dev/lim-e/#');
       s.on('data', (p: { topic: string }) => retained.push(p.topic));
       s.on('end', () => resolve());
       s.on('error', reject);
