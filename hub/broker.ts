@@ -56,7 +56,8 @@ export async function startBroker(opts: { host: string; port: number; tls?: { ce
   const handle = aedes.handle;
   aedes.handle = (conn, req) => {
     const client = handle(conn, req);
-    limitPackets(client, packetLimit);
+    // Fail closed: a client whose packets cannot be limited is not served (an aedes upgrade would show here and in the tests).
+    try { limitPackets(client, packetLimit); } catch { conn.destroy(); }
     return client;
   };
   let server: Server;
