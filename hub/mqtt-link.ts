@@ -120,6 +120,8 @@ export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 /** Messages one device may have waiting, whatever their size: a flood of tiny chunk requests is bounded too. */
 export const MAX_PENDING_PER_DEVICE = 1024;
 
+const EMPTY = new Uint8Array(0);
+
 interface Queued { topic: string; payload: Uint8Array; device: string | null; dead: boolean }
 
 /**
@@ -146,12 +148,14 @@ interface Queued { topic: string; payload: Uint8Array; device: string | null; de
  * request was shed asks again (agent/fetcher.ts, agent/trust.ts).
  */
 export class InboundQueue {
-  readonly #items: Queued[] = [];
+  #items: Queued[] = [];
   /** Bytes and messages waiting per device (state excluded: one at most each). */
   readonly #perDevice = new Map<string, { bytes: number; count: number }>();
   /** The state report waiting per device, to be replaced by a newer one. */
   readonly #state = new Map<string, Queued>();
   #head = 0;
+  /** Superseded state reports still in #items (their payloads already let go). */
+  #dead = 0;
   #bytes = 0;
   #peak = 0;
   #running: Promise<void> | null = null;
@@ -159,6 +163,8 @@ export class InboundQueue {
   constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger) {}
 
   get bytes(): number { return this.#bytes; }
+  /** Entries held, superseded state reports not yet swept out included. */
+  get entries(): number { return this.#items.length - this.#head; }
   /** The most bytes ever waiting at once. */
   get peakBytes(): number { return this.#peak; }
 
@@ -172,7 +178,17 @@ export class InboundQueue {
     if (limit && len > limit.maxBytes) { this.#refuse('PROTO_ERR_MESSAGE_TOO_LARGE', device, `a ${channel} message of ${len} bytes is over its limit of ${limit.maxBytes}: refused before queueing`); return; }
     if (channel === 'state') {
       const waiting = this.#state.get(device);
-      if (waiting) { waiting.dead = true; this.#bytes -= waiting.payload.byteLength; }
+      if (waiting) {
+        waiting.dead = true;
+        this.#bytes -= waiting.payload.byteLength;
+        waiting.payload = EMPTY;
+        // A device replacing its state faster than the hub drains would leave a trail of dead entries: sweep them out.
+        if (++this.#dead > 1024 && this.#dead * 2 > this.#items.length - this.#head) {
+          this.#items = this.#items.slice(this.#head).filter((x) => !x.dead);
+          this.#head = 0;
+          this.#dead = 0;
+        }
+      }
       const m: Queued = { topic, payload, device: null, dead: false };
       this.#state.set(device, m);
       this.#enqueue(m);
@@ -215,7 +231,7 @@ export class InboundQueue {
         // Compact now and then, so the array does not grow for ever.
         if (this.#head > 1024 && this.#head * 2 > this.#items.length) { this.#items.splice(0, this.#head); this.#head = 0; }
         // A state report superseded by a newer one of the same device (its bytes were released then).
-        if (m.dead) continue;
+        if (m.dead) { this.#dead--; continue; }
         if (m.device === null) { const key = m.topic.slice(0, m.topic.lastIndexOf('/')); if (this.#state.get(key) === m) this.#state.delete(key); }
         // dispatch() counts and logs what it refuses; anything else thrown must not stop the queue.
         try { await this.dispatcher.dispatch(m.topic, m.payload); } catch (e) { this.logger.error({ err: e }, 'device message dispatch failed'); } finally { this.#release(m); }

@@ -126,4 +126,20 @@ describe('hub inbound queue', () => {
     expect(q.bytes).toBe(0);
     expect(d.stats.rejected.PROTO_ERR_MESSAGE_TOO_LARGE).toBe(1);
   });
+
+  it('State_flood_leaves_no_trail: 100,000 state reports from one device while the hub is blocked hold a bounded number of entries', async () => {
+    const { d, order, release } = gated();
+    const q = new InboundQueue(d, 1024 * 1024, silentLogger());
+    q.push(topics.device('s0', 'state'), encode(stateReport('s0')));
+    let most = 0;
+    for (let i = 1; i <= 100_000; i++) {
+      q.push(topics.device('loud', 'state'), encode(stateReport('loud', { seq: i })));
+      most = Math.max(most, q.entries);
+    }
+    expect(most).toBeLessThanOrEqual(2 * 1024 + 2);
+    release();
+    await q.idle();
+    expect(order).toEqual(['state:s0', 'state:loud']);
+    expect(q.entries).toBe(0);
+  });
 });
