@@ -52,9 +52,8 @@ export function installBrokerAuth(aedes: Aedes, creds: MqttCredentials, logger?:
   const current = (client: Client | null): MqttIdentity | undefined => {
     const id = client ? who.get(client) : undefined;
     if (!id) return undefined;
-    let ok = false;
-    try { ok = creds.isCurrent(id); } catch (e) { logger?.error({ err: e }, 'checking an MQTT credential failed'); }
-    if (ok) return id;
+    // A store that cannot answer refuses this one operation; only a credential known to be gone ends the session.
+    try { if (creds.isCurrent(id)) return id; } catch (e) { logger?.error({ err: e }, 'checking an MQTT credential failed'); return undefined; }
     end(client!, id);
     return undefined;
   };
