@@ -6,11 +6,13 @@
  * field, before the payload is buffered; a payload over its channel's limit
  * (protocol/channel-limits.ts) never reaches the registry; a device cannot
  * displace another device or the hub by using their client id. On the
- * embedded broker, retain is refused on every device channel but state.
+ * embedded broker, retain is refused on every device channel but state. On
+ * mosquitto, the README's revoke steps refuse the next connection, and the
+ * dynamic security plugin ends a live session.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
@@ -21,10 +23,10 @@ import type { Hub } from '../../hub/hub.js';
 import { DEVICE_CHANNEL_LIMITS } from '../../protocol/channel-limits.js';
 import { encode } from '../../protocol/messages.js';
 import { topics } from '../../protocol/topics.js';
-import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
+import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { stateReport } from '../helpers/hub-fixtures.js';
 import { startTestHub } from '../helpers/hub-harness.js';
-import { hasMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { connectClient, PASSWD, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
 
 afterAll(cleanupTempDirs);
@@ -169,5 +171,27 @@ describe.skipIf(!hasMosquitto)('mosquitto with the README conf, password and ACL
     // mosquitto re-reads the password file on SIGHUP, asynchronously: wait until it refuses.
     await waitFor(async () => connectClient(broker.url, { clientId: 'lim-gone', username: 'lim-gone', password: 'gone-secret' })
       .then(async (again) => { await again.endAsync(true); return false; }, (e: Error) => /not authori[sz]ed|bad user ?name or password/i.test(e.message)), 'mosquitto to refuse the revoked device', 30_000, 200);
+  }, 60_000);
+});
+
+const DYNSEC = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
+const CTRL = '/usr/bin/mosquitto_ctrl';
+
+describe.skipIf(!hasMosquitto || !existsSync(DYNSEC) || !existsSync(CTRL))('mosquitto with the dynamic security plugin (README "Revoking a device on mosquitto")', () => {
+  it('Revoked_device_on_mosquitto_dynsec: `mosquitto_ctrl dynsec disableClient` ends the device\'s live session at once', async () => {
+    const dir = tempDir('fleetcast-dynsec-');
+    const admin = randomBytes(12).toString('hex');
+    execFileSync(CTRL, ['dynsec', 'init', join(dir, 'dynsec.json'), 'admin', admin], { stdio: 'ignore' });
+    const broker = await startMosquitto(undefined, { dir, lines: ['allow_anonymous false', `plugin ${DYNSEC}`, `plugin_opt_config_file ${join(dir, 'dynsec.json')}`] });
+    try {
+      const ctrl = (...args: string[]) => execFileSync(CTRL, ['-h', '127.0.0.1', '-p', String(broker.port), '-u', 'admin', '-P', admin, 'dynsec', ...args], { stdio: 'ignore' });
+      const secret = randomBytes(12).toString('hex');
+      ctrl('createClient', 'dyn-1', '-p', secret);
+      const c = await connectClient(broker.url, { clientId: 'dyn-1', username: 'dyn-1', password: secret });
+      const gone = new Promise<void>((r) => c.once('close', () => r()));
+      ctrl('disableClient', 'dyn-1');
+      await gone;
+      await expect(connectClient(broker.url, { clientId: 'dyn-1', username: 'dyn-1', password: secret })).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
+    } finally { await broker.stop(); }
   }, 60_000);
 });
