@@ -34,6 +34,3 @@ export const DEVICE_MAX_PACKET_BYTES = Math.max(...Object.values(DEVICE_CHANNEL_
 
 /** The largest packet the hub sends: an assignment at its limit (bundle chunks are at most 4 MiB, the root chain 4 MiB). */
 export const HUB_MAX_PACKET_BYTES = MESSAGE_LIMITS.assign + PUBLISH_OVERHEAD;
-
-/** Before CONNECT is accepted nobody is known yet: a CONNECT carries an id, a user name, a secret and perhaps a will. */
-export const CONNECT_MAX_PACKET_BYTES = 64 * 1024;
