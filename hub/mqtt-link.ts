@@ -160,7 +160,11 @@ export class InboundQueue {
   #peak = 0;
   #running: Promise<void> | null = null;
   #warnedAt = 0;
-  constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger) {}
+  /**
+   * `onOversize` hears of each message refused for its size, to clear what a
+   * broker that cannot refuse it (mosquitto has no per-topic limit) may hold retained.
+   */
+  constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger, private readonly onOversize?: (topic: string) => void) {}
 
   get bytes(): number { return this.#bytes; }
   /** Entries held, superseded state reports not yet swept out included. */
@@ -175,7 +179,11 @@ export class InboundQueue {
     const device = topic.slice(0, cut);
     const channel = topic.slice(cut + 1) as DeviceChannel;
     const limit = Object.hasOwn(DEVICE_CHANNEL_LIMITS, channel) ? DEVICE_CHANNEL_LIMITS[channel] : undefined;
-    if (limit && len > limit.maxBytes) { this.#refuse('PROTO_ERR_MESSAGE_TOO_LARGE', device, `a ${channel} message of ${len} bytes is over its limit of ${limit.maxBytes}: refused before queueing`); return; }
+    if (limit && len > limit.maxBytes) {
+      this.#refuse('PROTO_ERR_MESSAGE_TOO_LARGE', device, `a ${channel} message of ${len} bytes is over its limit of ${limit.maxBytes}: refused before queueing`);
+      this.onOversize?.(topic);
+      return;
+    }
     if (channel === 'state') {
       const waiting = this.#state.get(device);
       if (waiting) {
@@ -271,7 +279,10 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
     ...(opts.ca ? { ca: opts.ca } : {}),
   });
   // Messages are handled one after another, in arrival order (QoS 1 keeps per-publisher order).
-  const queue = new InboundQueue(dispatcher, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, logger);
+  // An oversized device message may also sit retained in an external broker (mosquitto cannot refuse retain per
+  // topic): an empty retained message clears it [MQTT-3.3.1-10], so at most one legal-sized message per topic stays.
+  const clearRetained = (topic: string) => client.publish(topic, Buffer.alloc(0), { qos: 1, retain: true }, (e) => { if (e) logger.warn({ err: e, topic: topic.slice(0, 200) }, 'could not clear an oversized retained message'); });
+  const queue = new InboundQueue(dispatcher, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, logger, clearRetained);
   let started = false;
   // An 'error' event with no listener would throw and end the process; always listen.
   client.on('error', (e) => { if (started) logger.warn({ code: 'HUB_ERR_BROKER_UNREACHABLE', err: e }, 'broker connection error'); });
