@@ -6,9 +6,10 @@
  * field, before the payload is buffered; a payload over its channel's limit
  * (protocol/channel-limits.ts) never reaches the registry; a device cannot
  * displace another device or the hub by using their client id. On the
- * embedded broker, retain is refused on every device channel but state. On
- * mosquitto, the README's revoke steps refuse the next connection, and the
- * dynamic security plugin ends a live session.
+ * embedded broker, retain is refused on every device channel but state; on
+ * mosquitto, which cannot refuse it, the hub clears an oversized retained
+ * message. On mosquitto, the README's revoke steps refuse the next connection,
+ * and the dynamic security plugin ends a live session.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
