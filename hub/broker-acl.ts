@@ -7,7 +7,8 @@
  * trust topics. The hub may do anything under fc/v1/. The same rules as a
  * mosquitto ACL file are in mosquittoAcl() (README "External broker").
  */
-import { BUNDLE_ID_PATTERN, DEVICE_CHANNELS, TOPIC_ROOT } from '../protocol/topics.js';
+import { DEVICE_CHANNEL_LIMITS, DEVICE_MAX_PACKET_BYTES, HUB_MAX_PACKET_BYTES } from '../protocol/channel-limits.js';
+import { BUNDLE_ID_PATTERN, DEVICE_CHANNELS, TOPIC_ROOT, type DeviceChannel } from '../protocol/topics.js';
 import { HUB_MQTT_USER, type MqttIdentity } from './mqtt-credentials.js';
 
 const DEVICE_SUBSCRIBE = ['assign', 'proof', 'control'] as const;
@@ -16,6 +17,25 @@ export function mayPublish(who: MqttIdentity, topic: string): boolean {
   if (who.role === 'hub') return topic.startsWith(`${TOPIC_ROOT}/`);
   const p = topic.split('/');
   return p.length === 5 && `${p[0]}/${p[1]}` === TOPIC_ROOT && p[2] === 'dev' && p[3] === who.username && (DEVICE_CHANNELS as readonly string[]).includes(p[4]);
+}
+
+/**
+ * Why a device's publish on its own channel is refused (payload over the
+ * channel's limit, or retained where the protocol retains nothing), or
+ * undefined. Checked on top of mayPublish; the hub's own publishes are not limited here.
+ */
+export function publishProblem(who: MqttIdentity, topic: string, bytes: number, retain: boolean): string | undefined {
+  if (who.role === 'hub') return undefined;
+  const limit = DEVICE_CHANNEL_LIMITS[topic.slice(topic.lastIndexOf('/') + 1) as DeviceChannel];
+  if (!limit) return undefined;
+  if (bytes > limit.maxBytes) return `a ${bytes}-byte payload is over the channel's limit of ${limit.maxBytes}`;
+  if (retain && !limit.retain) return 'this channel is never retained';
+  return undefined;
+}
+
+/** The largest MQTT packet this client may send; unknown clients (before CONNECT is accepted) are held to a device's. */
+export function maxPacketBytes(who: MqttIdentity | undefined): number {
+  return who?.role === 'hub' ? HUB_MAX_PACKET_BYTES : DEVICE_MAX_PACKET_BYTES;
 }
 
 export function maySubscribe(who: MqttIdentity, filter: string): boolean {

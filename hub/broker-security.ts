@@ -10,13 +10,14 @@ import { readFileSync } from 'node:fs';
 import type { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import { installBrokerAuth } from './broker-auth.js';
+import type { BrokerSetup } from './broker.js';
 import { hubError } from './errors.js';
 import { MqttCredentials } from './mqtt-credentials.js';
 import type { HubOptions } from './options.js';
 import type { HubStore } from './store.js';
 
 export interface BrokerSecurity {
-  brokerOptions: { tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => void };
+  brokerOptions: { tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => BrokerSetup | void };
   linkOptions: { username?: string; password?: string; ca?: Buffer };
   credentials: MqttCredentials;
 }
@@ -46,7 +47,7 @@ export function brokerSecurity(options: HubOptions, store: HubStore, logger: Log
   }
   const hub = credentials.issueHub();
   return {
-    brokerOptions: { ...(tls ? { tls } : {}), setup: (aedes) => { installBrokerAuth(aedes, credentials, logger, mayReadBundle); } },
+    brokerOptions: { ...(tls ? { tls } : {}), setup: (aedes) => ({ packetLimit: installBrokerAuth(aedes, credentials, logger, mayReadBundle).packetLimit }) },
     linkOptions: { username: hub.username, password: hub.password, ...(ca ? { ca } : {}) },
     credentials,
   };

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { Aedes } from 'aedes';
+import { Aedes, type Client } from 'aedes';
+import { HUB_MAX_PACKET_BYTES } from '../protocol/channel-limits.js';
 import { hubError } from './errors.js';
 import { indexRetained } from './retained-index.js';
 
@@ -18,12 +19,47 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startBroker(opts: { host: string; port: number; tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => void }): Promise<EmbeddedBroker> {
+/** What access control (hub/broker-auth.ts) gives the broker back: the largest packet each client may send. */
+export interface BrokerSetup { packetLimit?: (client: Client) => number }
+
+interface PacketParser { packet: { length: number; cmd: string }; _parseLength(): boolean; _emitError(e: Error): void }
+
+/**
+ * Cut a client whose next packet announces more bytes than it may send, as
+ * soon as the packet's length field is read: the payload is never buffered
+ * (aedes' authorizePublish only sees a packet once all of it has been read,
+ * and neither aedes nor mqtt-packet's parser has a maximum packet size).
+ * This reaches into aedes' per-client mqtt-packet parser (aedes 1.x
+ * `client._parser`); test/integration/mqtt-limits.test.ts fails if that moves.
+ */
+function limitPackets(client: Client, limit: (client: Client) => number): void {
+  const parser = (client as unknown as { _parser?: PacketParser })._parser;
+  if (!parser || typeof parser._parseLength !== 'function') throw new Error('aedes client has no mqtt-packet parser to limit (aedes upgraded?)');
+  const parseLength = parser._parseLength;
+  parser._parseLength = function (this: PacketParser) {
+    const done = parseLength.call(this);
+    const max = limit(client);
+    if (done && this.packet.length > max) {
+      this._emitError(new Error(`${this.packet.cmd} packet of ${this.packet.length} bytes is over this client's limit of ${max}`));
+      return false;
+    }
+    return done;
+  };
+}
+
+export async function startBroker(opts: { host: string; port: number; tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => BrokerSetup | void }): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker();
   // SUBSCRIBE to a filter with nothing retained under it (each agent's chunk filter) skips aedes' scan of every retained message.
   indexRetained(aedes);
   // Access control (hub/broker-auth.ts) is installed before the first client can connect.
-  opts.setup?.(aedes);
+  const packetLimit = opts.setup?.(aedes)?.packetLimit ?? (() => HUB_MAX_PACKET_BYTES);
+  const handle = aedes.handle;
+  aedes.handle = (conn, req) => {
+    const client = handle(conn, req);
+    // Fail closed: a client whose packets cannot be limited is not served (an aedes upgrade would show here and in the tests).
+    try { limitPackets(client, packetLimit); } catch { conn.destroy(); }
+    return client;
+  };
   let server: Server;
   if (opts.tls) {
     let tls: { cert: Buffer; key: Buffer };

@@ -12,10 +12,18 @@ import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 import { hubError } from './errors.js';
 
 export type MqttRole = 'device' | 'hub';
-export interface MqttIdentity { username: string; role: MqttRole }
+/** `salt` names the credential that was checked: re-enrolling issues a new one, so a session on the old one can be told apart. */
+export interface MqttIdentity { username: string; role: MqttRole; salt?: Buffer }
 
 /** The hub's own MQTT user name, reserved: no device may enroll under it (mosquitto_passwd refuses ':' in names). */
 export const HUB_MQTT_USER = 'fleetcast-hub';
+
+/**
+ * Who to tell when a credential is issued or revoked through this process's
+ * connection (another process's change shows as a new PRAGMA data_version).
+ * Keyed by connection, so every MqttCredentials on the hub's store hears it.
+ */
+const listeners = new WeakMap<Database.Database, Set<() => void>>();
 
 function hash(salt: Buffer, secret: string): Buffer {
   return createHash('sha256').update(salt).update(secret, 'utf8').digest();
@@ -23,6 +31,7 @@ function hash(salt: Buffer, secret: string): Buffer {
 
 export class MqttCredentials {
   private readonly db: Database.Database;
+  private currentStmt: Database.Statement | undefined;
 
   constructor(db: Database.Database) {
     this.db = db;
@@ -43,7 +52,40 @@ export class MqttCredentials {
   }
 
   revoke(username: string, now = Date.now()): boolean {
-    return this.db.prepare('UPDATE mqtt_credentials SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL').run(now, username).changes > 0;
+    const done = this.db.prepare('UPDATE mqtt_credentials SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL').run(now, username).changes > 0;
+    if (done) this.changed();
+    return done;
+  }
+
+  /** Call `fn` after each issue or revoke made on this connection; returns the unsubscribe. */
+  onChange(fn: () => void): () => void {
+    let set = listeners.get(this.db);
+    if (!set) listeners.set(this.db, (set = new Set()));
+    set.add(fn);
+    return () => { set.delete(fn); };
+  }
+
+  /** Changes when another connection (the `fleetcast device` CLI) commits to the database. */
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** True while the credential this identity was checked with is still the user's, unrevoked. */
+  isCurrent(id: MqttIdentity): boolean {
+    // Prepared once: the broker asks on every publish and subscribe.
+    this.currentStmt ??= this.db.prepare('SELECT salt FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL');
+    const row = this.currentStmt.get(id.username) as { salt: Buffer } | undefined;
+    return row !== undefined && id.salt !== undefined && row.salt.equals(id.salt);
+  }
+
+  /** Every unrevoked user name with its credential's salt. */
+  currentSalts(): Map<string, Buffer> {
+    const rows = this.db.prepare('SELECT username, salt FROM mqtt_credentials WHERE revoked_at IS NULL').all() as { username: string; salt: Buffer }[];
+    return new Map(rows.map((r) => [r.username, r.salt]));
+  }
+
+  private changed(): void {
+    for (const fn of listeners.get(this.db) ?? []) fn();
   }
 
   /** The identity a user name and secret prove, or undefined. */
@@ -52,7 +94,7 @@ export class MqttCredentials {
     const row = this.db.prepare('SELECT role, salt, hash FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL').get(username) as { role: MqttRole; salt: Buffer; hash: Buffer } | undefined;
     if (!row) return undefined;
     const got = hash(row.salt, Buffer.isBuffer(password) ? password.toString('utf8') : password);
-    return timingSafeEqual(got, row.hash) ? { username, role: row.role } : undefined;
+    return timingSafeEqual(got, row.hash) ? { username, role: row.role, salt: row.salt } : undefined;
   }
 
   private issue(username: string, role: MqttRole, now: number): string {
@@ -61,6 +103,7 @@ export class MqttCredentials {
     this.db.prepare(`INSERT INTO mqtt_credentials (username, role, salt, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)
       ON CONFLICT(username) DO UPDATE SET role = excluded.role, salt = excluded.salt, hash = excluded.hash, created_at = excluded.created_at, revoked_at = NULL`)
       .run(username, role, salt, hash(salt, secret), now);
+    this.changed();
     return secret;
   }
 }

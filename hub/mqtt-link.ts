@@ -12,7 +12,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '../protocol/messages.js';
-import { parseTopic, topics } from '../protocol/topics.js';
+import { DEVICE_CHANNEL_LIMITS } from '../protocol/channel-limits.js';
+import { parseTopic, topics, type DeviceChannel } from '../protocol/topics.js';
 import { decodeProofRequest } from '../protocol/trust-messages.js';
 import { hubError } from './errors.js';
 
@@ -93,6 +94,8 @@ export interface MqttLink {
   readonly url: string;
   readonly client: MqttClient;
   readonly stats: LinkStats;
+  /** The inbound queue's size now and at its peak, in payload bytes. */
+  readonly queue: Pick<InboundQueue, 'bytes' | 'peakBytes'>;
   /** Resolves once the broker has acknowledged (PUBACK for QoS 1). */
   publish(topic: string, payload: Buffer, opts: { qos: 0 | 1; retain?: boolean }): Promise<void>;
   close(): Promise<void>;
@@ -108,57 +111,124 @@ export interface LinkOptions {
   username?: string;
   password?: string;
   ca?: Buffer;
-  /** Bytes of device messages waiting to be handled beyond which telemetry is shed (default 64 MiB). */
+  /** Bytes of device messages waiting to be handled beyond which telemetry is shed (default 64 MiB); a device's share is 1/16 of it. */
   maxQueuedBytes?: number;
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
+/** Messages one device may have waiting, whatever their size: a flood of tiny chunk requests is bounded too. */
+export const MAX_PENDING_PER_DEVICE = 1024;
+
+const EMPTY = new Uint8Array(0);
+
+interface Queued { topic: string; payload: Uint8Array; device: string | null; dead: boolean }
+
 /**
  * The hub's inbound FIFO: messages are handled one at a time in arrival order.
- * It is bounded: when more than maxBytes are waiting (the hub cannot keep up),
- * or one device has more than maxBytes/16 of telemetry waiting, telemetry reports are shed, counted under HUB_ERR_OVERLOADED in the link's
- * rejected stats and logged once per burst, so the hub's memory stays bounded;
- * state reports, events and chunk requests are always queued (they are small,
- * and losing them would stall rollouts).
+ * It is bounded on every device channel, so that no device can grow the hub's
+ * memory or hold the queue for the others:
+ *
+ * - a payload over its channel's limit (protocol/channel-limits.ts) is refused
+ *   on arrival, before it is queued (an external broker may not enforce it);
+ * - state reports are coalesced: a device has at most one waiting, and a newer
+ *   one replaces it (moving to the back, so the device's own order holds). The
+ *   registry keeps only the latest state and its counter only grows, so the
+ *   latest report carries everything an earlier one would have told; dropping
+ *   state instead could leave a device's last phase unknown and stall a rollout;
+ * - every other channel (event, chunk-req, proof-req, telemetry) is shed, per
+ *   device, past 1/16 of the byte bound or MAX_PENDING_PER_DEVICE messages, so a
+ *   device that floods loses its own messages, not everyone's, and another
+ *   device's message waits behind at most that share of the flooder's;
+ * - telemetry is also shed when the whole queue is over the bound (the hub
+ *   cannot keep up), and everything but state past twice the bound.
+ *
+ * Shed messages are counted under HUB_ERR_OVERLOADED in the link's rejected
+ * stats and logged once per burst. A device whose chunk request or proof
+ * request was shed asks again (agent/fetcher.ts, agent/trust.ts).
  */
 export class InboundQueue {
-  readonly #items: { topic: string; payload: Uint8Array; device: string | null }[] = [];
-  /** Telemetry bytes queued per device topic prefix. */
-  readonly #perDevice = new Map<string, number>();
+  #items: Queued[] = [];
+  /** Bytes and messages waiting per device (state excluded: one at most each). */
+  readonly #perDevice = new Map<string, { bytes: number; count: number }>();
+  /** The state report waiting per device, to be replaced by a newer one. */
+  readonly #state = new Map<string, Queued>();
   #head = 0;
+  /** Superseded state reports still in #items (their payloads already let go). */
+  #dead = 0;
   #bytes = 0;
+  #peak = 0;
   #running: Promise<void> | null = null;
   #warnedAt = 0;
-  constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger) {}
+  /**
+   * `onOversize` hears of each message refused for its size, to clear what a
+   * broker that cannot refuse it (mosquitto has no per-topic limit) may hold retained.
+   */
+  constructor(private readonly dispatcher: Dispatcher, private readonly maxBytes: number, private readonly logger: Logger, private readonly onOversize?: (topic: string) => void) {}
 
   get bytes(): number { return this.#bytes; }
+  /** Entries held, superseded state reports not yet swept out included. */
+  get entries(): number { return this.#items.length - this.#head; }
+  /** The most bytes ever waiting at once. */
+  get peakBytes(): number { return this.#peak; }
 
   push(topic: string, payload: Uint8Array): void {
     const len = payload.byteLength;
-    let device: string | null = null;
-    if (topic.endsWith('/telemetry')) {
-      // Fair shedding: one device may hold at most 1/16 of the bound, so a device that floods (a bug, a replay
-      // of its whole buffer) loses its own reports, not everyone's.
-      device = topic.slice(0, -'/telemetry'.length);
-      const mine = this.#perDevice.get(device) ?? 0;
-      // A device with nothing waiting is always let in (its share may be smaller than one legal report).
-      if (this.#bytes + len > this.maxBytes || (mine > 0 && mine + len > this.maxBytes / 16)) {
-        const r = this.dispatcher.stats.rejected;
-        r.HUB_ERR_OVERLOADED = (r.HUB_ERR_OVERLOADED ?? 0) + 1;
-        // One warning per 10 s at most: a flooding device sheds on every socket read.
-        const now = Date.now();
-        if (now - this.#warnedAt > 10_000) {
-          this.#warnedAt = now;
-          this.logger.warn({ code: 'HUB_ERR_OVERLOADED', queuedBytes: this.#bytes, device: device.slice(device.lastIndexOf('/') + 1), shed: r.HUB_ERR_OVERLOADED }, 'inbound queue full (for all devices, or for this one): shedding telemetry reports until it drains');
-        }
-        return;
-      }
-      this.#perDevice.set(device, mine + len);
+    const cut = topic.lastIndexOf('/');
+    // The device's topic prefix (fc/v1/dev/<id>) keys its share; the dispatcher validates the topic itself.
+    const device = topic.slice(0, cut);
+    const channel = topic.slice(cut + 1) as DeviceChannel;
+    const limit = Object.hasOwn(DEVICE_CHANNEL_LIMITS, channel) ? DEVICE_CHANNEL_LIMITS[channel] : undefined;
+    if (limit && len > limit.maxBytes) {
+      this.#refuse('PROTO_ERR_MESSAGE_TOO_LARGE', device, `a ${channel} message of ${len} bytes is over its limit of ${limit.maxBytes}: refused before queueing`);
+      this.onOversize?.(topic);
+      return;
     }
-    this.#items.push({ topic, payload, device });
-    this.#bytes += len;
+    if (channel === 'state') {
+      const waiting = this.#state.get(device);
+      if (waiting) {
+        waiting.dead = true;
+        this.#bytes -= waiting.payload.byteLength;
+        waiting.payload = EMPTY;
+        // A device replacing its state faster than the hub drains would leave a trail of dead entries: sweep them out.
+        if (++this.#dead > 1024 && this.#dead * 2 > this.#items.length - this.#head) {
+          this.#items = this.#items.slice(this.#head).filter((x) => !x.dead);
+          this.#head = 0;
+          this.#dead = 0;
+        }
+      }
+      const m: Queued = { topic, payload, device: null, dead: false };
+      this.#state.set(device, m);
+      this.#enqueue(m);
+      return;
+    }
+    const mine = this.#perDevice.get(device) ?? { bytes: 0, count: 0 };
+    // A device with nothing waiting is always let in (its share may be smaller than one legal report), unless the hub is far behind.
+    const overDevice = mine.count > 0 && (mine.bytes + len > this.maxBytes / 16 || mine.count >= MAX_PENDING_PER_DEVICE);
+    const overAll = this.#bytes + len > (channel === 'telemetry' ? this.maxBytes : 2 * this.maxBytes);
+    if (overDevice || overAll) { this.#refuse('HUB_ERR_OVERLOADED', device, `inbound queue full (for all devices, or for this one): shedding ${channel} messages until it drains`); return; }
+    mine.bytes += len;
+    mine.count++;
+    this.#perDevice.set(device, mine);
+    this.#enqueue({ topic, payload, device, dead: false });
+  }
+
+  #enqueue(m: Queued): void {
+    this.#items.push(m);
+    this.#bytes += m.payload.byteLength;
+    if (this.#bytes > this.#peak) this.#peak = this.#bytes;
     this.#running ??= this.#drain();
+  }
+
+  #refuse(code: string, device: string, what: string): void {
+    const r = this.dispatcher.stats.rejected;
+    r[code] = (r[code] ?? 0) + 1;
+    // One warning per 10 s at most: a flooding device is refused on every socket read.
+    const now = Date.now();
+    if (now - this.#warnedAt > 10_000) {
+      this.#warnedAt = now;
+      this.logger.warn({ code, queuedBytes: this.#bytes, device: device.slice(device.lastIndexOf('/') + 1), refused: r[code] }, what);
+    }
   }
 
   async #drain(): Promise<void> {
@@ -168,6 +238,9 @@ export class InboundQueue {
         this.#items[this.#head++] = undefined as never;
         // Compact now and then, so the array does not grow for ever.
         if (this.#head > 1024 && this.#head * 2 > this.#items.length) { this.#items.splice(0, this.#head); this.#head = 0; }
+        // A state report superseded by a newer one of the same device (its bytes were released then).
+        if (m.dead) { this.#dead--; continue; }
+        if (m.device === null) { const key = m.topic.slice(0, m.topic.lastIndexOf('/')); if (this.#state.get(key) === m) this.#state.delete(key); }
         // dispatch() counts and logs what it refuses; anything else thrown must not stop the queue.
         try { await this.dispatcher.dispatch(m.topic, m.payload); } catch (e) { this.logger.error({ err: e }, 'device message dispatch failed'); } finally { this.#release(m); }
       }
@@ -176,11 +249,13 @@ export class InboundQueue {
     }
   }
 
-  #release(m: { payload: Uint8Array; device: string | null }): void {
+  #release(m: Queued): void {
     this.#bytes -= m.payload.byteLength;
     if (m.device === null) return;
-    const left = (this.#perDevice.get(m.device) ?? 0) - m.payload.byteLength;
-    if (left > 0) this.#perDevice.set(m.device, left); else this.#perDevice.delete(m.device);
+    const mine = this.#perDevice.get(m.device);
+    if (!mine) return;
+    mine.bytes -= m.payload.byteLength;
+    if (--mine.count <= 0) this.#perDevice.delete(m.device);
   }
 
   /** Resolves once everything queued so far has been handled. */
@@ -204,7 +279,10 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
     ...(opts.ca ? { ca: opts.ca } : {}),
   });
   // Messages are handled one after another, in arrival order (QoS 1 keeps per-publisher order).
-  const queue = new InboundQueue(dispatcher, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, logger);
+  // An oversized device message may also sit retained in an external broker (mosquitto cannot refuse retain per
+  // topic): an empty retained message clears it [MQTT-3.3.1-10], so at most one legal-sized message per topic stays.
+  const clearRetained = (topic: string) => client.publish(topic, Buffer.alloc(0), { qos: 1, retain: true }, (e) => { if (e) logger.warn({ err: e, topic: topic.slice(0, 200) }, 'could not clear an oversized retained message'); });
+  const queue = new InboundQueue(dispatcher, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, logger, clearRetained);
   let started = false;
   // An 'error' event with no listener would throw and end the process; always listen.
   client.on('error', (e) => { if (started) logger.warn({ code: 'HUB_ERR_BROKER_UNREACHABLE', err: e }, 'broker connection error'); });
@@ -238,6 +316,7 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
     url: opts.url,
     client,
     stats: dispatcher.stats,
+    queue,
     async publish(topic, payload, o) {
       await client.publishAsync(topic, payload, { qos: o.qos, retain: o.retain ?? false });
     },

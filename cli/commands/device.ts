@@ -2,6 +2,8 @@
  * `fleetcast device enroll ID --data DIR`: issue a device's MQTT credential in
  * the hub's data folder (issue #6). The secret is printed once and only its
  * hash is kept; enrolling again replaces it. `device revoke ID` withdraws it.
+ * Either ends a session the device has open on the running hub's embedded
+ * broker (the broker sees the change through SQLite's data_version).
  * Works while the hub runs (SQLite WAL allows a second writer to wait its turn).
  */
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { mosquittoAcl } from '../../hub/broker-acl.js';
+import { mosquittoConf } from '../../hub/mosquitto-conf.js';
 import { tempDir } from './env.js';
 import { startMosquitto, type Mosquitto } from './hub-mosquitto.js';
 
@@ -26,12 +27,12 @@ export async function tryPublish(c: MqttClient, topic: string, payload: string |
 
 export const PASSWD = '/usr/bin/mosquitto_passwd';
 
-/** mosquitto with a password file and the ACL file of hub/broker-acl.ts (the README's "External broker" setup). */
+/** mosquitto with a password file, the ACL file of hub/broker-acl.ts and the conf lines of hub/mosquitto-conf.ts (the README's "External broker" setup). */
 export async function startSecureMosquitto(users: Record<string, string>): Promise<Mosquitto & { dir: string }> {
   const dir = tempDir('fleetcast-mosq-auth-');
   const passwd = join(dir, 'passwd');
   writeFileSync(passwd, '');
   for (const [u, p] of Object.entries(users)) execFileSync(PASSWD, ['-b', passwd, u, p]);
   writeFileSync(join(dir, 'acl'), mosquittoAcl());
-  return startMosquitto(undefined, { dir, lines: ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${join(dir, 'acl')}`] });
+  return startMosquitto(undefined, { dir, lines: mosquittoConf({ passwordFile: passwd, aclFile: join(dir, 'acl') }).trimEnd().split('\n') });
 }

@@ -4,10 +4,14 @@
  * past the byte bound telemetry is shed and counted as HUB_ERR_OVERLOADED
  * while state reports are still queued; one device cannot hold more than
  * 1/16 of the bound; shedding stops once the queue drains; a dispatch that
- * throws does not stop the queue or skew its byte count.
+ * throws does not stop the queue or skew its byte count. Every device channel
+ * is bounded per device: a device flooding state, events, chunk or proof
+ * requests has its state coalesced (the latest kept) and the rest shed, while
+ * another device's messages still get through.
  */
 import { describe, expect, it } from 'vitest';
 import { createDispatcher, InboundQueue } from '../../hub/mqtt-link.js';
+import { DEVICE_CHANNEL_LIMITS } from '../../protocol/channel-limits.js';
 import { encode } from '../../protocol/messages.js';
 import { topics } from '../../protocol/topics.js';
 import { silentLogger, stateReport } from '../helpers/hub-fixtures.js';
@@ -76,5 +80,66 @@ describe('hub inbound queue', () => {
     await q.idle();
     expect(seen).toEqual([topics.device('good', 'state')]);
     expect(q.bytes).toBe(0);
+  });
+
+  it('Flooding_device_bounded_on_every_channel: state coalesced to the latest, events and chunk/proof requests shed past its share, the others served', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const order: string[] = [];
+    const d = createDispatcher({
+      state: async (m) => { order.push(`state:${m.deviceId}:${m.seq}`); if (m.deviceId === 'first') await gate; },
+      event: (m) => { order.push(`event:${m.deviceId}:${m.seq}`); },
+      'chunk-req': (m) => { order.push(`chunk-req:${m.deviceId}`); },
+      'proof-req': (m) => { order.push(`proof-req:${m.deviceId}`); },
+      telemetry: () => {},
+    }, silentLogger());
+    const bound = 1024 * 1024;
+    const q = new InboundQueue(d, bound, silentLogger());
+    // The first report holds the handler: everything after it waits, as when the hub falls behind.
+    q.push(topics.device('first', 'state'), encode(stateReport('first')));
+    const event = (id: string, seq: number) => encode({ v: 1, deviceId: id, seq, at: 1, kind: 'fetch-failed', code: 'AGENT_ERR_X', detail: 'x'.repeat(1000) });
+    const chunkReq = encode({ v: 1, deviceId: 'loud', bundleId: 'a'.repeat(64), chunks: Array.from({ length: 5000 }, (_, i) => i) });
+    let peak = 0;
+    for (let i = 1; i <= 3000; i++) {
+      q.push(topics.device('loud', 'state'), encode(stateReport('loud', { seq: i, capabilities: { pad: 'p'.repeat(30_000) } })));
+      q.push(topics.device('loud', 'event'), event('loud', i));
+      q.push(topics.device('loud', 'chunk-req'), chunkReq);
+      q.push(topics.device('loud', 'proof-req'), encode({ v: 1, deviceId: 'loud', from: 1, to: 2 }));
+      peak = Math.max(peak, q.bytes);
+    }
+    q.push(topics.device('quiet', 'event'), event('quiet', 1));
+    q.push(topics.device('quiet', 'state'), encode(stateReport('quiet', { seq: 7 })));
+    // What waits is bounded by the loud device's share plus one state report per device, not by how much it sent.
+    expect(peak).toBeLessThanOrEqual(bound / 16 + DEVICE_CHANNEL_LIMITS['chunk-req'].maxBytes + 3 * DEVICE_CHANNEL_LIMITS.state.maxBytes);
+    expect(d.stats.rejected.HUB_ERR_OVERLOADED).toBeGreaterThan(3000);
+    release();
+    await q.idle();
+    // The loud device's state: only its latest, once; the quiet device's event and state both handled.
+    expect(order.filter((o) => o.startsWith('state:loud'))).toEqual(['state:loud:3000']);
+    expect(order).toContain('event:quiet:1');
+    expect(order).toContain('state:quiet:7');
+    // Its own order holds: its events before its (later) latest state.
+    expect(order.indexOf('event:loud:1')).toBeLessThan(order.indexOf('state:loud:3000'));
+    expect(q.bytes).toBe(0);
+    // A message over its channel's limit is refused on arrival, never queued.
+    q.push(topics.device('quiet', 'state'), Buffer.alloc(DEVICE_CHANNEL_LIMITS.state.maxBytes + 1, 0x20));
+    expect(q.bytes).toBe(0);
+    expect(d.stats.rejected.PROTO_ERR_MESSAGE_TOO_LARGE).toBe(1);
+  });
+
+  it('State_flood_leaves_no_trail: 100,000 state reports from one device while the hub is blocked hold a bounded number of entries', async () => {
+    const { d, order, release } = gated();
+    const q = new InboundQueue(d, 1024 * 1024, silentLogger());
+    q.push(topics.device('s0', 'state'), encode(stateReport('s0')));
+    let most = 0;
+    for (let i = 1; i <= 100_000; i++) {
+      q.push(topics.device('loud', 'state'), encode(stateReport('loud', { seq: i })));
+      most = Math.max(most, q.entries);
+    }
+    expect(most).toBeLessThanOrEqual(2 * 1024 + 2);
+    release();
+    await q.idle();
+    expect(order).toEqual(['state:s0', 'state:loud']);
+    expect(q.entries).toBe(0);
   });
 });
