@@ -75,6 +75,8 @@ export interface AgentStatus {
   target: StateReport['target'];
   progress: StateReport['progress'];
   counter: number;
+  /** The root this device verifies with, and the root version at which it last reset its counter (0: never). */
+  trust?: { rootVersion: number; counterEpoch: number } | null;
   lastError: StateReport['lastError'];
   inflight: number;
   /** Telemetry window, sampling, offline buffer and whether debug raw sampling is on. */
@@ -164,8 +166,13 @@ class FleetcastAgent extends EventEmitter implements Agent {
       dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now,
       publish: (t, p) => this.#client?.publish(t, p) ?? Promise.resolve(),
       onSecurity: (code, detail) => { this.#log.warn({ code }, detail); this.#reporter?.event('security', { code, detail }); },
-      onHubKeysRevoked: async () => { await store.update((s) => { s.counter = 0; }); this.#control?.reset(); },
-      onRootUpdated: (r) => this.#log.info({ version: r.version }, 'took a new root'),
+      onHubKeysRevoked: async (r) => { await store.update((s) => { s.counter = 0; s.counterEpoch = r.version; }); this.#control?.reset(); },
+      onRootUpdated: (r) => {
+        this.#log.info({ version: r.version }, 'took a new root');
+        // The retained assignment may have been refused under the old root (signed by a hub key it did not list yet,
+        // or re-signed by the hub for this root): subscribing again makes the broker send it again [MQTT-3.8.4-3].
+        this.#client?.subscribe(topics.assign(o.deviceId)).catch(() => { /* renewed on the next connection */ });
+      },
     }, provisioned));
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
@@ -329,6 +336,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
         inputs: e.manifest.inputs.map((i) => ({ name: i.name, type: i.type, shape: [...i.shape] })),
       } : null,
       previous: s.previous, target: s.target, progress: s.progress, counter: s.counter, lastError: s.lastError,
+      trust: this.#trust ? { rootVersion: this.#trust.root.version, counterEpoch: this.#store?.state.counterEpoch ?? 0 } : null,
       inflight: this.#active.inflight,
       telemetry: this.#telemetry?.status() ?? null,
       control: this.#control?.status() ?? null,

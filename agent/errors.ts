@@ -69,6 +69,8 @@ export const AGENT_ERRORS = {
   AGENT_ERR_CONTROL_WRONG_DEVICE: { message: 'A control message names another device; it was ignored (the hub published it on the wrong topic)', status: 400 },
   AGENT_ERR_CONTROL_EXPIRED: { message: 'A control message has expired; it was ignored. Turn debug sampling on again from the hub (check the clocks of hub and device)', status: 400 },
   AGENT_ERR_CONTROL_REPLAY: { message: 'A control message is older than the last one applied (a replayed or reordered message); it was ignored', status: 409 },
+  // Replay across a counter reset (a root that revoked a hub key resets the counter).
+  AGENT_ERR_ASSIGNMENT_BEFORE_RESET: { message: 'An assignment was signed under a root older than the one at which this device reset its assignment counter (a hub key was revoked), so it may be a recorded message replayed into the emptied counter space; it was refused. The hub re-signs current assignments under its newest root when it starts with it', status: 409 },
 } as const satisfies ErrorTable;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -74,7 +74,7 @@ interface Job { checked: CheckedAssignment; resume: boolean; abort: AbortControl
 /** Failures worth retrying when the same assignment is delivered again (after a reconnect). */
 const TRANSIENT = new Set(['AGENT_ERR_FETCH_TIMEOUT', 'AGENT_ERR_DISK_SPACE', 'AGENT_ERR_INTERNAL', 'AGENT_ERR_SLOT_DAMAGED']);
 const UNFINISHED: readonly Phase[] = ['fetching', 'verifying', 'staging', 'swapping'];
-const SECURITY = new Set(['AGENT_ERR_ASSIGNMENT_SIGNATURE', 'AGENT_ERR_MANIFEST_SIGNATURE', 'AGENT_ERR_ASSIGNMENT_REPLAY', 'AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', 'AGENT_ERR_MANIFEST_MISMATCH']);
+const SECURITY = new Set(['AGENT_ERR_ASSIGNMENT_SIGNATURE', 'AGENT_ERR_MANIFEST_SIGNATURE', 'AGENT_ERR_ASSIGNMENT_REPLAY', 'AGENT_ERR_ASSIGNMENT_BEFORE_RESET', 'AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', 'AGENT_ERR_MANIFEST_MISMATCH']);
 const FAILED_EVENT: Partial<Record<Phase, EventKind>> = { fetching: 'fetch-failed', verifying: 'verify-failed', staging: 'stage-failed', swapping: 'stage-failed' };
 
 export class Installer {
@@ -147,6 +147,11 @@ export class Installer {
     }
     if (this.#d.now() > a.expiresAt) {
       this.#reject(agentError('AGENT_ERR_ASSIGNMENT_EXPIRED', `expired at ${new Date(a.expiresAt).toISOString()}`, ref), 'assignment');
+      return;
+    }
+    // Checked before the counter: after a reset the counter is 0 and would let any older message through.
+    if ((a.rootVersion ?? 0) < st.counterEpoch) {
+      this.#reject(agentError('AGENT_ERR_ASSIGNMENT_BEFORE_RESET', `signed under root v${a.rootVersion ?? '(none)'}; this device reset its counter at root v${st.counterEpoch}`, ref), 'assignment');
       return;
     }
     if (a.counter <= lastCounter) {

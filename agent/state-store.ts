@@ -46,6 +46,12 @@ export const agentStateSchema = obj({
   v: int({ min: 1, max: 1 }),
   /** Highest assignment counter accepted; anything lower is a replay. */
   counter: int({ min: 0 }),
+  /**
+   * The root version at which the counter was last reset (a root that revoked a hub
+   * key); 0 if never. Assignments signed under an older root are refused: they were
+   * issued before the reset, and the emptied counter no longer tells them from new ones.
+   */
+  counterEpoch: withDefault(int({ min: 0 }), 0),
   assignment: nullable(assignmentRefSchema),
   active: nullable(installedSchema),
   previous: nullable(installedSchema),
@@ -64,7 +70,7 @@ export const agentStateSchema = obj({
 export type AgentState = Infer<typeof agentStateSchema>;
 
 export function emptyState(): AgentState {
-  return { v: 1, counter: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0, refused: {} };
+  return { v: 1, counter: 0, counterEpoch: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0, refused: {} };
 }
 
 /** Write `data` to `path` so that readers see the old or the new content, never a mix. */

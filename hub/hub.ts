@@ -156,7 +156,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => transfer.close());
 
     const assigner = new Assigner({
-      store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
+      store, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true),
       onAssigning: (bundleId, deviceIds) => transfer.expect(bundleId, deviceIds),
     });
@@ -165,6 +165,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     // current assignment again, re-signed first if it is past half its lifetime.
     // A slow broker does not stop the start: what is not acknowledged is retried by the refresher.
     await assigner.refreshDue().catch((e: unknown) => logger.warn({ err: e }, 'refreshing assignments at start-up failed'));
+    // A new root (keys rotated) takes effect here: devices that reset their counter at it refuse assignments signed under an older one.
+    await assigner.resignOlderRoot().catch((e: unknown) => logger.warn({ err: e }, 're-signing assignments under the new root failed'));
     await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
     assigner.startRefresher(options.refreshIntervalMs);
     await translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed'));
