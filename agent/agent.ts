@@ -14,8 +14,9 @@ import type { StateReport } from '../protocol/messages.js';
 import { parseTopic, topics } from '../protocol/topics.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
 import { signingError } from '../signing/errors.js';
+import { describeChanges, tightenTree } from '../signing/private-files.js';
 import { ActiveModel } from './active-model.js';
-import { connectMqtt, type BrokerClient } from './broker-client.js';
+import { connectMqtt, type BrokerClient, type BrokerFailure } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi } from './http-api.js';
 import { Installer, type Rejection, type Unpacker } from './installer.js';
@@ -69,6 +70,8 @@ export interface AgentStatus {
   agentVersion: string;
   runtime: string;
   connected: boolean;
+  /** Why the broker is not connected (coded), how many attempts in a row failed, when the next one is due; null while connected. */
+  broker?: BrokerFailure | null;
   phase: StateReport['phase'];
   active: (Pick<InstalledModel, 'bundleId' | 'name' | 'version'> & { sha256: string; inputs: { name: string; type: string; shape: (string | number)[] }[] }) | null;
   previous: StateReport['previous'];
@@ -160,6 +163,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
   async #start(): Promise<void> {
     const o = this.options;
     const provisioned = this.#seams.root ?? (await readRoot(o.rootPath));
+    this.#tightenDataDir();
     const store = (this.#store = await StateStore.open(o.dataDir, this.#now));
     // Issue #6: the newest root this device took since provisioning (agent/trust.ts); assignments are checked against it.
     const trust = (this.#trust = await TrustState.open({
@@ -254,6 +258,15 @@ class FleetcastAgent extends EventEmitter implements Agent {
     this.#address = null;
   }
 
+  /** A data folder made by an older agent, by hand or by systemd (0755) may be readable by other users: tighten it and say so. */
+  #tightenDataDir(): void {
+    let loosened: ReturnType<typeof tightenTree> = [];
+    try { loosened = tightenTree(this.options.dataDir); } catch (e) {
+      this.#log.warn({ err: (e as Error).message, dataDir: this.options.dataDir }, 'could not check the modes of the data folder');
+    }
+    if (loosened.length > 0) this.#log.warn({ dataDir: this.options.dataDir, count: loosened.length }, `data folder was readable by other users; set folders to 0700 and files to 0600: ${describeChanges(loosened)}`);
+  }
+
   idle(): Promise<void> { return this.#installer?.idle() ?? Promise.resolve(); }
 
   /**
@@ -330,6 +343,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       agentVersion: AGENT_VERSION,
       runtime: this.#runtime?.name ?? 'none',
       connected: this.#client?.connected ?? false,
+      broker: this.#client?.connected ? null : (this.#client?.failure ?? null),
       phase: s.phase,
       active: e ? {
         bundleId: e.info.bundleId, name: e.info.name, version: e.info.version, sha256: e.info.rawSha256,
@@ -446,11 +460,15 @@ export async function readRoot(path: string): Promise<TrustedRoot> {
 
 function defaultConnect(log: AgentLog) {
   return (o: AgentOptions): BrokerClient => connectMqtt({
-    url: o.brokerUrl!, clientId: o.deviceId, reconnectPeriodMs: o.reconnectPeriodMs, connectTimeoutMs: o.connectTimeoutMs,
+    url: o.brokerUrl!, clientId: o.deviceId, connectTimeoutMs: o.connectTimeoutMs,
+    reconnectPeriodMs: o.reconnectPeriodMs, reconnectMaxMs: o.reconnectMaxMs,
+    loginRetry: { firstMs: o.loginRetryMs, maxMs: Math.max(o.loginRetryMs, o.loginRetryMaxMs) },
     ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}),
     ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
+    ...(o.mqttPasswordFile !== undefined ? { passwordFile: o.mqttPasswordFile } : {}),
     ...(o.mqttCaPath !== undefined ? { caPath: o.mqttCaPath } : {}),
-    onError: (e) => log.warn({ err: e.message }, 'mqtt error'),
+    // Once per distinct reason, not once per attempt; the status page shows the latest with its attempt count.
+    onFailure: (f) => log.warn({ code: f.code, attempts: f.attempts, retryInMs: f.nextAttemptAt === null ? null : f.nextAttemptAt - f.at }, `cannot connect to the broker: ${f.detail}`),
   });
 }
 

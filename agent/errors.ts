@@ -71,6 +71,9 @@ export const AGENT_ERRORS = {
   AGENT_ERR_CONTROL_REPLAY: { message: 'A control message is older than the last one applied (a replayed or reordered message); it was ignored', status: 409 },
   // Replay across a counter reset (a root that revoked a hub key resets the counter).
   AGENT_ERR_ASSIGNMENT_BEFORE_RESET: { message: 'An assignment was signed under a root older than the one at which this device reset its assignment counter (a hub key was revoked), so it may be a recorded message replayed into the emptied counter space; it was refused. The hub re-signs current assignments under its newest root when it starts with it', status: 409 },
+  // The MQTT connection (agent/broker-client.ts): the agent keeps retrying with a growing, jittered wait.
+  AGENT_ERR_BROKER_AUTH: { message: 'The broker refused this device\'s MQTT login (unknown user, wrong or revoked password, or client id not the device id). The agent keeps retrying, slowly (loginRetryMs); enrol the device again and give it the new secret (mqttPassword, or the mqttPasswordFile it re-reads before every attempt)', status: 503 },
+  AGENT_ERR_BROKER_UNREACHABLE: { message: 'The broker cannot be reached or dropped the connection (refused, timed out, TLS or network error). The agent keeps retrying with a growing, jittered wait (reconnectPeriodMs up to reconnectMaxMs) and serves its installed model meanwhile; check the broker URL, the network and the broker', status: 503 },
 } as const satisfies ErrorTable;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -387,7 +387,7 @@ export class Installer {
     const dir = store.modelDir(bundleId);
     const partial = `${dir}.partial`;
     await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
+    await mkdir(partial, { recursive: true, mode: 0o700 });
     const file = join(partial, 'model.onnx');
     let r: { length: number; sha256: string };
     try {
@@ -401,7 +401,8 @@ export class Installer {
       throw agentError('AGENT_ERR_PAYLOAD_HASH', `decompressed model is ${r.length} bytes with sha256 ${r.sha256.slice(0, 12)}…, the manifest says ${m.payload.rawLength} bytes, ${m.payload.rawSha256.slice(0, 12)}…`);
     }
     const fh = await open(file, 'r+');
-    try { await fh.sync(); } finally { await fh.close(); }
+    // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600).
+    try { await fh.chmod(0o600); await fh.sync(); } finally { await fh.close(); }
     await atomicWrite(join(partial, 'manifest.json'), JSON.stringify(v.envelope));
     await rm(dir, { recursive: true, force: true });
     await rename(partial, dir);

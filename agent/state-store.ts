@@ -11,10 +11,11 @@
  *   dataDir/models/<bundleId>/{model.onnx, manifest.json}
  *   dataDir/staging/<bundleId>/payload.zst   (chunks written at their offsets; staging-file.ts)
  */
-import { open, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PHASES } from '../protocol/messages.js';
 import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '../protocol/schema.js';
+import { makePrivateDir } from '../signing/private-files.js';
 import { agentError } from './errors.js';
 
 const installedSchema = obj({
@@ -114,8 +115,10 @@ export class StateStore {
 
   static async open(dataDir: string, now: () => number = Date.now): Promise<StateStore> {
     try {
-      await mkdir(join(dataDir, 'models'), { recursive: true });
-      await mkdir(join(dataDir, 'staging'), { recursive: true });
+      // Folders 0700 and files 0600 (signing/private-files.ts): a model may be the owner's secret, and state.json says what runs.
+      makePrivateDir(dataDir);
+      makePrivateDir(join(dataDir, 'models'));
+      makePrivateDir(join(dataDir, 'staging'));
     } catch (e) {
       throw agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }

@@ -69,7 +69,7 @@ export class TrustState {
   /** The provisioned root, then every root this device took since, verified again as a chain. */
   static async open(d: TrustDeps, provisioned: TrustedRoot): Promise<TrustState> {
     const dir = join(d.dataDir, 'trust');
-    await mkdir(join(dir, 'roots'), { recursive: true });
+    await mkdir(join(dir, 'roots'), { recursive: true, mode: 0o700 });
     let root = provisioned;
     const files = (await readdir(join(dir, 'roots'))).map((f) => /^root-([0-9]+)\.json$/.exec(f)).filter((m) => m !== null).map((m) => ({ f: m[0], v: Number(m[1]) })).sort((a, b) => a.v - b.v);
     for (const { f, v } of files) {

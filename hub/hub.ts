@@ -4,12 +4,13 @@
  * during start-up stops what was already started, and close() shuts every part
  * down in the reverse order.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { isFleetcastError } from '../protocol/errors.js';
 import { readKeyFile } from '../signing/keys.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
+import { describeChanges, tightenTree } from '../signing/private-files.js';
 import type { KeyPair } from '../signing/ed25519.js';
 import { buildApi } from './api.js';
 import { Assigner } from './assignments.js';
@@ -94,6 +95,9 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.length = 0;
   };
   try {
+    // A data folder made by an older hub (or by a service manager) may be readable by other users: tighten it, and say so.
+    const loosened = existsSync(options.dataDir) ? tightenTree(options.dataDir) : [];
+    if (loosened.length > 0) logger.warn({ dataDir: options.dataDir, count: loosened.length }, `data folder was readable by other users; set folders to 0700 and files to 0600: ${describeChanges(loosened)}`);
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
