@@ -31,7 +31,7 @@ import { createRuntime } from './runtime-select.js';
 import { PredictStats } from './predict-stats.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
 import { renderStatusPage } from './status-page.js';
-import { StateStore, type InstalledModel } from './state-store.js';
+import { removeStaleTemps, StateStore, type InstalledModel } from './state-store.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 import { TrustState } from './trust.js';
 import { DeviceControl, type ControlStatus } from './device-control.js';
@@ -180,7 +180,18 @@ class FleetcastAgent extends EventEmitter implements Agent {
     }, provisioned));
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
-    const boots = (await store.update((s) => { s.boots++; })).boots;
+    const stale = await removeStaleTemps(o.dataDir).catch(() => 0);
+    if (stale > 0) this.#log.warn({ count: stale }, 'removed temporary files that interrupted writes left in the data folder');
+    let boots: number;
+    try {
+      boots = (await store.update((s) => { s.boots++; })).boots;
+    } catch (e) {
+      // A full disk must not stop the device from serving the model it has: boot on, say so, report it once connected.
+      if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;
+      boots = store.state.boots + 1;
+      this.#bootError = { code: 'AGENT_ERR_DISK_SPACE', at: this.#now() };
+      this.#log.error({ code: 'AGENT_ERR_DISK_SPACE', dataDir: o.dataDir }, `cannot save the agent state (${(e as Error).message}); serving the installed model, nothing new is installed until space is freed`);
+    }
     const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
     const boot = await this.#recover(root);
 
@@ -435,7 +446,11 @@ class FleetcastAgent extends EventEmitter implements Agent {
       if (entry) { void this.#active.swap(entry); this.#log.warn({ bundleId: entry.info.bundleId }, 'state file unreadable: serving the newest verified model on disk'); }
       return { entry, notes: [], resumeProbation: false };
     }
-    const notes = await applyRecoveryTable(store, o.maxInstallRecoveries, this.#now);
+    // On a full disk the table cannot persist its decision: serve what the state file says and settle the install on a later boot.
+    const notes = await applyRecoveryTable(store, o.maxInstallRecoveries, this.#now).catch((e: unknown) => {
+      if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;
+      return [];
+    });
     const boot = await openServable(store, ctx, this.#now);
     if (boot.entry) void this.#active.swap(boot.entry);
     for (const n of boot.notes) {

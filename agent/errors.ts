@@ -40,7 +40,7 @@ export const AGENT_ERRORS = {
   AGENT_ERR_PAYLOAD_HASH: { message: 'The assembled or decompressed payload does not match the signed manifest; the bundle was altered or corrupted', status: 502 },
   AGENT_ERR_DECOMPRESS: { message: 'The payload could not be decompressed within the length the manifest declares; rebuild the bundle', status: 502 },
   AGENT_ERR_MODEL_TOO_LARGE: { message: 'The model is larger than this agent accepts (maxRawModelBytes); raise the limit or ship a smaller model', status: 413 },
-  AGENT_ERR_DISK_SPACE: { message: 'Not enough free disk space in the data folder to stage the bundle; free some space', status: 507 },
+  AGENT_ERR_DISK_SPACE: { message: 'Not enough free disk space in the data folder to stage a bundle or to save the agent\'s state; the installed model keeps serving. Free some space', status: 507 },
   AGENT_ERR_MODEL_LOAD: { message: 'The runtime could not load the model, or its inputs/outputs differ from the manifest; check the model against the manifest schema', status: 500 },
   AGENT_ERR_SMOKE_FAILED: { message: 'The model failed its smoke inference or golden cases on this device; the old model keeps serving', status: 500 },
   AGENT_ERR_STATE_CORRUPT: { message: 'The agent state file could not be read; it was set aside and the agent started from an empty state', status: 500 },

@@ -4,7 +4,8 @@
  * login is refused, and what the hub and the agent leave on disk.
  */
 import { Writable } from 'node:stream';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,8 +30,12 @@ beforeAll(async () => {
   creds = new MqttCredentials(hub.store.sqlite);
 }, 200_000);
 
+/** tmpfs mounts made by the full-disk test, unmounted even when it fails half-way. */
+const mounts: string[] = [];
+
 afterAll(async () => {
   killAll();
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
   await hub?.close();
   cleanupTempDirs();
 });
@@ -42,7 +47,11 @@ function startAgent(deviceId: string, config: Record<string, unknown>, data = jo
   const p = spawnAgent(entry, ['--broker', hub.mqttUrl, '--device-id', deviceId, '--data', data, '--root', keys.rootPath, '--listen', '127.0.0.1:0', '--config', file]);
   return { ...p, data };
 }
-const portOf = (p: AgentProcess) => waitFor(() => /predict API http:\/\/127\.0\.0\.1:(\d+)/.exec(p.io.stdout)?.[1], 'predict API listening', 60_000).then(Number);
+/** The predict API's port once the agent says it listens; an agent that exits instead fails at once, with its last words. */
+const portOf = (p: AgentProcess) => waitFor(() => {
+  if (p.child.exitCode !== null) throw new Error(`the agent exited with status ${p.child.exitCode}: ${p.io.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return /predict API http:\/\/127\.0\.0\.1:(\d+)/.exec(p.io.stdout)?.[1];
+}, 'predict API listening', 60_000).then(Number);
 const logLines = (p: AgentProcess) => p.io.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; code?: string; msg?: string });
 
 describe('an agent whose MQTT login is refused', () => {
@@ -129,4 +138,65 @@ describe('file modes', () => {
     agent.child.kill('SIGTERM');
     expect((await agent.exit).code).toBe(0);
   });
+});
+
+/** Every file under `dir` whose name an atomic write gives its temporary copy. */
+const temps = (dir: string) => modes(dir).filter((e) => /\.tmp-[0-9]+$/.test(e.path)).map((e) => e.path);
+
+describe('an agent on a full disk', () => {
+  it('boots, serves its installed model, reports AGENT_ERR_DISK_SPACE in its status and to the hub, and leaves no temporary files (a real full tmpfs)', async (ctx) => {
+    const mnt = tempDir('fleetcast-full-disk-');
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      // A full disk without a mount would be a seam, not the real thing: say why this did not run.
+      console.warn(`SKIPPED the full-disk test: cannot mount a tmpfs here (${(m.stderr || m.error?.message || '').trim()}); it needs root and mount rights`);
+      ctx.skip();
+      return;
+    }
+    mounts.push(mnt);
+    try {
+      const dev = 'full-dev';
+      const config = { mqttUsername: dev, mqttPassword: creds.enrollDevice(dev).password, diskReserveBytes: 0 };
+      const data = join(mnt, 'data');
+      const first = startAgent(dev, config, data);
+      await portOf(first);
+      await waitFor(async () => (await api<{ devices: { id: string }[] }>(hub, 'GET', '/v1/devices')).body.devices.some((d) => d.id === dev), 'device registered', 60_000);
+      const bundle = await makeBundle([keys.keys.release], { name: 'disk', chunkSize: 4096, model: { seed: 31 } });
+      expect((await api(hub, 'POST', '/v1/bundles', readFileSync(bundle.path))).status).toBe(201);
+      expect((await api(hub, 'POST', '/v1/deployments', { name: 'disk', version: 1, devices: [dev] })).body).toMatchObject({ devices: [dev] });
+      await waitFor(() => first.io.stdout.includes('installed disk v1'), 'installed', 60_000);
+      first.child.kill('SIGTERM');
+      expect((await first.exit).code).toBe(0);
+
+      // The disk fills up (to the last byte) while the agent is down.
+      const filler = openSync(join(mnt, 'filler'), 'w');
+      try {
+        const block = Buffer.alloc(64 * 1024, 1);
+        for (;;) { try { writeSync(filler, block); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOSPC') break; throw e; } }
+        for (;;) { try { writeSync(filler, Buffer.alloc(1)); } catch { break; } }
+      } finally { closeSync(filler); }
+      expect(() => writeFileSync(join(mnt, 'probe'), 'x')).toThrow(/ENOSPC/);
+
+      const again = startAgent(dev, config, data);
+      const port = await portOf(again);
+      // One row of ones for each input the status lists (dynamic dimensions as 1).
+      const inputs: { name: string; shape: (string | number)[] }[] = (await http(port, 'GET', '/v1/status')).json.active.inputs;
+      const ones = (shape: (string | number)[]): unknown => (shape.length === 0 ? 1 : Array.from({ length: typeof shape[0] === 'number' && shape[0] > 0 ? shape[0] : 1 }, () => ones(shape.slice(1))));
+      const r = await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs: Object.fromEntries(inputs.map((i) => [i.name, ones(i.shape)])) }));
+      expect(r.status).toBe(200);
+      expect(r.json.model.bundleId).toBe(bundle.bundleId);
+      const st = (await http(port, 'GET', '/v1/status')).json;
+      expect(st.lastError).toMatchObject({ code: 'AGENT_ERR_DISK_SPACE' });
+      expect((await http(port, 'GET', '/')).json).toContain('<code>AGENT_ERR_DISK_SPACE</code>');
+      await waitFor(() => hub.store.listEvents(dev, 100).some((e) => e.code === 'AGENT_ERR_DISK_SPACE'), 'the hub told of the full disk', 60_000);
+      await waitFor(async () => (await http(port, 'GET', '/v1/status')).json.connected === true, 'connected', 30_000);
+      // Its failed state write did not leave its temporary copy behind.
+      expect(temps(data)).toEqual([]);
+      expect(again.child.exitCode).toBeNull();
+      again.child.kill('SIGTERM');
+      expect((await again.exit).code).toBe(0);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  }, 240_000);
 });
