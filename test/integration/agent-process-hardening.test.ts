@@ -200,3 +200,19 @@ describe('an agent on a full disk', () => {
     }
   }, 240_000);
 });
+
+describe('file modes of an existing hub data folder', () => {
+  it('a hub started on a data folder an older hub left readable by others tightens it and says so', async () => {
+    const dir = tempDir('fleetcast-hub-old-');
+    mkdirSync(join(dir, 'blobs'), { mode: 0o755 });
+    writeFileSync(join(dir, 'blobs', 'x.zst'), 'x', { mode: 0o644 });
+    for (const [p, m] of [[dir, 0o755], [join(dir, 'blobs'), 0o755], [join(dir, 'blobs', 'x.zst'), 0o644]] as const) chmodSync(p, m);
+    const lines: { level: number; msg?: string }[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+    const old = await startHub({ dataDir: dir, keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-old-${process.pid}`, insecureDemo: false }, { logger: pino({ level: 'warn' }, sink) });
+    try {
+      expect(wider(modes(dir))).toEqual([]);
+      expect(lines.find((l) => /readable by other users/.test(l.msg ?? ''))?.msg).toContain(`${join(dir, 'blobs', 'x.zst')} (0644)`);
+    } finally { await old.close(); }
+  });
+});

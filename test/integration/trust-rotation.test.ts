@@ -76,6 +76,8 @@ describe('trust: rotation and rewritten history', () => {
       writeKeyFile(join(fleet.keys.dir, 'hub.key'), 'hub', newHub);
       const { mqttPort, dataDir } = { mqttPort: hub.broker!.port, dataDir: hub.options.dataDir };
       await hub.close();
+      // While the broker is gone the agent says why it is offline, with a code, and keeps trying.
+      await waitFor(() => agent.status().broker?.code === 'AGENT_ERR_BROKER_UNREACHABLE' && agent.status().broker!.attempts >= 2, 'the agent reports the broker unreachable', 30_000);
       hub = await startTestHub(fleet.keys, { dataDir, mqttPort });
       // The agent took v2 and reset its counter at it; the hub re-signed the current assignment under v2 and the agent holds it,
       // so a replay of anything signed before the rotation is refused (AGENT_ERR_ASSIGNMENT_BEFORE_RESET) while the hub is in step.
