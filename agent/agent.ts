@@ -271,11 +271,9 @@ class FleetcastAgent extends EventEmitter implements Agent {
 
   /** A data folder made by an older agent, by hand or by systemd (0755) may be readable by other users: tighten it and say so. */
   #tightenDataDir(): void {
-    let loosened: ReturnType<typeof tightenTree> = [];
-    try { loosened = tightenTree(this.options.dataDir); } catch (e) {
-      this.#log.warn({ err: (e as Error).message, dataDir: this.options.dataDir }, 'could not check the modes of the data folder');
-    }
-    if (loosened.length > 0) this.#log.warn({ dataDir: this.options.dataDir, count: loosened.length }, `data folder was readable by other users; set folders to 0700 and files to 0600: ${describeChanges(loosened)}`);
+    const loosened = tightenTree(this.options.dataDir);
+    const said = describeChanges(loosened);
+    if (said) this.#log.warn({ dataDir: this.options.dataDir, count: loosened.length }, said);
   }
 
   idle(): Promise<void> { return this.#installer?.idle() ?? Promise.resolve(); }

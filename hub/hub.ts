@@ -4,7 +4,7 @@
  * during start-up stops what was already started, and close() shuts every part
  * down in the reverse order.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { isFleetcastError } from '../protocol/errors.js';
@@ -96,8 +96,9 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
   };
   try {
     // A data folder made by an older hub (or by a service manager) may be readable by other users: tighten it, and say so.
-    const loosened = existsSync(options.dataDir) ? tightenTree(options.dataDir) : [];
-    if (loosened.length > 0) logger.warn({ dataDir: options.dataDir, count: loosened.length }, `data folder was readable by other users; set folders to 0700 and files to 0600: ${describeChanges(loosened)}`);
+    const loosened = tightenTree(options.dataDir);
+    const said = describeChanges(loosened);
+    if (said) logger.warn({ dataDir: options.dataDir, count: loosened.length }, said);
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
