@@ -209,7 +209,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const telemetry = this.#telemetry;
     // Issue #5: debug raw sampling only while a hub-signed control message says so (agent/device-control.ts).
     this.#control = await DeviceControl.open({
-      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now, root: () => trust.root,
+      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now, root: () => trust.root, counterEpoch: () => store.state.counterEpoch,
       setDebug: (rows, until) => telemetry.setDebug(rows, until),
       onRefused: (code, detail, counter) => { this.#log.warn({ code, counter }, detail); reporter.event('security', { code, detail, ...(counter !== undefined ? { counter } : {}) }); },
       onApplied: (p) => this.#log.info({ counter: p.counter, debug: p.debug }, p.debug ? 'debug sampling on' : 'debug sampling off'),

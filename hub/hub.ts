@@ -176,7 +176,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     assigner.startRefresher(options.refreshIntervalMs);
     await translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed'));
     // Issue #5: debug sampling control messages (retained; republished here for a broker that forgot them).
-    const debug = new DebugControl({ store, hubKey, now, logger, maxDevices: options.maxDebugDevices, publishTimeoutMs: options.assignmentPublishTimeoutMs, publish: (t, p) => publish(t, p, true) });
+    const debug = new DebugControl({ store, hubKey, rootVersion: root.version, now, logger, maxDevices: options.maxDebugDevices, publishTimeoutMs: options.assignmentPublishTimeoutMs, publish: (t, p) => publish(t, p, true) });
     stops.push(() => debug.close());
     await debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages failed; the sweeper retries'));
 

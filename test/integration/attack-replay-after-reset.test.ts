@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { PAYLOAD_TYPES, type Envelope } from '../../protocol/envelope.js';
+import type { ControlPayload } from '../../protocol/control.js';
 import { encode, type Assignment } from '../../protocol/messages.js';
 import { topics } from '../../protocol/topics.js';
 import { generateKeyPair, type KeyPair } from '../../signing/ed25519.js';
@@ -47,13 +48,20 @@ function assignBytes(b: TestBundle, counter: number, key: KeyPair, extra: Partia
   };
   return encode({ v: 1, assignment: signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), [key]), manifest: b.envelope });
 }
+/** A hub-signed debug-sampling control message (on for 10 minutes, or off). */
+function controlBytes(counter: number, key: KeyPair, on: boolean, rootVersion: number): Buffer {
+  const now = Date.now();
+  const payload: ControlPayload = { type: 'fleetcast.control/v1', deviceId: DEV, counter, issuedAt: now, expiresAt: now + 600_000, debug: on ? { rowsPerWindow: 5, until: now + 600_000 } : null, rootVersion };
+  return encode({ v: 1, control: signEnvelope(PAYLOAD_TYPES.control, encode(payload), [key]) });
+}
+const sendControl = (bytes: Buffer) => fx.hub.publishRaw(topics.control(DEV), bytes, true);
 const send = (bytes: Buffer) => fx.hub.publishRaw(topics.assign(DEV), bytes, true);
 const sendRoots = (roots: Envelope[]) => fx.hub.publishRaw(topics.trustRoots(), encode({ v: 1, roots }), true);
 const codes = () => fx.hub.eventCodes(DEV);
 const readRootVersion = () => agent.status().trust?.rootVersion;
 
 describe('rollback by replay after a hub-key revocation', () => {
-  it('attack: an assignment signed before a counter reset, by a hub key that survived it, is refused after the reset', async () => {
+  it('attack: an assignment (or a control message) signed before a counter reset, by a hub key that survived it, is refused after the reset', async () => {
     const r1: TrustedRoot = loadRootText(readFileSync(fx.keys.rootPath, 'utf8'));
     const h1 = fx.keys.keys.hub;
     const h2 = generateKeyPair();
@@ -61,6 +69,13 @@ describe('rollback by replay after a hub-key revocation', () => {
     const { envelope: e2, root: r2 } = signNextRoot(r1, nextRootPayload(r1.payload, { expires: Date.now() + DAY, roles: { hub: { add: [h2.publicKey] } } }), [fx.keys.keys.root]);
     await sendRoots([r1.envelope, e2]);
     await waitFor(() => agent.status().counter === 0 && readRootVersion() === 2, 'root v2 taken');
+
+    // Debug sampling on (signed by H2), then off (by H1): the "on" message is recorded too.
+    const capturedOn = controlBytes(100, h2, true, 2);
+    await sendControl(capturedOn);
+    await waitFor(() => agent.status().telemetry?.debug?.on === true, 'debug sampling on');
+    await sendControl(controlBytes(200, h1, false, 2));
+    await waitFor(() => agent.status().telemetry?.debug?.on === false, 'debug sampling off');
 
     const captured = assignBytes(v1, 5, h2, { rootVersion: 2 });
     await send(captured);
@@ -86,6 +101,12 @@ describe('rollback by replay after a hub-key revocation', () => {
     await send(assignBytes(v1, 8, h2, { rootVersion: 2 }));
     await waitFor(() => codes().slice(seen2).includes('AGENT_ERR_ASSIGNMENT_BEFORE_RESET'), 'the unseen pre-reset message refused');
     expect(agent.status().active?.bundleId).toBe(v2.bundleId);
+
+    // The recorded "debug on" (raw feature values would leave the device) is refused as well.
+    const seen3 = codes().length;
+    await sendControl(capturedOn);
+    await waitFor(() => codes().slice(seen3).includes('AGENT_ERR_CONTROL_REPLAY'), 'the control replay refused and reported');
+    expect(agent.status().telemetry?.debug?.on).toBe(false);
 
     // The honest hub signs under root v3 with its own (small) counter: accepted, so the reset still serves its purpose.
     await send(assignBytes(v1, 11, h2, { rootVersion: 3 }));
