@@ -7,7 +7,8 @@
  * its broker is down still answers predictions.
  */
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errorCode } from '../protocol/errors.js';
 import type { StateReport } from '../protocol/messages.js';
@@ -37,6 +38,9 @@ import { TrustState } from './trust.js';
 import { DeviceControl, type ControlStatus } from './device-control.js';
 
 export const AGENT_VERSION = '0.1.0';
+
+/** Report sequence numbers per boot: boot N starts at N × this. */
+const BOOT_SEQ_SPAN = 1_000_000_000;
 
 export interface AgentLog {
   info(obj: object, msg?: string): void;
@@ -182,13 +186,17 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
     const stale = await removeStaleTemps(o.dataDir).catch(() => 0);
     if (stale > 0) this.#log.warn({ count: stale }, 'removed temporary files that interrupted writes left in the data folder');
-    let boots: number;
+    // Each boot's report sequence starts above every earlier boot's, so the hub can drop stale reports.
+    let seqBase: number;
     try {
-      boots = (await store.update((s) => { s.boots++; })).boots;
+      seqBase = (await store.update((s) => { s.boots++; })).boots * BOOT_SEQ_SPAN;
     } catch (e) {
       // A full disk must not stop the device from serving the model it has: boot on, say so, report it once connected.
       if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;
-      boots = store.state.boots + 1;
+      // The boot count cannot be saved, so every boot until space is freed gets the same count: place this one further
+      // into that count's range the later it starts (10 per second since the state was last saved), above the last such boot.
+      const saved = (await stat(join(o.dataDir, 'state.json')).catch(() => null))?.mtimeMs ?? this.#now();
+      seqBase = (store.state.boots + 1) * BOOT_SEQ_SPAN + Math.min(BOOT_SEQ_SPAN - 1_000_000, Math.max(0, Math.floor((this.#now() - saved) / 100)));
       this.#bootError = { code: 'AGENT_ERR_DISK_SPACE', at: this.#now() };
       this.#log.error({ code: 'AGENT_ERR_DISK_SPACE', dataDir: o.dataDir }, `cannot save the agent state (${(e as Error).message}); serving the installed model, nothing new is installed until space is freed`);
     }
@@ -199,13 +207,12 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const reporter = (this.#reporter = new Reporter({
       deviceId: o.deviceId, client, now: this.#now, agentVersion: AGENT_VERSION, runtime: runtime.name,
       capabilities: o.capabilities as Record<string, unknown>, heartbeatMs: o.heartbeatMs,
-      // Each boot starts its sequence above every earlier boot's, so the hub can drop stale reports.
-      seqBase: boots * 1_000_000_000,
+      seqBase,
       snapshot: () => this.#snapshot(),
       onState: (r) => this.emit('state', r),
     }));
     // Telemetry seqs, like state seqs, start above every earlier boot's (the hub drops replays).
-    this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase: boots * 1_000_000_000, options: o.telemetry });
+    this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase, options: o.telemetry });
     const telemetry = this.#telemetry;
     // Issue #5: debug raw sampling only while a hub-signed control message says so (agent/device-control.ts).
     this.#control = await DeviceControl.open({

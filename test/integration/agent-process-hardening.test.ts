@@ -195,6 +195,15 @@ describe('an agent on a full disk', () => {
       expect(again.child.exitCode).toBeNull();
       again.child.kill('SIGTERM');
       expect((await again.exit).code).toBe(0);
+
+      // Restarted on the same full disk (its boot count could not be saved): its reports are not mistaken for replays.
+      const diskEvents = () => hub.store.listEvents(dev, 100).filter((e) => e.code === 'AGENT_ERR_DISK_SPACE').length;
+      const before = diskEvents();
+      const third = startAgent(dev, config, data);
+      await portOf(third);
+      await waitFor(() => diskEvents() > before, 'the hub took the third boot\'s report', 60_000);
+      third.child.kill('SIGTERM');
+      expect((await third.exit).code).toBe(0);
     } finally {
       spawnSync('umount', ['-l', mnt]);
     }
