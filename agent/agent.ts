@@ -7,15 +7,17 @@
  * its broker is down still answers predictions.
  */
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errorCode } from '../protocol/errors.js';
 import type { StateReport } from '../protocol/messages.js';
 import { parseTopic, topics } from '../protocol/topics.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
 import { signingError } from '../signing/errors.js';
+import { describeChanges, tightenTree } from '../signing/private-files.js';
 import { ActiveModel } from './active-model.js';
-import { connectMqtt, type BrokerClient } from './broker-client.js';
+import { connectMqtt, type BrokerClient, type BrokerFailure } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi, type InferResult, type ServedModel } from './http-api.js';
 import { checkModel, type InferRequest } from './infer-v2.js';
@@ -32,13 +34,16 @@ import { PredictStats } from './predict-stats.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
 import { readApiToken } from './request-guard.js';
 import { renderStatusPage } from './status-page.js';
-import { StateStore, type InstalledModel } from './state-store.js';
+import { removeStaleTemps, StateStore, type InstalledModel } from './state-store.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 import { TrustState } from './trust.js';
 import { DeviceControl, type ControlStatus } from './device-control.js';
 import { compileFlatValidator, type FlatValidator } from './validate-flat.js';
 
 export const AGENT_VERSION = '0.1.0';
+
+/** Report sequence numbers per boot: boot N starts at N × this. */
+const BOOT_SEQ_SPAN = 1_000_000_000;
 
 export interface AgentLog {
   info(obj: object, msg?: string): void;
@@ -72,12 +77,16 @@ export interface AgentStatus {
   agentVersion: string;
   runtime: string;
   connected: boolean;
+  /** Why the broker is not connected (coded), how many attempts in a row failed, when the next one is due; null while connected. */
+  broker?: BrokerFailure | null;
   phase: StateReport['phase'];
   active: (Pick<InstalledModel, 'bundleId' | 'name' | 'version'> & { sha256: string; inputs: { name: string; type: string; shape: (string | number)[] }[] }) | null;
   previous: StateReport['previous'];
   target: StateReport['target'];
   progress: StateReport['progress'];
   counter: number;
+  /** The root this device verifies with, and the root version at which it last reset its counter (0: never). */
+  trust?: { rootVersion: number; counterEpoch: number } | null;
   lastError: StateReport['lastError'];
   inflight: number;
   /** Telemetry window, sampling, offline buffer and whether debug raw sampling is on. */
@@ -166,18 +175,39 @@ class FleetcastAgent extends EventEmitter implements Agent {
   async #start(): Promise<void> {
     const o = this.options;
     const provisioned = this.#seams.root ?? (await readRoot(o.rootPath));
+    this.#tightenDataDir();
     const store = (this.#store = await StateStore.open(o.dataDir, this.#now));
     // Issue #6: the newest root this device took since provisioning (agent/trust.ts); assignments are checked against it.
     const trust = (this.#trust = await TrustState.open({
       dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now,
       publish: (t, p) => this.#client?.publish(t, p) ?? Promise.resolve(),
       onSecurity: (code, detail) => { this.#log.warn({ code }, detail); this.#reporter?.event('security', { code, detail }); },
-      onHubKeysRevoked: async () => { await store.update((s) => { s.counter = 0; }); this.#control?.reset(); },
-      onRootUpdated: (r) => this.#log.info({ version: r.version }, 'took a new root'),
+      onHubKeysRevoked: async (r) => { await store.update((s) => { s.counter = 0; s.counterEpoch = r.version; }); this.#control?.reset(); },
+      onRootUpdated: (r) => {
+        this.#log.info({ version: r.version }, 'took a new root');
+        // The retained assignment may have been refused under the old root (signed by a hub key it did not list yet,
+        // or re-signed by the hub for this root): subscribing again makes the broker send it again [MQTT-3.8.4-3].
+        this.#client?.subscribe(topics.assign(o.deviceId)).catch(() => { /* renewed on the next connection */ });
+      },
     }, provisioned));
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
-    const boots = (await store.update((s) => { s.boots++; })).boots;
+    const stale = await removeStaleTemps(o.dataDir).catch(() => 0);
+    if (stale > 0) this.#log.warn({ count: stale }, 'removed temporary files that interrupted writes left in the data folder');
+    // Each boot's report sequence starts above every earlier boot's, so the hub can drop stale reports.
+    let seqBase: number;
+    try {
+      seqBase = (await store.update((s) => { s.boots++; })).boots * BOOT_SEQ_SPAN;
+    } catch (e) {
+      // A full disk must not stop the device from serving the model it has: boot on, say so, report it once connected.
+      if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;
+      // The boot count cannot be saved, so every boot until space is freed gets the same count: place this one further
+      // into that count's range the later it starts (10 per second since the state was last saved), above the last such boot.
+      const saved = (await stat(join(o.dataDir, 'state.json')).catch(() => null))?.mtimeMs ?? this.#now();
+      seqBase = (store.state.boots + 1) * BOOT_SEQ_SPAN + Math.min(BOOT_SEQ_SPAN - 1_000_000, Math.max(0, Math.floor((this.#now() - saved) / 100)));
+      this.#bootError = { code: 'AGENT_ERR_DISK_SPACE', at: this.#now() };
+      this.#log.error({ code: 'AGENT_ERR_DISK_SPACE', dataDir: o.dataDir }, `cannot save the agent state (${(e as Error).message}); serving the installed model, nothing new is installed until space is freed`);
+    }
     const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
     const boot = await this.#recover(root);
 
@@ -185,17 +215,16 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const reporter = (this.#reporter = new Reporter({
       deviceId: o.deviceId, client, now: this.#now, agentVersion: AGENT_VERSION, runtime: runtime.name,
       capabilities: o.capabilities as Record<string, unknown>, heartbeatMs: o.heartbeatMs,
-      // Each boot starts its sequence above every earlier boot's, so the hub can drop stale reports.
-      seqBase: boots * 1_000_000_000,
+      seqBase,
       snapshot: () => this.#snapshot(),
       onState: (r) => this.emit('state', r),
     }));
     // Telemetry seqs, like state seqs, start above every earlier boot's (the hub drops replays).
-    this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase: boots * 1_000_000_000, options: o.telemetry });
+    this.#telemetry = new TelemetryCollector({ deviceId: o.deviceId, client, now: this.#now, seqBase, options: o.telemetry });
     const telemetry = this.#telemetry;
     // Issue #5: debug raw sampling only while a hub-signed control message says so (agent/device-control.ts).
     this.#control = await DeviceControl.open({
-      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now, root: () => trust.root,
+      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now, root: () => trust.root, counterEpoch: () => store.state.counterEpoch,
       setDebug: (rows, until) => telemetry.setDebug(rows, until),
       onRefused: (code, detail, counter) => { this.#log.warn({ code, counter }, detail); reporter.event('security', { code, detail, ...(counter !== undefined ? { counter } : {}) }); },
       onApplied: (p) => this.#log.info({ counter: p.counter, debug: p.debug }, p.debug ? 'debug sampling on' : 'debug sampling off'),
@@ -258,6 +287,13 @@ class FleetcastAgent extends EventEmitter implements Agent {
     await this.#trust?.close(); // no trust write into dataDir after stop (issue #6)
     await this.#active.close();
     this.#address = null;
+  }
+
+  /** A data folder made by an older agent, by hand or by systemd (0755) may be readable by other users: tighten it and say so. */
+  #tightenDataDir(): void {
+    const loosened = tightenTree(this.options.dataDir);
+    const said = describeChanges(loosened);
+    if (said) this.#log.warn({ dataDir: this.options.dataDir, count: loosened.length }, said);
   }
 
   idle(): Promise<void> { return this.#installer?.idle() ?? Promise.resolve(); }
@@ -377,12 +413,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
       agentVersion: AGENT_VERSION,
       runtime: this.#runtime?.name ?? 'none',
       connected: this.#client?.connected ?? false,
+      broker: this.#client?.connected ? null : (this.#client?.failure ?? null),
       phase: s.phase,
       active: e ? {
         bundleId: e.info.bundleId, name: e.info.name, version: e.info.version, sha256: e.info.rawSha256,
         inputs: e.manifest.inputs.map((i) => ({ name: i.name, type: i.type, shape: [...i.shape] })),
       } : null,
       previous: s.previous, target: s.target, progress: s.progress, counter: s.counter, lastError: s.lastError,
+      trust: this.#trust ? { rootVersion: this.#trust.root.version, counterEpoch: this.#store?.state.counterEpoch ?? 0 } : null,
       inflight: this.#active.inflight,
       telemetry: this.#telemetry?.status() ?? null,
       control: this.#control?.status() ?? null,
@@ -467,7 +505,11 @@ class FleetcastAgent extends EventEmitter implements Agent {
       if (entry) { void this.#active.swap(entry); this.#log.warn({ bundleId: entry.info.bundleId }, 'state file unreadable: serving the newest verified model on disk'); }
       return { entry, notes: [], resumeProbation: false };
     }
-    const notes = await applyRecoveryTable(store, o.maxInstallRecoveries, this.#now);
+    // On a full disk the table cannot persist its decision: serve what the state file says and settle the install on a later boot.
+    const notes = await applyRecoveryTable(store, o.maxInstallRecoveries, this.#now).catch((e: unknown) => {
+      if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;
+      return [];
+    });
     const boot = await openServable(store, ctx, this.#now);
     if (boot.entry) void this.#active.swap(boot.entry);
     for (const n of boot.notes) {
@@ -492,11 +534,15 @@ export async function readRoot(path: string): Promise<TrustedRoot> {
 
 function defaultConnect(log: AgentLog) {
   return (o: AgentOptions): BrokerClient => connectMqtt({
-    url: o.brokerUrl!, clientId: o.deviceId, reconnectPeriodMs: o.reconnectPeriodMs, connectTimeoutMs: o.connectTimeoutMs,
+    url: o.brokerUrl!, clientId: o.deviceId, connectTimeoutMs: o.connectTimeoutMs,
+    reconnectPeriodMs: o.reconnectPeriodMs, reconnectMaxMs: o.reconnectMaxMs,
+    loginRetry: { firstMs: o.loginRetryMs, maxMs: Math.max(o.loginRetryMs, o.loginRetryMaxMs) },
     ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}),
     ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
+    ...(o.mqttPasswordFile !== undefined ? { passwordFile: o.mqttPasswordFile } : {}),
     ...(o.mqttCaPath !== undefined ? { caPath: o.mqttCaPath } : {}),
-    onError: (e) => log.warn({ err: e.message }, 'mqtt error'),
+    // Once per distinct reason, not once per attempt; the status page shows the latest with its attempt count.
+    onFailure: (f) => log.warn({ code: f.code, attempts: f.attempts, retryInMs: f.nextAttemptAt === null ? null : f.nextAttemptAt - f.at }, `cannot connect to the broker: ${f.detail}`),
   });
 }
 

@@ -2,13 +2,34 @@
  * The broker client seam: the few MQTT operations the agent uses, all QoS 1.
  * The real one wraps mqtt.js; one message handler per client feeds the
  * agent's dispatcher (one handler per message type, as aedes/mqtt.js do).
+ *
+ * Reconnection is the agent's, not mqtt.js's: mqtt.js retries at a fixed
+ * period, and after a refused CONNACK (bad user name or password) it stops for
+ * good. Here every failed or lost connection is followed by another attempt
+ * after a capped, jittered, growing wait (reconnect-backoff.ts); a refused
+ * login on a slower schedule. Each failure is classified with a code and kept
+ * for the status page, and the caller hears of a failure only when it differs
+ * from the previous one (not one log line per attempt).
  */
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { agentError } from './errors.js';
+import { backoffDelay, type BackoffSchedule, type FailureKind } from './reconnect-backoff.js';
+
+export interface BrokerFailure {
+  code: 'AGENT_ERR_BROKER_AUTH' | 'AGENT_ERR_BROKER_UNREACHABLE';
+  detail: string;
+  /** When the latest failure happened, and how many in a row since the last good connection. */
+  at: number;
+  attempts: number;
+  /** When the next attempt is due (null once the client was ended). */
+  nextAttemptAt: number | null;
+}
 
 export interface BrokerClient {
   readonly connected: boolean;
+  /** Why the broker cannot be reached right now; null while connected or before the first failure. */
+  readonly failure?: BrokerFailure | null;
   /** QoS 1; resolves on SUBACK, rejects if the broker refused the filter. */
   subscribe(filter: string): Promise<void>;
   unsubscribe(filter: string): Promise<void>;
@@ -26,32 +47,97 @@ export interface MqttClientOptions {
   clientId: string;
   username?: string;
   password?: string;
+  /** A file holding the password, read again before every attempt (a re-enrolled device picks up its new secret without a restart). */
+  passwordFile?: string;
   /** PEM CA for mqtts:// (issue #6); read once at connect. */
   caPath?: string;
+  /** First wait after a lost or failed connection, doubled per failure up to reconnectMaxMs (default 60 s). */
   reconnectPeriodMs: number;
+  reconnectMaxMs?: number;
+  /** The schedule after a refused login (default 30 s doubling to 15 min). */
+  loginRetry?: BackoffSchedule;
   connectTimeoutMs: number;
-  onError?: (e: Error) => void;
+  /** A failure that differs (code or detail) from the previous one since the last good connection. */
+  onFailure?: (f: BrokerFailure) => void;
+  now?: () => number;
+  random?: () => number;
 }
 
+// CONNACK return codes that mean "this credential is not accepted": MQTT 3.1.1 4 and 5 [MQTT-3.2.2.3], MQTT 5 0x86 and 0x87.
+const AUTH_CODES = new Set([4, 5, 134, 135]);
+
 export function connectMqtt(o: MqttClientOptions): BrokerClient {
+  const now = o.now ?? Date.now;
+  const reconnect: BackoffSchedule = { firstMs: o.reconnectPeriodMs, maxMs: Math.max(o.reconnectPeriodMs, o.reconnectMaxMs ?? 60_000) };
+  const loginRetry: BackoffSchedule = o.loginRetry ?? { firstMs: 30_000, maxMs: 900_000 };
   const client = mqtt.connect(o.url, {
     clientId: o.clientId,
     // Clean session: the retained assign message is re-delivered on every subscribe,
     // which is how an interrupted install resumes ([MQTT-3.3.1-6]).
     clean: true,
-    reconnectPeriod: o.reconnectPeriodMs,
+    // Replaced before each wait by the backoff below; mqtt.js reads it when it arms its reconnect timer.
+    reconnectPeriod: reconnect.firstMs,
+    // Without it mqtt.js never tries again after a refused login.
+    reconnectOnConnackError: true,
     connectTimeout: o.connectTimeoutMs,
     // Subscriptions are renewed by the agent itself after each CONNACK (it must
     // know when the SUBACK arrives before asking for chunks).
     resubscribe: false,
     ...(o.username !== undefined ? { username: o.username } : {}),
-    ...(o.password !== undefined ? { password: o.password } : {}),
+    ...(o.passwordFile !== undefined ? { password: readPassword(o.passwordFile) } : o.password !== undefined ? { password: o.password } : {}),
     ...(o.caPath !== undefined ? { ca: readCa(o.caPath) } : {}),
   });
+  let failure: BrokerFailure | null = null;
+  let failures = 0;
+  let reported: string | null = null;
+  // What went wrong in the attempt in progress (set by 'error', used when it closes).
+  let cause: { kind: FailureKind; detail: string } | null = null;
+  let counted = false;
+  let ended = false;
+
+  const fail = (kind: FailureKind, detail: string) => {
+    if (counted || ended) return;
+    counted = true;
+    failures++;
+    const wait = backoffDelay(failures, kind === 'auth' ? loginRetry : reconnect, o.random);
+    // mqtt.js arms its timer with this value right after this event ([close] or the refused CONNACK).
+    client.options.reconnectPeriod = wait;
+    const at = now();
+    failure = { code: kind === 'auth' ? 'AGENT_ERR_BROKER_AUTH' : 'AGENT_ERR_BROKER_UNREACHABLE', detail, at, attempts: failures, nextAttemptAt: at + wait };
+    const key = `${failure.code} ${detail}`;
+    if (key !== reported) { reported = key; o.onFailure?.(failure); }
+  };
+
   // An 'error' event without a listener would throw and kill the process.
-  client.on('error', (e) => o.onError?.(e));
+  client.on('error', (e: Error & { code?: unknown }) => {
+    if (typeof e.code === 'number') {
+      // A CONNACK refusal: mqtt.js arms its reconnect timer as soon as this listener returns.
+      const kind: FailureKind = AUTH_CODES.has(e.code) ? 'auth' : 'network';
+      fail(kind, `${e.message} (CONNACK ${e.code})`);
+    } else {
+      cause = { kind: 'network', detail: typeof e.code === 'string' ? `${e.code}: ${e.message}` : e.message };
+    }
+  });
+  // Before mqtt.js's own 'close' listener, which arms the reconnect timer with options.reconnectPeriod.
+  client.prependListener('close', () => {
+    fail(cause?.kind ?? 'network', cause?.detail ?? (client.connected ? 'connection lost' : 'connection closed before the broker answered'));
+  });
+  client.on('reconnect', () => {
+    counted = false;
+    cause = null;
+    // A re-enrolled device: its new secret is read for this attempt.
+    if (o.passwordFile !== undefined) client.options.password = readPasswordOr(o.passwordFile, client.options.password);
+  });
+  client.on('connect', () => {
+    failures = 0;
+    failure = null;
+    reported = null;
+    counted = false;
+    cause = null;
+  });
   return {
     get connected() { return client.connected; },
+    get failure() { return failure; },
     async subscribe(filter) {
       const granted = await client.subscribeAsync(filter, { qos: 1 });
       // 0x80 in a SUBACK means the broker refused the subscription ([MQTT-3.9.3]).
@@ -62,7 +148,11 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     onMessage(handler) { client.on('message', (topic, payload) => handler(topic, payload)); },
     onConnect(handler) { client.on('connect', () => handler()); },
     onDisconnect(handler) { client.on('close', () => handler()); },
-    async end() { await client.endAsync(true); },
+    async end() {
+      ended = true;
+      if (failure) failure = { ...failure, nextAttemptAt: null };
+      await client.endAsync(true);
+    },
   };
 }
 
@@ -70,4 +160,15 @@ function readCa(path: string): Buffer {
   try { return readFileSync(path); } catch (e) {
     throw agentError('AGENT_ERR_CONFIG', `mqttCaPath ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+function readPassword(path: string): string {
+  try { return readFileSync(path, 'utf8').trim(); } catch (e) {
+    throw agentError('AGENT_ERR_CONFIG', `mqttPasswordFile ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** At a reconnect the file may be mid-rewrite or briefly gone: keep the previous secret then. */
+function readPasswordOr(path: string, previous: string | Buffer | undefined): string | Buffer | undefined {
+  try { return readFileSync(path, 'utf8').trim(); } catch { return previous; }
 }

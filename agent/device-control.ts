@@ -32,7 +32,11 @@ import { atomicWrite } from './state-store.js';
 
 const why = (e: unknown) => (isFleetcastError(e) || e instanceof Error ? e.message : String(e));
 
-export interface ControlCheck { root: TrustedRoot; deviceId: string; now: number; lastCounter: number }
+export interface ControlCheck {
+  root: TrustedRoot; deviceId: string; now: number; lastCounter: number;
+  /** The root version at which this device last reset its counters (0: never); a message signed under an older root is a replay. */
+  counterEpoch?: number;
+}
 
 /** The stateless checks, in the order that interprets only bytes the hub signed. Throws AGENT_ERR_CONTROL_*. */
 export function checkControlMessage(bytes: Uint8Array, ctx: ControlCheck): ControlPayload {
@@ -52,6 +56,8 @@ export function checkControlMessage(bytes: Uint8Array, ctx: ControlCheck): Contr
   if (p.deviceId !== ctx.deviceId) throw agentError('AGENT_ERR_CONTROL_WRONG_DEVICE', `it is for ${p.deviceId}, this is ${ctx.deviceId}`, ref);
   if (p.expiresAt <= ctx.now) throw agentError('AGENT_ERR_CONTROL_EXPIRED', `expired at ${new Date(p.expiresAt).toISOString()}`, ref);
   if (p.counter < ctx.lastCounter) throw agentError('AGENT_ERR_CONTROL_REPLAY', `counter ${p.counter}, last applied ${ctx.lastCounter}`, ref);
+  // After a reset the counter is 0 again: only the root it was signed under tells an old message from a new one.
+  if ((p.rootVersion ?? 0) < (ctx.counterEpoch ?? 0)) throw agentError('AGENT_ERR_CONTROL_REPLAY', `signed under root v${p.rootVersion ?? '(none)'}, before this device reset its counters at root v${ctx.counterEpoch}`, ref);
   if (p.debug && p.debug.until - p.issuedAt > DEBUG_LIMITS.maxMinutes * 60_000) {
     throw agentError('AGENT_ERR_CONTROL_INVALID', `debug sampling for ${Math.round((p.debug.until - p.issuedAt) / 60_000)} minutes; a device allows at most ${DEBUG_LIMITS.maxMinutes}`, ref);
   }
@@ -63,6 +69,8 @@ export interface DeviceControlDeps {
   deviceId: string;
   now: () => number;
   root(): TrustedRoot;
+  /** The root version of the last counter reset (agent state counterEpoch). */
+  counterEpoch?(): number;
   /** Apply debug sampling: rows per window until `until`, or 0 = off. */
   setDebug(rowsPerWindow: number, until: number | null): void;
   /** A coded refusal for the hub (event kind "security") and the log. */
@@ -97,7 +105,7 @@ export class DeviceControl {
     if (this.#closed || bytes.length === 0) return;
     let p: ControlPayload;
     try {
-      p = checkControlMessage(bytes, { root: this.#d.root(), deviceId: this.#d.deviceId, now: this.#d.now(), lastCounter: this.#counter });
+      p = checkControlMessage(bytes, { root: this.#d.root(), deviceId: this.#d.deviceId, now: this.#d.now(), lastCounter: this.#counter, counterEpoch: this.#d.counterEpoch?.() ?? 0 });
     } catch (e) {
       const code = errorCode(e);
       this.#lastRefused = { code, at: this.#d.now() };

@@ -40,7 +40,7 @@ export const AGENT_ERRORS = {
   AGENT_ERR_PAYLOAD_HASH: { message: 'The assembled or decompressed payload does not match the signed manifest; the bundle was altered or corrupted', status: 502 },
   AGENT_ERR_DECOMPRESS: { message: 'The payload could not be decompressed within the length the manifest declares; rebuild the bundle', status: 502 },
   AGENT_ERR_MODEL_TOO_LARGE: { message: 'The model is larger than this agent accepts (maxRawModelBytes); raise the limit or ship a smaller model', status: 413 },
-  AGENT_ERR_DISK_SPACE: { message: 'Not enough free disk space in the data folder to stage the bundle; free some space', status: 507 },
+  AGENT_ERR_DISK_SPACE: { message: 'Not enough free disk space in the data folder to stage a bundle or to save the agent\'s state; the installed model keeps serving. Free some space', status: 507 },
   AGENT_ERR_MODEL_LOAD: { message: 'The runtime could not load the model, or its inputs/outputs differ from the manifest; check the model against the manifest schema', status: 500 },
   AGENT_ERR_SMOKE_FAILED: { message: 'The model failed its smoke inference or golden cases on this device; the old model keeps serving', status: 500 },
   AGENT_ERR_STATE_CORRUPT: { message: 'The agent state file could not be read; it was set aside and the agent started from an empty state', status: 500 },
@@ -78,6 +78,11 @@ export const AGENT_ERRORS = {
   AGENT_ERR_MODEL_NOT_FOUND: { message: 'No such model or version is loaded on this agent; GET /v2/models/NAME with the name (and version) from GET /v1/status', status: 404 },
   AGENT_ERR_UNKNOWN_OUTPUT: { message: 'A requested output is not an output of the model; ask only for outputs listed by GET /v2/models/NAME', status: 400 },
   AGENT_ERR_BINARY_LAYOUT: { message: 'The binary tensor data does not add up: Inference-Header-Content-Length, the binary_data_size of each input and the body length must agree, and BYTES elements are 4-byte little-endian lengths followed by that many bytes', status: 400 },
+  // Replay across a counter reset (a root that revoked a hub key resets the counter).
+  AGENT_ERR_ASSIGNMENT_BEFORE_RESET: { message: 'An assignment was signed under a root older than the one at which this device reset its assignment counter (a hub key was revoked), so it may be a recorded message replayed into the emptied counter space; it was refused. The hub re-signs current assignments under its newest root when it starts with it', status: 409 },
+  // The MQTT connection (agent/broker-client.ts): the agent keeps retrying with a growing, jittered wait.
+  AGENT_ERR_BROKER_AUTH: { message: 'The broker refused this device\'s MQTT login (unknown user, wrong or revoked password, or client id not the device id). The agent keeps retrying, slowly (loginRetryMs); enrol the device again and give it the new secret (mqttPassword, or the mqttPasswordFile it re-reads before every attempt)', status: 503 },
+  AGENT_ERR_BROKER_UNREACHABLE: { message: 'The broker cannot be reached or dropped the connection (refused, timed out, TLS or network error). The agent keeps retrying with a growing, jittered wait (reconnectPeriodMs up to reconnectMaxMs) and serves its installed model meanwhile; check the broker URL, the network and the broker', status: 503 },
 } as const satisfies ErrorTable;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

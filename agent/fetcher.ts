@@ -87,7 +87,7 @@ export class ChunkFetch {
   /** Fetch every missing chunk into the staging file; resolves with its path and the payload's sha256. */
   async run(): Promise<FetchedPayload> {
     const { store, signal } = this.#ctx;
-    await mkdir(store.stagingDir(this.bundleId), { recursive: true });
+    await mkdir(store.stagingDir(this.bundleId), { recursive: true, mode: 0o700 });
     const file = (this.#file = await StagingFile.open(store.payloadFile(this.bundleId), this.#manifest).catch((e: NodeJS.ErrnoException) => { throw ioFailure(e, 'opening the staging file'); }));
     try {
       if (!file.fresh) await this.#scanStaged(file);

@@ -74,7 +74,7 @@ interface Job { checked: CheckedAssignment; resume: boolean; abort: AbortControl
 /** Failures worth retrying when the same assignment is delivered again (after a reconnect). */
 const TRANSIENT = new Set(['AGENT_ERR_FETCH_TIMEOUT', 'AGENT_ERR_DISK_SPACE', 'AGENT_ERR_INTERNAL', 'AGENT_ERR_SLOT_DAMAGED']);
 const UNFINISHED: readonly Phase[] = ['fetching', 'verifying', 'staging', 'swapping'];
-const SECURITY = new Set(['AGENT_ERR_ASSIGNMENT_SIGNATURE', 'AGENT_ERR_MANIFEST_SIGNATURE', 'AGENT_ERR_ASSIGNMENT_REPLAY', 'AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', 'AGENT_ERR_MANIFEST_MISMATCH']);
+const SECURITY = new Set(['AGENT_ERR_ASSIGNMENT_SIGNATURE', 'AGENT_ERR_MANIFEST_SIGNATURE', 'AGENT_ERR_ASSIGNMENT_REPLAY', 'AGENT_ERR_ASSIGNMENT_BEFORE_RESET', 'AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', 'AGENT_ERR_MANIFEST_MISMATCH']);
 const FAILED_EVENT: Partial<Record<Phase, EventKind>> = { fetching: 'fetch-failed', verifying: 'verify-failed', staging: 'stage-failed', swapping: 'stage-failed' };
 
 export class Installer {
@@ -147,6 +147,11 @@ export class Installer {
     }
     if (this.#d.now() > a.expiresAt) {
       this.#reject(agentError('AGENT_ERR_ASSIGNMENT_EXPIRED', `expired at ${new Date(a.expiresAt).toISOString()}`, ref), 'assignment');
+      return;
+    }
+    // Checked before the counter: after a reset the counter is 0 and would let any older message through.
+    if ((a.rootVersion ?? 0) < st.counterEpoch) {
+      this.#reject(agentError('AGENT_ERR_ASSIGNMENT_BEFORE_RESET', `signed under root v${a.rootVersion ?? '(none)'}; this device reset its counter at root v${st.counterEpoch}`, ref), 'assignment');
       return;
     }
     if (a.counter <= lastCounter) {
@@ -382,7 +387,7 @@ export class Installer {
     const dir = store.modelDir(bundleId);
     const partial = `${dir}.partial`;
     await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true });
+    await mkdir(partial, { recursive: true, mode: 0o700 });
     const file = join(partial, 'model.onnx');
     let r: { length: number; sha256: string };
     try {
@@ -396,7 +401,8 @@ export class Installer {
       throw agentError('AGENT_ERR_PAYLOAD_HASH', `decompressed model is ${r.length} bytes with sha256 ${r.sha256.slice(0, 12)}…, the manifest says ${m.payload.rawLength} bytes, ${m.payload.rawSha256.slice(0, 12)}…`);
     }
     const fh = await open(file, 'r+');
-    try { await fh.sync(); } finally { await fh.close(); }
+    // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600).
+    try { await fh.chmod(0o600); await fh.sync(); } finally { await fh.close(); }
     await atomicWrite(join(partial, 'manifest.json'), JSON.stringify(v.envelope));
     await rm(dir, { recursive: true, force: true });
     await rename(partial, dir);

@@ -47,9 +47,16 @@ export const agentOptionsSchema = obj({
   capabilities: withDefault(record(json(), { maxKeys: 64 }), {}),
   mqttUsername: optional(str({ max: 1024 })),
   mqttPassword: optional(str({ max: 4096 })),
+  /** A file holding the MQTT password (systemd LoadCredential=, a secret mount), read again before every connection attempt: re-enrol the device, write the new secret there, and the agent logs in with it at its next attempt, no restart. Wins over mqttPassword. */
+  mqttPasswordFile: optional(str({ min: 1, max: 4096 })),
   /** PEM file of the CA that signed the broker's certificate, for mqtts:// with a private or self-signed CA (issue #6). */
   mqttCaPath: optional(str({ min: 1, max: 4096 })),
+  /** First wait after a lost or failed connection; each further failure doubles it (half of it jittered) up to reconnectMaxMs (agent/reconnect-backoff.ts). */
   reconnectPeriodMs: withDefault(int({ min: 10, max: 600_000 }), 1_000),
+  reconnectMaxMs: withDefault(int({ min: 10, max: 3_600_000 }), 60_000),
+  /** The same after a refused login (AGENT_ERR_BROKER_AUTH), slower: a wrong credential does not fix itself in a second. */
+  loginRetryMs: withDefault(int({ min: 10, max: 3_600_000 }), 30_000),
+  loginRetryMaxMs: withDefault(int({ min: 10, max: 86_400_000 }), 900_000),
   connectTimeoutMs: withDefault(int({ min: 100, max: 600_000 }), 10_000),
   /** Golden-case tolerance when the manifest gives none (absolute + relative). */
   goldenTolerance: withDefault(num({ min: 0 }), 1e-4),
@@ -80,7 +87,7 @@ export const agentOptionsSchema = obj({
 
 type Parsed = Infer<typeof agentOptionsSchema>;
 // withDefault keys come out optional in Infer; after parsing they are always present.
-export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath' | 'apiTokenFile'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttCaPath' | 'apiTokenFile'>>;
+export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttPasswordFile' | 'mqttCaPath' | 'apiTokenFile'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttPasswordFile' | 'mqttCaPath' | 'apiTokenFile'>>;
 /** What callers pass: only the required keys, the rest defaulted. */
 export type AgentOptionsInput = Partial<AgentOptions> & Pick<AgentOptions, 'deviceId' | 'dataDir' | 'rootPath'>;
 

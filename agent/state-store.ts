@@ -11,10 +11,11 @@
  *   dataDir/models/<bundleId>/{model.onnx, manifest.json}
  *   dataDir/staging/<bundleId>/payload.zst   (chunks written at their offsets; staging-file.ts)
  */
-import { open, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PHASES } from '../protocol/messages.js';
 import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '../protocol/schema.js';
+import { makePrivateDir } from '../signing/private-files.js';
 import { agentError } from './errors.js';
 
 const installedSchema = obj({
@@ -46,6 +47,12 @@ export const agentStateSchema = obj({
   v: int({ min: 1, max: 1 }),
   /** Highest assignment counter accepted; anything lower is a replay. */
   counter: int({ min: 0 }),
+  /**
+   * The root version at which the counter was last reset (a root that revoked a hub
+   * key); 0 if never. Assignments signed under an older root are refused: they were
+   * issued before the reset, and the emptied counter no longer tells them from new ones.
+   */
+  counterEpoch: withDefault(int({ min: 0 }), 0),
   assignment: nullable(assignmentRefSchema),
   active: nullable(installedSchema),
   previous: nullable(installedSchema),
@@ -64,21 +71,63 @@ export const agentStateSchema = obj({
 export type AgentState = Infer<typeof agentStateSchema>;
 
 export function emptyState(): AgentState {
-  return { v: 1, counter: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0, refused: {} };
+  return { v: 1, counter: 0, counterEpoch: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0, refused: {} };
 }
 
-/** Write `data` to `path` so that readers see the old or the new content, never a mix. */
+const TEMP_MARK = '.tmp-';
+
+/**
+ * Write `data` to `path` so that readers see the old or the new content, never a mix.
+ * A failed write removes its temporary file (a full disk must not fill up further
+ * with half-written copies) and a full disk is reported as AGENT_ERR_DISK_SPACE.
+ */
 export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
+  const tmp = `${path}${TEMP_MARK}${process.pid}`;
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw diskFull(e) ?? e;
   }
-  await rename(tmp, path);
   await fsyncDir(join(path, '..'));
+}
+
+
+/** A no-space or over-quota failure as AGENT_ERR_DISK_SPACE; undefined for any other error. */
+export function diskFull(e: unknown): Error | undefined {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  const err = agentError('AGENT_ERR_DISK_SPACE', (e as Error).message, { cause: code });
+  err.cause = e;
+  return err;
+}
+
+/**
+ * Temporary files that atomic writes of an earlier run left behind (killed, or
+ * failed before their clean-up): in dataDir, trust/, trust/roots/ and each model
+ * folder. Returns how many were removed.
+ */
+export async function removeStaleTemps(dataDir: string): Promise<number> {
+  let removed = 0;
+  const sweep = async (dir: string, depth: number): Promise<void> => {
+    let entries;
+    try { entries = await readdir(dir, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isFile() && /\.tmp-[0-9]+$/.test(e.name)) { await rm(p, { force: true }); removed++; }
+      // Staging keeps its partial payloads on purpose (resumable fetches); it is not swept.
+      else if (e.isDirectory() && depth > 0 && e.name !== 'staging') await sweep(p, depth - 1);
+    }
+  };
+  await sweep(dataDir, 2);
+  return removed;
 }
 
 /** fsync a directory so renames and creations inside it survive a power cut. */
@@ -108,8 +157,10 @@ export class StateStore {
 
   static async open(dataDir: string, now: () => number = Date.now): Promise<StateStore> {
     try {
-      await mkdir(join(dataDir, 'models'), { recursive: true });
-      await mkdir(join(dataDir, 'staging'), { recursive: true });
+      // Folders 0700 and files 0600 (signing/private-files.ts): a model may be the owner's secret, and state.json says what runs.
+      makePrivateDir(dataDir);
+      makePrivateDir(join(dataDir, 'models'));
+      makePrivateDir(join(dataDir, 'staging'));
     } catch (e) {
       throw agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }

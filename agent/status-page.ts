@@ -27,6 +27,14 @@ function debugCell(s: AgentStatus, now: number): string {
   return `<strong>on</strong>: ${esc(d.rowsPerWindow)} raw rows per window sent to the hub, ${until}`;
 }
 
+function brokerCell(s: AgentStatus, now: number): string {
+  if (s.connected) return 'connected';
+  const f = s.broker;
+  if (!f) return 'not connected';
+  const next = f.nextAttemptAt === null ? '' : `, next attempt in ${esc(Math.max(0, Math.round((f.nextAttemptAt - now) / 1000)))} s`;
+  return `not connected: <code>${esc(f.code)}</code> ${esc(f.detail)} (${esc(f.attempts)} failed attempts in a row${next})`;
+}
+
 const ms = (v: number | null): string => (v === null ? '–' : `${v.toFixed(2)} ms`);
 
 export function renderStatusPage(s: AgentStatus, now = Date.now()): string {
@@ -42,10 +50,10 @@ export function renderStatusPage(s: AgentStatus, now = Date.now()): string {
     // Issue #5: raw values leave the device only while an operator has debug sampling on; say so plainly.
     ['debug sampling', debugCell(s, now), 'debug'],
     ['runtime', esc(s.runtime), 'runtime'],
-    ['broker', s.connected ? 'connected' : 'not connected', 'broker'],
+    ['broker', brokerCell(s, now), 'broker'],
     ['agent', esc(s.agentVersion), 'agent'],
   ];
-  const errors = [...(s.lastError ? [{ code: s.lastError.code, at: s.lastError.at }] : []), ...p.lastCodes]
+  const errors = [...(s.broker ? [{ code: s.broker.code, at: s.broker.at }] : []), ...(s.lastError ? [{ code: s.lastError.code, at: s.lastError.at }] : []), ...p.lastCodes]
     .filter((e, i, all) => all.findIndex((x) => x.code === e.code && x.at === e.at) === i).slice(0, 10);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">

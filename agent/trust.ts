@@ -8,6 +8,12 @@
  *   a hub key, the assignment counter is reset: a counter pushed far ahead by a
  *   compromised hub key (fast-forward) is recovered from by rotating that key
  *   away (TUF 5.3.11 deletes trusted timestamp/snapshot metadata likewise).
+ *   The reset is bound to the root version it happened at: assignments name
+ *   the root they were signed under, and one signed under an older root is
+ *   refused (AGENT_ERR_ASSIGNMENT_BEFORE_RESET). Otherwise a recorded message
+ *   signed by a hub key that SURVIVED the revocation would be accepted again by
+ *   the emptied counter (a rollback by replay). A root epoch rather than a
+ *   per-key high-water mark: it also covers messages this device never saw.
  * - The log: the latest checkpoint is retained on fc/v1/trust/checkpoint. The
  *   agent keeps the last one it verified; for a newer one it asks the hub for a
  *   consistency proof (RFC 9162 2.1.4) and takes it only if the proof holds. A
@@ -63,7 +69,7 @@ export class TrustState {
   /** The provisioned root, then every root this device took since, verified again as a chain. */
   static async open(d: TrustDeps, provisioned: TrustedRoot): Promise<TrustState> {
     const dir = join(d.dataDir, 'trust');
-    await mkdir(join(dir, 'roots'), { recursive: true });
+    await mkdir(join(dir, 'roots'), { recursive: true, mode: 0o700 });
     let root = provisioned;
     const files = (await readdir(join(dir, 'roots'))).map((f) => /^root-([0-9]+)\.json$/.exec(f)).filter((m) => m !== null).map((m) => ({ f: m[0], v: Number(m[1]) })).sort((a, b) => a.v - b.v);
     for (const { f, v } of files) {
@@ -118,8 +124,9 @@ export class TrustState {
       await atomicWrite(join(this.#dir, 'roots', `root-${v}.json`), JSON.stringify(env));
     }
     this.#root = taken.root;
-    this.#d.onRootUpdated?.(taken.root);
     if ([...before].some((k) => !taken.root.roles.hub.keys.has(k))) await this.#d.onHubKeysRevoked(taken.root);
+    // After the reset, so that what the update triggers (asking for the retained assignment again) sees the new counter state.
+    this.#d.onRootUpdated?.(taken.root);
     // Checkpoints are verified with the hub keys of the current root; a held one stays evidence as it is.
   }
 

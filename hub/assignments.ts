@@ -11,7 +11,7 @@
  * broker loses its retained messages when it stops).
  */
 import type { Logger } from 'pino';
-import { PAYLOAD_TYPES } from '../protocol/envelope.js';
+import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
 import { encode, PROTOCOL_VERSION, type Assignment, type AssignMessage } from '../protocol/messages.js';
 import { topics } from '../protocol/topics.js';
 import type { KeyPair } from '../signing/ed25519.js';
@@ -26,6 +26,8 @@ const SIGN_BATCH = 256;
 export interface AssignerOptions {
   store: HubStore;
   hubKey: KeyPair;
+  /** The version of the hub's current root, signed into every assignment (agents that reset their counter at a newer root refuse older ones). */
+  rootVersion: number;
   ttlMs: number;
   /** How long to wait for the broker's PUBACK before reporting HUB_ERR_BROKER_UNREACHABLE. */
   publishTimeoutMs: number;
@@ -117,8 +119,20 @@ export class Assigner {
     await this.refreshing;
   }
 
-  private async refreshOnce(): Promise<number> {
-    const due = this.o.store.assignmentsDueForRefresh(this.o.now());
+  /**
+   * Re-sign, with new counters, every assignment signed under an older root than the
+   * hub's current one: a device that reset its counter at that root (a hub key was
+   * revoked) refuses them. Called at start-up, where a new root takes effect.
+   */
+  resignOlderRoot(): Promise<number> {
+    const older = this.o.store.listAssignments().filter((a) => signedRootVersion(a.envelope) < this.o.rootVersion);
+    if (older.length === 0) return Promise.resolve(0);
+    this.refreshing ??= this.refreshOnce(older).finally(() => { this.refreshing = undefined; });
+    return this.refreshing;
+  }
+
+  private async refreshOnce(list?: AssignmentRecord[]): Promise<number> {
+    const due = list ?? this.o.store.assignmentsDueForRefresh(this.o.now());
     const resigned = new Set<string>();
     for (let i = 0; i < due.length; i += SIGN_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
@@ -148,7 +162,7 @@ export class Assigner {
     const expiresAt = issuedAt + this.o.ttlMs;
     const payload: Assignment = {
       type: 'fleetcast.assignment/v1', deviceId, bundleId: bundle.id, name: bundle.name, version: bundle.version,
-      rolloutId, ring, counter, issuedAt, expiresAt,
+      rolloutId, ring, counter, issuedAt, expiresAt, rootVersion: this.o.rootVersion,
     };
     return { envelope: signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), [this.o.hubKey]), issuedAt, expiresAt };
   }
@@ -190,4 +204,12 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no PUBACK within ${ms} ms`)), ms); });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** The root version an assignment envelope was signed under (0 for hubs that did not say). */
+function signedRootVersion(env: Envelope): number {
+  try {
+    const v = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { rootVersion?: unknown }).rootVersion;
+    return typeof v === 'number' ? v : 0;
+  } catch { return 0; }
 }

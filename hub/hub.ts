@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { isFleetcastError } from '../protocol/errors.js';
 import { readKeyFile } from '../signing/keys.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
+import { describeChanges, tightenTree } from '../signing/private-files.js';
 import type { KeyPair } from '../signing/ed25519.js';
 import { buildApi, routeTable, type RouteAccess } from './api.js';
 import { Assigner } from './assignments.js';
@@ -113,6 +114,10 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
   };
   const httpTls = readHttpTls(options);
   try {
+    // A data folder made by an older hub (or by a service manager) may be readable by other users: tighten it, and say so.
+    const loosened = tightenTree(options.dataDir);
+    const said = describeChanges(loosened);
+    if (said) logger.warn({ dataDir: options.dataDir, count: loosened.length }, said);
     const store = HubStore.open(options.dataDir);
     stops.push(() => store.close());
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
@@ -181,7 +186,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => transfer.close());
 
     const assigner = new Assigner({
-      store, hubKey, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
+      store, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true),
       onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
@@ -190,11 +195,13 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     // current assignment again, re-signed first if it is past half its lifetime.
     // A slow broker does not stop the start: what is not acknowledged is retried by the refresher.
     await assigner.refreshDue().catch((e: unknown) => logger.warn({ err: e }, 'refreshing assignments at start-up failed'));
+    // A new root (keys rotated) takes effect here: devices that reset their counter at it refuse assignments signed under an older one.
+    await assigner.resignOlderRoot().catch((e: unknown) => logger.warn({ err: e }, 're-signing assignments under the new root failed'));
     await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
     assigner.startRefresher(options.refreshIntervalMs);
     await translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed'));
     // Issue #5: debug sampling control messages (retained; republished here for a broker that forgot them).
-    const debug = new DebugControl({ store, hubKey, now, logger, maxDevices: options.maxDebugDevices, publishTimeoutMs: options.assignmentPublishTimeoutMs, publish: (t, p) => publish(t, p, true) });
+    const debug = new DebugControl({ store, hubKey, rootVersion: root.version, now, logger, maxDevices: options.maxDebugDevices, publishTimeoutMs: options.assignmentPublishTimeoutMs, publish: (t, p) => publish(t, p, true) });
     stops.push(() => debug.close());
     await debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages failed; the sweeper retries'));
 

@@ -10,7 +10,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, openSync, closeSync, fsyncSync, rmSync, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, closeSync, fsyncSync, rmSync, existsSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseEnvelope, type Envelope } from '../protocol/envelope.js';
 import { chunkCount, parseManifest, type Manifest } from '../protocol/manifest.js';
 import type { DeviceEvent, StateReport } from '../protocol/messages.js';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../signing/private-files.js';
 import { hubError } from './errors.js';
 import { assignmentFromRow, deviceFromRow, MIGRATIONS, type AssignmentRow, type BundleRow, type DeviceRow } from './store-schema.js';
 
@@ -82,10 +83,14 @@ export class HubStore {
   static open(dataDir: string): HubStore {
     let db: Database.Database;
     try {
-      mkdirSync(join(dataDir, 'blobs'), { recursive: true });
+      // Folders 0700, files 0600 (signing/private-files.ts): bundles before release and device records are not for other users.
+      makePrivateDir(dataDir);
+      makePrivateDir(join(dataDir, 'blobs'));
       // Uploads in progress when a hub died are garbage; blobs are only ever renamed into place.
       rmSync(join(dataDir, 'tmp'), { recursive: true, force: true });
-      mkdirSync(join(dataDir, 'tmp'), { recursive: true });
+      makePrivateDir(join(dataDir, 'tmp'));
+      // SQLite would create the file 0644; it gives its -wal and -shm files the database file's mode, so create it 0600 first.
+      closeSync(openSync(join(dataDir, 'hub.db'), 'a', PRIVATE_FILE_MODE));
       db = new Database(join(dataDir, 'hub.db'));
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
@@ -134,7 +139,7 @@ export class HubStore {
     const tmp = this.tempPath(`blob-${bundleId.slice(0, 12)}`);
     try {
       const source = length > 0 ? createReadStream(src, { start: offset, end: offset + length - 1 }) : Readable.from([]);
-      await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE_MODE }));
       // fsync applies to the file, not the descriptor: a second descriptor flushes what the stream wrote.
       const fh = await open(tmp, 'r+');
       try { await fh.sync(); } finally { await fh.close(); }

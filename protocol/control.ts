@@ -12,7 +12,7 @@
  */
 import { envelopeSchema } from './envelope.js';
 import { decodeJson } from './messages.js';
-import { int, literal, nullable, obj, str, type Infer } from './schema.js';
+import { int, literal, nullable, obj, optional, str, type Infer } from './schema.js';
 import { DEVICE_ID_PATTERN } from './topics.js';
 
 /** Hard bounds a device accepts, whatever a hub asks (the hub's own limits are lower or equal). */
@@ -30,6 +30,8 @@ export const controlPayloadSchema = obj({
   expiresAt: millis,
   /** Debug raw sampling: on until `until` (ms), or null = off. */
   debug: nullable(obj({ rowsPerWindow: int({ min: 1, max: DEBUG_LIMITS.maxRowsPerWindow }), until: millis })),
+  /** The root version the hub signed under; a device that reset its counters at a newer root refuses it (as for assignments). Absent: 0. */
+  rootVersion: optional(int({ min: 1 })),
 });
 export type ControlPayload = Infer<typeof controlPayloadSchema>;
 

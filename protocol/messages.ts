@@ -27,6 +27,13 @@ export const assignmentSchema = obj({
   counter: int({ min: 1 }),
   issuedAt: millis,
   expiresAt: millis,
+  /**
+   * The root version the hub signed under. A device that reset its counter when a
+   * root revoked a hub key refuses anything signed under an older root, so a recorded
+   * message signed by a key that survived the revocation cannot be replayed into the
+   * emptied counter space. Absent in messages from older hubs: read as 0.
+   */
+  rootVersion: optional(int({ min: 1 })),
 });
 export type Assignment = Infer<typeof assignmentSchema>;
 

@@ -10,7 +10,8 @@
  * Adding and revoking keys are rotations too: a new root with the key list
  * changed. Revoking a release or hub key is how a fleet recovers from a key
  * compromise or from a counter pushed far ahead (fast-forward): the new hub key
- * starts a new counter space because agents reset counters on a hub-key change.
+ * starts a new counter space because agents reset counters on a hub-key change
+ * (and from then on refuse assignments signed under an older root).
  */
 import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
 import { isFleetcastError } from '../protocol/errors.js';

@@ -49,6 +49,8 @@ export interface DebugState {
 export interface DebugControlDeps {
   store: HubStore;
   hubKey: KeyPair;
+  /** The hub's current root version, signed into every control message (devices that reset their counters at a newer root refuse older ones). */
+  rootVersion?: number;
   /** Publish retained at QoS 1; resolves on the broker's PUBACK. */
   publish(topic: string, payload: Buffer): Promise<void>;
   now: () => number;
@@ -184,7 +186,7 @@ export class DebugControl {
   /** Sign the next control message: counter max(last + 1, now), never below what the device may hold. */
   #signed(deviceId: string, prev: DebugSessionRow | undefined, now: number, expiresAt: number, debug: ControlPayload['debug']): Omit<DebugSessionRow, 'rowsPerWindow' | 'startedAt' | 'until' | 'endedAt' | 'actor'> {
     const counter = Math.max((prev?.counter ?? 0) + 1, now);
-    const payload: ControlPayload = { type: 'fleetcast.control/v1', deviceId, counter, issuedAt: now, expiresAt, debug };
+    const payload: ControlPayload = { type: 'fleetcast.control/v1', deviceId, counter, issuedAt: now, expiresAt, debug, ...(this.#d.rootVersion ? { rootVersion: this.#d.rootVersion } : {}) };
     const envelope = signEnvelope(PAYLOAD_TYPES.control, encode(payload), [this.#d.hubKey]);
     return { deviceId, counter, envelope, expiresAt, published: false, cleared: false };
   }

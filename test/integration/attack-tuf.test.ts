@@ -137,8 +137,8 @@ describe('roots and keys', () => {
     await refused('AGENT_ERR_ASSIGNMENT_SIGNATURE', (c) => fx.hub.assign(DEV, v2, c + 2 ** 41));
     // …and a replayed older root is refused and reported (rollback).
     await refused('AGENT_ERR_ROOT_UPDATE', () => sendRoots([rootV1().envelope]));
-    // The honest hub, with its new key and its own small counter, installs again.
-    await fx.hub.assign(DEV, v2, ++counter, { signWith: [newHub] });
+    // The honest hub, with its new key, its own small counter and the root it signs under, installs again.
+    await fx.hub.assign(DEV, v2, ++counter, { signWith: [newHub], rootVersion: 2 });
     await waitInstalled(agent, v2.bundleId);
   });
 });

@@ -58,7 +58,7 @@ describe('deployments and the device registry', () => {
     const a = parse(assignmentSchema, JSON.parse(bytes.toString('utf8')));
     expect(a).toEqual({
       type: 'fleetcast.assignment/v1', deviceId: 'dev-a', bundleId: v2.bundleId, name: 'churn', version: 2,
-      rolloutId: null, ring: null, counter: 2, issuedAt: now, expiresAt: now + 86_400_000,
+      rolloutId: null, ring: null, counter: 2, issuedAt: now, expiresAt: now + 86_400_000, rootVersion: 1,
     });
     // The manifest beside it is the release-signed one the bundle id names.
     expect(verifyForRole(root, 'release', msg.manifest, PAYLOAD_TYPES.manifest, 'manifest')).toBeTruthy();

@@ -4,13 +4,14 @@
  * release key revoked) followed by a rollout works end to end; and a hub
  * restarted with a different log is detected by its agents and by the auditor.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportAudit } from '../../cli/audit-export.js';
 import { readExport } from '../../signing/audit-export-format.js';
 import { verifyAudit } from '../../signing/audit-verify.js';
 import { generateKeyPair } from '../../signing/ed25519.js';
+import { writeKeyFile } from '../../signing/keys.js';
 import { rotateRootFiles } from '../../signing/root-files.js';
 import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
 import { adminToken, api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
@@ -57,6 +58,40 @@ describe('trust: rotation and rewritten history', () => {
       expect(report.rootVersions).toEqual([1, 2]);
     } finally {
       await fleet.agents[0].stop();
+      await hub.close();
+    }
+  });
+
+  it('a hub-key rotation resets the agents\' counters and the restarted hub re-signs their assignments under the new root, which they take', async () => {
+    const fleet = await deployedFleet(['rot-h']);
+    let hub = fleet.hub;
+    const agent = fleet.agents[0];
+    try {
+      const before = hub.store.getAssignment('rot-h')!.counter;
+      expect(agent.status().counter).toBe(before);
+      // Root v2 replaces the hub key (a stolen key revoked); the hub restarts with the new one.
+      const newHub = generateKeyPair();
+      rotateRootFiles(fleet.keys.dir, { signers: [fleet.keys.keys.root], change: { roles: { hub: { replace: [newHub.publicKey] } } } });
+      rmSync(join(fleet.keys.dir, 'hub.key'));
+      writeKeyFile(join(fleet.keys.dir, 'hub.key'), 'hub', newHub);
+      const { mqttPort, dataDir } = { mqttPort: hub.broker!.port, dataDir: hub.options.dataDir };
+      await hub.close();
+      // While the broker is gone the agent says why it is offline, with a code, and keeps trying.
+      await waitFor(() => agent.status().broker?.code === 'AGENT_ERR_BROKER_UNREACHABLE' && agent.status().broker!.attempts >= 2, 'the agent reports the broker unreachable', 30_000);
+      hub = await startTestHub(fleet.keys, { dataDir, mqttPort });
+      // The agent took v2 and reset its counter at it; the hub re-signed the current assignment under v2 and the agent holds it,
+      // so a replay of anything signed before the rotation is refused (AGENT_ERR_ASSIGNMENT_BEFORE_RESET) while the hub is in step.
+      const now = hub.store.getAssignment('rot-h')!;
+      expect(now.counter).toBeGreaterThan(before);
+      await waitFor(() => agent.status().trust?.counterEpoch === 2 && agent.status().counter === now.counter, 'agent reset at root v2 and holds the re-signed assignment', 30_000);
+      expect(agent.status().active?.version).toBe(1);
+      // The reset keeps its purpose: the hub with its new key assigns again.
+      const v2 = await makeBundle([fleet.keys.keys.release], { version: 2, model: { seed: 11 } });
+      expect((await api(hub, 'POST', '/v1/bundles', readFileSync(v2.path))).status).toBe(201);
+      expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: ['rot-h'] })).status).toBe(200);
+      await waitFor(() => agent.status().active?.bundleId === v2.bundleId, 'v2 installed after the hub-key rotation', 30_000);
+    } finally {
+      await agent.stop();
       await hub.close();
     }
   });

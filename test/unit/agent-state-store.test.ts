@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { atomicWrite, StateStore } from '../../agent/state-store.js';
+import { atomicWrite, removeStaleTemps, StateStore } from '../../agent/state-store.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
 afterAll(cleanupTempDirs);
@@ -54,5 +54,20 @@ describe('agent state store', () => {
     await atomicWrite(p, 'one');
     await atomicWrite(p, Buffer.from('two'));
     expect(readFileSync(p, 'utf8')).toBe('two');
+  });
+
+  it('removes the temporary copies interrupted atomic writes left (state, trust, model manifests), not staged payloads', async () => {
+    const dir = tempDir();
+    const store = await StateStore.open(dir);
+    const id = 'a'.repeat(64);
+    mkdirSync(join(dir, 'trust', 'roots'), { recursive: true });
+    mkdirSync(store.modelDir(id), { recursive: true });
+    mkdirSync(store.stagingDir(id), { recursive: true });
+    const stale = [join(dir, 'state.json.tmp-4242'), join(dir, 'trust', 'checkpoint.tmp-7'), join(dir, 'trust', 'roots', 'root-2.json.tmp-9'), join(store.modelDir(id), 'manifest.json.tmp-11')];
+    const kept = [join(dir, 'state.json.tmp-x'), store.payloadFile(id), join(store.stagingDir(id), 'manifest.json.tmp-5')];
+    for (const p of [...stale, ...kept]) writeFileSync(p, '{');
+    expect(await removeStaleTemps(dir)).toBe(stale.length);
+    expect(stale.filter((p) => existsSync(p))).toEqual([]);
+    expect(kept.every((p) => existsSync(p))).toBe(true);
   });
 });
