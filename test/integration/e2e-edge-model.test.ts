@@ -66,7 +66,7 @@ describe('a streaming-VAD shaped model through the whole system', () => {
     const status = async () => (await fetch(`http://127.0.0.1:${port}/v1/status`)).json() as Promise<{ phase: string; active?: { version: number } }>;
     await waitFor(async () => { const s = await status(); return s.phase === 'committed' && s.active?.version === 1; }, `the agent to install vad@1 (stderr: ${agent.io.stderr.slice(-500)})`, 60_000, 200);
 
-    const res = await fetch(`http://127.0.0.1:${port}/v1/predict`, { method: 'POST', body: JSON.stringify({ inputs: example }) });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: example }) });
     const body = await res.json() as { outputs: Record<string, { dims: number[]; data: number[] }> };
     expect(res.status, JSON.stringify(body)).toBe(200);
     const s = await ort.InferenceSession.create(model);
