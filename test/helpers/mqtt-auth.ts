@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { mosquittoAcl } from '../../hub/broker-acl.js';
 import { tempDir } from './env.js';
+import { findProgram } from './programs.js';
 import { startMosquitto, type Mosquitto } from './hub-mosquitto.js';
 
 /** Connect; resolves with the client, or rejects with the CONNACK refusal. */
@@ -24,7 +25,8 @@ export async function tryPublish(c: MqttClient, topic: string, payload: string |
   return Promise.race([acked, closed]);
 }
 
-export const PASSWD = '/usr/bin/mosquitto_passwd';
+/** Comes with Debian's mosquitto package; only the suites that start mosquitto (and so skip without it) call it. */
+export const PASSWD = findProgram('mosquitto_passwd') ?? 'mosquitto_passwd';
 
 /** mosquitto with a password file and the ACL file of hub/broker-acl.ts (the README's "External broker" setup). */
 export async function startSecureMosquitto(users: Record<string, string>): Promise<Mosquitto & { dir: string }> {

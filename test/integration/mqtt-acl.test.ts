@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import { topics } from '../../protocol/topics.js';
 import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { api, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+import { needProgram } from '../helpers/programs.js';
 import { connectClient, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
 import { deployedFleetOn, newAgent } from '../helpers/trust-fixture.js';
 
@@ -119,12 +120,14 @@ describe.skipIf(!hasMosquitto)('mosquitto with the README password and ACL files
   });
 });
 
-describe.skipIf(!existsSync('/usr/bin/openssl'))('TLS (mqtts://) on the embedded broker', () => {
+const OPENSSL = needProgram('openssl', 'openssl');
+
+describe.skipIf(!OPENSSL)('TLS (mqtts://) on the embedded broker', () => {
   it('serves mqtts with the given certificate and key; the hub and an enrolled device connect over TLS, plain MQTT does not', async () => {
     const dir = tempDir('fleetcast-tls-');
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    execFileSync(OPENSSL!, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
     const keys = makeKeys();
     const hub = await startTestHub(keys, { insecureDemo: false, mqttTlsCert: cert, mqttTlsKey: key });
     try {
