@@ -27,6 +27,12 @@ afterAll(cleanupTempDirs);
 
 const state = (deviceId: string) => JSON.stringify({ v: 1, deviceId, seq: 1, at: 1, agentVersion: 't', runtime: 't', active: null, previous: null, phase: 'idle', target: null, progress: null, lastError: null, counter: 0, capabilities: {} });
 
+/** mqtt.js rejects a SUBACK refusal (0x80) with the SUBACK packet; any other failure is not a refusal and fails the test. */
+function subackRefusal(e: unknown): number {
+  if ((e as { packet?: { granted?: unknown[] } }).packet?.granted?.[0] === 0x80) return 0x80;
+  throw e;
+}
+
 /** The ACL cases shared by both brokers. `creds` gives each device's secret; `hub` sees what reaches it. */
 function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, string> }) {
   const clients: MqttClient[] = [];
@@ -43,8 +49,16 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     const a = await dev('dev-a');
     await tryPublish(a, topics.device('dev-b', 'state'), state('dev-b'));
     const a2 = await dev('dev-a'); // aedes disconnects on a refused publish; mosquitto drops it silently
-    await tryPublish(a2, topics.device('dev-b', 'telemetry'), '{}');
+    // The forged telemetry is unparseable JSON: had it reached the hub, PROTO_ERR_INVALID_JSON would count it.
+    const rejected = (code: string) => ctx().hub.link.stats.rejected[code] ?? 0;
+    const invalidJson = rejected('PROTO_ERR_INVALID_JSON');
+    const invalidMessage = rejected('PROTO_ERR_INVALID_MESSAGE');
+    await tryPublish(a2, topics.device('dev-b', 'telemetry'), '{not json');
     const a3 = a2.connected ? a2 : await dev('dev-a');
+    // Its own (schema-invalid) telemetry does reach the hub, after the forged one in per-client order.
+    expect(await tryPublish(a3, topics.device('dev-a', 'telemetry'), '{}')).toBe('acked');
+    await waitFor(() => rejected('PROTO_ERR_INVALID_MESSAGE') > invalidMessage, 'dev-a\'s own telemetry to reach the hub');
+    expect(rejected('PROTO_ERR_INVALID_JSON')).toBe(invalidJson);
     expect(await tryPublish(a3, topics.device('dev-a', 'state'), state('dev-a'))).toBe('acked');
     // Per-client order: dev-a's own state arrived, so the earlier forged one was handled before it: it was dropped.
     await waitFor(async () => (await devices()).includes('dev-a'), 'dev-a registered');
@@ -57,7 +71,7 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     a.on('message', (t) => got.push(t));
     // dev-b's filter first: aedes refuses it in the SUBACK (0x80); either way a retained message would follow its
     // SUBACK before the next SUBSCRIBE is handled, so dev-a's own arriving proves dev-b's was not sent.
-    const other = await a.subscribeAsync(topics.assign('dev-b'), { qos: 1 }).then((g) => g[0].qos, () => 128);
+    const other = await a.subscribeAsync(topics.assign('dev-b'), { qos: 1 }).then((g) => g[0].qos, subackRefusal);
     expect([0x80, 1]).toContain(other);
     expect((await a.subscribeAsync(topics.assign('dev-a'), { qos: 1 }))[0].qos).toBe(1);
     await waitFor(() => got.includes(topics.assign('dev-a')), 'own assignment');
@@ -72,7 +86,7 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     const a = await dev('dev-a');
     const got: [string, string][] = [];
     a.on('message', (t, p) => got.push([t, p.toString()]));
-    const other = await a.subscribeAsync(topics.control('dev-b'), { qos: 1 }).then((g) => g[0].qos, () => 128);
+    const other = await a.subscribeAsync(topics.control('dev-b'), { qos: 1 }).then((g) => g[0].qos, subackRefusal);
     expect([0x80, 1]).toContain(other);
     expect((await a.subscribeAsync(topics.control('dev-a'), { qos: 1 }))[0].qos).toBe(1);
     await waitFor(() => got.length > 0, 'own control message');
