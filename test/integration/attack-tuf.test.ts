@@ -35,7 +35,8 @@ beforeAll(async () => {
   fx = await fixture();
   v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 51 }, chunkSize: 2048 }));
   v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 52 }, chunkSize: 2048 }));
-  agent = fx.newAgent(DEV, { chunkTimeoutMs: 150, maxFetchAttempts: 2, maxBackoffMs: 300, capabilities: { hardware: 'pi4' } });
+  // Attempts long enough that a legitimate fetch never runs out of them on a loaded machine.
+  agent = fx.newAgent(DEV, { chunkTimeoutMs: 2_000, maxFetchAttempts: 2, maxBackoffMs: 2_000, capabilities: { hardware: 'pi4' } });
   agent.on('rejected', (r) => rejections.push(r));
   await agent.start();
   await fx.hub.assign(DEV, v1, counter);
