@@ -6,7 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { mosquittoAcl } from '../../hub/broker-acl.js';
 import { tempDir } from './env.js';
 import { findProgram } from './programs.js';
-import { startMosquitto, type Mosquitto } from './hub-mosquitto.js';
+import type { Mosquitto } from './hub-mosquitto.js';
 
 /** Connect; resolves with the client, or rejects with the CONNACK refusal. */
 export function connectClient(url: string, o: IClientOptions): Promise<MqttClient> {
@@ -35,5 +35,7 @@ export async function startSecureMosquitto(users: Record<string, string>): Promi
   writeFileSync(passwd, '');
   for (const [u, p] of Object.entries(users)) execFileSync(PASSWD, ['-b', passwd, u, p]);
   writeFileSync(join(dir, 'acl'), mosquittoAcl());
+  // Imported here, not at the top: suites that only use connectClient/tryPublish must not need mosquitto.
+  const { startMosquitto } = await import('./hub-mosquitto.js');
   return startMosquitto(undefined, { dir, lines: ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${join(dir, 'acl')}`] });
 }
