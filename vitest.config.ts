@@ -8,5 +8,9 @@ export default defineConfig({
     // Integration tests start brokers and onnxruntime sessions; two cores, so keep it modest.
     pool: 'forks',
     maxWorkers: 2,
+    // dist/ is compiled once here, before any suite spawns the CLI or agent; and the skip log is made.
+    globalSetup: ['test/setup/global.ts'],
+    // The summary of tests skipped for a missing program prints after the usual report.
+    reporters: ['default', './test/setup/skip-summary.ts'],
   },
 });

@@ -73,6 +73,12 @@ export interface MlpOptions {
   padFloats?: number;
   /** Multiply the output by NaN (a bad model for gate tests). */
   nanOutput?: boolean;
+  /**
+   * Output NaN for every row whose `x` holds a negative value, finite otherwise: a bad model that
+   * passes the agent's smoke inference (inputs at 0) and golden cases on non-negative inputs, and
+   * fails only under live traffic (the prediction-error gate's test).
+   */
+  nanBelowZero?: boolean;
   opset?: number;
 }
 
@@ -103,7 +109,13 @@ export function buildMlp(o: MlpOptions = {}): Uint8Array {
     width = h;
   });
   inits.push(floatTensor('Wout', [width, outs], w(width * outs)), floatTensor('bout', [outs], w(outs)));
-  nodes.push(node('MatMul', [cur, 'Wout'], ['mout']), node('Add', ['mout', 'bout'], [o.nanOutput ? 'pre_y' : 'y']));
+  const poisoned = o.nanOutput || o.nanBelowZero;
+  nodes.push(node('MatMul', [cur, 'Wout'], ['mout']), node('Add', ['mout', 'bout'], [poisoned ? 'pre_y' : 'y']));
+  if (o.nanBelowZero) {
+    // sqrt(x)·0 is 0 for x ≥ 0 and NaN for x < 0; summed per row into every output.
+    inits.push(floatTensor('zero', [1], [0]), floatTensor('ones', [features, outs], new Array(features * outs).fill(1)));
+    nodes.push(node('Sqrt', ['x'], ['sqrt_x']), node('Mul', ['sqrt_x', 'zero'], ['nan_or_0']), node('MatMul', ['nan_or_0', 'ones'], ['row_nan']), node('Add', ['pre_y', 'row_nan'], ['y']));
+  }
   if (o.nanOutput) {
     inits.push(floatTensor('nan', [1], [Number.NaN]));
     nodes.push(node('Mul', ['pre_y', 'nan'], ['y']));

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { errorCode } from '../../protocol/errors.js';
 import type { Assigner } from '../assignments.js';
 import type { BundleRecord, HubStore } from '../store.js';
+import { hubTestPause } from '../test-pause.js';
 import { incompatibility } from './compat.js';
 import { insideWindow } from './cron-window.js';
 import { recordDecision } from './decisions.js';
@@ -207,6 +208,8 @@ export class RolloutEngine {
       }
     });
     if (go.length === 0) return;
+    // Crash tests stop here: rows persisted as `assigning`, nothing issued yet (settleAssigning's case).
+    await hubTestPause('assigning', r.plan.rings[r.ring].name);
     try {
       await this.issue(bundle, go, r.id, (dev) => r.plan.rings[waiting.find((w) => w.deviceId === dev)!.ring].name);
     } finally {

@@ -32,8 +32,7 @@ export async function fixture(): Promise<Fixture> {
     },
     async close() {
       for (const a of agents) await a.stop();
-      await hub.stop();
-      await broker.close();
+      try { await hub.stop(); } finally { await broker.close(); }
     },
   };
 }

@@ -1,25 +1,13 @@
 /**
- * The compiled fleetcast-agent as a real child process (crash tests): compile
- * once into a private folder (other suites compile into dist/ concurrently),
- * spawn with environment overrides, read its stdout/stderr, kill it.
+ * The compiled fleetcast-agent as a real child process (crash tests): spawn the
+ * dist/ build with environment overrides, read its stdout/stderr, kill it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { tempDir } from './env.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { distFile } from './build-cli.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-
-/** tsc emits even when another room has a type error mid-work, so only the output file matters. */
+/** The compiled agent entry point (dist/ is built once by test/setup/global.ts). */
 export function compileAgent(): string {
-  const out = tempDir('fleetcast-agent-build-');
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', join(out, 'dist')], { cwd: repo, encoding: 'utf8', timeout: 150_000 });
-  const entry = join(out, 'dist/cli/fleetcast-agent.js');
-  if (!existsSync(entry)) throw new Error('compiling the agent failed');
-  writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
-  symlinkSync(join(repo, 'node_modules'), join(out, 'node_modules'));
-  return entry;
+  return distFile('cli/fleetcast-agent.js');
 }
 
 export interface AgentProcess {

@@ -71,6 +71,8 @@ export class TestHub {
   /** Serve these chunks with a flipped byte, per bundle id. */
   readonly corrupt = new Map<string, Set<number>>();
   published = 0;
+  /** Messages on device topics that did not decode: an agent bug, so stop() fails the suite with them. */
+  readonly undecodable: { topic: string; error: string }[] = [];
   readonly #client: MqttClient;
 
   private constructor(client: MqttClient, keys: InitKeysResult) {
@@ -118,6 +120,9 @@ export class TestHub {
 
   async stop(): Promise<void> {
     await this.#client.endAsync(true);
+    if (this.undecodable.length > 0) {
+      throw new Error(`the test hub received ${this.undecodable.length} message(s) that do not decode (an agent sent a malformed message): ${this.undecodable.slice(0, 5).map((u) => `${u.topic}: ${u.error}`).join('; ')}`);
+    }
   }
 
   #onMessage(topic: string, payload: Buffer): void {
@@ -126,8 +131,9 @@ export class TestHub {
       if (kind === 'chunk-req') this.#serve(decodeChunkRequest(payload));
       else if (kind === 'event') this.events.push(decodeDeviceEvent(payload));
       else if (kind === 'state' && payload.length > 0) this.states.push(decodeStateReport(payload));
-    } catch {
-      // A malformed message is the agent's bug; the tests that care assert on what did arrive.
+    } catch (e) {
+      // A malformed message is the agent's bug: recorded, and stop() fails the suite with it.
+      this.undecodable.push({ topic, error: (e as Error).message });
     }
   }
 

@@ -1,29 +1,23 @@
 /**
- * Compile the shipped CLI (`tsconfig.build.json` → dist/) for the suites that
- * spawn it, unless dist/cli/fleetcast.js is already newer than every source
- * file: a full tsc run costs ~25 s on a shared 2-core machine.
+ * The compiled CLI and agent in dist/, which test/setup/global.ts compiles once
+ * before any suite runs (a compile error stops the run there). Suites never
+ * compile themselves: two tsc runs writing dist/ while a third suite spawns
+ * from it is how a half-written file gets executed.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 
-const ROOMS = ['protocol', 'signing', 'bundles', 'agent', 'hub', 'simulator', 'cli'];
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
-function newestSource(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newestSource(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, statSync(p).mtimeMs);
-  }
-  return t;
+/** Absolute path of a compiled file (e.g. 'cli/fleetcast.js'); throws when dist/ lacks it. */
+export function distFile(rel: string): string {
+  const p = join(REPO, 'dist', rel);
+  if (!existsSync(p)) throw new Error(`${p} is missing: dist/ is compiled by vitest's globalSetup (test/setup/global.ts); run the tests through vitest.config.ts, or npm run build`);
+  return p;
 }
 
-export async function buildCli(root: string): Promise<string> {
-  const cli = join(root, 'dist/cli/fleetcast.js');
-  const fresh = existsSync(cli) && statSync(cli).mtimeMs > Math.max(...ROOMS.map((r) => newestSource(join(root, r))));
-  // Other rooms' type errors do not stop tsc from emitting.
-  if (!fresh) await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, timeout: 120_000 }).catch(() => undefined);
-  return cli;
+/** The compiled `fleetcast` CLI (kept async and taking the repo root for its callers). */
+export async function buildCli(root: string = REPO): Promise<string> {
+  return root === REPO ? distFile('cli/fleetcast.js') : join(root, 'dist/cli/fleetcast.js');
 }

@@ -1,12 +1,15 @@
 /** An external mosquitto broker for the `--broker` tests, started by the test and killed after. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, tempDir, waitFor } from './env.js';
+import { needProgram } from './programs.js';
 
-export const MOSQUITTO = '/usr/sbin/mosquitto';
-export const hasMosquitto = existsSync(MOSQUITTO);
+/** Found on PATH or in an sbin folder (Debian installs it in /usr/sbin); absent → the importing file's mosquitto tests skip. */
+const found = needProgram('mosquitto', 'mosquitto');
+export const MOSQUITTO = found ?? 'mosquitto';
+export const hasMosquitto = found !== undefined;
 
 export interface Mosquitto { url: string; port: number; proc: ChildProcess; stop(): Promise<void> }
 

@@ -6,7 +6,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { mosquittoAcl } from '../../hub/broker-acl.js';
 import { mosquittoConf } from '../../hub/mosquitto-conf.js';
 import { tempDir } from './env.js';
-import { startMosquitto, type Mosquitto } from './hub-mosquitto.js';
+import { findProgram } from './programs.js';
+import type { Mosquitto } from './hub-mosquitto.js';
 
 /** Connect; resolves with the client, or rejects with the CONNACK refusal. */
 export function connectClient(url: string, o: IClientOptions): Promise<MqttClient> {
@@ -25,7 +26,8 @@ export async function tryPublish(c: MqttClient, topic: string, payload: string |
   return Promise.race([acked, closed]);
 }
 
-export const PASSWD = '/usr/bin/mosquitto_passwd';
+/** Comes with Debian's mosquitto package; only the suites that start mosquitto (and so skip without it) call it. */
+export const PASSWD = findProgram('mosquitto_passwd') ?? 'mosquitto_passwd';
 
 /** mosquitto with a password file, the ACL file of hub/broker-acl.ts and the conf lines of hub/mosquitto-conf.ts (the README's "External broker" setup). */
 export async function startSecureMosquitto(users: Record<string, string>): Promise<Mosquitto & { dir: string }> {
@@ -34,5 +36,7 @@ export async function startSecureMosquitto(users: Record<string, string>): Promi
   writeFileSync(passwd, '');
   for (const [u, p] of Object.entries(users)) execFileSync(PASSWD, ['-b', passwd, u, p]);
   writeFileSync(join(dir, 'acl'), mosquittoAcl());
+  // Imported here, not at the top: suites that only use connectClient/tryPublish must not need mosquitto.
+  const { startMosquitto } = await import('./hub-mosquitto.js');
   return startMosquitto(undefined, { dir, lines: mosquittoConf({ passwordFile: passwd, aclFile: join(dir, 'acl') }).trimEnd().split('\n') });
 }

@@ -4,31 +4,25 @@
  * over HTTP, stops cleanly on SIGTERM, and refuses bad arguments with a coded
  * error line and exit status 2.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type TestBroker } from '../helpers/agent-broker.js';
 import { http } from '../helpers/agent-fixture.js';
 import { makeBundle, TestHub } from '../helpers/agent-test-hub.js';
+import { distFile } from '../helpers/build-cli.js';
 import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-let out: string;
+let agentEntry: string;
 let broker: TestBroker;
 let hub: TestHub;
 const keys = makeKeys();
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  // Compile into a private folder (other suites compile into dist/ concurrently); tsc
-  // emits even when another room has type errors mid-work, so only the output matters.
-  out = tempDir('fleetcast-agent-cli-');
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', join(out, 'dist')], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
-  expect(existsSync(join(out, 'dist/cli/fleetcast-agent.js'))).toBe(true);
-  writeFileSync(join(out, 'package.json'), '{"type":"module"}\n');
-  symlinkSync(join(repo, 'node_modules'), join(out, 'node_modules'));
+  // dist/ is compiled once, before the run, by test/setup/global.ts.
+  agentEntry = distFile('cli/fleetcast-agent.js');
   broker = await startBroker();
   hub = await TestHub.start(broker.url, keys);
 }, 150_000);
@@ -41,7 +35,7 @@ afterAll(async () => {
 });
 
 function agentCli(args: string[]) {
-  const child = spawn(process.execPath, [join(out, 'dist/cli/fleetcast-agent.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [agentEntry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const io = { stdout: '', stderr: '', exit: new Promise<number | null>((r) => child.on('exit', (code) => r(code))) };
   child.stdout!.on('data', (b: Buffer) => { io.stdout += b.toString(); });

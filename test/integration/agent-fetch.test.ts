@@ -18,7 +18,8 @@ describe('agent fetch', () => {
   it('gives up after maxFetchAttempts with AGENT_ERR_FETCH_TIMEOUT, keeps serving, and resumes on re-delivery', async () => {
     const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 81 } }));
     const v2 = await makeBundle(fx.keys, { version: 2, mlp: { seed: 82 } }); // not served yet
-    const agent = fx.newAgent('dev-timeout', { chunkTimeoutMs: 50, maxFetchAttempts: 3, maxBackoffMs: 100 });
+    // Timeouts long enough that v1's own fetch never runs out of attempts on a loaded machine; v2 is never served.
+    const agent = fx.newAgent('dev-timeout', { chunkTimeoutMs: 1_000, maxFetchAttempts: 3, maxBackoffMs: 1_000 });
     const rejected: Rejection[] = [];
     agent.on('rejected', (r) => rejected.push(r));
     await agent.start();
@@ -28,9 +29,11 @@ describe('agent fetch', () => {
     await fx.hub.assign('dev-timeout', v2, 2);
     const r = await waitFor(() => rejected[0], 'fetch failure');
     expect(r).toMatchObject({ code: 'AGENT_ERR_FETCH_TIMEOUT', phase: 'fetching', bundleId: v2.bundleId, counter: 2 });
-    expect(fx.hub.requestsFor(v2.bundleId)).toHaveLength(3);
+    // Exactly maxFetchAttempts requests, however slow: wait for the last to reach the hub, then no more come.
+    await waitFor(() => fx.hub.requestsFor(v2.bundleId).length >= 3, 'three requests at the hub');
     await waitFor(() => fx.hub.events.some((e) => e.deviceId === 'dev-timeout' && e.kind === 'fetch-failed' && e.code === 'AGENT_ERR_FETCH_TIMEOUT'), 'fetch-failed event');
     expect(agent.status()).toMatchObject({ phase: 'failed', active: { bundleId: v1.bundleId }, lastError: { code: 'AGENT_ERR_FETCH_TIMEOUT' } });
+    expect(fx.hub.requestsFor(v2.bundleId)).toHaveLength(3);
     expect((await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[1]] } })).model.version).toBe(1);
 
     // The same assignment delivered again (as after a reconnect) retries a transient failure.

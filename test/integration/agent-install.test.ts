@@ -12,6 +12,7 @@ import { createAgent } from '../../agent/agent.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
 import { buildMlp } from '../../bundles/onnx-build.js';
 import { verifyChunk } from '../../bundles/verify.js';
+import { chunkWatch } from '../helpers/chunk-watch.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs, freePort, waitFor } from '../helpers/env.js';
@@ -178,14 +179,18 @@ describe('agent install', () => {
     const n = b.manifest.payload.chunkHashes.length;
     expect(n).toBeGreaterThan(10);
     fx.hub.dropOnce.set(b.bundleId, new Set([5]));
-    const agent = fx.newAgent('dev-lossy', { chunkTimeoutMs: 300 });
+    const watch = chunkWatch((id) => fx.hub.bundles.get(id)?.manifest);
+    const agent = fx.newAgent('dev-lossy', { chunkTimeoutMs: 300 }, { connect: watch.connect });
     await agent.start();
     await fx.hub.assign('dev-lossy', b, 1);
     await waitInstalled(agent, b.bundleId);
     const reqs = fx.hub.requestsFor(b.bundleId);
     expect(reqs[0]).toEqual(Array.from({ length: n }, (_, i) => i));
-    expect(reqs.slice(1).length).toBeGreaterThanOrEqual(1);
-    for (const r of reqs.slice(1)) expect(r).toEqual([5]);
+    // The lost chunk was asked for again; and no request ever asked for a chunk the agent already held.
+    // (On a loaded machine a timeout retry may also list chunks still in flight: legitimate, so not an exact list.)
+    expect(reqs.slice(1).some((r) => r.includes(5))).toBe(true);
+    expect(watch.sent.filter((r) => r.bundleId === b.bundleId).length).toBe(reqs.length);
+    expect(watch.refetched()).toEqual([]);
 
     // Interrupted fetch: chunk 7 never comes while the first agent runs; a restarted
     // agent on the same data folder asks only for chunk 7.

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
 import { makeBundle, resign } from '../helpers/agent-test-hub.js';
 import { fixture, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
+import { chunkWatch } from '../helpers/chunk-watch.js';
 import { cleanupTempDirs, waitFor } from '../helpers/env.js';
 
 let fx: Fixture;
@@ -119,13 +120,17 @@ describe('flaky network and lying bundles', () => {
   it('a corrupt chunk is fetched again on its own and the install completes', async () => {
     const b = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 87, padFloats: 3000 }, chunkSize: 1024 }));
     fx.hub.corrupt.set(b.bundleId, new Set([1]));
-    const agent = fx.newAgent('dev-corrupt', { chunkTimeoutMs: 200 });
+    const watch = chunkWatch((id) => fx.hub.bundles.get(id)?.manifest);
+    const agent = fx.newAgent('dev-corrupt', { chunkTimeoutMs: 200 }, { connect: watch.connect });
     await agent.start();
     await fx.hub.assign('dev-corrupt', b, 1);
     await waitFor(() => fx.hub.requestsFor(b.bundleId).length >= 2, 'a second request');
     fx.hub.corrupt.delete(b.bundleId);
     await waitInstalled(agent, b.bundleId);
-    for (const r of fx.hub.requestsFor(b.bundleId).slice(1)) expect(r).toEqual([1]);
+    // Chunk 1 (which failed its hash) was asked for again, and no request asked for a chunk the agent held:
+    // a timeout retry on a loaded machine may list chunks still in flight, so not an exact list.
+    expect(fx.hub.requestsFor(b.bundleId).slice(1).some((r) => r.includes(1))).toBe(true);
+    expect(watch.refetched()).toEqual([]);
   });
 
   it('a disk too small: AGENT_ERR_DISK_SPACE before any chunk is asked for, the old model keeps serving', async () => {

@@ -10,6 +10,9 @@ import { AGENT_ERRORS } from '../../agent/errors.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { fixture, http, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs } from '../helpers/env.js';
+import { needProgram } from '../helpers/programs.js';
+
+const CHROMIUM = needProgram('chromium', 'chromium');
 
 let fx: Fixture;
 let browser: Browser;
@@ -17,8 +20,9 @@ let agent: Agent;
 let url: string;
 
 beforeAll(async () => {
+  if (!CHROMIUM) return;
   fx = await fixture();
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
   const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, name: 'pump-model', mlp: { seed: 97 } }));
   const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, name: 'pump-model', mlp: { seed: 98 } }));
   agent = fx.newAgent('dev-page', { listen: '127.0.0.1:0' });
@@ -39,7 +43,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-describe('agent status page', () => {
+describe.skipIf(!CHROMIUM)('agent status page', () => {
   for (const javaScriptEnabled of [false, true]) {
     it(`shows models, phase, error codes with meaning and predict counts (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async () => {
       const ctx = await browser.newContext({ javaScriptEnabled });

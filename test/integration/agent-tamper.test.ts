@@ -27,7 +27,9 @@ beforeAll(async () => {
   fx = await fixture();
   v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 41 } }));
   v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 42 } }));
-  agent = fx.newAgent(DEV, { chunkTimeoutMs: 150, maxFetchAttempts: 2, maxBackoffMs: 300 });
+  // Two attempts (the corrupt-chunk case gives up after them), each long enough that a legitimate fetch
+  // never runs out of them on a loaded machine.
+  agent = fx.newAgent(DEV, { chunkTimeoutMs: 2_000, maxFetchAttempts: 2, maxBackoffMs: 2_000 });
   agent.on('rejected', (r) => rejections.push(r));
   await agent.start();
   await fx.hub.assign(DEV, v1, counter);

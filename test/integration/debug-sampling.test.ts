@@ -158,10 +158,14 @@ describe('debug raw sampling', () => {
       [control(keys.keys.hub, { debug: { rowsPerWindow: 5, until: clock() + 2 * 3_600_000 }, expiresAt: clock() + 3 * 3_600_000 }), 'AGENT_ERR_CONTROL_INVALID'],
       [Buffer.from('{"v":1,"control":'), 'AGENT_ERR_CONTROL_INVALID'],
     ];
+    // Two cases share a code: each must add its own refusal, so count the hub's events of that code
+    // before publishing (an earlier case's refusal must not satisfy the next one).
+    const refusals = (code: string) => hub.store.listEvents('dbg-a').filter((e) => e.kind === 'security' && e.code === code).length;
     for (const [payload, code] of cases) {
+      const before = refusals(code);
       await spy.publishAsync(t, payload, { qos: 1 }); // not retained: the hub's retained message stays
-      await waitFor(() => a.status().control?.lastRefused?.code === code && a.status().control?.lastRefused, `agent refused with ${code}`);
-      await waitFor(() => hub.store.listEvents('dbg-a').some((e) => e.kind === 'security' && e.code === code), `hub got the ${code} event`);
+      await waitFor(() => refusals(code) === before + 1, `hub got a new ${code} event`);
+      expect(a.status().control?.lastRefused?.code).toBe(code);
     }
     expect(a.status().telemetry?.debug.on).toBe(false);
     await expect(a.predict(gen.body('dbg-a', m.manifest.inputs, 0, 1))).resolves.toMatchObject({ model: { name: 'dbg' } });

@@ -219,6 +219,16 @@ describe('telemetry ingest', () => {
     await dev.publishAsync(t, encode({ ...good, seq: good.seq + 3 }), { qos: 1 });
     await waitFor(() => hub.telemetry.ingest.stats.accepted > accepted1, 'later report accepted');
     expect(() => hub.telemetry.ingest.flush()).not.toThrow();
+    // Started afresh: every damaged cell of the first window was rewritten readable, and holds exactly
+    // the two reports sent after the damage (the damaged report's counts are gone, not half-merged).
+    const rows = hub.store.sqlite.prepare("SELECT key, bucket, data FROM telemetry_fine WHERE bundle_id = ? AND key LIKE 'f:%'").all(m.bundleId) as { key: string; bucket: number; data: string }[];
+    const first = Math.floor(good.from / 100) * 100; // bucketMs 100: a window is filed under its start's bucket
+    const firstRows = rows.filter((r) => r.bucket === first);
+    expect(firstRows.map((r) => r.key).sort()).toEqual(FEATURES.map((f) => `f:${f}`));
+    for (const r of firstRows) {
+      expect(r.data).not.toContain('{damaged');
+      expect((JSON.parse(r.data) as { w: { count: number } }).w.count).toBe(2 * good.features[r.key.slice(2)].count);
+    }
     await dev.endAsync();
   });
 });

@@ -52,9 +52,11 @@ describe('the rollout drift gate', () => {
       const r = await api<{ id: string }>(hub, 'POST', '/v1/rollouts', { name: 'churn', version: 2, spec, autoPromote: true });
       expect(r.status).toBe(201);
       const id = r.body.id;
-      await waitFor(async () => ['rolled-back', 'rolling-back', 'halted'].includes((await api<{ state: string }>(hub, 'GET', `/v1/rollouts/${id}`)).body.state), 'the drift gate to halt the rollout', 45_000);
+      // The default failure policy is rollback: the rollout must end rolled back, not merely halted.
+      await waitFor(async () => (await api<{ state: string }>(hub, 'GET', `/v1/rollouts/${id}`)).body.state === 'rolled-back', 'the drift gate to halt the rollout and roll it back', 45_000);
       const h = await api<{ decisions: { kind: string; actor: string; gates: { failed?: string[]; drift?: number } | null }[] }>(hub, 'GET', `/v1/rollouts/${id}/history`);
-      const halt = h.body.decisions.find((d) => d.kind === 'halt')!;
+      expect(h.body.decisions.map((d) => d.kind)).toEqual(['start', 'halt', 'rollback']);
+      const halt = h.body.decisions[1];
       expect(halt.actor).toBe('engine');
       expect(halt.gates!.failed).toEqual(['drift']);
       expect(halt.gates!.drift!).toBeGreaterThan(1);
@@ -69,6 +71,13 @@ describe('the rollout drift gate', () => {
       expect([...new Set(report.rows.filter((x) => x.verdict === 'drift' && x.kind === 'input').map((x) => x.feature))]).toEqual(['x[3]']);
       // Nobody outside the canary was assigned v2.
       expect(hub.store.listAssignments().filter((a) => a.bundleId === models[1].bundleId && !canary.includes(a.deviceId))).toEqual([]);
+      // Rolled back on the devices: the canary served v2 (so this is a rollback, not a refusal), and each
+      // canary device reports v1 active again, assigned v1; the rest never left v1.
+      const stats = await drive.stop();
+      expect(stats.byVersion['churn@2']).toBeGreaterThan(0);
+      await waitFor(() => canary.every((d) => hub.store.getDevice(d)?.state.active?.bundleId === models[0].bundleId), 'canary devices to report v1 active again', 45_000);
+      for (const d of canary) expect(hub.store.getAssignment(d)?.bundleId).toBe(models[0].bundleId);
+      expect(hub.store.listDevices().filter((d) => d.state.active?.bundleId !== models[0].bundleId).map((d) => d.id)).toEqual([]);
     } finally {
       await drive.stop();
     }

@@ -9,14 +9,9 @@ import type { Hub } from '../../hub/hub.js';
 import { cleanupTempDirs, freePort, makeKeys, waitFor } from '../helpers/env.js';
 import { connectDevice, stateReport } from '../helpers/hub-fixtures.js';
 import { api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
-import { hasMosquitto, MOSQUITTO, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 
 afterAll(cleanupTempDirs);
-
-if (!hasMosquitto) {
-  // Said once, loudly: this suite needs the real external broker and is skipped without it.
-  console.warn(`hub-mosquitto: ${MOSQUITTO} is absent; skipping the external-broker suite (apt-get install mosquitto)`);
-}
 
 describe.skipIf(!hasMosquitto)('hub with an external mosquitto broker (--broker)', () => {
   const keys = makeKeys();

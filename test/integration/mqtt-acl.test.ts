@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,12 +19,19 @@ import { topics } from '../../protocol/topics.js';
 import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { api, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+import { needProgram } from '../helpers/programs.js';
 import { connectClient, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
 import { deployedFleetOn, newAgent } from '../helpers/trust-fixture.js';
 
 afterAll(cleanupTempDirs);
 
 const state = (deviceId: string) => JSON.stringify({ v: 1, deviceId, seq: 1, at: 1, agentVersion: 't', runtime: 't', active: null, previous: null, phase: 'idle', target: null, progress: null, lastError: null, counter: 0, capabilities: {} });
+
+/** mqtt.js rejects a SUBACK refusal (0x80) with the SUBACK packet; any other failure is not a refusal and fails the test. */
+function subackRefusal(e: unknown): number {
+  if ((e as { packet?: { granted?: unknown[] } }).packet?.granted?.[0] === 0x80) return 0x80;
+  throw e;
+}
 
 /** The ACL cases shared by both brokers. `creds` gives each device's secret; `hub` sees what reaches it. */
 function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, string> }) {
@@ -42,8 +49,16 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     const a = await dev('dev-a');
     await tryPublish(a, topics.device('dev-b', 'state'), state('dev-b'));
     const a2 = await dev('dev-a'); // aedes disconnects on a refused publish; mosquitto drops it silently
-    await tryPublish(a2, topics.device('dev-b', 'telemetry'), '{}');
+    // The forged telemetry is unparseable JSON: had it reached the hub, PROTO_ERR_INVALID_JSON would count it.
+    const rejected = (code: string) => ctx().hub.link.stats.rejected[code] ?? 0;
+    const invalidJson = rejected('PROTO_ERR_INVALID_JSON');
+    const invalidMessage = rejected('PROTO_ERR_INVALID_MESSAGE');
+    await tryPublish(a2, topics.device('dev-b', 'telemetry'), '{not json');
     const a3 = a2.connected ? a2 : await dev('dev-a');
+    // Its own (schema-invalid) telemetry does reach the hub, after the forged one in per-client order.
+    expect(await tryPublish(a3, topics.device('dev-a', 'telemetry'), '{}')).toBe('acked');
+    await waitFor(() => rejected('PROTO_ERR_INVALID_MESSAGE') > invalidMessage, 'dev-a\'s own telemetry to reach the hub');
+    expect(rejected('PROTO_ERR_INVALID_JSON')).toBe(invalidJson);
     expect(await tryPublish(a3, topics.device('dev-a', 'state'), state('dev-a'))).toBe('acked');
     // Per-client order: dev-a's own state arrived, so the earlier forged one was handled before it: it was dropped.
     await waitFor(async () => (await devices()).includes('dev-a'), 'dev-a registered');
@@ -56,7 +71,7 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     a.on('message', (t) => got.push(t));
     // dev-b's filter first: aedes refuses it in the SUBACK (0x80); either way a retained message would follow its
     // SUBACK before the next SUBSCRIBE is handled, so dev-a's own arriving proves dev-b's was not sent.
-    const other = await a.subscribeAsync(topics.assign('dev-b'), { qos: 1 }).then((g) => g[0].qos, () => 128);
+    const other = await a.subscribeAsync(topics.assign('dev-b'), { qos: 1 }).then((g) => g[0].qos, subackRefusal);
     expect([0x80, 1]).toContain(other);
     expect((await a.subscribeAsync(topics.assign('dev-a'), { qos: 1 }))[0].qos).toBe(1);
     await waitFor(() => got.includes(topics.assign('dev-a')), 'own assignment');
@@ -71,7 +86,7 @@ function aclCases(ctx: () => { url: string; hub: Hub; creds: Record<string, stri
     const a = await dev('dev-a');
     const got: [string, string][] = [];
     a.on('message', (t, p) => got.push([t, p.toString()]));
-    const other = await a.subscribeAsync(topics.control('dev-b'), { qos: 1 }).then((g) => g[0].qos, () => 128);
+    const other = await a.subscribeAsync(topics.control('dev-b'), { qos: 1 }).then((g) => g[0].qos, subackRefusal);
     expect([0x80, 1]).toContain(other);
     expect((await a.subscribeAsync(topics.control('dev-a'), { qos: 1 }))[0].qos).toBe(1);
     await waitFor(() => got.length > 0, 'own control message');
@@ -119,12 +134,14 @@ describe.skipIf(!hasMosquitto)('mosquitto with the README password and ACL files
   });
 });
 
-describe.skipIf(!existsSync('/usr/bin/openssl'))('TLS (mqtts://) on the embedded broker', () => {
+const OPENSSL = needProgram('openssl', 'openssl');
+
+describe.skipIf(!OPENSSL)('TLS (mqtts://) on the embedded broker', () => {
   it('serves mqtts with the given certificate and key; the hub and an enrolled device connect over TLS, plain MQTT does not', async () => {
     const dir = tempDir('fleetcast-tls-');
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    execFileSync(OPENSSL!, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
     const keys = makeKeys();
     const hub = await startTestHub(keys, { insecureDemo: false, mqttTlsCert: cert, mqttTlsKey: key });
     try {

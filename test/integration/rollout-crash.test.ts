@@ -34,12 +34,17 @@ describe.skipIf(!hasMosquitto)('a hub SIGKILLed mid-rollout resumes it', () => {
   let fleet: Fleet;
   let api: HubClient;
 
-  async function startHubProc(): Promise<void> {
+  /** The hub's stderr, where a test pause point announces itself. */
+  let hubErr = '';
+
+  /** Start the compiled hub; `pauseAt` sets its test pause point (hub/test-pause.ts), e.g. 'assigning:broad'. */
+  async function startHubProc(pauseAt?: string): Promise<void> {
     let out = '';
     let err = '';
-    const p = spawn(process.execPath, [CLI, 'hub', '--data', data, '--keys', keys.dir, '--broker', broker.url, '--http-port', String(httpPort), '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, FLEETCAST_HUB_TEST_PAUSE_AT: pauseAt ?? '' };
+    const p = spawn(process.execPath, [CLI, 'hub', '--data', data, '--keys', keys.dir, '--broker', broker.url, '--http-port', String(httpPort), '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
     p.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); hubErr = err; });
     hub = p;
     await waitFor(() => {
       if (p.exitCode !== null) throw new Error(`hub exited ${p.exitCode}: ${err}`);
@@ -89,13 +94,19 @@ describe.skipIf(!hasMosquitto)('a hub SIGKILLed mid-rollout resumes it', () => {
       const s1 = await status();
 
       await killHub();
-      await startHubProc();
+      // Restarted with a pause point: once promoted, it stops with the broad ring persisted as `assigning`.
+      await startHubProc('assigning:broad');
       const s2 = await status();
       expect({ state: s2.state, ring: s2.ring, awaiting: s2.awaitingPromotion, counts: s2.rings.map((r) => r.counts) })
         .toEqual({ state: s1.state, ring: s1.ring, awaiting: true, counts: s1.rings.map((r) => r.counts) });
 
-      // Promote, and kill the hub the moment it answers: the broad ring is being assigned.
+      // Promote; the hub persists the broad ring's devices as `assigning` and pauses before issuing
+      // anything: killed there (Killed_in_assigning), it must settle them and assign each exactly once.
       await api.rolloutAction(rolloutId, 'promote', 'crash test');
+      await waitFor(() => hubErr.includes('paused assigning:broad'), 'the hub to pause with the broad ring assigning', 30_000);
+      const s3 = await status();
+      expect(s3.ring).toBe('broad');
+      expect(s3.rings[1].counts.pending).toBeGreaterThan(0);
       await killHub();
       await startHubProc();
       await waitFor(async () => (await status()).state === 'completed', 'the rollout to complete after the restart', 60_000)

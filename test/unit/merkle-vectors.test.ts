@@ -1,6 +1,6 @@
 /**
- * The transparency-dev/merkle proof vectors (../shared/testdata/merkle, see its
- * README): every `wantErr: false` case must verify, every `wantErr: true` case
+ * The transparency-dev/merkle proof vectors (test/vectors/merkle, see its
+ * README and LICENSE): every `wantErr: false` case must verify, every `wantErr: true` case
  * must be refused with a coded error. One case per file, so a failure names it.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { isFleetcastError } from '../../protocol/errors.js';
 import { verifyConsistency, verifyInclusion } from '../../signing/merkle.js';
 
-// shared/ sits beside the repository root (locally /work/shared, in CI a sibling of the clone).
-const ROOT = fileURLToPath(new URL('../../../shared/testdata/merkle', import.meta.url));
+// Inside the repository, with their Apache-2.0 LICENSE: a clone is all the tests need.
+const ROOT = fileURLToPath(new URL('../vectors/merkle', import.meta.url));
 
 function jsonFiles(dir: string): string[] {
   return readdirSync(dir).sort().flatMap((name) => {
