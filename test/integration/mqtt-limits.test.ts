@@ -13,7 +13,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { MqttClient } from 'mqtt';
@@ -29,6 +29,7 @@ import { stateReport } from '../helpers/hub-fixtures.js';
 import { startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { connectClient, PASSWD, startSecureMosquitto, tryPublish } from '../helpers/mqtt-auth.js';
+import { needProgram, programsRequired } from '../helpers/programs.js';
 
 afterAll(cleanupTempDirs);
 
@@ -202,17 +203,20 @@ describe.skipIf(!hasMosquitto)('mosquitto with the README conf, password and ACL
   }, 60_000);
 });
 
-const DYNSEC = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
-const CTRL = '/usr/bin/mosquitto_ctrl';
+// Both come with Debian's mosquitto package; the plugin lives in the architecture's lib folder.
+const CTRL = hasMosquitto ? needProgram('mosquitto_ctrl', 'mosquitto') : undefined;
+const DYNSEC = ['/usr/lib', ...(existsSync('/usr/lib') ? readdirSync('/usr/lib').map((d) => join('/usr/lib', d)) : [])]
+  .map((d) => join(d, 'mosquitto_dynamic_security.so')).find((p) => existsSync(p));
+if (hasMosquitto && !DYNSEC && programsRequired()) throw new Error('mosquitto_dynamic_security.so is missing though mosquitto is installed (FLEETCAST_REQUIRE_PROGRAMS/CI is set): apt-get install -y mosquitto');
 
-describe.skipIf(!hasMosquitto || !existsSync(DYNSEC) || !existsSync(CTRL))('mosquitto with the dynamic security plugin (README "Revoking a device on mosquitto")', () => {
+describe.skipIf(!hasMosquitto || !DYNSEC || !CTRL)('mosquitto with the dynamic security plugin (README "Revoking a device on mosquitto")', () => {
   it('Revoked_device_on_mosquitto_dynsec: `mosquitto_ctrl dynsec disableClient` ends the device\'s live session at once', async () => {
     const dir = tempDir('fleetcast-dynsec-');
     const admin = randomBytes(12).toString('hex');
-    execFileSync(CTRL, ['dynsec', 'init', join(dir, 'dynsec.json'), 'admin', admin], { stdio: 'ignore' });
+    execFileSync(CTRL!, ['dynsec', 'init', join(dir, 'dynsec.json'), 'admin', admin], { stdio: 'ignore' });
     const broker = await startMosquitto(undefined, { dir, lines: ['allow_anonymous false', `plugin ${DYNSEC}`, `plugin_opt_config_file ${join(dir, 'dynsec.json')}`] });
     try {
-      const ctrl = (...args: string[]) => execFileSync(CTRL, ['-h', '127.0.0.1', '-p', String(broker.port), '-u', 'admin', '-P', admin, 'dynsec', ...args], { stdio: 'ignore' });
+      const ctrl = (...args: string[]) => execFileSync(CTRL!, ['-h', '127.0.0.1', '-p', String(broker.port), '-u', 'admin', '-P', admin, 'dynsec', ...args], { stdio: 'ignore' });
       const secret = randomBytes(12).toString('hex');
       ctrl('createClient', 'dyn-1', '-p', secret);
       const c = await connectClient(broker.url, { clientId: 'dyn-1', username: 'dyn-1', password: secret });
