@@ -20,6 +20,7 @@ import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { payloadCheck, type PayloadCheck, type PayloadCheckFactory } from './payload-check.js';
 import { StagingFile } from './staging-file.js';
+import { testFreeze } from './test-pause.js';
 import type { StateStore } from './state-store.js';
 
 export interface FetchSettings {
@@ -137,6 +138,8 @@ export class ChunkFetch {
     });
     this.#writes.add(w);
     void w.finally(() => this.#writes.delete(w));
+    // Crash suite: freeze once half the chunks are on disk (some staged, some missing).
+    if (this.#have.size === Math.ceil(this.total / 2) && this.total > 1) void w.then(() => testFreeze('fetching:mid-transfer'));
     this.#misses = 0;
     this.#ctx.onProgress?.(this.#have.size, this.total);
     if (this.#have.size === this.total) this.#finish(null);

@@ -1,0 +1,202 @@
+/**
+ * Crash recovery on the real system (DESIGN "Test it by killing the real
+ * process (SIGKILL) in every state"; Mender's Killed_in_<State>): the real hub
+ * in-process with authentication on, each device enrolled with its own
+ * credential file, the COMPILED agent (dist/) as a child process, SIGKILLed at
+ * every kill point of agent/recovery.ts's RECOVERY_TABLE — phase entries and
+ * the points inside a phase (mid-transfer, mid-unpack, pointer just switched).
+ * The rows are iterated as data: a phase or kill point with no scenario here
+ * fails the first test.
+ *
+ * Each kill is checked to have landed (the "paused <point>" marker and the
+ * agent's own state.json), and after the restart: it serves at once the model
+ * it persisted as active, ends on the model the recovery table promises,
+ * predicts with it, the hub's registry (GET /v1/devices/:id) shows the same,
+ * and every chunk it asked the broker for again was missing or failed its hash
+ * in the staging file it left behind (nothing verified is fetched again).
+ */
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECOVERY_TABLE } from '../../agent/recovery.js';
+import { PHASES, type Phase } from '../../protocol/messages.js';
+import { http } from '../helpers/agent-fixture.js';
+import { killAll } from '../helpers/agent-process.js';
+import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
+import { expectServing, INPUT, persisted, RealFleet, status, stopAgent, type Published, type RealAgent } from '../helpers/real-fleet.js';
+import { createHash } from 'node:crypto';
+
+let fleet: RealFleet;
+let v1: Published;
+let v2: Published;
+let bad: Published;
+let gone: Published;
+
+beforeAll(async () => {
+  fleet = await RealFleet.start({ chunkExpectWaitMs: 0 });
+  // Small chunks and a padded model: a few dozen chunks, so a transfer can be caught half done.
+  const big = { padFloats: 6000 };
+  v1 = await fleet.publish(1, { chunkSize: 1024, model: { seed: 1, ...big } });
+  v2 = await fleet.publish(2, { chunkSize: 1024, model: { seed: 2, ...big } });
+  // Seed-41 weights overflow float32 on a large input: it passes its golden cases and fails under live traffic.
+  bad = await fleet.publish(3, { model: { seed: 41 } });
+  gone = await fleet.publish(4, { chunkSize: 1024, model: { seed: 4, ...big } });
+}, 120_000);
+
+afterAll(async () => {
+  killAll();
+  await fleet?.close();
+  cleanupTempDirs();
+});
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Chunk indices whose bytes in the staging file do not match the signed hash (all, with no staging file). */
+function missingChunks(dataDir: string, b: Published): number[] {
+  const file = join(dataDir, 'staging', b.bundleId, 'payload.zst');
+  const staged = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
+  return b.chunkHashes.map((h, i) => (sha(staged.subarray(i * b.chunkSize, (i + 1) * b.chunkSize)) === h ? -1 : i)).filter((i) => i >= 0);
+}
+
+function requestsSince(deviceId: string, from: number): number[][] {
+  return (fleet.chunkRequests.get(deviceId) ?? []).slice(from);
+}
+
+function pausedAt(a: RealAgent, point: string): Promise<true> {
+  return waitFor(() => a.io.stderr.includes(`paused ${point}\n`) || undefined, `${a.deviceId} paused at ${point} (stderr: ${a.io.stderr.slice(-400)})`, 60_000, 50);
+}
+
+/** A device that installed v1 through the hub, stopped cleanly; the next start finds `next` assigned. */
+async function deviceOnV1(deviceId: string): Promise<string> {
+  const dataDir = tempDir(`fleetcast-real-${deviceId}-`);
+  await fleet.deploy(v1, [deviceId]);
+  const a = fleet.spawn(deviceId, dataDir);
+  await expectServing(await a.port(), v1.bundleId, 'committed');
+  expect((await stopAgent(a)).code).toBe(0);
+  return dataDir;
+}
+
+interface Kill { deviceId: string; dataDir: string; target: Published; missing: number[]; requestsBefore: number; active: string | null }
+
+/** SIGKILL at the marker, and check from state.json that the agent was where the table says. */
+async function killAt(a: RealAgent, point: string | null, phase: Phase, target: Published): Promise<Kill> {
+  if (point) await pausedAt(a, point);
+  expect((await stopAgent(a, 'SIGKILL')).signal).toBe('SIGKILL');
+  const st = existsSync(join(a.dataDir, 'state.json')) ? persisted(a.dataDir) : {};
+  expect(st.install?.phase ?? 'idle').toBe(phase);
+  return { deviceId: a.deviceId, dataDir: a.dataDir, target, missing: missingChunks(a.dataDir, target), requestsBefore: fleet.chunkRequests.get(a.deviceId)?.length ?? 0, active: st.active?.bundleId ?? null };
+}
+
+/** Restart: it serves what it persisted as active at once, then ends on `want` in `phase`, and the registry agrees. */
+async function restartAndSettle(k: Kill, want: Published, phase: string, env: Record<string, string> = {}): Promise<{ agent: RealAgent; port: number; s: any }> {
+  const agent = fleet.spawn(k.deviceId, k.dataDir, { FLEETCAST_AGENT_PROBATION_MS: '300', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000', ...env });
+  const port = await agent.port();
+  const first = await status(port);
+  if (k.active) {
+    // Serving throughout: the restarted agent answers with a model before any install work finishes.
+    expect([k.active, want.bundleId]).toContain(first.active?.bundleId);
+    expect((await http(port, 'POST', '/v1/predict', INPUT)).status).toBe(200);
+  }
+  const s = await expectServing(port, want.bundleId, phase);
+  await fleet.registrySays(k.deviceId, want.bundleId, phase);
+  // Only what was missing or corrupt in the staging file is asked for again (retries of those are legitimate).
+  const again = requestsSince(k.deviceId, k.requestsBefore).flat();
+  expect(again.filter((i) => !k.missing.includes(i))).toEqual([]);
+  if (k.missing.length === 0) expect(again).toEqual([]);
+  return { agent, port, s };
+}
+
+/** One scenario per kill point; the keys must cover RECOVERY_TABLE's kill points exactly. */
+const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
+  async idle(deviceId) {
+    // Killed before any assignment: the next boot is a clean one that installs when assigned.
+    const dataDir = tempDir(`fleetcast-real-${deviceId}-`);
+    const a = fleet.spawn(deviceId, dataDir);
+    await a.port();
+    await waitFor(() => fleet.device(deviceId), `${deviceId} registered`, 60_000, 100);
+    const k = await killAt(a, null, 'idle', v1);
+    await fleet.deploy(v1, [deviceId]);
+    const { agent } = await restartAndSettle(k, v1, 'committed');
+    expect((await stopAgent(agent)).code).toBe(0);
+  },
+  ...Object.fromEntries(['fetching', 'fetching:mid-transfer', 'verifying', 'staging', 'staging:mid-unpack', 'swapping', 'swapping:switched', 'probation', 'committed'].map((point) => [point, async (deviceId: string) => {
+    const dataDir = await deviceOnV1(deviceId);
+    await fleet.deploy(v2, [deviceId]);
+    // A long window holds the agent in probation for the probation kill; the others commit after a short one.
+    const a = fleet.spawn(deviceId, dataDir, { FLEETCAST_TEST_PAUSE_AT: point, FLEETCAST_AGENT_PROBATION_MS: point === 'probation' ? '600000' : '300', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000' });
+    const phase = point.split(':')[0] as Phase;
+    const k = await killAt(a, point, phase, v2);
+    if (point === 'fetching:mid-transfer') {
+      // Some chunks staged, some not.
+      expect(k.missing.length).toBeGreaterThan(0);
+      expect(k.missing.length).toBeLessThan(v2.chunkHashes.length);
+    }
+    if (point === 'staging:mid-unpack') {
+      // Decompression under way: the model folder is still the partial one.
+      expect(existsSync(join(dataDir, 'models', `${v2.bundleId}.partial`))).toBe(true);
+      expect(existsSync(join(dataDir, 'models', v2.bundleId))).toBe(false);
+    }
+    // Until the pointer is persisted the old model is the active one; from probation on, the new one.
+    expect(k.active).toBe(['probation', 'committed'].includes(phase) ? v2.bundleId : v1.bundleId);
+    const { agent, s } = await restartAndSettle(k, v2, 'committed');
+    expect(s.previous?.bundleId).toBe(v1.bundleId);
+    expect((await stopAgent(agent)).code).toBe(0);
+  }])),
+  async 'rolled-back'(deviceId) {
+    const dataDir = await deviceOnV1(deviceId);
+    await fleet.deploy(bad, [deviceId]);
+    const a = fleet.spawn(deviceId, dataDir, { FLEETCAST_TEST_PAUSE_AT: 'rolled-back', FLEETCAST_AGENT_PROBATION_MS: '600000', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '3' });
+    const port = await a.port();
+    await waitFor(async () => (await status(port)).phase === 'probation', 'probation', 60_000);
+    const overflow = JSON.stringify({ inputs: { x: [[-3e38, -3e38, -3e38, -3e38]], category: [[1]] } });
+    for (let i = 0; i < 3; i++) await http(port, 'POST', '/v1/predict', overflow);
+    // The hub hears of the self-rollback before the kill.
+    await waitFor(async () => (await fleet.device(deviceId))?.events.find((e: any) => e.kind === 'rolled-back' && e.code === 'AGENT_ERR_PROBATION_ERRORS' && e.bundleId === bad.bundleId), 'rolled-back event in the registry', 60_000, 100);
+    const k = await killAt(a, 'rolled-back', 'rolled-back', bad);
+    expect(k.active).toBe(v1.bundleId);
+    const { agent, s } = await restartAndSettle(k, v1, 'rolled-back');
+    expect(s.lastError.code).toBe('AGENT_ERR_PROBATION_ERRORS');
+    expect((await fleet.device(deviceId)).state.lastError.code).toBe('AGENT_ERR_PROBATION_ERRORS');
+    expect((await stopAgent(agent)).code).toBe(0);
+  },
+  async failed(deviceId) {
+    // Fetch give-up: the hub has lost the bundle's blob, so it answers no chunk request.
+    const dataDir = await deviceOnV1(deviceId);
+    await fleet.deploy(gone, [deviceId]);
+    const blob = fleet.hub.store.blobPath(gone.bundleId);
+    renameSync(blob, `${blob}.away`);
+    const a = fleet.spawn(deviceId, dataDir, { FLEETCAST_TEST_PAUSE_AT: 'failed', FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: '200', FLEETCAST_AGENT_MAX_FETCH_ATTEMPTS: '2', FLEETCAST_AGENT_MAX_BACKOFF_MS: '200' });
+    const port = await a.port();
+    await pausedAt(a, 'failed');
+    // Gave up with its code, still serving the old model, and the hub's registry says so.
+    const st = await status(port);
+    expect(st).toMatchObject({ phase: 'failed', active: { bundleId: v1.bundleId }, lastError: { code: 'AGENT_ERR_FETCH_TIMEOUT', bundleId: gone.bundleId } });
+    expect((await http(port, 'POST', '/v1/predict', INPUT)).json.model.bundleId).toBe(v1.bundleId);
+    const reg = await fleet.registrySays(deviceId, v1.bundleId, 'failed');
+    expect(reg.state.lastError.code).toBe('AGENT_ERR_FETCH_TIMEOUT');
+    const k = await killAt(a, 'failed', 'failed', gone);
+    // The hub serves again: a transient failure resumes when the retained assignment is delivered at boot.
+    renameSync(`${blob}.away`, blob);
+    const { agent } = await restartAndSettle(k, gone, 'committed');
+    expect((await stopAgent(agent)).code).toBe(0);
+  },
+};
+
+const KILL_POINTS = (Object.entries(RECOVERY_TABLE) as [Phase, (typeof RECOVERY_TABLE)[Phase]][]).flatMap(([phase, rule]) => rule.killPoints.map((point) => ({ phase, point })));
+
+describe('the compiled agent on the real hub (auth on), SIGKILLed at every kill point of the recovery table', () => {
+  it('every phase has a row, every row a kill point, every kill point a scenario', () => {
+    expect(Object.keys(RECOVERY_TABLE).sort()).toEqual([...PHASES].sort());
+    for (const phase of PHASES) expect(RECOVERY_TABLE[phase].killPoints.length, phase).toBeGreaterThan(0);
+    expect(Object.keys(SCENARIOS).sort()).toEqual(KILL_POINTS.map((k) => k.point).sort());
+  });
+
+  for (const { point } of KILL_POINTS) {
+    const scenario = SCENARIOS[point];
+    if (!scenario) continue;
+    // Devices are independent: their kills run side by side against the one hub.
+    it.concurrent(`Killed_in_${point.replace(':', '_')}`, async () => {
+      await scenario(`real-${point.replace(':', '-')}`);
+    }, 180_000);
+  }
+});
