@@ -19,7 +19,7 @@ import type { MlpOptions } from '../../bundles/onnx-build.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import type { HubOptionsInput } from '../../hub/options.js';
-import { decodeChunkRequest } from '../../protocol/messages.js';
+import { decodeChunkRequest, decodeStateReport } from '../../protocol/messages.js';
 import { parseTopic, type ParsedTopic } from '../../protocol/topics.js';
 import { http } from './agent-fixture.js';
 import { spawnAgent, type AgentProcess } from './agent-process.js';
@@ -40,6 +40,8 @@ function topicOf(topic: string): ParsedTopic | null {
   try { return parseTopic(topic); } catch { return null; }
 }
 
+export type WireEvent = { request: number[] } | { chunk: number; bundleId: string; intact: boolean; dropped: boolean } | { progress: number; bundleId: string };
+
 export interface RealAgent extends AgentProcess { deviceId: string; dataDir: string; port(): Promise<number> }
 
 export class RealFleet {
@@ -48,6 +50,12 @@ export class RealFleet {
   token!: string;
   /** Chunk lists each device asked for, in arrival order, as the broker saw them. */
   readonly chunkRequests = new Map<string, number[][]>();
+  /**
+   * Per device, in the broker's order: chunk requests and progress reports received from it,
+   * chunks forwarded to it (intact, corrupted or dropped). A client's packets are handled one
+   * at a time in the order it sent them, and it receives forwards in the order logged here.
+   */
+  readonly wire = new Map<string, WireEvent[]>();
   readonly #tamper = new Map<string, ChunkTamper>();
   readonly #creds = new Map<string, string>();
 
@@ -59,21 +67,35 @@ export class RealFleet {
     const aedes = f.hub.broker!.aedes;
     aedes.on('publish', (packet) => {
       const t = topicOf(packet.topic);
+      if (t?.kind === 'device' && t.channel === 'state') {
+        try {
+          const rep = decodeStateReport(packet.payload as Buffer);
+          if (rep.progress && rep.target) f.#log(t.deviceId, { progress: rep.progress.have, bundleId: rep.target.bundleId });
+        } catch { /* the hub refuses it */ }
+        return;
+      }
       if (t?.kind !== 'device' || t.channel !== 'chunk-req') return;
       try {
         const req = decodeChunkRequest(packet.payload as Buffer);
         f.chunkRequests.set(t.deviceId, [...(f.chunkRequests.get(t.deviceId) ?? []), req.chunks]);
+        f.#log(t.deviceId, { request: req.chunks });
       } catch { /* not ours to judge: the hub refuses it */ }
     });
     aedes.authorizeForward = (client, packet) => {
-      const fn = client ? f.#tamper.get(client.id) : undefined;
-      const t = fn ? topicOf(packet.topic) : null;
-      if (!fn || t?.kind !== 'chunk') return packet;
-      const out = fn(t.index, packet.payload as Buffer);
+      const t = client && packet.topic.includes('/chunk/') ? topicOf(packet.topic) : null;
+      if (!client || t?.kind !== 'chunk') return packet;
+      const out = f.#tamper.get(client.id)?.(t.index, packet.payload as Buffer);
+      f.#log(client.id, { chunk: t.index, bundleId: t.bundleId, intact: out === undefined, dropped: out === null });
       if (out === null) return null;
       return out ? { ...packet, payload: out } as typeof packet : packet;
     };
     return f;
+  }
+
+  #log(deviceId: string, e: WireEvent): void {
+    let l = this.wire.get(deviceId);
+    if (!l) this.wire.set(deviceId, (l = []));
+    l.push(e);
   }
 
   /** Drop (return null) or replace (return bytes) chunks on their way to one device; undefined passes them. */
