@@ -191,6 +191,36 @@ describe('the compiled agent on the real hub (auth on), SIGKILLed at every kill 
     expect(Object.keys(SCENARIOS).sort()).toEqual(KILL_POINTS.map((k) => k.point).sort());
   });
 
+  // The rows whose boots count towards the crash loop: killed there on every boot, the agent gives the bundle up.
+  for (const phase of PHASES.filter((p) => RECOVERY_TABLE[p].countsRecovery)) {
+    it.concurrent(`Killed_in_${phase} on every boot: past maxInstallRecoveries the bundle is given up with AGENT_ERR_CRASH_LOOP and v1 serves`, async () => {
+      const deviceId = `real-loop-${phase}`;
+      const dataDir = await deviceOnV1(deviceId);
+      await fleet.deploy(v2, [deviceId]);
+      const env = { FLEETCAST_TEST_PAUSE_AT: phase, FLEETCAST_AGENT_MAX_INSTALL_RECOVERIES: '1', FLEETCAST_AGENT_PROBATION_MS: '600000', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000' };
+      // Boot 1 reaches the phase; boot 2 recovers into it again (a resumed probation does not pass the
+      // pause point, so it is caught by its status); boot 3 is past the limit.
+      for (let boot = 0; boot < 2; boot++) {
+        const a = fleet.spawn(deviceId, dataDir, env);
+        if (phase === 'probation' && boot > 0) {
+          const port = await a.port();
+          await waitFor(async () => (await status(port)).phase === 'probation' || undefined, 'probation again', 60_000);
+          await killAt(a, null, phase, v2);
+        } else await killAt(a, phase, phase, v2);
+      }
+      const a = fleet.spawn(deviceId, dataDir, env);
+      const port = await a.port();
+      const wantPhase = phase === 'probation' ? 'rolled-back' : 'failed';
+      const s = await expectServing(port, v1.bundleId, wantPhase);
+      expect(s.lastError).toMatchObject({ code: 'AGENT_ERR_CRASH_LOOP', bundleId: v2.bundleId });
+      expect(a.io.stderr).not.toContain(`paused ${phase}`);
+      const reg = await fleet.registrySays(deviceId, v1.bundleId, wantPhase);
+      expect(reg.state.lastError.code).toBe('AGENT_ERR_CRASH_LOOP');
+      await waitFor(async () => (await fleet.device(deviceId))?.events.some((e: any) => e.code === 'AGENT_ERR_CRASH_LOOP' && e.bundleId === v2.bundleId), 'crash-loop event in the registry', 60_000, 100);
+      expect((await stopAgent(a)).code).toBe(0);
+    }, 180_000);
+  }
+
   for (const { point } of KILL_POINTS) {
     const scenario = SCENARIOS[point];
     if (!scenario) continue;
