@@ -6,8 +6,10 @@
  *
  * | persisted install phase          | serves                 | then                                              |
  * |----------------------------------|------------------------|---------------------------------------------------|
- * | none, idle, committed, failed,   | active (else previous) | nothing                                           |
+ * | none, idle, committed,           | active (else previous) | nothing                                           |
  * |   rolled-back                    |                        |                                                   |
+ * | failed                           | active (else previous) | nothing, unless the failure was transient (fetch  |
+ * |                                  |                        | timeout, disk space): resume as for fetching      |
  * | fetching, verifying              | active (unchanged)     | resume when the retained assignment is delivered  |
  * |                                  |                        | (hash-valid staged chunks are kept)               |
  * | staging, swapping                | active (unchanged: the | resume as above (a hash-valid unpacked model is   |
