@@ -126,6 +126,9 @@ export class ChunkFetch {
     const file = this.#file;
     if (this.#done || !file || index >= this.total || this.#have.has(index)) return;
     if (!this.#check.chunk(index, bytes)) { this.#badChunks++; return; }
+    // Crash suite: freeze with half the chunks handed to the disk and this one and the rest not
+    // (writes already started finish in libuv's pool while the main thread is stopped).
+    if (this.#have.size === Math.ceil(this.total / 2)) testFreeze('fetching:mid-transfer');
     this.#have.add(index);
     this.#windowBytes += bytes.length;
     // In order (the usual case: the hub publishes in index order) the whole-payload
@@ -138,8 +141,6 @@ export class ChunkFetch {
     });
     this.#writes.add(w);
     void w.finally(() => this.#writes.delete(w));
-    // Crash suite: freeze once half the chunks are on disk (some staged, some missing).
-    if (this.#have.size === Math.ceil(this.total / 2) && this.total > 1) void w.then(() => testFreeze('fetching:mid-transfer'));
     this.#misses = 0;
     this.#ctx.onProgress?.(this.#have.size, this.total);
     if (this.#have.size === this.total) this.#finish(null);

@@ -15,7 +15,7 @@
  * and every chunk it asked the broker for again was missing or failed its hash
  * in the staging file it left behind (nothing verified is fetched again).
  */
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECOVERY_TABLE } from '../../agent/recovery.js';
@@ -23,8 +23,8 @@ import { PHASES, type Phase } from '../../protocol/messages.js';
 import { http } from '../helpers/agent-fixture.js';
 import { killAll } from '../helpers/agent-process.js';
 import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
-import { expectServing, INPUT, persisted, RealFleet, status, stopAgent, type Published, type RealAgent } from '../helpers/real-fleet.js';
-import { createHash } from 'node:crypto';
+import { installedOn, killAt, pausedAt, restartAndSettle } from '../helpers/real-crash.js';
+import { expectServing, INPUT, RealFleet, status, stopAgent, type Published } from '../helpers/real-fleet.js';
 
 let fleet: RealFleet;
 let v1: Published;
@@ -49,63 +49,6 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** Chunk indices whose bytes in the staging file do not match the signed hash (all, with no staging file). */
-function missingChunks(dataDir: string, b: Published): number[] {
-  const file = join(dataDir, 'staging', b.bundleId, 'payload.zst');
-  const staged = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
-  return b.chunkHashes.map((h, i) => (sha(staged.subarray(i * b.chunkSize, (i + 1) * b.chunkSize)) === h ? -1 : i)).filter((i) => i >= 0);
-}
-
-function requestsSince(deviceId: string, from: number): number[][] {
-  return (fleet.chunkRequests.get(deviceId) ?? []).slice(from);
-}
-
-function pausedAt(a: RealAgent, point: string): Promise<true> {
-  return waitFor(() => a.io.stderr.includes(`paused ${point}\n`) || undefined, `${a.deviceId} paused at ${point} (stderr: ${a.io.stderr.slice(-400)})`, 60_000, 50);
-}
-
-/** A device that installed v1 through the hub, stopped cleanly; the next start finds `next` assigned. */
-async function deviceOnV1(deviceId: string): Promise<string> {
-  const dataDir = tempDir(`fleetcast-real-${deviceId}-`);
-  await fleet.deploy(v1, [deviceId]);
-  const a = fleet.spawn(deviceId, dataDir);
-  await expectServing(await a.port(), v1.bundleId, 'committed');
-  expect((await stopAgent(a)).code).toBe(0);
-  return dataDir;
-}
-
-interface Kill { deviceId: string; dataDir: string; target: Published; missing: number[]; requestsBefore: number; active: string | null }
-
-/** SIGKILL at the marker, and check from state.json that the agent was where the table says. */
-async function killAt(a: RealAgent, point: string | null, phase: Phase, target: Published): Promise<Kill> {
-  if (point) await pausedAt(a, point);
-  expect((await stopAgent(a, 'SIGKILL')).signal).toBe('SIGKILL');
-  const st = existsSync(join(a.dataDir, 'state.json')) ? persisted(a.dataDir) : {};
-  expect(st.install?.phase ?? 'idle').toBe(phase);
-  return { deviceId: a.deviceId, dataDir: a.dataDir, target, missing: missingChunks(a.dataDir, target), requestsBefore: fleet.chunkRequests.get(a.deviceId)?.length ?? 0, active: st.active?.bundleId ?? null };
-}
-
-/** Restart: it serves what it persisted as active at once, then ends on `want` in `phase`, and the registry agrees. */
-async function restartAndSettle(k: Kill, want: Published, phase: string, env: Record<string, string> = {}): Promise<{ agent: RealAgent; port: number; s: any }> {
-  const agent = fleet.spawn(k.deviceId, k.dataDir, { FLEETCAST_AGENT_PROBATION_MS: '300', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000', ...env });
-  const port = await agent.port();
-  const first = await status(port);
-  if (k.active) {
-    // Serving throughout: the restarted agent answers with a model before any install work finishes.
-    expect([k.active, want.bundleId]).toContain(first.active?.bundleId);
-    expect((await http(port, 'POST', '/v1/predict', INPUT)).status).toBe(200);
-  }
-  const s = await expectServing(port, want.bundleId, phase);
-  await fleet.registrySays(k.deviceId, want.bundleId, phase);
-  // Only what was missing or corrupt in the staging file is asked for again (retries of those are legitimate).
-  const again = requestsSince(k.deviceId, k.requestsBefore).flat();
-  expect(again.filter((i) => !k.missing.includes(i))).toEqual([]);
-  if (k.missing.length === 0) expect(again).toEqual([]);
-  return { agent, port, s };
-}
-
 /** One scenario per kill point; the keys must cover RECOVERY_TABLE's kill points exactly. */
 const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
   async idle(deviceId) {
@@ -114,18 +57,18 @@ const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
     const a = fleet.spawn(deviceId, dataDir);
     await a.port();
     await waitFor(() => fleet.device(deviceId), `${deviceId} registered`, 60_000, 100);
-    const k = await killAt(a, null, 'idle', v1);
+    const k = await killAt(fleet, a, null, 'idle', v1);
     await fleet.deploy(v1, [deviceId]);
-    const { agent } = await restartAndSettle(k, v1, 'committed');
+    const { agent } = await restartAndSettle(fleet, k, v1, 'committed');
     expect((await stopAgent(agent)).code).toBe(0);
   },
   ...Object.fromEntries(['fetching', 'fetching:mid-transfer', 'verifying', 'staging', 'staging:mid-unpack', 'swapping', 'swapping:switched', 'probation', 'committed'].map((point) => [point, async (deviceId: string) => {
-    const dataDir = await deviceOnV1(deviceId);
+    const dataDir = await installedOn(fleet, deviceId, v1);
     await fleet.deploy(v2, [deviceId]);
     // A long window holds the agent in probation for the probation kill; the others commit after a short one.
     const a = fleet.spawn(deviceId, dataDir, { FLEETCAST_TEST_PAUSE_AT: point, FLEETCAST_AGENT_PROBATION_MS: point === 'probation' ? '600000' : '300', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000' });
     const phase = point.split(':')[0] as Phase;
-    const k = await killAt(a, point, phase, v2);
+    const k = await killAt(fleet, a, point, phase, v2);
     if (point === 'fetching:mid-transfer') {
       // Some chunks staged, some not.
       expect(k.missing.length).toBeGreaterThan(0);
@@ -138,12 +81,12 @@ const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
     }
     // Until the pointer is persisted the old model is the active one; from probation on, the new one.
     expect(k.active).toBe(['probation', 'committed'].includes(phase) ? v2.bundleId : v1.bundleId);
-    const { agent, s } = await restartAndSettle(k, v2, 'committed');
+    const { agent, s } = await restartAndSettle(fleet, k, v2, 'committed');
     expect(s.previous?.bundleId).toBe(v1.bundleId);
     expect((await stopAgent(agent)).code).toBe(0);
   }])),
   async 'rolled-back'(deviceId) {
-    const dataDir = await deviceOnV1(deviceId);
+    const dataDir = await installedOn(fleet, deviceId, v1);
     await fleet.deploy(bad, [deviceId]);
     const a = fleet.spawn(deviceId, dataDir, { FLEETCAST_TEST_PAUSE_AT: 'rolled-back', FLEETCAST_AGENT_PROBATION_MS: '600000', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '3' });
     const port = await a.port();
@@ -152,16 +95,16 @@ const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
     for (let i = 0; i < 3; i++) await http(port, 'POST', '/v1/predict', overflow);
     // The hub hears of the self-rollback before the kill.
     await waitFor(async () => (await fleet.device(deviceId))?.events.find((e: any) => e.kind === 'rolled-back' && e.code === 'AGENT_ERR_PROBATION_ERRORS' && e.bundleId === bad.bundleId), 'rolled-back event in the registry', 60_000, 100);
-    const k = await killAt(a, 'rolled-back', 'rolled-back', bad);
+    const k = await killAt(fleet, a, 'rolled-back', 'rolled-back', bad);
     expect(k.active).toBe(v1.bundleId);
-    const { agent, s } = await restartAndSettle(k, v1, 'rolled-back');
+    const { agent, s } = await restartAndSettle(fleet, k, v1, 'rolled-back');
     expect(s.lastError.code).toBe('AGENT_ERR_PROBATION_ERRORS');
     expect((await fleet.device(deviceId)).state.lastError.code).toBe('AGENT_ERR_PROBATION_ERRORS');
     expect((await stopAgent(agent)).code).toBe(0);
   },
   async failed(deviceId) {
     // Fetch give-up: the hub has lost the bundle's blob, so it answers no chunk request.
-    const dataDir = await deviceOnV1(deviceId);
+    const dataDir = await installedOn(fleet, deviceId, v1);
     await fleet.deploy(gone, [deviceId]);
     const blob = fleet.hub.store.blobPath(gone.bundleId);
     renameSync(blob, `${blob}.away`);
@@ -174,10 +117,10 @@ const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
     expect((await http(port, 'POST', '/v1/predict', INPUT)).json.model.bundleId).toBe(v1.bundleId);
     const reg = await fleet.registrySays(deviceId, v1.bundleId, 'failed');
     expect(reg.state.lastError.code).toBe('AGENT_ERR_FETCH_TIMEOUT');
-    const k = await killAt(a, 'failed', 'failed', gone);
+    const k = await killAt(fleet, a, 'failed', 'failed', gone);
     // The hub serves again: a transient failure resumes when the retained assignment is delivered at boot.
     renameSync(`${blob}.away`, blob);
-    const { agent } = await restartAndSettle(k, gone, 'committed');
+    const { agent } = await restartAndSettle(fleet, k, gone, 'committed');
     expect((await stopAgent(agent)).code).toBe(0);
   },
 };
@@ -195,7 +138,7 @@ describe('the compiled agent on the real hub (auth on), SIGKILLed at every kill 
   for (const phase of PHASES.filter((p) => RECOVERY_TABLE[p].countsRecovery)) {
     it.concurrent(`Killed_in_${phase} on every boot: past maxInstallRecoveries the bundle is given up with AGENT_ERR_CRASH_LOOP and v1 serves`, async () => {
       const deviceId = `real-loop-${phase}`;
-      const dataDir = await deviceOnV1(deviceId);
+      const dataDir = await installedOn(fleet, deviceId, v1);
       await fleet.deploy(v2, [deviceId]);
       const env = { FLEETCAST_TEST_PAUSE_AT: phase, FLEETCAST_AGENT_MAX_INSTALL_RECOVERIES: '1', FLEETCAST_AGENT_PROBATION_MS: '600000', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000' };
       // Boot 1 reaches the phase; boot 2 recovers into it again (a resumed probation does not pass the
@@ -205,8 +148,8 @@ describe('the compiled agent on the real hub (auth on), SIGKILLed at every kill 
         if (phase === 'probation' && boot > 0) {
           const port = await a.port();
           await waitFor(async () => (await status(port)).phase === 'probation' || undefined, 'probation again', 60_000);
-          await killAt(a, null, phase, v2);
-        } else await killAt(a, phase, phase, v2);
+          await killAt(fleet, a, null, phase, v2);
+        } else await killAt(fleet, a, phase, phase, v2);
       }
       const a = fleet.spawn(deviceId, dataDir, env);
       const port = await a.port();

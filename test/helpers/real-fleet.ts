@@ -145,12 +145,12 @@ export class RealFleet {
     return r.status === 200 ? r.body : null;
   }
 
-  /** Wait until the registry's last state report says `bundleId` is active in `phase`. */
-  async registrySays(deviceId: string, bundleId: string, phase: string): Promise<any> {
+  /** Wait until the registry's last state report, newer than seq `after`, says `bundleId` is active in `phase`. */
+  async registrySays(deviceId: string, bundleId: string, phase: string, after = -1, timeoutMs = 60_000): Promise<any> {
     return waitFor(async () => {
       const d = await this.device(deviceId);
-      return d?.state?.active?.bundleId === bundleId && d.state.phase === phase ? d : undefined;
-    }, `registry: ${deviceId} on ${bundleId.slice(0, 12)}… in ${phase}`, 60_000, 100);
+      return d?.state?.seq > after && d.state.active?.bundleId === bundleId && d.state.phase === phase ? d : undefined;
+    }, `registry: ${deviceId} on ${bundleId.slice(0, 12)}… in ${phase} (report after seq ${after})`, timeoutMs, 100);
   }
 
   async close(): Promise<void> { await this.hub?.close(); }
