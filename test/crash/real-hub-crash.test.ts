@@ -68,6 +68,12 @@ const SCENARIOS: Record<string, (deviceId: string) => Promise<void>> = {
     // A long window holds the agent in probation for the probation kill; the others commit after a short one.
     const a = fleet.spawn(deviceId, dataDir, { FLEETCAST_TEST_PAUSE_AT: point, FLEETCAST_AGENT_PROBATION_MS: point === 'probation' ? '600000' : '300', FLEETCAST_AGENT_PROBATION_MIN_REQUESTS: '1000' });
     const phase = point.split(':')[0] as Phase;
+    if (phase === 'swapping') {
+      // Paused mid-swap the agent still answers: before the pointer moves with v1, right after it with v2.
+      await pausedAt(a, point);
+      const r = await http(await a.port(), 'POST', '/v1/predict', INPUT);
+      expect(r.json.model?.bundleId).toBe(point === 'swapping:switched' ? v2.bundleId : v1.bundleId);
+    }
     const k = await killAt(fleet, a, point, phase, v2);
     if (point === 'fetching:mid-transfer') {
       // Some chunks staged, some not.

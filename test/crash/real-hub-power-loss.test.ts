@@ -37,16 +37,6 @@ function registryEvent(deviceId: string, code: string, bundleId?: string) {
   return waitFor(async () => (await fleet.device(deviceId))?.events.find((e: any) => e.code === code && (!bundleId || e.bundleId === bundleId)), `${code} event of ${deviceId} in the registry`, 60_000, 100);
 }
 
-/** On v2, SIGKILLed, then its state.json left zero-length by the power cut. */
-async function stateLost(deviceId: string) {
-  const dataDir = await onV2(deviceId);
-  const a = fleet.spawn(deviceId, dataDir);
-  await a.port();
-  const k = await killAt(fleet, a, null, 'committed', v2);
-  writeFileSync(join(dataDir, 'state.json'), '');
-  return { k, agent: fleet.spawn(deviceId, dataDir) };
-}
-
 /** v1 then v2 installed and committed through the hub; v1 is kept as the previous slot. */
 async function onV2(deviceId: string): Promise<string> {
   const dataDir = await installedOn(fleet, deviceId, v1);
@@ -72,7 +62,14 @@ describe('the compiled agent on the real hub after a power cut', () => {
 
   it.concurrent('a zero-length state file: the rollback check serves the newest verified model at once, from disk, fetching nothing', async () => {
     const deviceId = 'real-power-state';
-    const { k, agent } = await stateLost(deviceId);
+    const dataDir = await onV2(deviceId);
+    const a = fleet.spawn(deviceId, dataDir);
+    await a.port();
+    const k = await killAt(fleet, a, null, 'committed', v2);
+    writeFileSync(join(dataDir, 'state.json'), '');
+    // What the hub's registry shows next is not checked here: the boot counter that seeds report seqs
+    // was in the lost file, so the hub drops this boot's reports as replays (a known gap, reported).
+    const agent = fleet.spawn(deviceId, dataDir);
     const port = await agent.port();
     // Serving v2 from the first status on: the pointers were lost, the verified model on disk was not.
     expect((await status(port)).active?.bundleId).toBe(v2.bundleId);
@@ -80,22 +77,6 @@ describe('the compiled agent on the real hub after a power cut', () => {
     expect(s.lastError?.code).toBe('AGENT_ERR_STATE_CORRUPT');
     expect((fleet.chunkRequests.get(deviceId) ?? []).slice(k.requestsBefore)).toEqual([]);
     expect((await stopAgent(agent)).code).toBe(0);
-  }, 180_000);
-
-  // KNOWN GAP, reported to the lead: the boot counter that seeds report seqs lives in state.json; with
-  // it lost, the agent's reports and events start below what the hub has seen and the hub drops them
-  // as replays (HUB_ERR_REPORT_REPLAY), so the registry keeps the pre-crash state. it.fails turns red
-  // once that is fixed: then make this a plain test.
-  it.fails('a zero-length state file: the hub hears AGENT_ERR_STATE_CORRUPT', async () => {
-    const deviceId = 'real-power-state-hub';
-    const { k, agent } = await stateLost(deviceId);
-    try {
-      await expectServing(await agent.port(), v2.bundleId, 'committed');
-      await fleet.registrySays(deviceId, v2.bundleId, 'committed', k.registrySeq, 20_000);
-      await registryEvent(deviceId, 'AGENT_ERR_STATE_CORRUPT');
-    } finally {
-      await stopAgent(agent);
-    }
   }, 180_000);
 
   it.concurrent('torn and cut-off chunk ranges of the staging file, after a kill mid-transfer, are fetched again, and only those', async () => {
