@@ -169,7 +169,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
     }, provisioned));
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
-    const boots = (await store.update((s) => { s.boots++; })).boots;
+    const boots = (await store.update((s) => {
+      // Report seqs start at boots × 10⁹ and the hub drops any at or below the highest it saw. With
+      // state.json lost, so is the count: restart it above any count a device reaches, from the clock
+      // (ms / 10⁶ ≈ 1.8 million in 2026; seqs stay below 2⁵³), or this boot's reports — the
+      // AGENT_ERR_STATE_CORRUPT event among them — would all be dropped as replays.
+      if (store.corruptAside) s.boots = Math.max(s.boots, Math.ceil(this.#now() / 1e6));
+      s.boots++;
+    })).boots;
     const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
     const boot = await this.#recover(root);
 

@@ -60,15 +60,13 @@ describe('the compiled agent on the real hub after a power cut', () => {
     expect((await stopAgent(agent)).code).toBe(0);
   }, 180_000);
 
-  it.concurrent('a zero-length state file: the rollback check serves the newest verified model at once, from disk, fetching nothing', async () => {
+  it.concurrent('a zero-length state file: the rollback check serves the newest verified model at once, from disk, fetching nothing, and the hub hears AGENT_ERR_STATE_CORRUPT', async () => {
     const deviceId = 'real-power-state';
     const dataDir = await onV2(deviceId);
     const a = fleet.spawn(deviceId, dataDir);
     await a.port();
     const k = await killAt(fleet, a, null, 'committed', v2);
     writeFileSync(join(dataDir, 'state.json'), '');
-    // What the hub's registry shows next is not checked here: the boot counter that seeds report seqs
-    // was in the lost file, so the hub drops this boot's reports as replays (a known gap, reported).
     const agent = fleet.spawn(deviceId, dataDir);
     const port = await agent.port();
     // Serving v2 from the first status on: the pointers were lost, the verified model on disk was not.
@@ -76,6 +74,10 @@ describe('the compiled agent on the real hub after a power cut', () => {
     const s = await expectServing(port, v2.bundleId, 'committed');
     expect(s.lastError?.code).toBe('AGENT_ERR_STATE_CORRUPT');
     expect((fleet.chunkRequests.get(deviceId) ?? []).slice(k.requestsBefore)).toEqual([]);
+    // The boot counter that seeds report seqs was in the lost file: the hub must still take this boot's
+    // reports (not drop them as replays of earlier seqs) and hear why the pointers were rebuilt.
+    await fleet.registrySays(deviceId, v2.bundleId, 'committed', k.registrySeq);
+    await registryEvent(deviceId, 'AGENT_ERR_STATE_CORRUPT');
     expect((await stopAgent(agent)).code).toBe(0);
   }, 180_000);
 
