@@ -81,9 +81,12 @@ export class RealFleet {
         f.#log(t.deviceId, { request: req.chunks });
       } catch { /* not ours to judge: the hub refuses it */ }
     });
-    aedes.authorizeForward = (client, packet) => {
-      const t = client && packet.topic.includes('/chunk/') ? topicOf(packet.topic) : null;
-      if (!client || t?.kind !== 'chunk') return packet;
+    // Wrapped, not replaced: whatever the hub's broker security decides about a forward still holds.
+    const hubForward = aedes.authorizeForward.bind(aedes);
+    aedes.authorizeForward = (client, original) => {
+      const packet = hubForward(client, original);
+      const t = packet && client && packet.topic.includes('/chunk/') ? topicOf(packet.topic) : null;
+      if (!packet || !client || t?.kind !== 'chunk') return packet;
       const out = f.#tamper.get(client.id)?.(t.index, packet.payload as Buffer);
       f.#log(client.id, { chunk: t.index, bundleId: t.bundleId, intact: out === undefined, dropped: out === null });
       if (out === null) return null;
