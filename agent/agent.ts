@@ -197,7 +197,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
     // Each boot's report sequence starts above every earlier boot's, so the hub can drop stale reports.
     let seqBase: number;
     try {
-      seqBase = (await store.update((s) => { s.boots++; })).boots * BOOT_SEQ_SPAN;
+      seqBase = (await store.update((s) => {
+        // The hub drops any report seq at or below the highest it saw. With state.json lost, so is the
+        // boot count: restart it above any count a device reaches, from the clock (ms / 10⁶ ≈ 1.8 million
+        // in 2026; seqs stay below 2⁵³), or this boot's reports (AGENT_ERR_STATE_CORRUPT among them) would
+        // all be dropped as replays.
+        if (store.corruptAside) s.boots = Math.max(s.boots, Math.ceil(this.#now() / 1e6));
+        s.boots++;
+      })).boots * BOOT_SEQ_SPAN;
     } catch (e) {
       // A full disk must not stop the device from serving the model it has: boot on, say so, report it once connected.
       if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;

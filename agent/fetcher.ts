@@ -20,6 +20,7 @@ import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { payloadCheck, type PayloadCheck, type PayloadCheckFactory } from './payload-check.js';
 import { StagingFile } from './staging-file.js';
+import { testFreeze } from './test-pause.js';
 import type { StateStore } from './state-store.js';
 
 export interface FetchSettings {
@@ -125,6 +126,9 @@ export class ChunkFetch {
     const file = this.#file;
     if (this.#done || !file || index >= this.total || this.#have.has(index)) return;
     if (!this.#check.chunk(index, bytes)) { this.#badChunks++; return; }
+    // Crash suite: freeze with half the chunks handed to the disk and this one and the rest not
+    // (writes already started finish in libuv's pool while the main thread is stopped).
+    if (this.#have.size === Math.ceil(this.total / 2)) testFreeze('fetching:mid-transfer');
     this.#have.add(index);
     this.#windowBytes += bytes.length;
     // In order (the usual case: the hub publishes in index order) the whole-payload

@@ -25,7 +25,7 @@ import { checkPayloadHash, type PayloadCheckFactory } from './payload-check.js';
 import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
 import { Probation, type ProbationLimits, type Verdict } from './probation.js';
 import { PERMANENT, refuse } from './refused.js';
-import { testPause } from './test-pause.js';
+import { testFreeze, testPause } from './test-pause.js';
 import type { EventKind, Reporter } from './reporter.js';
 import type { ModelRuntime } from './runtime.js';
 import { atomicWrite, fsyncDir, type InstalledModel, type StateStore } from './state-store.js';
@@ -252,6 +252,8 @@ export class Installer {
       const baseline = old ? this.#d.baselineP95?.(old.info.bundleId) ?? null : null;
       void active.swap(entry);
       swapped = true;
+      // Crash suite: the new session serves, the persisted pointer still names the old model.
+      await testPause('swapping:switched');
       // Probation needs a model to go back to: a first install commits at once.
       const pr = this.#d.probation;
       const probe = pr !== undefined && pr.ms > 0 && store.state.active !== null && store.state.active.bundleId !== installed.bundleId;
@@ -288,6 +290,7 @@ export class Installer {
       reporter.report();
       reporter.event(FAILED_EVENT[phase] ?? 'stage-failed', { code: err.code, bundleId: a.bundleId, counter: a.counter, detail: err.message });
       this.#d.onRejected({ code: err.code, message: err.message, phase, bundleId: a.bundleId, counter: a.counter });
+      await testPause('failed');
     }
   }
 
@@ -393,7 +396,8 @@ export class Installer {
     try {
       r = this.#d.unpack
         ? await this.#d.unpack(payload, file, m)
-        : await decompressFile(payload, file, { maxRawBytes: m.payload.rawLength });
+        // Crash suite: freeze with the first decompressed bytes written (the model file half made, not renamed).
+        : await decompressFile(payload, file, { maxRawBytes: m.payload.rawLength, onOutput: () => testFreeze('staging:mid-unpack') });
     } catch (e) {
       throw agentError('AGENT_ERR_DECOMPRESS', message(e), { cause: errorCode(e) });
     }

@@ -6,8 +6,10 @@
  *
  * | persisted install phase          | serves                 | then                                              |
  * |----------------------------------|------------------------|---------------------------------------------------|
- * | none, idle, committed, failed,   | active (else previous) | nothing                                           |
+ * | none, idle, committed,           | active (else previous) | nothing                                           |
  * |   rolled-back                    |                        |                                                   |
+ * | failed                           | active (else previous) | nothing, unless the failure was transient (fetch  |
+ * |                                  |                        | timeout, disk space): resume as for fetching      |
  * | fetching, verifying              | active (unchanged)     | resume when the retained assignment is delivered  |
  * |                                  |                        | (hash-valid staged chunks are kept)               |
  * | staging, swapping                | active (unchanged: the | resume as above (a hash-valid unpacked model is   |
@@ -33,7 +35,33 @@ import { openInstalledModel, type InstalledContext, type ModelEntry } from './mo
 import { refuse } from './refused.js';
 import type { AgentState, InstalledModel, StateStore } from './state-store.js';
 
-const CRASH_PRONE: readonly Phase[] = ['staging', 'swapping', 'probation'];
+/** One row of the recovery table above, as data: boot code reads `countsRecovery`, the crash suites iterate the rows. */
+export interface RecoveryRule {
+  /** What the restarted agent serves at once. */
+  serves: 'active' | 'new';
+  /** What it does next. */
+  then: 'nothing' | 'resume' | 'resume-if-transient' | 'probation-again';
+  /** The bundle's bytes ran in native code in this phase: the boot counts towards the crash loop. */
+  countsRecovery: boolean;
+  /**
+   * Where the crash suites SIGKILL the agent in this phase (FLEETCAST_TEST_PAUSE_AT values,
+   * agent/test-pause.ts; `idle` is a kill with no install under way). A new phase or kill
+   * point without a crash test fails test/crash/real-hub-crash.test.ts.
+   */
+  killPoints: readonly string[];
+}
+
+export const RECOVERY_TABLE: Readonly<Record<Phase, RecoveryRule>> = Object.freeze({
+  idle: { serves: 'active', then: 'nothing', countsRecovery: false, killPoints: ['idle'] },
+  fetching: { serves: 'active', then: 'resume', countsRecovery: false, killPoints: ['fetching', 'fetching:mid-transfer'] },
+  verifying: { serves: 'active', then: 'resume', countsRecovery: false, killPoints: ['verifying'] },
+  staging: { serves: 'active', then: 'resume', countsRecovery: true, killPoints: ['staging', 'staging:mid-unpack'] },
+  swapping: { serves: 'active', then: 'resume', countsRecovery: true, killPoints: ['swapping', 'swapping:switched'] },
+  probation: { serves: 'new', then: 'probation-again', countsRecovery: true, killPoints: ['probation'] },
+  committed: { serves: 'active', then: 'nothing', countsRecovery: false, killPoints: ['committed'] },
+  'rolled-back': { serves: 'active', then: 'nothing', countsRecovery: false, killPoints: ['rolled-back'] },
+  failed: { serves: 'active', then: 'resume-if-transient', countsRecovery: false, killPoints: ['failed'] },
+});
 
 export interface BootNote { code: string; bundleId?: string; kind: 'stage-failed' | 'rolled-back' }
 export interface BootResult { entry: ModelEntry | null; notes: BootNote[]; resumeProbation: boolean }
@@ -41,7 +69,7 @@ export interface BootResult { entry: ModelEntry | null; notes: BootNote[]; resum
 /** Apply the recovery table to the persisted state (before anything is loaded). */
 export async function applyRecoveryTable(store: StateStore, maxRecoveries: number, now: () => number): Promise<BootNote[]> {
   const inst = store.state.install;
-  if (!inst || !CRASH_PRONE.includes(inst.phase)) return [];
+  if (!inst || !RECOVERY_TABLE[inst.phase].countsRecovery) return [];
   const recoveries = (inst.recoveries ?? 0) + 1;
   if (recoveries <= maxRecoveries) {
     await store.update((s) => { s.install = { ...s.install!, recoveries }; });

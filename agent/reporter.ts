@@ -100,7 +100,10 @@ export class Reporter {
     if (fields.counter !== undefined) e.counter = fields.counter;
     if (fields.detail !== undefined) e.detail = fields.detail.slice(0, 1024);
     this.#d.onEvent?.(e);
-    if (this.#d.client?.connected) this.#sendEvent(e);
+    // Queued events go out first (onConnect): the hub keeps only seqs above the highest it has seen,
+    // so an event sent ahead of older queued ones (connected, subscriptions still under way) would
+    // make it drop them as replays — the boot notes (slot damaged, state corrupt, crash loop) among them.
+    if (this.#d.client?.connected && this.#queue.length === 0) this.#sendEvent(e);
     else {
       this.#queue.push(e);
       if (this.#queue.length > MAX_QUEUED_EVENTS) this.#queue.shift();

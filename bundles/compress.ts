@@ -138,10 +138,10 @@ export async function compressBuffer(buf: Uint8Array, opts: { level?: number } =
  * to a temp file renamed into place on success, so on failure there is no `dst`
  * (or the previous one, untouched) and no partial file.
  */
-export async function decompressFile(src: string, dst: string, opts: { maxRawBytes: number; offset?: number; length?: number }): Promise<DecompressResult> {
+export async function decompressFile(src: string, dst: string, opts: { maxRawBytes: number; offset?: number; length?: number; onOutput?: (bytes: number) => void }): Promise<DecompressResult> {
   const out = openFileSink(dst);
   try {
-    const r = await decompressStream(fileChunks(src, { start: opts.offset, length: opts.length }), { maxRawBytes: opts.maxRawBytes, sink: (b) => out.write(b) });
+    const r = await decompressStream(fileChunks(src, { start: opts.offset, length: opts.length }), { maxRawBytes: opts.maxRawBytes, sink: (b) => { out.write(b); opts.onOutput?.(b.length); } });
     out.close();
     return r;
   } catch (e) {

@@ -59,3 +59,30 @@ describe('agent reporter', () => {
     expect(events[0]).toBe('AGENT_ERR_X50');
   });
 });
+
+/**
+ * The hub drops an event whose seq is not above the highest it has seen from the device
+ * (hub/report-replay.ts), so an event sent while older ones still wait in the offline queue
+ * loses them: on the real hub the boot notes queued before the first connection (a slot that
+ * failed its boot check, a corrupt state file) were overtaken by the resumed install's
+ * 'fetch-started', sent once the assign subscription was acknowledged and before the
+ * reporter's onConnect flush (test/crash/real-hub-power-loss.test.ts saw it).
+ */
+describe('agent reporter event order', () => {
+  it('an event raised while connected but before the queued ones were flushed waits behind them: seqs reach the broker in order', () => {
+    const client = fakeClient();
+    const r = new Reporter({
+      deviceId: 'dev-o', client, now: () => 1000, agentVersion: '0.1.0', runtime: 'onnxruntime-node',
+      capabilities: {}, heartbeatMs: 0, seqBase: 5_000_000_000, snapshot: () => body,
+    });
+    r.event('stage-failed', { code: 'AGENT_ERR_PAYLOAD_HASH', bundleId: 'b'.repeat(64) });
+    // Connected: the agent is still subscribing, the retained assignment already started an install.
+    client.connected = true;
+    r.event('fetch-started', { bundleId: 'b'.repeat(64), counter: 3 });
+    r.onConnect();
+    r.event('installed', { bundleId: 'b'.repeat(64), counter: 3 });
+    const events = client.sent.filter((s) => s.topic.endsWith('/event')).map((s) => decodeDeviceEvent(s.payload));
+    expect(events.map((e) => e.kind)).toEqual(['stage-failed', 'fetch-started', 'installed']);
+    expect(events.map((e) => e.seq)).toEqual([5_000_000_000, 5_000_000_001, 5_000_000_002]);
+  });
+});
