@@ -10,11 +10,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, type Agent } from '../../agent/agent.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import { http, waitInstalled } from '../helpers/agent-fixture.js';
+import { buildCli } from '../helpers/build-cli.js';
+import { startHubProcess } from '../helpers/hub-process.js';
 import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
 
@@ -236,4 +239,24 @@ describe('hub /metrics', () => {
     expect(at('fleetcast_hub_rollout_gate_value', 'minRequests')).toBe((hub.rollouts.status(id).rings[0].gates as { requests: number }).requests);
     expect(value(m, 'fleetcast_hub_rollout_ring_verdict', { rollout: id, ring: 'all', verdict: 'wait' })).toBe(1);
   }, 90_000);
+});
+
+describe('the compiled hub (fleetcast hub --metrics-port)', () => {
+  it('prints the metrics listener, which serves /metrics without a token while the API still wants one', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const cli = await buildCli(root);
+    const p = await startHubProcess(root, cli, ['--data', tempDir('fleetcast-metrics-cli-'), '--keys', makeKeys().dir, '--mqtt-port', '0', '--http-port', '0', '--metrics-port', '0', '--metrics-host', '127.0.0.1', '--log-level', 'warn']);
+    try {
+      const url = /metrics (http:\/\/127\.0\.0\.1:[0-9]+\/metrics) \(no token\)/.exec(p.out())?.[1];
+      expect(url, p.out()).toBeDefined();
+      const open = await scrapeHub(url!, {});
+      expect(samples(open, 'fleetcast_hub_rollouts').length).toBeGreaterThan(0);
+      expect(value(open, 'fleetcast_hub_devices_online')).toBe(0);
+      expect((await fetch(`${p.httpUrl}/metrics`)).status).toBe(401);
+      const admin = readFileSync(p.tokenFile, 'utf8').trim();
+      expect((await fetch(`${p.httpUrl}/metrics`, { headers: bearer(admin) })).status).toBe(200);
+    } finally {
+      await p.stop();
+    }
+  }, 180_000);
 });
