@@ -7,7 +7,9 @@
  * value asserted is one the test can count for itself: what the registry
  * shows, how many requests it made, which routes it called.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -242,4 +244,33 @@ describe('the compiled hub (fleetcast hub --metrics-port)', () => {
       await p.stop();
     }
   }, 180_000);
+});
+
+const OPENSSL = ['/usr/bin/openssl', '/usr/local/bin/openssl'].find((p) => existsSync(p));
+
+describe.skipIf(!OPENSSL)('the metrics listener with API TLS', () => {
+  it('serves https with the API\'s certificate', async () => {
+    const dir = tempDir('fleetcast-metrics-tls-');
+    const cert = join(dir, 'api.crt');
+    const key = join(dir, 'api.key');
+    execFileSync(OPENSSL!, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=fleetcast metrics test',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const tlsHub = await startTestHub(makeKeys(), { insecureDemo: false, httpTlsCert: cert, httpTlsKey: key, metricsPort: 0, metricsHost: '127.0.0.1' });
+    try {
+      expect(tlsHub.metricsUrl).toMatch(/^https:\/\/127\.0\.0\.1:[0-9]+\/metrics$/);
+      const got = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpsRequest(tlsHub.metricsUrl!, { ca: readFileSync(cert) }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => { body += d.toString(); });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(got.status).toBe(200);
+      expect(value(parse(got.body), 'fleetcast_hub_devices_online')).toBe(0);
+    } finally {
+      await tlsHub.close();
+    }
+  }, 60_000);
 });
