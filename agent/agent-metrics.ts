@@ -4,6 +4,7 @@
  * increments and one histogram observation; everything else (model, install
  * phase, telemetry, broker) is read at scrape time from what the agent
  * already keeps. Labels are bounded: error codes, phases, the installed model.
+ * agent.ts imports this module (and so prom-client) only when the HTTP API is on.
  */
 import client, { type Registry } from 'prom-client';
 import { PHASES, type Phase } from '../protocol/messages.js';

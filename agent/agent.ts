@@ -29,7 +29,7 @@ import { Reporter, type ReportBody } from './reporter.js';
 import type { ModelRuntime, TensorData } from './runtime.js';
 import { createRuntime } from './runtime-select.js';
 import { PredictStats } from './predict-stats.js';
-import { AgentMetrics } from './agent-metrics.js';
+import type { AgentMetrics } from './agent-metrics.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
 import { readApiToken } from './request-guard.js';
 import { renderStatusPage } from './status-page.js';
@@ -225,6 +225,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (this.#bootError) reporter.event('stage-failed', { code: this.#bootError.code, ...(this.#bootError.bundleId ? { bundleId: this.#bootError.bundleId } : {}) });
 
     if (o.listen !== null) {
+      // Loaded here, not on import: an agent without its HTTP API never loads prom-client.
+      const { AgentMetrics } = await import('./agent-metrics.js');
       this.#metrics = new AgentMetrics({
         model: () => { const m = this.#active.current?.info; return m ? { name: m.name, version: m.version, bundleId: m.bundleId } : null; },
         phase: () => this.#snapshot().phase,

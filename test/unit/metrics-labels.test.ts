@@ -3,10 +3,12 @@
  * (a bounded set, whatever the topic), and the agent's last install outcome
  * and phase (one series each, replaced, never accumulated).
  */
+import client from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { AgentMetrics } from '../../agent/agent-metrics.js';
 import { publishChannel } from '../../hub/metrics/hub-metrics.js';
 import { topics } from '../../protocol/topics.js';
+import { METRICS_CONTENT_TYPE } from '../../protocol/metrics-exposition.js';
 import type { Phase } from '../../protocol/messages.js';
 import { parse } from '../helpers/prometheus.js';
 
@@ -23,6 +25,12 @@ describe('outbound channel labels', () => {
     expect(publishChannel(topics.trustCheckpoint())).toBe('checkpoint');
     expect(publishChannel(topics.device('dev-1', 'state'))).toBe('state');
     for (const t of ['', 'x', 'fc/v1/dev/dev-1/nope', `fc/v1/bundle/${bundle}/chunk/x`, 'fc/v1/dev/dev 1/assign', '#']) expect(publishChannel(t), t).toBe('other');
+  });
+});
+
+describe('exposition', () => {
+  it('is served with prom-client\'s text-format content type (a literal, so serving it does not load prom-client)', () => {
+    expect(METRICS_CONTENT_TYPE).toBe(client.Registry.PROMETHEUS_CONTENT_TYPE);
   });
 });
 
