@@ -28,8 +28,9 @@ export class AgentMetrics {
     const r = this.registry;
     this.#requests = new client.Counter({ name: 'fleetcast_agent_predictions_total', help: 'Prediction requests received (v1 predict and v2 infer), answered or refused', registers: [r] });
     this.#failures = new client.Counter({ name: 'fleetcast_agent_prediction_failures_total', help: 'Prediction requests that failed, by error code', labelNames: ['code'], registers: [r] });
-    // From the lease of the model to its outputs: what the model costs, without HTTP and JSON.
-    this.#latency = new client.Histogram({ name: 'fleetcast_agent_predict_latency_seconds', help: 'Model run latency of predictions the model ran (validation included)', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r] });
+    // From the lease of the model to its outputs: what the model costs, without HTTP and JSON. Small
+    // models run in tens of microseconds on a device, so the buckets start at 50 µs.
+    this.#latency = new client.Histogram({ name: 'fleetcast_agent_predict_latency_seconds', help: 'Model run latency of predictions the model ran (validation included)', buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r] });
     new client.Gauge({
       name: 'fleetcast_agent_model_info', help: 'The model serving now (1), by name, version and bundle id', labelNames: ['name', 'version', 'bundle_id'], registers: [r],
       collect() { this.reset(); const m = s.model(); if (m) this.set({ name: m.name, version: String(m.version), bundle_id: m.bundleId }, 1); },
