@@ -31,6 +31,7 @@ import { Reporter, type ReportBody } from './reporter.js';
 import type { ModelRuntime, TensorData } from './runtime.js';
 import { createRuntime } from './runtime-select.js';
 import { PredictStats } from './predict-stats.js';
+import type { AgentMetrics } from './agent-metrics.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
 import { readApiToken } from './request-guard.js';
 import { renderStatusPage } from './status-page.js';
@@ -144,6 +145,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
   /** Signed operator control from the hub: debug raw sampling (issue #5). */
   #control: DeviceControl | null = null;
   #http: HttpApi | null = null;
+  /** Prometheus metrics, kept only when the HTTP API (which serves them) is on: simulated fleets pay nothing. */
+  #metrics: AgentMetrics | null = null;
   /** v2 validators, compiled on first use per installed model (most devices never use /v2). */
   readonly #flat = new WeakMap<ModelEntry, FlatValidator>();
   #address: { host: string; port: number } | null = null;
@@ -244,8 +247,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
       store, runtime, active: this.#active, client, reporter,
       fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter, minBytesPerSec: o.minTransferBytesPerSec, rateWindowMs: o.rateWindowMs },
       maxBatch: o.maxBatch, goldenTolerance: o.goldenTolerance, now: this.#now,
-      onInstalled: (i) => { this.#log.info({ bundleId: i.bundleId, name: i.name, version: i.version }, 'model installed'); this.emit('installed', i); },
-      onRejected: (r) => { this.#log.warn({ code: r.code, phase: r.phase, bundleId: r.bundleId }, r.message); this.emit('rejected', r); },
+      onInstalled: (i) => { this.#log.info({ bundleId: i.bundleId, name: i.name, version: i.version }, 'model installed'); this.#metrics?.installed(i.bundleId, this.#now()); this.emit('installed', i); },
+      onRejected: (r) => { this.#log.warn({ code: r.code, phase: r.phase, bundleId: r.bundleId }, r.message); this.#metrics?.rejected(r, this.#now()); this.emit('rejected', r); },
       probation: { ms: o.probationMs, minRequests: o.probationMinRequests, maxErrorRate: o.probationMaxErrorRate, maxLatencyRatio: o.probationMaxLatencyRatio },
       diskReserveBytes: o.diskReserveBytes,
       ...(this.#seams.unpack ? { unpack: this.#seams.unpack } : {}),
@@ -258,6 +261,14 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (this.#bootError) reporter.event('stage-failed', { code: this.#bootError.code, ...(this.#bootError.bundleId ? { bundleId: this.#bootError.bundleId } : {}) });
 
     if (o.listen !== null) {
+      // Loaded here, not on import: an agent without its HTTP API never loads prom-client.
+      const { AgentMetrics } = await import('./agent-metrics.js');
+      this.#metrics = new AgentMetrics({
+        model: () => { const m = this.#active.current?.info; return m ? { name: m.name, version: m.version, bundleId: m.bundleId } : null; },
+        phase: () => this.#snapshot().phase,
+        telemetry: () => this.#telemetry?.status() ?? null,
+        connected: () => this.#client?.connected ?? false,
+      });
       const i = o.listen.lastIndexOf(':');
       this.#http = new HttpApi(this, {
         maxBodyBytes: o.maxBodyBytes, server: { name: 'fleetcast-agent', version: AGENT_VERSION },
@@ -346,15 +357,19 @@ class FleetcastAgent extends EventEmitter implements Agent {
    * AGENT_ERR_BUSY at once rather than queued without bound.
    */
   async #admit<T>(fn: () => Promise<T>): Promise<T> {
+    this.#metrics?.request();
     if (this.#predicting >= this.options.maxConcurrentPredictions) {
       this.#stats.noteCode('AGENT_ERR_BUSY');
+      this.#metrics?.failure('AGENT_ERR_BUSY');
       throw agentError('AGENT_ERR_BUSY', `${this.#predicting} predictions running, limit ${this.options.maxConcurrentPredictions}`);
     }
     this.#predicting++;
     try {
       return await fn();
     } catch (e) {
-      this.#stats.noteCode(errorCode(e));
+      const code = errorCode(e);
+      this.#stats.noteCode(code);
+      this.#metrics?.failure(code);
       throw e;
     } finally {
       this.#predicting--;
@@ -364,6 +379,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
   /** One model outcome: the status page's stats and the probation window. */
   #observe(bundleId: string, latencyMs: number, failed: boolean): void {
     this.#stats.record({ bundleId, latencyMs, failed });
+    this.#metrics?.latency(latencyMs);
     this.#installer?.observePredict(bundleId, latencyMs, failed);
   }
 
@@ -434,6 +450,12 @@ class FleetcastAgent extends EventEmitter implements Agent {
       probation: this.#installer?.probation ?? null,
       predictions: { running: this.#predicting, requests: this.#stats.requests, errors: this.#stats.errors, busy: this.#stats.busy, recent: this.#stats.summary(), lastCodes: [...this.#stats.lastCodes] },
     };
+  }
+
+  /** GET /metrics: Prometheus text (agent/agent-metrics.ts). */
+  metrics(): Promise<string> {
+    if (!this.#metrics) throw agentError('AGENT_ERR_NOT_FOUND', 'GET /metrics (the agent has no HTTP API)');
+    return this.#metrics.text();
   }
 
   /** The local status page (GET /): server-rendered, works with JavaScript off. */

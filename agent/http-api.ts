@@ -20,6 +20,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { TensorSpec } from '../protocol/manifest.js';
 import { isFleetcastError, type FleetcastError } from '../protocol/errors.js';
+import { METRICS_CONTENT_TYPE } from '../protocol/metrics-exposition.js';
 import { agentError } from './errors.js';
 import { checkModel, encodeInferResponse, modelMetadata, parseInferRequest, type InferRequest } from './infer-v2.js';
 import { RequestGuard, requireMediaType, type GuardOptions } from './request-guard.js';
@@ -39,6 +40,8 @@ export interface PredictService {
   status(): unknown;
   /** GET /: the local status page (HTML). */
   statusPage?(): string;
+  /** GET /metrics: Prometheus text format (agent/agent-metrics.ts). */
+  metrics?(): Promise<string>;
 }
 
 export interface HttpApiOptions extends GuardOptions {
@@ -57,7 +60,7 @@ export interface Route {
   path: RegExp;
   methods: readonly string[];
   style: Style;
-  /** Needs the bearer token when apiTokenFile is set: the endpoints that run the model. */
+  /** Needs the bearer token when apiTokenFile is set: the endpoints that run the model, and /metrics. */
   token: boolean;
   /** Media types the body must have; absent = the route reads no body. */
   body?: readonly string[];
@@ -114,6 +117,8 @@ export class HttpApi {
       route({ pattern: '/v1/predict', methods: ['POST'], style: 'v1', token: true, body: JSON_BODY, handle: async (c) => send(c.res, 200, await svc.predict(parseJson(c.body))) }),
       route({ pattern: '/v1/status', methods: READ, style: 'v1', token: false, handle: (c) => send(c.res, 200, svc.status()) }),
       route({ pattern: '/', methods: READ, style: 'v1', token: false, handle: (c) => this.#statusPage(c) }),
+      // Behind the token when there is one: a Prometheus scraping a device sends it (authorization.credentials_file).
+      route({ pattern: '/metrics', methods: READ, style: 'v1', token: true, handle: (c) => this.#metrics(c) }),
       // required_api.md "Health": 200 = true, 4xx = false, empty body.
       route({ pattern: '/v2/health/live', methods: READ, style: 'v2', token: false, handle: (c) => sendRaw(c.res, 200, EMPTY, {}) }),
       route({ pattern: '/v2/health/ready', methods: READ, style: 'v2', token: false, handle: (c) => sendRaw(c.res, svc.served() ? 200 : 400, EMPTY, {}) }),
@@ -137,6 +142,12 @@ export class HttpApi {
     const html = this.#svc.statusPage();
     c.res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html), 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
     c.res.end(c.req.method === 'HEAD' ? undefined : html);
+  }
+
+  async #metrics(c: Call): Promise<void> {
+    if (!this.#svc.metrics) throw agentError('AGENT_ERR_NOT_FOUND', `${c.req.method} /metrics`);
+    // For HEAD, node sends the headers (Content-Length included) and drops the body.
+    sendRaw(c.res, 200, Buffer.from(await this.#svc.metrics()), { 'content-type': METRICS_CONTENT_TYPE });
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -25,6 +25,7 @@ import { installGuard } from './auth/guard.js';
 import { registerTokenRoutes } from './auth/routes.js';
 import { TokenStore } from './auth/tokens.js';
 import { Rollouts } from './rollouts/rollouts.js';
+import { ACTIVE_STATES, type RolloutRow } from './rollouts/rollout-store.js';
 import { registerRolloutRoutes } from './rollouts/routes.js';
 import { registerTranslogRoutes } from './translog/routes.js';
 import { startTranslog, type TranslogService } from './translog/service.js';
@@ -37,6 +38,8 @@ import { registerDriftReader } from './rollouts/gate-inputs.js';
 import { TelemetryService } from './telemetry/service.js';
 import { DebugControl } from './debug/debug-control.js';
 import { registerDebugRoutes } from './debug/routes.js';
+import { HubMetrics } from './metrics/hub-metrics.js';
+import { registerMetricsRoutes, startMetricsServer } from './metrics/routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -68,6 +71,9 @@ export interface Hub {
   readonly events: DeviceEvents;
   /** Every API route with the access its registration declared (hub/auth/guard.ts). */
   routes(): RouteAccess[];
+  /** Prometheus metrics (hub/metrics/), served on GET /metrics (auditor token) and, with metricsPort, at metricsUrl without one. */
+  readonly metrics: HubMetrics;
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -143,9 +149,13 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     // The link is created after the chunk server, which publishes through it.
     let link: MqttLink | undefined;
+    let metrics: HubMetrics | undefined;
     const publish = (topic: string, payload: Buffer, retain: boolean) => {
       if (!link) return Promise.reject(hubError('HUB_ERR_BROKER_UNREACHABLE', 'not connected yet'));
-      return link.publish(topic, payload, { qos: 1, retain });
+      return link.publish(topic, payload, { qos: 1, retain }).then(
+        () => { metrics?.published(topic, true); },
+        (e: unknown) => { metrics?.published(topic, false); throw e; },
+      );
     };
     const transfer = new ChunkServer({
       quietMs: options.chunkQuietMs,
@@ -180,6 +190,12 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     });
     const theLink = link;
     stops.push(() => theLink.close());
+    metrics = new HubMetrics({
+      store, link: theLink, telemetry, transfer, events, now, onlineWindowMs: options.onlineWindowMs,
+      // Read only at scrape time, once the API listens: rollouts exists by then.
+      activeRollouts: (): RolloutRow[] => rollouts.store.inStates(ACTIVE_STATES),
+    });
+    const theMetrics: HubMetrics = metrics;
     // Reports refused in an ingest worker are counted with the link's other refusals.
     telemetry.onRefused = (code, n) => { theLink.stats.rejected[code] = (theLink.stats.rejected[code] ?? 0) + n; };
     // Stopped before the link: its last publishes still need it.
@@ -187,7 +203,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
 
     const assigner = new Assigner({
       store, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
-      publish: (t, p) => publish(t, p, true),
+      publish: (t, p) => publish(t, p, true).then(() => theMetrics.assignmentSent()),
       onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
     stops.push(() => assigner.close());
@@ -223,9 +239,10 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     if (tokenFile) logger.warn({ tokenFile }, 'first start: wrote an admin API token (mode 0600); use it to create operator and auditor tokens');
     installGuard(api, tokens);
     registerTokenRoutes(api, tokens, now);
-    const rollouts = new Rollouts({ store, assigner, now, logger });
+    const rollouts: Rollouts = new Rollouts({ store, assigner, now, logger });
     stops.push(() => rollouts.close());
     registerRolloutRoutes(api, rollouts);
+    registerMetricsRoutes(api, theMetrics);
     rollouts.engine.start(options.rolloutTickMs);
     registerTranslogRoutes(api as never, { log: translog.log, events, roots: () => translog.roots });
     events.start();
@@ -240,13 +257,20 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       throw hubError('HUB_ERR_LISTEN', `HTTP API cannot listen on ${httpHost}:${options.httpPort}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const port = (api.server.address() as { port: number }).port;
+    let metricsUrl: string | undefined;
+    if (options.metricsPort !== undefined) {
+      const m = await startMetricsServer({ host: options.metricsHost ?? options.host, port: options.metricsPort, metrics: theMetrics, logger, ...(httpTls ? { tls: httpTls } : {}) });
+      stops.push(() => m.close());
+      metricsUrl = m.url;
+    }
     const httpUrl = `${httpTls ? 'https' : 'http'}://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${port}`;
-    logger.info({ httpUrl, mqttUrl, embeddedBroker: broker !== undefined }, 'hub started');
+    logger.info({ httpUrl, mqttUrl, metricsUrl, embeddedBroker: broker !== undefined }, 'hub started');
 
     let closing: Promise<void> | undefined;
     return {
       httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug, events,
       routes: () => routeTable(api),
+      metrics: theMetrics, metricsUrl,
       close() {
         closing ??= stopAll().then(() => logger.info('hub stopped'));
         return closing;

@@ -31,6 +31,14 @@ export const hubOptionsSchema = obj({
   /** Embedded broker port; 0 lets the OS pick a free one (tests). Ignored with brokerUrl. */
   mqttPort: port(1883),
   httpPort: port(8080),
+  /**
+   * A listener of its own for GET /metrics alone, WITHOUT a token (on the API, /metrics needs an auditor token):
+   * for a Prometheus on a monitoring network. Off unless metricsPort is given; metricsHost defaults to `host`.
+   */
+  metricsHost: optional(str({ min: 1, max: 255 })),
+  metricsPort: optional(int({ min: 0, max: 65_535 })),
+  /** /metrics counts a device as online while its last state report (agents send one per heartbeat, 60 s by default) is at most this old. */
+  onlineWindowMs: ms(180_000, 1_000),
   /** An external broker (mqtt://host:port); then no embedded broker is started. */
   brokerUrl: optional(str({ pattern: /^mqtts?:\/\/[^\s/]+(:[0-9]{1,5})?\/?$/, max: 512 })),
   /** MQTT client id of the hub; a fixed id with a persistent session keeps device events queued while the hub restarts. */
@@ -85,7 +93,7 @@ export const hubOptionsSchema = obj({
 export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions> };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
-type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey';
+type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey' | 'metricsHost' | 'metricsPort';
 export type HubOptions = Readonly<Required<Omit<Parsed, OptionalKeys>> & Pick<Parsed, OptionalKeys>>;
 
 /** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */

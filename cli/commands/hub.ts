@@ -10,7 +10,7 @@ import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli, refuseSecretFlag, secretFrom } from '../args.js';
 
-const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]';
+const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -23,6 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     host: { type: 'string' }, 'http-host': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'http-tls-cert': { type: 'string' }, 'http-tls-key': { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
     'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-password-file': { type: 'string' }, 'mqtt-ca': { type: 'string' },
     'max-debug-devices': { type: 'string' }, 'ingest-workers': { type: 'string' }, telemetry: { type: 'string' },
+    'metrics-host': { type: 'string' }, 'metrics-port': { type: 'string' },
   }, USAGE);
   if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
   const input: Record<string, unknown> = { dataDir: need(values.data, '--data', USAGE), keysDir: need(values.keys, '--keys', USAGE) };
@@ -31,6 +32,9 @@ export async function run(argv: string[]): Promise<number> {
   if (values['http-port'] !== undefined) input.httpPort = port(values['http-port']);
   if (values.broker !== undefined) input.brokerUrl = values.broker;
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
+  // Prometheus: a token-free listener for /metrics alone (hub/metrics/routes.ts).
+  if (values['metrics-port'] !== undefined) input.metricsPort = port(values['metrics-port']);
+  if (values['metrics-host'] !== undefined) input.metricsHost = values['metrics-host'];
   // Issue #5: devices in operator debug raw sampling at once.
   if (values['max-debug-devices'] !== undefined) input.maxDebugDevices = port(values['max-debug-devices']);
   // Issue #5: telemetry and drift options (hub/telemetry/options.ts: buckets, retention, thresholds, webhook,
@@ -51,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   const logger = pino({ level: /^(fatal|error|warn|info|debug|trace|silent)$/.test(level) ? level : 'info', base: { component: 'fleetcast-hub' } }, pino.destination(2));
   const hub = await startHub(input as HubOptionsInput, { logger });
   process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}${hub.broker && hub.options.insecureDemo ? ' INSECURE DEMO: anonymous clients allowed, no ACL' : ''}\n`);
+  if (hub.metricsUrl) process.stdout.write(`fleetcast hub: metrics ${hub.metricsUrl} (no token)\n`);
   // Bootstrap (issue #3): the first start writes an admin API token here (mode 0600); FLEETCAST_TOKEN_FILE can point at it.
   const tokenFile = join(hub.options.dataDir, BOOTSTRAP_FILE);
   if (existsSync(tokenFile)) process.stdout.write(`fleetcast hub: admin token in ${tokenFile}\n`);

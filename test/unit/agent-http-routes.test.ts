@@ -1,8 +1,8 @@
 /**
  * The local API's route table, walked route by route (the table is data that
  * code and tests both read): every route refuses a DNS-rebinding Host and a
- * cross-origin Origin, every route that runs the model refuses a request
- * without the bearer token, and every route with a body refuses a
+ * cross-origin Origin, every route that runs the model (and /metrics)
+ * refuses a request without the bearer token, and every route with a body refuses a
  * CORS-safelisted Content-Type — all before the service is called. The
  * service here is a recording stub (the seam): what is checked is that the
  * HTTP layer never reaches it.
@@ -19,6 +19,7 @@ const svc: PredictService = {
   served: () => { calls.push('served'); return { name: 'm', version: 1, inputs: [], outputs: [] }; },
   status: () => { calls.push('status'); return {}; },
   statusPage: () => { calls.push('statusPage'); return '<p>'; },
+  metrics: async () => { calls.push('metrics'); return ''; },
 };
 const api = new HttpApi(svc, { maxBodyBytes: 4096, apiToken: TOKEN, listenHost: '127.0.0.1' });
 let port = 0;
@@ -47,9 +48,9 @@ function call(method: string, path: string, headers: Record<string, string>, bod
 const paths = (pattern: string) => [...new Set([pattern.replace(/\[[^\]]*\]/g, ''), pattern.replace(/[[\]]/g, '')])].map((p) => p.replace(/\{[a-z]+\}/g, 'm'));
 
 describe('agent HTTP route table', () => {
-  it('has the routes the README lists, and model-running routes need the token', () => {
+  it('has the routes the README lists, and model-running routes and /metrics need the token', () => {
     expect(api.routes.map((r) => `${r.methods.join('|')} ${r.pattern}${r.token ? ' (token)' : ''}`)).toEqual([
-      'POST /v1/predict (token)', 'GET|HEAD /v1/status', 'GET|HEAD /',
+      'POST /v1/predict (token)', 'GET|HEAD /v1/status', 'GET|HEAD /', 'GET|HEAD /metrics (token)',
       'GET|HEAD /v2/health/live', 'GET|HEAD /v2/health/ready', 'GET|HEAD /v2',
       'GET|HEAD /v2/models/{name}[/versions/{version}]', 'GET|HEAD /v2/models/{name}[/versions/{version}]/ready',
       'POST /v2/models/{name}[/versions/{version}]/infer (token)',
