@@ -27,7 +27,7 @@ import { parseCli } from './args.js';
 import { runMain } from './main.js';
 
 const USAGE = 'fleetcast-agent --broker URL --device-id ID --data DIR --root root.json [--listen 127.0.0.1:9090] [--runtime node|wasm] [--config options.json]\n'
-  + '  [--log-level fatal|error|warn|info|debug|trace|silent] [--log-format json|pretty] [--quiet (= --log-level warn)]\n'
+  + '  [--log-level fatal|error|warn|info|debug|trace|silent] [--log-format json|pretty] [--quiet (warnings, errors and start/install/stop records only)]\n'
   + '  (every option may also come from the JSON config file or a FLEETCAST_AGENT_* variable; flags win, then variables, then the file;\n'
   + '   all options, their defaults, ranges and variables: docs/agent-config.md)';
 
@@ -76,8 +76,11 @@ runMain(async (argv) => {
     throw asConfigError(e);
   }
   const log = makeLogger(o.logLevel, o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'));
+  // --quiet (warnings and errors only) keeps the lifecycle records (started, installed, stopping):
+  // supervisors and scripts wait for "started"; an explicit --log-level is taken as given.
+  const life = values.quiet && values['log-level'] === undefined ? log.child({}, { level: 'info' }) : log;
   const agent = createAgent(o, { log });
-  agent.on('installed', (m) => log.info({ event: 'installed', bundleId: m.bundleId, name: m.name, version: m.version, counter: m.counter }, `installed ${m.name} v${m.version} (${m.bundleId.slice(0, 12)}…)`));
+  agent.on('installed', (m) => life.info({ event: 'installed', bundleId: m.bundleId, name: m.name, version: m.version, counter: m.counter }, `installed ${m.name} v${m.version} (${m.bundleId.slice(0, 12)}…)`));
   try {
     await agent.start();
   } catch (e) {
@@ -86,7 +89,7 @@ runMain(async (argv) => {
   }
   const a = agent.address;
   const predictApi = a ? `http://${a.host}:${a.port}` : null;
-  log.info({ event: 'started', deviceId: o.deviceId, predictApi, runtime: agent.status().runtime }, `${o.deviceId} started${predictApi ? `, predict API ${predictApi}` : ''}, runtime ${agent.status().runtime}`);
+  life.info({ event: 'started', deviceId: o.deviceId, predictApi, runtime: agent.status().runtime }, `${o.deviceId} started${predictApi ? `, predict API ${predictApi}` : ''}, runtime ${agent.status().runtime}`);
   // Offline and without --listen nothing else holds the event loop open: keep the daemon alive until a signal.
   const keepAlive = setInterval(() => {}, 1 << 30);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -94,7 +97,7 @@ runMain(async (argv) => {
     process.once('SIGTERM', resolve);
   });
   clearInterval(keepAlive);
-  log.info({ event: 'stopping', signal }, `${signal}, stopping`);
+  life.info({ event: 'stopping', signal }, `${signal}, stopping`);
   await agent.stop();
   return 0;
 });

@@ -105,13 +105,20 @@ describe('fleetcast-agent log (compiled)', () => {
     expect(p.io.stderr).toBe('');
   }, 90_000);
 
-  it('--log-format pretty writes one readable line per record; --log-level warn drops info', async () => {
+  it('--log-format pretty writes one readable line per record; --quiet keeps only lifecycle records; --log-level warn drops info', async () => {
     const p = spawnAgent(entry, [...base(), '--listen', '127.0.0.1:0', '--log-format', 'pretty']);
     await waitFor(() => /predict API http:\/\/127\.0\.0\.1:\d+/.test(p.io.stdout), `started line (stderr: ${p.io.stderr.slice(-300)})`, 60_000);
     p.child.kill('SIGTERM');
     expect((await p.exit).code).toBe(0);
     expect(p.io.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  fleetcast-agent: op-1 started, predict API http:\/\/127\.0\.0\.1:\d+, runtime \S+ event=started/m);
     expect(p.io.stdout).toMatch(/ INFO  fleetcast-agent: SIGTERM, stopping event=stopping signal=SIGTERM$/m);
+    // --quiet keeps only warnings, errors and the lifecycle records that scripts wait for.
+    const q = spawnAgent(entry, [...base(), '--listen', '127.0.0.1:0', '--quiet']);
+    await waitFor(() => /"event":"started"/.test(q.io.stdout), `started record with --quiet (stderr: ${q.io.stderr.slice(-300)})`, 60_000);
+    q.child.kill('SIGTERM');
+    expect((await q.exit).code).toBe(0);
+    const qLines = q.io.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; event?: string });
+    expect(qLines.filter((l) => l.level === 'info').map((l) => l.event)).toEqual(['started', 'stopping']);
     // At warn, the broker it cannot reach is logged (warn) and started/info records are not. The listen
     // socket answering and two reconnect warnings mean start-up finished well before the kill.
     const port = await freePort();
