@@ -3,11 +3,14 @@
  * own process (so its signing, SQLite and MQTT work does not run on the event
  * loop being measured, as on a device), one in-process agent, two published
  * versions of a model, and a deploy helper that swaps the agent to a version
- * and waits until it is committed.
+ * and waits until it is committed. Deploy requests go out from a worker thread
+ * (bench/deploy-worker.ts), so the operator's HTTP calls do not run on the
+ * agent's event loop.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { createAgent, type Agent } from '../agent/agent.js';
@@ -55,6 +58,18 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   const api = new HubClient(hub.httpUrl, readAdminToken(hubDir));
   while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
   for (const p of paths) await api.publish(p);
+  const deployer = new Worker(new URL('./deploy-worker.js', import.meta.url), { workerData: { url: hub.httpUrl, token: readAdminToken(hubDir) } });
+  let nextId = 0;
+  const deploy = (version: number) => new Promise<void>((resolve, reject) => {
+    const id = nextId++;
+    const on = (m: { id: number; ok: boolean; error?: string }) => {
+      if (m.id !== id) return;
+      deployer.off('message', on);
+      if (m.ok) resolve(); else reject(new Error(`deploy v${version}: ${m.error}`));
+    };
+    deployer.on('message', on);
+    deployer.postMessage({ id, name: 'bench', version, devices: ['bench-1'] });
+  });
   const swapTo = async (v: number) => {
     // Wait for the agent's 'installed' event (emitted on commit) rather than polling status():
     // status() summarises the predict stats, and calling it every few ms would add work to the
@@ -63,7 +78,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
       const on = (m: { version: number }) => { if (m.version === v) { agent.off('installed', on); resolve(); } };
       agent.on('installed', on);
     });
-    await api.deploy({ name: 'bench', version: v, devices: ['bench-1'] });
+    await deploy(v);
     await committed;
     await agent.idle();
   };
@@ -71,6 +86,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
     dir, rootPath: keys.rootPath, agent, swapTo,
     async close() {
       await agent.stop();
+      await deployer.terminate();
       child.kill('SIGTERM');
       await new Promise((r) => { if (child.exitCode !== null) r(null); else child.once('exit', r); });
     },
