@@ -3,9 +3,9 @@
  * own process (so its signing, SQLite and MQTT work does not run on the event
  * loop being measured, as on a device), one in-process agent, two published
  * versions of a model, and a deploy helper that swaps the agent to a version
- * and waits until it is committed. Deploy requests go out from a worker thread
- * (bench/deploy-worker.ts), so the operator's HTTP calls do not run on the
- * agent's event loop.
+ * and waits until it is committed. Deploy requests can go out from a worker
+ * thread (bench/deploy-worker.ts), so the operator's HTTP calls do not run on
+ * the agent's event loop.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -30,7 +30,11 @@ export interface AgentFleet {
   close(): Promise<void>;
 }
 
-export async function agentFleet(name: string, agentOptions: Record<string, unknown> = {}): Promise<AgentFleet> {
+/**
+ * `deployFromWorker`: send deploys from a worker thread (agent-swap, which measures latency on this
+ * loop); agent-rss keeps them on the main thread, since a worker's own heap would count in its RSS.
+ */
+export async function agentFleet(name: string, agentOptions: Record<string, unknown> = {}, opts: { deployFromWorker?: boolean } = {}): Promise<AgentFleet> {
   const dir = benchDir(name);
   const keys = initKeys(join(dir, 'keys'));
   const paths: string[] = [];
@@ -58,9 +62,9 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   const api = new HubClient(hub.httpUrl, readAdminToken(hubDir));
   while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
   for (const p of paths) await api.publish(p);
-  const deployer = new Worker(new URL('./deploy-worker.js', import.meta.url), { workerData: { url: hub.httpUrl, token: readAdminToken(hubDir) } });
+  const deployer = opts.deployFromWorker ? new Worker(new URL('./deploy-worker.js', import.meta.url), { workerData: { url: hub.httpUrl, token: readAdminToken(hubDir) } }) : null;
   let nextId = 0;
-  const deploy = (version: number) => new Promise<void>((resolve, reject) => {
+  const deploy = (version: number) => (!deployer ? api.deploy({ name: 'bench', version, devices: ['bench-1'] }).then(() => {}) : new Promise<void>((resolve, reject) => {
     const id = nextId++;
     const on = (m: { id: number; ok: boolean; error?: string }) => {
       if (m.id !== id) return;
@@ -69,7 +73,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
     };
     deployer.on('message', on);
     deployer.postMessage({ id, name: 'bench', version, devices: ['bench-1'] });
-  });
+  }));
   const swapTo = async (v: number) => {
     // Wait for the agent's 'installed' event (emitted on commit) rather than polling status():
     // status() summarises the predict stats, and calling it every few ms would add work to the
@@ -86,7 +90,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
     dir, rootPath: keys.rootPath, agent, swapTo,
     async close() {
       await agent.stop();
-      await deployer.terminate();
+      await deployer?.terminate();
       child.kill('SIGTERM');
       await new Promise((r) => { if (child.exitCode !== null) r(null); else child.once('exit', r); });
     },

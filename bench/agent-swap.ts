@@ -17,7 +17,7 @@ const CLIENTS = 4;
 const SWAPS = 20;
 
 export async function benchAgentSwap(): Promise<BenchResult> {
-  const fleet = await agentFleet('swap');
+  const fleet = await agentFleet('swap', {}, { deployFromWorker: true });
   const { agent } = fleet;
   try {
     await fleet.swapTo(1);
