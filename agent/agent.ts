@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { errorCode } from '../protocol/errors.js';
+import { errorCode, isFleetcastError, protocolError } from '../protocol/errors.js';
 import type { StateReport } from '../protocol/messages.js';
 import { parseTopic, topics } from '../protocol/topics.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
@@ -192,7 +192,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
         // or re-signed by the hub for this root): subscribing again makes the broker send it again [MQTT-3.8.4-3].
         this.#client?.subscribe(topics.assign(o.deviceId)).catch(() => { /* renewed on the next connection */ });
       },
-    }, provisioned));
+    }, provisioned).catch((e: unknown) => { throw dataDirError(o.dataDir, e); }));
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
     const stale = await removeStaleTemps(o.dataDir).catch(() => 0);
@@ -210,7 +210,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
       })).boots * BOOT_SEQ_SPAN;
     } catch (e) {
       // A full disk must not stop the device from serving the model it has: boot on, say so, report it once connected.
-      if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw e;
+      // The first write into the data folder: a folder the agent cannot write fails here, named.
+      if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw dataDirError(o.dataDir, e);
       // The boot count cannot be saved, so every boot until space is freed gets the same count: place this one further
       // into that count's range the later it starts (10 per second since the state was last saved), above the last such boot.
       const saved = (await stat(join(o.dataDir, 'state.json')).catch(() => null))?.mtimeMs ?? this.#now();
@@ -279,7 +280,11 @@ class FleetcastAgent extends EventEmitter implements Agent {
       try {
         this.#address = await this.#http.listen(o.listen.slice(0, i), Number(o.listen.slice(i + 1)));
       } catch (e) {
-        throw agentError('AGENT_ERR_LISTEN', `${o.listen}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        const errno = (e as NodeJS.ErrnoException).code;
+        // An address that can never work here (bad port, not this host's, privileged) is configuration;
+        // one in use may free up, so it stays a runtime failure that systemd retries.
+        if (errno !== undefined && LISTEN_CONFIG_ERRNOS.has(errno)) throw protocolError('PROTO_ERR_INVALID_OPTION', `listen ${o.listen}: ${errno}; choose an address of this host and a port in 1-65535 the agent user may bind`);
+        throw agentError('AGENT_ERR_LISTEN', `${o.listen}: ${errno ?? (e as Error).message}`);
       }
     }
     if (client) {
@@ -558,7 +563,23 @@ export async function readRoot(path: string): Promise<TrustedRoot> {
   }
   // An expired root must not stop a device from serving what it already runs; the
   // installer refuses new assignments instead (AGENT_ERR_ROOT_EXPIRED).
-  return loadRootText(text, { allowExpired: true });
+  try {
+    return loadRootText(text, { allowExpired: true });
+  } catch (e) {
+    // A root that does not verify (bad signature, threshold not met) is a provisioning fault like one
+    // that does not parse: one code, so the CLI exits "configuration error" for all of them.
+    if (isFleetcastError(e) && e.code === 'SIGN_ERR_BAD_ROOT') throw e;
+    throw signingError('SIGN_ERR_BAD_ROOT', `${path} does not verify: ${errorCode(e)}: ${(e as Error).message}`, { cause: errorCode(e) });
+  }
+}
+
+const LISTEN_CONFIG_ERRNOS = new Set(['ERR_SOCKET_BAD_PORT', 'EADDRNOTAVAIL', 'EACCES', 'ENOTFOUND']);
+
+/** A data folder the agent may not write (wrong owner, read-only mount, a file in the way) is configuration. */
+const DATA_DIR_ERRNOS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ELOOP', 'ENAMETOOLONG']);
+function dataDirError(dataDir: string, e: unknown): unknown {
+  const errno = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof errno === 'string' && DATA_DIR_ERRNOS.has(errno) ? agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${errno} (${(e as Error).message})`) : e;
 }
 
 function defaultConnect(log: AgentLog) {

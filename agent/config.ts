@@ -9,7 +9,7 @@
  * variable named, before the schema sees it.
  */
 import { readFileSync } from 'node:fs';
-import { FleetcastError } from '../protocol/errors.js';
+import { FleetcastError, isFleetcastError } from '../protocol/errors.js';
 import { agentOptionsSchema } from './options.js';
 
 export const ENV_PREFIX = 'FLEETCAST_AGENT_';
@@ -75,4 +75,17 @@ export function mergeAgentConfig(sources: { file?: string; env: Readonly<Record<
     ...optionsFromEnv(sources.env),
     ...Object.fromEntries(Object.entries(sources.flags).filter(([, v]) => v !== undefined)),
   };
+}
+
+/**
+ * Codes that mean "this device is configured wrong": a bad or unknown option, a
+ * root.json that is missing, unreadable or does not verify, a data folder the
+ * agent cannot create or write. Restarting cannot fix them, so the daemon exits 2
+ * (the systemd unit's RestartPreventExitStatus=2); anything else exits 1 and is
+ * restarted.
+ */
+export const CONFIG_ERROR_CODES: ReadonlySet<string> = new Set(['PROTO_ERR_INVALID_OPTION', 'PROTO_ERR_UNKNOWN_OPTION', 'SIGN_ERR_BAD_ROOT', 'AGENT_ERR_DATA_DIR']);
+
+export function isConfigError(e: unknown): e is FleetcastError {
+  return isFleetcastError(e) && CONFIG_ERROR_CODES.has(e.code);
 }

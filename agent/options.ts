@@ -4,15 +4,18 @@
  * defaults live here only; the result is frozen.
  */
 import { arr, int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '../protocol/schema.js';
+import { LOG_FORMATS, LOG_LEVELS } from '../protocol/log-format.js';
 import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema } from './telemetry/collector.js';
 
 const MiB = 1024 * 1024;
 
 export const agentOptionsSchema = obj({
+  /** This device's id: its MQTT client id and topic segment (`fc/v1/dev/<deviceId>/…`); the hub enrolls it under this name. */
   deviceId: str({ pattern: DEVICE_ID_PATTERN }),
-  /** mqtt://host:port; null runs offline (serves the installed model only). */
-  brokerUrl: withDefault(nullable(str({ min: 1, max: 2048 })), null),
+  /** mqtt://host:port (also mqtts://, ws://, wss://); null runs offline (serves the installed model only). */
+  brokerUrl: withDefault(nullable(str({ min: 1, max: 2048, pattern: /^(mqtts?|tcp|tls|ssl|wss?):\/\/\S+$/ })), null),
+  /** Data folder (mode 0700, owned by the agent user): state, staged and installed models, trust state. Created if missing. */
   dataDir: str({ min: 1, max: 4096 }),
   /** Path of the provisioned root.json (the trust anchor). */
   rootPath: str({ min: 1, max: 4096 }),
@@ -24,6 +27,7 @@ export const agentOptionsSchema = obj({
   maxFetchAttempts: withDefault(int({ min: 1, max: 1000 }), 8),
   /** Slow retrieval (TUF threat model, issue #6): a fetch that receives fewer bytes than this per second, averaged over rateWindowMs while connected, is abandoned (AGENT_ERR_FETCH_SLOW). 0 turns it off. */
   minTransferBytesPerSec: withDefault(int({ min: 0, max: 1024 * MiB }), 256),
+  /** Window over which minTransferBytesPerSec is averaged. */
   rateWindowMs: withDefault(int({ min: 100, max: 3_600_000 }), 60_000),
   /** Upper bound of the exponential backoff between re-requests. */
   maxBackoffMs: withDefault(int({ min: 10, max: 3_600_000 }), 60_000),
@@ -38,14 +42,19 @@ export const agentOptionsSchema = obj({
   allowedOrigins: withDefault(arr(str({ min: 1, max: 2048, pattern: /^https?:\/\/[^\s/]+$/ }), { max: 64 }), []),
   /** File holding a bearer token the predict endpoints require (never on argv, where `ps` shows it); unset = no token. */
   apiTokenFile: optional(str({ min: 1, max: 4096 })),
+  /** Largest predict request body; bigger ones are answered 413 AGENT_ERR_BODY_TOO_LARGE. */
   maxBodyBytes: withDefault(int({ min: 256, max: 1024 * MiB }), MiB),
+  /** Largest decompressed model this device accepts; a bigger bundle is refused before it is fetched (AGENT_ERR_MODEL_TOO_LARGE). */
   maxRawModelBytes: withDefault(int({ min: 1, max: 64 * 1024 * MiB }), 1024 * MiB),
+  /** Most rows in one predict request (AGENT_ERR_BATCH_TOO_LARGE beyond). */
   maxBatch: withDefault(int({ min: 1, max: 1_000_000 }), 1024),
   /** Retained state report at least this often (0 = only on changes). */
   heartbeatMs: withDefault(int({ min: 0, max: 86_400_000 }), 60_000),
   /** Free-form facts the hub may target rollouts by (hardware, site, …). */
   capabilities: withDefault(record(json(), { maxKeys: 64 }), {}),
+  /** MQTT credential of this device (from `fleetcast device enroll`); keep it in the config file (mode 0600), not on the command line. */
   mqttUsername: optional(str({ max: 1024 })),
+  /** MQTT password paired with mqttUsername (from `fleetcast device enroll`). */
   mqttPassword: optional(str({ max: 4096 })),
   /** A file holding the MQTT password (systemd LoadCredential=, a secret mount), read again before every connection attempt: re-enrol the device, write the new secret there, and the agent logs in with it at its next attempt, no restart. Wins over mqttPassword. */
   mqttPasswordFile: optional(str({ min: 1, max: 4096 })),
@@ -53,10 +62,13 @@ export const agentOptionsSchema = obj({
   mqttCaPath: optional(str({ min: 1, max: 4096 })),
   /** First wait after a lost or failed connection; each further failure doubles it (half of it jittered) up to reconnectMaxMs (agent/reconnect-backoff.ts). */
   reconnectPeriodMs: withDefault(int({ min: 10, max: 600_000 }), 1_000),
+  /** Longest wait between reconnect attempts (the cap of the doubling). */
   reconnectMaxMs: withDefault(int({ min: 10, max: 3_600_000 }), 60_000),
   /** The same after a refused login (AGENT_ERR_BROKER_AUTH), slower: a wrong credential does not fix itself in a second. */
   loginRetryMs: withDefault(int({ min: 10, max: 3_600_000 }), 30_000),
+  /** Longest wait between attempts after refused logins. */
   loginRetryMaxMs: withDefault(int({ min: 10, max: 86_400_000 }), 900_000),
+  /** How long one MQTT connect attempt may take. */
   connectTimeoutMs: withDefault(int({ min: 100, max: 600_000 }), 10_000),
   /** Golden-case tolerance when the manifest gives none (absolute + relative). */
   goldenTolerance: withDefault(num({ min: 0 }), 1e-4),
@@ -81,13 +93,17 @@ export const agentOptionsSchema = obj({
   probationMaxLatencyRatio: withDefault(num({ min: 1 }), 3),
   /** Boots into the same unfinished install before the agent gives up on that bundle (AGENT_ERR_CRASH_LOOP). */
   maxInstallRecoveries: withDefault(int({ min: 1, max: 1000 }), 3),
+  /** Least severe log level written (the daemon's log on stdout; `silent` writes none). */
+  logLevel: withDefault(str({ enum: LOG_LEVELS }), 'info'),
+  /** `json`: one JSON object per line (for journald and log shippers); `pretty`: one readable line each. Unset: pretty when stdout is a terminal, else json. */
+  logFormat: optional(str({ enum: LOG_FORMATS })),
   /** Sampled telemetry: window, sampling rate, offline buffer, debug raw rows (agent/telemetry/collector.ts). */
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
 });
 
 type Parsed = Infer<typeof agentOptionsSchema>;
 // withDefault keys come out optional in Infer; after parsing they are always present.
-export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttPasswordFile' | 'mqttCaPath' | 'apiTokenFile'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttPasswordFile' | 'mqttCaPath' | 'apiTokenFile'>>;
+export type AgentOptions = Readonly<Required<Omit<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttPasswordFile' | 'mqttCaPath' | 'apiTokenFile' | 'logFormat'>> & Pick<Parsed, 'mqttUsername' | 'mqttPassword' | 'mqttPasswordFile' | 'mqttCaPath' | 'apiTokenFile' | 'logFormat'>>;
 /** What callers pass: only the required keys, the rest defaulted. */
 export type AgentOptionsInput = Partial<AgentOptions> & Pick<AgentOptions, 'deviceId' | 'dataDir' | 'rootPath'>;
 

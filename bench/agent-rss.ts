@@ -41,7 +41,7 @@ async function idleRss(dataDir: string, rootPath: string, runtime: string): Prom
     }
     await new Promise((r) => setTimeout(r, 1500));
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-    return { rss: Number(m?.[1] ?? Number.NaN) / 1024, name: /runtime (\S+)/.exec(out)?.[1] ?? runtime };
+    return { rss: Number(m?.[1] ?? Number.NaN) / 1024, name: /"runtime":"([^"]+)"/.exec(out)?.[1] ?? runtime };
   } finally {
     child.kill('SIGKILL');
   }

@@ -3,7 +3,9 @@
  * row, against the same load with no swap (steady state), p50 and p99. Load:
  * 4 keep-alive HTTP clients on loopback, back to back; swap and steady periods
  * alternate so both see the same background load. Goal: p99 during swaps
- * ≤ 1.5× steady. Every request must succeed (a failed one fails the benchmark).
+ * ≤ 1.25× steady. Every request must succeed (a failed one fails the benchmark).
+ * The hub runs in its own, niced process (bench/agent-fleet.ts): it stands for a
+ * server elsewhere, and its work must not be what the swap periods measure.
  */
 import { Agent as HttpAgent } from 'node:http';
 import { makeInputGenerator } from '../simulator/inputs.js';
@@ -15,7 +17,7 @@ const CLIENTS = 4;
 const SWAPS = 20;
 
 export async function benchAgentSwap(): Promise<BenchResult> {
-  const fleet = await agentFleet('swap');
+  const fleet = await agentFleet('swap', {}, { deployFromWorker: true });
   const { agent } = fleet;
   try {
     await fleet.swapTo(1);
@@ -62,9 +64,9 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       name: `agent hot-swap: predict latency during ${SWAPS} swaps vs steady state (ms)`,
       ours: { p50: d.p50, p99: d.p99, requests: d.n },
       baseline: { p50: s.p50, p99: s.p99, requests: s.n },
-      ratios: [{ name: 'p99 swaps/steady', value: d.p99 / s.p99, goal: 1.5 }, { name: 'p50 swaps/steady', value: d.p50 / s.p50 }],
+      ratios: [{ name: 'p99 swaps/steady', value: d.p99 / s.p99, goal: 1.25 }, { name: 'p50 swaps/steady', value: d.p50 / s.p50 }],
       notes: [
-        `${CLIENTS} keep-alive HTTP clients back to back; ${SWAPS} swaps (deploy via the hub in its own process, assignment over MQTT) took ${(swapMs / 1000).toFixed(1)} s (after the first, the other version waits in the previous slot, so a swap is re-verify + load + smoke/golden + switch + commit); 0 failed requests`,
+        `${CLIENTS} keep-alive HTTP clients back to back; ${SWAPS} swaps (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(swapMs / 1000).toFixed(1)} s (after the first, the other version waits in the previous slot, so a swap is re-verify + load + smoke/golden + switch + commit); 0 failed requests`,
         'model MLP 17→64→2; each swap loads a new onnxruntime session on the same event loop the predictions use',
       ],
     };

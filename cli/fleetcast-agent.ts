@@ -3,35 +3,54 @@
  * `fleetcast-agent`: the device daemon, until SIGINT/SIGTERM. Thin: it parses
  * arguments, merges them over FLEETCAST_AGENT_* environment variables and an
  * optional JSON config file (agent/config.ts), and calls createAgent, which
- * validates the result once. The listen address goes to stdout (one line, easy to
- * scrape); the log goes to stderr as JSON lines, without a logging framework,
- * to keep the device footprint small.
+ * validates the result once.
+ *
+ * One log stream, on stdout: pino with the line shape the hub also writes
+ * (protocol/log-format.ts), JSON by default and one readable line per record on
+ * a terminal or with --log-format pretty. pino is what the agent package
+ * depends on anyway (DESIGN "Packages"): a hand-written logger would be a second
+ * line format to keep equal to the hub's. Status lines ("started … predict API
+ * http://…", "installed NAME vN", "SIGTERM, stopping") are log records with
+ * machine-readable keys (event, predictApi).
+ *
+ * Exit status 2 means "configuration error: restarting cannot fix it" (the
+ * systemd unit's RestartPreventExitStatus=2); any other failure exits 1 and
+ * systemd restarts the agent.
  */
-import { createAgent, type AgentLog } from '../agent/agent.js';
-import { envName, mergeAgentConfig } from '../agent/config.js';
-import { FleetcastError, isFleetcastError } from '../protocol/errors.js';
+import { pino } from 'pino';
+import { createAgent } from '../agent/agent.js';
+import { envName, isConfigError, mergeAgentConfig } from '../agent/config.js';
+import { parseAgentOptions } from '../agent/options.js';
+import { FleetcastError } from '../protocol/errors.js';
+import { logOptions, prettyLine, type LogFormat, type LogLevel } from '../protocol/log-format.js';
 import { parseCli } from './args.js';
 import { runMain } from './main.js';
 
-const USAGE = 'fleetcast-agent --broker URL --device-id ID --data DIR --root root.json [--listen 127.0.0.1:9090] [--runtime node|wasm] [--config options.json] [--quiet]\n  (every option may also come from the JSON config file or a FLEETCAST_AGENT_* variable; flags win, then variables, then the file)';
+const USAGE = 'fleetcast-agent --broker URL --device-id ID --data DIR --root root.json [--listen 127.0.0.1:9090] [--runtime node|wasm] [--config options.json]\n'
+  + '  [--log-level fatal|error|warn|info|debug|trace|silent] [--log-format json|pretty] [--quiet (warnings, errors and start/install/stop records only)]\n'
+  + '  (every option may also come from the JSON config file or a FLEETCAST_AGENT_* variable; flags win, then variables, then the file;\n'
+  + '   all options, their defaults, ranges and variables: docs/agent-config.md)';
 
-function jsonLog(quiet: boolean): AgentLog {
-  const line = (level: string) => (obj: object, msg?: string) => {
-    if (quiet && level === 'info') return;
-    const o = Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, v instanceof Error ? { message: v.message, code: (v as { code?: string }).code, stack: v.stack } : v]));
-    process.stderr.write(`${JSON.stringify({ time: Date.now(), level, component: 'fleetcast-agent', ...o, ...(msg ? { msg } : {}) })}\n`);
-  };
-  return { info: line('info'), warn: line('warn'), error: line('error') };
+/** Configuration errors exit 2 (systemd does not restart); the message carries the usage. */
+function asConfigError(e: unknown): unknown {
+  if (!isConfigError(e)) return e;
+  return new FleetcastError(e.code, `${e.message}\nusage: ${USAGE}`, 2, e.details);
 }
 
+function makeLogger(level: LogLevel, format: LogFormat) {
+  // process.stdout is synchronous for files and pipes on Linux, so a record written just before exit is not lost.
+  const out = format === 'pretty' ? { write: (line: string) => { process.stdout.write(prettyLine(line)); } } : process.stdout;
+  return pino(logOptions('fleetcast-agent', level), out);
+}
 
 runMain(async (argv) => {
   const { values, positionals } = parseCli(argv, {
     broker: { type: 'string' }, 'device-id': { type: 'string' }, data: { type: 'string' }, root: { type: 'string' },
-    listen: { type: 'string' }, runtime: { type: 'string' }, config: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    listen: { type: 'string' }, runtime: { type: 'string' }, config: { type: 'string' }, quiet: { type: 'boolean' },
+    'log-level': { type: 'string' }, 'log-format': { type: 'string' }, help: { type: 'boolean', short: 'h' },
   }, USAGE);
   if (values.help) { process.stdout.write(`usage: ${USAGE}\n`); return 0; }
-  if (positionals.length > 0) { process.stderr.write(`fleetcast-agent: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
+  if (positionals.length > 0) throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `unexpected argument ${JSON.stringify(positionals[0])}\nusage: ${USAGE}`, 2);
   // Flags win over FLEETCAST_AGENT_* variables, which win over the config file; the options
   // schema refuses unknown keys and bad types from any of them, naming the key.
   let input: Record<string, unknown>;
@@ -39,28 +58,38 @@ runMain(async (argv) => {
     input = mergeAgentConfig({
       ...(values.config !== undefined ? { file: values.config } : {}),
       env: process.env,
-      flags: { brokerUrl: values.broker, deviceId: values['device-id'], dataDir: values.data, rootPath: values.root, listen: values.listen, runtime: values.runtime },
+      flags: {
+        brokerUrl: values.broker, deviceId: values['device-id'], dataDir: values.data, rootPath: values.root, listen: values.listen, runtime: values.runtime,
+        logLevel: values['log-level'] ?? (values.quiet ? 'warn' : undefined), logFormat: values['log-format'],
+      },
     });
   } catch (e) {
-    if (isFleetcastError(e)) throw new FleetcastError(e.code, `${e.message}\nusage: ${USAGE}`, 2);
-    throw e;
+    throw asConfigError(e);
   }
   for (const [key, flag] of [['deviceId', '--device-id'], ['dataDir', '--data'], ['rootPath', '--root']] as const) {
     if (input[key] === undefined || input[key] === '') throw new FleetcastError('PROTO_ERR_INVALID_OPTION', `${flag} is required (or ${key} in --config, or ${envName(key)})\nusage: ${USAGE}`, 2);
   }
-  const log = jsonLog(values.quiet === true);
-  let agent;
+  let o;
   try {
-    agent = createAgent(input, { log });
+    o = parseAgentOptions(input);
   } catch (e) {
-    // A bad option is a usage error (exit 2), like a bad flag.
-    if (isFleetcastError(e) && e.code.startsWith('PROTO_ERR_')) throw new FleetcastError(e.code, `${e.message}\nusage: ${USAGE}`, 2);
-    throw e;
+    throw asConfigError(e);
   }
-  agent.on('installed', (m) => process.stdout.write(`fleetcast-agent: installed ${m.name} v${m.version} (${m.bundleId.slice(0, 12)}…)\n`));
-  await agent.start();
+  const log = makeLogger(o.logLevel, o.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'));
+  // --quiet (warnings and errors only) keeps the lifecycle records (started, installed, stopping):
+  // supervisors and scripts wait for "started"; an explicit --log-level is taken as given.
+  const life = values.quiet && values['log-level'] === undefined ? log.child({}, { level: 'info' }) : log;
+  const agent = createAgent(o, { log });
+  agent.on('installed', (m) => life.info({ event: 'installed', bundleId: m.bundleId, name: m.name, version: m.version, counter: m.counter }, `installed ${m.name} v${m.version} (${m.bundleId.slice(0, 12)}…)`));
+  try {
+    await agent.start();
+  } catch (e) {
+    // The coded line goes to stderr (cli/main.ts), like every other CLI failure.
+    throw asConfigError(e);
+  }
   const a = agent.address;
-  process.stdout.write(`fleetcast-agent: ${agent.options.deviceId} started${a ? `, predict API http://${a.host}:${a.port}` : ''}, runtime ${agent.status().runtime}\n`);
+  const predictApi = a ? `http://${a.host}:${a.port}` : null;
+  life.info({ event: 'started', deviceId: o.deviceId, predictApi, runtime: agent.status().runtime }, `${o.deviceId} started${predictApi ? `, predict API ${predictApi}` : ''}, runtime ${agent.status().runtime}`);
   // Offline and without --listen nothing else holds the event loop open: keep the daemon alive until a signal.
   const keepAlive = setInterval(() => {}, 1 << 30);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
@@ -68,7 +97,7 @@ runMain(async (argv) => {
     process.once('SIGTERM', resolve);
   });
   clearInterval(keepAlive);
-  process.stdout.write(`fleetcast-agent: ${signal}, stopping\n`);
+  life.info({ event: 'stopping', signal }, `${signal}, stopping`);
   await agent.stop();
   return 0;
 });

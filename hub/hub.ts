@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { logOptions } from '../protocol/log-format.js';
 import { isFleetcastError } from '../protocol/errors.js';
 import { readKeyFile } from '../signing/keys.js';
 import { loadRootText, type TrustedRoot } from '../signing/root.js';
@@ -109,7 +110,7 @@ function readHttpTls(options: HubOptions): { cert: Buffer; key: Buffer } | undef
 export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hub> {
   const options = parseHubOptions(input);
   const now = seams.now ?? Date.now;
-  const logger = seams.logger ?? pino({ level: options.logLevel, base: { component: 'fleetcast-hub' } });
+  const logger = seams.logger ?? pino(logOptions('fleetcast-hub', options.logLevel));
   const { root, hubKey } = loadHubKeys(options.keysDir, now());
   const stops: (() => Promise<void> | void)[] = [];
   const stopAll = async () => {

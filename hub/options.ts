@@ -4,13 +4,15 @@
  * "Conventions"). The CLI maps its flags onto these keys and nothing else.
  */
 import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
+import { LOG_LEVELS } from '../protocol/log-format.js';
 import { EVENT_DEFAULTS, eventOptionsSchema, type EventOptions } from './events/options.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
 const ms = (def: number, min = 0) => withDefault(int({ min, max: 365 * 86_400_000 }), def);
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+// One list of levels for hub and agent (protocol/log-format.ts: the shared log line).
+export { LOG_LEVELS };
 
 export const hubOptionsSchema = obj({
   /** Holds hub.db (SQLite, WAL) and blobs/<bundleId>.zst. Created if missing. */
@@ -24,18 +26,22 @@ export const hubOptionsSchema = obj({
    * the broker, only operators need the API, so opening the broker to a device network need not expose the API.
    */
   httpHost: optional(str({ min: 1, max: 255 })),
+  /** Interface of the embedded broker (devices connect here); defaults to `host`. Separate from httpHost so opening the broker to devices does not open the API. */
   mqttHost: optional(str({ min: 1, max: 255 })),
   /** Serve the HTTP API over TLS (https://) with this PEM certificate (chain) and key; both or neither. */
   httpTlsCert: optional(str({ min: 1, max: 4096 })),
+  /** The PEM private key of httpTlsCert (a file the hub's user alone may read). */
   httpTlsKey: optional(str({ min: 1, max: 4096 })),
   /** Embedded broker port; 0 lets the OS pick a free one (tests). Ignored with brokerUrl. */
   mqttPort: port(1883),
+  /** HTTP API and dashboard port; 0 lets the OS pick a free one (tests). */
   httpPort: port(8080),
   /**
    * A listener of its own for GET /metrics alone, WITHOUT a token (on the API, /metrics needs an auditor token):
    * for a Prometheus on a monitoring network. Off unless metricsPort is given; metricsHost defaults to `host`.
    */
   metricsHost: optional(str({ min: 1, max: 255 })),
+  /** Port of the token-free /metrics listener (see metricsHost); unset = no such listener. */
   metricsPort: optional(int({ min: 0, max: 65_535 })),
   /** /metrics counts a device as online while its last state report (agents send one per heartbeat, 60 s by default) is at most this old. */
   onlineWindowMs: ms(180_000, 1_000),
@@ -67,14 +73,17 @@ export const hubOptionsSchema = obj({
   maxBundleBytes: withDefault(int({ min: 1024, max: 16 * 1024 ** 3 }), 1024 ** 3),
   /** Largest JSON request body (bytes). */
   maxJsonBytes: withDefault(int({ min: 1024, max: 64 * 1024 * 1024 }), 1024 * 1024),
+  /** Least severe log level written (the hub's JSON log, same line shape as the agent's). */
   logLevel: withDefault(str({ enum: LOG_LEVELS }), 'info'),
   /** Issue #6: let any client connect to the embedded broker with no credential and no ACL. Demos only; secure by default. */
   insecureDemo: withDefault(bool(), false),
   /** Issue #6: serve the embedded broker over TLS (mqtts://) with this PEM certificate and key. */
   mqttTlsCert: optional(str({ min: 1, max: 4096 })),
+  /** PEM private key paired with mqttTlsCert. */
   mqttTlsKey: optional(str({ min: 1, max: 4096 })),
   /** Issue #6: the hub's credential on an external broker (the embedded one issues its own). */
   mqttUsername: optional(str({ min: 1, max: 1024 })),
+  /** Password paired with mqttUsername. */
   mqttPassword: optional(str({ min: 1, max: 4096 })),
   /** Issue #6: PEM CA file to trust for an external mqtts:// broker. */
   mqttCa: optional(str({ min: 1, max: 4096 })),

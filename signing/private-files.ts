@@ -43,7 +43,10 @@ export function tightenTree(root: string): { path: string; was: number }[] & { f
       for (const name of names) walk(join(p, name));
     }
   };
-  walk(root);
+  // A data path that is not a folder is the caller's configuration error to report, not a file to chmod.
+  let isDir = false;
+  try { isDir = lstatSync(root).isDirectory(); } catch { /* missing: nothing to tighten */ }
+  if (isDir) walk(root);
   return changed;
 }
 

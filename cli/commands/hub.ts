@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { LOG_LEVELS, logOptions, type LogLevel } from '../../protocol/log-format.js';
 import { BOOTSTRAP_FILE } from '../../hub/auth/tokens.js';
 import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
@@ -52,7 +53,8 @@ export async function run(argv: string[]): Promise<number> {
   const mqttPassword = secretFrom(values['mqtt-password-file'], '--mqtt-password-file', 'FLEETCAST_MQTT_PASSWORD');
   if (mqttPassword !== undefined) input.mqttPassword = mqttPassword;
   const level = (values['log-level'] ?? 'info');
-  const logger = pino({ level: /^(fatal|error|warn|info|debug|trace|silent)$/.test(level) ? level : 'info', base: { component: 'fleetcast-hub' } }, pino.destination(2));
+  // The same line shape as the agent's log (protocol/log-format.ts); a bad level is named by the options schema.
+  const logger = pino(logOptions('fleetcast-hub', (LOG_LEVELS as readonly string[]).includes(level) ? level as LogLevel : 'info'), pino.destination(2));
   const hub = await startHub(input as HubOptionsInput, { logger });
   process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}${hub.broker && hub.options.insecureDemo ? ' INSECURE DEMO: anonymous clients allowed, no ACL' : ''}\n`);
   if (hub.metricsUrl) process.stdout.write(`fleetcast hub: metrics ${hub.metricsUrl} (no token)\n`);

@@ -14,6 +14,7 @@ export const eventOptionsSchema = obj({
    * (HUB_ERR_EVENT_RATE), never stored.
    */
   perMinute: withDefault(int({ min: 1, max: 1_000_000 }), 60),
+  /** Token bucket size: events one device may send at once (refilled at perMinute). */
   burst: withDefault(int({ min: 1, max: 1_000_000 }), 60),
   /** Events older than this are deleted (the newest of each device is kept: replay protection reads it). */
   retentionMs: ms(90 * 86_400_000),

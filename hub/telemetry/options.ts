@@ -31,14 +31,19 @@ export const telemetryOptionsSchema = obj({
   rollupIntervalMs: ms(60_000, 10),
   /** Drift is evaluated this often over the last `driftWindowMs`; 0 = only on request. */
   driftIntervalMs: ms(60_000, 0),
+  /** Span of recent telemetry each drift evaluation compares with the reference. */
   driftWindowMs: ms(10 * 60_000, 10),
+  /** Population stability index at or above which a feature drifts. */
   psi: withDefault(num({ min: 0 }), 0.2),
+  /** Normalised Wasserstein distance at or above which a feature drifts. */
   wasserstein: withDefault(num({ min: 0 }), 0.1),
+  /** Samples needed before a feature is judged at all. */
   minN: withDefault(int({ min: 1 }), 500),
   /** Family-wise false-alarm rate across the features of one comparison. */
   alpha: withDefault(num({ min: 0, max: 1 }), 0.001),
   /** Drift alerts are POSTed here as JSON (optional). */
   webhookUrl: optional(str({ pattern: /^https?:\/\/\S+$/, max: 2048 })),
+  /** How long a webhook POST may take before it is abandoned (and logged). */
   webhookTimeoutMs: ms(5_000, 10),
 });
 

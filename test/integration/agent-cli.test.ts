@@ -2,7 +2,7 @@
  * The compiled `fleetcast-agent` daemon as a child process, the way systemd
  * runs it: it installs an assignment from a real broker, serves predictions
  * over HTTP, stops cleanly on SIGTERM, and refuses bad arguments with a coded
- * error line and exit status 2.
+ * error line and exit status 2 (a missing root.json too).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -58,9 +58,11 @@ describe('fleetcast-agent (compiled CLI)', () => {
     child.kill('SIGTERM');
     expect(await io.exit).toBe(0);
     expect(io.stdout).toContain('SIGTERM, stopping');
-    // Every stderr line is a JSON log record, none of them an error.
-    const lines = io.stderr.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+    // One log stream: every stdout line is a JSON log record, none of them an error; stderr is empty.
+    const lines = io.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+    expect(lines.find((l) => l.event === 'installed')).toMatchObject({ level: 'info', name: 'mlp', version: 1, bundleId: b.bundleId });
+    expect(io.stderr).toBe('');
   });
 
   it('refuses missing or unknown arguments with a coded error and exit status 2', async () => {
@@ -76,7 +78,8 @@ describe('fleetcast-agent (compiled CLI)', () => {
     expect(await typo.io.exit).toBe(2);
     expect(typo.io.stderr).toMatch(/PROTO_ERR_UNKNOWN_OPTION.*heartbeatMillis/);
     const noRoot = agentCli(['--broker', broker.url, '--device-id', 'd', '--data', tempDir(), '--root', join(tempDir(), 'missing.json')]);
-    expect(await noRoot.io.exit).toBe(1);
+    // A missing root.json is configuration: exit 2, which the systemd unit does not restart.
+    expect(await noRoot.io.exit).toBe(2);
     expect(noRoot.io.stderr).toMatch(/^error SIGN_ERR_BAD_ROOT/);
   });
 });

@@ -49,10 +49,11 @@ function startAgent(deviceId: string, config: Record<string, unknown>, data = jo
 }
 /** The predict API's port once the agent says it listens; an agent that exits instead fails at once, with its last words. */
 const portOf = (p: AgentProcess) => waitFor(() => {
-  if (p.child.exitCode !== null) throw new Error(`the agent exited with status ${p.child.exitCode}: ${p.io.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (p.child.exitCode !== null) throw new Error(`the agent exited with status ${p.child.exitCode}: ${(p.io.stderr + p.io.stdout).trim().split('\n').slice(-3).join(' | ')}`);
   return /predict API http:\/\/127\.0\.0\.1:(\d+)/.exec(p.io.stdout)?.[1];
 }, 'predict API listening', 60_000).then(Number);
-const logLines = (p: AgentProcess) => p.io.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; code?: string; msg?: string });
+// The agent's log is one JSON stream on stdout (cli/fleetcast-agent.ts).
+const logLines = (p: AgentProcess) => p.io.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; code?: string; msg?: string });
 
 describe('an agent whose MQTT login is refused', () => {
   it('keeps retrying with growing jittered waits, shows the coded reason, logs it once, and connects without a restart once its credential is right', async () => {

@@ -1,0 +1,18 @@
+/**
+ * The operator's side of the agent benchmarks, in a worker thread: deploy
+ * requests to the hub's API (HTTP, JSON) run here, not on the event loop of the
+ * agent being measured. On a device the deploy comes from another machine; on
+ * the agent's loop it would be benchmark work counted against swaps only.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { HubClient } from '../cli/hub-client.js';
+
+const { url, token } = workerData as { url: string; token: string };
+const api = new HubClient(url, token);
+
+parentPort!.on('message', (m: { id: number; name: string; version: number; devices: string[] }) => {
+  api.deploy({ name: m.name, version: m.version, devices: m.devices }).then(
+    () => parentPort!.postMessage({ id: m.id, ok: true }),
+    (e: unknown) => parentPort!.postMessage({ id: m.id, ok: false, error: (e as Error).message }),
+  );
+});
