@@ -44,8 +44,10 @@ export class DriftPath {
   /**
    * `reference`: the reference rows per feature (null/NaN are missing values).
    * `frames: false` builds the profiles as bundles built before frames were (raw sketches).
+   * `allowNaN` (default true): the numeric inputs' manifest flag. Values go to the collector without
+   * the predict validator, so with it false only finite values may be given, as a device would let through.
    */
-  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, o: { frames?: boolean; bundleId?: string } = {}) {
+  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, o: { frames?: boolean; bundleId?: string; allowNaN?: boolean } = {}) {
     const bundleId = o.bundleId ?? 'd'.repeat(64);
     this.bundleId = bundleId;
     const rows = reference[features[0].name].length;
@@ -59,7 +61,8 @@ export class DriftPath {
       }),
     })));
     this.manifest = {
-      inputs: features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'float64' : 'string', shape: ['batch'] })),
+      // NaN reaches telemetry only through an input that allows it (the validator refuses it otherwise).
+      inputs: features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'float64' : 'string', shape: ['batch'], ...(f.kind === 'numeric' && o.allowNaN !== false ? { allowNaN: true } : {}) })),
       outputs: [],
       reference: ref,
     } as unknown as Manifest;
