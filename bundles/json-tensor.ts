@@ -146,9 +146,18 @@ export async function buildTimeRunner(model: Uint8Array, specs: readonly TensorS
   const run: SmokeRun = async (inputs) => {
     const feeds: Record<string, ort.Tensor> = {};
     for (const k of Object.keys(inputs)) if (!specs.some((s) => s.name === k)) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${JSON.stringify(k)} is not a model input (${specs.map((s) => s.name).join(', ')})`);
+    // A named dynamic dimension has one size across the inputs of a request, as the device's validator requires.
+    const sizes = new Map<string, { size: number; input: string }>();
     for (const s of specs) {
       if (!Object.hasOwn(inputs, s.name)) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${s.name} is missing`);
-      feeds[s.name] = jsonToTensor(s, inputs[s.name], true);
+      const t = jsonToTensor(s, inputs[s.name], true);
+      s.shape.forEach((d, i) => {
+        if (typeof d !== 'string') return;
+        const seen = sizes.get(d);
+        if (!seen) sizes.set(d, { size: t.dims[i], input: s.name });
+        else if (seen.size !== t.dims[i]) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `dimension "${d}" is ${seen.size} in input ${seen.input} but ${t.dims[i]} in input ${s.name}; the device refuses such a request`);
+      });
+      feeds[s.name] = t;
     }
     const out = await session.run(feeds);
     const res: Record<string, SmokeTensor> = {};

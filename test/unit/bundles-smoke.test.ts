@@ -138,6 +138,14 @@ describe('bundle build runs the smoke check every device runs', () => {
     await expect(build(mlp, { schema, golden })).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('outside [0, 2]') });
   });
 
+  it('an example whose inputs disagree on a named dynamic dimension (batch 2 and 1) is refused at build, as the device refuses it', async () => {
+    const model = buildEdgeTypes();
+    const img = [Array.from({ length: 4 }, () => Array.from({ length: 4 }, () => [1, 2, 3]))];
+    const inputs = { h: [[1, 2, 3, 4], [1, 2, 3, 4]], img, flag: [[true, false]], word: [['a']] };
+    await expect(build(model, { examples: [{ inputs }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('dimension "batch" is 2 in input h but 1 in input img') });
+    expect((await build(model, { examples: [{ inputs: { ...inputs, h: [[1, 2, 3, 4]] } }] })).manifest.golden).toHaveLength(1);
+  });
+
   it('a model that passes builds as before, and a NaN model is refused at build time', async () => {
     expect((await build(buildMlp({ categorical: true }))).manifest.golden).toBeUndefined();
     await expect(build(buildMlp({ nanOutput: true }))).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('is NaN') });
