@@ -5,7 +5,11 @@
  * each window's values, its binary report bytes, the hub's TelemetryIngest
  * merging them into a TelemetryStore on a real SQLite file, and the drift
  * report (hub/drift/report.ts) over that window. Nothing is faked but the MQTT
- * hop (a recorder takes the bytes the collector would publish) and the clock.
+ * hop (a recorder takes the bytes the collector would publish) and the clock;
+ * the predict validator is not run: values reach the collector as validated
+ * feeds, so only values a device would let through belong here (NaN in a
+ * numeric input only with allowNaN; never null in a string input, which a
+ * device refuses, AGENT_ERR_INPUT_TYPE).
  *
  * Every feature is its own rank-1 input (`[batch]`): numeric features float64
  * (so offsets of 10⁶ keep their digits), categorical ones strings.
