@@ -56,10 +56,21 @@ export class PredictHealth {
 }
 
 /** True when a float output holds NaN or ±Infinity and its spec does not allow them (manifest `allowNaN`). */
-export function hasForbiddenNonFinite<T extends { readonly data: ArrayLike<unknown> }>(outputs: Readonly<Record<string, T>>, allowed: (name: string) => boolean): boolean {
+export function hasForbiddenNonFinite<T extends { readonly data: ArrayLike<unknown>; readonly type?: string }>(outputs: Readonly<Record<string, T>>, allowed: (name: string) => boolean): boolean {
   // Values first, `allowed` only for an output that holds one: the common all-finite reply never looks up its spec.
   for (const name of Object.keys(outputs)) {
     const d = outputs[name].data;
+    if (outputs[name].type === 'float16' && d instanceof Uint16Array) {
+      // float16 arrives as raw half bits (protocol/float16.ts), each a finite integer: NaN and ±Infinity are
+      // the bit patterns with an all-ones exponent, so they must be looked for in the bits.
+      for (let i = 0; i < d.length; i++) {
+        if ((d[i] & 0x7c00) === 0x7c00) {
+          if (allowed(name)) break;
+          return true;
+        }
+      }
+      continue;
+    }
     for (let i = 0; i < d.length; i++) {
       const x = d[i];
       if (typeof x === 'number' && !Number.isFinite(x)) {

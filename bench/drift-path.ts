@@ -5,7 +5,11 @@
  * each window's values, its binary report bytes, the hub's TelemetryIngest
  * merging them into a TelemetryStore on a real SQLite file, and the drift
  * report (hub/drift/report.ts) over that window. Nothing is faked but the MQTT
- * hop (a recorder takes the bytes the collector would publish) and the clock.
+ * hop (a recorder takes the bytes the collector would publish) and the clock;
+ * the predict validator is not run: values reach the collector as validated
+ * feeds, so only values a device would let through belong here (NaN in a
+ * numeric input only with allowNaN; never null in a string input, which a
+ * device refuses, AGENT_ERR_INPUT_TYPE).
  *
  * Every feature is its own rank-1 input (`[batch]`): numeric features float64
  * (so offsets of 10⁶ keep their digits), categorical ones strings.
@@ -44,8 +48,10 @@ export class DriftPath {
   /**
    * `reference`: the reference rows per feature (null/NaN are missing values).
    * `frames: false` builds the profiles as bundles built before frames were (raw sketches).
+   * `allowNaN` (default true): the numeric inputs' manifest flag. Values go to the collector without
+   * the predict validator, so with it false only finite values may be given, as a device would let through.
    */
-  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, o: { frames?: boolean; bundleId?: string } = {}) {
+  constructor(dir: string, features: readonly PathFeature[], reference: Record<string, readonly unknown[]>, o: { frames?: boolean; bundleId?: string; allowNaN?: boolean } = {}) {
     const bundleId = o.bundleId ?? 'd'.repeat(64);
     this.bundleId = bundleId;
     const rows = reference[features[0].name].length;
@@ -59,7 +65,8 @@ export class DriftPath {
       }),
     })));
     this.manifest = {
-      inputs: features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'float64' : 'string', shape: ['batch'] })),
+      // NaN reaches telemetry only through an input that allows it (the validator refuses it otherwise).
+      inputs: features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'float64' : 'string', shape: ['batch'], ...(f.kind === 'numeric' && o.allowNaN !== false ? { allowNaN: true } : {}) })),
       outputs: [],
       reference: ref,
     } as unknown as Manifest;

@@ -6,7 +6,7 @@
  * tensor is checked, and every problem names the input (BUNDLE_ERR_BAD_EXAMPLE).
  */
 import ort from 'onnxruntime-node';
-import { floatToHalf } from '../protocol/float16.js';
+import { floatToHalf, HALF_OVERFLOW } from '../protocol/float16.js';
 import type { ElementType, TensorSpec } from '../protocol/manifest.js';
 import { bundleError } from './errors.js';
 import type { SmokeRun, SmokeTensor } from './smoke.js';
@@ -48,15 +48,65 @@ const num = (x: unknown, name: string, type: string): number => {
   return x;
 };
 
-/** One input of an example as an onnxruntime tensor of the spec's element type. */
-export function jsonToTensor(spec: TensorSpec, value: unknown): ort.Tensor {
+const INT_RANGES: Partial<Record<ElementType, [number, number]>> = {
+  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535],
+  int32: [-2147483648, 2147483647], uint32: [0, 4294967295],
+  // JSON numbers beyond ±2^53 have lost digits in the parser: the device refuses them for int64/uint64.
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], uint64: [0, Number.MAX_SAFE_INTEGER],
+};
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * The value checks the device's predict validator makes (agent/validate.ts, which bundles/ may not
+ * import): NaN/Infinity only with allowNaN, integers for integer types and within the type, the
+ * float32/float16 range, and the release limits per feature (the last dimension). A case the device
+ * refuses would fail the smoke check on every device after the build had signed it.
+ */
+function checkAsDevice(spec: TensorSpec, flat: readonly unknown[], dims: readonly number[]): void {
+  const t = spec.type;
+  if (t === 'string' || t === 'bool') return;
+  const name = spec.name;
+  const last = dims.length > 0 ? dims[dims.length - 1] : 1;
+  const limit = (l: number | number[] | undefined, f: number) => (Array.isArray(l) ? l[f] : l);
+  const isFloat = t === 'float16' || t === 'float32' || t === 'float64';
+  for (let i = 0; i < flat.length; i++) {
+    const x = num(flat[i], name, t);
+    const bad = (why: string) => bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${name} element ${i}: ${why}; the device's predict validator refuses it, so every device would fail this case`);
+    if (!Number.isFinite(x)) {
+      if (spec.allowNaN !== true) throw bad(`${String(x)} (NaN/Infinity) is not allowed without allowNaN`);
+      continue;
+    }
+    if (isFloat) {
+      if (t === 'float32' && Math.abs(x) > FLOAT32_MAX) throw bad(`${x} does not fit float32`);
+      if (t === 'float16' && Math.abs(x) >= HALF_OVERFLOW) throw bad(`${x} does not fit float16 (largest 65504)`);
+    } else {
+      if (!Number.isInteger(x)) throw bad(`expected an integer for ${t}, found ${x}`);
+      const [a, b] = INT_RANGES[t]!;
+      if (x < a || x > b) throw bad(`${x} does not fit ${t} exactly`);
+    }
+    const lo = limit(spec.min, i % last);
+    const hi = limit(spec.max, i % last);
+    if ((lo !== undefined && x < lo) || (hi !== undefined && x > hi)) {
+      const f = spec.features?.[i % last];
+      throw bad(`${x} is outside [${lo ?? '-∞'}, ${hi ?? '∞'}]${f ? ` for feature ${f}` : ''}`);
+    }
+  }
+}
+
+/**
+ * One input of an example as an onnxruntime tensor of the spec's element type. `asDevice`: also
+ * refuse values the device's validator refuses (checkAsDevice), for cases that are signed.
+ */
+export function jsonToTensor(spec: TensorSpec, value: unknown, asDevice = false): ort.Tensor {
   const name = spec.name;
   const dims = shapeOf(value, spec.shape.length, name);
   spec.shape.forEach((want, d) => {
     if (typeof want === 'number' && dims[d] !== want) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${name}: dimension ${d} is ${dims[d]}, the model needs ${want}`);
   });
   if (dims.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${name}: more than ${MAX_ELEMENTS} elements`);
-  return tensorOf(spec.type, flatten(value, dims, name), dims, name);
+  const flat = flatten(value, dims, name);
+  if (asDevice) checkAsDevice(spec, flat, dims);
+  return tensorOf(spec.type, flat, dims, name);
 }
 
 /** Row-major JSON values as an onnxruntime tensor of element type `t` (float16 as half bits). */
@@ -96,9 +146,18 @@ export async function buildTimeRunner(model: Uint8Array, specs: readonly TensorS
   const run: SmokeRun = async (inputs) => {
     const feeds: Record<string, ort.Tensor> = {};
     for (const k of Object.keys(inputs)) if (!specs.some((s) => s.name === k)) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${JSON.stringify(k)} is not a model input (${specs.map((s) => s.name).join(', ')})`);
+    // A named dynamic dimension has one size across the inputs of a request, as the device's validator requires.
+    const sizes = new Map<string, { size: number; input: string }>();
     for (const s of specs) {
       if (!Object.hasOwn(inputs, s.name)) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `input ${s.name} is missing`);
-      feeds[s.name] = jsonToTensor(s, inputs[s.name]);
+      const t = jsonToTensor(s, inputs[s.name], true);
+      s.shape.forEach((d, i) => {
+        if (typeof d !== 'string') return;
+        const seen = sizes.get(d);
+        if (!seen) sizes.set(d, { size: t.dims[i], input: s.name });
+        else if (seen.size !== t.dims[i]) throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `dimension "${d}" is ${seen.size} in input ${seen.input} but ${t.dims[i]} in input ${s.name}; the device refuses such a request`);
+      });
+      feeds[s.name] = t;
     }
     const out = await session.run(feeds);
     const res: Record<string, SmokeTensor> = {};

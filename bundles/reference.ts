@@ -15,6 +15,7 @@ import { categoricalToWire, createCategorical, observeCategory, referenceProfile
 import type { TensorSpec } from '../protocol/manifest.js';
 import { parseReference, type Reference, type ReferenceFeature, type ReferenceOutput, type ThresholdsInput } from '../protocol/telemetry.js';
 import { bundleError, ioError } from './errors.js';
+import { floatToHalf, halfToFloat } from '../protocol/float16.js';
 import { tensorOf } from './json-tensor.js';
 import { outputValues } from './smoke.js';
 
@@ -136,7 +137,12 @@ export async function buildReference(rows: Row[], model: Uint8Array, inputs: rea
     if (values.every((v) => v === undefined)) throw bundleError('BUNDLE_ERR_BAD_REFERENCE', `no column for feature ${s.name}; every feature needs a column`);
     if (s.kind === 'numeric') {
       if (!values.some((v) => typeof v === 'number' && Number.isFinite(v))) throw bundleError('BUNDLE_ERR_BAD_REFERENCE', `feature ${s.name} has no finite numeric value`);
-      return { name: s.name, input: s.input, index: s.index, kind: 'numeric', profile: referenceProfile(values, bins) };
+      // A float16 input reaches the model, and the device's telemetry, as the nearest half (agent/validate.ts):
+      // profile those values, or a feature narrower than the half spacing (0.25 near 300) drifts on identical data.
+      const seen = inputs.find((t) => t.name === s.input)?.type === 'float16'
+        ? values.map((v) => (typeof v === 'number' && Number.isFinite(v) ? halfToFloat(floatToHalf(v)) : v))
+        : values;
+      return { name: s.name, input: s.input, index: s.index, kind: 'numeric', profile: referenceProfile(seen, bins) };
     }
     const c = createCategorical(1024);
     for (const v of values) observeCategory(c, v);

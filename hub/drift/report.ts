@@ -155,7 +155,12 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
       if (f.kind === 'numeric') {
         const obs = num(m.get(`f:${f.name}`));
         const ref = plan.reference?.features.find((r) => r.name === f.name);
-        if (obs) numericRow(f.name, 'input', obs, ref?.kind === 'numeric' ? ref.profile : undefined);
+        // An input without allowNaN never brings a missing value to telemetry (the device's validator refuses the
+        // request), so the reference's missing values have no field counterpart: testing the rate against them
+        // alarmed on every window. Its rate is compared as 0 on both sides instead.
+        const canMiss = bundle.manifest.inputs.find((i) => i.name === f.input)?.allowNaN === true;
+        const profile = ref?.kind === 'numeric' ? (canMiss ? ref.profile : { ...ref.profile, invalid: 0 }) : undefined;
+        if (obs) numericRow(f.name, 'input', obs, profile);
       } else {
         const obs = cat(m.get(`c:${f.name}`));
         if (!obs) continue;

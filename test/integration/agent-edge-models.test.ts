@@ -96,6 +96,7 @@ describe('element types edge models use: float16, uint8 images, bool, string', (
   };
   let port = 0;
   let id = '';
+  let served: Awaited<ReturnType<typeof installed>>['agent'];
   let spy: MqttClient;
   const reports: TelemetryReport[] = [];
 
@@ -113,6 +114,7 @@ describe('element types edge models use: float16, uint8 images, bool, string', (
     const a = await installed(b, { telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 200, sampleRate: 1, format: 'json' } });
     port = a.port;
     id = a.id;
+    served = a.agent;
     await spy.subscribeAsync(topics.device(id, 'telemetry'));
   }, 120_000);
   afterAll(async () => { await spy?.endAsync(); });
@@ -191,4 +193,18 @@ describe('element types edge models use: float16, uint8 images, bool, string', (
     expect(cats('flag[1]')).toEqual({ false: sampled, true: sampled });
     expect(cats('word[0]')).toEqual({ hello: sampled, wörld: sampled });
   }, 60_000);
+
+  it('a float16 output that overflows to Infinity counts as a non-finite output in the health window the rollout gates read', async () => {
+    // Largest halves with these signs take h_out[1] past 65504 in the final Cast: -Infinity (checked directly first).
+    const h = [[-65504, 65504, -65504, -65504], [1, 1, 1, 1]];
+    const want = await direct(model, { ...body, h });
+    expect(want.h_out.data[1]).toBe(Number.NEGATIVE_INFINITY);
+    const before = served.status().predictions.errors;
+    const ok = await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs: body }));
+    expect(ok.status).toBe(200);
+    expect(served.status().predictions.errors).toBe(before);
+    const r = await http(port, 'POST', '/v1/predict', JSON.stringify({ inputs: { ...body, h } }));
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    expect(served.status().predictions.errors).toBe(before + 1);
+  });
 });

@@ -146,6 +146,25 @@ describe('a feature that goes missing', () => {
   }, 120_000);
 });
 
+describe('missing values the model cannot take', () => {
+  it('a reference with 10 % missing values does not alarm on every window when the input refuses NaN (the field can never send one)', async () => {
+    const n = normal(prng(79));
+    const some = (count: number) => Array.from({ length: count }, (_, i) => (i % 10 === 0 ? null : 5 + n()));
+    const full = (count: number) => Array.from({ length: count }, () => 5 + n());
+    // allowNaN off: the device's validator refuses a request holding NaN/null (AGENT_ERR_INPUT_NAN), so every
+    // value telemetry summarises is finite; the reference's missing values have no counterpart in the field.
+    const path = new DriftPath(tempDir(), [{ name: 'x', kind: 'numeric' }], { x: some(REF_ROWS) }, { allowNaN: false });
+    try {
+      for (let w = 0; w < 3; w++) {
+        const f = row((await path.window({ x: full(2000) })).rows, 'x');
+        expect(f.n).toBe(2000);
+        expect(f.alarms.map((a) => a.metric)).not.toContain('missingRate');
+        expect(f.verdict).toBe('ok');
+      }
+    } finally { path.close(); }
+  }, 120_000);
+});
+
 describe('one huge value', () => {
   it('a value of 10³⁰⁰ in one feature never refuses the report: every feature is still judged', async () => {
     const n = normal(prng(74));

@@ -58,4 +58,16 @@ describe('predict path helpers', () => {
     expect(hasForbiddenNonFinite({ lax: { dims: [1], data: [Number.NaN] }, a: { dims: [2], data: [1, Number.NEGATIVE_INFINITY] } }, allowed)).toBe(true);
     expect(asked).toEqual(['lax', 'lax', 'a']);
   });
+
+  it('a float16 output (raw half bits from onnxruntime) holding NaN or Infinity counts as non-finite; finite halves do not', () => {
+    const half = (bits: number[]) => ({ type: 'float16', dims: [bits.length], data: Uint16Array.from(bits) });
+    const never = () => false;
+    // 0x3c00 = 1, 0x7bff = 65504 (largest finite), 0x8400 = -2^-14: all finite.
+    expect(hasForbiddenNonFinite({ y: half([0x3c00, 0x7bff, 0x8400]) }, never)).toBe(false);
+    expect(hasForbiddenNonFinite({ y: half([0x3c00, 0x7e00]) }, never)).toBe(true); // NaN
+    expect(hasForbiddenNonFinite({ y: half([0xfc00]) }, never)).toBe(true); // -Infinity
+    expect(hasForbiddenNonFinite({ y: half([0x7c00]) }, (n) => n === 'y')).toBe(false); // allowed by its spec
+    // A uint16 output with the same bits is plain integers, never non-finite.
+    expect(hasForbiddenNonFinite({ y: { type: 'uint16', dims: [1], data: Uint16Array.from([0x7e00]) } }, never)).toBe(false);
+  });
 });

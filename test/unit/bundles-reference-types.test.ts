@@ -8,7 +8,10 @@ import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { buildBundle } from '../../bundles/build.js';
 import { buildHalfLinear } from '../../bundles/onnx-build-edge.js';
-import { halvesToNumbers, floatToHalf } from '../../protocol/float16.js';
+import { halvesToNumbers, floatToHalf, halfToFloat } from '../../protocol/float16.js';
+import { rng } from '../../bundles/onnx-build.js';
+import { compareNumeric } from '../../hub/drift/metrics.js';
+import { createSummary, frameOf, observe, SUMMARY_ALPHA } from '../../protocol/feature-summary.js';
 import type { Reference } from '../../protocol/telemetry.js';
 import { makeKeys, tempDir } from '../helpers/env.js';
 
@@ -32,5 +35,27 @@ describe('reference profile of a float16 model', () => {
     expect(p.min).toBe(Math.min(...col0));
     expect(p.max).toBe(Math.max(...col0));
     expect(Math.abs(p.max!)).toBeLessThan(10); // numbers, not half bits (which would be in the thousands)
+  });
+
+  it('profiles float16 inputs as the halves the device summarises: a feature narrower than the half spacing shows no drift on identical data', async () => {
+    const keys = makeKeys();
+    const r = rng(3);
+    const normal = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+    // A sensor at 300 with spread 0.05: halves near 300 are 0.25 apart, so the model (and telemetry) see 3 or 4 values.
+    const row = () => ({ 'h[0]': 300 + 0.05 * normal(), 'h[1]': normal(), 'h[2]': normal(), 'h[3]': normal() });
+    const rows = Array.from({ length: 4000 }, row);
+    const b = await buildBundle({ model: buildHalfLinear(), name: 'half', version: 1, releaseKeys: [keys.keys.release], out: join(tempDir(), 'h2.fcb'), reference: rows });
+    const profile = (b.manifest.reference as Reference).features.find((f) => f.name === 'h[0]')!;
+    if (profile.kind !== 'numeric') throw new Error('h[0] should be numeric');
+    const p = profile.profile;
+    // Every reference value is a half, as the device's validator makes it.
+    expect(halfToFloat(floatToHalf(p.min))).toBe(p.min);
+    expect(halfToFloat(floatToHalf(p.max))).toBe(p.max);
+    // The field: fresh rows from the same distribution, summarised as the agent's window does (halves, the reference's frame).
+    const field = createSummary(p.edges, { alpha: SUMMARY_ALPHA }, frameOf(p));
+    for (let i = 0; i < 2000; i++) observe(field, halfToFloat(floatToHalf(row()['h[0]'])));
+    const fig = compareNumeric(p, field);
+    expect(fig.ks!).toBeLessThan(0.05);
+    expect(fig.psi!).toBeLessThan(0.05);
   });
 });

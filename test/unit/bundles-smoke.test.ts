@@ -120,6 +120,32 @@ describe('bundle build runs the smoke check every device runs', () => {
     await expect(build(model, { golden: [{ inputs, outputs: { word_echo: { dims: [1, 1], data: ['b'] } } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('word_echo[0] = "a", expected "b"') });
   });
 
+  it('an example or golden case the device validator refuses (outside the limits, NaN without allowNaN, not an integer, outside int64) is refused at build time, not signed', async () => {
+    const mlp = buildMlp({ categorical: true });
+    const schema = { inputs: { x: { min: 0, max: [1, 1, 1, 2] } } };
+    const ok = { x: [[0.5, 0.5, 0.5, 1.5]], category: [[3]] };
+    // The limits as the device reads them: per feature along the last dimension.
+    expect((await build(mlp, { schema, examples: [{ inputs: ok }] })).manifest.golden).toHaveLength(1);
+    await expect(build(mlp, { schema, examples: [{ inputs: { ...ok, x: [[0.5, 0.5, 1.5, 1.5]] } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('outside [0, 1]') });
+    await expect(build(mlp, { schema, examples: [{ inputs: { ...ok, x: [[0.5, 0.5, 0.5, -1]] } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('outside [0, 2]') });
+    await expect(build(mlp, { examples: [{ inputs: { ...ok, x: [[0.5, null, 0.5, 1]] } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('NaN') });
+    await expect(build(mlp, { examples: [{ inputs: { ...ok, category: [[1.5]] } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('integer') });
+    await expect(build(mlp, { examples: [{ inputs: { ...ok, category: [[2 ** 60]] } }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE' });
+    // allowNaN lets NaN through, as on the device.
+    expect(Array.from(jsonToTensor({ name: 'x', type: 'float32', shape: ['batch', 2], allowNaN: true }, [[0.5, null]], true).data as Float32Array)).toEqual([0.5, NaN]);
+    // A hand-written golden case goes through the same check in the build's smoke run.
+    const golden = [{ inputs: { ...ok, x: [[0.5, 0.5, 0.5, 3]] }, outputs: { y: { dims: [1, 2], data: [0, 0] } } }];
+    await expect(build(mlp, { schema, golden })).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('outside [0, 2]') });
+  });
+
+  it('an example whose inputs disagree on a named dynamic dimension (batch 2 and 1) is refused at build, as the device refuses it', async () => {
+    const model = buildEdgeTypes();
+    const img = [Array.from({ length: 4 }, () => Array.from({ length: 4 }, () => [1, 2, 3]))];
+    const inputs = { h: [[1, 2, 3, 4], [1, 2, 3, 4]], img, flag: [[true, false]], word: [['a']] };
+    await expect(build(model, { examples: [{ inputs }] })).rejects.toMatchObject({ code: 'BUNDLE_ERR_BAD_EXAMPLE', message: expect.stringContaining('dimension "batch" is 2 in input h but 1 in input img') });
+    expect((await build(model, { examples: [{ inputs: { ...inputs, h: [[1, 2, 3, 4]] } }] })).manifest.golden).toHaveLength(1);
+  });
+
   it('a model that passes builds as before, and a NaN model is refused at build time', async () => {
     expect((await build(buildMlp({ categorical: true }))).manifest.golden).toBeUndefined();
     await expect(build(buildMlp({ nanOutput: true }))).rejects.toMatchObject({ code: 'BUNDLE_ERR_SMOKE_FAILED', message: expect.stringContaining('is NaN') });
