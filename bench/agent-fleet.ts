@@ -52,7 +52,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
   for (const p of paths) await api.publish(p);
   const swapTo = async (v: number) => {
-    await api.deploy({ name: 'bench', version: v, devices: ['bench-1'] });
+    await api.deploy({ name: 'bench', version: v, devices: ['bench-1'], allowUnknown: true });
     for (;;) {
       const s = agent.status();
       if (s.active?.version === v && s.phase === 'committed') break;

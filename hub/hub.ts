@@ -36,6 +36,7 @@ import { registerDriftReader } from './rollouts/gate-inputs.js';
 import { TelemetryService } from './telemetry/service.js';
 import { DebugControl } from './debug/debug-control.js';
 import { registerDebugRoutes } from './debug/routes.js';
+import { registerEnrollRoutes } from './enroll-routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -224,6 +225,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     events.start();
     registerDriftRoutes(api as never, { telemetry, store, now });
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
+    registerEnrollRoutes(api as never, { store });
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();
     const httpHost = options.httpHost ?? options.host;

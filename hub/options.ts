@@ -70,6 +70,11 @@ export const hubOptionsSchema = obj({
   mqttPassword: optional(str({ min: 1, max: 4096 })),
   /** Issue #6: PEM CA file to trust for an external mqtts:// broker. */
   mqttCa: optional(str({ min: 1, max: 4096 })),
+  /**
+   * A device whose last message is older than this is listed offline (`fleetcast devices list`): three of the
+   * agent's default heartbeats (heartbeatMs, 60 s), so one lost or late heartbeat does not flap it.
+   */
+  deviceOfflineAfterMs: ms(180_000, 1_000),
   /** How often the rollout engine re-judges rings and assigns (its clock is the hub's `now`; this is only the polling period). */
   rolloutTickMs: ms(1_000, 10),
   /** Issue #5: at most this many devices in operator debug raw sampling at once (HUB_ERR_DEBUG_LIMIT beyond). */

@@ -10,7 +10,7 @@ import { formatDriftReport } from '../../hub/drift/format.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast drift report NAME@VERSION --hub URL [--ring R] [--since 15m|EPOCH_MS] [--until …] [--json] [--limit N]';
+export const USAGE = 'fleetcast drift report NAME@VERSION --hub URL [--ring R] [--since 15m|EPOCH_MS] [--until …] [--json] [--limit N]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {

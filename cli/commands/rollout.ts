@@ -13,7 +13,7 @@ import { parseCli } from '../args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { renderHistory, renderStatus, TERMINAL } from '../rollout-view.js';
 
-const USAGE = `fleetcast rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede] [--reason TEXT]
+export const USAGE = `fleetcast rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede] [--reason TEXT] [--allow-unknown]
        fleetcast rollout status [ID] [--json]
        fleetcast rollout watch [ID] [--interval MS]
        fleetcast rollout history ID [--json]
@@ -34,7 +34,7 @@ export function ringsArg(v: string): unknown {
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
     hub: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, rings: { type: 'string' }, 'auto-promote': { type: 'boolean' },
-    window: { type: 'string' }, rate: { type: 'string' }, supersede: { type: 'boolean' }, reason: { type: 'string' }, interval: { type: 'string' },
+    window: { type: 'string' }, rate: { type: 'string' }, supersede: { type: 'boolean' }, 'allow-unknown': { type: 'boolean' }, reason: { type: 'string' }, interval: { type: 'string' },
   }, USAGE);
   const [sub, arg, ...extra] = positionals;
   if (!sub) throw bad('give a subcommand');
@@ -52,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
       if (values.window !== undefined) body.window = values.window;
       if (values.rate !== undefined) body.rate = values.rate;
       if (values.supersede) body.supersede = true;
+      if (values['allow-unknown']) body.allowUnknown = true;
       if (values.reason !== undefined) body.reason = values.reason;
       const s = await client.startRollout<RolloutStatus>(body);
       out(values.json ? JSON.stringify(s) + '\n' : `started rollout ${s.id}\n${renderStatus(s)}`);

@@ -5,7 +5,7 @@ import { parseCli } from '../args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { table } from './devices.js';
 
-const USAGE = `fleetcast token create --role admin|operator|auditor [--label TEXT]
+export const USAGE = `fleetcast token create --role admin|operator|auditor [--label TEXT]
        fleetcast token list
        fleetcast token revoke TOKEN_ID
   common: --hub URL (or FLEETCAST_HUB)  admin token: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN (never a flag; the first one is <hub data>/admin.token)`;
