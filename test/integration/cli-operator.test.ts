@@ -163,6 +163,16 @@ describe('operator CLI against a hub with authentication on', () => {
     expect((await fleetcast('devices', 'get', 'nobody')).stderr).toMatch(/^error HUB_ERR_UNKNOWN_DEVICE: /);
   }, 120_000);
 
+  it('Drift_report_without_reference_says_so: a bundle built without --reference is reported as not judged (exit 4), never as "no drift"', async () => {
+    const r = await fleetcast('drift', 'report', 'churn@1');
+    expect(r.code).toBe(4);
+    expect(r.stdout).toContain('no reference profile: churn@1 was built without `bundle build --reference DATA`');
+    expect(r.stdout).not.toContain('no drift');
+    const json = await fleetcast('drift', 'report', 'churn@1', '--json');
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout)).toMatchObject({ hasReference: false, drift: false, rows: [] });
+  }, 60_000);
+
   it('Devices_list_into_a_closed_pipe: `fleetcast devices list | head -1` with the reader gone ends quietly (141, no stack trace)', async () => {
     const r = await runIntoClosedPipe(ROOT, CLI, ['devices', 'list'], env());
     expect(r.stderr).toBe('');
