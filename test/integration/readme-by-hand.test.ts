@@ -1,0 +1,65 @@
+/**
+ * README's "By hand" block, run as written: the first ```sh block after the
+ * heading, as one bash script (`bash -e -m`: any failing command fails the test;
+ * job control on, as in the interactive shell it is written for),
+ * in a temporary folder, with only the repository path and the three ports
+ * (1883, 8080, 9090) substituted. A wrong example in the README fails here.
+ * The hub it starts is the default secure one and the agent the compiled one.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCli } from '../helpers/build-cli.js';
+import { cleanupTempDirs, freePort, tempDir } from '../helpers/env.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+afterAll(cleanupTempDirs);
+
+/** The shell block right after `## By hand`. */
+export function byHandBlock(readme: string): string {
+  const at = readme.indexOf('\n## By hand\n');
+  if (at < 0) throw new Error('README has no "## By hand" section');
+  const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (!m) throw new Error('no ```sh block under "## By hand"');
+  return m[1];
+}
+
+describe('README "By hand"', () => {
+  beforeAll(async () => { await buildCli(ROOT); }, 180_000);
+
+  it('README_by_hand_runs_as_written: every command of the block succeeds against the secure hub it starts', async () => {
+    const block = byHandBlock(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+    const [mqtt, http, agent] = [await freePort(), await freePort(), await freePort()];
+    const script = block
+      .replace(/^FC_HOME=\$PWD\b/m, `FC_HOME=${JSON.stringify(ROOT.replace(/\/$/, ''))}`)
+      .replace(/\b1883\b/g, String(mqtt)).replace(/\b8080\b/g, String(http)).replace(/\b9090\b/g, String(agent));
+    expect(script).not.toBe(block);
+    const dir = tempDir('fleetcast-readme-');
+    // Not README text: however the block ends, stop the daemons it started (each job is its own process group under -m).
+    const cleanup = "trap 'for j in $(jobs -p); do kill -9 -- -$j; done 2>/dev/null' EXIT\n";
+    writeFileSync(join(dir, 'by-hand.sh'), cleanup + script);
+    const env = { ...process.env };
+    for (const k of ['FLEETCAST_HUB', 'FLEETCAST_TOKEN', 'FLEETCAST_TOKEN_FILE']) delete env[k];
+    // -m: job control, as in the interactive shell the block is written for, so `kill %1` stops a whole job.
+    // Its own process group as well, so a hung script is stopped with everything it started.
+    const p = spawn('bash', ['-e', '-m', 'by-hand.sh'], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    p.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+    const guard = setTimeout(() => { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } }, 240_000);
+    const code = await new Promise<number | null>((r) => p.on('close', (c) => r(c)));
+    clearTimeout(guard);
+    try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* every process already ended */ }
+    expect(code, `stdout:\n${out.slice(-3000)}\nstderr:\n${err.slice(-3000)}`).toBe(0);
+    // What the block promises, seen in its output.
+    expect(out).toMatch(/^ok churn v1 /m);
+    expect(out).toMatch(/"outputs":\{.*"model":\{"name":"churn","version":1/);
+    expect(out).toMatch(/^started rollout ro-[0-9a-f]+/m);
+    expect(out).toContain('exit 4: 3 = drift, 4 = not judged');
+    expect(out).toMatch(/^dev-1\s+online\s+churn@[12]\s/m);
+    expect(out + err).not.toMatch(/npm warn/i);
+  }, 300_000);
+});
