@@ -42,6 +42,27 @@ describe('fleetcast --help, -h and --version', () => {
     expect(missing).toEqual([]);
   }, 300_000);
 
+  it('Docs_name_real_flags: every `fleetcast CMD … --flag` in docs/errors.md and README.md names a command of the table and flags its usage lists', async () => {
+    const wrong: string[] = [];
+    for (const doc of ['docs/errors.md', 'README.md']) {
+      const text = readFileSync(join(ROOT, doc), 'utf8');
+      for (const [, span] of text.matchAll(/`(fleetcast [^`]+)`/g)) {
+        const words = span.split(/\s+/);
+        if (words[1].startsWith('-')) continue; // `fleetcast --help`
+        // `fleetcast deploy|rollout start --allow-unknown` names two commands.
+        for (const name of words[1].replace(/\\/g, '').split('|')) {
+          const entry = COMMANDS.find((c) => c.name === name);
+          if (!entry) { wrong.push(`${doc}: ${span}: no command ${name}`); continue; }
+          const usage = (await entry.load()).USAGE;
+          for (const flag of words.filter((w) => /^--[a-z]/.test(w)).map((w) => w.replace(/[=,.;:)].*$/, ''))) {
+            if (!usage.includes(flag)) wrong.push(`${doc}: ${span}: ${name} has no ${flag}`);
+          }
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('--version prints the package version; an unknown command lists the commands and exits 2', async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(await fleetcast('--version')).toMatchObject({ code: 0, stdout: `fleetcast ${pkg.version}\n` });
