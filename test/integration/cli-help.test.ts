@@ -55,7 +55,8 @@ describe('fleetcast --help, -h and --version', () => {
           if (!entry) { wrong.push(`${doc}: ${span}: no command ${name}`); continue; }
           const usage = (await entry.load()).USAGE;
           for (const flag of words.filter((w) => /^--[a-z]/.test(w)).map((w) => w.replace(/[=,.;:)].*$/, ''))) {
-            if (!usage.includes(flag)) wrong.push(`${doc}: ${span}: ${name} has no ${flag}`);
+            // Whole flags only: `--key` must not pass because the usage lists `--keys` or `--key-file`.
+            if (!new RegExp(`${flag}(?![A-Za-z0-9-])`).test(usage)) wrong.push(`${doc}: ${span}: ${name} has no ${flag}`);
           }
         }
       }
