@@ -215,7 +215,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const tokens = new TokenStore(store.sqlite);
     const tokenFile = tokens.bootstrap(options.dataDir, now());
     if (tokenFile) logger.warn({ tokenFile }, 'first start: wrote an admin API token (mode 0600); use it to create operator and auditor tokens');
-    installGuard(api, tokens);
+    installGuard(api, tokens, now);
     registerTokenRoutes(api, tokens, now);
     const rollouts = new Rollouts({ store, assigner, now, logger });
     stops.push(() => rollouts.close());

@@ -173,6 +173,33 @@ describe('operator CLI against a hub with authentication on', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ hasReference: false, drift: false, rows: [] });
   }, 60_000);
 
+  it('Token_label_in_decisions_and_expiry: a labelled token names its label in every decision; auditors resolve ids; it stops working when it expires', async () => {
+    const made = await fleetcast('token', 'create', '--role', 'operator', '--label', 'alice', '--expires', '1h', '--json');
+    expect(made.code, made.stderr).toBe(0);
+    const alice = JSON.parse(made.stdout) as { id: string; token: string; label: string; expiresAt: number };
+    expect(alice).toMatchObject({ label: 'alice' });
+    const asAlice = (...args: string[]) => runCli(ROOT, CLI, args, { ...env(), FLEETCAST_TOKEN: alice.token });
+    const started = await asAlice('rollout', 'start', 'churn@1', '--rings', 'all:100', '--reason', 'label test', '--json');
+    expect(started.code, started.stderr).toBe(0);
+    const id = (JSON.parse(started.stdout) as { id: string }).id;
+    const hist = await asAlice('rollout', 'history', id);
+    expect(hist.stdout).toContain(`operator:${alice.id} (alice)  label test`);
+    expect((await asAlice('rollout', 'abort', id)).code).toBe(0);
+    // An auditor resolves the id to the label (the admin-only token list is not needed).
+    const auditor = JSON.parse((await fleetcast('token', 'create', '--role', 'auditor', '--label', 'audit-2026', '--json')).stdout) as { token: string };
+    const dir = await runCli(ROOT, CLI, ['token', 'labels'], { ...env(), FLEETCAST_TOKEN: auditor.token });
+    expect(dir.code, dir.stderr).toBe(0);
+    expect(dir.stdout).toMatch(new RegExp(`^${alice.id}\\s+operator\\s+alice\\s+${new Date(alice.expiresAt).toISOString()}\\s+no$`, 'm'));
+    expect((await runCli(ROOT, CLI, ['token', 'list'], { ...env(), FLEETCAST_TOKEN: auditor.token })).stderr).toMatch(/^error HUB_ERR_FORBIDDEN: /);
+
+    skew += 2 * 3_600_000; // an hour past its expiry on the hub's clock
+    const late = await asAlice('rollout', 'status');
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(/^error HUB_ERR_UNAUTHENTICATED: .*expired/);
+    expect((await fleetcast('token', 'create', '--role', 'operator', '--expires', '2020-01-01')).code).toBe(2);
+    expect((await fleetcast('token', 'create', '--role', 'operator', '--label', 'two\nlines')).stderr).toMatch(/^error HUB_ERR_BAD_REQUEST: /);
+  }, 120_000);
+
   it('Devices_list_into_a_closed_pipe: `fleetcast devices list | head -1` with the reader gone ends quietly (141, no stack trace)', async () => {
     const r = await runIntoClosedPipe(ROOT, CLI, ['devices', 'list'], env());
     expect(r.stderr).toBe('');
