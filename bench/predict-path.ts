@@ -37,7 +37,7 @@ export async function benchPredictPath(): Promise<BenchResult> {
   try {
     while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
     await api.publish(b.path);
-    await api.deploy({ name: 'bench', version: 1, devices: ['bench-1'] });
+    await api.deploy({ name: 'bench', version: 1, devices: ['bench-1'], allowUnknown: true });
     while (agent.status().active?.version !== 1) await new Promise((r) => setTimeout(r, 20));
 
     const gen = makeInputGenerator(5);

@@ -86,7 +86,7 @@ export async function benchPredictV2(): Promise<BenchResult> {
   try {
     while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
     await api.publish(b.path);
-    await api.deploy({ name: 'camera', version: 1, devices: ['bench-v2'] });
+    await api.deploy({ name: 'camera', version: 1, devices: ['bench-v2'], allowUnknown: true });
     while (agent.status().active?.version !== 1) await new Promise((r) => setTimeout(r, 20));
 
     const r = rng(5);

@@ -119,7 +119,7 @@ export async function benchTelemetryCost(): Promise<BenchResult> {
   try {
     while ((await api.devices()).devices.length < all.length) await new Promise((r) => setTimeout(r, 20));
     await api.publish(b.path);
-    await api.deploy({ name: 'cost', version: 1, devices: ['tel-on', 'tel-off', 'tel-off2'] });
+    await api.deploy({ name: 'cost', version: 1, devices: ['tel-on', 'tel-off', 'tel-off2'], allowUnknown: true });
     while (all.some((a) => a.status().active?.version !== 1)) await new Promise((r) => setTimeout(r, 20));
     const json = Array.from({ length: 64 }, () => JSON.stringify(gen.body('x', agents.on.status().active!.inputs, 0)));
     const bodies = json.map((j) => JSON.parse(j) as unknown);

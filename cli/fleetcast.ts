@@ -3,23 +3,9 @@
  * `fleetcast` — the operator CLI. Thin: it picks a command module, which parses
  * its arguments and calls into the rooms.
  */
-import { runMain } from './main.js';
-
-const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
-  keys: () => import('./commands/keys.js'),
-  bundle: () => import('./commands/bundle.js'),
-  hub: () => import('./commands/hub.js'),
-  publish: () => import('./commands/publish.js'),
-  deploy: () => import('./commands/deploy.js'),
-  devices: () => import('./commands/devices.js'),
-  sim: () => import('./commands/sim.js'),
-  demo: () => import('./commands/demo.js'),
-  audit: () => import('./commands/audit.js'),
-  device: () => import('./commands/device.js'),
-  drift: () => import('./commands/drift.js'),
-  rollout: () => import('./commands/rollout.js'),
-  token: () => import('./commands/token.js'),
-};
+import { readFileSync } from 'node:fs';
+import { commandNamed, COMMANDS, wantsHelp } from './command-table.js';
+import { quietOnClosedPipe, runMain } from './main.js';
 
 const HELP = `fleetcast — signed, staged ML model distribution to device fleets
 
@@ -27,17 +13,18 @@ usage: fleetcast <command> [options]
 
   keys init --out DIR                      make root.json and the root, release and hub keys
   keys rotate|add|revoke --keys DIR --sign KEY ...   root N+1, signed by old and new root keys
-  device enroll ID --data DIR              issue a device's MQTT credential (shown once)
+  device enroll ID --hub URL [--json] | --file IDS [--rotate]   issue devices' MQTT credentials (shown once)
   device debug ID --hub URL --rows N --minutes M | --off    raw debug sampling for one device (≤100 rows, ≤60 min)
   audit export --hub URL --out DIR         copy the transparency log out of a hub
   audit verify DIR --root root.json        check an export offline; non-zero exit on any problem
   bundle build MODEL.onnx --name N --version V --key release.key --out FILE [--schema schema.json]
   bundle inspect FILE [--json]             print a bundle's manifest
   bundle verify FILE --root root.json      check every signature and hash
+  model example --out model.onnx           write an example ONNX model to start from
   hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--broker mqtt://HOST:PORT]
   publish FILE --hub URL                   upload a bundle to the hub
-  deploy NAME@VERSION --hub URL (--all | --devices ID,...)
-  devices list --hub URL [--json]
+  deploy NAME@VERSION --hub URL (--all | --devices ID,... [--allow-unknown])
+  devices list --hub URL [--state online|offline] [--version NAME@V] [--tag T] [--json] | devices get ID
   rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede]
   rollout status [ID] [--json] | watch [ID] | history ID
   rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
@@ -46,12 +33,35 @@ usage: fleetcast <command> [options]
   sim --broker URL --agents N --root root.json
   drift report NAME@VERSION --hub URL [--ring R] [--since 15m] [--json]   drift per feature, worst first
   demo                                     run the whole flow on embedded defaults
+
+  fleetcast COMMAND --help prints a command's usage; fleetcast --version the version.
 `;
 
+/** The version in package.json, found from this file (cli/ in the sources, dist/cli/ when compiled). */
+function version(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'fleetcast' && p.version) return p.version;
+    } catch { /* try the next level up */ }
+  }
+  return 'unknown';
+}
+
+quietOnClosedPipe();
 runMain(async (argv) => {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { process.stdout.write(HELP); return cmd ? 0 : 2; }
-  const load = COMMANDS[cmd];
-  if (!load) { process.stderr.write(`fleetcast: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`); return 2; }
-  return (await load()).run(rest);
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') { process.stdout.write(`fleetcast ${version()}\n`); return 0; }
+  if (!cmd) { process.stderr.write(HELP); return 2; }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    const topic = cmd === 'help' && rest[0] ? commandNamed(rest[0]) : undefined;
+    process.stdout.write(topic ? `usage:\n${(await topic.load()).USAGE}\n` : HELP);
+    return 0;
+  }
+  const entry = commandNamed(cmd);
+  if (!entry) { process.stderr.write(`fleetcast: unknown command ${JSON.stringify(cmd)} (commands: ${COMMANDS.map((c) => c.name).join(', ')})\n\n${HELP}`); return 2; }
+  const mod = await entry.load();
+  // Usage on stdout with exit 0, as operators' tools do; nothing runs (a hub must not start on `hub --help`).
+  if (wantsHelp(rest)) { process.stdout.write(`usage:\n${mod.USAGE}\n`); return 0; }
+  return mod.run(rest);
 });

@@ -55,7 +55,9 @@ export class HubClient {
   rolloutAction<T = Record<string, unknown>>(id: string, action: string, reason?: string): Promise<T> {
     return this.json('POST', `/v1/rollouts/${encodeURIComponent(id)}/${action}`, reason === undefined ? {} : { reason });
   }
-  createToken(role: string, label?: string): Promise<{ id: string; token: string; role: string }> { return this.json('POST', '/v1/tokens', label === undefined ? { role } : { role, label }); }
+  createToken(role: string, label?: string, expiresAt?: number): Promise<{ id: string; token: string; role: string; label: string | null; expiresAt: number | null }> {
+    return this.json('POST', '/v1/tokens', { role, ...(label === undefined ? {} : { label }), ...(expiresAt === undefined ? {} : { expiresAt }) });
+  }
   tokens(): Promise<{ tokens: Record<string, unknown>[] }> { return this.request('GET', '/v1/tokens'); }
   revokeToken(id: string): Promise<{ id: string; revoked: boolean }> { return this.request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`); }
 

@@ -44,6 +44,8 @@ export const deployBody = obj({
   devices: optional(arr(deviceId, { min: 1, max: 100_000 })),
   rolloutId: optional(nullable(str({ max: 128 }))),
   ring: optional(nullable(str({ max: 64 }))),
+  /** Assign to ids the hub has never seen (no state report, no enrollment); without it they are refused with HUB_ERR_UNKNOWN_DEVICE. */
+  allowUnknown: optional(bool()),
 }, { description: 'Give exactly one of `all: true` or `devices`' });
 export type DeployBody = Infer<typeof deployBody>;
 export const deployResult = obj({ bundleId: sha256Hex(), devices: arr(deviceId), counters: record(int({ min: 1 })) });
@@ -56,12 +58,26 @@ export const deviceSummary = obj({
   lastError: nullable(str()),
   firstSeen: int({ min: 0 }),
   lastSeen: int({ min: 0 }),
+  /** Heard from within the hub's onlineWindowMs (three agent heartbeats by default). */
+  online: bool(),
+  /** Ring of the device's current assignment (a rollout's ring, or the deployment's), else null. */
+  ring: nullable(str()),
+  /** capabilities.tags from the device's state report (rollout rings can select by them). */
+  tags: arr(str()),
   assignment: nullable(obj({ bundleId: sha256Hex(), name: str(), version: int({ min: 1 }), counter: int({ min: 1 }), expiresAt: int({ min: 0 }) })),
   /** Issue #5: debug raw sampling, when an operator has it on for this device (hub/debug/). */
   debug: optional(nullable(obj({ rowsPerWindow: int({ min: 1 }), until: int({ min: 0 }) }))),
 });
 export type DeviceSummary = Infer<typeof deviceSummary>;
 export const deviceList = obj({ devices: arr(deviceSummary) });
+export const deviceListQuery = obj({
+  state: optional(str({ enum: ['online', 'offline'] })),
+  /** NAME@VERSION of the active model (`none` for devices without one). */
+  version: optional(str({ max: 128 })),
+  /** Devices whose tags include this one. */
+  tag: optional(str({ min: 1, max: 64 })),
+});
+export type DeviceListQuery = Infer<typeof deviceListQuery>;
 export const deviceDetail = obj({ ...deviceSummary.shape, state: stateReportSchema, events: arr(deviceEventSchema) });
 
 export const health = obj({

@@ -16,6 +16,8 @@ import type { Assigner } from './assignments.js';
 import * as S from './api-schemas.js';
 import { hubError } from './errors.js';
 import { ingestBundleFile } from './ingest.js';
+import { refuseUnknownDevices } from './known-devices.js';
+import { tagsOf } from './rollouts/rings.js';
 import { buildOpenApi } from './openapi.js';
 import { accessOf, actorOf, assertRouteAccess, type Access } from './auth/guard.js';
 import type { HubOptions } from './options.js';
@@ -40,7 +42,7 @@ function bundleSummary(b: BundleRecord): S.BundleSummary {
   return { bundleId: b.id, name: b.name, version: b.version, compressedLength: b.compressedLength, rawLength: b.rawLength, chunkSize: b.chunkSize, chunkCount: b.chunkCount, createdAt: b.createdAt };
 }
 
-function deviceSummary(store: HubStore, d: DeviceRecord, debug?: ReadonlyMap<string, { rowsPerWindow: number; until: number }>): S.DeviceSummary {
+function deviceSummary(store: HubStore, d: DeviceRecord, online: boolean, debug?: ReadonlyMap<string, { rowsPerWindow: number; until: number }>): S.DeviceSummary {
   const a = store.getAssignment(d.id);
   const b = a ? store.getBundle(a.bundleId) : undefined;
   return {
@@ -50,6 +52,9 @@ function deviceSummary(store: HubStore, d: DeviceRecord, debug?: ReadonlyMap<str
     lastError: d.lastErrorCode,
     firstSeen: d.firstSeen,
     lastSeen: d.lastSeen,
+    online,
+    ring: a?.ring ?? null,
+    tags: tagsOf(d.state),
     assignment: a && b ? { bundleId: a.bundleId, name: b.name, version: b.version, counter: a.counter, expiresAt: a.expiresAt } : null,
     ...(debug ? { debug: debug.get(d.id) ?? null } : {}),
   };
@@ -168,20 +173,33 @@ export function buildApi(deps: ApiDeps) {
     if (body.all && body.devices) throw hubError('HUB_ERR_NO_TARGETS', 'both `all` and `devices` were given');
     const targets = body.all ? store.listDevices().map((d) => d.id) : (body.devices ?? []);
     if (targets.length === 0) throw hubError('HUB_ERR_NO_TARGETS', body.all ? 'no device has reported to the hub yet' : 'neither `all` nor `devices` was given');
+    // A typo in an id must not pass as "assigned": refused before anything is signed or stored.
+    if (body.devices && !body.allowUnknown) refuseUnknownDevices(store, body.devices, 'the deployment');
     // actor: who approved this deployment, for the transparency log (issue #6).
     const r = await deps.assigner.assign(bundle, targets, { rolloutId: body.rolloutId ?? null, ring: body.ring ?? null, actor: actorOf(req) });
     logger.info({ bundleId: r.bundleId, devices: r.devices.length }, 'deployment assigned');
     return r;
   });
 
-  app.get('/v1/devices', { config: { access: 'auditor' }, schema: { summary: 'The device registry, from state reports', response: { 200: S.deviceList.json, ...errors } } },
-    async () => { const debug = deps.debugOf?.(); return { devices: store.listDevices().map((d) => deviceSummary(store, d, debug)) }; });
+  // Online: heard from within onlineWindowMs (lastSeen moves with every message, heartbeats included).
+  const isOnline = (d: DeviceRecord) => deps.now() - d.lastSeen <= options.onlineWindowMs;
+  app.get('/v1/devices', { config: { access: 'auditor' }, schema: { summary: 'The device registry, from state reports; filters: state=online|offline, version=NAME@VERSION|none, tag=T', querystring: S.deviceListQuery.json, response: { 200: S.deviceList.json, ...errors } } },
+    async (req) => {
+      const q = req.query as S.DeviceListQuery;
+      const debug = deps.debugOf?.();
+      const list = store.listDevices().filter((d) => {
+        if (q.state !== undefined && isOnline(d) !== (q.state === 'online')) return false;
+        if (q.version !== undefined && (d.state.active ? `${d.state.active.name}@${d.state.active.version}` : 'none') !== q.version) return false;
+        return q.tag === undefined || tagsOf(d.state).includes(q.tag);
+      });
+      return { devices: list.map((d) => deviceSummary(store, d, isOnline(d), debug)) };
+    });
 
   app.get('/v1/devices/:id', { config: { access: 'auditor' }, schema: { summary: 'One device: its last state report and recent events', params: S.deviceIdParams.json, response: { 200: S.deviceDetail.json, ...errors } } }, async (req) => {
     const { id } = req.params as { id: string };
     const d = store.getDevice(id);
     if (!d) throw hubError('HUB_ERR_UNKNOWN_DEVICE', id);
-    return { ...deviceSummary(store, d, deps.debugOf?.()), state: d.state, events: store.listEvents(id, 50) };
+    return { ...deviceSummary(store, d, isOnline(d), deps.debugOf?.()), state: d.state, events: store.listEvents(id, 50) };
   });
 
   app.get('/v1/health', { config: { access: 'public' }, schema: { summary: 'Liveness and counters', response: { 200: S.health.json, ...errors } } },

@@ -41,6 +41,7 @@ import { DebugControl } from './debug/debug-control.js';
 import { registerDebugRoutes } from './debug/routes.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { registerMetricsRoutes, startMetricsServer } from './metrics/routes.js';
+import { registerEnrollRoutes } from './enroll-routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -238,7 +239,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const tokens = new TokenStore(store.sqlite);
     const tokenFile = tokens.bootstrap(options.dataDir, now());
     if (tokenFile) logger.warn({ tokenFile }, 'first start: wrote an admin API token (mode 0600); use it to create operator and auditor tokens');
-    installGuard(api, tokens);
+    installGuard(api, tokens, now);
     registerTokenRoutes(api, tokens, now);
     const rollouts: Rollouts = new Rollouts({ store, assigner, now, logger });
     stops.push(() => rollouts.close());
@@ -249,6 +250,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     events.start();
     registerDriftRoutes(api as never, { telemetry, store, now });
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
+    registerEnrollRoutes(api as never, { store });
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();
     const httpHost = options.httpHost ?? options.host;

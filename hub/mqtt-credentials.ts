@@ -46,6 +46,11 @@ export class MqttCredentials {
     return { username: deviceId, password: this.issue(deviceId, 'device', now) };
   }
 
+  /** Whether this device holds an active (not revoked) credential: enrolled, whether or not it has connected yet. */
+  isEnrolled(deviceId: string): boolean {
+    return this.db.prepare("SELECT 1 FROM mqtt_credentials WHERE username = ? AND role = 'device' AND revoked_at IS NULL").get(deviceId) !== undefined;
+  }
+
   /** A fresh hub credential, replacing the previous one (the hub makes one at every start). */
   issueHub(now = Date.now()): { username: string; password: string } {
     return { username: HUB_MQTT_USER, password: this.issue(HUB_MQTT_USER, 'hub', now) };

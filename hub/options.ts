@@ -43,7 +43,10 @@ export const hubOptionsSchema = obj({
   metricsHost: optional(str({ min: 1, max: 255 })),
   /** Port of the token-free /metrics listener (see metricsHost); unset = no such listener. */
   metricsPort: optional(int({ min: 0, max: 65_535 })),
-  /** /metrics counts a device as online while its last state report (agents send one per heartbeat, 60 s by default) is at most this old. */
+  /**
+   * A device is online (`fleetcast devices list`, GET /v1/devices, /metrics) while its last message is at most this old:
+   * three of the agent's default heartbeats (heartbeatMs, 60 s), so one lost or late heartbeat does not flap it.
+   */
   onlineWindowMs: ms(180_000, 1_000),
   /** An external broker (mqtt://host:port); then no embedded broker is started. */
   brokerUrl: optional(str({ pattern: /^mqtts?:\/\/[^\s/]+(:[0-9]{1,5})?\/?$/, max: 512 })),

@@ -12,7 +12,7 @@ export const SIGNING_ERRORS = {
   SIGN_ERR_KEYS_EXIST: { message: 'Key files already exist in the output folder; choose another folder or remove them', status: 409 },
   SIGN_ERR_ROOT_ROLLBACK: { message: 'A root of a version at or below the one already trusted was offered (rollback); keep the trusted root and find out who served the old one', status: 409 },
   SIGN_ERR_ROOT_VERSION: { message: 'A new root skips versions; roots are taken one version at a time (N to N+1): serve every intermediate root in order', status: 400 },
-  SIGN_ERR_ROOT_NOT_CROSS_SIGNED: { message: 'A new root is not signed by a threshold of the previous root\'s root keys; sign root N+1 with the old root keys as well as the new ones (`fleetcast keys rotate --key OLD.key --key NEW.key`)', status: 400 },
+  SIGN_ERR_ROOT_NOT_CROSS_SIGNED: { message: 'A new root is not signed by a threshold of the previous root\'s root keys; sign root N+1 with the old root keys as well as the new ones (`fleetcast keys rotate --keys DIR --sign OLD.key --sign NEW.key --root-key NEW.key`)', status: 400 },
   SIGN_ERR_ROOT_CHAIN_TOO_LONG: { message: 'More new root versions were offered at once than a client takes in one update; update in several steps or raise the cap', status: 400 },
   SIGN_ERR_AUDIT_EXPORT: { message: 'An audit export folder is missing a file or has a file that cannot be read; export it again with `fleetcast audit export`', status: 400 },
   SIGN_ERR_AUDIT_MISMATCH: { message: 'An audit export disagrees with itself: a file, entry or checkpoint does not match what the signed log commits to. The named entry was altered, dropped, reordered or spliced in', status: 400 },

@@ -6,7 +6,7 @@ import { need, parseCli } from '../args.js';
 import { exportAudit } from '../audit-export.js';
 import { tokenFrom } from '../hub-client.js';
 
-const USAGE = `fleetcast audit export --hub URL --out DIR   (an auditor token or higher: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN)
+export const USAGE = `fleetcast audit export --hub URL --out DIR   (an auditor token or higher: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN)
 fleetcast audit verify DIR --root root.json [--checkpoint FILE ...] [--json] [--save-checkpoint FILE]`;
 
 export async function run(argv: string[]): Promise<number> {

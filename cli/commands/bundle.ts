@@ -18,12 +18,13 @@ import { readKeyFile } from '../../signing/keys.js';
 import { loadRootText } from '../../signing/root.js';
 import { need, parseCli } from '../args.js';
 
-const USAGE = {
+const USAGES = {
   build: 'fleetcast bundle build MODEL.onnx --name NAME --version N --key release.key [--key release2.key] --out FILE [--schema schema.json] [--reference DATA.csv|DATA.jsonl [--reference-bins N]] [--golden cases.json] [--example inputs.json] [--smoke-dims NAME=N,...] [--chunk-size BYTES] [--level 1-19]',
   inspect: 'fleetcast bundle inspect FILE [--json]',
   verify: 'fleetcast bundle verify FILE --root root.json',
 };
-const ALL_USAGE = Object.values(USAGE).map((u) => `  ${u}`).join('\n');
+const ALL_USAGE = Object.values(USAGES).map((u) => `  ${u}`).join('\n');
+export const USAGE = ALL_USAGE;
 
 function positiveInt(value: string, flag: string, usage: string): number {
   if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < 1) {
@@ -77,7 +78,7 @@ function describeManifest(m: Manifest, bundleId: string, keyids: string[]): stri
 }
 
 async function build(argv: string[]): Promise<number> {
-  const u = USAGE.build;
+  const u = USAGES.build;
   const { values, positionals } = parseCli(argv, {
     name: { type: 'string' }, version: { type: 'string' }, key: { type: 'string', multiple: true }, out: { type: 'string' },
     schema: { type: 'string' }, 'chunk-size': { type: 'string' }, level: { type: 'string' },
@@ -117,7 +118,7 @@ async function build(argv: string[]): Promise<number> {
 }
 
 async function inspect(argv: string[]): Promise<number> {
-  const u = USAGE.inspect;
+  const u = USAGES.inspect;
   const { values, positionals } = parseCli(argv, { json: { type: 'boolean' } }, u);
   const file = onePositional(positionals, 'bundle FILE', u);
   const r = await readBundleFile(file);
@@ -132,7 +133,7 @@ async function inspect(argv: string[]): Promise<number> {
 }
 
 async function verify(argv: string[]): Promise<number> {
-  const u = USAGE.verify;
+  const u = USAGES.verify;
   const { values, positionals } = parseCli(argv, { root: { type: 'string' } }, u);
   const file = onePositional(positionals, 'bundle FILE', u);
   const rootPath = need(values.root, '--root', u);

@@ -1,7 +1,7 @@
 import { runDemo } from '../demo.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast demo [--agents 50] [--keep]';
+export const USAGE = 'fleetcast demo [--agents 50] [--keep]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCli(argv, { agents: { type: 'string' }, keep: { type: 'boolean' } }, USAGE);

@@ -8,7 +8,7 @@ import { FleetcastError } from '../../protocol/errors.js';
 import { parseCli } from '../args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 
-const USAGE = 'fleetcast device debug ID --hub URL (--rows N --minutes M | --off | --show) [--json]';
+export const USAGE = 'fleetcast device debug ID --hub URL (--rows N --minutes M | --off | --show) [--json]';
 
 function count(v: string | undefined, flag: string, max: number): number | undefined {
   if (v === undefined) return undefined;

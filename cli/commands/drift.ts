@@ -2,7 +2,9 @@
  * `fleetcast drift report NAME@VERSION [--ring R] [--since T] [--json]`: the
  * hub's drift report (GET /v1/drift/NAME/VERSION) as a table, worst first.
  * T is epoch ms or a duration back from now (15m, 2h, 7d). Exit code 0 with
- * no drift, 3 when the report shows drift (scripts can gate on it).
+ * no drift, 3 when the report shows drift (scripts can gate on it), 4 when
+ * nothing could be judged because the bundle has no reference profile and no
+ * earlier version has telemetry: a script must not read that as "no drift".
  */
 import { FleetcastError } from '../../protocol/errors.js';
 import type { DriftReport } from '../../hub/drift/report.js';
@@ -10,7 +12,7 @@ import { formatDriftReport } from '../../hub/drift/format.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast drift report NAME@VERSION --hub URL [--ring R] [--since 15m|EPOCH_MS] [--until …] [--json] [--limit N]';
+export const USAGE = 'fleetcast drift report NAME@VERSION --hub URL [--ring R] [--since 15m|EPOCH_MS] [--until …] [--json] [--limit N]\n  exit 0: no drift, 3: drift, 4: not judged (the bundle has no reference profile and no earlier version has telemetry)';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
@@ -27,5 +29,6 @@ export async function run(argv: string[]): Promise<number> {
   for (const k of ['ring', 'since', 'until'] as const) if (values[k] !== undefined) q.set(k, values[k]!);
   const report = await client.get<DriftReport>(`/v1/drift/${m[1]}/${m[2]}${q.size ? `?${q}` : ''}`);
   process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatDriftReport(report, { limit }));
-  return report.drift ? 3 : 0;
+  if (report.drift) return 3;
+  return !report.hasReference && report.rows.length === 0 ? 4 : 0;
 }

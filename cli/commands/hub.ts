@@ -11,7 +11,7 @@ import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli, refuseSecretFlag, secretFrom } from '../args.js';
 
-const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)';
+export const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.

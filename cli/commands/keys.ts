@@ -5,7 +5,7 @@ import { rotateRootFiles } from '../../signing/root-files.js';
 import type { RoleChange } from '../../signing/root-rotation.js';
 import { need, parseCli } from '../args.js';
 
-const USAGE = `fleetcast keys init --out DIR [--expires-days 365]
+export const USAGE = `fleetcast keys init --out DIR [--expires-days 365]
 fleetcast keys gen --role root|release|hub --out FILE
 fleetcast keys rotate --keys DIR --sign KEY [--sign KEY ...] [--root-key FILE ...] [--root-threshold N]
                       [--add-release FILE] [--revoke-release KEYID] [--release-threshold N]

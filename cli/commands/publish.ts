@@ -2,7 +2,7 @@
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { parseCli } from '../args.js';
 
-const USAGE = 'fleetcast publish FILE --hub URL [--json]';
+export const USAGE = 'fleetcast publish FILE --hub URL [--json]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, { hub: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } }, USAGE);

@@ -11,10 +11,10 @@ import type { RolloutStatus } from '../../hub/rollouts/rollouts.js';
 import { parseRolloutText } from '../../hub/rollouts/spec.js';
 import { parseCli } from '../args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
-import { renderHistory, renderStatus, TERMINAL } from '../rollout-view.js';
+import { renderHistory, renderStatus, renderSummaryLines, TERMINAL } from '../rollout-view.js';
 
-const USAGE = `fleetcast rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede] [--reason TEXT]
-       fleetcast rollout status [ID] [--json]
+export const USAGE = `fleetcast rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede] [--reason TEXT] [--allow-unknown]
+       fleetcast rollout status [ID] [--json]     (no ID: one line per rollout)
        fleetcast rollout watch [ID] [--interval MS]
        fleetcast rollout history ID [--json]
        fleetcast rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
@@ -34,7 +34,7 @@ export function ringsArg(v: string): unknown {
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
     hub: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, rings: { type: 'string' }, 'auto-promote': { type: 'boolean' },
-    window: { type: 'string' }, rate: { type: 'string' }, supersede: { type: 'boolean' }, reason: { type: 'string' }, interval: { type: 'string' },
+    window: { type: 'string' }, rate: { type: 'string' }, supersede: { type: 'boolean' }, 'allow-unknown': { type: 'boolean' }, reason: { type: 'string' }, interval: { type: 'string' },
   }, USAGE);
   const [sub, arg, ...extra] = positionals;
   if (!sub) throw bad('give a subcommand');
@@ -52,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
       if (values.window !== undefined) body.window = values.window;
       if (values.rate !== undefined) body.rate = values.rate;
       if (values.supersede) body.supersede = true;
+      if (values['allow-unknown']) body.allowUnknown = true;
       if (values.reason !== undefined) body.reason = values.reason;
       const s = await client.startRollout<RolloutStatus>(body);
       out(values.json ? JSON.stringify(s) + '\n' : `started rollout ${s.id}\n${renderStatus(s)}`);
@@ -61,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       if (arg) { const s = await client.rollout<RolloutStatus>(arg); out(values.json ? JSON.stringify(s) + '\n' : renderStatus(s)); return 0; }
       const { rollouts } = await client.rollouts<{ rollouts: RolloutStatus[] }>();
       if (values.json) { out(JSON.stringify(rollouts) + '\n'); return 0; }
-      out(rollouts.length ? rollouts.map(renderStatus).join('\n') : 'no rollouts yet\n');
+      out(rollouts.length ? renderSummaryLines(rollouts) : 'no rollouts yet\n');
       return 0;
     }
     case 'history': {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startFleet } from '../../simulator/fleet.js';
 import { need, parseCli } from '../args.js';
 
-const USAGE = 'fleetcast sim --broker URL --agents N --root root.json [--data DIR] [--prefix sim] [--duration SECONDS] [--concurrency 8]';
+export const USAGE = 'fleetcast sim --broker URL --agents N --root root.json [--data DIR] [--prefix sim] [--duration SECONDS] [--concurrency 8]';
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseCli(argv, {

@@ -36,21 +36,22 @@ export function assertRouteAccess(r: RouteOptions): void {
   }
 }
 
-/** "role:tokenId" of the caller (for decision records), set by the guard. */
+/** "role:tokenId (label)" of the caller (for decision records), set by the guard. */
 export function actorOf(req: FastifyRequest): string {
   return (req as FastifyRequest & { fcActor?: string }).fcActor ?? 'unknown';
 }
 
-export function installGuard(app: App, tokens: TokenStore): void {
+export function installGuard(app: App, tokens: TokenStore, now: () => number = Date.now): void {
   app.addHook('onRequest', async (req) => {
     // req.is404: no route matched, so no route config; any valid token may then hear "no route".
     const need: Access = req.is404 ? 'auditor' : (accessOf(req.routeOptions.config) ?? 'admin');
     if (need === 'public') return;
     const m = /^Bearer\s+(\S{1,512})$/i.exec(String(req.headers.authorization ?? ''));
-    const who = m ? tokens.verify(m[1]) : undefined;
-    if (!who) throw hubError('HUB_ERR_UNAUTHENTICATED', m ? 'the token is unknown or revoked' : 'no Authorization: Bearer header');
+    const who = m ? tokens.verify(m[1], now()) : undefined;
+    if (!who) throw hubError('HUB_ERR_UNAUTHENTICATED', m ? 'the token is unknown, revoked or expired' : 'no Authorization: Bearer header');
     const route = req.is404 ? 'this route' : `${req.method} ${req.routeOptions.url}`;
     if (RANK[who.role] < RANK[need]) throw hubError('HUB_ERR_FORBIDDEN', `${route} needs ${need}; this token is ${who.role}`);
-    (req as FastifyRequest & { fcActor?: string }).fcActor = `${who.role}:${who.id}`;
+    // The label goes into every decision and log line the caller causes (`operator:tok-… (alice)`); the id stays first so it can be resolved.
+    (req as FastifyRequest & { fcActor?: string }).fcActor = `${who.role}:${who.id}${who.label ? ` (${who.label})` : ''}`;
   });
 }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 export const ROLES = ['admin', 'operator', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
 
-export interface TokenInfo { id: string; role: Role; label: string | null; createdAt: number; createdBy: string; revoked: boolean }
+export interface TokenInfo { id: string; role: Role; label: string | null; createdAt: number; createdBy: string; revoked: boolean; expiresAt: number | null }
 
 const hash = (token: string) => createHash('sha256').update(token, 'utf8').digest();
 export const BOOTSTRAP_FILE = 'admin.token';
@@ -28,26 +28,30 @@ export class TokenStore {
       id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL, label TEXT,
       created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
     )`);
+    // The token store's own migration: tokens may expire (a hub data folder from before has no such column).
+    const cols = db.prepare('PRAGMA table_info(api_tokens)').all() as { name: string }[];
+    if (!cols.some((c) => c.name === 'expires_at')) db.exec('ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER');
   }
 
-  create(role: Role, createdBy: string, now: number, label: string | null = null): { id: string; token: string; role: Role } {
+  create(role: Role, createdBy: string, now: number, label: string | null = null, expiresAt: number | null = null): { id: string; token: string; role: Role; label: string | null; expiresAt: number | null } {
     const token = `fct_${randomBytes(32).toString('base64url')}`;
     const id = `tok-${randomBytes(6).toString('hex')}`;
-    this.db.prepare('INSERT INTO api_tokens (id, hash, role, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)').run(id, hash(token), role, label, now, createdBy);
-    return { id, token, role };
+    this.db.prepare('INSERT INTO api_tokens (id, hash, role, label, created_at, created_by, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, hash(token), role, label, now, createdBy, expiresAt);
+    return { id, token, role, label, expiresAt };
   }
 
-  /** The token's identity, or undefined for an unknown or revoked token. */
-  verify(token: string): { id: string; role: Role } | undefined {
+  /** The token's identity, or undefined for an unknown, revoked or expired (expiresAt ≤ now) token. */
+  verify(token: string, now = Date.now()): { id: string; role: Role; label: string | null } | undefined {
     const h = hash(token);
-    const row = this.db.prepare('SELECT id, hash, role FROM api_tokens WHERE hash = ? AND revoked = 0').get(h) as { id: string; hash: Buffer; role: Role } | undefined;
+    const row = this.db.prepare('SELECT id, hash, role, label, expires_at FROM api_tokens WHERE hash = ? AND revoked = 0').get(h) as { id: string; hash: Buffer; role: Role; label: string | null; expires_at: number | null } | undefined;
+    if (row && row.expires_at !== null && row.expires_at <= now) return undefined;
     // The lookup is by hash already; compare again in constant time for good measure.
-    return row && timingSafeEqual(row.hash, h) ? { id: row.id, role: row.role } : undefined;
+    return row && timingSafeEqual(row.hash, h) ? { id: row.id, role: row.role, label: row.label } : undefined;
   }
 
   list(): TokenInfo[] {
-    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_at, id').all() as { id: string; role: Role; label: string | null; created_at: number; created_by: string; revoked: number }[])
-      .map((r) => ({ id: r.id, role: r.role, label: r.label, createdAt: r.created_at, createdBy: r.created_by, revoked: r.revoked === 1 }));
+    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_at, id').all() as { id: string; role: Role; label: string | null; created_at: number; created_by: string; revoked: number; expires_at: number | null }[])
+      .map((r) => ({ id: r.id, role: r.role, label: r.label, createdAt: r.created_at, createdBy: r.created_by, revoked: r.revoked === 1, expiresAt: r.expires_at }));
   }
 
   revoke(id: string): boolean {

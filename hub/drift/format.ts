@@ -18,6 +18,8 @@ export function formatDriftReport(r: DriftReport, o: { limit?: number } = {}): s
   const t = r.thresholds;
   out.push(`drift ${r.name}@${r.version} (${r.bundleId.slice(0, 12)}…) from ${new Date(r.since).toISOString()} to ${new Date(Math.min(r.until, Date.now())).toISOString()}`);
   out.push(`thresholds: PSI ≥ ${t.psi} or W1/σ ≥ ${t.wasserstein} or missing rate ±${t.missing ?? 0.05}, n ≥ ${t.minN}, family-wise α ${t.alpha}; previous version: ${r.previous ? `v${r.previous.version}` : 'none with telemetry'}`);
+  const noReference = `no reference profile: ${r.name}@${r.version} was built without \`bundle build --reference DATA\`, so nothing is compared with the training data${r.previous ? ` (only with v${r.previous.version})` : ''}; rebuild it with --reference to judge drift`;
+  if (!r.hasReference) out.push(noReference);
   if (r.rings.length === 0) { out.push('no telemetry in this range'); return out.join('\n') + '\n'; }
   out.push(table(['RING', 'REQUESTS', 'SAMPLED', 'FAILURES', 'LATENCY p50/p95/p99 ms'], r.rings.map((g) => [
     g.ring, String(g.requests), String(g.sampled),
@@ -34,6 +36,8 @@ export function formatDriftReport(r: DriftReport, o: { limit?: number } = {}): s
   if (rows.length < r.rows.length) out.push(`… ${r.rows.length - rows.length} more rows (--json for all)`);
   const news = r.rows.filter((x) => x.newCategories.length).map((x) => `${x.ring} ${x.feature}: new categories ${x.newCategories.join(', ')}`);
   if (news.length) out.push(...new Set(news));
-  out.push(r.drift ? `verdict: drift in ${r.rows.filter((x) => x.verdict === 'drift').length} comparison(s)` : 'verdict: no drift');
+  out.push(r.drift ? `verdict: drift in ${r.rows.filter((x) => x.verdict === 'drift').length} comparison(s)`
+    : r.rows.length === 0 ? `verdict: not judged (${r.hasReference ? 'no comparison had data' : 'no reference profile and no previous version with telemetry'})`
+      : r.hasReference ? 'verdict: no drift' : `verdict: no drift against v${r.previous?.version}; not judged against a reference (none in the bundle)`);
   return out.join('\n') + '\n';
 }

@@ -67,6 +67,11 @@ export interface DriftReport {
   rings: RingSummary[];
   rows: DriftRow[];
   drift: boolean;
+  /**
+   * Whether the bundle carries a signed reference profile (`bundle build --reference`). Without one nothing can be
+   * compared against the reference: "no drift" would then mean "not judged", so the report says which.
+   */
+  hasReference: boolean;
 }
 
 export interface ReportDeps {
@@ -197,6 +202,7 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
     bundleId: bundle.id, name: bundle.name, version: bundle.version, since: q.since, until: q.until, thresholds: t,
     previous: previous ? { bundleId: previous.ref.id, version: previous.ref.version } : null,
     rings, rows, drift: rows.some((r) => r.verdict === 'drift'),
+    hasReference: plan.reference !== null,
   };
 }
 

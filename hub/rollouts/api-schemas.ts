@@ -16,6 +16,8 @@ export const startBody = obj({
   rate: optional(json()),
   supersede: optional(bool()),
   reason: optional(str({ max: 1024 })),
+  /** Let rings name device ids the hub has never seen (HUB_ERR_UNKNOWN_DEVICE otherwise). */
+  allowUnknown: optional(bool()),
 });
 export type StartBody = Infer<typeof startBody>;
 

@@ -19,7 +19,8 @@ export function ringHash(rolloutId: string, deviceId: string): number {
   return h.readUIntBE(0, 6) / 2 ** 48;
 }
 
-function tagsOf(c: Candidate): string[] {
+/** A device's tags, from capabilities.tags in its state report (a string or a list of strings). */
+export function tagsOf(c: Pick<Candidate, 'capabilities'>): string[] {
   const t = c.capabilities.tags;
   return Array.isArray(t) ? t.filter((x): x is string => typeof x === 'string') : typeof t === 'string' ? [t] : [];
 }

@@ -16,6 +16,7 @@ import { promoteRow, RolloutEngine } from './engine.js';
 import { placeDevices } from './rings.js';
 import { RolloutStore, type RolloutRow } from './rollout-store.js';
 import { buildPlan, parseRolloutFile } from './spec.js';
+import { refuseUnknownDevices } from '../known-devices.js';
 
 export interface StartRequest {
   name: string;
@@ -27,6 +28,8 @@ export interface StartRequest {
   rate?: unknown;
   supersede?: boolean;
   reason?: string;
+  /** Rings may name device ids the hub has never seen. */
+  allowUnknown?: boolean;
 }
 
 export interface RingStatus {
@@ -75,6 +78,8 @@ export class Rollouts {
     const bundle = this.hub.getBundleByVersion(req.name, req.version);
     if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `${req.name}@${req.version}`);
     const plan = buildPlan(parseRolloutFile(req.spec ?? {}), { autoPromote: req.autoPromote, window: req.window, rate: req.rate });
+    // A ring that names a mistyped id would wait for a device that never comes: refused before anything starts.
+    if (!req.allowUnknown) refuseUnknownDevices(this.hub, plan.rings.flatMap((r) => r.devices ?? []), 'a ring of the rollout');
     const devices = this.hub.listDevices();
     if (devices.length === 0) throw hubError('HUB_ERR_NO_TARGETS', 'no device has reported to the hub yet');
     const R = this.store;

@@ -35,7 +35,7 @@ export async function deployedFleetOn(hub: Hub, keys: TestKeys, devices: string[
   await waitFor(async () => (await api<{ devices: { id: string }[] }>(hub, 'GET', '/v1/devices')).body.devices.filter((d) => devices.includes(d.id)).length === devices.length, 'devices registered');
   const bundle = await makeBundle([keys.keys.release], { chunkSize: 4096 });
   expect((await api(hub, 'POST', '/v1/bundles', readFileSync(bundle.path))).status).toBe(201);
-  expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: [...devices, ...(o.also ?? [])] })).status).toBe(200);
+  expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: [...devices, ...(o.also ?? [])], allowUnknown: true })).status).toBe(200);
   await waitFor(() => agents.every((a) => a.status().active?.version === 1), 'v1 installed everywhere');
   return {
     keys, hub, agents, bundle, token: adminToken(hub),

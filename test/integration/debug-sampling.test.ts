@@ -80,7 +80,7 @@ beforeAll(async () => {
   b = newAgent(hub, keys, 'dbg-b', { telemetry }, { now: clock });
   await Promise.all([a.start(), b.start()]);
   await waitFor(() => hub.store.getDevice('dbg-a') && hub.store.getDevice('dbg-b'), 'agents registered');
-  expect((await api(hub, 'POST', '/v1/deployments', { name: 'dbg', version: 1, devices: ['dbg-a', 'dbg-b'] })).status).toBe(200);
+  expect((await api(hub, 'POST', '/v1/deployments', { name: 'dbg', version: 1, devices: ['dbg-a', 'dbg-b'], allowUnknown: true })).status).toBe(200);
   await waitFor(() => a.status().active && b.status().active, 'model installed on both agents', 30_000);
 }, 60_000);
 

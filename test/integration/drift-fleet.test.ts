@@ -43,8 +43,8 @@ beforeAll(async () => {
   const reference = referenceRows(FEATURES, 5000, 11);
   v1 = await publishModel(hub, [keys.keys.release], { name: 'churn', version: 1, mlp: { features: 8, seed: 1 }, reference });
   v2 = await publishModel(hub, [keys.keys.release], { name: 'churn', version: 2, mlp: { features: 8, seed: 1 }, reference });
-  expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ids.slice(20), ring: 'wide' })).status).toBe(200);
-  expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: canary, ring: 'canary' })).status).toBe(200);
+  expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ids.slice(20), ring: 'wide', allowUnknown: true })).status).toBe(200);
+  expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: canary, ring: 'canary', allowUnknown: true })).status).toBe(200);
   fleet = await startCollectorFleet(hub, { ids, clock, scenario: scenarioGenerator({ shifts }, 5) });
   for (const d of fleet.devices) d.model = canary.includes(d.id) ? v2 : v1;
 }, 60_000);

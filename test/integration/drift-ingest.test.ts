@@ -171,7 +171,7 @@ describe('telemetry ingest', () => {
   it('real agents report telemetry from their predict path, validation failures by code, and show it in their status', async () => {
     const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: 3, rootPath: join(keys.dir, 'root.json'), dataDir: tempDir('fleetcast-agents-'), idPrefix: 'tel', agentOptions: { telemetry: { windowMs: 200, sampleRate: 1, maxBuffered: 100, debugRowsPerWindow: 0, format: 'json', maxReportBytes: MESSAGE_LIMITS.telemetry } } });
     try {
-      expect((await api(hub, 'POST', '/v1/deployments', { name: 'ingest', version: 1, devices: [...fleet.ids], ring: 'canary' })).status).toBe(200);
+      expect((await api(hub, 'POST', '/v1/deployments', { name: 'ingest', version: 1, devices: [...fleet.ids], ring: 'canary', allowUnknown: true })).status).toBe(200);
       await fleet.waitForVersion('ingest', 1, 30_000);
       const g = scenarioGenerator({ shifts: [{ feature: 'x[1]', devices: 'all', at: 0, missing: 0.5 }] }, 9);
       let failed = 0;

@@ -62,7 +62,7 @@ describe('a streaming-VAD shaped model through the whole system', () => {
     });
     await waitFor(async () => (await api<{ devices: { id: string }[] }>(hub!, 'GET', '/v1/devices')).body.devices.some((d) => d.id === 'dev-vad'), 'the enrolled agent to register', 60_000, 200);
     expect((await api(hub, 'POST', '/v1/bundles', new Uint8Array(readFileSync(join(dir, 'vad-1.fcb'))))).status).toBe(201);
-    expect((await api(hub, 'POST', '/v1/deployments', { name: 'vad', version: 1, devices: ['dev-vad'] })).status).toBe(200);
+    expect((await api(hub, 'POST', '/v1/deployments', { name: 'vad', version: 1, devices: ['dev-vad'], allowUnknown: true })).status).toBe(200);
     const status = async () => (await fetch(`http://127.0.0.1:${port}/v1/status`)).json() as Promise<{ phase: string; active?: { version: number } }>;
     await waitFor(async () => { const s = await status(); return s.phase === 'committed' && s.active?.version === 1; }, `the agent to install vad@1 (stderr: ${agent.io.stderr.slice(-500)})`, 60_000, 200);
 

@@ -73,7 +73,7 @@ describe('fleetcast hub / publish / deploy / devices', () => {
     expect(pub).toMatchObject({ code: 0, stdout: `published cli-model@3 bundle ${b.bundleId}\n` });
     expect((await fleetcast('publish', b.path, '--hub', httpUrl)).stdout).toBe(`already published cli-model@3 bundle ${b.bundleId}\n`);
 
-    const dep = await fleetcast('deploy', 'cli-model@3', '--hub', httpUrl, '--devices', 'cli-dev-1,cli-dev-2');
+    const dep = await fleetcast('deploy', 'cli-model@3', '--hub', httpUrl, '--devices', 'cli-dev-1,cli-dev-2', '--allow-unknown');
     expect(dep.code).toBe(0);
     expect(dep.stdout).toContain('to 2 device(s)');
     expect(dep.stdout).toMatch(/cli-dev-1 {2}counter 1/);
@@ -90,8 +90,8 @@ describe('fleetcast hub / publish / deploy / devices', () => {
       expect(json[0]).toMatchObject({ id: 'cli-dev-1', phase: 'committed', active, assignment: { counter: 1, version: 3 } });
       const table = await fleetcast('devices', 'list', '--hub', httpUrl);
       const lines = table.stdout.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/^DEVICE\s+ACTIVE\s+PHASE\s+ASSIGNED\s+LAST ERROR\s+LAST SEEN$/);
-      expect(lines[1]).toMatch(/^cli-dev-1\s+cli-model@3\s+committed\s+cli-model@3 #1\s+-\s+\d+s ago$/);
+      expect(lines[0]).toMatch(/^DEVICE\s+STATE\s+ACTIVE\s+PHASE\s+RING\s+TAGS\s+ASSIGNED\s+LAST ERROR\s+LAST SEEN$/);
+      expect(lines[1]).toMatch(/^cli-dev-1\s+online\s+cli-model@3\s+committed\s+-\s+-\s+cli-model@3 #1\s+-\s+\d+s ago$/);
     } finally {
       await dev.endAsync();
     }

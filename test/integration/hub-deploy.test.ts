@@ -47,9 +47,9 @@ describe('deployments and the device registry', () => {
     const v2 = await makeBundle([keys.keys.release], { version: 2, model: { seed: 8 } });
     for (const b of [v1, v2]) expect((await api(hub, 'POST', '/v1/bundles', readFileSync(b.path))).status).toBe(201);
 
-    const d1 = await api<{ bundleId: string; devices: string[]; counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-a', 'dev-b'] });
+    const d1 = await api<{ bundleId: string; devices: string[]; counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-a', 'dev-b'], allowUnknown: true });
     expect(d1).toEqual({ status: 200, body: { bundleId: v1.bundleId, devices: ['dev-a', 'dev-b'], counters: { 'dev-a': 1, 'dev-b': 1 } } });
-    const d2 = await api<{ counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: ['dev-a'] });
+    const d2 = await api<{ counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: ['dev-a'], allowUnknown: true });
     expect(d2.body.counters).toEqual({ 'dev-a': 2 });
 
     // dev-a subscribes only now: the broker hands it the retained, latest assignment.
@@ -70,7 +70,7 @@ describe('deployments and the device registry', () => {
     hubs.push(hub);
     const again = await receiveAssignment(hub.mqttUrl, 'dev-b');
     expect(JSON.parse(Buffer.from(again.assignment.payload, 'base64').toString())).toMatchObject({ deviceId: 'dev-b', counter: 1, bundleId: v1.bundleId });
-    const d3 = await api<{ counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-a', 'dev-b'] });
+    const d3 = await api<{ counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-a', 'dev-b'], allowUnknown: true });
     expect(d3.body.counters).toEqual({ 'dev-a': 3, 'dev-b': 2 });
   });
 
@@ -80,7 +80,7 @@ describe('deployments and the device registry', () => {
     hubs.push(hub);
     const b = await makeBundle([keys.keys.release], { name: 'ttl' });
     await api(hub, 'POST', '/v1/bundles', readFileSync(b.path));
-    await api(hub, 'POST', '/v1/deployments', { name: 'ttl', version: 1, devices: ['dev-t'] });
+    await api(hub, 'POST', '/v1/deployments', { name: 'ttl', version: 1, devices: ['dev-t'], allowUnknown: true });
     expect(hub.store.getAssignment('dev-t')).toMatchObject({ counter: 1, expiresAt: now + 10_000 });
     now += 5_000; // half the TTL: the refresher's next tick re-signs
     await waitFor(() => hub.store.getAssignment('dev-t')!.counter === 2, 're-signed assignment');
@@ -132,7 +132,7 @@ describe('deployments and the device registry', () => {
     const b = await makeBundle([keys.keys.release], { name: 'fleet' });
     await api(hub, 'POST', '/v1/bundles', readFileSync(b.path));
     const ids = Array.from({ length: 600 }, (_, i) => `fleet-${String(i).padStart(3, '0')}`);
-    const r = await api<{ devices: string[]; counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'fleet', version: 1, devices: ids });
+    const r = await api<{ devices: string[]; counters: Record<string, number> }>(hub, 'POST', '/v1/deployments', { name: 'fleet', version: 1, devices: ids, allowUnknown: true });
     expect(r.body.devices).toEqual(ids);
     expect(Object.values(r.body.counters).every((c) => c === 1)).toBe(true);
     const watcher = await connectDevice(hub.mqttUrl, 'watcher');

@@ -38,7 +38,7 @@ describe.skipIf(!hasMosquitto)('hub with an external mosquitto broker (--broker)
     const root = loadRootText(readFileSync(keys.rootPath, 'utf8'));
     const b = await makeBundle([keys.keys.release], { chunkSize: 16_384, model: { seed: 5, padFloats: 30_000 } });
     expect((await api(hub, 'POST', '/v1/bundles', readFileSync(b.path))).status).toBe(201);
-    expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['m-1'] })).status).toBe(200);
+    expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['m-1'], allowUnknown: true })).status).toBe(200);
 
     // The device connects after the deployment: mosquitto holds the retained assignment.
     const dev = await connectDevice(broker.url, 'm-1');
@@ -82,7 +82,7 @@ describe.skipIf(!hasMosquitto)('hub across an external broker restart', () => {
 
     await first.stop();
     await waitFor(() => !hub.link.client.connected, 'the hub to notice the broker is gone');
-    const r = await api<{ error: { code: string } }>(hub, 'POST', '/v1/deployments', { name: 'restart', version: 1, devices: ['late-1'] });
+    const r = await api<{ error: { code: string } }>(hub, 'POST', '/v1/deployments', { name: 'restart', version: 1, devices: ['late-1'], allowUnknown: true });
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe('HUB_ERR_BROKER_UNREACHABLE');
     // Signed and stored even so: the broker only has to come back.

@@ -1,8 +1,8 @@
 /**
  * A device's live MQTT session on the embedded broker (secure mode, real
  * credentials from enrollment) ends when its credential does:
- * `fleetcast device revoke` and `fleetcast device enroll` again (rotation), run
- * as separate processes on the hub's data folder as an operator would, cut a
+ * `fleetcast device revoke` and `fleetcast device enroll --rotate`, run as
+ * separate processes against the hub's API as an operator would, cut a
  * device that is already connected, and what it publishes after the change
  * never reaches the registry. No device can displace another device or the hub
  * by connecting under their client id (for mosquitto see mqtt-limits.test.ts).
@@ -34,7 +34,8 @@ describe('embedded broker: a live session ends with its credential', () => {
   let hub: Hub;
   const clients: MqttClient[] = [];
   const device = (cmd: 'revoke' | 'enroll', id: string) =>
-    run(process.execPath, [join(ROOT, 'dist/cli/fleetcast.js'), 'device', cmd, id, '--data', hub.options.dataDir, ...(cmd === 'enroll' ? ['--json'] : [])], { cwd: ROOT, timeout: 60_000 });
+    run(process.execPath, [join(ROOT, 'dist/cli/fleetcast.js'), 'device', cmd, id, '--hub', hub.httpUrl, ...(cmd === 'enroll' ? ['--json', '--rotate'] : [])],
+      { cwd: ROOT, timeout: 60_000, env: { ...process.env, FLEETCAST_TOKEN: '', FLEETCAST_TOKEN_FILE: join(hub.options.dataDir, 'admin.token') } });
   const connect = async (id: string, password: string, clientId = id) => { const c = await connectClient(hub.mqttUrl, { clientId, username: id, password }); clients.push(c); return c; };
   const phase = (id: string) => hub.store.getDevice(id)?.phase;
 
@@ -73,7 +74,7 @@ describe('embedded broker: a live session ends with its credential', () => {
     const c = await connect('dev-k', old);
     expect(await tryPublish(c, topics.device('dev-k', 'state'), encode(stateReport('dev-k', { seq: 1, phase: 'idle' })))).toBe('acked');
     await waitFor(() => phase('dev-k') === 'idle', 'dev-k registered');
-    const fresh = (JSON.parse((await device('enroll', 'dev-k')).stdout) as { password: string }).password;
+    const fresh = (JSON.parse((await device('enroll', 'dev-k')).stdout) as { mqttPassword: string }).mqttPassword;
     if (c.connected) expect(await tryPublish(c, topics.device('dev-k', 'state'), encode(stateReport('dev-k', { seq: 2, phase: 'fetching' })))).toBe('disconnected');
     await closed(c);
     await expect(connect('dev-k', old)).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);

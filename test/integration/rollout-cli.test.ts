@@ -89,6 +89,14 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
       expect(st.state).toBe('completed');
       expect(st.rings.map((r) => r.devices)).toEqual([2, 1, 3]);
       expect(st.rings.reduce((a, r) => a + r.counts.installed, 0)).toBe(6);
+      // A finished rollout's rings are over: none still says it waits on a gate.
+      const text = (await fcAs(operator, 'rollout', 'status', id)).stdout;
+      expect(text).toContain('COMPLETED');
+      expect(text).not.toContain('waiting on');
+      // Without an id: a header and one line per rollout.
+      const lines = (await fcAs(operator, 'rollout', 'status')).stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[1]).toMatch(new RegExp(`^${id}\\s+churn@2\\s+completed\\s+broad 3/3\\s+3/3\\s+done$`));
       const hist = await fcAs(operator, 'rollout', 'history', id);
       expect(hist.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)[2])).toEqual(['start', 'promote', 'promote', 'complete']);
       expect(hist.stdout).toContain('cli test');

@@ -48,7 +48,7 @@ describe('trust: rotation and rewritten history', () => {
       // …one signed by the new key rolls out and installs.
       const v2 = await makeBundle([newRelease], { version: 2, model: { seed: 9 } });
       expect((await api(hub, 'POST', '/v1/bundles', readFileSync(v2.path))).status).toBe(201);
-      expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: ['rot-a'] })).status).toBe(200);
+      expect((await api(hub, 'POST', '/v1/deployments', { name: 'churn', version: 2, devices: ['rot-a'], allowUnknown: true })).status).toBe(200);
       await waitFor(() => fleet.agents[0].status().active?.bundleId === v2.bundleId, 'v2 installed under root v2', 30_000);
       // The auditor holding root v1 verifies the whole history, both roots included.
       const out = tempDir('fleetcast-audit-rot-');
