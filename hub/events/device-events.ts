@@ -30,7 +30,7 @@ import type { HubStore } from '../store.js';
 import type { TransparencyLog } from '../translog/translog.js';
 import type { EventOptions } from './options.js';
 
-export interface DeviceClaim { deviceId: string; seq: number; kind: string; bundleId: string; counter: number | null; at: number; receivedAt: number }
+export interface DeviceClaim { deviceId: string; seq: number; kind: string; bundleId: string | null; counter: number | null; at: number; receivedAt: number }
 
 export interface EventStats { stored: number; claims: number; rateLimited: number; logged: number; pruned: number }
 

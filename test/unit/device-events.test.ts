@@ -130,6 +130,7 @@ describe('device events', () => {
     for (const leaf of h.log.leavesOfKind('installs')) expect(() => decodeEntry(leaf.data)).not.toThrow();
     expect(loggedInstalls(h.log)).toEqual([expect.objectContaining({ deviceId: 'd1', bundleId: b1, counter: a.counter })]);
     expect(h.events.pendingInstalls()).toEqual([]);
+    expect(h.events.claims()).toEqual([expect.objectContaining({ deviceId: 'd1', kind: 'installed', bundleId: null })]);
     h.close();
   });
 });
