@@ -45,6 +45,12 @@ export const AGENT_VERSION = '0.1.0';
 
 /** Report sequence numbers per boot: boot N starts at N × this. */
 const BOOT_SEQ_SPAN = 1_000_000_000;
+/**
+ * A boot on a full disk cannot save its count N + 1, so the next boot that can will use N + 1 too: the
+ * full-disk boot takes the upper half of the saved count N's range instead (boot N's own reports stay below
+ * it, 500 million of them), leaving all of N + 1's range to that next boot.
+ */
+const FULL_DISK_SEQ_OFFSET = BOOT_SEQ_SPAN / 2;
 
 export interface AgentLog {
   info(obj: object, msg?: string): void;
@@ -213,9 +219,11 @@ class FleetcastAgent extends EventEmitter implements Agent {
       // The first write into the data folder: a folder the agent cannot write fails here, named.
       if (errorCode(e) !== 'AGENT_ERR_DISK_SPACE') throw dataDirError(o.dataDir, e);
       // The boot count cannot be saved, so every boot until space is freed gets the same count: place this one further
-      // into that count's range the later it starts (10 per second since the state was last saved), above the last such boot.
+      // into the upper half of that count's range the later it starts (10 per second since the state was last saved),
+      // above the last such boot and below the range of the next boot that saves its count (FULL_DISK_SEQ_OFFSET).
       const saved = (await stat(join(o.dataDir, 'state.json')).catch(() => null))?.mtimeMs ?? this.#now();
-      seqBase = (store.state.boots + 1) * BOOT_SEQ_SPAN + Math.min(BOOT_SEQ_SPAN - 1_000_000, Math.max(0, Math.floor((this.#now() - saved) / 100)));
+      const boots = store.corruptAside ? Math.max(store.state.boots, Math.ceil(this.#now() / 1e6)) : store.state.boots;
+      seqBase = boots * BOOT_SEQ_SPAN + FULL_DISK_SEQ_OFFSET + Math.min(FULL_DISK_SEQ_OFFSET - 1_000_000, Math.max(0, Math.floor((this.#now() - saved) / 100)));
       this.#bootError = { code: 'AGENT_ERR_DISK_SPACE', at: this.#now() };
       this.#log.error({ code: 'AGENT_ERR_DISK_SPACE', dataDir: o.dataDir }, `cannot save the agent state (${(e as Error).message}); serving the installed model, nothing new is installed until space is freed`);
     }

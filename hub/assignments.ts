@@ -136,7 +136,9 @@ export class Assigner {
     const resigned = new Set<string>();
     for (let i = 0; i < due.length; i += SIGN_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      const batch = due.slice(i, i + SIGN_BATCH);
+      // Read again, with no await before the issue below: a deployment or rollback made while an earlier batch
+      // waited for its PUBACKs has replaced the assignment read at the start, and must not be undone by re-issuing that.
+      const batch = due.slice(i, i + SIGN_BATCH).filter((a) => this.o.store.getAssignment(a.deviceId)?.counter === a.counter);
       const byDevice = new Map(batch.map((a) => [a.deviceId, a]));
       const recs: AssignmentRecord[] = [];
       // Bundles are never deleted; a missing one means a damaged store, and its reader has said so.

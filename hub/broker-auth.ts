@@ -3,7 +3,8 @@
  * every CONNECT against MqttCredentials, and authorise every PUBLISH and
  * SUBSCRIBE with broker-acl.ts. A device's MQTT client id must be its user
  * name, so one device cannot take over another's session, and no device may
- * use a client id the hub has connected with. A refused publish
+ * use a client id the hub has connected with, nor ask for a persistent
+ * session (clean: false). A refused publish
  * disconnects the client (aedes, MQTT 3.1.1 has no negative PUBACK); a refused
  * subscription is granted as 0x80 [MQTT-3.9.3-2], which the agent treats as an error.
  *
@@ -41,6 +42,15 @@ export function installBrokerAuth(aedes: Aedes, creds: MqttCredentials, logger?:
     let id: MqttIdentity | undefined;
     try { id = creds.check(username, password); } catch (e) { logger?.error({ err: e }, 'checking an MQTT credential failed'); }
     if (id && id.role === 'device' && (client.id !== id.username || hubClientIds.has(client.id))) id = undefined;
+    // No persistent session for a device: aedes would queue every QoS 1 message on its subscriptions while it is
+    // away, in memory and without a bound, and restore those subscriptions later without authorizeSubscribe
+    // (a chunk topic would stay readable after its grant ended). Agents always connect clean.
+    if (id && id.role === 'device' && client.clean === false) {
+      stats.refusedConnects++;
+      logger?.warn({ code: 'HUB_ERR_MQTT_AUTH', clientId: String(client.id).slice(0, 128), username: username?.slice(0, 128) }, 'refused an MQTT connection: a device must connect with a clean session (clean: true); the broker keeps no session or queue for a device that is away');
+      done(Object.assign(new Error('not authorized: a device must connect with a clean session'), { returnCode: 5 }) as Parameters<typeof done>[0], false);
+      return;
+    }
     if (!id) {
       stats.refusedConnects++;
       logger?.warn({ code: 'HUB_ERR_MQTT_AUTH', clientId: String(client.id).slice(0, 128), username: username?.slice(0, 128) }, 'refused an MQTT connection: unknown user, wrong secret, or client id is not the device id');

@@ -67,7 +67,10 @@ export async function startBroker(opts: { host: string; port: number; tls?: { ce
       aedes.close();
       throw hubError('HUB_ERR_LISTEN', `cannot read the broker TLS certificate or key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    server = createTlsServer(tls, aedes.handle as (s: Socket) => void) as unknown as Server;
+    try { server = createTlsServer(tls, aedes.handle as (s: Socket) => void) as unknown as Server; } catch (e) {
+      aedes.close();
+      throw hubError('HUB_ERR_LISTEN', `the broker TLS certificate ${opts.tls.cert} and key ${opts.tls.key} are not a usable PEM certificate and matching private key: ${(e as Error).message}`);
+    }
   } else {
     server = createServer(aedes.handle);
   }

@@ -5,6 +5,7 @@
  * down in the reverse order.
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { logOptions } from '../protocol/log-format.js';
@@ -105,7 +106,12 @@ function readHttpTls(options: HubOptions): { cert: Buffer; key: Buffer } | undef
   const read = (what: string, path: string) => {
     try { return readFileSync(path); } catch (e) { throw hubError('HUB_ERR_LISTEN', `cannot read the HTTP API's TLS ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
   };
-  return { cert: read('certificate', options.httpTlsCert), key: read('key', options.httpTlsKey) };
+  const pair = { cert: read('certificate', options.httpTlsCert), key: read('key', options.httpTlsKey) };
+  // Checked here, where the files can be named: node:https would otherwise throw OpenSSL's bare error from deep in the start.
+  try { createSecureContext(pair); } catch (e) {
+    throw hubError('HUB_ERR_LISTEN', `the HTTP API's TLS certificate ${options.httpTlsCert} and key ${options.httpTlsKey} are not a usable PEM certificate and matching private key: ${(e as Error).message}`);
+  }
+  return pair;
 }
 
 export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hub> {

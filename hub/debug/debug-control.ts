@@ -126,6 +126,7 @@ export class DebugControl {
 
   /** Publish every retained control message again (an embedded broker forgot them when it stopped), then keep sweeping. */
   async start(): Promise<void> {
+    this.#resignOlderRoot();
     for (const s of this.sessions.retained()) this.sessions.db.prepare('UPDATE debug_sessions SET published = 0 WHERE device_id = ?').run(s.deviceId);
     await this.sweep();
   }
@@ -181,6 +182,28 @@ export class DebugControl {
     }
     this.#timer = setTimeout(() => { void this.sweep(); }, Math.max(10, next - now + 5));
     this.#timer.unref();
+  }
+
+  /**
+   * A new root takes effect at start (as for assignments, Assigner.resignOlderRoot): a device that
+   * reset its counters at it refuses a control message signed under an older root, or by a hub key
+   * the root revoked. A retained "off" still in force is signed again with the next counter, so an
+   * operator's "off" reaches a device that takes the new root first (it would otherwise sample raw
+   * rows until the old `until`). An "on" stays as it was signed: sampling switched on before the
+   * rotation must be switched on again (README, Trust), consent does not carry across a revocation.
+   */
+  #resignOlderRoot(): void {
+    const now = this.#d.now();
+    for (const s of this.sessions.retained()) {
+      if (!s.envelope || s.cleared || (s.expiresAt !== null && s.expiresAt <= now)) continue;
+      let p: ControlPayload;
+      try { p = JSON.parse(Buffer.from(s.envelope.payload, 'base64').toString('utf8')) as ControlPayload; } catch { continue; }
+      const sameKey = s.envelope.signatures.every((g) => g.keyid === this.#d.hubKey.keyid);
+      if (p.debug !== null || (sameKey && (p.rootVersion ?? 0) >= (this.#d.rootVersion ?? 0))) continue;
+      const next = this.#signed(s.deviceId, s, now, p.expiresAt, p.debug);
+      this.sessions.resign(s.deviceId, next.counter, next.envelope!);
+      this.#d.logger.info({ deviceId: s.deviceId, counter: next.counter, rootVersion: this.#d.rootVersion }, 'debug control "off" re-signed under the current root and hub key');
+    }
   }
 
   /** Sign the next control message: counter max(last + 1, now), never below what the device may hold. */

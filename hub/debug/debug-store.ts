@@ -99,6 +99,11 @@ export class DebugSessionStore {
   }
 
   /** The broker acknowledged (published) or dropped (cleared) the retained copy of counter `counter`. */
+  /** The same control message signed again (a new root or hub key): new counter and envelope, to be published. */
+  resign(deviceId: string, counter: number, envelope: Envelope): void {
+    this.db.prepare('UPDATE debug_sessions SET counter = ?, envelope = ?, published = 0 WHERE device_id = ?').run(counter, JSON.stringify(envelope), deviceId);
+  }
+
   mark(deviceId: string, counter: number, what: 'published' | 'cleared'): void {
     this.db.prepare(`UPDATE debug_sessions SET ${what} = 1 WHERE device_id = ? AND counter = ?`).run(deviceId, counter);
   }

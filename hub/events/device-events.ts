@@ -8,8 +8,9 @@
  *    past it are dropped before they are stored and counted as HUB_ERR_EVENT_RATE;
  *    the first drop per device per minute is logged.
  * 2. Consistency: an event that names a bundle the hub never assigned to that
- *    device (under the counter it names) is stored as the device's *claim*
- *    (claim = 1). Claims are shown apart, flagged, and never become installs.
+ *    device (under the counter it names), or an install that names no bundle,
+ *    is stored as the device's *claim* (claim = 1). Claims are shown apart,
+ *    flagged, and never become installs.
  * 3. Evidence: installs consistent with an assignment are appended to the
  *    transparency log in batches (one `installs` leaf per events.logIntervalMs or
  *    events.maxInstallsPerLeaf), so the auditor's "which model ran on which device,
@@ -23,16 +24,24 @@
 import type { Logger } from 'pino';
 import type { DeviceEvent } from '../../protocol/messages.js';
 import type { InstallRecord } from '../../signing/log-entry.js';
-import { decodeEntry } from '../../signing/log-entry.js';
+import { decodeEntry, installsEntrySchema } from '../../signing/log-entry.js';
+import { parse } from '../../protocol/schema.js';
 import type { HubStore } from '../store.js';
 import type { TransparencyLog } from '../translog/translog.js';
 import type { EventOptions } from './options.js';
 
-export interface DeviceClaim { deviceId: string; seq: number; kind: string; bundleId: string; counter: number | null; at: number; receivedAt: number }
+export interface DeviceClaim { deviceId: string; seq: number; kind: string; bundleId: string | null; counter: number | null; at: number; receivedAt: number }
 
 export interface EventStats { stored: number; claims: number; rateLimited: number; logged: number; pruned: number }
 
 type Appender = Pick<TransparencyLog, 'append'>;
+
+/**
+ * An install that waits for its log leaf. Only one that names its bundle: the protocol lets any event
+ * leave bundleId out, and a leaf is forever, so an install without one must never reach a leaf (every
+ * reader of the log's installs would fail on it); accept() keeps such an install as a claim.
+ */
+const UNLOGGED_INSTALL = `kind = 'installed' AND claim = 0 AND log_index IS NULL AND bundle_id IS NOT NULL`;
 
 export class DeviceEvents {
   private readonly buckets = new Map<string, { tokens: number; at: number; warnedAt: number }>();
@@ -59,7 +68,8 @@ export class DeviceEvents {
   /** Take one (validated, fresh) event: store it, as a claim where it is not consistent, or drop it past the rate. */
   accept(e: DeviceEvent): 'stored' | 'claim' | 'rate-limited' {
     if (!this.take(e.deviceId)) return 'rate-limited';
-    const claim = e.bundleId !== undefined && !this.o.store.wasAssigned(e.deviceId, e.bundleId, e.counter);
+    // An install that names no bundle matches no assignment: it is the device's claim, like one of a bundle never assigned.
+    const claim = e.bundleId === undefined ? e.kind === 'installed' : !this.o.store.wasAssigned(e.deviceId, e.bundleId, e.counter);
     this.o.store.recordEvent(e, this.o.now(), claim);
     if (claim) {
       this.stats.claims++;
@@ -84,17 +94,19 @@ export class DeviceEvents {
     try {
       for (;;) {
         const rows = db.prepare(`SELECT id, device_id AS deviceId, bundle_id AS bundleId, COALESCE(counter, 0) AS counter, at, received_at AS receivedAt, seq
-          FROM events WHERE kind = 'installed' AND claim = 0 AND log_index IS NULL ORDER BY id LIMIT ?`).all(this.o.options.maxInstallsPerLeaf) as (InstallRecord & { id: number })[];
+          FROM events WHERE ${UNLOGGED_INSTALL} ORDER BY id LIMIT ?`).all(this.o.options.maxInstallsPerLeaf) as (InstallRecord & { id: number })[];
         if (rows.length === 0) break;
         const installs: InstallRecord[] = rows.map(({ deviceId, bundleId, counter, at, receivedAt, seq }) => ({ deviceId, bundleId, counter, at, receivedAt, seq }));
         const mark = db.prepare('UPDATE events SET log_index = ? WHERE id = ?');
         // One transaction: the rows are marked with the leaf that holds them, or neither happens.
         // The rows are marked first (a leaf's index is the log's size before it): should the append fail,
         // the log rolls itself back and so do the marks.
+        // Checked before it is signed into the log: a leaf the log's readers cannot decode could never be taken back.
+        const entry = parse(installsEntrySchema, { kind: 'installs', at: this.o.now(), installs }, { what: 'installs leaf' });
         db.transaction(() => {
           const index = this.o.log.size;
           for (const r of rows) mark.run(index, r.id);
-          this.o.log.append({ kind: 'installs', at: this.o.now(), installs });
+          this.o.log.append(entry);
         })();
         logged += rows.length;
         if (rows.length < this.o.options.maxInstallsPerLeaf) break;
@@ -121,7 +133,7 @@ export class DeviceEvents {
             FROM events)
           WHERE nth > 1
             AND (received_at < ? OR nth > ?)
-            AND NOT (kind = 'installed' AND claim = 0 AND log_index IS NULL))`).run(this.o.now() - retentionMs, maxPerDevice);
+            AND NOT (${UNLOGGED_INSTALL}))`).run(this.o.now() - retentionMs, maxPerDevice);
       this.stats.pruned += r.changes;
       // Buckets that have refilled carry no state worth keeping.
       const t = this.o.now();
@@ -144,7 +156,7 @@ export class DeviceEvents {
   pendingInstalls(): InstallRecord[] {
     this.o.store.flushReports();
     return this.o.store.sqlite.prepare(`SELECT device_id AS deviceId, bundle_id AS bundleId, COALESCE(counter, 0) AS counter, at, received_at AS receivedAt, seq
-      FROM events WHERE kind = 'installed' AND claim = 0 AND log_index IS NULL ORDER BY id`).all() as InstallRecord[];
+      FROM events WHERE ${UNLOGGED_INSTALL} ORDER BY id`).all() as InstallRecord[];
   }
 
   close(): void {
@@ -176,7 +188,7 @@ export class DeviceEvents {
 
   private unloggedCount(): number {
     this.o.store.flushReports();
-    return this.o.store.sqlite.prepare(`SELECT COUNT(*) FROM events WHERE kind = 'installed' AND claim = 0 AND log_index IS NULL`).pluck().get() as number;
+    return this.o.store.sqlite.prepare(`SELECT COUNT(*) FROM events WHERE ${UNLOGGED_INSTALL}`).pluck().get() as number;
   }
 }
 

@@ -23,7 +23,8 @@ const installsBody = obj({
   /** Consistent installs waiting for their leaf (events.logIntervalMs): not evidence yet. */
   pending: arr(obj(install)),
 });
-const claimsBody = obj({ claims: arr(obj({ deviceId: str(), seq: int({ min: 0 }), kind: str(), bundleId: str(), counter: nullable(int({ min: 0 })), at: int({ min: 0 }), receivedAt: int({ min: 0 }) })) });
+// bundleId null: an install that named no bundle (hub/events/device-events.ts keeps it as a claim).
+const claimsBody = obj({ claims: arr(obj({ deviceId: str(), seq: int({ min: 0 }), kind: str(), bundleId: nullable(str()), counter: nullable(int({ min: 0 })), at: int({ min: 0 }), receivedAt: int({ min: 0 }) })) });
 export type InstallReport = Infer<typeof installsBody>['installs'][number];
 
 /** Leaves per entries request; the exporter pages through larger logs. */

@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,7 +145,7 @@ describe('file modes', () => {
 const temps = (dir: string) => modes(dir).filter((e) => /\.tmp-[0-9]+$/.test(e.path)).map((e) => e.path);
 
 describe('an agent on a full disk', () => {
-  it('boots, serves its installed model, reports AGENT_ERR_DISK_SPACE in its status and to the hub, and leaves no temporary files (a real full tmpfs)', async (ctx) => {
+  it('boots, serves its installed model, reports AGENT_ERR_DISK_SPACE in its status and to the hub, and leaves no temporary files (a real full tmpfs); Full_disk_boot_then_freed_reports_heard: the boot after space is freed is heard', async (ctx) => {
     const mnt = tempDir('fleetcast-full-disk-');
     const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { encoding: 'utf8' });
     if (m.status !== 0) {
@@ -206,6 +206,17 @@ describe('an agent on a full disk', () => {
       await waitFor(() => diskEvents() > before, 'the hub took the third boot\'s report', 60_000);
       third.child.kill('SIGTERM');
       expect((await third.exit).code).toBe(0);
+
+      // Space freed: the next boot saves its count, and the hub takes its reports too. Before, that count's range was
+      // the one the full-disk boots had used, so the hub dropped every report of that boot as a replay.
+      const seqBefore = hub.store.getDevice(dev)!.state.seq;
+      rmSync(join(mnt, 'filler'));
+      const fourth = startAgent(dev, config, data);
+      await portOf(fourth);
+      await waitFor(() => hub.store.getDevice(dev)!.state.seq !== seqBefore, 'the hub took a report of the boot after space was freed', 60_000);
+      expect(hub.store.getDevice(dev)!.state.seq).toBeGreaterThan(seqBefore);
+      fourth.child.kill('SIGTERM');
+      expect((await fourth.exit).code).toBe(0);
     } finally {
       spawnSync('umount', ['-l', mnt]);
     }

@@ -11,7 +11,8 @@ import { DeviceEvents, loggedInstalls } from '../../hub/events/device-events.js'
 import { HubStore } from '../../hub/store.js';
 import { TransparencyLog } from '../../hub/translog/translog.js';
 import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
-import { encode, type DeviceEvent } from '../../protocol/messages.js';
+import { decodeDeviceEvent, encode, type DeviceEvent } from '../../protocol/messages.js';
+import { decodeEntry } from '../../signing/log-entry.js';
 import { generateKeyPair } from '../../signing/ed25519.js';
 import { signEnvelope } from '../../signing/envelope.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
@@ -113,6 +114,23 @@ describe('device events', () => {
     expect(h.events.accept(ev('quiet', 'fetch-failed'))).toBe('stored');
     h.clock.advance(2_000); // two tokens back at 1/s
     expect([h.events.accept(ev('noisy', 'fetch-failed')), h.events.accept(ev('noisy', 'fetch-failed')), h.events.accept(ev('noisy', 'fetch-failed'))]).toEqual(['stored', 'stored', 'rate-limited']);
+    h.close();
+  });
+  it('Install_without_bundle_not_logged: an "installed" event naming no bundle (the event schema allows it) is a claim, never a log leaf that no reader can decode', () => {
+    const h = setup();
+    const b1 = bundle(h.store, 1);
+    const [a] = h.store.issueAssignments([{ deviceId: 'd1', bundleId: b1, rolloutId: null, ring: null }], sign);
+    // As it arrives from a device over MQTT: decoded against the protocol schema, then accepted.
+    const bare = decodeDeviceEvent(JSON.stringify({ v: 1, deviceId: 'd1', seq: ++seq, at: 5, kind: 'installed' }));
+    expect(h.events.accept(bare)).toBe('claim');
+    expect(h.events.accept(ev('d1', 'installed', { bundleId: b1, counter: a.counter }))).toBe('stored');
+    expect(h.events.flushInstalls()).toBe(1);
+    // Before the fix the bare install went into a leaf as bundleId null: every later read of the log's installs
+    // (GET /v1/log/installs, audit export) threw on that leaf, and a leaf can never be taken back.
+    for (const leaf of h.log.leavesOfKind('installs')) expect(() => decodeEntry(leaf.data)).not.toThrow();
+    expect(loggedInstalls(h.log)).toEqual([expect.objectContaining({ deviceId: 'd1', bundleId: b1, counter: a.counter })]);
+    expect(h.events.pendingInstalls()).toEqual([]);
+    expect(h.events.claims()).toEqual([expect.objectContaining({ deviceId: 'd1', kind: 'installed', bundleId: null })]);
     h.close();
   });
 });
