@@ -21,6 +21,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'rollout-scale': async () => (await import('./rollout-scale.js')).benchRolloutScale(),
   'debug-sampling': async () => (await import('./debug-sampling.js')).benchDebugSampling(),
   'drift-calibration': async () => (await import('./drift-calibration.js')).benchDriftCalibration(),
+  'reconnect-storm': async () => (await import('./reconnect-storm.js')).benchReconnectStorm(),
 };
 
 const wanted = process.argv.slice(2);

@@ -65,6 +65,17 @@ export function isBrokerFault(err: unknown): boolean {
   return err instanceof Error && typeof err.stack === 'string' && BROKER_FRAME.test(err.stack);
 }
 
+/**
+ * Test-only hook (test/integration/broker-fault.test.ts): with FLEETCAST_TEST_BROKER_FAULT=<topic>, every
+ * message routed on that topic throws inside the broker's emitter, as a fault in aedes would, so the test
+ * can check the real hub process contains it. Unset, it costs one env lookup per broker start.
+ */
+function testFault(aedes: Aedes): void {
+  const topic = process.env.FLEETCAST_TEST_BROKER_FAULT;
+  if (!topic) return;
+  (aedes as unknown as { mq: { on(t: string, fn: () => void): void } }).mq.on(topic, () => { throw new Error(`test fault injected on ${topic}`); });
+}
+
 /** Every open embedded broker's fault handler; one process-wide listener serves them all. */
 const faultHandlers = new Set<(err: Error) => void>();
 function onUncaught(err: Error): void {
@@ -98,6 +109,7 @@ async function listen(opts: BrokerOptions, tls: { cert: Buffer; key: Buffer } | 
   // A reconnect storm must not recurse once per queued message (hub/broker-emitter.ts).
   let emitter: EmitterStats;
   try { emitter = makeEmitterIterative(aedes, opts.emitsPerTick); } catch (e) { aedes.close(); throw e; }
+  testFault(aedes);
   // SUBSCRIBE to a filter with nothing retained under it (each agent's chunk filter) skips aedes' scan of every retained message.
   indexRetained(aedes);
   // Access control (hub/broker-auth.ts) is installed before the first client can connect.
