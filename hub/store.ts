@@ -263,6 +263,12 @@ export class HubStore {
     return row ? deviceFromRow(row) : undefined;
   }
 
+  /** How many devices are in the registry: GET /v1/health asks this often, so it counts rows instead of reading every state. */
+  countDevices(): number {
+    this.flushReports();
+    return this.guard('cannot read devices', () => this.db.prepare('SELECT COUNT(*) FROM devices').pluck().get() as number);
+  }
+
   listDevices(): DeviceRecord[] {
     this.flushReports();
     const rows = this.guard('cannot read devices', () => this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]);
