@@ -42,6 +42,9 @@ const subscribePacket = (id: number, topic: string) => packet(0x82, u16(id), str
 const publishPacket = (id: number, topic: string, payload: Buffer) => packet(0x33, str(topic), u16(id), payload);
 const pubackPacket = (id: number) => Buffer.from([0x40, 2, id >> 8, id & 0xff]);
 
+/** mqtt.js's default connectTimeout, which the agent's client keeps. */
+export const CONNACK_TIMEOUT_MS = 30_000;
+
 export class StormDevice {
   connected = false;
   subscribed = false;
@@ -68,6 +71,10 @@ export class StormDevice {
     this.sock = s;
     s.setNoDelay(true);
     s.on('connect', () => s.write(connectPacket(this.spec)));
+    // As mqtt.js's connectTimeout: a connection the broker never answers (accepted by the kernel in a
+    // full backlog, then dropped) is given up and retried, not waited on forever.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { if (this.sock === s && !this.connected) s.destroy(); }, CONNACK_TIMEOUT_MS);
     s.on('data', (chunk: Buffer) => { this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk; this.parse(); });
     s.on('error', () => {});
     s.on('close', () => this.lost(s));
@@ -122,6 +129,7 @@ export class StormDevice {
       case 2: { // CONNACK
         if (body[1] !== 0) { this.refusals++; s.destroy(); return; }
         this.connected = true;
+        clearTimeout(this.timer);
         this.connects++;
         this.attempt = 0;
         this.seq++;

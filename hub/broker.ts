@@ -57,6 +57,9 @@ function limitPackets(client: Client, limit: (client: Client) => number): void {
   };
 }
 
+/** The embedded broker's accept queue (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
+
 /** Stack frames of the broker's own code: aedes, its emitter and persistence, and the hub's hooks into them. */
 const BROKER_FRAME = /node_modules[\\/](?:aedes|aedes-persistence|aedes-packet|mqemitter|fastparallel|qlobber)[\\/]|hub[\\/](?:broker|broker-auth|broker-emitter|retained-index)\.[jt]s/;
 
@@ -134,7 +137,9 @@ async function listen(opts: BrokerOptions, tls: { cert: Buffer; key: Buffer } | 
       reject(hubError('HUB_ERR_LISTEN', `embedded broker cannot listen on ${opts.host}:${port}: ${e.code ?? e.message}; choose another --mqtt-port`));
     };
     server.once('error', onError);
-    server.listen(port, opts.host, () => { server.off('error', onError); resolve(); });
+    // A reconnect storm brings thousands of connections at once: a deep accept queue (capped by the kernel's
+    // somaxconn) keeps them from being dropped and retried while the broker accepts the ones before.
+    server.listen({ port, host: opts.host, backlog: LISTEN_BACKLOG }, () => { server.off('error', onError); resolve(); });
   });
   return { aedes, server, sockets, emitter };
 }
