@@ -22,6 +22,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'debug-sampling': async () => (await import('./debug-sampling.js')).benchDebugSampling(),
   'drift-calibration': async () => (await import('./drift-calibration.js')).benchDriftCalibration(),
   'metrics-cost': async () => (await import('./metrics-cost.js')).benchMetricsCost(),
+  'reconnect-storm': async () => (await import('./reconnect-storm.js')).benchReconnectStorm(),
 };
 
 const wanted = process.argv.slice(2);

@@ -82,7 +82,8 @@ export const deviceDetail = obj({ ...deviceSummary.shape, state: stateReportSche
 
 export const health = obj({
   ok: bool(),
-  broker: obj({ url: str(), embedded: bool(), connected: bool() }),
+  // faults/restarts: embedded broker faults contained and restarts done since start (hub/broker.ts).
+  broker: obj({ url: str(), embedded: bool(), connected: bool(), faults: optional(int({ min: 0 })), restarts: optional(int({ min: 0 })) }),
   bundles: int({ min: 0 }),
   devices: int({ min: 0 }),
   messages: obj({ handled: record(int()), rejected: record(int()) }),

@@ -203,7 +203,7 @@ export function buildApi(deps: ApiDeps) {
   });
 
   app.get('/v1/health', { config: { access: 'public' }, schema: { summary: 'Liveness and counters', response: { 200: S.health.json, ...errors } } },
-    async () => ({ ...deps.health(), bundles: store.listBundles().length, devices: store.listDevices().length }));
+    async () => ({ ...deps.health(), bundles: store.listBundles().length, devices: store.countDevices() }));
 
   app.get('/openapi.json', { config: { access: 'public' }, schema: { summary: 'This document', hide: true } as FastifySchema }, async () => buildOpenApi(routes));
 

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
+import type { Logger } from 'pino';
 import { HUB_MAX_PACKET_BYTES } from '../protocol/channel-limits.js';
+import { makeEmitterIterative, type EmitterStats } from './broker-emitter.js';
 import { hubError } from './errors.js';
 import { indexRetained } from './retained-index.js';
 
@@ -16,8 +18,16 @@ export interface EmbeddedBroker {
   readonly port: number;
   /** The aedes instance, for observers (tests count the publishes it routes). */
   readonly aedes: Aedes;
+  /** The current emitter's storm figures (hub/broker-emitter.ts). */
+  readonly emitter: EmitterStats;
+  /** Broker faults contained and restarts done since start. */
+  readonly faults: BrokerFaultStats;
+  /** Call `fn` each time the broker was restarted after a fault (its retained messages are gone); returns the unsubscribe. */
+  onRestart(fn: () => void): () => void;
   close(): Promise<void>;
 }
+
+export interface BrokerFaultStats { faults: number; restarts: number }
 
 /** What access control (hub/broker-auth.ts) gives the broker back: the largest packet each client may send. */
 export interface BrokerSetup { packetLimit?: (client: Client) => number }
@@ -47,8 +57,62 @@ function limitPackets(client: Client, limit: (client: Client) => number): void {
   };
 }
 
-export async function startBroker(opts: { host: string; port: number; tls?: { cert: string; key: string }; setup?: (aedes: Aedes) => BrokerSetup | void }): Promise<EmbeddedBroker> {
+/** The embedded broker's accept queue (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
+
+/** Stack frames of the broker's own code: aedes, its emitter and persistence, and the hub's hooks into them. */
+const BROKER_FRAME = /node_modules[\\/](?:aedes|aedes-persistence|aedes-packet|mqemitter|fastparallel|qlobber)[\\/]|hub[\\/](?:broker|broker-auth|broker-emitter|retained-index)\.[jt]s/;
+
+/** True when an uncaught error was thrown by the broker (its stack runs through the broker's code), not by the rest of the hub. */
+export function isBrokerFault(err: unknown): boolean {
+  return err instanceof Error && typeof err.stack === 'string' && BROKER_FRAME.test(err.stack);
+}
+
+/**
+ * Test-only hook (test/integration/broker-fault.test.ts): with FLEETCAST_TEST_BROKER_FAULT=<topic>, every
+ * message routed on that topic throws inside the broker's emitter, as a fault in aedes would, so the test
+ * can check the real hub process contains it. Unset, it costs one env lookup per broker start.
+ */
+function testFault(aedes: Aedes): void {
+  const topic = process.env.FLEETCAST_TEST_BROKER_FAULT;
+  if (!topic) return;
+  (aedes as unknown as { mq: { on(t: string, fn: () => void): void } }).mq.on(topic, () => { throw new Error(`test fault injected on ${topic}`); });
+}
+
+/** Every open embedded broker's fault handler; one process-wide listener serves them all. */
+const faultHandlers = new Set<(err: Error) => void>();
+function onUncaught(err: Error): void {
+  if (!isBrokerFault(err)) {
+    // Not the broker's: the process ends as it would without this listener, unless another listener handles it.
+    if (process.listenerCount('uncaughtException') === 1) throw err;
+    return;
+  }
+  for (const fn of faultHandlers) fn(err);
+}
+function watchFaults(fn: (err: Error) => void): () => void {
+  if (faultHandlers.size === 0) process.on('uncaughtException', onUncaught);
+  faultHandlers.add(fn);
+  return () => { faultHandlers.delete(fn); if (faultHandlers.size === 0) process.off('uncaughtException', onUncaught); };
+}
+
+interface Listening { aedes: Aedes; server: Server; sockets: Set<Socket>; emitter: EmitterStats }
+
+export interface BrokerOptions {
+  host: string;
+  port: number;
+  tls?: { cert: string; key: string };
+  setup?: (aedes: Aedes) => BrokerSetup | void;
+  logger?: Logger;
+  /** Messages routed per event-loop turn (hub/broker-emitter.ts). */
+  emitsPerTick?: number;
+}
+
+async function listen(opts: BrokerOptions, tls: { cert: Buffer; key: Buffer } | undefined, port: number): Promise<Listening> {
   const aedes = await Aedes.createBroker();
+  // A reconnect storm must not recurse once per queued message (hub/broker-emitter.ts).
+  let emitter: EmitterStats;
+  try { emitter = makeEmitterIterative(aedes, opts.emitsPerTick); } catch (e) { aedes.close(); throw e; }
+  testFault(aedes);
   // SUBSCRIBE to a filter with nothing retained under it (each agent's chunk filter) skips aedes' scan of every retained message.
   indexRetained(aedes);
   // Access control (hub/broker-auth.ts) is installed before the first client can connect.
@@ -61,46 +125,87 @@ export async function startBroker(opts: { host: string; port: number; tls?: { ce
     return client;
   };
   let server: Server;
-  if (opts.tls) {
-    let tls: { cert: Buffer; key: Buffer };
-    try { tls = { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }; } catch (e) {
-      aedes.close();
-      throw hubError('HUB_ERR_LISTEN', `cannot read the broker TLS certificate or key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    try { server = createTlsServer(tls, aedes.handle as (s: Socket) => void) as unknown as Server; } catch (e) {
-      aedes.close();
-      throw hubError('HUB_ERR_LISTEN', `the broker TLS certificate ${opts.tls.cert} and key ${opts.tls.key} are not a usable PEM certificate and matching private key: ${(e as Error).message}`);
-    }
-  } else {
-    server = createServer(aedes.handle);
+  try { server = tls ? createTlsServer(tls, aedes.handle as (s: Socket) => void) as unknown as Server : createServer(aedes.handle); } catch (e) {
+    aedes.close();
+    throw hubError('HUB_ERR_LISTEN', `the broker TLS certificate ${opts.tls?.cert} and key ${opts.tls?.key} are not a usable PEM certificate and matching private key: ${(e as Error).message}`);
   }
   const sockets = new Set<Socket>();
-  server.on(opts.tls ? 'secureConnection' : 'connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
-  if (opts.tls) server.on('tlsClientError', () => {});
+  server.on(tls ? 'secureConnection' : 'connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  if (tls) server.on('tlsClientError', () => {});
   // A client that misbehaves is aedes' problem to disconnect; it must never take the hub down.
   aedes.on('clientError', () => {});
   aedes.on('connectionError', () => {});
   await new Promise<void>((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException) => {
       aedes.close();
-      reject(hubError('HUB_ERR_LISTEN', `embedded broker cannot listen on ${opts.host}:${opts.port}: ${e.code ?? e.message}; choose another --mqtt-port`));
+      reject(hubError('HUB_ERR_LISTEN', `embedded broker cannot listen on ${opts.host}:${port}: ${e.code ?? e.message}; choose another --mqtt-port`));
     };
     server.once('error', onError);
-    server.listen(opts.port, opts.host, () => { server.off('error', onError); resolve(); });
+    // A reconnect storm brings thousands of connections at once: a deep accept queue (capped by the kernel's
+    // somaxconn) keeps them from being dropped and retried while the broker accepts the ones before.
+    server.listen({ port, host: opts.host, backlog: LISTEN_BACKLOG }, () => { server.off('error', onError); resolve(); });
   });
-  const port = (server.address() as { port: number }).port;
+  return { aedes, server, sockets, emitter };
+}
+
+async function shut(l: Listening): Promise<void> {
+  await new Promise<void>((r) => l.aedes.close(() => r()));
+  // aedes closes its clients; sockets still half-open are ended so server.close can finish.
+  for (const s of l.sockets) s.destroy();
+  await new Promise<void>((r) => l.server.close(() => r()));
+}
+
+export async function startBroker(opts: BrokerOptions): Promise<EmbeddedBroker> {
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (opts.tls) {
+    try { tls = { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }; } catch (e) {
+      throw hubError('HUB_ERR_LISTEN', `cannot read the broker TLS certificate or key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  let current = await listen(opts, tls, opts.port);
+  const port = (current.server.address() as { port: number }).port;
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const stats: BrokerFaultStats = { faults: 0, restarts: 0 };
+  const restartListeners = new Set<() => void>();
   let closed: Promise<void> | undefined;
+  let restarting: Promise<void> | undefined;
+
+  // A fault in the broker must not end the hub (API, store, rollouts): it is logged with a code, and
+  // the broker, whose state after a throw is unknown, is replaced by a fresh one on the same port.
+  // Clients reconnect (agents with backoff, the hub's link every second); what was retained is
+  // published again by the hub (onRestart). Any other uncaught error is left to the process as before.
+  const restart = async () => {
+    const old = current;
+    try { await shut(old); } catch (e) { opts.logger?.error({ err: e, code: 'HUB_ERR_BROKER_FAULT' }, 'closing the faulted embedded broker failed'); }
+    for (;;) {
+      if (closed) return;
+      try { current = await listen(opts, tls, port); break; } catch (e) {
+        opts.logger?.error({ err: e, code: 'HUB_ERR_BROKER_FAULT' }, 'restarting the embedded broker failed; retrying in 1 s');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+    stats.restarts++;
+    opts.logger?.warn({ code: 'HUB_ERR_BROKER_FAULT', restarts: stats.restarts }, 'embedded broker restarted after a fault; clients reconnect');
+    for (const fn of restartListeners) { try { fn(); } catch (e) { opts.logger?.error({ err: e }, 'a broker restart listener failed'); } }
+  };
+  const unwatch = watchFaults((err) => {
+    stats.faults++;
+    opts.logger?.error({ err, code: 'HUB_ERR_BROKER_FAULT', faults: stats.faults }, 'the embedded broker failed; restarting it (the API and the store keep running)');
+    if (!closed) restarting ??= restart().finally(() => { restarting = undefined; });
+  });
+
   return {
-    url: `${opts.tls ? 'mqtts' : 'mqtt'}://${hostPart}:${port}`,
+    url: `${tls ? 'mqtts' : 'mqtt'}://${hostPart}:${port}`,
     port,
-    aedes,
+    get aedes() { return current.aedes; },
+    get emitter() { return current.emitter; },
+    faults: stats,
+    onRestart(fn) { restartListeners.add(fn); return () => { restartListeners.delete(fn); }; },
     close() {
       closed ??= (async () => {
-        await new Promise<void>((r) => aedes.close(() => r()));
-        // aedes closes its clients; sockets still half-open are ended so server.close can finish.
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((r) => server.close(() => r()));
+        unwatch();
+        await restarting;
+        await shut(current);
       })();
       return closed;
     },

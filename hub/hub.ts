@@ -150,7 +150,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const security = brokerSecurity(options, store, logger, (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId));
     const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
-      broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, ...security.brokerOptions });
+      broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, logger, ...security.brokerOptions });
       stops.push(() => broker!.close());
     }
     const mqttUrl = options.brokerUrl ?? broker!.url;
@@ -229,13 +229,22 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => debug.close());
     await debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages failed; the sweeper retries'));
 
+    // A broker restarted after a fault (hub/broker.ts) has forgotten every retained message: once the
+    // link is back, publish again what start-up published (assignments, trust roots and checkpoint, debug control).
+    const republishRetained = () => {
+      assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments after a broker restart failed; the refresher retries'));
+      translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'republishing the root chain and checkpoint after a broker restart failed'));
+      debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages after a broker restart failed; the sweeper retries'));
+    };
+    if (broker) stops.push(broker.onRestart(() => { theLink.client.once('connect', republishRetained); }));
+
     const api = buildApi({
       options, store, root, assigner, logger, now,
       ...(httpTls ? { tls: httpTls } : {}),
       debugOf: () => debug.activeMap(),
       health: () => ({
         ok: theLink.client.connected,
-        broker: { url: mqttUrl, embedded: broker !== undefined, connected: theLink.client.connected },
+        broker: { url: mqttUrl, embedded: broker !== undefined, connected: theLink.client.connected, ...(broker ? { ...broker.faults } : {}) },
         messages: theLink.stats,
         transfer: { ...transfer.stats, pending: transfer.pendingCount() },
       }),

@@ -32,6 +32,7 @@ function hash(salt: Buffer, secret: string): Buffer {
 export class MqttCredentials {
   private readonly db: Database.Database;
   private currentStmt: Database.Statement | undefined;
+  private checkStmt: Database.Statement | undefined;
 
   constructor(db: Database.Database) {
     this.db = db;
@@ -96,7 +97,9 @@ export class MqttCredentials {
   /** The identity a user name and secret prove, or undefined. */
   check(username: string | undefined, password: Buffer | string | undefined): MqttIdentity | undefined {
     if (!username || password === undefined) return undefined;
-    const row = this.db.prepare('SELECT role, salt, hash FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL').get(username) as { role: MqttRole; salt: Buffer; hash: Buffer } | undefined;
+    // Prepared once: a reconnect storm checks every device's CONNECT.
+    this.checkStmt ??= this.db.prepare('SELECT role, salt, hash FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL');
+    const row = this.checkStmt.get(username) as { role: MqttRole; salt: Buffer; hash: Buffer } | undefined;
     if (!row) return undefined;
     const got = hash(row.salt, Buffer.isBuffer(password) ? password.toString('utf8') : password);
     return timingSafeEqual(got, row.hash) ? { username, role: row.role, salt: row.salt } : undefined;

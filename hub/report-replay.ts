@@ -24,7 +24,7 @@ export class ReplayGuard {
     let last = this.last.get(k);
     if (last === undefined) {
       last = channel === 'state'
-        ? (this.store.getDevice(r.deviceId)?.state.seq ?? -1)
+        ? (this.store.storedStateSeq(r.deviceId) ?? -1)
         : ((this.store.sqlite.prepare('SELECT MAX(seq) FROM events WHERE device_id = ?').pluck().get(r.deviceId) as number | null) ?? -1);
     }
     if (r.seq <= last) {

@@ -268,6 +268,23 @@ export class HubStore {
     return row ? deviceFromRow(row) : undefined;
   }
 
+  /**
+   * The seq of the device's last stored state report, without writing the queued ones first: the replay
+   * guard (hub/report-replay.ts) asks once per device, before that device's first report is queued, so
+   * nothing of that device can be waiting. Flushing here cost one commit (an fsync) per device when a
+   * whole fleet reconnected after a restart.
+   */
+  storedStateSeq(deviceId: string): number | undefined {
+    const seq = this.guard('cannot read devices', () => this.stmt("SELECT json_extract(state, '$.seq') FROM devices WHERE id = ?").pluck().get(deviceId)) as number | null | undefined;
+    return seq ?? undefined;
+  }
+
+  /** How many devices are in the registry: GET /v1/health asks this often, so it counts rows instead of reading every state. */
+  countDevices(): number {
+    this.flushReports();
+    return this.guard('cannot read devices', () => this.db.prepare('SELECT COUNT(*) FROM devices').pluck().get() as number);
+  }
+
   listDevices(): DeviceRecord[] {
     this.flushReports();
     const rows = this.guard('cannot read devices', () => this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]);

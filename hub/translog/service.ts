@@ -19,7 +19,7 @@ import { TransparencyLog } from './translog.js';
 export interface TranslogService {
   readonly log: TransparencyLog;
   readonly roots: readonly Envelope[];
-  /** Publish the root chain and the latest checkpoint (retained), and every later checkpoint as it is signed. */
+  /** Publish the root chain and the latest checkpoint (retained), and every later checkpoint as it is signed; again when called again. */
   startPublishing(publish: (topic: string, payload: Buffer) => Promise<void>): Promise<void>;
   close(): void;
 }
@@ -57,6 +57,8 @@ export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: Trust
       // Each checkpoint carries the proof from the one before it (agents online for that one need no round trip).
       const send = (cp: { note: string; size: number }) => publish(topics.trustCheckpoint(), encode({ v: PROTOCOL_VERSION, checkpoint: cp.note, ...proofFromPrevious(cp.size) }))
         .catch((e: unknown) => o.logger.warn({ err: e }, 'publishing the log checkpoint failed; the next one supersedes it'));
+      // Called again after an embedded broker restart (its retained messages are gone): one listener, not two.
+      offCheckpoint?.();
       offCheckpoint = log.onCheckpoint((cp) => { void send(cp); });
       await publish(topics.trustRoots(), encode({ v: PROTOCOL_VERSION, roots }));
       const cp = log.latest();

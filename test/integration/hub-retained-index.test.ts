@@ -65,4 +65,23 @@ describe('embedded broker: retained messages on SUBSCRIBE, with the index', () =
     await pub.endAsync();
     expect(await retainedFor('fc/v1/bundle/late/chunk/+')).toEqual(['fc/v1/bundle/late/chunk/0']);
   });
+
+  it('a filter without wildcards gets the latest message retained on its topic, and nothing once it is cleared', async () => {
+    const topic = 'fc/v1/dev/e/assign';
+    const latest = async () => {
+      const c = await mqtt.connectAsync(broker.url, { clientId: 'retained-exact', reconnectPeriod: 0 });
+      const got: string[] = [];
+      let done = false;
+      c.on('message', (t, payload, packet) => { if (packet.retain && t === topic) got.push(payload.toString()); if (t === SENTINEL) done = true; });
+      try { await c.subscribeAsync([topic, SENTINEL], { qos: 1 }); await waitFor(() => done, 'the sentinel'); } finally { await c.endAsync(); }
+      return got;
+    };
+    const pub = await mqtt.connectAsync(broker.url, { clientId: 'retained-exact-pub', reconnectPeriod: 0 });
+    await pub.publishAsync(topic, Buffer.from('one'), { qos: 1, retain: true });
+    await pub.publishAsync(topic, Buffer.from('two'), { qos: 1, retain: true });
+    expect(await latest()).toEqual(['two']);
+    await pub.publishAsync(topic, Buffer.alloc(0), { qos: 1, retain: true });
+    expect(await latest()).toEqual([]);
+    await pub.endAsync();
+  });
 });
