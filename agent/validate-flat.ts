@@ -15,7 +15,7 @@ import { endianness } from 'node:os';
 import type { ElementType, TensorSpec } from '../protocol/manifest.js';
 import { agentError } from './errors.js';
 import type { TensorArray, TensorData } from './runtime.js';
-import { compileValidator, type InputValidator, type ValidatedInputs } from './validate.js';
+import { checkDims, compileValidator, type InputValidator, type ValidatedInputs } from './validate.js';
 
 export interface FlatInput {
   name: string;
@@ -104,20 +104,9 @@ export function compileFlatValidator(specs: readonly TensorSpec[], opts: { maxBa
       if (input.datatype !== want) throw agentError('AGENT_ERR_INPUT_TYPE', `input ${name} is ${want} in the model, the request says ${JSON.stringify(String(input.datatype).slice(0, 20))}`, { input: name });
       const dims = input.shape;
       if (dims.length !== spec.shape.length) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} has rank ${dims.length}, the model needs shape [${spec.shape.join(', ')}]`, { input: name });
-      for (let d = 0; d < dims.length; d++) {
-        const w = spec.shape[d];
-        if (dims[d] === 0) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} has an empty dimension ${d}`, { input: name, dim: d });
-        if (typeof w === 'number') {
-          if (dims[d] !== w) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} dimension ${d} is ${dims[d]}, the model needs ${w}`, { input: name, dim: d });
-        } else {
-          const seen = symbols.get(w);
-          if (!seen) symbols.set(w, { size: dims[d], input: name });
-          else if (seen.size !== dims[d]) throw agentError('AGENT_ERR_INPUT_SHAPE', `dimension "${w}" is ${seen.size} in ${seen.input} but ${dims[d]} in ${name}`, { input: name, dim: d });
-        }
-      }
-      if (dims.length > 0 && typeof spec.shape[0] === 'string' && dims[0] > opts.maxBatch) {
-        throw agentError('AGENT_ERR_BATCH_TOO_LARGE', `input ${name} has ${dims[0]} rows, at most ${opts.maxBatch}`, { input: name });
-      }
+      const empty = dims.indexOf(0);
+      if (empty >= 0) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} has an empty dimension ${empty}`, { input: name, dim: empty });
+      checkDims(name, spec.shape, dims, symbols, opts.maxBatch);
       let count = 1;
       for (const d of dims) count *= d;
       // Sizes are checked against what arrived before anything is allocated: a shape alone claims nothing.

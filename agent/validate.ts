@@ -99,6 +99,27 @@ function compileSpec(spec: TensorSpec): Compiled {
 
 const limitAt = (l: number[] | number | null, f: number): number | undefined => (l === null ? undefined : typeof l === 'number' ? l : l[f]);
 
+/**
+ * Dims against the schema: fixed sizes must match; a symbolic name binds once for all inputs (`symbols`
+ * is shared across the inputs of one request); a symbolic first dimension is the batch, at most maxBatch.
+ * Used by the JSON validator and by the flat/binary one (agent/validate-flat.ts).
+ */
+export function checkDims(name: string, shape: TensorSpec['shape'], dims: readonly number[], symbols: Map<string, { size: number; input: string }>, maxBatch: number): void {
+  for (let d = 0; d < shape.length; d++) {
+    const want = shape[d];
+    if (typeof want === 'number') {
+      if (dims[d] !== want) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} dimension ${d} is ${dims[d]}, the model needs ${want}`, { input: name, dim: d });
+    } else {
+      const seen = symbols.get(want);
+      if (!seen) symbols.set(want, { size: dims[d], input: name });
+      else if (seen.size !== dims[d]) throw agentError('AGENT_ERR_INPUT_SHAPE', `dimension "${want}" is ${seen.size} in ${seen.input} but ${dims[d]} in ${name}`, { input: name, dim: d });
+    }
+  }
+  if (shape.length > 0 && typeof shape[0] === 'string' && dims[0] > maxBatch) {
+    throw agentError('AGENT_ERR_BATCH_TOO_LARGE', `input ${name} has ${dims[0]} rows, at most ${maxBatch}`, { input: name });
+  }
+}
+
 export function compileValidator(specs: readonly TensorSpec[], opts: { maxBatch: number }): InputValidator {
   const compiled = specs.map(compileSpec);
   const byName = new Map(compiled.map((c) => [c.spec.name, c]));
@@ -119,20 +140,7 @@ export function compileValidator(specs: readonly TensorSpec[], opts: { maxBatch:
       const name = c.spec.name;
       if (!Object.hasOwn(src, name)) throw agentError('AGENT_ERR_MISSING_INPUT', `input ${name} is missing`, { input: name });
       const dims = measure(src[name], c, name);
-      // Dims against the schema: fixed sizes must match; a symbolic name binds once for all inputs.
-      for (let d = 0; d < c.rank; d++) {
-        const want = c.spec.shape[d];
-        if (typeof want === 'number') {
-          if (dims[d] !== want) throw agentError('AGENT_ERR_INPUT_SHAPE', `input ${name} dimension ${d} is ${dims[d]}, the model needs ${want}`, { input: name, dim: d });
-        } else {
-          const seen = symbols.get(want);
-          if (!seen) symbols.set(want, { size: dims[d], input: name });
-          else if (seen.size !== dims[d]) throw agentError('AGENT_ERR_INPUT_SHAPE', `dimension "${want}" is ${seen.size} in ${seen.input} but ${dims[d]} in ${name}`, { input: name, dim: d });
-        }
-      }
-      if (c.rank > 0 && typeof c.spec.shape[0] === 'string' && dims[0] > opts.maxBatch) {
-        throw agentError('AGENT_ERR_BATCH_TOO_LARGE', `input ${name} has ${dims[0]} rows, at most ${opts.maxBatch}`, { input: name });
-      }
+      checkDims(name, c.spec.shape, dims, symbols, opts.maxBatch);
       if (c === compiled[0] && c.rank > 0) batch = dims[0];
       feeds[name] = { type: c.spec.type, dims, data: fill(src[name], c, dims, name) };
     }
