@@ -70,9 +70,10 @@ async function registry(deviceId: string): Promise<any> {
 describe('the shipped hub and agent processes', () => {
   it('Killed_in_staging_mid-unpack with `fleetcast hub` (auth on) and an enrolled agent: resumes to the new model, and the hub process hears it', async () => {
     const deviceId = 'proc-dev';
-    const cred = JSON.parse(await fleetcast('device', 'enroll', deviceId, '--data', hubData, '--json'));
+    // Enrollment goes through the hub's API (admin token); --json prints exactly the agent's --config content.
+    const cred = JSON.parse(await fleetcast('device', 'enroll', deviceId, '--hub', httpUrl, '--json'));
     const config = join(tempDir('fleetcast-cred-'), `${deviceId}.json`);
-    writeFileSync(config, JSON.stringify({ mqttUsername: cred.username, mqttPassword: cred.password }), { mode: 0o600 });
+    writeFileSync(config, JSON.stringify(cred), { mode: 0o600 });
     const dataDir = tempDir('fleetcast-proc-agent-');
     const start = (env: Record<string, string> = {}): AgentProcess => spawnAgent(AGENT_ENTRY, ['--broker', mqttUrl, '--device-id', deviceId, '--data', dataDir, '--root', keys.rootPath, '--listen', '127.0.0.1:0', '--config', config, '--quiet'], { FLEETCAST_AGENT_HEARTBEAT_MS: '0', FLEETCAST_AGENT_RECONNECT_PERIOD_MS: '100', ...env });
     const portOf = async (a: AgentProcess) => Number(await waitFor(() => /predict API http:\/\/127\.0\.0\.1:(\d+)/.exec(a.io.stdout)?.[1], `listen line (stderr ${a.io.stderr.slice(-300)})`, 60_000));
