@@ -18,7 +18,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { buildBundle } from '../bundles/build.js';
 import { buildMlp } from '../bundles/onnx-build.js';
 import { mosquittoAcl } from '../hub/broker-acl.js';
@@ -30,8 +30,13 @@ import { benchDir } from './dirs.js';
 import { fmt, type BenchResult } from './lib.js';
 import { StormFleet, type StormBackoff, type StormDeviceSpec } from './storm-fleet.js';
 
-export const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
-export const MOSQUITTO_PASSWD_BIN = '/usr/bin/mosquitto_passwd';
+/** A program on PATH or in the sbin folders (Debian puts mosquitto in /usr/sbin); '' when absent. */
+function onPath(program: string): string {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  return dirs.map((d) => join(d, program)).find((p) => existsSync(p)) ?? '';
+}
+export const MOSQUITTO_BIN = onPath('mosquitto');
+export const MOSQUITTO_PASSWD_BIN = onPath('mosquitto_passwd');
 
 export interface StormOptions {
   devices: number;
@@ -274,7 +279,7 @@ export async function benchReconnectStorm(): Promise<BenchResult> {
   const cli = join(process.cwd(), 'dist/cli/fleetcast.js');
   const log = (l: string) => process.stderr.write(`reconnect-storm: ${l}\n`);
   const ours = await runStorm({ devices: n, broker: 'embedded', cli, log, boundMs: 300_000 });
-  const hasMosquitto = existsSync(MOSQUITTO_BIN) && existsSync(MOSQUITTO_PASSWD_BIN);
+  const hasMosquitto = MOSQUITTO_BIN !== '' && MOSQUITTO_PASSWD_BIN !== '';
   const base = hasMosquitto ? await runStorm({ devices: n, broker: 'mosquitto', cli, log, boundMs: 300_000 }) : undefined;
   const figures = (f: StormFigures) => ({ devices: f.devices, enrollMs: f.enrollMs, firstConnectMs: f.firstConnectMs, backMs: f.backMs, hubRssPeakMb: f.hubRssPeakMb, healthMaxMs: f.healthMaxMs, brokerFaults: f.brokerFaults });
   return {
