@@ -11,10 +11,10 @@
  * (tolerance: how far a device's outputs may differ, absolute + relative;
  * default: the agent's goldenTolerance).
  */
-import { readFileSync } from 'node:fs';
 import type { Manifest, TensorSpec } from '../protocol/manifest.js';
 import { arr, json, num, obj, optional, parse, record, union } from '../protocol/schema.js';
-import { bundleError, ioError } from './errors.js';
+import { bundleError } from './errors.js';
+import { readJsonFile } from './file-io.js';
 import { outputValues, type SmokeRun } from './smoke.js';
 
 export interface ExampleCase { inputs: Record<string, unknown>; tolerance?: number }
@@ -38,13 +38,7 @@ export function parseExampleFile(value: unknown, where = 'example file'): Exampl
 }
 
 export function readExampleFile(path: string): ExampleCase[] {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) { throw ioError('cannot read example file', path, e); }
-  let value: unknown;
-  try { value = JSON.parse(text); } catch (e) {
-    throw bundleError('BUNDLE_ERR_BAD_EXAMPLE', `${path} is not JSON: ${(e as Error).message}`);
-  }
-  return parseExampleFile(value, path);
+  return parseExampleFile(readJsonFile(path, 'example file', 'BUNDLE_ERR_BAD_EXAMPLE'), path);
 }
 
 /** Run each example and return it as a golden case (every declared output, as JSON values). */

@@ -4,10 +4,10 @@
  * hand output to a synchronous sink, so nothing piles up in memory).
  * Every failure is a BUNDLE_ERR_IO naming the path.
  */
-import { closeSync, createReadStream, fsyncSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { bundleError, ioError } from './errors.js';
+import { bundleError, ioError, type BundleErrorCode } from './errors.js';
 
 export const READ_BUFFER = 1024 * 1024;
 
@@ -108,4 +108,11 @@ export function commitTemp(tmp: string, dst: string): void {
     rmSync(tmp, { force: true });
     throw ioError('cannot write', dst, e);
   }
+}
+
+/** A small JSON file the operator hands to `bundle build` (schema, golden, example): BUNDLE_ERR_IO if unreadable, `badJson` if not JSON. */
+export function readJsonFile(path: string, what: string, badJson: BundleErrorCode): unknown {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) { throw ioError(`cannot read ${what}`, path, e); }
+  try { return JSON.parse(text) as unknown; } catch (e) { throw bundleError(badJson, `${path} is not JSON: ${(e as Error).message}`); }
 }

@@ -10,10 +10,10 @@
  * Names are checked against the model here, so a typo fails the build rather
  * than every device's install.
  */
-import { readFileSync } from 'node:fs';
 import { goldenCaseSchema, type Manifest } from '../protocol/manifest.js';
 import { arr, num, obj, optional, parse, union } from '../protocol/schema.js';
-import { bundleError, ioError } from './errors.js';
+import { bundleError } from './errors.js';
+import { readJsonFile } from './file-io.js';
 
 export type GoldenCases = NonNullable<Manifest['golden']>;
 
@@ -35,13 +35,7 @@ export function parseGoldenFile(value: unknown, where = 'golden file'): GoldenCa
 }
 
 export function readGoldenFile(path: string): GoldenCases {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) { throw ioError('cannot read golden file', path, e); }
-  let value: unknown;
-  try { value = JSON.parse(text); } catch (e) {
-    throw bundleError('BUNDLE_ERR_BAD_GOLDEN', `${path} is not JSON: ${(e as Error).message}`);
-  }
-  return parseGoldenFile(value, path);
+  return parseGoldenFile(readJsonFile(path, 'golden file', 'BUNDLE_ERR_BAD_GOLDEN'), path);
 }
 
 /** Every case names only the model's inputs (all of them) and only its outputs. */

@@ -4,10 +4,10 @@
  * plus compatibility notes and a description. Merged into the shapes and types
  * read from the model; every mistake names the entry at fault.
  */
-import { readFileSync } from 'node:fs';
 import { manifestSchema, type Manifest, type TensorSpec } from '../protocol/manifest.js';
 import { arr, bool, num, obj, optional, parse, record, str, union } from '../protocol/schema.js';
-import { bundleError, ioError } from './errors.js';
+import { bundleError } from './errors.js';
+import { readJsonFile } from './file-io.js';
 import type { ModelInfo } from './onnx-info.js';
 
 export interface BundleSchemaFile {
@@ -37,11 +37,7 @@ export function parseSchemaFile(value: unknown, where = 'schema file'): BundleSc
 }
 
 export function readSchemaFile(path: string): BundleSchemaFile {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) { throw ioError('cannot read', path, e); }
-  let value: unknown;
-  try { value = JSON.parse(text); } catch (e) { throw bundleError('BUNDLE_ERR_BAD_SCHEMA_FILE', `${path} is not JSON: ${(e as Error).message}`); }
-  return parseSchemaFile(value, path);
+  return parseSchemaFile(readJsonFile(path, 'schema file', 'BUNDLE_ERR_BAD_SCHEMA_FILE'), path);
 }
 
 const NUMERIC = new Set(['float32', 'float64', 'float16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64']);
