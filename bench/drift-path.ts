@@ -12,7 +12,8 @@
  * device refuses, AGENT_ERR_INPUT_TYPE).
  *
  * Every feature is its own rank-1 input (`[batch]`): numeric features float64
- * (so offsets of 10⁶ keep their digits), categorical ones strings.
+ * (so offsets of 10⁶ keep their digits), categorical ones strings, or float64
+ * codes when `coded`.
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -29,7 +30,11 @@ import { categoricalToWire, createCategorical, observeCategory, referenceProfile
 import type { Manifest } from '../protocol/manifest.js';
 import { parseReference } from '../protocol/telemetry.js';
 
-export interface PathFeature { name: string; kind: 'numeric' | 'categorical' }
+/**
+ * `coded`: a categorical feature carried as numeric codes in a float64 input (allowNaN as numeric inputs), the
+ * only way a categorical value can be missing in the field (NaN); string inputs refuse null.
+ */
+export interface PathFeature { name: string; kind: 'numeric' | 'categorical'; coded?: boolean }
 
 const WINDOW_MS = 60_000;
 const THRESHOLDS: FamilyThresholds = { psi: 0.2, wasserstein: 0.1, minN: 500, alpha: 0.001 };
@@ -66,7 +71,10 @@ export class DriftPath {
     })));
     this.manifest = {
       // NaN reaches telemetry only through an input that allows it (the validator refuses it otherwise).
-      inputs: features.map((f) => ({ name: f.name, type: f.kind === 'numeric' ? 'float64' : 'string', shape: ['batch'], ...(f.kind === 'numeric' && o.allowNaN !== false ? { allowNaN: true } : {}) })),
+      inputs: features.map((f) => {
+        const float = f.kind === 'numeric' || f.coded === true;
+        return { name: f.name, type: float ? 'float64' : 'string', shape: ['batch'], ...(float && o.allowNaN !== false ? { allowNaN: true } : {}) };
+      }),
       outputs: [],
       reference: ref,
     } as unknown as Manifest;

@@ -444,7 +444,8 @@ export function createCategoricalFor(categories: readonly string[]): Categorical
 
 /** Count one category value (strings, integers such as an int64 `category` input, bigints, booleans as "true"/"false"); never throws. */
 export function observeCategory(s: CategoricalSummary, value: unknown, weight = 1): void {
-  if (value === null || value === undefined) { s.nulls += weight; return; }
+  // NaN is how a float input carries a missing value (allowNaN), as in numeric summaries: missing, not invalid.
+  if (value === null || value === undefined || (typeof value === 'number' && value !== value)) { s.nulls += weight; return; }
   let key: string;
   // A lone surrogate cannot travel as UTF-8 (two of them would arrive as the same U+FFFD): invalid.
   if (typeof value === 'string') { if (LONE_SURROGATE.test(value)) { s.invalid += weight; return; } key = value; }

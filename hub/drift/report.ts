@@ -160,10 +160,7 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
       if (f.kind === 'numeric') {
         const obs = num(m.get(`f:${f.name}`));
         const ref = plan.reference?.features.find((r) => r.name === f.name);
-        // An input without allowNaN never brings a missing value to telemetry (the device's validator refuses the
-        // request), so the reference's missing values have no field counterpart: testing the rate against them
-        // alarmed on every window. Its rate is compared as 0 on both sides instead.
-        const canMiss = bundle.manifest.inputs.find((i) => i.name === f.input)?.allowNaN === true;
+        const canMiss = inputCanMiss(bundle.manifest, f.input);
         const profile = ref?.kind === 'numeric' ? (canMiss ? ref.profile : { ...ref.profile, invalid: 0 }) : undefined;
         if (obs) numericRow(f.name, 'input', obs, profile);
       } else {
@@ -174,8 +171,8 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
           const r = createCategorical(1024);
           Object.assign(r.counts, ref.categories.counts);
           r.other = ref.categories.other;
-          // The reference's missing values, for the missing-rate test.
-          r.nulls = ref.categories.nulls;
+          // The reference's missing values, for the missing-rate test, when the field can send one at all.
+          r.nulls = inputCanMiss(bundle.manifest, f.input) ? ref.categories.nulls : 0;
           r.invalid = ref.categories.invalid;
           const fig = compareCategorical(r, obs);
           vsRef.push(base(f.name, 'input', 'categorical', 'reference', fig, fig.pValue));
@@ -204,6 +201,18 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
     rings, rows, drift: rows.some((r) => r.verdict === 'drift'),
     hasReference: plan.reference !== null,
   };
+}
+
+/**
+ * Whether a device can ever bring a missing value of this input to telemetry. Only a float input with allowNaN
+ * can: the device's validator refuses null and NaN otherwise (AGENT_ERR_INPUT_NAN), and a string or integer
+ * input has no missing value at all (AGENT_ERR_INPUT_TYPE). The reference's missing values (a CSV's empty
+ * cells) then have no field counterpart, and testing the rate against them alarmed on every window; the rate
+ * is compared as 0 on both sides instead. Numeric and categorical features alike.
+ */
+function inputCanMiss(manifest: Manifest, input: string): boolean {
+  const spec = manifest.inputs.find((i) => i.name === input);
+  return spec !== undefined && spec.type.startsWith('float') && spec.allowNaN === true;
 }
 
 /**

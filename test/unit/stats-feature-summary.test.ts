@@ -184,6 +184,13 @@ describe('reference profile', () => {
 });
 
 describe('categorical summaries', () => {
+  it('NaN (a float input\'s missing value) counts as missing, not as an invalid category, like null', () => {
+    const a = createCategorical(8);
+    for (const v of [1, Number.NaN, null, 2, Number.NaN, Infinity]) observeCategory(a, v);
+    expect({ ...a.counts }).toEqual({ 1: 1, 2: 1 });
+    expect([a.nulls, a.invalid]).toEqual([3, 1]);
+  });
+
   it('count categories up to the limit, the rest in "other", and merge exactly below the limit', () => {
     const a = createCategorical(3);
     for (const v of ['red', 'red', 'green', 7, 7n, null, 1.5, {}, 'x'.repeat(200), 'blue', 'pink']) observeCategory(a, v);
