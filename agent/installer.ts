@@ -1,11 +1,11 @@
 /**
  * The install state machine (DESIGN "Agent install state machine"):
- * accept → fetching → verifying → staging → swapping → committed, or failed.
+ * accept → fetching → verifying → staging → swapping → probation → committed,
+ * or failed / rolled-back, run from the transition table in install-table.ts.
  * Each phase is persisted BEFORE its work, so after a power cut the agent
- * knows where it was; work already done is found again on disk (hash-valid
- * staged chunks, a hash-valid unpacked model) and not repeated. A later issue
- * adds probation/rollback between swapping and committed and a boot recovery
- * table; both slot in here without changing the phases before them.
+ * knows where it was (recovery.ts's table says what boot does with it); work
+ * already done is found again on disk (hash-valid staged chunks, a hash-valid
+ * unpacked model) and not repeated.
  *
  * Any failure: a coded event, nothing new loaded, the old model keeps serving.
  */
@@ -15,7 +15,7 @@ import { decompressFile } from '../bundles/compress.js';
 import type { VerifiedManifest } from '../bundles/verify.js';
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import type { Manifest } from '../protocol/manifest.js';
-import type { Assignment, Phase } from '../protocol/messages.js';
+import { IN_FLIGHT_PHASES, type Assignment, type Phase } from '../protocol/messages.js';
 import type { ActiveModel } from './active-model.js';
 import { checkAssignMessage, type CheckContext, type CheckedAssignment } from './assignment-check.js';
 import type { BrokerClient } from './broker-client.js';
@@ -24,9 +24,11 @@ import { AbortedError, ChunkFetch, type FetchedPayload, type FetchSettings } fro
 import { checkPayloadHash, type PayloadCheckFactory } from './payload-check.js';
 import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
 import { Probation, type ProbationLimits, type Verdict } from './probation.js';
-import { PERMANENT, refuse } from './refused.js';
+import { failureHandling } from './install-failures.js';
+import { INSTALL_TABLE, mayMove, START_PHASE, type InstallHandlers, type InstallStep } from './install-table.js';
+import { refuse } from './refused.js';
 import { testFreeze, testPause } from './test-pause.js';
-import type { EventKind, Reporter } from './reporter.js';
+import type { Reporter } from './reporter.js';
 import type { ModelRuntime } from './runtime.js';
 import { atomicWrite, fsyncDir, type InstalledModel, type StateStore } from './state-store.js';
 
@@ -71,11 +73,24 @@ export interface InstallerDeps {
 
 interface Job { checked: CheckedAssignment; resume: boolean; abort: AbortController }
 
-/** Failures worth retrying when the same assignment is delivered again (after a reconnect). */
-const TRANSIENT = new Set(['AGENT_ERR_FETCH_TIMEOUT', 'AGENT_ERR_DISK_SPACE', 'AGENT_ERR_INTERNAL', 'AGENT_ERR_SLOT_DAMAGED']);
-const UNFINISHED: readonly Phase[] = ['fetching', 'verifying', 'staging', 'swapping'];
-const SECURITY = new Set(['AGENT_ERR_ASSIGNMENT_SIGNATURE', 'AGENT_ERR_MANIFEST_SIGNATURE', 'AGENT_ERR_ASSIGNMENT_REPLAY', 'AGENT_ERR_ASSIGNMENT_BEFORE_RESET', 'AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', 'AGENT_ERR_MANIFEST_MISMATCH']);
-const FAILED_EVENT: Partial<Record<Phase, EventKind>> = { fetching: 'fetch-failed', verifying: 'verify-failed', staging: 'stage-failed', swapping: 'stage-failed' };
+/** One run of the install table: what the handlers hand on to the next phase. */
+interface Run {
+  readonly job: Job;
+  readonly a: Assignment;
+  readonly manifest: Manifest;
+  readonly info: InstalledModel;
+  /** The phase being run, and the one before it in this run. */
+  phase: Phase;
+  from: Phase;
+  fetched: FetchedPayload | null;
+  entry: ModelEntry | null;
+  swapped: boolean;
+  installed: InstalledModel | null;
+  baseline: number | null;
+  until: number;
+}
+
+const IN_FLIGHT: readonly Phase[] = IN_FLIGHT_PHASES;
 
 export class Installer {
   readonly #d: InstallerDeps;
@@ -134,7 +149,7 @@ export class Installer {
       if (queued) return;
       const inst = st.install;
       const unfinished = inst !== null && inst.counter === a.counter && st.active?.bundleId !== a.bundleId
-        && (UNFINISHED.includes(inst.phase) || (inst.phase === 'failed' && inst.error !== null && TRANSIENT.has(inst.error)));
+        && (IN_FLIGHT.includes(inst.phase) || (inst.phase === 'failed' && inst.error !== null && failureHandling(inst.error).retryOnRedelivery));
       if (unfinished) this.#enqueue({ checked, resume: true, abort: new AbortController() });
       return;
     }
@@ -203,7 +218,7 @@ export class Installer {
   }
 
   async #install(job: Job): Promise<void> {
-    const { store, active, reporter } = this.#d;
+    const { store, reporter } = this.#d;
     const a = job.checked.assignment;
     const { manifest } = job.checked.verified;
     const info: InstalledModel = { bundleId: a.bundleId, name: manifest.name, version: manifest.version, rawSha256: manifest.payload.rawSha256, installedAt: 0 };
@@ -221,37 +236,60 @@ export class Installer {
       });
       reporter.event('assignment-accepted', { bundleId: a.bundleId, counter: a.counter });
     }
-    if (store.state.active?.bundleId === a.bundleId) {
-      await this.#phase(a, 'committed');
-      return;
-    }
-    let phase: Phase = 'fetching';
-    let entry: ModelEntry | null = null;
-    let swapped = false;
+    const run: Run = { job, a, manifest, info, phase: START_PHASE, from: START_PHASE, fetched: null, entry: null, swapped: false, installed: null, baseline: null, until: 0 };
     try {
-      if (!(await this.#unpackedValid(a.bundleId, manifest))) {
-        await this.#phase(a, (phase = 'fetching'));
-        const fetched = await this.#fetchPayload(job, manifest);
-        await this.#phase(a, (phase = 'verifying'));
-        checkPayloadHash(manifest, fetched.sha256);
-        this.#d.unpack?.prepare?.(fetched.path, manifest);
-        checkAbort(job);
-        await this.#phase(a, (phase = 'staging'));
-        await this.#unpack(a.bundleId, job.checked.verified, fetched.path);
-      } else {
-        await this.#phase(a, (phase = 'staging'));
+      // The transition table drives the run (install-table.ts): each handler names the next phase.
+      let next: Phase | null = START_PHASE;
+      for (let first = true; next !== null; first = false) {
+        const step: InstallStep = INSTALL_TABLE[next];
+        if (!first && !mayMove(run.phase, next)) throw agentError('AGENT_ERR_INTERNAL', `the install table has no move from ${run.phase} to ${next}`);
+        run.from = run.phase;
+        run.phase = next;
+        if (step.persistFirst) await this.#phase(a, next);
+        if (step.handler === null) throw agentError('AGENT_ERR_INTERNAL', `the install table gives ${next} no handler`);
+        next = await this.#handlers[step.handler](run);
       }
+    } catch (e) {
+      await this.#failed(run, e);
+    }
+  }
+
+  /** The table's handlers; their bodies are the install's work, phase by phase. */
+  readonly #handlers: InstallHandlers<Run> = {
+    start: async (run) => {
+      if (this.#d.store.state.active?.bundleId === run.a.bundleId) return 'committed';
+      return (await this.#unpackedValid(run.a.bundleId, run.manifest)) ? 'staging' : 'fetching';
+    },
+    fetch: async (run) => {
+      run.fetched = await this.#fetchPayload(run.job, run.manifest);
+      return 'verifying';
+    },
+    verify: async (run) => {
+      const fetched = run.fetched!;
+      checkPayloadHash(run.manifest, fetched.sha256);
+      this.#d.unpack?.prepare?.(fetched.path, run.manifest);
+      checkAbort(run.job);
+      return 'staging';
+    },
+    stage: async (run) => {
+      const { a, job, manifest, info } = run;
+      const { store } = this.#d;
+      if (run.fetched) await this.#unpack(a.bundleId, job.checked.verified, run.fetched.path);
       checkAbort(job);
-      entry = await openModel(this.#d.runtime, store.modelFile(a.bundleId), manifest, { ...info, installedAt: this.#d.now() }, this.#d.maxBatch);
-      await smokeTest(entry, this.#d.goldenTolerance);
+      run.entry = await openModel(this.#d.runtime, store.modelFile(a.bundleId), manifest, { ...info, installedAt: this.#d.now() }, this.#d.maxBatch);
+      await smokeTest(run.entry, this.#d.goldenTolerance);
       checkAbort(job);
-      await this.#phase(a, (phase = 'swapping'));
+      return 'swapping';
+    },
+    swap: async (run) => {
+      const { store, active, reporter } = this.#d;
       // From here the swap is not cancelled: it is one pointer move and one state write.
+      const entry = run.entry!;
       const installed = entry.info;
       const old = active.current;
       const baseline = old ? this.#d.baselineP95?.(old.info.bundleId) ?? null : null;
       void active.swap(entry);
-      swapped = true;
+      run.swapped = true;
       // Crash suite: the new session serves, the persisted pointer still names the old model.
       await testPause('swapping:switched');
       // Probation needs a model to go back to: a first install commits at once.
@@ -264,34 +302,51 @@ export class Installer {
         s.install = { ...s.install!, phase: probe ? 'probation' : 'committed', updatedAt: this.#d.now(), error: null, recoveries: 0, ...(probe ? { probationUntil: until } : {}) };
       });
       reporter.report();
-      if (probe) {
-        this.#startProbation(installed, a.counter, until, baseline);
-        await testPause('probation');
-      } else {
-        await this.#committed(installed, a.counter);
-      }
+      Object.assign(run, { installed, baseline, until });
+      return probe ? 'probation' : 'committed';
+    },
+    watch: async (run) => {
+      this.#startProbation(run.installed!, run.a.counter, run.until, run.baseline);
+      await testPause('probation');
       await this.#cleanup();
-    } catch (e) {
-      if (!swapped && entry) await entry.model.release().catch(() => {});
-      await rm(`${store.modelDir(a.bundleId)}.partial`, { recursive: true, force: true }).catch(() => {});
-      if (e instanceof AbortedError) return;
-      const err = isFleetcastError(e) ? e : agentError('AGENT_ERR_INTERNAL', message(e));
-      await store.update((s) => {
-        if (s.install?.counter === a.counter) s.install = { ...s.install, phase: 'failed', updatedAt: this.#d.now(), error: err.code };
-        s.lastError = { code: err.code, at: this.#d.now(), bundleId: a.bundleId };
-      }).catch(() => {});
-      if (PERMANENT.has(err.code)) await store.update((s) => refuse(s, a.bundleId, err.code)).catch(() => {});
-      if (!TRANSIENT.has(err.code) && err.code !== 'AGENT_ERR_CHUNK_HASH') await store.removeStaging(a.bundleId).catch(() => {});
-      // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
-      const st = store.state;
-      if (st.active?.bundleId !== a.bundleId && st.previous?.bundleId !== a.bundleId) {
-        await rm(store.modelDir(a.bundleId), { recursive: true, force: true }).catch(() => {});
+      return null;
+    },
+    commit: async (run) => {
+      // The bundle was active already (a re-signed assignment): only the install record changes.
+      if (run.from === START_PHASE) {
+        await this.#phase(run.a, 'committed');
+        return null;
       }
-      reporter.report();
-      reporter.event(FAILED_EVENT[phase] ?? 'stage-failed', { code: err.code, bundleId: a.bundleId, counter: a.counter, detail: err.message });
-      this.#d.onRejected({ code: err.code, message: err.message, phase, bundleId: a.bundleId, counter: a.counter });
-      await testPause('failed');
+      await this.#committed(run.installed!, run.a.counter);
+      await this.#cleanup();
+      return null;
+    },
+  };
+
+  /** A run failed: what it leaves and what it does next follow the code's failure class (install-failures.ts). */
+  async #failed(run: Run, e: unknown): Promise<void> {
+    const { store, reporter } = this.#d;
+    const { a, entry, phase } = run;
+    if (!run.swapped && entry) await entry.model.release().catch(() => {});
+    await rm(`${store.modelDir(a.bundleId)}.partial`, { recursive: true, force: true }).catch(() => {});
+    if (e instanceof AbortedError) return;
+    const err = isFleetcastError(e) ? e : agentError('AGENT_ERR_INTERNAL', message(e));
+    const handling = failureHandling(err.code);
+    await store.update((s) => {
+      if (s.install?.counter === a.counter) s.install = { ...s.install, phase: 'failed', updatedAt: this.#d.now(), error: err.code };
+      s.lastError = { code: err.code, at: this.#d.now(), bundleId: a.bundleId };
+    }).catch(() => {});
+    if (handling.refuseBundle) await store.update((s) => refuse(s, a.bundleId, err.code)).catch(() => {});
+    if (!handling.keepStaging) await store.removeStaging(a.bundleId).catch(() => {});
+    // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
+    const st = store.state;
+    if (st.active?.bundleId !== a.bundleId && st.previous?.bundleId !== a.bundleId) {
+      await rm(store.modelDir(a.bundleId), { recursive: true, force: true }).catch(() => {});
     }
+    reporter.report();
+    reporter.event(INSTALL_TABLE[phase].failedEvent ?? 'stage-failed', { code: err.code, bundleId: a.bundleId, counter: a.counter, detail: err.message });
+    this.#d.onRejected({ code: err.code, message: err.message, phase, bundleId: a.bundleId, counter: a.counter });
+    await testPause('failed');
   }
 
   /** Persist the phase before its work starts, then tell the hub. */
@@ -441,7 +496,7 @@ export class Installer {
     const bundleId = typeof err.details.bundleId === 'string' ? err.details.bundleId : undefined;
     const counter = typeof err.details.counter === 'number' ? err.details.counter : undefined;
     this.#lastRejection = { code: err.code, at: this.#d.now(), ...(bundleId ? { bundleId } : {}) };
-    this.#d.reporter.event(SECURITY.has(err.code) ? 'security' : 'assignment-rejected', { code: err.code, detail: err.message, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
+    this.#d.reporter.event(failureHandling(err.code).rejectEvent, { code: err.code, detail: err.message, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
     this.#d.reporter.report();
     this.#d.onRejected({ code: err.code, message: err.message, phase, ...(bundleId ? { bundleId } : {}), ...(counter !== undefined ? { counter } : {}) });
   }

@@ -1,16 +1,10 @@
 /**
  * The per-device set of bundles that failed for reasons that do not go away
  * on a retry (the bytes are wrong, the model is wrong here, or it crashed the
- * agent): such a bundle is never fetched again, so a hub that keeps
- * re-signing the assignment cannot make the device download and fail in a loop.
+ * agent: the codes of failure class `permanent`, install-failures.ts): such a
+ * bundle is never fetched again, so a hub that keeps re-signing the assignment cannot make the device download and fail in a loop.
  */
 import type { AgentState } from './state-store.js';
-
-/** Failure codes that refuse the bundle for good on this device. */
-export const PERMANENT = new Set([
-  'AGENT_ERR_PAYLOAD_HASH', 'AGENT_ERR_DECOMPRESS', 'AGENT_ERR_MODEL_LOAD', 'AGENT_ERR_SMOKE_FAILED',
-  'AGENT_ERR_PROBATION_ERRORS', 'AGENT_ERR_PROBATION_LATENCY', 'AGENT_ERR_CRASH_LOOP',
-]);
 
 /** Bound on the set (the state schema allows 256): the oldest entry goes first. */
 const MAX_REFUSED = 200;

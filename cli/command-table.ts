@@ -3,6 +3,8 @@
  * module is. The entry point dispatches from it, answers `--help` from it, and
  * the CLI test walks it, so a command added here without a usage fails a test.
  */
+import { ROLLOUT_ACTION_NAMES } from '../hub/rollouts/actions.js';
+
 export interface CommandModule { run(argv: string[]): Promise<number>; USAGE: string }
 
 export interface CommandEntry {
@@ -21,7 +23,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'deploy', subcommands: [], load: () => import('./commands/deploy.js') },
   { name: 'devices', subcommands: ['list', 'get'], load: () => import('./commands/devices.js') },
   { name: 'device', subcommands: ['enroll', 'revoke', 'debug'], load: () => import('./commands/device.js') },
-  { name: 'rollout', subcommands: ['start', 'status', 'watch', 'history', 'pause', 'resume', 'promote', 'abort', 'rollback'], load: () => import('./commands/rollout.js') },
+  { name: 'rollout', subcommands: ['start', 'status', 'watch', 'history', ...ROLLOUT_ACTION_NAMES], load: () => import('./commands/rollout.js') },
   { name: 'drift', subcommands: ['report'], load: () => import('./commands/drift.js') },
   { name: 'token', subcommands: ['create', 'list', 'labels', 'revoke'], load: () => import('./commands/token.js') },
   { name: 'audit', subcommands: ['export', 'verify'], load: () => import('./commands/audit.js') },

@@ -4,6 +4,7 @@
  * its arguments and calls into the rooms.
  */
 import { readFileSync } from 'node:fs';
+import { ROLLOUT_ACTION_NAMES } from '../hub/rollouts/actions.js';
 import { commandNamed, COMMANDS, wantsHelp } from './command-table.js';
 import { quietOnClosedPipe, runMain } from './main.js';
 
@@ -27,7 +28,7 @@ usage: fleetcast <command> [options]
   devices list --hub URL [--state online|offline] [--version NAME@V] [--tag T] [--json] | devices get ID
   rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede]
   rollout status [ID] [--json] | watch [ID] | history ID
-  rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
+  rollout ${ROLLOUT_ACTION_NAMES.join('|')} ID [--reason TEXT]   (rollout --help: from which states)
   token create --role admin|operator|auditor | token list | token revoke ID
                                            API calls need FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN (first admin token: <hub data>/admin.token)
   sim --broker URL --agents N --root root.json

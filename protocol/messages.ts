@@ -47,6 +47,14 @@ export type ChunkRequest = Infer<typeof chunkRequestSchema>;
 
 export const PHASES = ['idle', 'fetching', 'verifying', 'staging', 'swapping', 'probation', 'committed', 'rolled-back', 'failed'] as const;
 export type Phase = (typeof PHASES)[number];
+/**
+ * Phases of an install under way: the device is between accepting an assignment and swapping the
+ * new model in. The agent resumes these when the assignment is delivered again; the hub does not
+ * count a failure reported in one of them as final. One list for both (agent/install-table.ts
+ * is the flow itself).
+ */
+export const IN_FLIGHT_PHASES = ['fetching', 'verifying', 'staging', 'swapping'] as const satisfies readonly Phase[];
+export type InFlightPhase = (typeof IN_FLIGHT_PHASES)[number];
 
 const modelRef = obj({ bundleId: sha256Hex(), name: str({ max: 64 }), version: int({ min: 1 }) });
 export type ModelRef = Infer<typeof modelRef>;

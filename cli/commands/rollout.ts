@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { FleetcastError } from '../../protocol/errors.js';
+import { ROLLOUT_ACTION_NAMES, ROLLOUT_ACTIONS, type RolloutActionName } from '../../hub/rollouts/actions.js';
 import type { DecisionRecord } from '../../hub/rollouts/decisions.js';
 import type { RolloutStatus } from '../../hub/rollouts/rollouts.js';
 import { parseRolloutText } from '../../hub/rollouts/spec.js';
@@ -13,11 +14,21 @@ import { parseCli } from '../args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { renderHistory, renderStatus, renderSummaryLines, TERMINAL } from '../rollout-view.js';
 
+/** One usage line per row of the hub's action table: what it does, from which states, the role it needs. */
+function actionLines(): string {
+  const w = Math.max(...ROLLOUT_ACTION_NAMES.map((a) => a.length));
+  return ROLLOUT_ACTION_NAMES.map((a) => {
+    const r = ROLLOUT_ACTIONS[a];
+    return `         ${a.padEnd(w)}  ${r.summary} (from ${r.from.join(', ')}${r.to ? ` → ${r.to}` : ''}; ${r.access})`;
+  }).join('\n');
+}
+
 export const USAGE = `fleetcast rollout start NAME@VERSION [--rings FILE|canary:1,early:10,broad:100] [--auto-promote] [--window CRON] [--rate N/min] [--supersede] [--reason TEXT] [--allow-unknown]
        fleetcast rollout status [ID] [--json]     (no ID: one line per rollout)
        fleetcast rollout watch [ID] [--interval MS]
        fleetcast rollout history ID [--json]
-       fleetcast rollout pause|resume|promote|abort|rollback ID [--reason TEXT]
+       fleetcast rollout ${ROLLOUT_ACTION_NAMES.join('|')} ID [--reason TEXT]
+${actionLines()}
   common: --hub URL (or FLEETCAST_HUB)  token: FLEETCAST_TOKEN_FILE or FLEETCAST_TOKEN (never a flag)`;
 
 const bad = (problem: string) => new FleetcastError('PROTO_ERR_INVALID_OPTION', `${problem}\nusage: ${USAGE}`, 2);
@@ -42,6 +53,14 @@ export async function run(argv: string[]): Promise<number> {
   const client = hubUrlFrom(values.hub, USAGE, tokenFrom(values.token));
   const out = (s: string) => process.stdout.write(s);
 
+  // The hub's action table names the actions: every row is a subcommand.
+  if ((ROLLOUT_ACTION_NAMES as readonly string[]).includes(sub)) {
+    const action = sub as RolloutActionName;
+    if (!arg) throw bad(`${action} needs a rollout ID`);
+    const s = await client.rolloutAction<RolloutStatus>(arg, action, values.reason);
+    out(values.json ? JSON.stringify(s) + '\n' : renderStatus(s));
+    return 0;
+  }
   switch (sub) {
     case 'start': {
       const m = /^([a-z0-9][a-z0-9._-]{0,63})@([1-9][0-9]{0,15})$/.exec(arg ?? '');
@@ -72,12 +91,6 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'watch': return watch(client, arg, Number(values.interval ?? 1000));
-    case 'pause': case 'resume': case 'promote': case 'abort': case 'rollback': {
-      if (!arg) throw bad(`${sub} needs a rollout ID`);
-      const s = await client.rolloutAction<RolloutStatus>(arg, sub, values.reason);
-      out(values.json ? JSON.stringify(s) + '\n' : renderStatus(s));
-      return 0;
-    }
     default: throw bad(`unknown subcommand ${JSON.stringify(sub)}`);
   }
 }

@@ -15,6 +15,7 @@
  */
 import type { Logger } from 'pino';
 import { errorCode } from '../../protocol/errors.js';
+import { IN_FLIGHT_PHASES } from '../../protocol/messages.js';
 import type { Assigner } from '../assignments.js';
 import type { BundleRecord, HubStore } from '../store.js';
 import { hubTestPause } from '../test-pause.js';
@@ -36,7 +37,7 @@ export interface EngineDeps {
   logger: Logger;
 }
 
-const IN_FLIGHT = new Set(['fetching', 'verifying', 'staging', 'swapping']);
+const IN_FLIGHT = new Set<string>(IN_FLIGHT_PHASES);
 
 /** Devices allowed to have been assigned `elapsedMs` after the ring started (IoT Jobs-style exponential rate when growth > 1). */
 export function allowedByRate(rate: Rate | null, elapsedMs: number): number {

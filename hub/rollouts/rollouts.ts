@@ -9,9 +9,9 @@ import type { Logger } from 'pino';
 import type { Assigner } from '../assignments.js';
 import { hubError } from '../errors.js';
 import type { HubStore } from '../store.js';
+import { checkActionAllowed, ROLLOUT_ACTIONS, type RolloutActionName as Action } from './actions.js';
 import { listDecisions, recordDecision, type DecisionRecord } from './decisions.js';
 import { createGateInputs, type GateInputs } from './gate-inputs.js';
-import type { GateValues } from './gates.js';
 import { promoteRow, RolloutEngine } from './engine.js';
 import { placeDevices } from './rings.js';
 import { RolloutStore, type RolloutRow } from './rollout-store.js';
@@ -49,8 +49,6 @@ export interface RolloutStatus {
   skipped: { deviceId: string; ring: string; reason: string }[];
 }
 
-export const ACTIONS = ['pause', 'resume', 'promote', 'abort', 'rollback'] as const;
-export type Action = (typeof ACTIONS)[number];
 
 export class Rollouts {
   readonly store: RolloutStore;
@@ -108,42 +106,23 @@ export class Rollouts {
     return this.status(id);
   }
 
+  /** One of the operator's actions, as the table in actions.ts gives it: allowed states, handler, resulting state. */
   act(id: string, action: Action, actor: string, reason?: string): RolloutStatus {
     const R = this.store;
     const now = this.now();
+    const row = ROLLOUT_ACTIONS[action];
     R.tx(() => {
       const r = R.get(id);
       if (!r) throw hubError('HUB_ERR_UNKNOWN_ROLLOUT', id);
+      checkActionAllowed(action, r.state);
       const ring = r.plan.rings[r.ring].name;
-      const bad = () => hubError('HUB_ERR_ROLLOUT_STATE', `cannot ${action} a rollout that is ${r.state}`);
-      // The current ring's last gate values go with every operator decision: what the operator saw.
-      const note = (kind: DecisionRecord['kind'], why: string) =>
-        recordDecision(R.db, { rolloutId: id, kind, actor, at: now, reason: reason ?? why, ring, gates: (r.gates[ring] ?? null) as Record<string, unknown> | null });
-      switch (action) {
-        case 'pause':
-          if (r.state !== 'running') throw bad();
-          R.update(id, { state: 'paused' }, now); note('pause', 'paused by operator');
-          break;
-        case 'resume':
-          if (r.state !== 'paused') throw bad();
-          R.update(id, { state: 'running' }, now); note('resume', 'resumed by operator');
-          break;
-        case 'promote': {
-          if (r.state !== 'running' && r.state !== 'paused') throw bad();
-          if (r.ring >= r.plan.rings.length - 1) throw hubError('HUB_ERR_ROLLOUT_STATE', `${ring} is the last ring; there is nothing to promote to`);
-          const v = (r.gates[ring] ?? null) as GateValues | null;
-          promoteRow(R, r, now, actor, reason ?? (v?.verdict === 'pass' ? 'gates passed; promoted by operator' : `promoted by operator with gates ${v?.verdict ?? 'not judged'}`), v);
-          break;
-        }
-        case 'abort':
-          if (r.state !== 'running' && r.state !== 'paused' && r.state !== 'halted') throw bad();
-          R.update(id, { state: 'aborted' }, now); note('abort', 'aborted by operator; devices keep what they run');
-          break;
-        case 'rollback':
-          if (r.state === 'rolling-back' || r.state === 'rolled-back' || r.state === 'superseded') throw bad();
-          R.update(id, { state: 'rolling-back' }, now); note('rollback', 'rolled back by operator');
-          break;
-      }
+      row.handler({
+        rollout: r, ring,
+        // The current ring's last gate values go with every operator decision: what the operator saw.
+        note: (why) => recordDecision(R.db, { rolloutId: id, kind: action, actor, at: now, reason: reason ?? why, ring, gates: (r.gates[ring] ?? null) as Record<string, unknown> | null }),
+        promote: (why, v) => promoteRow(R, r, now, actor, reason ?? why, v),
+      });
+      if (row.to !== null) R.update(id, { state: row.to }, now);
     });
     this.kick();
     return this.status(id);

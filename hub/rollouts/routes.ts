@@ -12,7 +12,8 @@ type App = FastifyInstance<any, any, any, any>;
 import { errorBody } from '../api-schemas.js';
 import { actorOf } from '../auth/guard.js';
 import * as S from './api-schemas.js';
-import { ACTIONS, type Rollouts } from './rollouts.js';
+import { ROLLOUT_ACTION_NAMES, ROLLOUT_ACTIONS } from './actions.js';
+import type { Rollouts } from './rollouts.js';
 
 export function registerRolloutRoutes(app: App, rollouts: Rollouts): void {
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
@@ -31,9 +32,11 @@ export function registerRolloutRoutes(app: App, rollouts: Rollouts): void {
     async (req) => rollouts.status((req.params as { id: string }).id));
   app.get('/v1/rollouts/:id/history', { config: { access: 'auditor' }, schema: { summary: 'Every decision of a rollout: who, when, why and the gate values (auditor)', params: S.rolloutIdParams.json, response: { 200: S.history.json, ...errors } } },
     async (req) => { const { id } = req.params as { id: string }; return { rolloutId: id, decisions: rollouts.history(id) }; });
-  for (const action of ACTIONS) {
-    app.post(`/v1/rollouts/:id/${action}`, { config: { access: 'operator' },
-      schema: { summary: `${action[0].toUpperCase()}${action.slice(1)} a rollout (operator); recorded as a decision`, params: S.rolloutIdParams.json, body: S.actionBody.json, response: { 200: S.rolloutStatus.json, ...errors } },
+  // One route per row of the action table, with the row's role; the table checks the state.
+  for (const action of ROLLOUT_ACTION_NAMES) {
+    const row = ROLLOUT_ACTIONS[action];
+    app.post(`/v1/rollouts/:id/${action}`, { config: { access: row.access },
+      schema: { summary: `${action[0].toUpperCase()}${action.slice(1)} a rollout: ${row.summary}; allowed from ${row.from.join(', ')} (${row.access}); recorded as a decision`, params: S.rolloutIdParams.json, body: S.actionBody.json, response: { 200: S.rolloutStatus.json, ...errors } },
     }, async (req) => {
       const { id } = req.params as { id: string };
       const reason = (req.body as { reason?: string } | undefined)?.reason;
