@@ -13,6 +13,7 @@ export function consolePage(): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fleetcast console</title>
 <link rel="stylesheet" href="/console/console.css">
+<link rel="icon" href="/console/icon.svg" type="image/svg+xml">
 <script type="module" src="/console/app.js"></script>
 </head>
 <body>
@@ -56,6 +57,9 @@ export function consolePage(): string {
 `;
 }
 
+/** The tab icon: named in the page, so the browser does not ask for /favicon.ico (a route that needs a token). */
+export const CONSOLE_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="#0a58ca"/><path d="M4 8h8M8 4v8" stroke="#fff" stroke-width="2"/></svg>';
+
 export const CONSOLE_CSS = `:root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff; --panel: #f6f8fa; --accent: #0a58ca; --bad: #b42318; --ok: #1a7f37; --warn: #9a6700; font-family: system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 body { margin: 0; }
 header { display: flex; gap: 1.5rem; align-items: center; padding: .6rem 1.2rem; border-bottom: 1px solid var(--line); background: var(--panel); }
@@ -82,13 +86,15 @@ button { font: inherit; padding: .3rem .8rem; border: 1px solid var(--line); bor
 button.danger { border-color: var(--bad); color: var(--bad); }
 .muted { color: var(--muted); }
 .error { color: var(--bad); }
-#status { position: fixed; bottom: 0; right: 0; margin: 0; padding: .2rem .8rem; font-size: .8rem; color: var(--muted); background: var(--panel); }
+#status { margin: 0; padding: .2rem 1.2rem; font-size: .8rem; color: var(--muted); border-top: 1px solid var(--line); }
 dialog { border: 1px solid var(--line); border-radius: 6px; max-width: 32rem; }
 dialog .buttons { display: flex; gap: .6rem; justify-content: flex-end; margin-top: 1rem; }
 dialog input { width: 100%; }
 svg text { font-size: 11px; fill: var(--fg); }
 .heat td.cell { text-align: center; min-width: 4rem; }
 .heat td.cell button { width: 100%; border: 0; background: transparent; }
+.heat small { color: var(--muted); }
+#entry-table code { word-break: break-all; }
 .legend span { display: inline-block; padding: 0 .5rem; margin-right: .3rem; }
 ol.timeline li { margin-bottom: .4rem; }
 code, .mono { font-family: ui-monospace, monospace; font-size: .85rem; }

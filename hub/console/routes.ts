@@ -16,7 +16,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { obj, str } from '../../protocol/schema.js';
 import { hubError } from '../errors.js';
-import { CONSOLE_CSS, consolePage } from './page.js';
+import { CONSOLE_CSS, CONSOLE_ICON, consolePage } from './page.js';
 
 export const CONSOLE_CSP = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "connect-src 'self'",
@@ -47,12 +47,13 @@ function secure(reply: FastifyReply, type: string): FastifyReply {
 export function registerConsoleRoutes(app: FastifyInstance): void {
   const scripts = loadScripts();
   const html = consolePage();
-  app.get('/', { config: { access: 'public' }, schema: { summary: 'The web console (HTML; data comes from the API with the signed-in token)', hide: true } as FastifySchema }, async (_req, reply) => {
+  app.get('/', { config: { access: 'public' }, schema: { summary: 'The web console (HTML; data comes from the API with the signed-in token)' } as FastifySchema }, async (_req, reply) => {
     if (!scripts.has('app.js')) throw hubError('HUB_ERR_CONSOLE_NOT_BUILT', 'no app.js in dist/hub/console/web/');
     return secure(reply, 'text/html; charset=utf-8').send(html);
   });
-  app.get('/console/console.css', { config: { access: 'public' }, schema: { summary: 'The console stylesheet', hide: true } as FastifySchema }, async (_req, reply) => secure(reply, 'text/css; charset=utf-8').send(CONSOLE_CSS));
-  app.get('/console/:file', { config: { access: 'public' }, schema: { summary: 'The console\'s compiled browser modules', params: obj({ file: str({ pattern: /^[a-z-]{1,40}\.js$/ }) }).json, hide: true } as FastifySchema }, async (req, reply) => {
+  app.get('/console/console.css', { config: { access: 'public' }, schema: { summary: 'The console stylesheet' } as FastifySchema }, async (_req, reply) => secure(reply, 'text/css; charset=utf-8').send(CONSOLE_CSS));
+  app.get('/console/icon.svg', { config: { access: 'public' }, schema: { summary: 'The console icon' } as FastifySchema }, async (_req, reply) => secure(reply, 'image/svg+xml').send(CONSOLE_ICON));
+  app.get('/console/:file', { config: { access: 'public' }, schema: { summary: 'The console\'s compiled browser modules', params: obj({ file: str({ pattern: /^[a-z-]{1,40}\.js$/ }) }).json } as FastifySchema }, async (req, reply) => {
     const body = scripts.get((req.params as { file: string }).file);
     if (!body) throw hubError('HUB_ERR_NO_ROUTE', `GET ${req.url.slice(0, 200)}`);
     return secure(reply, 'text/javascript; charset=utf-8').send(body);

@@ -16,7 +16,7 @@ const SHOWN = 20;
 function preview(data: Uint8Array): string {
   try {
     const t = new TextDecoder('utf-8', { fatal: true }).decode(data);
-    return t.length > 160 ? `${t.slice(0, 160)}…` : t;
+    return t.length > 120 ? `${t.slice(0, 120)}…` : t;
   } catch { return `${data.length} bytes`; }
 }
 
@@ -52,10 +52,10 @@ export function auditPage(root: HTMLElement) {
       shownSize = cp.size;
       const start = Math.max(0, cp.size - SHOWN);
       const r = await api.get<{ entries: { index: number; data: string }[] }>(`/v1/log/entries${qs({ start, end: cp.size })}`);
-      fill(entries, table(['Index', 'Entry', 'Inclusion'], [...r.entries].reverse().map((e) => {
+      fill(entries, table(['Index', 'Entry', 'Inclusion proof', 'Result'], [...r.entries].reverse().map((e) => {
         const data = fromBase64(e.data);
         const out = h('span', { class: 'muted', id: `proof-${e.index}` });
-        return [String(e.index), h('code', {}, preview(data)), h('span', {}, h('button', { type: 'button', id: `verify-${e.index}`, onclick: () => void verify(e.index, data, cp, out) }, 'Check proof'), ' ', out)];
+        return [String(e.index), h('code', {}, preview(data)), h('button', { type: 'button', id: `verify-${e.index}`, 'aria-label': `Check the inclusion proof of entry ${e.index}`, onclick: () => void verify(e.index, data, cp, out) }, 'Check'), out];
       }), { id: 'entry-table', numeric: [0] }));
     }
     const list = await api.get<{ checkpoints: Checkpoint[] }>(`/v1/log/checkpoints${qs({ from: Math.max(0, cp.size - 200) })}`);

@@ -31,12 +31,14 @@ function histogram(r: Row): SVGElement {
   const top = Math.max(...shares.flat(), 1e-9);
   const bw = (W - 2 * pad) / shares.length;
   const y = (v: number) => H - pad - (v / top) * (H - 2 * pad);
-  const label = (i: number) => (i === 0 ? `< ${b.edges[0]}` : i === b.edges.length ? `≥ ${b.edges[i - 1]}` : `${fixed(b.edges[i - 1], 2)}`);
+  // Each bar is labelled with its lower edge (the first bin has none: everything below the first edge).
+  const label = (i: number) => (i === 0 ? '' : fixed(b.edges[i - 1], 2));
+  const every = Math.ceil(shares.length / 8);
   return svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': `${r.feature}: reference and field distributions over ${shares.length} bins`, id: 'histogram' },
     ...shares.flatMap(([a, c], i) => [
       svg('rect', { x: pad + i * bw + 1, y: y(a), width: Math.max(bw - 2, 1), height: H - pad - y(a), fill: '#8aa4c8', 'fill-opacity': 0.7, class: 'ref-bar' }, svg('title', {}, `reference ${fixed(a * 100, 1)}%`)),
       svg('rect', { x: pad + i * bw + bw * 0.25, y: y(c), width: Math.max(bw * 0.5, 1), height: H - pad - y(c), fill: '#d9534f', 'fill-opacity': 0.75, class: 'cur-bar' }, svg('title', {}, `field ${fixed(c * 100, 1)}%`)),
-      ...(shares.length <= 12 || i % Math.ceil(shares.length / 12) === 0 ? [svg('text', { x: pad + i * bw, y: H - 8 }, label(i))] : []),
+      ...(i % every === 0 && i > 0 ? [svg('text', { x: pad + i * bw, y: H - 8, 'text-anchor': 'middle' }, label(i))] : []),
     ]),
     svg('line', { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: '#57606a' }));
 }
@@ -47,7 +49,8 @@ export async function driftPage(root: HTMLElement) {
   const summary = h('div', { id: 'drift-summary' });
   const map = h('div', { id: 'heatmap' });
   const detail = h('section', { id: 'drift-detail', 'aria-live': 'polite' });
-  fill(root, h('h1', {}, 'Drift'), h('label', {}, 'Model version ', pick), summary, h('h2', {}, 'Features × rings (effect size against the reference)'), map, detail);
+  fill(root, h('h1', {}, 'Drift'), h('label', {}, 'Model version ', pick), summary, h('h2', {}, 'Features × rings (effect size against the reference)'),
+    h('p', { class: 'muted' }, 'Each cell is the feature\'s effect size in that ring over its threshold: 1 is at the threshold, white is no change, full red is at or past it. Faded cells have fewer samples than the minimum.'), map, detail);
   let chosen: { feature: string; ring: string } | null = null;
   let last: Report | null = null;
 
@@ -79,9 +82,12 @@ export async function driftPage(root: HTMLElement) {
         const r = rows.find((x) => x.feature === f && x.ring === g);
         const td = h('td', { class: 'cell' });
         if (!r) return td;
+        // Too little data to judge: coloured by the same scale, faded, and said so in the cell.
+        const judged = r.verdict !== 'insufficient-data';
         td.style.backgroundColor = heat(r.score);
+        if (!judged) td.style.opacity = '0.45';
         td.appendChild(h('button', { type: 'button', 'aria-label': `${f} in ${g}: effect ${fixed(r.score, 2)}, ${r.verdict}`, 'aria-pressed': chosen?.feature === f && chosen.ring === g ? 'true' : 'false',
-          onclick: () => { chosen = { feature: f, ring: g }; showDetail(); } }, fixed(r.score, 2)));
+          onclick: () => { chosen = { feature: f, ring: g }; showDetail(); } }, fixed(r.score, 2), h('br'), h('small', {}, judged ? r.verdict : `n ${r.n}: too few`)));
         return td;
       }))))));
     showDetail();
