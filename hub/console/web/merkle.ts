@@ -24,7 +24,9 @@ export function equal(a: Uint8Array, b: Uint8Array): boolean {
 
 /** The root hash the proof leads to from `leaf` at `index` in a tree of `size`, or an error saying why it cannot (RFC 9162 2.1.3.2). */
 export async function rootFromInclusionProof(index: number, size: number, leaf: Uint8Array, proof: Uint8Array[]): Promise<Uint8Array> {
-  if (index >= size) throw new Error(`index ${index} is not below the tree size ${size}`);
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) throw new Error(`index ${index} is not below the tree size ${size}`);
+  // A hash of another length is not a SHA-256 hash (an empty leaf and root would otherwise "match").
+  if (leaf.length !== 32 || proof.some((p) => p.length !== 32)) throw new Error('a hash in the proof is not 32 bytes');
   let fn = index;
   let sn = size - 1;
   let r = leaf;
