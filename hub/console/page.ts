@@ -95,7 +95,8 @@ svg text { font-size: 11px; fill: var(--fg); }
 .heat td.cell button { width: 100%; border: 0; background: transparent; }
 .heat small { color: var(--muted); }
 #entry-table code { word-break: break-all; }
-.legend span { display: inline-block; padding: 0 .5rem; margin-right: .3rem; }
+.swatch { display: inline-block; width: .9rem; height: .9rem; vertical-align: middle; margin-left: .6rem; }
+.swatch.ref { background: #8aa4c8; } .swatch.cur { background: #d9534f; }
 ol.timeline li { margin-bottom: .4rem; }
 code, .mono { font-family: ui-monospace, monospace; font-size: .85rem; }
 .bar { height: .6rem; background: var(--line); border-radius: 3px; min-width: 8rem; }

@@ -225,6 +225,15 @@ describe.skipIf(!CHROMIUM)('web console', () => {
   it('an auditor sees no action buttons, and a POST forced from the page is refused by the API', async () => {
     const page = await signedIn(tokens.auditor);
     expect(await page.locator('#role').innerText()).toBe('auditor');
+    // Live: a rollout started elsewhere (the API, as the CLI does) appears on the open page without a reload.
+    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await expect.poll(() => page.locator('#rollout-table tbody tr').count(), { timeout: 20_000 }).toBe(1);
+    await page.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true; });
+    await publish(3);
+    const spec = { rings: [{ name: 'canary', tags: ['canary'] }, { name: 'rest', percent: 100 }], gates: { soak: '10m' } };
+    expect((await api(fleet.hub, 'POST', '/v1/rollouts', { name: 'churn', version: 3, spec, autoPromote: false }, fleet.token)).status).toBe(201);
+    await expect.poll(() => page.locator('#rollout-table tbody tr').count(), { timeout: 20_000 }).toBe(2);
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     await page.goto(`${fleet.hub.httpUrl}/#/rollout/${ids.rollout}`);
     await page.locator('#rollout-state').waitFor({ timeout: 20_000 });
     await expect.poll(() => page.locator('#timeline li').count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(3);

@@ -42,7 +42,8 @@ export function table(head: string[], rows: Child[][], o: { caption?: string; nu
   const num = new Set(o.numeric ?? []);
   return h('table', o.id ? { id: o.id } : {},
     o.caption ? h('caption', {}, o.caption) : null,
-    h('thead', {}, h('tr', {}, ...head.map((t, i) => h('th', { scope: 'col', class: num.has(i) ? 'num' : undefined }, t)))),
+    // A table of facts (label, value) has no column heads to show.
+    head.some((t) => t !== '') ? h('thead', {}, h('tr', {}, ...head.map((t, i) => h('th', { scope: 'col', class: num.has(i) ? 'num' : undefined }, t)))) : null,
     h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c, i) => h('td', { class: num.has(i) ? 'num' : undefined }, c))))));
 }
 

@@ -16,10 +16,10 @@ interface Report { name: string; version: number; hasReference: boolean; drift: 
 interface Bundle { bundleId: string; name: string; version: number }
 
 /** White at 0, red from the threshold (score 1) on. */
-function heat(score: number): string {
+function heat(score: number, alpha = 1): string {
   const t = Math.max(0, Math.min(1, score));
   const c = Math.round(255 - 155 * t);
-  return `rgb(255, ${c}, ${c})`;
+  return `rgba(255, ${c}, ${c}, ${alpha})`;
 }
 
 function histogram(r: Row): SVGElement {
@@ -60,7 +60,7 @@ export async function driftPage(root: HTMLElement) {
     fill(detail, h('h2', {}, `${r.feature} in ${r.ring}`),
       h('p', {}, `n ${r.n} against reference n ${r.baselineN} · verdict `, h('strong', { class: r.verdict, id: 'drift-verdict' }, r.verdict), ` · PSI ${fixed(r.psi)} · KS ${fixed(r.ks)} · Wasserstein ${fixed(r.wassersteinNorm)}`, r.note ? ` · ${r.note}` : ''),
       r.bins ? histogram(r) : h('p', { class: 'muted' }, 'Categorical feature: no bins to draw.'),
-      h('p', { class: 'legend' }, h('span', { class: 'ref-key' }, '■ reference'), h('span', { class: 'cur-key' }, '■ field (this ring)')));
+      h('p', { class: 'legend' }, h('span', { class: 'swatch ref' }), ' reference ', h('span', { class: 'swatch cur' }), ' field (this ring), as shares of each side\'s n'));
   };
 
   const update = async () => {
@@ -84,8 +84,7 @@ export async function driftPage(root: HTMLElement) {
         if (!r) return td;
         // Too little data to judge: coloured by the same scale, faded, and said so in the cell.
         const judged = r.verdict !== 'insufficient-data';
-        td.style.backgroundColor = heat(r.score);
-        if (!judged) td.style.opacity = '0.45';
+        td.style.backgroundColor = heat(r.score, judged ? 1 : 0.35);
         td.appendChild(h('button', { type: 'button', 'aria-label': `${f} in ${g}: effect ${fixed(r.score, 2)}, ${r.verdict}`, 'aria-pressed': chosen?.feature === f && chosen.ring === g ? 'true' : 'false',
           onclick: () => { chosen = { feature: f, ring: g }; showDetail(); } }, fixed(r.score, 2), h('br'), h('small', {}, judged ? r.verdict : `n ${r.n}: too few`)));
         return td;

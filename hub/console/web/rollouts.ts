@@ -60,7 +60,7 @@ function gateRows(g: Gates): (string | HTMLElement)[][] {
   const t = g.thresholds;
   const mark = (name: string) => h('span', { class: g.failed.includes(name) ? 'fail' : g.waitingOn.includes(name) ? 'wait' : 'pass' }, g.failed.includes(name) ? 'fail' : g.waitingOn.includes(name) ? 'waiting' : 'ok');
   return [
-    ['Installs', `${g.installed} of ${g.members}`, `at least ${t.minDevices} devices`, mark(g.waitingOn.includes('installs') ? 'installs' : 'minDevices')],
+    ['Installs', `${g.installed} of ${g.members}`, `≥ ${t.minDevices} installed`, mark(g.waitingOn.includes('installs') ? 'installs' : 'minDevices')],
     ['Install success', fixed(g.installSuccess), `≥ ${t.minInstallSuccess}`, mark('installSuccess')],
     ['Requests', `${g.requests}/${t.minRequests}`, `≥ ${t.minRequests}`, mark('minRequests')],
     ['Soak', `${duration(g.soakedMs)} of ${duration(t.soakMs)}`, duration(t.soakMs), mark('soak')],
@@ -114,7 +114,7 @@ export function rolloutPage(root: HTMLElement, ctx: Ctx, args: string[]) {
     fill(rings, ...o.rings.map((r) => {
       const done = r.counts.installed ?? 0;
       return h('section', { class: 'card', id: `ring-${r.index}`, 'aria-label': `Ring ${r.name}` },
-        h('h3', {}, `${r.name}: ${done} of ${r.devices} installed`, r.gates ? h('span', { class: r.gates.verdict }, ` · gates ${r.gates.verdict}`) : ''),
+        h('h3', {}, `${r.name}: ${done} of ${r.devices} installed`, r.gates ? h('span', { class: r.gates.verdict }, ` · last gate verdict: ${r.gates.verdict}`) : ''),
         h('progress', { max: Math.max(r.devices, 1), value: done, 'aria-label': `${r.name} progress` }),
         h('p', { class: 'muted' }, Object.entries(r.counts).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(' · ') || 'no devices'),
         r.gates ? table(['Gate', 'Value', 'Threshold', 'Status'], gateRows(r.gates), { id: `gates-${r.index}` }) : h('p', { class: 'muted' }, 'Not judged yet.'));
