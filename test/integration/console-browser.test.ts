@@ -24,7 +24,7 @@ import { http } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
 import { api } from '../helpers/hub-harness.js';
 import { needProgram } from '../helpers/programs.js';
-import { RealFleet, type RealAgent } from '../helpers/real-fleet.js';
+import { RealFleet, status, type RealAgent } from '../helpers/real-fleet.js';
 import { referenceRows } from '../helpers/telemetry-fleet.js';
 
 const CHROMIUM = needProgram('chromium', 'chromium');
@@ -164,7 +164,8 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     await shot(page, 'bundles');
     await page.getByRole('link', { name: 'churn@2' }).click();
     await expect.poll(() => page.locator('#signers').innerText(), { timeout: 20_000 }).toContain('(release)');
-    expect(await page.locator('#deployed').innerText()).toBe('1 devices run it');
+    expect(await page.locator('#deployed').innerText()).toBe('1 device runs it');
+    expect(await page.locator('#bundle-facts').innerText()).toContain(`${ids.rollout} (running, canary)`);
     expect(await page.locator('#reference tbody tr').count()).toBe(4);
     await shot(page, 'bundle');
 
@@ -213,6 +214,9 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     await expect.poll(() => page.locator('#rollout-state').innerText(), { timeout: 30_000 }).toMatch(/^rolling-back|rolled-back$/);
     // The canary device goes back to the version it ran before.
     await fleet.registrySays('dev-a', ids.v1, 'committed');
+    // And the agent itself serves v1 again (its own status API, not the hub's record of it).
+    const port = await agents[0].port();
+    await waitFor(async () => (await status(port)).active?.bundleId === ids.v1, 'dev-a to serve churn@1 again', 30_000, 100);
     const h = await api<{ decisions: { kind: string; actor: string; reason: string }[] }>(fleet.hub, 'GET', `/v1/rollouts/${ids.rollout}/history`, undefined, fleet.token);
     expect(h.body.decisions.map((d) => d.kind).slice(0, 3)).toEqual(['start', 'pause', 'rollback']);
     expect(h.body.decisions[1]).toMatchObject({ reason: 'checking canary latency', actor: expect.stringMatching(/^operator:tok-[0-9a-f]{12} \(alice\)$/) });
@@ -231,23 +235,26 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     await page.evaluate(() => { (window as unknown as { notReloaded: boolean }).notReloaded = true; });
     await publish(3);
     const spec = { rings: [{ name: 'canary', tags: ['canary'] }, { name: 'rest', percent: 100 }], gates: { soak: '10m' } };
-    expect((await api(fleet.hub, 'POST', '/v1/rollouts', { name: 'churn', version: 3, spec, autoPromote: false }, fleet.token)).status).toBe(201);
+    const v3 = await api<{ id: string }>(fleet.hub, 'POST', '/v1/rollouts', { name: 'churn', version: 3, spec, autoPromote: false }, fleet.token);
+    expect(v3.status).toBe(201);
     await expect.poll(() => page.locator('#rollout-table tbody tr').count(), { timeout: 20_000 }).toBe(2);
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
-    await page.goto(`${fleet.hub.httpUrl}/#/rollout/${ids.rollout}`);
-    await page.locator('#rollout-state').waitFor({ timeout: 20_000 });
-    await expect.poll(() => page.locator('#timeline li').count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
+    // The running rollout, which an operator could pause, promote, abort or roll back: the auditor gets no button.
+    await page.getByRole('link', { name: v3.body.id }).click();
+    await expect.poll(() => page.locator('#rollout-state').innerText(), { timeout: 20_000 }).toBe('running');
+    await expect.poll(() => page.locator('#timeline li').count(), { timeout: 20_000 }).toBe(1);
     expect(await page.locator('#rollout-actions button').count()).toBe(0);
     expect(await page.getByRole('button', { name: /pause|resume|promote|abort|roll ?back/i }).count()).toBe(0);
     const before = problems.length;
     const forced = await page.evaluate(async (id) => {
-      const r = await fetch(`/v1/rollouts/${id}/resume`, { method: 'POST', headers: { authorization: `Bearer ${sessionStorage.getItem('fleetcast.token')}`, 'content-type': 'application/json' }, body: '{}' });
+      const r = await fetch(`/v1/rollouts/${id}/pause`, { method: 'POST', headers: { authorization: `Bearer ${sessionStorage.getItem('fleetcast.token')}`, 'content-type': 'application/json' }, body: '{}' });
       return { status: r.status, body: await r.json() };
-    }, ids.rollout);
+    }, v3.body.id);
     // Chromium logs the refused request itself as a console error: that one is this test's own doing.
     problems.push(...problems.splice(before).filter((p) => !p.includes('status of 403')));
     expect(forced.status).toBe(403);
     expect(forced.body.error.code).toBe('HUB_ERR_FORBIDDEN');
+    expect((await api<{ state: string }>(fleet.hub, 'GET', `/v1/rollouts/${v3.body.id}`, undefined, fleet.token)).body.state).toBe('running');
     await shot(page, 'rollout-auditor');
     await page.context().close();
   });

@@ -33,10 +33,12 @@ export function bundlePage(root: HTMLElement, _ctx: unknown, args: string[]) {
   return async () => {
     const b = await api.get<Detail>(`/v1/bundles/${encodeURIComponent(id)}`);
     const m = b.manifest;
-    const [active, roots] = await Promise.all([
+    const [active, roots, rollouts] = await Promise.all([
       api.get<{ total: number }>(`/v1/devices${qs({ version: `${b.name}@${b.version}`, limit: 1 })}`),
       api.get<{ roots: { payload: string }[] }>('/v1/log/roots'),
+      api.get<{ rollouts: { id: string; bundleId: string; state: string; ring: string }[] }>('/v1/rollouts'),
     ]);
+    const mine = rollouts.rollouts.filter((r) => r.bundleId === b.bundleId);
     // Name each signer by its role in the newest root the hub serves.
     const root = roots.roots.length ? JSON.parse(atob(roots.roots[roots.roots.length - 1].payload)) as { roles?: Record<string, { keyids: string[] }> } : {};
     const roleOf = (k: string) => Object.entries(root.roles ?? {}).filter(([, r]) => r.keyids.includes(k)).map(([n]) => n).join(', ') || 'not in the current root';
@@ -48,7 +50,8 @@ export function bundlePage(root: HTMLElement, _ctx: unknown, args: string[]) {
         ['Sizes', `${bytes(b.compressedLength)} compressed, ${bytes(b.rawLength)} raw, ${b.chunkCount} chunks of ${bytes(m.payload.chunkSize)}`],
         ['Signed by', h('span', { id: 'signers' }, b.envelope.signatures.map((s) => `${short(s.keyid, 16)} (${roleOf(s.keyid)})`).join('; '))],
         ['Golden cases', String(m.golden?.length ?? 0)], ['Compatibility', JSON.stringify(m.compat)],
-        ['Deployed', h('span', { id: 'deployed' }, `${active.total} devices run it`)],
+        ['Deployed', h('span', { id: 'deployed' }, `${active.total} ${active.total === 1 ? 'device runs' : 'devices run'} it`)],
+        ['Rollouts', mine.length ? h('span', {}, ...mine.flatMap((r, i) => [i ? ', ' : '', link(`rollout/${r.id}`, r.id), ` (${r.state}, ${r.ring})`])) : 'none'],
         ...(m.description ? [['Description', m.description]] : []),
       ], { id: 'bundle-facts' }),
       h('h2', {}, 'Inputs'), tensors(m.inputs), h('h2', {}, 'Outputs'), tensors(m.outputs),
