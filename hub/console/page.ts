@@ -62,6 +62,7 @@ export const CONSOLE_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 
 
 export const CONSOLE_CSS = `:root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff; --panel: #f6f8fa; --accent: #0a58ca; --bad: #b42318; --ok: #1a7f37; --warn: #9a6700; font-family: system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 body { margin: 0; }
+[hidden] { display: none !important; }
 header { display: flex; gap: 1.5rem; align-items: center; padding: .6rem 1.2rem; border-bottom: 1px solid var(--line); background: var(--panel); }
 header .brand { font-weight: 700; color: var(--fg); text-decoration: none; }
 nav { display: flex; gap: 1rem; }

@@ -135,9 +135,44 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     expect((await fetch(`${fleet.hub.httpUrl}/v1/devices`)).status).toBe(401);
   });
 
+  it('refuses a wrong token with the API\'s coded error, and signing out forgets the token', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const own: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') own.push(m.text()); });
+    page.on('pageerror', (e) => own.push(e.message));
+    await page.goto(`${fleet.hub.httpUrl}/`);
+    await page.getByLabel('API token').fill('fct_not-a-token');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#sign-in-error').innerText(), { timeout: 20_000 }).toMatch(/^HUB_ERR_UNAUTHENTICATED: /);
+    expect(await page.locator('#nav').isHidden()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.getByLabel('API token').fill(tokens.auditor);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#role').waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('fleetcast.token'))).toBe(tokens.auditor);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.getByLabel('API token').isVisible()).toBe(true);
+    // The one console error is Chromium's own line for the refused whoami (401).
+    expect(own).toEqual([expect.stringContaining('status of 401')]);
+    await ctx.close();
+  });
+
   it('an operator sees the fleet, a device, bundles, drift and the audit log with real data', async () => {
     const page = await signedIn(tokens.operator);
     expect(await page.locator('#role').innerText()).toBe('operator');
+    // Keyboard: Tab reaches the navigation links, the focused one has a visible outline, Enter follows it.
+    let focused = '';
+    for (let i = 0; i < 10 && focused !== 'Rollouts'; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => document.activeElement?.textContent ?? '');
+    }
+    expect(focused).toBe('Rollouts');
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate(() => location.hash), { timeout: 20_000 }).toBe('#/rollouts');
+    await page.getByRole('link', { name: 'Fleet', exact: true }).click();
     await expect.poll(() => page.locator('#online-count').innerText(), { timeout: 20_000 }).toBe('3 devices: 3 online, 0 offline');
     expect(await page.locator('#by-version tbody tr').allInnerTexts()).toEqual(expect.arrayContaining(['churn@1\t2', 'churn@2\t1']));
     expect(await page.locator('#device-table tbody tr').count()).toBe(3);

@@ -116,6 +116,8 @@ async function signIn(): Promise<void> {
   fill($('who'), `${who.label ?? who.id} · `, h('strong', { id: 'role' }, who.role));
   window.onhashchange = () => { void show(who); };
   await show(who);
+  // Keyboard users land on the navigation (the sign-in button they pressed is gone).
+  document.querySelector<HTMLElement>('#nav a[aria-current="page"]')?.focus();
 }
 
 function boot(): void {
