@@ -159,6 +159,14 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     await ctx.close();
   });
 
+  it('shows data that looks like markup as text (a token label), never as HTML', async () => {
+    const label = '<img src="/x" id="injected"><b>bob</b>';
+    const page = await signedIn(await token('auditor', label));
+    expect(await page.locator('#who').innerText()).toBe(`${label} · auditor`);
+    expect(await page.locator('#injected, #who b').count()).toBe(0);
+    await page.context().close();
+  });
+
   it('an operator sees the fleet, a device, bundles, drift and the audit log with real data', async () => {
     const page = await signedIn(tokens.operator);
     expect(await page.locator('#role').innerText()).toBe('operator');
