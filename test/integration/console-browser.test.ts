@@ -131,8 +131,10 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     const js = await fetch(`${fleet.hub.httpUrl}/console/app.js`);
     expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect((await fetch(`${fleet.hub.httpUrl}/console/..%2Fhub.db`)).status).toBe(400);
-    // The page is code only; the data it shows needs a token.
+    // The page is code only; the data it shows needs a token, and the console asks the API who a token is.
     expect((await fetch(`${fleet.hub.httpUrl}/v1/devices`)).status).toBe(401);
+    const who = await api<Record<string, unknown>>(fleet.hub, 'GET', '/v1/whoami', undefined, tokens.operator);
+    expect(who.body).toEqual({ id: expect.stringMatching(/^tok-[0-9a-f]{12}$/), role: 'operator', label: 'alice', expiresAt: null, revoked: false });
   });
 
   it('refuses a wrong token with the API\'s coded error, and signing out forgets the token', async () => {
