@@ -100,6 +100,7 @@ export const fleetSummary = obj({
   byRing: record(int({ min: 0 })),
   byPhase: record(int({ min: 0 })),
 });
+export type FleetSummary = Infer<typeof fleetSummary>;
 export type DeviceListQuery = Infer<typeof deviceListQuery>;
 export const deviceDetail = obj({ ...deviceSummary.shape, state: stateReportSchema, events: arr(deviceEventSchema) });
 

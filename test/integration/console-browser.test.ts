@@ -184,7 +184,7 @@ describe.skipIf(!CHROMIUM)('web console', () => {
     await expect.poll(() => page.evaluate(() => location.hash), { timeout: 20_000 }).toBe('#/rollouts');
     await page.getByRole('link', { name: 'Fleet', exact: true }).click();
     await expect.poll(() => page.locator('#online-count').innerText(), { timeout: 20_000 }).toBe('3 devices: 3 online, 0 offline');
-    expect(await page.locator('#by-version tbody tr').allInnerTexts()).toEqual(expect.arrayContaining(['churn@1\t2', 'churn@2\t1']));
+    await expect.poll(() => page.locator('#by-version tbody tr').allInnerTexts(), { timeout: 20_000 }).toEqual(expect.arrayContaining(['churn@1\t2', 'churn@2\t1']));
     expect(await page.locator('#device-table tbody tr').count()).toBe(3);
     await shot(page, 'fleet');
     // Server-side filters: a tag, then part of an id.
