@@ -75,6 +75,7 @@ a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible
 table { border-collapse: collapse; margin: .5rem 0 1rem; }
 th, td { border-bottom: 1px solid var(--line); padding: .25rem .6rem; text-align: left; vertical-align: top; }
 th { background: var(--panel); font-weight: 600; }
+tbody th[scope="row"] { background: none; font-weight: 500; color: var(--muted); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cards { display: flex; flex-wrap: wrap; gap: 1rem; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: .5rem .8rem; background: var(--panel); min-width: 12rem; }

@@ -40,11 +40,13 @@ export function fill(el: Element, ...children: Child[]): void {
 
 export function table(head: string[], rows: Child[][], o: { caption?: string; numeric?: number[]; id?: string } = {}): HTMLTableElement {
   const num = new Set(o.numeric ?? []);
+  const facts = head.every((t) => t === '');
   return h('table', o.id ? { id: o.id } : {},
     o.caption ? h('caption', {}, o.caption) : null,
     // A table of facts (label, value) has no column heads to show.
-    head.some((t) => t !== '') ? h('thead', {}, h('tr', {}, ...head.map((t, i) => h('th', { scope: 'col', class: num.has(i) ? 'num' : undefined }, t)))) : null,
-    h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c, i) => h('td', { class: num.has(i) ? 'num' : undefined }, c))))));
+    !facts ? h('thead', {}, h('tr', {}, ...head.map((t, i) => h('th', { scope: 'col', class: num.has(i) ? 'num' : undefined }, t)))) : null,
+    // In a table of facts the first cell of each row names it (a row header for screen readers).
+    h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c, i) => (i === 0 && facts ? h('th', { scope: 'row' }, c) : h('td', { class: num.has(i) ? 'num' : undefined }, c)))))));
 }
 
 export function time(ms: number | null | undefined): string {
