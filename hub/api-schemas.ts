@@ -69,14 +69,38 @@ export const deviceSummary = obj({
   debug: optional(nullable(obj({ rowsPerWindow: int({ min: 1 }), until: int({ min: 0 }) }))),
 });
 export type DeviceSummary = Infer<typeof deviceSummary>;
-export const deviceList = obj({ devices: arr(deviceSummary) });
+export const deviceList = obj({
+  devices: arr(deviceSummary),
+  /** Devices matching the filters, over all pages. */
+  total: int({ min: 0 }),
+  /** Pass as `after` for the next page; null on the last one. */
+  next: nullable(deviceId),
+});
 export const deviceListQuery = obj({
   state: optional(str({ enum: ['online', 'offline'] })),
   /** NAME@VERSION of the active model (`none` for devices without one). */
   version: optional(str({ max: 128 })),
   /** Devices whose tags include this one. */
   tag: optional(str({ min: 1, max: 64 })),
+  /** Ring of the current assignment (`none`: no ring). */
+  ring: optional(str({ min: 1, max: 64 })),
+  /** Install phase of the last state report. */
+  phase: optional(str({ min: 1, max: 32 })),
+  /** Part of the device id. */
+  q: optional(str({ max: 128 })),
+  /** Page size, 1 to 1000; without it every matching device is returned (the CLI's `devices list`). */
+  limit: optional(str({ pattern: /^[1-9][0-9]{0,3}$/ })),
+  /** The `next` of the previous page. */
+  after: optional(deviceId),
 });
+export const fleetSummary = obj({
+  total: int({ min: 0 }),
+  online: int({ min: 0 }),
+  byVersion: record(int({ min: 0 })),
+  byRing: record(int({ min: 0 })),
+  byPhase: record(int({ min: 0 })),
+});
+export type FleetSummary = Infer<typeof fleetSummary>;
 export type DeviceListQuery = Infer<typeof deviceListQuery>;
 export const deviceDetail = obj({ ...deviceSummary.shape, state: stateReportSchema, events: arr(deviceEventSchema) });
 

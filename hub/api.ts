@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyError, type FastifySchema, type Rou
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { FleetcastError, isFleetcastError, protocolError } from '../protocol/errors.js';
@@ -17,6 +18,7 @@ import * as S from './api-schemas.js';
 import { hubError } from './errors.js';
 import { ingestBundleFile } from './ingest.js';
 import { refuseUnknownDevices } from './known-devices.js';
+import { fleetSummary, pageDevices, type DeviceFilter } from './device-query.js';
 import { tagsOf } from './rollouts/rings.js';
 import { buildOpenApi } from './openapi.js';
 import { accessOf, actorOf, assertRouteAccess, type Access } from './auth/guard.js';
@@ -95,6 +97,10 @@ function toCoded(e: unknown): FleetcastError {
       return protocolError('PROTO_ERR_INTERNAL');
   }
 }
+
+/** Largest page of GET /v1/devices (the console asks for 50). */
+export const MAX_DEVICE_PAGE = 1000;
+const SUMMARY_TTL_MS = 2000;
 
 const tables = new WeakMap<object, readonly RouteOptions[]>();
 
@@ -183,16 +189,24 @@ export function buildApi(deps: ApiDeps) {
 
   // Online: heard from within onlineWindowMs (lastSeen moves with every message, heartbeats included).
   const isOnline = (d: DeviceRecord) => deps.now() - d.lastSeen <= options.onlineWindowMs;
-  app.get('/v1/devices', { config: { access: 'auditor' }, schema: { summary: 'The device registry, from state reports; filters: state=online|offline, version=NAME@VERSION|none, tag=T', querystring: S.deviceListQuery.json, response: { 200: S.deviceList.json, ...errors } } },
+  app.get('/v1/devices', { config: { access: 'auditor' }, schema: { summary: 'The device registry, from state reports, in id order; filters: state=online|offline, version=NAME@VERSION|none, tag, ring, phase, q (part of the id); pages: limit and after=next', querystring: S.deviceListQuery.json, response: { 200: S.deviceList.json, ...errors } } },
     async (req) => {
       const q = req.query as S.DeviceListQuery;
+      if (q.limit !== undefined && Number(q.limit) > MAX_DEVICE_PAGE) throw hubError('HUB_ERR_BAD_REQUEST', `limit ${q.limit} is over ${MAX_DEVICE_PAGE}; page with after=next`);
       const debug = deps.debugOf?.();
-      const list = store.listDevices().filter((d) => {
-        if (q.state !== undefined && isOnline(d) !== (q.state === 'online')) return false;
-        if (q.version !== undefined && (d.state.active ? `${d.state.active.name}@${d.state.active.version}` : 'none') !== q.version) return false;
-        return q.tag === undefined || tagsOf(d.state).includes(q.tag);
-      });
-      return { devices: list.map((d) => deviceSummary(store, d, isOnline(d), debug)) };
+      const { limit, after, ...filter } = q;
+      // Without limit: every device, as the CLI's `devices list` has always read it.
+      const page = pageDevices(store, filter as DeviceFilter, { onlineSince: deps.now() - options.onlineWindowMs, limit: limit === undefined ? Number.MAX_SAFE_INTEGER - 1 : Number(limit), ...(after !== undefined ? { after } : {}) });
+      return { devices: page.devices.map((d) => deviceSummary(store, d, isOnline(d), debug)), total: page.total, next: page.next };
+    });
+
+  // Counting 100,000 devices by version, ring and phase takes ~0.2 s; every open console asks every few
+  // seconds, so one answer serves all callers for SUMMARY_TTL_MS (of real time: a test's frozen clock must not freeze it).
+  let summary: { at: number; body: S.FleetSummary } | undefined;
+  app.get('/v1/fleet/summary', { config: { access: 'auditor' }, schema: { summary: `Devices by active version, ring and phase, and how many are online (counted in the database; at most ${SUMMARY_TTL_MS / 1000} s old)`, response: { 200: S.fleetSummary.json, ...errors } } },
+    async () => {
+      if (!summary || performance.now() - summary.at > SUMMARY_TTL_MS) summary = { at: performance.now(), body: fleetSummary(store, deps.now() - options.onlineWindowMs) };
+      return summary.body;
     });
 
   app.get('/v1/devices/:id', { config: { access: 'auditor' }, schema: { summary: 'One device: its last state report and recent events', params: S.deviceIdParams.json, response: { 200: S.deviceDetail.json, ...errors } } }, async (req) => {

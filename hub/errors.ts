@@ -46,6 +46,7 @@ export const HUB_ERRORS = {
   HUB_ERR_EVENT_CLAIM: { message: 'A device reported an event (such as an install) for a bundle the hub never assigned to it under that counter; it is kept as the device\'s unverified claim, shown apart (GET /v1/log/claims), and is never logged as an install. Check the device: it may run a model from elsewhere or be forging reports', status: 409 },
   HUB_ERR_DEVICE_ENROLLED: { message: 'A device in the enrollment already holds an active MQTT credential; re-enrolling replaces it and cuts the device off until its new secret is installed. Pass rotate: true (`fleetcast device enroll --rotate`) if that is meant, or leave those devices out', status: 409 },
   HUB_ERR_BROKER_FAULT: { message: 'The embedded MQTT broker threw an error it did not handle (a fault in aedes or the hub\'s hooks into it). The hub logged it, kept its API and store running, and restarted the broker on the same port; clients reconnect and the hub publishes its retained messages again. If it repeats, report the logged error and consider an external broker (--broker)', status: 500 },
+  HUB_ERR_CONSOLE_NOT_BUILT: { message: 'The web console\'s scripts are not compiled (dist/hub/console/web/ is missing); run `npm run build`, which compiles them with tsconfig.console.json. The API works without them', status: 503 },
 } as const satisfies ErrorTable;
 
 export type HubErrorCode = keyof typeof HUB_ERRORS;

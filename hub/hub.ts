@@ -43,6 +43,7 @@ import { registerDebugRoutes } from './debug/routes.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { registerMetricsRoutes, startMetricsServer } from './metrics/routes.js';
 import { registerEnrollRoutes } from './enroll-routes.js';
+import { registerConsoleRoutes } from './console/routes.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -266,6 +267,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     registerDriftRoutes(api as never, { telemetry, store, now });
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
     registerEnrollRoutes(api as never, { store });
+    registerConsoleRoutes(api as never);
     registerDriftReader(rollouts.inputs, telemetry.reader);
     telemetry.start();
     const httpHost = options.httpHost ?? options.host;

@@ -41,6 +41,12 @@ export function actorOf(req: FastifyRequest): string {
   return (req as FastifyRequest & { fcActor?: string }).fcActor ?? 'unknown';
 }
 
+/** The caller's token (id, role, label, expiry), set by the guard on every route that is not public. */
+export function whoOf(req: FastifyRequest): Caller | undefined {
+  return (req as FastifyRequest & { fcWho?: Caller }).fcWho;
+}
+export interface Caller { id: string; role: Role; label: string | null; expiresAt: number | null }
+
 export function installGuard(app: App, tokens: TokenStore, now: () => number = Date.now): void {
   app.addHook('onRequest', async (req) => {
     // req.is404: no route matched, so no route config; any valid token may then hear "no route".
@@ -53,5 +59,6 @@ export function installGuard(app: App, tokens: TokenStore, now: () => number = D
     if (RANK[who.role] < RANK[need]) throw hubError('HUB_ERR_FORBIDDEN', `${route} needs ${need}; this token is ${who.role}`);
     // The label goes into every decision and log line the caller causes (`operator:tok-… (alice)`); the id stays first so it can be resolved.
     (req as FastifyRequest & { fcActor?: string }).fcActor = `${who.role}:${who.id}${who.label ? ` (${who.label})` : ''}`;
+    (req as FastifyRequest & { fcWho?: Caller }).fcWho = { id: who.id, role: who.role, label: who.label, expiresAt: who.expiresAt };
   });
 }

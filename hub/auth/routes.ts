@@ -7,7 +7,7 @@ type App = FastifyInstance<any, any, any, any>;
 import { errorBody } from '../api-schemas.js';
 import { hubError } from '../errors.js';
 import { arr, bool, int, nullable, obj, optional, str } from '../../protocol/schema.js';
-import { actorOf } from './guard.js';
+import { actorOf, whoOf } from './guard.js';
 import { ROLES, type Role, type TokenStore } from './tokens.js';
 
 // A label is printed in decision and audit lines: one line of visible text, no control characters.
@@ -33,6 +33,9 @@ export function registerTokenRoutes(app: App, tokens: TokenStore, now: () => num
   // Auditors read actors in the log as token ids; this resolves them to labels (no hashes, no creators).
   app.get('/v1/tokens/directory', { config: { access: 'auditor' }, schema: { summary: 'Token ids with their role, label, expiry and whether revoked, to resolve the actors in decisions and the log (auditor)', response: { 200: obj({ tokens: arr(directoryEntry) }).json, ...errors } } },
     async () => ({ tokens: tokens.list().map(({ id, role, label, expiresAt, revoked }) => ({ id, role, label, expiresAt, revoked })) }));
+  // The console asks who its token is, to show only what the role may do; the API still decides every call.
+  app.get('/v1/whoami', { config: { access: 'auditor' }, schema: { summary: 'The calling token: id, role, label and expiry (any role)', response: { 200: directoryEntry.json, ...errors } } },
+    async (req) => ({ ...whoOf(req)!, revoked: false }));
   app.get('/v1/tokens', { config: { access: 'admin' }, schema: { summary: 'List tokens (ids and roles, never the tokens) (admin)', response: { 200: obj({ tokens: arr(info) }).json, ...errors } } },
     async () => ({ tokens: tokens.list() }));
   app.delete('/v1/tokens/:id', { config: { access: 'admin' }, schema: { summary: 'Revoke a token (admin)', params: idParams.json, response: { 200: obj({ id: str(), revoked: bool() }).json, ...errors } } }, async (req) => {

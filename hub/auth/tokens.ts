@@ -41,12 +41,12 @@ export class TokenStore {
   }
 
   /** The token's identity, or undefined for an unknown, revoked or expired (expiresAt ≤ now) token. */
-  verify(token: string, now = Date.now()): { id: string; role: Role; label: string | null } | undefined {
+  verify(token: string, now = Date.now()): { id: string; role: Role; label: string | null; expiresAt: number | null } | undefined {
     const h = hash(token);
     const row = this.db.prepare('SELECT id, hash, role, label, expires_at FROM api_tokens WHERE hash = ? AND revoked = 0').get(h) as { id: string; hash: Buffer; role: Role; label: string | null; expires_at: number | null } | undefined;
     if (row && row.expires_at !== null && row.expires_at <= now) return undefined;
     // The lookup is by hash already; compare again in constant time for good measure.
-    return row && timingSafeEqual(row.hash, h) ? { id: row.id, role: row.role, label: row.label } : undefined;
+    return row && timingSafeEqual(row.hash, h) ? { id: row.id, role: row.role, label: row.label, expiresAt: row.expires_at } : undefined;
   }
 
   list(): TokenInfo[] {

@@ -45,6 +45,8 @@ export interface DriftRow {
   alarms: Alarm[];
   score: number;
   note?: string;
+  /** Numeric rows against the reference: its bin edges and both sides' counts over them, to draw one over the other (the console's Drift page). */
+  bins?: { edges: number[]; reference: number[]; current: number[] };
 }
 
 export interface RingSummary {
@@ -148,7 +150,7 @@ export function computeDriftReport(d: ReportDeps, q: { bundle: BundleRef; ring?:
     const numericRow = (name: string, kind: DriftRow['kind'], obs: FeatureSummary, ref: Parameters<typeof compareNumeric>[0] | undefined) => {
       if (ref && ref.edges.length === obs.edges.length) {
         const f = compareNumeric(ref, obs);
-        vsRef.push(base(name, kind, 'numeric', 'reference', f, f.ks === null ? null : ksPValue(f.ks, f.n, f.referenceN)));
+        vsRef.push({ ...base(name, kind, 'numeric', 'reference', f, f.ks === null ? null : ksPValue(f.ks, f.n, f.referenceN)), bins: { edges: [...ref.edges], reference: [...ref.counts], current: [...obs.bins] } });
       }
       const p = num(previous?.cells.get(`${kind === 'input' ? 'f' : 'o'}:${name}`));
       if (p) {

@@ -29,12 +29,15 @@ function newest(dir: string): number {
 }
 
 function buildDist(): void {
-  const sourcesAt = Math.max(...SOURCES.map((s) => newest(join(ROOT, s))), statSync(join(ROOT, 'tsconfig.json')).mtimeMs, statSync(join(ROOT, 'tsconfig.build.json')).mtimeMs);
+  const sourcesAt = Math.max(...SOURCES.map((s) => newest(join(ROOT, s))), statSync(join(ROOT, 'tsconfig.json')).mtimeMs, statSync(join(ROOT, 'tsconfig.build.json')).mtimeMs, statSync(join(ROOT, 'tsconfig.console.json')).mtimeMs);
   // The stamp is written only after a clean compile, so a failed one is retried next run.
   if (existsSync(STAMP) && statSync(STAMP).mtimeMs > sourcesAt) return;
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
   if (r.status !== 0) throw new Error(`compiling dist/ (tsc -p tsconfig.build.json) failed, so the suites that run the compiled CLI and agent cannot run:\n${r.stdout}${r.stderr}${r.error ? String(r.error) : ''}`);
+  // The web console's browser code (DOM, no node) has its own options; the hub serves what this writes.
+  const c = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.console.json'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  if (c.status !== 0) throw new Error(`compiling the web console (tsc -p tsconfig.console.json) failed:\n${c.stdout}${c.stderr}${c.error ? String(c.error) : ''}`);
   writeFileSync(STAMP, new Date().toISOString() + '\n');
 }
 

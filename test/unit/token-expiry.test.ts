@@ -16,7 +16,7 @@ describe('TokenStore expiry', () => {
     const hash = (t: string) => createHash('sha256').update(t, 'utf8').digest();
     db.prepare('INSERT INTO api_tokens (id, hash, role, label, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)').run('tok-000000000001', hash('fct_old'), 'admin', 'old admin', 1, 'bootstrap');
     const store = new TokenStore(db);
-    expect(store.verify('fct_old', 1e15)).toEqual({ id: 'tok-000000000001', role: 'admin', label: 'old admin' });
+    expect(store.verify('fct_old', 1e15)).toEqual({ id: 'tok-000000000001', role: 'admin', label: 'old admin', expiresAt: null });
     const t = store.create('operator', 'admin:tok-000000000001', 1_000, 'alice', 2_000);
     expect(store.verify(t.token, 1_999)).toMatchObject({ role: 'operator', label: 'alice' });
     expect(store.verify(t.token, 2_000)).toBeUndefined();
