@@ -54,6 +54,7 @@ export function summary(r: RunRecord): string {
   ];
   for (const [g, c] of Object.entries(r.totals.failuresByGroup)) if (Object.keys(c).length) out.push(`  failures in ${g}: ${JSON.stringify(c)}`);
   for (const o of r.brokerOutages) out.push(`  broker gone (no device connected) from ${(o.from / 1000).toFixed(0)} s to ${(o.to / 1000).toFixed(0)} s`);
+  for (const [g, l] of Object.entries(r.links)) out.push(`  link of ${g}: ${l.connections} connections, ${l.refused} refused while down, ${l.tampered} chunks tampered`);
   for (const a of r.actions) if (!a.ok) out.push(`  action failed: ${a.what}: ${a.error}`);
   for (const e of r.expectations) out.push(`  ${e.met ? 'met    ' : 'NOT MET'}  ${e.label}: ${e.detail}`);
   return `${out.join('\n')}\n`;

@@ -55,5 +55,7 @@ export interface RunRecord {
   rollouts: RolloutRecord[];
   drift: DriftRecord[];
   totals: { ok: number; failed: number; failuresByGroup: Record<string, Record<string, number>> };
+  /** Per group that connected through a fault relay: connections, refused while down, chunks tampered. */
+  links: Record<string, { connections: number; refused: number; tampered: number }>;
   expectations: Verdict[];
 }

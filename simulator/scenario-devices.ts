@@ -47,7 +47,7 @@ export function groupIds(g: GroupSpec): string[] {
 }
 
 /** Telemetry windows short enough for a rehearsal of tens of seconds (a group's `agent.telemetry` wins). */
-const SIM_AGENT_DEFAULTS: Partial<AgentOptionsInput> = { heartbeatMs: 1_000, telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 1_000, sampleRate: 0.5 } };
+const SIM_AGENT_DEFAULTS: Partial<AgentOptionsInput> = { heartbeatMs: 1_000, telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 1_000, sampleRate: 1 } };
 
 const ENROLL_BATCH = 10_000;
 

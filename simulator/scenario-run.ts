@@ -55,7 +55,7 @@ export async function runScenario(o: RunOptions): Promise<RunRecord> {
     scenario: s.name ?? o.source, startedAt: Date.now(), durationMs: ms(s.duration), timeScale: scale, interrupted: false,
     groups: groups.map((g) => ({ name: g.spec.name, count: g.spec.count, first: g.ids[0], last: g.ids[g.ids.length - 1], runtime: g.spec.runtime ?? 'node', tags: g.spec.tags ?? [] })),
     samples: [], installs: [], installFailures: [], faults: [], brokerOutages: [], actions: [], rollouts: [], drift: [],
-    totals: { ok: 0, failed: 0, failuresByGroup: {} }, expectations: [],
+    totals: { ok: 0, failed: 0, failuresByGroup: {} }, links: {}, expectations: [],
   };
   const timers: NodeJS.Timeout[] = [];
   try {
@@ -178,6 +178,7 @@ export async function runScenario(o: RunOptions): Promise<RunRecord> {
     await pollRolloutStates(o.api, rec, now);
     await readDecisions(o.api, rec, t0);
     rec.drift = await readDrift(o.api, s, rec, t0);
+    for (const g of groups) if (g.proxy) rec.links[g.spec.name] = { connections: g.proxy.stats.connections, refused: g.proxy.stats.refused, tampered: g.proxy.stats.tampered };
     rec.expectations = judgeExpectations(s, rec, groups);
     return rec;
   } finally {
