@@ -13,6 +13,7 @@ function describe(e: ExpectSpec): string {
   if (e.drift) return `drift flagged on ${e.drift.feature} of ${e.drift.model} in ${e.drift.flaggedIn.join(', ')}${e.drift.only === false ? '' : ' only'}`;
   if (e.noFailuresOutside) return e.noFailuresOutside.length ? `no prediction failed outside ${e.noFailuresOutside.join(', ')}` : 'no prediction failed';
   if (e.allOn !== undefined) return `every device${e.group ? ` of ${e.group}` : ''} serves ${e.allOn}`;
+  if (e.refused !== undefined) return `a device${e.group ? ` of ${e.group}` : ''} refused with ${e.refused}`;
   return `at least ${e.minPredictions} predictions served`;
 }
 
@@ -42,6 +43,11 @@ function judge(e: ExpectSpec, rec: RunRecord, groups: DeviceGroup[]): { met: boo
     const names = e.group ? [e.group] : groups.map((g) => g.spec.name);
     const off = names.flatMap((n) => Object.entries(last?.versions[n] ?? {}).filter(([v]) => v !== e.allOn).map(([v, c]) => `${c} of ${n} on ${v}`));
     return { met: !!last && off.length === 0, detail: off.length ? off.join(', ') : `all on ${e.allOn}` };
+  }
+  if (e.refused !== undefined) {
+    const mine = rec.installFailures.filter((f) => e.group === undefined || f.group === e.group);
+    const codes = [...new Set(mine.map((f) => f.code))];
+    return { met: codes.includes(e.refused), detail: codes.length ? `refused with ${codes.join(', ')}` : 'no refusal' };
   }
   return { met: rec.totals.ok >= e.minPredictions!, detail: `${rec.totals.ok} served` };
 }

@@ -31,6 +31,8 @@ export interface FleetOptions {
   agentOptionsFor?: (index: number, deviceId: string) => Partial<AgentOptionsInput>;
   /** The model runtime every agent shares (default onnxruntime-node with a shared session cache). */
   runtime?: ModelRuntime;
+  /** Per-agent clock (default Date.now), e.g. a device whose clock is skewed. */
+  nowFor?: (index: number) => () => number;
   /** Start agents this many at a time (connection storms are a test of their own). */
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
@@ -82,7 +84,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       ...o.agentOptionsFor?.(i, deviceId),
       deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
       capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-    }, { runtime, root, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
+    }, { runtime, root, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
   });
   // What each agent serves, from its state reports (one on every phase change, after the active
   // pointer moved). waitForVersion polls these and calls status() only to confirm: status() of

@@ -5,7 +5,8 @@
  * `fleetcast device enroll --file … --out-dir DIR`), its group's tags and
  * hardware as capabilities, and its group's runtime. Groups a link fault
  * touches connect through their own relay (link-proxy.ts); a group with a
- * NaN-outputs fault runs a runtime whose outputs turn NaN while it lasts.
+ * NaN-outputs fault runs a runtime whose outputs turn NaN while it lasts, and
+ * one with a clock-skew fault reads a clock the fault moves.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +39,8 @@ export interface DeviceGroup {
   proxy: LinkProxy | null;
   /** Switches the group's NaN-outputs fault (null: the group has none). */
   nan: { on: boolean } | null;
+  /** The group's clock offset while a clock-skew fault lasts (null: the group has none). */
+  skew: { ms: number } | null;
 }
 
 /** Device ids as the fleet names them (fleet.ts): PREFIX-NNN, zero-padded to the widest index. */
@@ -112,6 +115,7 @@ export async function startGroups(o: {
       const hits = (kinds: Set<string> | string) => faults.some((f) => (typeof kinds === 'string' ? f.kind === kinds : kinds.has(f.kind)) && (f.group === undefined || f.group === spec.name));
       const proxy = hits(LINK_FAULTS) ? await startLinkProxy(o.brokerUrl) : null;
       const nan = hits('nan-outputs') ? { on: false } : null;
+      const skew = hits('clock-skew') ? { ms: 0 } : null;
       let runtime = nodeRuntime;
       if (spec.runtime === 'web') runtime = await (webRuntime ??= import('../agent/runtime-web.js').then((m) => m.createWebRuntime()));
       if (nan) runtime = nanRuntime(runtime, nan);
@@ -120,10 +124,11 @@ export async function startGroups(o: {
       const fleet = await startFleet({
         brokerUrl: proxy?.url ?? o.brokerUrl, agents: spec.count, rootPath: o.rootPath, dataDir: join(o.dataDir, spec.name),
         idPrefix: spec.idPrefix ?? spec.name, runtime, startConcurrency: 50,
+        ...(skew ? { nowFor: () => () => Date.now() + skew.ms } : {}),
         agentOptions: { ...SIM_AGENT_DEFAULTS, ...(spec.agent as Partial<AgentOptionsInput> | undefined), capabilities },
         ...(o.credentials ? { agentOptionsFor: (_i: number, id: string) => ({ ...o.credentials!.get(id) }) } : {}),
       });
-      groups.push({ spec, ids, fleet, proxy, nan });
+      groups.push({ spec, ids, fleet, proxy, nan, skew });
     }
   } catch (e) {
     await stopGroups(groups);

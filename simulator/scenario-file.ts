@@ -67,7 +67,7 @@ const driftSchema = obj({
   missing: optional(num({ min: 0, max: 1 })),
 });
 
-export const FAULT_KINDS = ['network-loss', 'broker-restart', 'tampered-chunks', 'nan-outputs', 'slow-link', 'flapping-link'] as const;
+export const FAULT_KINDS = ['network-loss', 'broker-restart', 'tampered-chunks', 'nan-outputs', 'slow-link', 'flapping-link', 'clock-skew'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 const faultSchema = obj({
@@ -81,6 +81,8 @@ const faultSchema = obj({
   bytesPerSecond: optional(int({ min: 1, max: 1e9 })),
   /** flapping-link: the link is down for half of each period. */
   period: optional(num({ min: 0.05, max: 3600 })),
+  /** clock-skew: seconds the devices' clocks are ahead (negative: behind); not scaled. */
+  skewSeconds: optional(num({ min: -1e8, max: 1e8 })),
 });
 
 const actionSchema = obj({
@@ -104,11 +106,13 @@ const expectSchema = obj({
   drift: optional(obj({ model: modelRef, feature: str({ min: 1, max: 128 }), flaggedIn: arr(name, { min: 1, max: 32 }), only: optional(bool()) })),
   /** No prediction failed on any device outside these groups. */
   noFailuresOutside: optional(arr(name, { max: 64 })),
-  /** Every device (of `group` when given) serves this model at the end. */
+  /** Every device (of `group` when given) serves this model at the end (also the group of `refused`). */
   allOn: optional(modelRef),
   group: optional(name),
   /** At least this many predictions succeeded. */
   minPredictions: optional(int({ min: 0 })),
+  /** A device of `group` (any when omitted) refused an install or assignment with this code. */
+  refused: optional(str({ pattern: /^[A-Z]+_ERR_[A-Z0-9_]+$/ })),
 });
 
 export const scenarioSchema = obj({
@@ -166,6 +170,7 @@ function crossCheck(s: ScenarioFile): void {
     group(f.group, `faults[${i}]`);
     if (f.kind === 'slow-link' && f.bytesPerSecond === undefined) throw invalid(`faults[${i}]: slow-link needs bytesPerSecond`);
     if (f.kind === 'flapping-link' && f.period === undefined) throw invalid(`faults[${i}]: flapping-link needs period (seconds)`);
+    if (f.kind === 'clock-skew' && f.skewSeconds === undefined) throw invalid(`faults[${i}]: clock-skew needs skewSeconds`);
     if (f.kind === 'broker-restart' && f.group !== undefined) throw invalid(`faults[${i}]: a broker restart hits every device; remove group`);
   });
   const rollouts = new Set<string>();
@@ -176,13 +181,13 @@ function crossCheck(s: ScenarioFile): void {
     if (a.rollout) { if (rollouts.has(a.rollout.id)) throw invalid(`actions[${i}].rollout.id ${a.rollout.id} is used twice`); rollouts.add(a.rollout.id); }
   });
   s.expect?.forEach((e, i) => {
-    const n = [e.rollout, e.drift, e.noFailuresOutside, e.allOn, e.minPredictions].filter((x) => x !== undefined).length;
-    if (n !== 1) throw invalid(`expect[${i}] must check exactly one of rollout, drift, noFailuresOutside, allOn, minPredictions (it has ${n})`);
+    const n = [e.rollout, e.drift, e.noFailuresOutside, e.allOn, e.minPredictions, e.refused].filter((x) => x !== undefined).length;
+    if (n !== 1) throw invalid(`expect[${i}] must check exactly one of rollout, drift, noFailuresOutside, allOn, minPredictions, refused (it has ${n})`);
     if (e.rollout !== undefined) {
       if (!rollouts.has(e.rollout)) throw invalid(`expect[${i}].rollout ${e.rollout} is no rollout action's id`);
       if ((e.state === undefined) === (e.haltedIn === undefined)) throw invalid(`expect[${i}] needs state or haltedIn (one of them)`);
     } else if (e.state !== undefined || e.haltedIn !== undefined) throw invalid(`expect[${i}]: state and haltedIn go with rollout`);
-    if (e.group !== undefined && e.allOn === undefined) throw invalid(`expect[${i}].group goes with allOn`);
+    if (e.group !== undefined && e.allOn === undefined && e.refused === undefined) throw invalid(`expect[${i}].group goes with allOn or refused`);
     group(e.group, `expect[${i}]`);
     e.noFailuresOutside?.forEach((g) => group(g, `expect[${i}].noFailuresOutside`));
   });

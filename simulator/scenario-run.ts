@@ -60,6 +60,7 @@ export async function runScenario(o: RunOptions): Promise<RunRecord> {
   const timers: NodeJS.Timeout[] = [];
   try {
     await waitConnected(groups, o.connectTimeoutMs ?? 10_000);
+    await waitKnown(o.api, groups, say);
     const t0 = Date.now();
     rec.startedAt = t0;
     const now = () => Date.now() - t0;
@@ -187,6 +188,25 @@ export async function runScenario(o: RunOptions): Promise<RunRecord> {
   }
 }
 
+/**
+ * Until the hub has heard from every simulated device (its first state report), or 15 s: a rollout's percent
+ * rings are cut from the devices the hub knows, and a fault at time 0 must not hide a device from them.
+ */
+async function waitKnown(api: HubApi, groups: DeviceGroup[], say: (s: string) => void): Promise<void> {
+  const want = new Set(groups.flatMap((g) => g.ids));
+  const end = Date.now() + 15_000;
+  let known = 0;
+  for (;;) {
+    try {
+      const { devices } = await api.get<{ devices: { id: string }[] }>('/v1/devices');
+      known = devices.filter((d) => want.has(d.id)).length;
+    } catch { /* without the API (no --hub) nothing can be checked */ return; }
+    if (known === want.size) return;
+    if (Date.now() > end) { say(`the hub knows ${known} of ${want.size} devices after 15 s; starting anyway`); return; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Install durations from each device's own phase reports: first phase past idle for a target → its commit. */
 function watchInstalls(groups: DeviceGroup[], rec: RunRecord, now: () => number): void {
   for (const g of groups) {
@@ -218,6 +238,7 @@ function faultEvents(f: FaultSpec, groups: DeviceGroup[], ms: (s: number) => num
         case 'slow-link': g.proxy!.setRate(on ? f.bytesPerSecond! : null); break;
         case 'tampered-chunks': g.proxy!.setTamper(on); break;
         case 'nan-outputs': g.nan!.on = on; break;
+        case 'clock-skew': g.skew!.ms = on ? f.skewSeconds! * 1000 : 0; break;
         case 'flapping-link': {
           if (flap) { clearInterval(flap); flap = null; }
           g.proxy!.setDown(false);
@@ -248,8 +269,10 @@ async function runAction(a: ActionSpec, o: RunOptions, groups: DeviceGroup[], re
     } else if (a.deploy) {
       const m = splitModel(a.deploy.model);
       what = `deploy ${a.deploy.model}${a.deploy.group ? ` to ${a.deploy.group}` : ''}`;
-      const g = a.deploy.group ? groups.find((x) => x.spec.name === a.deploy!.group)! : null;
-      await o.api.deploy({ ...m, ...(g ? { devices: g.ids } : { all: true }) });
+      // The simulated devices by id (the group's, or every group's), not `all`: the hub's `all` is the devices it has heard from,
+      // and a device whose link is down at that moment is still one of the rehearsal's.
+      const ids = groups.filter((x) => !a.deploy!.group || x.spec.name === a.deploy!.group).flatMap((x) => x.ids);
+      await o.api.deploy({ ...m, devices: ids });
     } else if (a.rollout) {
       const r = a.rollout;
       what = `rollout ${r.id}: ${r.model}`;

@@ -3,14 +3,15 @@
  * default secure mode (authentication on), its admin token in a 0600 file
  * for FLEETCAST_TOKEN_FILE, and the demo's two bundles (demo-mlp@1 and @2,
  * with the signed reference profile drift is judged against) in a folder
- * for --bundles. `sim()` runs the compiled CLI as an operator's shell would.
+ * for --bundles, built from the examples' schema.json and reference.csv. `sim()` runs the compiled CLI as an operator's shell would.
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundle } from '../../bundles/build.js';
 import { buildMlp } from '../../bundles/onnx-build.js';
-import { demoReference } from '../../cli/demo-drift.js';
+import { readReferenceFile } from '../../bundles/reference.js';
+import { readSchemaFile } from '../../bundles/schema-file.js';
 import type { Hub } from '../../hub/hub.js';
 import { buildCli, REPO } from './build-cli.js';
 import { makeKeys, tempDir } from './env.js';
@@ -37,11 +38,14 @@ export async function startSimHub(): Promise<SimHub> {
   writeFileSync(tokenFile, adminToken(hub), { mode: 0o600 });
   const cli = await buildCli();
   const bundles = tempDir('fleetcast-sim-bundles-');
-  // The demo's models (cli/demo.ts): 8 floats and a category.
+  // As README (Rehearsing a rollout) builds them: `fleetcast model example --seed N` (8 floats and a category), the
+  // examples' schema.json and reference.csv.
+  const schema = readSchemaFile(join(EXAMPLES, 'schema.json'));
+  const reference = readReferenceFile(join(EXAMPLES, 'reference.csv'));
   for (const version of [1, 2]) {
     await buildBundle({
       model: buildMlp({ features: 8, categorical: true, hidden: 32, seed: version }), name: 'demo-mlp', version, releaseKeys: [keys.keys.release],
-      out: join(bundles, `demo-mlp-${version}.fcb`), schema: { inputs: { x: { min: -10, max: 10 }, category: { min: 0, max: 9 } } }, reference: demoReference(),
+      out: join(bundles, `demo-mlp-${version}.fcb`), schema, reference,
     });
   }
   return {

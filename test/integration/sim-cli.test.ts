@@ -5,18 +5,15 @@
  * coded error (before, an unenrolled fleet printed `{"none":N}` forever); a
  * scenario whose expectation fails exits 1 and its HTML report, opened in
  * headless Chromium, shows the charts with fault bands and which expectation
- * failed; a broker that goes away mid-run shows in the live lines and the
- * report instead of a fleet that silently serves nothing.
+ * failed. (Ctrl-C and a broker going away mid-run: sim-cli-lifecycle.test.ts.)
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../simulator/run-record.js';
-import { buildCli, REPO } from '../helpers/build-cli.js';
-import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 import { needProgram } from '../helpers/programs.js';
 import { EXAMPLES, startSimHub, type SimHub } from '../helpers/sim-hub.js';
 
@@ -72,7 +69,7 @@ describe('fleetcast sim against a secure hub', () => {
     writeFileSync(file, 'duration: 5\ngroups: [{ name: lab, count: 1, colour: red }]\n');
     const r = await h.sim(['--scenario', file, ...h.common()]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/error SIM_ERR_SCENARIO_INVALID: .*groups\.0\.colour is not a known key|error SIM_ERR_SCENARIO_INVALID: .*colour/);
+    expect(r.stderr).toMatch(/error SIM_ERR_SCENARIO_INVALID: Invalid scenario: groups\[0\]\.colour is not a known key/);
   }, 60_000);
 
   it('a failed expectation exits 1, and the HTML report in Chromium shows the charts, fault bands and which expectation failed', async () => {
@@ -108,24 +105,5 @@ describe('fleetcast sim against a secure hub', () => {
     } finally {
       await browser.close();
     }
-  }, 90_000);
-
-  // Last: it closes the hub.
-  it('the broker going away mid-run shows in the live lines and the report (it used to print {"none":3000} on)', async () => {
-    const report = tempDir('fleetcast-sim-gone-');
-    const cli = await buildCli();
-    const p = spawn(process.execPath, [cli, 'sim', '--agents', '3', '--duration', '10', '--rate', '20', '--json', '--report', report, '--broker', h.hub.mqttUrl, '--root', h.keys.rootPath, '--hub', h.hub.httpUrl],
-      { cwd: REPO, env: { ...process.env, FLEETCAST_TOKEN_FILE: h.tokenFile, FLEETCAST_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
-    const exited = new Promise<number | null>((r) => p.on('close', (c) => r(c)));
-    const lines = () => out.split('\n').filter((l) => l.startsWith('{"t"')).map((l) => JSON.parse(l) as { connected: number; total: number; brokerGone: boolean });
-    await waitFor(() => lines().some((l) => l.connected === 3), 'the devices connected', 30_000);
-    await h.hub.close();
-    expect(await exited).toBe(0);
-    expect(lines().some((l) => l.brokerGone && l.connected === 0 && l.total === 3)).toBe(true);
-    const rec = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')) as RunRecord;
-    expect(rec.brokerOutages.length).toBeGreaterThan(0);
-    expect(readFileSync(join(report, 'report.html'), 'utf8')).toContain('broker gone: no device connected');
   }, 90_000);
 });
