@@ -25,5 +25,5 @@ it('example field-faults.yaml exits 0 with every expectation met', async () => {
   expect(rec.links.field.tampered).toBeGreaterThan(0);
   expect(rec.links.remote.refused).toBeGreaterThan(0);
   expect(rec.brokerOutages.length).toBeGreaterThan(0);
-  expect(rec.faults.map((f) => f.kind).sort()).toEqual(['broker-restart', 'flapping-link', 'network-loss', 'slow-link', 'tampered-chunks']);
+  expect(rec.faults.map((f) => f.kind).sort()).toEqual(['broker-restart', 'clock-skew', 'flapping-link', 'network-loss', 'slow-link', 'tampered-chunks']);
 }, 90_000);

@@ -30,6 +30,14 @@ describe('scenario files', () => {
     });
   }
 
+  it("README's scenario reference (Rehearsing a rollout) is a valid scenario", () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const block = /```yaml\n(name: my-rehearsal[\s\S]*?)```/.exec(readme);
+    expect(block, 'the yaml block starting with name: my-rehearsal').not.toBeNull();
+    const s = parseScenarioText(block![1], 'README.yaml');
+    expect(s.faults?.map((f) => f.kind).sort()).toEqual(['broker-restart', 'clock-skew', 'flapping-link', 'nan-outputs', 'network-loss', 'slow-link', 'tampered-chunks']);
+  });
+
   it('YAML and JSON read the same', () => {
     const yaml = readFileSync(join(EXAMPLES, 'demo.yaml'), 'utf8');
     const a = parseScenarioText(yaml, 'demo.yaml');
