@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RunRecord } from '../../simulator/run-record.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { api } from '../helpers/hub-harness.js';
 import { EXAMPLES, startSimHub, type SimHub } from '../helpers/sim-hub.js';
 
 let h: SimHub;
@@ -24,4 +25,8 @@ it('example canary-nan-halt.yaml exits 0 with every expectation met', async () =
   // The canary devices refused to install v2 (their golden cases came out NaN); the field never got it.
   expect(rec.installFailures.filter((f) => f.group === 'canary').length).toBeGreaterThan(0);
   expect(rec.installs.filter((i) => i.model === 'demo-mlp@2')).toEqual([]);
+  // runtime: web in the scenario is what the devices told the hub they run.
+  const runtimeOf = async (id: string) => (await api<{ state: { runtime: string } }>(h.hub, 'GET', `/v1/devices/${id}`)).body.state.runtime;
+  expect(await runtimeOf('field-0')).toMatch(/^onnxruntime-web@/);
+  expect(await runtimeOf('canary-0')).toMatch(/^onnxruntime-node@/);
 }, 90_000);
