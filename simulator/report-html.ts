@@ -102,7 +102,7 @@ export function renderReportHtml(r: RunRecord): string {
   const driftRows = r.drift.flatMap((d) => (d.error ? [`<tr><td>${esc(d.model)}</td><td colspan="4">${esc(d.error)}</td></tr>`] : d.flagged.map((f) => `<tr><td>${esc(d.model)}</td><td>${esc(f.ring)}</td><td>${esc(f.feature)}</td><td>${f.psi === null ? '–' : fmt(f.psi)}</td><td>${esc(f.newCategories.join(', '))}${f.missingRate ? ` missing ${(f.missingRate * 100).toFixed(0)}%` : ''}</td></tr>`))).join('');
   const decisionRows = r.rollouts.flatMap((ro) => ro.decisions.map((d) => `<tr><td>${fmt(d.t / 1000)} s</td><td>${esc(ro.id)}</td><td>${esc(d.kind)}</td><td>${esc(d.ring ?? '')}</td><td>${esc(d.reason)}</td></tr>`)).join('');
   const actionRows = r.actions.map((a) => `<tr class="${a.ok ? '' : 'unmet'}"><td>${fmt(a.t / 1000)} s</td><td>${esc(a.what)}</td><td>${a.ok ? 'ok' : esc(a.error ?? 'failed')}</td></tr>`).join('');
-  const faultRows = [...r.faults.map((f) => [f.from, f.to, `${f.kind}${f.group ? ` (${f.group})` : ''}`] as const), ...r.brokerOutages.map((o) => [o.from, o.to, 'broker gone: no device connected'] as const)]
+  const faultRows = [...r.faults.map((f) => [f.from, f.to, `${f.kind}${f.group ? ` (${f.group})` : ''}${f.phases ? `: devices were ${Object.entries(f.phases).map(([p, n]) => `${n} ${p}`).join(', ')}` : ''}`] as const), ...r.brokerOutages.map((o) => [o.from, o.to, 'broker gone: no device connected'] as const)]
     .map(([a, b, l]) => `<tr><td>${fmt(a / 1000)} s</td><td>${fmt(b / 1000)} s</td><td>${esc(l)}</td></tr>`).join('');
   const met = r.expectations.every((e) => e.met);
   return `<!doctype html>

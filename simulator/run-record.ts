@@ -19,7 +19,11 @@ export interface Sample {
 }
 
 export interface InstallRecord { t: number; deviceId: string; group: string; model: string; ms: number }
-export interface FaultBand { kind: string; group: string | null; from: number; to: number }
+export interface FaultBand {
+  kind: string; group: string | null; from: number; to: number;
+  /** power-loss: the install phases its devices were in when the power went (phase → devices). */
+  phases?: Record<string, number>;
+}
 export interface ActionRecord { t: number; what: string; ok: boolean; error?: string }
 export interface RolloutRecord {
   id: string;

@@ -15,7 +15,7 @@ import { judgeExpectations } from './expectations.js';
 import type { ActionSpec, FaultSpec, ScenarioFile } from './scenario-file.js';
 import { startGroups, stopGroups, waitConnected, type Credential, type DeviceGroup, type HubApi } from './scenario-devices.js';
 import { scenarioGenerator, type FeatureDist, type Shift } from './scenarios.js';
-import type { DriftRecord, RolloutRecord, RunRecord, Sample } from './run-record.js';
+import type { DriftRecord, FaultBand, RolloutRecord, RunRecord, Sample } from './run-record.js';
 
 export interface RunOptions {
   scenario: ScenarioFile;
@@ -231,7 +231,9 @@ function faultEvents(f: FaultSpec, groups: DeviceGroup[], ms: (s: number) => num
   const from = ms(f.at);
   const to = f.for === undefined ? Infinity : from + ms(f.for);
   let flap: NodeJS.Timeout | null = null;
+  const band: FaultBand = { kind: f.kind, group: f.group ?? null, from, to: Number.isFinite(to) ? to : ms(86_400) };
   const set = (on: boolean) => {
+    if (f.kind === 'power-loss') { void powerLoss(hit, on, band, say); return; }
     for (const g of hit) {
       switch (f.kind) {
         case 'network-loss': case 'broker-restart': g.proxy!.setDown(on); break;
@@ -248,10 +250,26 @@ function faultEvents(f: FaultSpec, groups: DeviceGroup[], ms: (s: number) => num
       }
     }
   };
-  const band = { kind: f.kind, group: f.group ?? null, from, to: Number.isFinite(to) ? to : ms(86_400) };
   const out: Timed[] = [{ at: from, run: () => { set(true); active.add(label); band.from = now(); rec.faults.push(band); say(`fault: ${label} begins`); } }];
   if (Number.isFinite(to)) out.push({ at: to, run: () => { set(false); active.delete(label); band.to = now(); say(`fault: ${label} ends`); } });
   return out;
+}
+
+/**
+ * Power loss: every agent of the group stops where it is (an install in flight is abandoned, memory is
+ * lost) and, when the power returns, starts again from its own data folder: the recovery table decides
+ * from the persisted phase. (An abrupt kill of a real agent process is what test/crash covers.)
+ */
+async function powerLoss(groups: DeviceGroup[], off: boolean, band: FaultBand, say: (s: string) => void): Promise<void> {
+  const agents = groups.flatMap((g) => g.fleet.agents);
+  if (off) {
+    band.phases = {};
+    for (const a of agents) { const p = a.status().phase; band.phases[p] = (band.phases[p] ?? 0) + 1; }
+    say(`power lost on ${agents.length} devices in phases ${JSON.stringify(band.phases)}`);
+    await Promise.all(agents.map((a) => a.stop()));
+  } else {
+    await Promise.all(agents.map((a) => a.start().catch((e) => say(`a device did not start again after the power loss: ${errorCode(e)} ${(e as Error).message}`))));
+  }
 }
 
 const splitModel = (m: string) => { const [name, v] = m.split('@'); return { name, version: Number(v) }; };

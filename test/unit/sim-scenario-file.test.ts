@@ -35,7 +35,7 @@ describe('scenario files', () => {
     const block = /```yaml\n(name: my-rehearsal[\s\S]*?)```/.exec(readme);
     expect(block, 'the yaml block starting with name: my-rehearsal').not.toBeNull();
     const s = parseScenarioText(block![1], 'README.yaml');
-    expect(s.faults?.map((f) => f.kind).sort()).toEqual(['broker-restart', 'clock-skew', 'flapping-link', 'nan-outputs', 'network-loss', 'slow-link', 'tampered-chunks']);
+    expect(s.faults?.map((f) => f.kind).sort()).toEqual(['broker-restart', 'clock-skew', 'flapping-link', 'nan-outputs', 'network-loss', 'power-loss', 'slow-link', 'tampered-chunks']);
   });
 
   it('YAML and JSON read the same', () => {
