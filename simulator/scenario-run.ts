@@ -6,16 +6,15 @@
  * rollouts' decisions and the drift report back from the hub and judge the
  * expectations. Everything recorded is in the returned RunRecord.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { errorCode } from '../protocol/errors.js';
-import { simError } from './errors.js';
 import { judgeExpectations } from './expectations.js';
-import type { ActionSpec, FaultSpec, ScenarioFile } from './scenario-file.js';
+import { pollRolloutStates, readDecisions, readDrift, waitKnown } from './hub-readback.js';
+import type { RunRecord, Sample } from './run-record.js';
+import { runAction } from './scenario-actions.js';
 import { startGroups, stopGroups, waitConnected, type Credential, type DeviceGroup, type HubApi } from './scenario-devices.js';
+import { faultEvents, type Timed } from './scenario-faults.js';
+import type { ScenarioFile } from './scenario-file.js';
 import { scenarioGenerator, type FeatureDist, type Shift } from './scenarios.js';
-import type { DriftRecord, FaultBand, RolloutRecord, RunRecord, Sample } from './run-record.js';
 
 export interface RunOptions {
   scenario: ScenarioFile;
@@ -42,8 +41,6 @@ const SAMPLE_MS = 1_000;
 const TICK_MS = 50;
 /** Predictions one group may have in flight; a rate above what the CPU serves is capped, not queued without bound. */
 const MAX_INFLIGHT = 64;
-
-type Timed = { at: number; run: () => Promise<void> | void };
 
 export async function runScenario(o: RunOptions): Promise<RunRecord> {
   const s = o.scenario;
@@ -188,25 +185,6 @@ export async function runScenario(o: RunOptions): Promise<RunRecord> {
   }
 }
 
-/**
- * Until the hub has heard from every simulated device (its first state report), or 15 s: a rollout's percent
- * rings are cut from the devices the hub knows, and a fault at time 0 must not hide a device from them.
- */
-async function waitKnown(api: HubApi, groups: DeviceGroup[], say: (s: string) => void): Promise<void> {
-  const want = new Set(groups.flatMap((g) => g.ids));
-  const end = Date.now() + 15_000;
-  let known = 0;
-  for (;;) {
-    try {
-      const { devices } = await api.get<{ devices: { id: string }[] }>('/v1/devices');
-      known = devices.filter((d) => want.has(d.id)).length;
-    } catch { /* without the API (no --hub) nothing can be checked */ return; }
-    if (known === want.size) return;
-    if (Date.now() > end) { say(`the hub knows ${known} of ${want.size} devices after 15 s; starting anyway`); return; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Install durations from each device's own phase reports: first phase past idle for a target → its commit. */
 function watchInstalls(groups: DeviceGroup[], rec: RunRecord, now: () => number): void {
   for (const g of groups) {
@@ -223,134 +201,4 @@ function watchInstalls(groups: DeviceGroup[], rec: RunRecord, now: () => number)
       a.on('rejected', (r) => { rec.installFailures.push({ t: now(), deviceId: g.ids[i], group: g.spec.name, code: r.code }); });
     });
   }
-}
-
-function faultEvents(f: FaultSpec, groups: DeviceGroup[], ms: (s: number) => number, rec: RunRecord, active: Set<string>, now: () => number, say: (s: string) => void): Timed[] {
-  const hit = groups.filter((g) => f.kind === 'broker-restart' || f.group === undefined || g.spec.name === f.group);
-  const label = `${f.kind}${f.group ? ` ${f.group}` : ''}`;
-  const from = ms(f.at);
-  const to = f.for === undefined ? Infinity : from + ms(f.for);
-  let flap: NodeJS.Timeout | null = null;
-  const band: FaultBand = { kind: f.kind, group: f.group ?? null, from, to: Number.isFinite(to) ? to : ms(86_400) };
-  const set = (on: boolean) => {
-    if (f.kind === 'power-loss') { void powerLoss(hit, on, band, say); return; }
-    for (const g of hit) {
-      switch (f.kind) {
-        case 'network-loss': case 'broker-restart': g.proxy!.setDown(on); break;
-        case 'slow-link': g.proxy!.setRate(on ? f.bytesPerSecond! : null); break;
-        case 'tampered-chunks': g.proxy!.setTamper(on); break;
-        case 'nan-outputs': g.nan!.on = on; break;
-        case 'clock-skew': g.skew!.ms = on ? f.skewSeconds! * 1000 : 0; break;
-        case 'flapping-link': {
-          if (flap) { clearInterval(flap); flap = null; }
-          g.proxy!.setDown(false);
-          if (on) { let down = false; flap = setInterval(() => { down = !down; for (const h of hit) h.proxy!.setDown(down); }, ms(f.period!) / 2); }
-          break;
-        }
-      }
-    }
-  };
-  const out: Timed[] = [{ at: from, run: () => { set(true); active.add(label); band.from = now(); rec.faults.push(band); say(`fault: ${label} begins`); } }];
-  if (Number.isFinite(to)) out.push({ at: to, run: () => { set(false); active.delete(label); band.to = now(); say(`fault: ${label} ends`); } });
-  return out;
-}
-
-/**
- * Power loss: every agent of the group stops where it is (an install in flight is abandoned, memory is
- * lost) and, when the power returns, starts again from its own data folder: the recovery table decides
- * from the persisted phase. (An abrupt kill of a real agent process is what test/crash covers.)
- */
-async function powerLoss(groups: DeviceGroup[], off: boolean, band: FaultBand, say: (s: string) => void): Promise<void> {
-  const agents = groups.flatMap((g) => g.fleet.agents);
-  if (off) {
-    band.phases = {};
-    for (const a of agents) { const p = a.status().phase; band.phases[p] = (band.phases[p] ?? 0) + 1; }
-    say(`power lost on ${agents.length} devices in phases ${JSON.stringify(band.phases)}`);
-    await Promise.all(agents.map((a) => a.stop()));
-  } else {
-    await Promise.all(agents.map((a) => a.start().catch((e) => say(`a device did not start again after the power loss: ${errorCode(e)} ${(e as Error).message}`))));
-  }
-}
-
-const splitModel = (m: string) => { const [name, v] = m.split('@'); return { name, version: Number(v) }; };
-
-async function runAction(a: ActionSpec, o: RunOptions, groups: DeviceGroup[], rec: RunRecord, now: () => number, say: (s: string) => void): Promise<void> {
-  const t = now();
-  let what = '';
-  try {
-    if (a.publish !== undefined) {
-      const file = isAbsolute(a.publish) ? a.publish : join(o.bundleDir, a.publish);
-      what = `publish ${a.publish}`;
-      if (!existsSync(file)) throw simError('SIM_ERR_BUNDLE_MISSING', file);
-      const r = await o.api.publish(file);
-      what = `publish ${r.name}@${r.version}`;
-    } else if (a.deploy) {
-      const m = splitModel(a.deploy.model);
-      what = `deploy ${a.deploy.model}${a.deploy.group ? ` to ${a.deploy.group}` : ''}`;
-      // The simulated devices by id (the group's, or every group's), not `all`: the hub's `all` is the devices it has heard from,
-      // and a device whose link is down at that moment is still one of the rehearsal's.
-      const ids = groups.filter((x) => !a.deploy!.group || x.spec.name === a.deploy!.group).flatMap((x) => x.ids);
-      await o.api.deploy({ ...m, devices: ids });
-    } else if (a.rollout) {
-      const r = a.rollout;
-      what = `rollout ${r.id}: ${r.model}`;
-      const rr: RolloutRecord = { id: r.id, hubId: null, model: r.model, states: [], decisions: [], final: null };
-      rec.rollouts.push(rr);
-      const spec = typeof r.rings === 'string' ? readRings(r.rings, o.scenarioDir) : r.rings;
-      const started = await o.api.startRollout<{ id: string }>({ ...splitModel(r.model), spec, autoPromote: r.autoPromote ?? true, reason: `fleetcast sim ${rec.scenario}` });
-      rr.hubId = started.id;
-    }
-    rec.actions.push({ t, what, ok: true });
-    say(`action: ${what}`);
-  } catch (e) {
-    const err = e instanceof Error && errorCode(e).startsWith('SIM_ERR_') ? e : simError('SIM_ERR_ACTION_FAILED', `${what}: ${errorCode(e)} ${(e as Error).message}`);
-    rec.actions.push({ t, what, ok: false, error: `${errorCode(err)}: ${err.message}` });
-    say(`action failed: ${what}: ${errorCode(err)}: ${err.message}`);
-  }
-}
-
-function readRings(file: string, dir: string): unknown {
-  const path = isAbsolute(file) ? file : join(dir, file);
-  try { const text = readFileSync(path, 'utf8'); return /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text); } catch (e) {
-    throw simError('SIM_ERR_SCENARIO_READ', `rings file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-async function pollRolloutStates(api: HubApi, rec: RunRecord, now: () => number): Promise<void> {
-  await Promise.all(rec.rollouts.filter((r) => r.hubId).map(async (r) => {
-    try {
-      const s = await api.rollout<{ state: string; ring: string }>(r.hubId!);
-      const prev = r.states[r.states.length - 1];
-      if (!prev || prev.state !== s.state || prev.ring !== s.ring) r.states.push({ t: now(), state: s.state, ring: s.ring });
-      r.final = { state: s.state, ring: s.ring };
-    } catch { /* the hub may be gone for a moment: the next poll tries again, the report shows the gap */ }
-  }));
-}
-
-async function readDecisions(api: HubApi, rec: RunRecord, t0: number): Promise<void> {
-  for (const r of rec.rollouts) {
-    if (!r.hubId) continue;
-    try {
-      const h = await api.rolloutHistory<{ decisions: { at: number; kind: string; ring: string | null; reason: string }[] }>(r.hubId);
-      r.decisions = h.decisions.map((d) => ({ t: d.at - t0, kind: d.kind, ring: d.ring, reason: d.reason }));
-    } catch { /* left empty: the report says no decisions were read */ }
-  }
-}
-
-/** The hub's drift report (and alert events) of every model a drift expectation or a rollout names, over the run. */
-async function readDrift(api: HubApi, s: ScenarioFile, rec: RunRecord, t0: number): Promise<DriftRecord[]> {
-  const models = new Set<string>([...(s.expect ?? []).flatMap((e) => (e.drift ? [e.drift.model] : [])), ...rec.rollouts.map((r) => r.model)]);
-  const out: DriftRecord[] = [];
-  for (const model of models) {
-    const { name, version } = splitModel(model);
-    const d: DriftRecord = { model, flagged: [], events: [] };
-    try {
-      const rep = await api.get<{ bundleId: string; rows: { ring: string; feature: string; verdict: string; psi: number | null; newCategories: string[]; missingRate: number }[] }>(`/v1/drift/${name}/${version}?since=${t0}`);
-      d.flagged = rep.rows.filter((r) => r.verdict === 'drift').map((r) => ({ ring: r.ring, feature: r.feature, psi: r.psi, newCategories: r.newCategories, missingRate: r.missingRate }));
-      const ev = await api.get<{ events: { at: number; ring: string; feature: string; metric: string; value: number; state: string }[] }>(`/v1/drift-events?bundleId=${rep.bundleId}`);
-      d.events = ev.events.filter((e) => e.at >= t0).map((e) => ({ t: e.at - t0, text: `${e.state} ${e.feature} in ${e.ring} (${e.metric} ${e.value.toFixed(3)})` })).reverse();
-    } catch (e) { d.error = `${errorCode(e)}: ${(e as Error).message}`; }
-    out.push(d);
-  }
-  return out;
 }
