@@ -24,7 +24,7 @@ export async function waitKnown(api: HubApi, groups: DeviceGroup[], say: (s: str
     } catch { /* without the API (no --hub) nothing can be checked */ return; }
     if (known === want.size) return;
     if (Date.now() > end) { say(`the hub knows ${known} of ${want.size} devices after 15 s; starting anyway`); return; }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, want.size > 1000 ? 1000 : 200)); // the list is one row per device
   }
 }
 
