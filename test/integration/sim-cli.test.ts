@@ -25,13 +25,14 @@ afterAll(async () => { await h?.hub.close(); cleanupTempDirs(); });
 
 const FAILING = `
 name: expects-too-much
-duration: 6
+timeScale: 0.5
+duration: 12
 groups: [{ name: lab, count: 3, tags: [lab] }]
 traffic: [{ rate: 30 }]
-faults: [{ kind: network-loss, group: lab, at: 3, for: 1 }]
+faults: [{ kind: network-loss, group: lab, at: 6, for: 2 }]
 actions:
   - { at: 0, publish: demo-mlp-1.fcb }
-  - { at: 0.2, deploy: { model: demo-mlp@1 } }
+  - { at: 0.4, deploy: { model: demo-mlp@1 } }
 expect:
   - { minPredictions: 1 }
   - { label: "every lab device on v2", allOn: demo-mlp@2 }
@@ -81,6 +82,10 @@ describe('fleetcast sim against a secure hub', () => {
     expect(r.stdout).toMatch(/NOT MET\s+every lab device on v2: 3 of lab on demo-mlp@1/);
     const rec = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')) as RunRecord;
     expect(rec.expectations.map((e) => [e.label, e.met])).toEqual([['at least 1 predictions served', true], ['every lab device on v2', false]]);
+    // timeScale 0.5: 12 s of scenario time ran in 6 s, the fault from 3 s (never earlier: timers fire late, not early) to 4 s of the run.
+    expect(rec.durationMs).toBe(6000);
+    const [f] = rec.faults;
+    expect([rec.faults.length, f.kind, f.from >= 3000, f.to >= 4000, f.from < 6000]).toEqual([1, 'network-loss', true, true, true]);
     if (!CHROMIUM) return;
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
     try {
