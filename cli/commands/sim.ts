@@ -10,7 +10,7 @@
  * 130 after Ctrl-C; a refusal by the broker or the API exits 1 at once with
  * its code.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { FleetcastError } from '../../protocol/errors.js';
@@ -90,6 +90,8 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // A data folder the run made for itself holds nothing anyone can use afterwards (the report has the facts); --data DIR is kept.
+    if (values.data === undefined) rmSync(dataDir, { recursive: true, force: true });
   }
   if (values.json) process.stdout.write(`${JSON.stringify({ summary: { totals: rec.totals, expectations: rec.expectations, brokerOutages: rec.brokerOutages, interrupted: rec.interrupted } })}\n`);
   else process.stdout.write(summary(rec));
