@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAgent, readRoot, type Agent } from '../agent/agent.js';
 import type { AgentOptionsInput } from '../agent/options.js';
-import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
+import { createOrtRuntime, SessionCache, type ModelRuntime } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
@@ -27,6 +27,12 @@ export interface FleetOptions {
   agentOptions?: Partial<AgentOptionsInput>;
   /** Per-agent capabilities, e.g. to give some devices another hardware class. */
   capabilitiesFor?: (index: number) => Record<string, unknown>;
+  /** Per-agent options over agentOptions, e.g. each device's own enrolled MQTT credential (a secure hub). */
+  agentOptionsFor?: (index: number, deviceId: string) => Partial<AgentOptionsInput>;
+  /** The model runtime every agent shares (default onnxruntime-node with a shared session cache). */
+  runtime?: ModelRuntime;
+  /** Per-agent clock (default Date.now), e.g. a device whose clock is skewed. */
+  nowFor?: (index: number) => () => number;
   /** Start agents this many at a time (connection storms are a test of their own). */
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
@@ -64,7 +70,7 @@ export interface DriveHandle { readonly stats: DriveStats; stop(): Promise<Drive
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
   // One root for every agent, read the way an agent reads its own.
   const root = await readRoot(o.rootPath);
-  const runtime = createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
+  const runtime = o.runtime ?? createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
   const prefix = o.idPrefix ?? 'sim';
@@ -75,9 +81,10 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     mkdirSync(dataDir, { recursive: true });
     return createAgent({
       ...o.agentOptions,
+      ...o.agentOptionsFor?.(i, deviceId),
       deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
       capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-    }, { runtime, root, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
+    }, { runtime, root, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
   });
   // What each agent serves, from its state reports (one on every phase change, after the active
   // pointer moved). waitForVersion polls these and calls status() only to confirm: status() of

@@ -12,6 +12,7 @@ import { CHECKPOINT_ERRORS } from '../signing/checkpoint.js';
 import { BUNDLE_ERRORS } from '../bundles/errors.js';
 import { AGENT_ERRORS } from '../agent/errors.js';
 import { HUB_ERRORS } from '../hub/errors.js';
+import { SIM_ERRORS } from '../simulator/errors.js';
 
 /** Every error table, by room. A new table is added here once (static imports keep it checkable). */
 const TABLES: { room: string; table: ErrorTable }[] = [
@@ -22,6 +23,7 @@ const TABLES: { room: string; table: ErrorTable }[] = [
   { room: 'bundles', table: BUNDLE_ERRORS },
   { room: 'agent', table: AGENT_ERRORS },
   { room: 'hub', table: HUB_ERRORS },
+  { room: 'simulator', table: SIM_ERRORS },
 ];
 
 export async function collectErrorTables(): Promise<{ room: string; table: ErrorTable }[]> {

@@ -11,7 +11,7 @@ describe('error codes', () => {
       for (const [code, spec] of Object.entries(table)) {
         expect(seen.has(code), `${code} appears twice`).toBe(false);
         seen.add(code);
-        expect(code.startsWith(`${{ protocol: 'PROTO', signing: 'SIGN', bundles: 'BUNDLE', agent: 'AGENT', hub: 'HUB' }[room]}_ERR_`)).toBe(true);
+        expect(code.startsWith(`${{ protocol: 'PROTO', signing: 'SIGN', bundles: 'BUNDLE', agent: 'AGENT', hub: 'HUB', simulator: 'SIM' }[room]}_ERR_`)).toBe(true);
         expect(spec.message.length).toBeGreaterThan(20);
         expect(spec.status).toBeGreaterThanOrEqual(400);
       }
