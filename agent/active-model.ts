@@ -67,7 +67,9 @@ export class ActiveModel<E extends { model: Releasable }> {
   #maybeFree(slot: Slot<E>): void {
     if (!slot.retired || slot.inflight > 0) return;
     slot.retired = false; // free once
-    slot.entry.model.release().catch(this.#onReleaseError).finally(slot.resolveDrained);
+    // On a turn of its own: disposing a session is synchronous native work, and the last lease
+    // is let go from a request's completion, or the swap from the install's commit step.
+    setImmediate(() => { slot.entry.model.release().catch(this.#onReleaseError).finally(slot.resolveDrained); });
   }
 }
 

@@ -127,8 +127,9 @@ export class ChunkFetch {
     if (this.#done || !file || index >= this.total || this.#have.has(index)) return;
     if (!this.#check.chunk(index, bytes)) { this.#badChunks++; return; }
     // Crash suite: freeze with half the chunks handed to the disk and this one and the rest not
-    // (writes already started finish in libuv's pool while the main thread is stopped).
-    if (this.#have.size === Math.ceil(this.total / 2)) testFreeze('fetching:mid-transfer');
+    // (writes handed over finish in libuv's pool while the main thread is stopped; the staging
+    // file batches its writes, so it hands over what it still holds first).
+    if (this.#have.size === Math.ceil(this.total / 2)) testFreeze('fetching:mid-transfer', () => file.handOverQueued());
     this.#have.add(index);
     this.#windowBytes += bytes.length;
     // In order (the usual case: the hub publishes in index order) the whole-payload

@@ -18,6 +18,7 @@ import { agentError } from './errors.js';
 import type { LoadedModel, ModelRuntime } from './runtime.js';
 import type { InstalledModel, StateStore } from './state-store.js';
 import { compileValidator, type InputValidator } from './validate.js';
+import { nextTurn } from './next-turn.js';
 
 export interface ModelEntry {
   model: LoadedModel;
@@ -36,7 +37,12 @@ export async function sha256File(path: string): Promise<{ sha256: string; length
 /** Load a session and check it is the model the manifest describes. Nothing leaks on failure. */
 export async function openModel(runtime: ModelRuntime, path: string, manifest: Manifest, info: InstalledModel, maxBatch: number): Promise<ModelEntry> {
   const validate = compileValidator(manifest.inputs, { maxBatch });
+  // Session creation is one synchronous native call on this loop (onnxruntime-node's
+  // loadModel): it starts on a turn of its own, not chained after the state write that
+  // preceded it, and hands the loop back before the checks and the smoke runs.
+  await nextTurn();
   const model = await runtime.load(path, info.rawSha256);
+  await nextTurn();
   try {
     const want = manifest.inputs.map((i) => i.name).sort();
     const got = [...model.inputNames].sort();
@@ -57,7 +63,8 @@ export async function openModel(runtime: ModelRuntime, path: string, manifest: M
  */
 export async function smokeTest(entry: ModelEntry, defaultTolerance: number): Promise<void> {
   const { manifest, model, validate } = entry;
-  await runSmoke(manifest, (inputs) => model.run(validate(inputs).feeds), defaultTolerance, (detail) => agentError('AGENT_ERR_SMOKE_FAILED', detail));
+  // One inference per turn: the golden cases do not run back to back while requests wait.
+  await runSmoke(manifest, async (inputs) => { await nextTurn(); return model.run(validate(inputs).feeds); }, defaultTolerance, (detail) => agentError('AGENT_ERR_SMOKE_FAILED', detail));
 }
 
 export interface InstalledContext { store: StateStore; root: TrustedRoot; runtime: ModelRuntime; maxBatch: number; goldenTolerance: number }

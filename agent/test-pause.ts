@@ -24,9 +24,11 @@ export async function testPause(point: string): Promise<void> {
  * decompressing mid-unpack). The marker is written synchronously, then the
  * main thread blocks, so nothing after this point runs before the SIGKILL.
  */
-export function testFreeze(point: string): void {
+export function testFreeze(point: string, before?: () => void): void {
   const at = process.env.FLEETCAST_TEST_PAUSE_AT;
   if (!at || at !== point) return;
+  // What the point means to have done before it stops (e.g. writes handed to the kernel).
+  before?.();
   writeSync(2, `paused ${point}\n`);
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }

@@ -66,6 +66,9 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
       `hub chunk server: ${JSON.stringify(transferStats)}`,
       `agents entering each phase, ms after deploy (first/median/last): ${phaseSpread(firstAt)}`,
       `${b.manifest.payload.chunkHashes.length} chunks of ${b.manifest.payload.chunkSize} bytes, QoS 1, both through embedded aedes on loopback; agents and subscribers in this one process`,
+      // Each agent's ~17 fsyncs (state per phase, the model, its folders) and its staging writes go through this one pool;
+      // on a fleet every device has its own. The variable is read at process start only.
+      `libuv thread pool: ${process.env.UV_THREADPOOL_SIZE ?? 4} threads shared by the ${AGENTS} agents' file writes and fsyncs (a device has its own 4; set UV_THREADPOOL_SIZE when starting node to change it)`,
       'ours includes, on every agent: signed assignment checked, fsynced state per phase, chunk request, every chunk received over its own connection, checked and written at its offset into its own staging file, payload hash, raw hash of the model, session load and smoke inference',
       `shared by the agents in this one process, as a fleet does it in parallel on its own CPUs: one onnxruntime session per model, one zstd decompression per identical verified payload (each agent links the result)${SHARE_VERIFY ? ', and the sha256 of byte-identical chunks (each agent\'s bytes are memcmp-compared with a copy that passed the hash; anything else is hashed; BENCH_SHARE_VERIFY=0 turns this off)' : '; chunk and payload hashing NOT shared (BENCH_SHARE_VERIFY=0)'}`,
     ],

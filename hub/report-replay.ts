@@ -25,7 +25,7 @@ export class ReplayGuard {
     if (last === undefined) {
       last = channel === 'state'
         ? (this.store.storedStateSeq(r.deviceId) ?? -1)
-        : ((this.store.sqlite.prepare('SELECT MAX(seq) FROM events WHERE device_id = ?').pluck().get(r.deviceId) as number | null) ?? -1);
+        : (this.store.storedEventSeq(r.deviceId) ?? -1);
     }
     if (r.seq <= last) {
       this.last.set(k, last);

@@ -279,6 +279,12 @@ export class HubStore {
     return seq ?? undefined;
   }
 
+  /** The highest stored event seq of the device, without writing the queued reports first (as storedStateSeq, for the event channel). */
+  storedEventSeq(deviceId: string): number | undefined {
+    const seq = this.guard('cannot read events', () => this.stmt('SELECT MAX(seq) FROM events WHERE device_id = ?').pluck().get(deviceId)) as number | null | undefined;
+    return seq ?? undefined;
+  }
+
   /** How many devices are in the registry: GET /v1/health asks this often, so it counts rows instead of reading every state. */
   countDevices(): number {
     this.flushReports();

@@ -181,12 +181,17 @@ describe('agent crash recovery (SIGKILL in each install state)', () => {
     const port = await portOf(a);
     await hub.assign(DEVICE, target, ++counter);
     await waitFor(async () => (await status(port)).progress?.have === n - 1, 'all chunks but one received');
-    expect((await stop(a, 'SIGKILL')).signal).toBe('SIGKILL');
-
     // What survived the kill, judged by the signed chunk hashes, is what the next run may keep.
-    const staged = readFileSync(join(dataDir, 'staging', target.bundleId, 'payload.zst'));
     const size = target.manifest.payload.chunkSize;
-    const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !verifyChunk(target.manifest, i, staged.subarray(i * size, (i + 1) * size)));
+    const file = join(dataDir, 'staging', target.bundleId, 'payload.zst');
+    const missingOnDisk = () => {
+      const staged = readFileSync(file);
+      return Array.from({ length: n }, (_, i) => i).filter((i) => !verifyChunk(target.manifest, i, staged.subarray(i * size, (i + 1) * size)));
+    };
+    // Received is not yet written (the staging file batches its writes): kill once some chunks are on disk.
+    await waitFor(() => missingOnDisk().length < n, 'some chunks on disk');
+    expect((await stop(a, 'SIGKILL')).signal).toBe('SIGKILL');
+    const missing = missingOnDisk();
     expect(missing).toContain(n - 1);
     expect(missing.length).toBeLessThan(n);
     const before = hub.requestsFor(target.bundleId).length;

@@ -9,8 +9,11 @@ import { HubStore } from '../../hub/store.js';
 import { ReplayGuard } from '../../hub/report-replay.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 import { stateReport } from '../helpers/hub-fixtures.js';
+import type { DeviceEvent } from '../../protocol/messages.js';
 
 afterAll(() => cleanupTempDirs());
+
+const deviceEvent = (deviceId: string, seq: number): DeviceEvent => ({ v: 1, deviceId, seq, at: 5, kind: 'installed' });
 
 describe('report replay guard across a restart', () => {
   it('refuses a state report at or below the stored seq, accepts a higher one, for a device unknown to this guard', () => {
@@ -37,6 +40,25 @@ describe('report replay guard across a restart', () => {
       const pending = (store as unknown as { pendingReports: unknown[] }).pendingReports;
       expect(pending.length).toBe(1);
       expect(guard.fresh('state', { deviceId: 'dev-other', seq: 1 })).toBe(true);
+      expect(pending.length).toBe(1);
+    } finally { store.close(); }
+  });
+
+  // A rollout's first event of each of 200 agents committed every queued report (one fsync'd transaction per device).
+  it('learning a device\'s event seq does not commit the queued reports either, and still refuses a stored event replayed', () => {
+    const dir = tempDir();
+    const before = HubStore.open(dir);
+    before.recordEvent(deviceEvent('dev-e', 4), 1);
+    before.close();
+    const store = HubStore.open(dir);
+    try {
+      store.recordState(stateReport('dev-q', { seq: 1 }), 1);
+      const guard = new ReplayGuard(store);
+      const pending = (store as unknown as { pendingReports: unknown[] }).pendingReports;
+      expect(guard.fresh('event', { deviceId: 'dev-other', seq: 1 })).toBe(true);
+      expect(pending.length).toBe(1);
+      expect(guard.fresh('event', { deviceId: 'dev-e', seq: 4 })).toBe(false);
+      expect(guard.fresh('event', { deviceId: 'dev-e', seq: 5 })).toBe(true);
       expect(pending.length).toBe(1);
     } finally { store.close(); }
   });
