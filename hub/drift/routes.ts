@@ -7,7 +7,7 @@
  * (`90s`, `15m`, `2h`, `7d`).
  */
 import type { FastifyInstance } from 'fastify';
-import { int, num, obj, optional, str } from '../../protocol/schema.js';
+import { obj, optional, str } from '../../protocol/schema.js';
 import { errorBody } from '../api-schemas.js';
 import { hubError } from '../errors.js';
 import type { HubStore } from '../store.js';
@@ -23,13 +23,16 @@ export function parseTime(v: string, now: number, what: string): number {
   return m[2] ? now - Number(m[1]) * UNIT[m[2]] : Number(m[1]);
 }
 
+const DECIMAL = /^(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$/;
+
 const reportQuery = obj({
   ring: optional(str({ min: 1, max: 64 })),
   since: optional(str({ max: 32 })),
   until: optional(str({ max: 32 })),
-  psi: optional(num({ min: 0 })),
-  wasserstein: optional(num({ min: 0 })),
-  minN: optional(int({ min: 1 })),
+  // A query string carries text, and the API coerces no types (hub/api.ts): numbers are decimal strings, read here.
+  psi: optional(str({ pattern: DECIMAL })),
+  wasserstein: optional(str({ pattern: DECIMAL })),
+  minN: optional(str({ pattern: /^[1-9][0-9]{0,8}$/ })),
 });
 
 export function registerDriftRoutes(app: FastifyInstance, deps: { telemetry: TelemetryService; store: HubStore; now: () => number }): void {
@@ -45,11 +48,13 @@ export function registerDriftRoutes(app: FastifyInstance, deps: { telemetry: Tel
     },
   }, async (req) => {
     const p = req.params as { name: string; version: string };
-    const q = req.query as { ring?: string; since?: string; until?: string; psi?: number; wasserstein?: number; minN?: number };
+    const q = req.query as { ring?: string; since?: string; until?: string; psi?: string; wasserstein?: string; minN?: string };
     const b = store.getBundleByVersion(p.name, Number(p.version));
     if (!b) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `${p.name}@${p.version}`);
     const now = deps.now();
-    const thresholds = { ...(q.psi !== undefined ? { psi: q.psi } : {}), ...(q.wasserstein !== undefined ? { wasserstein: q.wasserstein } : {}), ...(q.minN !== undefined ? { minN: q.minN } : {}) };
+    const thresholds = {
+      ...(q.psi !== undefined ? { psi: Number(q.psi) } : {}), ...(q.wasserstein !== undefined ? { wasserstein: Number(q.wasserstein) } : {}), ...(q.minN !== undefined ? { minN: Number(q.minN) } : {}),
+    };
     return telemetry.report({
       bundleId: b.id, ...(q.ring ? { ring: q.ring } : {}),
       ...(q.since ? { since: parseTime(q.since, now, 'since') } : {}),

@@ -111,6 +111,11 @@ describe('drift across a 200-device fleet', () => {
     const viaApi = await api<DriftReport>(hub, 'GET', `/v1/drift/churn/2?ring=canary&since=${at}`);
     expect(viaApi.status).toBe(200);
     expect(viaApi.body.rows[0].feature).toBe(found!.rows[0].feature);
+    // Thresholds in the query string: text on the wire, read as numbers (once refused: "querystring/minN must be integer").
+    const tuned = await api<DriftReport>(hub, 'GET', `/v1/drift/churn/2?ring=canary&since=${at}&minN=10&psi=0.5&wasserstein=0.25`);
+    expect(tuned.status, JSON.stringify(tuned.body)).toBe(200);
+    expect(tuned.body.thresholds).toMatchObject({ minN: 10, psi: 0.5, wasserstein: 0.25 });
+    expect((await api(hub, 'GET', `/v1/drift/churn/2?minN=-3`)).status).toBe(400);
     await hub.telemetry.monitor.evaluate();
     const alerts = hub.telemetry.monitor.alerts.filter((a) => a.state === 'drift');
     expect(alerts.map((a) => `${a.ring} ${a.feature}`)).toContain('canary x[3]');
