@@ -221,7 +221,9 @@ export class LeaderLease {
     if (this.#client) return Promise.resolve(this.#client);
     this.#connecting ??= (async () => {
       // query_timeout: a statement that hangs fails the tick, and the deadline deposes a leader in time.
-      const c = new pg.Client({ connectionString: this.opts.url, query_timeout: Math.max(this.renewMs, 500), connectionTimeoutMillis: Math.max(this.renewMs * 2, 1_000), application_name: 'fleetcast-hub-leader' });
+      // statement_timeout makes the server give up too (a takeover blocked behind a fenced transaction's lock, say).
+      const timeout = Math.max(this.renewMs, 500);
+      const c = new pg.Client({ connectionString: this.opts.url, query_timeout: timeout, statement_timeout: timeout, connectionTimeoutMillis: Math.max(this.renewMs * 2, 1_000), application_name: 'fleetcast-hub-leader' });
       // An 'error' event with no listener would end the process; the next tick reconnects.
       c.on('error', (e) => { this.opts.logger?.warn({ err: e }, 'leader lease connection lost'); if (this.#client === c) this.#client = undefined; });
       try {
