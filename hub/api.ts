@@ -137,7 +137,7 @@ export function buildApi(deps: ApiDeps) {
 
   const errors = { '4xx': S.errorBody.json, '5xx': S.errorBody.json };
 
-  app.post('/v1/bundles', { config: { access: 'operator' },
+  app.post('/v1/bundles', { config: { access: 'operator', leader: true },
     schema: { summary: 'Publish a bundle file (the body is the file, application/octet-stream)', consumes: ['application/octet-stream'], response: { 200: S.publishResult.json, 201: S.publishResult.json, ...errors } },
   }, async (req, reply) => {
     const type = String(req.headers['content-type'] ?? '');
@@ -166,7 +166,7 @@ export function buildApi(deps: ApiDeps) {
     return { ...bundleSummary(b), manifest: b.manifest, envelope: b.envelope };
   });
 
-  app.post('/v1/deployments', { config: { access: 'operator' }, schema: { summary: 'Assign a bundle to devices (signed, retained on each device\'s assign topic)', body: S.deployBody.json, response: { 200: S.deployResult.json, ...errors } } }, async (req) => {
+  app.post('/v1/deployments', { config: { access: 'operator', leader: true }, schema: { summary: 'Assign a bundle to devices (signed, retained on each device\'s assign topic)', body: S.deployBody.json, response: { 200: S.deployResult.json, ...errors } } }, async (req) => {
     const body = req.body as S.DeployBody;
     const bundle = store.getBundleByVersion(body.name, body.version);
     if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `${body.name}@${body.version}`);

@@ -6,6 +6,7 @@
 import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
 import { LOG_LEVELS } from '../protocol/log-format.js';
 import { EVENT_DEFAULTS, eventOptionsSchema, type EventOptions } from './events/options.js';
+import { clusterOptionsSchema, type ClusterOptions } from './cluster/options.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
@@ -100,12 +101,14 @@ export const hubOptionsSchema = obj({
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
   /** Device events: rate per device, retention, batching of installs into the log (hub/events/options.ts). */
   events: withDefault(eventOptionsSchema, EVENT_DEFAULTS),
+  /** Several hubs, one fleet: the leader lease in PostgreSQL and the shared subscription group (hub/cluster/options.ts). Needs brokerUrl. Unset: this hub runs alone. */
+  cluster: optional(clusterOptionsSchema),
 });
 
-export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions> };
+export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events' | 'cluster'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions>; cluster?: Partial<ClusterOptions> & { url: string } };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
-type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey' | 'metricsHost' | 'metricsPort';
+type OptionalKeys = 'cluster' | 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey' | 'metricsHost' | 'metricsPort';
 export type HubOptions = Readonly<Required<Omit<Parsed, OptionalKeys>> & Pick<Parsed, OptionalKeys>>;
 
 /** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */

@@ -160,10 +160,15 @@ export class DeviceEvents {
   }
 
   close(): void {
+    this.stop();
+    this.flushInstalls();
+  }
+
+  /** Stop the batch and retention timers, without a last batch: a hub that lost the cluster's leadership must not append to the log. */
+  stop(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.timer = this.pruneTimer = undefined;
-    this.flushInstalls();
   }
 
   private refilled(b: { tokens: number; at: number }, t: number): number {

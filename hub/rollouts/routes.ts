@@ -16,7 +16,7 @@ import { ACTIONS, type Rollouts } from './rollouts.js';
 
 export function registerRolloutRoutes(app: App, rollouts: Rollouts): void {
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
-  app.post('/v1/rollouts', { config: { access: 'operator' },
+  app.post('/v1/rollouts', { config: { access: 'operator', leader: true },
     schema: { summary: 'Start a staged rollout of NAME@VERSION through rings with gates (operator)', body: S.startBody.json, response: { 201: S.rolloutStatus.json, ...errors } },
   }, async (req, reply) => {
     const b = req.body as S.StartBody;
@@ -32,7 +32,7 @@ export function registerRolloutRoutes(app: App, rollouts: Rollouts): void {
   app.get('/v1/rollouts/:id/history', { config: { access: 'auditor' }, schema: { summary: 'Every decision of a rollout: who, when, why and the gate values (auditor)', params: S.rolloutIdParams.json, response: { 200: S.history.json, ...errors } } },
     async (req) => { const { id } = req.params as { id: string }; return { rolloutId: id, decisions: rollouts.history(id) }; });
   for (const action of ACTIONS) {
-    app.post(`/v1/rollouts/:id/${action}`, { config: { access: 'operator' },
+    app.post(`/v1/rollouts/:id/${action}`, { config: { access: 'operator', leader: true },
       schema: { summary: `${action[0].toUpperCase()}${action.slice(1)} a rollout (operator); recorded as a decision`, params: S.rolloutIdParams.json, body: S.actionBody.json, response: { 200: S.rolloutStatus.json, ...errors } },
     }, async (req) => {
       const { id } = req.params as { id: string };
