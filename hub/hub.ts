@@ -132,7 +132,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const loosened = tightenTree(options.dataDir);
     const said = describeChanges(loosened);
     if (said) logger.warn({ dataDir: options.dataDir, count: loosened.length }, said);
-    const store = HubStore.open(options.dataDir);
+    const store = HubStore.open(options.dataDir, { url: options.storeUrl });
     stops.push(() => store.close());
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
     const translog = startTranslog({ store, hubKey, root, keysDir: options.keysDir, now, logger });

@@ -6,7 +6,7 @@
  * enough (no dictionary to slow down, unlike human passwords) and checking
  * thousands of simulated devices connecting at once costs microseconds each.
  */
-import type Database from 'better-sqlite3';
+import type { Db, Stmt } from './db/db.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 import { hubError } from './errors.js';
@@ -23,18 +23,18 @@ export const HUB_MQTT_USER = 'fleetcast-hub';
  * connection (another process's change shows as a new PRAGMA data_version).
  * Keyed by connection, so every MqttCredentials on the hub's store hears it.
  */
-const listeners = new WeakMap<Database.Database, Set<() => void>>();
+const listeners = new WeakMap<Db, Set<() => void>>();
 
 function hash(salt: Buffer, secret: string): Buffer {
   return createHash('sha256').update(salt).update(secret, 'utf8').digest();
 }
 
 export class MqttCredentials {
-  private readonly db: Database.Database;
-  private currentStmt: Database.Statement | undefined;
-  private checkStmt: Database.Statement | undefined;
+  private readonly db: Db;
+  private currentStmt: Stmt | undefined;
+  private checkStmt: Stmt | undefined;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.db = db;
     db.exec(`CREATE TABLE IF NOT EXISTS mqtt_credentials (
       username TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER)`);

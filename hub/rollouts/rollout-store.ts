@@ -5,7 +5,7 @@
  * decision. Everything the engine decides is written here before it acts, so
  * a hub killed at any point resumes from these rows.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 import { ensureDecisionTable } from './decisions.js';
 import type { RolloutPlan } from './spec.js';
 
@@ -69,9 +69,9 @@ const toMember = (r: RawMember): MemberRow => ({
 });
 
 export class RolloutStore {
-  readonly db: Database.Database;
+  readonly db: Db;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.db = db;
     db.exec(`CREATE TABLE IF NOT EXISTS rollouts (
       id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, bundle_id TEXT NOT NULL, plan TEXT NOT NULL,

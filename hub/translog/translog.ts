@@ -6,7 +6,7 @@
  * checkpoint (c2sp.org/tlog-checkpoint) with its key; all checkpoints are kept,
  * so any two sizes can be proven consistent and an auditor can replay them.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 import { signCheckpoint } from '../../signing/checkpoint.js';
 import type { KeyPair } from '../../signing/ed25519.js';
 import { LOG_ORIGIN, logSigner } from '../../signing/log-keys.js';
@@ -19,13 +19,13 @@ export interface LogLeaf { index: number; data: Buffer }
 export interface StoredCheckpoint { size: number; note: string; createdAt: number }
 
 export class TransparencyLog {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private tree: MerkleTree;
   private readonly hubKey: KeyPair;
   private readonly now: () => number;
   private readonly listeners = new Set<(cp: StoredCheckpoint) => void>();
 
-  constructor(db: Database.Database, opts: { hubKey: KeyPair; now?: () => number }) {
+  constructor(db: Db, opts: { hubKey: KeyPair; now?: () => number }) {
     this.db = db;
     this.hubKey = opts.hubKey;
     this.now = opts.now ?? Date.now;
