@@ -46,6 +46,7 @@ import { registerEnrollRoutes } from './enroll-routes.js';
 import { LeaderDuties } from './cluster/duties.js';
 import { installLeaderForwarding } from './cluster/forward.js';
 import { LeaderLease } from './cluster/leader.js';
+import { assertFence } from './cluster/fence.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -135,6 +136,9 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
   const cluster = options.cluster;
   // Shared subscriptions and one retained copy of each assignment for every hub need a broker they all reach.
   if (cluster && !options.brokerUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs brokerUrl (--broker): the hubs of a cluster share one external MQTT 5 broker, not each an embedded one');
+  // Hubs that do not share one store would each hold part of the fleet: refused rather than silently split.
+  const leaseUrl = cluster?.url ?? options.storeUrl;
+  if (cluster && !leaseUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs storeUrl (--store postgres://…): the hubs of a cluster share one PostgreSQL store, which also holds the leader lease');
   // The leader-only work (DESIGN.md "Scale-out"): started once elected, stopped the moment this hub is deposed.
   // A hub alone is elected once, at start, under epoch 0.
   const duties = new LeaderDuties(logger);
@@ -143,9 +147,11 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const loosened = tightenTree(options.dataDir);
     const said = describeChanges(loosened);
     if (said) logger.warn({ dataDir: options.dataDir, count: loosened.length }, said);
-    const store = HubStore.open(options.dataDir);
+    const store = HubStore.open(options.dataDir, { url: options.storeUrl });
     stops.push(() => store.close());
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
+    // A hub of a cluster checks, in each single-writer transaction, that it still leads under the epoch its duties run under.
+    if (cluster) store.fence = (db, what) => assertFence(db, duties.epoch, what);
     const translog = startTranslog({ store, hubKey, root, keysDir: options.keysDir, now, logger, deferCatchUp: cluster !== undefined });
     if (cluster) duties.add({ name: 'log roots and bundles', start: () => translog.catchUp(), stop: () => {} });
     stops.push(() => translog.close());
@@ -317,7 +323,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const httpUrl = `${httpTls ? 'https' : 'http'}://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${port}`;
     if (cluster) {
       lease = new LeaderLease({
-        url: cluster.url, advertiseUrl: cluster.advertiseUrl ?? httpUrl, leaseMs: cluster.leaseMs, renewMs: cluster.renewMs, logger,
+        url: leaseUrl!, advertiseUrl: cluster.advertiseUrl ?? httpUrl, leaseMs: cluster.leaseMs, renewMs: cluster.renewMs, logger,
         onElected: (epoch) => { void duties.elected(epoch); },
         onDeposed: () => duties.deposed(),
       });

@@ -1,8 +1,10 @@
 /**
- * The hub's durable state: one SQLite file (`dataDir/hub.db`, WAL) and one blob
- * per bundle (`dataDir/blobs/<bundleId>.zst`, the compressed payload exactly as
- * the manifest hashes it). Schema changes are migrations keyed by user_version,
- * so an old data folder opens in a new hub.
+ * The hub's durable state: by default one SQLite file (`dataDir/hub.db`, WAL), or
+ * a PostgreSQL database (`--store postgres://…`, hub/db/pg-db.ts) that several
+ * hubs share; and one blob per bundle (`dataDir/blobs/<bundleId>.zst`, the
+ * compressed payload exactly as the manifest hashes it). Schema changes are one
+ * migration chain for both engines (hub/db/migrate.ts), so an old data folder or
+ * database opens in a new hub.
  *
  * Counters live here because they must survive restarts: an agent refuses an
  * assignment whose counter it has passed (DESIGN.md "Trust"), so a hub that
@@ -19,7 +21,12 @@ import { parseEnvelope, type Envelope } from '../protocol/envelope.js';
 import { chunkCount, parseManifest, type Manifest } from '../protocol/manifest.js';
 import type { DeviceEvent, StateReport } from '../protocol/messages.js';
 import { makePrivateDir, PRIVATE_FILE_MODE } from '../signing/private-files.js';
+import { isFleetcastError } from '../protocol/errors.js';
+import type { Db, Stmt } from './db/db.js';
+import { migrate } from './db/migrate.js';
+import { PgDb, redactUrl } from './db/pg-db.js';
 import { hubError } from './errors.js';
+import type { Fence } from './cluster/fence.js';
 import { assignmentFromRow, deviceFromRow, MIGRATIONS, type AssignmentRow, type BundleRow, type DeviceRow } from './store-schema.js';
 
 export interface BundleRecord {
@@ -69,19 +76,25 @@ export class HubStore {
   readonly dir: string;
   readonly blobDir: string;
   readonly tmpDir: string;
-  private readonly db: Database.Database;
+  private readonly db: Db;
   // Bundles are immutable once stored, so their parsed manifests can be kept.
   private readonly bundleCache = new Map<string, BundleRecord>();
 
-  private constructor(dir: string, db: Database.Database) {
+  private constructor(dir: string, db: Db) {
     this.dir = dir;
     this.db = db;
     this.blobDir = join(dir, 'blobs');
     this.tmpDir = join(dir, 'tmp');
   }
 
-  static open(dataDir: string): HubStore {
-    let db: Database.Database;
+  /**
+   * Open the store: the SQLite file in `dataDir`, or the PostgreSQL database at `o.url` (postgres://…);
+   * either way `dataDir` holds the blobs and the bootstrap token. Unreachable PostgreSQL →
+   * HUB_ERR_STORE_UNAVAILABLE; a schema newer than this hub's → HUB_ERR_STORE_SCHEMA.
+   */
+  static open(dataDir: string, o: { url?: string } = {}): HubStore {
+    let db: Db | undefined;
+    const where = o.url ? `PostgreSQL at ${redactUrl(o.url)}` : join(dataDir, 'hub.db');
     try {
       // Folders 0700, files 0600 (signing/private-files.ts): bundles before release and device records are not for other users.
       makePrivateDir(dataDir);
@@ -89,20 +102,23 @@ export class HubStore {
       // Uploads in progress when a hub died are garbage; blobs are only ever renamed into place.
       rmSync(join(dataDir, 'tmp'), { recursive: true, force: true });
       makePrivateDir(join(dataDir, 'tmp'));
-      // SQLite would create the file 0644; it gives its -wal and -shm files the database file's mode, so create it 0600 first.
-      closeSync(openSync(join(dataDir, 'hub.db'), 'a', PRIVATE_FILE_MODE));
-      db = new Database(join(dataDir, 'hub.db'));
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('foreign_keys = ON');
-      db.pragma('busy_timeout = 5000');
-      const at = db.pragma('user_version', { simple: true }) as number;
-      if (at > MIGRATIONS.length) throw new Error(`hub.db has schema version ${at}, newer than this hub (${MIGRATIONS.length}); run a newer hub`);
-      for (let v = at; v < MIGRATIONS.length; v++) {
-        db.transaction(() => { db.exec(MIGRATIONS[v]); db.pragma(`user_version = ${v + 1}`); })();
+      if (o.url) {
+        db = PgDb.connect(o.url);
+      } else {
+        // SQLite would create the file 0644; it gives its -wal and -shm files the database file's mode, so create it 0600 first.
+        closeSync(openSync(join(dataDir, 'hub.db'), 'a', PRIVATE_FILE_MODE));
+        const lite = new Database(join(dataDir, 'hub.db'));
+        db = lite;
+        lite.pragma('journal_mode = WAL');
+        lite.pragma('synchronous = FULL');
+        lite.pragma('foreign_keys = ON');
+        lite.pragma('busy_timeout = 5000');
       }
+      migrate(db, MIGRATIONS);
     } catch (e) {
-      throw storeError(`cannot open ${join(dataDir, 'hub.db')}`, e);
+      try { db?.close(); } catch { /* reporting the first error */ }
+      if (isFleetcastError(e)) throw e;
+      throw storeError(`cannot open ${where}`, e);
     }
     return new HubStore(dataDir, db);
   }
@@ -112,8 +128,11 @@ export class HubStore {
     if (this.db.open) this.db.close();
   }
 
-  /** The open database, for feature stores that keep their own tables (CREATE TABLE IF NOT EXISTS, not the migration chain). */
-  get sqlite(): Database.Database {
+  /**
+   * The open database (SQLite or PostgreSQL behind one Db), for feature stores that keep their own tables
+   * (CREATE TABLE IF NOT EXISTS, not the migration chain). The name is older than the PostgreSQL store.
+   */
+  get sqlite(): Db {
     // Queued device reports are written first, so direct readers see them.
     this.flushReports();
     return this.db;
@@ -227,9 +246,9 @@ export class HubStore {
   private reportFlush: NodeJS.Immediate | undefined;
   /** Reports dropped because even their single-row retry failed (disk full, damaged file). */
   reportFailures = 0;
-  private stmtCache = new Map<string, Database.Statement>();
+  private stmtCache = new Map<string, Stmt>();
 
-  private stmt(sql: string): Database.Statement {
+  private stmt(sql: string): Stmt {
     let st = this.stmtCache.get(sql);
     if (!st) { st = this.db.prepare(sql); this.stmtCache.set(sql, st); }
     return st;
@@ -339,6 +358,12 @@ export class HubStore {
    * all in one transaction: either every target gets a new, strictly larger
    * counter and its assignment, or nothing changes.
    */
+  /**
+   * Set by a hub of a cluster: the leadership check that every single-writer write (here: assignment counters;
+   * the log and the rollout store take it from here) makes first inside its transaction (hub/cluster/fence.ts).
+   */
+  fence: Fence | undefined;
+
   issueAssignments(items: readonly { deviceId: string; bundleId: string; rolloutId: string | null; ring: string | null }[], sign: SignAssignment): AssignmentRecord[] {
     // Counters devices reported must be in before new ones are allocated above them.
     this.flushReports();
@@ -350,14 +375,14 @@ export class HubStore {
         ring = @ring, issued_at = @issuedAt, expires_at = @expiresAt`);
     const history = this.db.prepare(`INSERT INTO assigned_bundles (device_id, bundle_id, first_counter, last_counter) VALUES (?, ?, ?, ?)
       ON CONFLICT (device_id, bundle_id) DO UPDATE SET last_counter = max(last_counter, excluded.last_counter)`);
-    const run = this.db.transaction(() => items.map((it) => {
+    const run = this.db.transaction(() => { this.fence?.(this.db, 'issuing assignment counters'); return items.map((it) => {
       const { last_counter: counter } = bump.get(it.deviceId) as { last_counter: number };
       const signed = sign(it.deviceId, counter);
       const rec: AssignmentRecord = { deviceId: it.deviceId, counter, bundleId: it.bundleId, envelope: signed.envelope, rolloutId: it.rolloutId, ring: it.ring, issuedAt: signed.issuedAt, expiresAt: signed.expiresAt };
       put.run({ ...rec, envelope: JSON.stringify(rec.envelope) });
       history.run(it.deviceId, it.bundleId, counter, counter);
       return rec;
-    }));
+    }); });
     return this.guard('cannot store assignments', () => run());
   }
 

@@ -27,6 +27,12 @@ export function checkFence(row: { epoch: string | number } | undefined, mine: nu
   }
 }
 
+/**
+ * What a single-writer write calls first inside its transaction (HubStore.fence, the log's, the rollout store's):
+ * unset for a hub alone; for a hub of a cluster, assertFence with the epoch it leads under.
+ */
+export type Fence = (db: { prepare(sql: string): { get(...args: unknown[]): unknown } }, what: string) => void;
+
 /** For a synchronous store (better-sqlite3-shaped Db): call first inside the transaction that writes. */
 export function assertFence(db: { prepare(sql: string): { get(...args: unknown[]): unknown } }, mine: number | null, what: string): void {
   checkFence(db.prepare(FENCE_SQL).get() as { epoch: string } | undefined, mine, what);

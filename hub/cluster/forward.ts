@@ -28,6 +28,8 @@ import type { LeaderView } from './leader.js';
 type App = FastifyInstance<any, any, any, any>;
 
 export const FORWARDED_HEADER = 'x-fleetcast-forwarded';
+/** On a relayed answer: the leader's API URL that gave it. */
+export const ANSWERED_BY_HEADER = 'x-fleetcast-leader';
 
 /** Does the route need the cluster's single writer (its registration says `config.leader: true`)? */
 export function leaderOnly(config: unknown): boolean {
@@ -75,7 +77,7 @@ export function installLeaderForwarding(app: App, d: ForwardDeps): void {
       headers: { ...forwardable(req.headers), [FORWARDED_HEADER]: String(view.epoch) },
       timeout: d.timeoutMs ?? 120_000,
     }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, forwardable(answer.headers));
+      res.writeHead(answer.statusCode ?? 502, { ...forwardable(answer.headers), [ANSWERED_BY_HEADER]: view.url! });
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });

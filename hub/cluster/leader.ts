@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { hubError } from '../errors.js';
+import { redactUrl } from '../db/pg-db.js';
 
 /** The lease row, created on first use; the store's migration chain may create it first (same definition). */
 export const LEADER_TABLE_SQL = `CREATE TABLE IF NOT EXISTS hub_leader (
@@ -129,7 +130,7 @@ export class LeaderLease {
         await c.query('COMMIT');
       } catch (e) { await c.query('ROLLBACK').catch(() => {}); throw e; }
     } catch (e) {
-      throw hubError('HUB_ERR_CLUSTER_UNAVAILABLE', `cannot reach the leader lease in ${redact(this.opts.url)}: ${(e as Error).message}`);
+      throw hubError('HUB_ERR_CLUSTER_UNAVAILABLE', `cannot reach the leader lease in ${redactUrl(this.opts.url)}: ${(e as Error).message}`);
     }
     await this.#tick();
     this.#schedule();
@@ -201,10 +202,17 @@ export class LeaderLease {
 
   #extend(sentAt: number): void {
     this.#validUntil = sentAt + this.leaseMs - this.marginMs;
+    this.#armDeadline();
+  }
+
+  #armDeadline(): void {
     clearTimeout(this.#deadline);
+    // +1: timers run on the loop's cached millisecond clock and may fire a fraction early; an early one re-arms.
     this.#deadline = setTimeout(() => {
-      if (this.#epoch !== null && performance.now() >= this.#validUntil) this.#depose(`no renewal succeeded within ${this.leaseMs - this.marginMs} ms`);
-    }, Math.max(0, this.#validUntil - performance.now()));
+      if (this.#epoch === null) return;
+      if (performance.now() >= this.#validUntil) this.#depose(`no renewal succeeded within ${this.leaseMs - this.marginMs} ms`);
+      else this.#armDeadline();
+    }, Math.max(0, this.#validUntil - performance.now()) + 1);
     this.#deadline.unref?.();
   }
 
@@ -237,9 +245,4 @@ export class LeaderLease {
     })().finally(() => { this.#connecting = undefined; });
     return this.#connecting;
   }
-}
-
-/** A connection string without its password, for messages and logs. */
-export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+):[^@]*@/, '$1:***@');
 }

@@ -6,10 +6,10 @@ import { int, obj, optional, str, withDefault, type Infer } from '../../protocol
 
 export const clusterOptionsSchema = obj({
   /**
-   * postgres://USER@HOST:PORT/DB holding the leader lease (the store every hub of the cluster shares). The password
-   * comes from PGPASSWORD or ~/.pgpass (node-postgres reads both), never from the command line.
+   * postgres://USER@HOST:PORT/DB holding the leader lease; defaults to storeUrl, the PostgreSQL store every hub of
+   * the cluster shares. The password comes from PGPASSWORD or ~/.pgpass (node-postgres reads both), never from argv.
    */
-  url: str({ pattern: /^postgres(ql)?:\/\/\S+$/, max: 2048 }),
+  url: optional(str({ pattern: /^postgres(ql)?:\/\/\S+$/, max: 2048 })),
   /** MQTT 5 shared subscription group the hubs consume device channels through ($share/<group>/fc/v1/dev/+/…). */
   shareGroup: withDefault(str({ pattern: /^[A-Za-z0-9._-]{1,64}$/ }), 'fleetcast'),
   /** How long a leader's lease lasts after each renewal; a dead leader is replaced within about leaseMs + renewMs. */
@@ -23,4 +23,4 @@ export const clusterOptionsSchema = obj({
   advertiseUrl: optional(str({ pattern: /^https?:\/\/\S+$/, max: 2048 })),
 });
 
-export type ClusterOptions = Readonly<Required<Omit<Infer<typeof clusterOptionsSchema>, 'advertiseUrl'>> & Pick<Infer<typeof clusterOptionsSchema>, 'advertiseUrl'>>;
+export type ClusterOptions = Readonly<Required<Omit<Infer<typeof clusterOptionsSchema>, 'advertiseUrl' | 'url'>> & Pick<Infer<typeof clusterOptionsSchema>, 'advertiseUrl' | 'url'>>;

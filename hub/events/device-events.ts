@@ -130,7 +130,7 @@ export class DeviceEvents {
           SELECT id FROM (
             SELECT id, kind, claim, log_index, received_at,
                    ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY id DESC) AS nth
-            FROM events)
+            FROM events) AS ranked
           WHERE nth > 1
             AND (received_at < ? OR nth > ?)
             AND NOT (${UNLOGGED_INSTALL}))`).run(this.o.now() - retentionMs, maxPerDevice);

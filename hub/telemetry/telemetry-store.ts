@@ -8,7 +8,7 @@
  * buckets older than `rollupAfterMs` into hour buckets, and retention deletes
  * hour buckets older than `retentionMs`.
  */
-import type Database from 'better-sqlite3';
+import type { Db, Stmt } from '../db/db.js';
 import { cellFromJson, cellToJson, mergeCell, type Cell } from './aggregate.js';
 
 export type Resolution = 'fine' | 'hour';
@@ -26,12 +26,12 @@ CREATE INDEX IF NOT EXISTS drift_events_by_bundle ON drift_events (bundle_id, id
 `;
 
 export class TelemetryStore {
-  readonly #db: Database.Database;
-  readonly #get: Record<Resolution, Database.Statement>;
-  readonly #put: Record<Resolution, Database.Statement>;
-  readonly #putDevice: Database.Statement;
+  readonly #db: Db;
+  readonly #get: Record<Resolution, Stmt>;
+  readonly #put: Record<Resolution, Stmt>;
+  readonly #putDevice: Stmt;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.#db = db;
     db.exec(TABLES);
     this.#get = {

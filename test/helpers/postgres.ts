@@ -8,13 +8,13 @@
  * The server is found with needProgram: absent on a bare machine → `hasPostgres` is false and the
  * importing file's tests skip with the run's summary; under CI (FLEETCAST_REQUIRE_PROGRAMS) they fail.
  *
- * stop() is a clean shutdown (pg_ctl stop -m fast), kill() a crash (SIGKILL to the postmaster's whole
- * process group, as a power cut or OOM kill would do), restart() starts it again on the same port and
+ * stop() is a clean shutdown (pg_ctl stop -m fast), kill() a crash (SIGKILL to the postmaster and all
+ * its children at once, as a power cut or OOM kill would do), restart() starts it again on the same port and
  * data folder after either; close() stops it and deletes the folder. Servers a test forgot to close are
  * killed when the test process exits.
  */
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -36,8 +36,10 @@ export interface TestPostgres {
   newDatabase(name?: string): Promise<string>;
   /** Clean shutdown: pg_ctl stop -m fast (open connections are closed by the server). */
   stop(): Promise<void>;
-  /** Crash: SIGKILL to the postmaster and every backend. */
+  /** Crash: SIGKILL to the postmaster and every backend; waits until they are gone. */
   kill(): Promise<void>;
+  /** The same SIGKILL, sent synchronously (from inside a synchronous store call) without waiting; call kill() after to settle. */
+  killNow(): void;
   /** Start again on the same port and data after stop() or kill() (stops first when running). */
   restart(): Promise<void>;
   /** Whether the postmaster is running (by its pid file and a signal 0). */
@@ -79,10 +81,28 @@ function alive(pid: number | undefined): boolean {
   try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return true; }
 }
 
-/** pg_ctl starts the postmaster in its own session, so its pid is also its backends' process group. */
+/** The postmaster's children (backends, checkpointer…): each runs in a session of its own, so no group kill reaches them. */
+function children(pid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try { entries = readdirSync('/proc'); } catch { return out; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // Field 4 (after the parenthesised name, which may hold spaces) is the parent's pid.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(e));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
+
+/** A crash: SIGKILL to the postmaster and every process it started, at once. */
 function killGroup(pid: number): void {
-  try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
-  try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  for (const p of [pid, ...children(pid)]) {
+    try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ }
+  }
 }
 
 function hookExit(): void {
@@ -143,10 +163,11 @@ export async function startPostgres(o: { database?: string } = {}): Promise<Test
 
   async function kill(): Promise<void> {
     const pid = postmasterPid(data);
-    if (pid === undefined || !alive(pid)) return;
+    if (pid === undefined) return;
+    const all = [pid, ...children(pid)];
     killGroup(pid);
     // Restart needs every backend gone (they hold the shared memory the new postmaster checks).
-    await waitFor(() => !alive(pid), 'the killed postmaster to exit', 30_000, 50);
+    await waitFor(() => all.every((p) => !alive(p)), 'the killed postmaster and its children to exit', 30_000, 50);
     // Its lock files stay behind; as the pid may be a zombie, the next postmaster would think it still runs.
     for (const f of [join(data, 'postmaster.pid'), join(dir, `.s.PGSQL.${port}.lock`), join(dir, `.s.PGSQL.${port}`)]) rmSync(f, { force: true });
   }
@@ -165,6 +186,7 @@ export async function startPostgres(o: { database?: string } = {}): Promise<Test
     },
     stop,
     kill,
+    killNow() { const pid = postmasterPid(data); if (pid !== undefined) killGroup(pid); },
     async restart() { await stop(); await start(); },
     running: () => alive(postmasterPid(data)),
     async close() {
