@@ -210,7 +210,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => transfer.close());
 
     const assigner = new Assigner({
-      store, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
+      store, log: translog.log, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true).then(() => theMetrics.assignmentSent()),
       onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
@@ -239,7 +239,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     if (broker) stops.push(broker.onRestart(() => { theLink.client.once('connect', republishRetained); }));
 
     const api = buildApi({
-      options, store, root, assigner, logger, now,
+      options, store, root, assigner, log: translog.log, logger, now,
       ...(httpTls ? { tls: httpTls } : {}),
       debugOf: () => debug.activeMap(),
       health: () => ({
