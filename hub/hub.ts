@@ -170,7 +170,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
-      lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
+      lookup: (id) => store.chunkSource(id),
       mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),
       publish: (t, p) => publish(t, p, false),
       logger,

@@ -46,7 +46,7 @@ export async function ingestBundleFile(path: string, deps: { store: HubStore; ro
     // Length of the tar member, every chunk hash, then the whole-payload hash.
     await verifyPayloadFile(manifest, path, file.payloadOffset, file.payloadLength);
   } catch (e) { refuse(e); }
-  await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength);
+  await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength, manifest.payload.chunkSize);
   const r = store.insertBundle({ id: bundleId, envelope: verified.envelope, manifest, createdAt: deps.now() });
   logManifest(log, r.bundle); // transparency log (issue #6): every accepted manifest's exact signed bytes
   return r;
