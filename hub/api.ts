@@ -22,12 +22,15 @@ import { buildOpenApi } from './openapi.js';
 import { accessOf, actorOf, assertRouteAccess, type Access } from './auth/guard.js';
 import type { HubOptions } from './options.js';
 import type { BundleRecord, DeviceRecord, HubStore } from './store.js';
+import type { LogAppender } from './translog/hooks.js';
 
 export interface ApiDeps {
   options: HubOptions;
   store: HubStore;
   root: TrustedRoot;
   assigner: Assigner;
+  /** The transparency log: every accepted bundle's manifest is appended to it. */
+  log: LogAppender;
   logger: Logger;
   now: () => number;
   /** Live numbers for GET /v1/health. */
@@ -147,7 +150,7 @@ export function buildApi(deps: ApiDeps) {
     const tmp = store.tempPath('upload');
     try {
       await receive(req.body as Readable | undefined, tmp, options.maxBundleBytes);
-      const r = await ingestBundleFile(tmp, { store, root: deps.root, now: deps.now });
+      const r = await ingestBundleFile(tmp, { store, root: deps.root, now: deps.now, log: deps.log });
       if (r.created) logger.info({ bundleId: r.bundle.id, name: r.bundle.name, version: r.bundle.version }, 'bundle published');
       reply.code(r.created ? 201 : 200);
       return { bundleId: r.bundle.id, name: r.bundle.name, version: r.bundle.version, created: r.created };

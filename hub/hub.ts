@@ -188,7 +188,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
-      lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
+      lookup: (id) => store.chunkSource(id),
       mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),
       publish: (t, p) => publish(t, p, false),
       logger,
@@ -229,7 +229,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => transfer.close());
 
     const assigner = new Assigner({
-      store, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
+      store, log: translog.log, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true).then(() => theMetrics.assignmentSent()),
       onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
@@ -274,7 +274,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     if (cluster) theLink.client.on('connect', () => { if (duties.epoch !== null) republishRetained(); });
 
     const api = buildApi({
-      options, store, root, assigner, logger, now,
+      options, store, root, assigner, log: translog.log, logger, now,
       ...(httpTls ? { tls: httpTls } : {}),
       debugOf: () => debug.activeMap(),
       health: () => ({

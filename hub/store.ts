@@ -11,18 +11,17 @@
  * forgot its counters would lock its fleet out.
  */
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, openSync, closeSync, fsyncSync, rmSync, existsSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parseEnvelope, type Envelope } from '../protocol/envelope.js';
 import { chunkCount, parseManifest, type Manifest } from '../protocol/manifest.js';
 import type { DeviceEvent, StateReport } from '../protocol/messages.js';
 import { makePrivateDir, PRIVATE_FILE_MODE } from '../signing/private-files.js';
 import { isFleetcastError } from '../protocol/errors.js';
-import type { Db, Stmt } from './db/db.js';
+import type { BlobStore, ChunkReader } from './blobs/blob-store.js';
+import { FileBlobStore } from './blobs/blob-files.js';
+import { RowBlobStore } from './blobs/blob-rows.js';
+import { engineOf, type Db, type Stmt } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { PgDb, redactUrl } from './db/pg-db.js';
 import { hubError } from './errors.js';
@@ -80,11 +79,17 @@ export class HubStore {
   // Bundles are immutable once stored, so their parsed manifests can be kept.
   private readonly bundleCache = new Map<string, BundleRecord>();
 
+  /** Bundle bytes: files in the data folder, or rows of the PostgreSQL store that every hub can serve. */
+  readonly blobs: BlobStore;
+  private readonly files: FileBlobStore;
+
   private constructor(dir: string, db: Db) {
     this.dir = dir;
     this.db = db;
     this.blobDir = join(dir, 'blobs');
     this.tmpDir = join(dir, 'tmp');
+    this.files = new FileBlobStore(this.blobDir, this.tmpDir);
+    this.blobs = engineOf(db) === 'postgres' ? new RowBlobStore(db) : this.files;
   }
 
   /**
@@ -140,39 +145,38 @@ export class HubStore {
 
   // ---- bundles -----------------------------------------------------------
 
+  /** The blob file of a bundle (the SQLite store's; on PostgreSQL the bytes are rows, see `blobs`). */
   blobPath(bundleId: string): string {
-    return join(this.blobDir, `${bundleId}.zst`);
+    return this.files.path(bundleId);
   }
 
   /** A fresh path under dataDir/tmp (same filesystem as blobs/, so rename is atomic). */
   tempPath(prefix: string): string {
-    return join(this.tmpDir, `${prefix}-${randomBytes(8).toString('hex')}`);
+    return this.files.tempPath(prefix);
   }
 
   /**
-   * Copy `length` bytes at `offset` of `src` to the bundle's blob: temp file,
-   * fsync, rename, fsync the folder, so a crash leaves the old state or the new
-   * one and never a torn blob under its final name.
+   * Copy `length` bytes at `offset` of `src` to the bundle's blob, whole or not at all (a crash leaves
+   * the old state or the new one, never a torn blob): a file on SQLite, rows on PostgreSQL (hub/blobs/).
    */
-  async putBlob(bundleId: string, src: string, offset: number, length: number): Promise<void> {
-    const tmp = this.tempPath(`blob-${bundleId.slice(0, 12)}`);
+  async putBlob(bundleId: string, src: string, offset: number, length: number, chunkSize = 1 << 20): Promise<void> {
     try {
-      const source = length > 0 ? createReadStream(src, { start: offset, end: offset + length - 1 }) : Readable.from([]);
-      await pipeline(source, createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE_MODE }));
-      // fsync applies to the file, not the descriptor: a second descriptor flushes what the stream wrote.
-      const fh = await open(tmp, 'r+');
-      try { await fh.sync(); } finally { await fh.close(); }
-      await rename(tmp, this.blobPath(bundleId));
-      const d = openSync(this.blobDir, 'r');
-      try { fsyncSync(d); } finally { closeSync(d); }
+      await this.blobs.put(bundleId, src, offset, length, chunkSize);
     } catch (e) {
-      await rm(tmp, { force: true });
+      if (isFleetcastError(e)) throw e;
       throw storeError(`cannot write blob for bundle ${bundleId}`, e);
     }
   }
 
   hasBlob(bundleId: string): boolean {
-    return existsSync(this.blobPath(bundleId));
+    return this.guard('cannot read blobs', () => this.blobs.has(bundleId));
+  }
+
+  /** Where the chunk server reads a bundle's bytes from. */
+  chunkSource(bundleId: string): { manifest: Manifest; blobPath: string } | { manifest: Manifest; open(): Promise<ChunkReader> } | undefined {
+    const b = this.getBundle(bundleId);
+    if (!b) return undefined;
+    return this.blobs === this.files ? { manifest: b.manifest, blobPath: this.blobPath(bundleId) } : { manifest: b.manifest, open: () => this.blobs.open(bundleId) };
   }
 
   /**

@@ -12,7 +12,7 @@ import type { KeyPair } from '../../signing/ed25519.js';
 import type { TrustedRoot } from '../../signing/root.js';
 import { onDecision, type DecisionRecord } from '../rollouts/decisions.js';
 import type { HubStore } from '../store.js';
-import { attachLog, detachLog, logManifest } from './hooks.js';
+import { logManifest } from './hooks.js';
 import { loadRootChain } from './root-chain.js';
 import { TransparencyLog } from './translog.js';
 
@@ -38,9 +38,8 @@ export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: Trust
       const version = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { version: number }).version;
       log.append({ kind: 'root', version, envelope: env }, `v${version}`);
     }
-    for (const b of o.store.listBundles()) logManifest(o.store, b);
+    for (const b of o.store.listBundles()) logManifest(log, b);
   };
-  attachLog(o.store, log);
   if (!o.deferCatchUp) catchUp();
 
   // onDecision is process-wide; only decisions committed in this hub's own database are ours.
@@ -80,7 +79,6 @@ export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: Trust
     close() {
       offDecision();
       offCheckpoint?.();
-      detachLog(o.store);
     },
   };
 }

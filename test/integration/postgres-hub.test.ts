@@ -70,5 +70,8 @@ describe.skipIf(!hasPostgres)('real hub on PostgreSQL', () => {
     expect(await count(server!.url, 'assignments')).toBe(1);
     expect(await count(server!.url, 'translog_leaves')).toBeGreaterThanOrEqual(4);
     expect(await count(server!.url, 'telemetry_devices')).toBe(1);
+    // The bundle's bytes too (one row per chunk): any hub on this database can serve them.
+    expect(await count(server!.url, 'bundle_chunks')).toBeGreaterThan(0);
+    expect(existsSync(join(hub.options.dataDir, 'blobs', `${v1.bundleId}.zst`))).toBe(false);
   }, 180_000);
 });

@@ -86,6 +86,30 @@ describe.each(ENGINES)('hub store on $engine', ({ engine, fresh }) => {
     expect((err as Error).message).toContain('schema version 99');
   });
 
+    it('keeps bundle bytes whole and serves each manifest chunk from them (files on SQLite, one row per chunk on PostgreSQL)', async () => {
+      const at = await fresh();
+      const store = open(at);
+      const payload = randomPayload(5000);
+      const b = bundleOf(payload);
+      const src = join(at.dir, 'upload.bin');
+      writeFileSync(src, Buffer.concat([Buffer.alloc(300, 7), payload]));
+      expect(store.hasBlob(b.id)).toBe(false);
+      await store.putBlob(b.id, src, 300, payload.length, b.manifest.payload.chunkSize);
+      store.insertBundle({ ...b, createdAt: 1 });
+      expect(store.hasBlob(b.id)).toBe(true);
+      const source = store.chunkSource(b.id)!;
+      const reader = 'blobPath' in source ? null : await source.open();
+      if (engine === 'postgres') expect(reader).not.toBeNull(); else expect(readFileSync((source as { blobPath: string }).blobPath).equals(payload)).toBe(true);
+      if (reader) {
+        const got = [];
+        for (let i = 0; i < 5; i++) got.push(await reader.read(i, i * 1024, Math.min(payload.length, (i + 1) * 1024)));
+        expect(Buffer.concat(got).equals(payload)).toBe(true);
+        await reader.close();
+        expect(existsSync(store.blobPath(b.id))).toBe(false);
+      }
+      store.close();
+    });
+
     it('records a bundle once per id and refuses another bundle under the same name@version', async () => {
       const store = open(await fresh());
       const a = bundleOf(randomPayload(3000));
