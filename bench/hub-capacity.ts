@@ -15,14 +15,18 @@
  * process's file-descriptor limit bound it too; the result says which runs out first.
  *
  * `npm run bench -- hub-capacity`; FLEETCAST_CAPACITY_DEVICES (default 2,000) and FLEETCAST_CAPACITY_ROUNDS (5).
+ *
+ * With FLEETCAST_CAPACITY_STORE=postgres://USER@127.0.0.1:PORT/DB (a PostgreSQL on this machine, an empty
+ * database) the same run is made with FLEETCAST_CAPACITY_HUBS hubs (default 2) of one cluster sharing that
+ * store and a mosquitto started here (devices in its password file and ACL): the CPU counted is then the hub
+ * processes' plus the PostgreSQL server's (its postmaster on that port and every backend), and mosquitto's
+ * is shown beside it.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundle } from '../bundles/build.js';
 import { buildMlp } from '../bundles/onnx-build.js';
 import { TelemetryWindow } from '../agent/telemetry/window.js';
-import { MqttCredentials } from '../hub/mqtt-credentials.js';
-import { HubStore } from '../hub/store.js';
 import { encodeTelemetryBinary } from '../protocol/telemetry-binary.js';
 import { compilePlan } from '../protocol/telemetry-plan.js';
 import { topics } from '../protocol/topics.js';
@@ -30,17 +34,32 @@ import { initKeys } from '../signing/keys.js';
 import { scenarioGenerator } from '../simulator/scenarios.js';
 import { benchDir } from './dirs.js';
 import { fmt, nowMs, type BenchResult } from './lib.js';
-import { freePort, peakRssMb, startHubProc, stopHubProc, until, type HubProc } from './reconnect-storm.js';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { enrollEmbedded, enrollMosquitto, freePort, peakRssMb, startHubProc, startMosquitto, stopHubProc, stopProc, until, type HubProc } from './reconnect-storm.js';
 import { StormFleet, type StormDevice } from './storm-fleet.js';
 
 const F = 32;
 const TICKS = 100; // USER_HZ on Linux: /proc/PID/stat counts CPU time in 1/100 s
 
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICKS; // fields 14 and 15 (utime, stime), counted after "pid (comm) "
+/** Fields of /proc/PID/stat after "pid (comm) ": [0] state, [1] ppid, … [11] utime, [12] stime. */
+function statFields(pid: number): string[] | undefined {
+  try { const stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); return stat.slice(stat.lastIndexOf(')') + 2).split(' '); } catch { return undefined; }
+}
+
+/** CPU seconds (user + system) the processes have used so far (a process gone meanwhile counts 0). */
+function cpuSeconds(pids: readonly number[]): number {
+  let t = 0;
+  for (const pid of pids) { const f = statFields(pid); if (f) t += (Number(f[11]) + Number(f[12])) / TICKS; }
+  return t;
+}
+
+/** The PostgreSQL server listening on `port` on this machine: its postmaster and every process it forked. */
+function postgresPids(port: number): number[] {
+  const all = readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d)).map(Number);
+  const master = all.find((pid) => { try { const c = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); return /postgres$/.test(c[0] ?? '') && c.includes(String(port)); } catch { return false; } });
+  if (master === undefined) throw new Error(`no PostgreSQL postmaster with -p ${port} on this machine (FLEETCAST_CAPACITY_STORE must be a local server)`);
+  return [master, ...all.filter((pid) => statFields(pid)?.[1] === String(master))];
 }
 
 function rssMb(pid: number): number {
@@ -66,12 +85,11 @@ export async function benchHubCapacity(): Promise<BenchResult> {
   const keys = initKeys(keysDir);
   const dataDir = join(dir, 'data');
   const ids = Array.from({ length: n }, (_, i) => `cap-${String(i).padStart(6, '0')}`);
-  const store = HubStore.open(dataDir);
-  let specs: { id: string; password: string }[];
-  try {
-    const creds = new MqttCredentials(store.sqlite);
-    specs = store.sqlite.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
-  } finally { store.close(); }
+  const storeUrl = process.env.FLEETCAST_CAPACITY_STORE;
+  const hubCount = storeUrl ? Number(process.env.FLEETCAST_CAPACITY_HUBS ?? 2) : 1;
+  const hubUsers = Array.from({ length: hubCount }, (_, i) => ({ user: `fleetcast-hub-${i + 1}`, password: `cap-hub-${i}-${Math.random().toString(36).slice(2)}` }));
+  // One hub: devices enrolled in its store. A cluster: in mosquitto's password file, with one user per hub.
+  const specs = storeUrl ? enrollMosquitto(dir, ids, hubUsers) : enrollEmbedded(dataDir, ids);
 
   const names = Array.from({ length: F }, (_, i) => `x[${i}]`);
   const gen = scenarioGenerator({}, 6);
@@ -81,23 +99,44 @@ export async function benchHubCapacity(): Promise<BenchResult> {
   const chunkCount = bundle.manifest.payload.chunkHashes.length;
   const plan = compilePlan(bundle.bundleId, bundle.manifest);
 
-  const httpPort = await freePort();
   const mqttPort = await freePort();
-  const hub: HubProc = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn'], { ...process.env });
+  let mosq: ChildProcess | undefined;
+  const hubs: HubProc[] = [];
+  if (storeUrl) mosq = await startMosquitto(dir, mqttPort);
+  for (let i = 0; i < hubCount; i++) {
+    const args = ['--data', storeUrl ? join(dir, `hub-${i + 1}`) : dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(await freePort()), '--log-level', 'warn'];
+    if (storeUrl) args.push('--store', storeUrl, '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--mqtt-username', hubUsers[i]!.user, '--cluster', '--mqtt-client-id', hubUsers[i]!.user);
+    else args.push('--mqtt-port', String(mqttPort));
+    hubs.push(await startHubProc(cli, args, { ...process.env, ...(storeUrl ? { FLEETCAST_MQTT_PASSWORD: hubUsers[i]!.password } : {}) }));
+  }
+  const hub = hubs[0]!;
+  // What is counted: the hub processes (one with its embedded broker), and in a cluster the PostgreSQL server too.
+  const pids = [...hubs.map((h) => h.proc.pid!), ...(storeUrl ? postgresPids(Number(new URL(storeUrl).port || 5432)) : [])];
   const pid = hub.proc.pid!;
-  const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+  const token = readFileSync(join(storeUrl ? join(dir, 'hub-1') : dataDir, 'admin.token'), 'utf8').trim();
   const auth = { authorization: `Bearer ${token}` };
-  const health = async () => (await (await fetch(`${hub.httpUrl}/v1/health`)).json()) as { devices: number; messages: { handled: Record<string, number>; rejected: Record<string, number> } };
-  const alive = () => { if (hub.exited) throw new Error(`the hub exited: ${hub.err().slice(-2000)}`); };
+  type Health = { devices: number; messages: { handled: Record<string, number>; rejected: Record<string, number> } };
+  const healthOf = async (h: HubProc) => (await (await fetch(`${h.httpUrl}/v1/health`)).json()) as Health;
+  // Every hub's counts, summed (in a cluster each device message reaches one hub); devices from the shared store.
+  const health = async (): Promise<Health> => {
+    const all = await Promise.all(hubs.map(healthOf));
+    const sum = (pick: (x: Health) => Record<string, number>) => all.reduce<Record<string, number>>((t, x) => { for (const [k, v] of Object.entries(pick(x))) t[k] = (t[k] ?? 0) + v; return t; }, {});
+    return { devices: all[0]!.devices, messages: { handled: sum((x) => x.messages.handled), rejected: sum((x) => x.messages.rejected) } };
+  };
+  const alive = () => { for (const h of hubs) if (h.exited) throw new Error(`a hub exited: ${h.err().slice(-2000)}`); };
+  if (storeUrl) await until(async () => (await Promise.all(hubs.map(async (h) => (await fetch(`${h.httpUrl}/v1/health`)).ok))).every(Boolean), 'the hubs to answer', 60_000);
   const fleet = new StormFleet(specs, `mqtt://127.0.0.1:${mqttPort}`, { baseMs: 200, capMs: 5_000 });
   const bound = 300_000;
+  let brokerCpuS = 0;
   /** CPU and wall time of the hub while `work` runs and until `done` holds. */
   const measure = async (ops: number, work: () => void | Promise<void>, done: () => boolean | Promise<boolean>, what: string): Promise<Phase> => {
-    const c0 = cpuSeconds(pid);
+    const c0 = cpuSeconds(pids);
+    const m0 = mosq ? cpuSeconds([mosq.pid!]) : 0;
     const t0 = nowMs();
     await work();
     await until(async () => { alive(); return done(); }, what, bound);
-    return { ops, cpuS: cpuSeconds(pid) - c0, wallS: (nowMs() - t0) / 1000 };
+    brokerCpuS += mosq ? cpuSeconds([mosq.pid!]) - m0 : 0;
+    return { ops, cpuS: cpuSeconds(pids) - c0, wallS: (nowMs() - t0) / 1000 };
   };
   try {
     const rssEmpty = rssMb(pid);
@@ -172,12 +211,15 @@ export async function benchHubCapacity(): Promise<BenchResult> {
     const mbPerDevice = (rssConnected - rssEmpty) / n;
     const freeMb = Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
     const byMemory = (freeMb + rssConnected) / Math.max(mbPerDevice, 1e-6);
-    const byFds = fds.soft - 100; // a few for the API, the database and logs
+    // With --broker a hub holds one connection, not one per device: no limit from its descriptors.
+    const byFds = storeUrl ? Number.POSITIVE_INFINITY : fds.soft - 100; // a few for the API, the database and logs
     const limits = [['CPU (one event loop)', byCpu], ['memory (available now)', byMemory], ['open files (ulimit -n)', byFds]] as const;
     const first = [...limits].sort((a, b) => a[1] - b[1])[0];
     const rolloutS = (per(assign) + per(chunk)) * 100_000;
     return {
-      name: `hub-capacity: one hub (compiled, secure, embedded broker + SQLite), ${n} emulated devices, ${rounds} rounds per report kind`,
+      name: storeUrl
+        ? `hub-capacity: ${hubCount} hubs of one cluster (compiled, --store PostgreSQL, --broker mosquitto with password file and ACL), ${n} emulated devices, ${rounds} rounds per report kind; CPU = hubs + PostgreSQL`
+        : `hub-capacity: one hub (compiled, secure, embedded broker + SQLite), ${n} emulated devices, ${rounds} rounds per report kind`,
       ours: {
         'state report, CPU µs': cState * 1e6,
         'telemetry report, CPU µs': cTel * 1e6,
@@ -200,18 +242,19 @@ export async function benchHubCapacity(): Promise<BenchResult> {
         { name: '100,000 / devices by CPU alone', value: 100_000 / byCpu },
       ],
       notes: [
-        `per device per minute at the defaults (state report every 60 s, telemetry window of 60 s): ${fmt(cState * 1e6, 0)} + ${fmt(cTel * 1e6, 0)} + ${fmt(idlePerDevicePerMin * 1e6, 0)} (idle) = ${fmt(perDeviceMinute * 1e6, 0)} µs of CPU; 60 s / that = ${fmt(byCpu, 0)} devices at 100 % of one core`,
+        `per device per minute at the defaults (state report every 60 s, telemetry window of 60 s): ${fmt(cState * 1e6, 0)} + ${fmt(cTel * 1e6, 0)} + ${fmt(idlePerDevicePerMin * 1e6, 0)} (idle, all of it charged to the devices) = ${fmt(perDeviceMinute * 1e6, 0)} µs of CPU${storeUrl ? ` (${hubCount} hubs and PostgreSQL together)` : ''}; 60 s / that = ${fmt(byCpu, 0)} devices per core${storeUrl ? ' of control-plane CPU, spread over the hubs and the database' : ' (the hub\'s one event loop)'}`,
         `memory: RSS ${fmt(rssEmpty, 0)} MB before the fleet, ${fmt(rssConnected, 0)} MB with ${n} connected → ${fmt(mbPerDevice * 1024, 1)} KiB per device; ${fmt(freeMb, 0)} MB available → ${fmt(byMemory, 0)} devices; peak RSS ${fmt(rssPeak, 0)} MB`,
-        `open files: the hub's soft limit is ${fds.soft} (hard ${fds.hard}); the embedded broker holds one socket per device → ${byFds} devices until the soft limit is raised (systemd LimitNOFILE=, ulimit -n), at most ${fds.hard - 100}`,
+        storeUrl ? `open files: each hub holds one broker connection (the broker holds the devices' sockets: its own limit, not measured here)` : `open files: the hub's soft limit is ${fds.soft} (hard ${fds.hard}); the embedded broker holds one socket per device → ${byFds} devices until the soft limit is raised (systemd LimitNOFILE=, ulimit -n), at most ${fds.hard - 100}`,
         `runs out first: ${first[0]}, at about ${fmt(first[1], 0)} devices`,
         `a rollout to 100,000 devices costs (assignment ${fmt(per(assign) * 1e6, 0)} + chunks ${fmt(per(chunk) * 1e6, 0)} µs) × 100,000 = ${fmt(rolloutS, 0)} CPU s (${chunkCount} chunks, ${bundle.manifest.payload.compressedLength} bytes per device)`,
         `telemetry report: ${reportBytes} bytes, ${F} features, 200-request window; ingest on the hub thread (telemetry.ingestWorkers 0, the default)`,
-        `2 shared cores: the emulated devices run in the bench process beside the hub; CPU is the hub process's own`,
+        `2 shared cores: the emulated devices run in the bench process beside the hub; CPU is the hub process's own${storeUrl ? ` plus PostgreSQL's (${pids.length - hubCount} server processes); mosquitto used ${fmt(brokerCpuS)} CPU s over the measured phases, not counted` : ''}`,
       ],
     };
   } finally {
     fleet.stop();
-    await stopHubProc(hub);
+    for (const h of hubs) await stopHubProc(h);
+    if (mosq) await stopProc(mosq);
   }
 }
 

@@ -115,7 +115,7 @@ export function peakRssMb(pid: number | undefined): number {
   try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return 0; }
 }
 
-async function startMosquitto(dir: string, port: number): Promise<ChildProcess> {
+export async function startMosquitto(dir: string, port: number): Promise<ChildProcess> {
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...mosquittoConf({ passwordFile: join(dir, 'passwd'), aclFile: join(dir, 'acl') }).trimEnd().split('\n'),
     'persistence false', 'log_dest stderr', 'log_type error', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
@@ -128,11 +128,32 @@ async function startMosquitto(dir: string, port: number): Promise<ChildProcess> 
   return proc;
 }
 
-async function stopProc(p: ChildProcess): Promise<void> {
+export async function stopProc(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const gone = new Promise((r) => p.once('exit', r));
   p.kill('SIGKILL');
   await gone;
+}
+
+/** Enroll devices in the hub's store (SQLite in dataDir): one transaction; a salted SHA-256 per device (hub/mqtt-credentials.ts). */
+export function enrollEmbedded(dataDir: string, ids: readonly string[]): StormDeviceSpec[] {
+  const store = HubStore.open(dataDir);
+  try {
+    const creds = new MqttCredentials(store.sqlite);
+    return store.sqlite.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
+  } finally { store.close(); }
+}
+
+/**
+ * mosquitto's own password file (plain lines hashed in one `mosquitto_passwd -U` run) and ACL in `dir`: the devices,
+ * and each hub its own user (the first gets the device patterns of mosquittoAcl; a hub of a cluster needs its own identity).
+ */
+export function enrollMosquitto(dir: string, ids: readonly string[], hubs: readonly { user: string; password: string }[]): StormDeviceSpec[] {
+  const specs = ids.map((id) => ({ id, password: Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2) }));
+  writeFileSync(join(dir, 'passwd'), [...specs.map((s) => `${s.id}:${s.password}`), ...hubs.map((h) => `${h.user}:${h.password}`)].join('\n') + '\n');
+  execFileSync(MOSQUITTO_PASSWD_BIN, ['-U', join(dir, 'passwd')]);
+  writeFileSync(join(dir, 'acl'), hubs.slice(1).map((h) => `user ${h.user}\ntopic readwrite fc/v1/#\n\n`).join('') + mosquittoAcl(hubs[0]!.user));
+  return specs;
 }
 
 export async function runStorm(o: StormOptions): Promise<StormFigures> {
@@ -149,19 +170,8 @@ export async function runStorm(o: StormOptions): Promise<StormFigures> {
   let specs: StormDeviceSpec[];
   const hubPassword = 'storm-hub-' + Math.random().toString(36).slice(2);
   const t0 = Date.now();
-  if (o.broker === 'embedded') {
-    const store = HubStore.open(dataDir);
-    try {
-      const creds = new MqttCredentials(store.sqlite);
-      specs = store.sqlite.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
-    } finally { store.close(); }
-  } else {
-    // mosquitto's own password file: plain lines hashed in one `mosquitto_passwd -U` run.
-    specs = ids.map((id) => ({ id, password: Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2) }));
-    writeFileSync(join(dir, 'passwd'), [...specs.map((s) => `${s.id}:${s.password}`), `${HUB_MQTT_USER}:${hubPassword}`].join('\n') + '\n');
-    execFileSync(MOSQUITTO_PASSWD_BIN, ['-U', join(dir, 'passwd')]);
-    writeFileSync(join(dir, 'acl'), mosquittoAcl());
-  }
+  if (o.broker === 'embedded') specs = enrollEmbedded(dataDir, ids);
+  else specs = enrollMosquitto(dir, ids, [{ user: HUB_MQTT_USER, password: hubPassword }]);
   const enrollMs = Date.now() - t0;
   log(`enrolled ${o.devices} devices in ${enrollMs} ms`);
 
