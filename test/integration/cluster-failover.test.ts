@@ -24,6 +24,7 @@ import { verifyAudit } from '../../signing/audit-verify.js';
 import { verifyForRole } from '../../signing/envelope.js';
 import { loadRootText } from '../../signing/root.js';
 import { startFleet, type Fleet } from '../../simulator/fleet.js';
+import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
 import { distFile } from '../helpers/build-cli.js';
 import { cleanupTempDirs, freePort, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { makeBundle } from '../helpers/hub-harness.js';
@@ -88,6 +89,17 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('cluster failover: two compiled h
 
   const client = () => new HubClient([...hubs.values()][0]!.url, token);
 
+  /** Telemetry reports the agents sent (acknowledged by the broker) and the reports the hubs merged into the store. */
+  const sentReports = () => fleet.agents.reduce((t, a) => t + (a.status().telemetry?.sent ?? 0), 0);
+  async function storedReports(): Promise<number> {
+    const c = new pg.Client({ connectionString: server.url });
+    await c.connect();
+    try {
+      const r = await c.query<{ data: string }>("SELECT data FROM telemetry_fine WHERE key = 'meta'");
+      return r.rows.reduce((t, row) => t + ((JSON.parse(row.data) as { reports?: number }).reports ?? 0), 0);
+    } finally { await c.end(); }
+  }
+
   beforeAll(async () => {
     server = await startPostgres();
     broker = await startMosquitto();
@@ -108,7 +120,7 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('cluster failover: two compiled h
       seen.set(a.deviceId, byCounter);
     });
     await watcher.subscribeAsync('fc/v1/dev/+/assign', { qos: 1 });
-    fleet = await startFleet({ brokerUrl: broker.url, agents: DEVICES, rootPath: keys.rootPath, dataDir: tempDir('fleetcast-failover-fleet-'), startConcurrency: 50, agentOptions: { heartbeatMs: 2_000, chunkTimeoutMs: 1_000 } });
+    fleet = await startFleet({ brokerUrl: broker.url, agents: DEVICES, rootPath: keys.rootPath, dataDir: tempDir('fleetcast-failover-fleet-'), startConcurrency: 50, agentOptions: { heartbeatMs: 2_000, chunkTimeoutMs: 1_000, telemetry: { ...TELEMETRY_DEFAULTS, windowMs: 2_000, sampleRate: 1 } } });
   }, 180_000);
 
   afterAll(async () => {
@@ -128,6 +140,8 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('cluster failover: two compiled h
     await fleet.waitForVersion('churn', 1, 60_000);
 
     const spec = { rings: [{ name: 'canary', percent: 10 }, { name: 'wider', percent: 50 }, { name: 'all', percent: 100 }], gates: { minRequests: 0, soak: '0s', maxLatencyRatio: 1000 } };
+    // Predictions, so that every device reports a telemetry window every 2 s through the rollout and the kill.
+    const drive = fleet.drive({ concurrency: 8 });
     const { id } = await api.startRollout<{ id: string }>({ name: 'churn', version: 2, spec, autoPromote: true });
     // Mid-rollout: the canary has passed and the wider ring is under way.
     await waitFor(async () => (await api.rollout<Status>(id)).ring !== 'canary', 'the rollout to reach its second ring', 60_000);
@@ -152,6 +166,19 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('cluster failover: two compiled h
     await fleet.waitForVersion('churn', 2, 60_000);
     expect(fleet.versions()).toEqual({ 'churn@2': DEVICES });
     expect(reused).toEqual([]);
+
+    // Telemetry: once the agents stop and their last windows are stored, none was counted twice, and those
+    // lost are at most what was in flight at the kill (what the dead hub had taken but not yet written:
+    // at most its flush interval's share, here bounded by one window per device).
+    await drive.stop();
+    await new Promise((r) => setTimeout(r, 4_000)); // the last 2 s windows close and are sent
+    let stored = -1;
+    await waitFor(async () => { const now = await storedReports(); const same = now === stored; stored = now; return same; }, 'the stored telemetry to settle', 60_000, 1_500);
+    const sent = sentReports();
+    console.log(`failover telemetry: ${sent} reports sent, ${stored} stored, ${sent - stored} lost in flight`);
+    expect(sent).toBeGreaterThan(DEVICES);
+    expect(stored).toBeLessThanOrEqual(sent);
+    expect(sent - stored).toBeLessThanOrEqual(DEVICES);
     const v2 = (await api2.bundles()).bundles.find((b) => b.version === 2)!.bundleId;
     for (const d of (await api2.devices()).devices) expect(d.assignment?.bundleId).toBe(v2);
 
