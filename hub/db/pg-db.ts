@@ -128,19 +128,20 @@ export class PgDb implements Db {
   #call(req: PgRequest): PgReply {
     if (!this.#open) throw hubError('HUB_ERR_STORE', 'the PostgreSQL store is closed');
     const id = ++this.#next;
-    Atomics.store(this.#signal, 0, 0);
     this.#port.postMessage({ ...req, id });
     const end = Date.now() + this.#waitMs;
     for (;;) {
-      const left = end - Date.now();
-      if (left <= 0) return { id, ok: false, unavailable: true, message: `no answer from PostgreSQL within ${this.#waitMs} ms` };
-      Atomics.wait(this.#signal, 0, 0, left);
+      // Cleared before the port is read: the worker posts its answer before it raises the word, so an
+      // answer that lands after this read also wakes the wait below (no lost wake-up).
+      Atomics.store(this.#signal, 0, 0);
       for (let m = receiveMessageOnPort(this.#port); m; m = receiveMessageOnPort(this.#port)) {
         const r = m.message as PgReply;
         // An answer to a request that timed out earlier is dropped: only this id answers this call.
         if (r.id === id) return r;
       }
-      Atomics.store(this.#signal, 0, 0);
+      const left = end - Date.now();
+      if (left <= 0) return { id, ok: false, unavailable: true, message: `no answer from PostgreSQL within ${this.#waitMs} ms` };
+      Atomics.wait(this.#signal, 0, 0, left);
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * Faults of the PostgreSQL store, on a real PostgreSQL (test/helpers/postgres.ts):
  * - unreachable at start: the compiled `fleetcast hub --store` exits non-zero with HUB_ERR_STORE_UNAVAILABLE;
+ * - a database migrated by a newer hub: the compiled hub refuses to start, naming the schema version;
  * - killed inside a multi-row change: nothing of it is written (one transaction);
  * - stopped while the real hub (authentication on) runs with a device: API writes answer 503 with
  *   HUB_ERR_STORE_UNAVAILABLE, the hub process stays up, the device keeps serving its model, and once
@@ -49,6 +50,18 @@ describe.skipIf(!hasPostgres)('PostgreSQL store faults', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('HUB_ERR_STORE_UNAVAILABLE');
     expect(r.stderr).toContain(`127.0.0.1:${closed}`);
+  });
+
+  it('Schema_newer_than_hub_at_start: the compiled hub refuses a database migrated by a newer hub, naming the version it needs', async () => {
+    const url = await server!.newDatabase();
+    HubStore.open(tempDir(), { url }).close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try { await c.query('UPDATE schema_version SET version = 99'); } finally { await c.end(); }
+    const r = await runCli(tempDir(), await buildCli(), ['hub', '--data', tempDir(), '--keys', makeKeys().dir, '--mqtt-port', '0', '--http-port', '0', '--store', url], { ...process.env });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('HUB_ERR_STORE_SCHEMA');
+    expect(r.stderr).toContain('schema version 99');
   });
 
   it('Postgres_killed_mid_transaction: a batch of assignments cut off half-way leaves no counter and no assignment', async () => {
