@@ -158,7 +158,11 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     // Device events: rate-limited per device, checked against assignments, installs logged in batches.
     const events = new DeviceEvents({ store, log: translog.log, options: options.events, now, logger });
     stops.push(() => events.close());
-    const telemetry = new TelemetryService({ store, options: options.telemetry, logger, now });
+    // A hub of a cluster ingests in delta mode (at least one ingest worker): each flush adds what came since the last
+    // one to the stored cells inside its transaction. Inline ingest keeps whole cells, read once, and writes them
+    // back whole, so two hubs writing one cell would each erase the other's reports (found by the failover test).
+    const telemetryOptions = cluster ? { ...options.telemetry, ingestWorkers: Math.max(1, options.telemetry.ingestWorkers) } : options.telemetry;
+    const telemetry = new TelemetryService({ store, options: telemetryOptions, logger, now });
     stops.push(() => telemetry.close());
 
     let broker: EmbeddedBroker | undefined;

@@ -14,6 +14,9 @@ import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
 import { adminToken, makeBundle, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { TelemetryWindow } from '../../agent/telemetry/window.js';
+import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
+import { compilePlan } from '../../protocol/telemetry-plan.js';
 
 afterAll(cleanupTempDirs);
 
@@ -94,6 +97,27 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('two hubs on one PostgreSQL store
     expect(follower.store.getAssignment('dev-1')!.counter).toBe(before);
     expect(() => follower.translog.log.append({ kind: 'root', version: 99, envelope: { payloadType: 'x', payload: '', signatures: [] } } as never, 'v99'))
       .toThrow(expect.objectContaining({ code: 'HUB_ERR_NOT_LEADER' }));
+  });
+
+  it('telemetry ingested by two hubs into the same cells: every report counted, none overwritten by the other hub', async () => {
+    const [a, b] = hubs;
+    const bundle = a!.store.getBundleByVersion('churn', 1)!;
+    const plan = compilePlan(bundle.id, bundle.manifest);
+    const now = Date.now();
+    const report = (deviceId: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId, seq, to: now, part: 0, parts: 1, sampleRate: 1, dropped: 0, ...new TelemetryWindow(plan, now - 1_000).body() });
+    const stored = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try { return (await c.query<{ data: string }>("SELECT data FROM telemetry_fine WHERE key = 'meta'")).rows.reduce((t, r) => t + ((JSON.parse(r.data) as { reports?: number }).reports ?? 0), 0); } finally { await c.end(); }
+    };
+    const before = await stored();
+    // As the broker's shared subscription does: one device's reports alternate between the hubs, in rounds with flushes between.
+    for (let round = 0; round < 3; round++) {
+      for (let s = 1; s <= 10; s++) (s % 2 ? a! : b!).telemetry.handleMessage('dev-1', report('dev-1', round * 100 + s));
+      await a!.telemetry.settle();
+      await b!.telemetry.settle();
+    }
+    expect(await stored() - before).toBe(30);
   });
 
   it('a request forwarded to a hub that does not lead is refused, not forwarded again', async () => {
