@@ -66,7 +66,7 @@ export interface StormFigures {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs: number, alive?: () => void): Promise<void> {
+export async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs: number, alive?: () => void): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await fn())) {
     alive?.();
@@ -75,7 +75,7 @@ async function until(fn: () => boolean | Promise<boolean>, what: string, timeout
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.on('error', reject);
@@ -83,9 +83,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-interface HubProc { proc: ChildProcess; httpUrl: string; exited: boolean; err(): string }
+export interface HubProc { proc: ChildProcess; httpUrl: string; exited: boolean; err(): string }
 
-async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv): Promise<HubProc> {
+export async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv): Promise<HubProc> {
   const proc = spawn(process.execPath, [cli, 'hub', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
@@ -103,7 +103,7 @@ async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv)
   return h;
 }
 
-async function stopHubProc(h: HubProc): Promise<void> {
+export async function stopHubProc(h: HubProc): Promise<void> {
   if (h.exited) return;
   const gone = new Promise((r) => h.proc.once('exit', r));
   h.proc.kill('SIGTERM');
@@ -111,11 +111,11 @@ async function stopHubProc(h: HubProc): Promise<void> {
 }
 
 /** Peak resident set of a live process (Linux /proc; 0 elsewhere). */
-function peakRssMb(pid: number | undefined): number {
+export function peakRssMb(pid: number | undefined): number {
   try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return 0; }
 }
 
-async function startMosquitto(dir: string, port: number): Promise<ChildProcess> {
+export async function startMosquitto(dir: string, port: number): Promise<ChildProcess> {
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...mosquittoConf({ passwordFile: join(dir, 'passwd'), aclFile: join(dir, 'acl') }).trimEnd().split('\n'),
     'persistence false', 'log_dest stderr', 'log_type error', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
@@ -128,11 +128,32 @@ async function startMosquitto(dir: string, port: number): Promise<ChildProcess> 
   return proc;
 }
 
-async function stopProc(p: ChildProcess): Promise<void> {
+export async function stopProc(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const gone = new Promise((r) => p.once('exit', r));
   p.kill('SIGKILL');
   await gone;
+}
+
+/** Enroll devices in the hub's store (SQLite in dataDir): one transaction; a salted SHA-256 per device (hub/mqtt-credentials.ts). */
+export function enrollEmbedded(dataDir: string, ids: readonly string[]): StormDeviceSpec[] {
+  const store = HubStore.open(dataDir);
+  try {
+    const creds = new MqttCredentials(store.sqlite);
+    return store.sqlite.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
+  } finally { store.close(); }
+}
+
+/**
+ * mosquitto's own password file (plain lines hashed in one `mosquitto_passwd -U` run) and ACL in `dir`: the devices,
+ * and each hub its own user (the first gets the device patterns of mosquittoAcl; a hub of a cluster needs its own identity).
+ */
+export function enrollMosquitto(dir: string, ids: readonly string[], hubs: readonly { user: string; password: string }[]): StormDeviceSpec[] {
+  const specs = ids.map((id) => ({ id, password: Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2) }));
+  writeFileSync(join(dir, 'passwd'), [...specs.map((s) => `${s.id}:${s.password}`), ...hubs.map((h) => `${h.user}:${h.password}`)].join('\n') + '\n');
+  execFileSync(MOSQUITTO_PASSWD_BIN, ['-U', join(dir, 'passwd')]);
+  writeFileSync(join(dir, 'acl'), hubs.slice(1).map((h) => `user ${h.user}\ntopic readwrite fc/v1/#\n\n`).join('') + mosquittoAcl(hubs[0]!.user));
+  return specs;
 }
 
 export async function runStorm(o: StormOptions): Promise<StormFigures> {
@@ -149,19 +170,8 @@ export async function runStorm(o: StormOptions): Promise<StormFigures> {
   let specs: StormDeviceSpec[];
   const hubPassword = 'storm-hub-' + Math.random().toString(36).slice(2);
   const t0 = Date.now();
-  if (o.broker === 'embedded') {
-    const store = HubStore.open(dataDir);
-    try {
-      const creds = new MqttCredentials(store.sqlite);
-      specs = store.sqlite.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
-    } finally { store.close(); }
-  } else {
-    // mosquitto's own password file: plain lines hashed in one `mosquitto_passwd -U` run.
-    specs = ids.map((id) => ({ id, password: Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2) }));
-    writeFileSync(join(dir, 'passwd'), [...specs.map((s) => `${s.id}:${s.password}`), `${HUB_MQTT_USER}:${hubPassword}`].join('\n') + '\n');
-    execFileSync(MOSQUITTO_PASSWD_BIN, ['-U', join(dir, 'passwd')]);
-    writeFileSync(join(dir, 'acl'), mosquittoAcl());
-  }
+  if (o.broker === 'embedded') specs = enrollEmbedded(dataDir, ids);
+  else specs = enrollMosquitto(dir, ids, [{ user: HUB_MQTT_USER, password: hubPassword }]);
   const enrollMs = Date.now() - t0;
   log(`enrolled ${o.devices} devices in ${enrollMs} ms`);
 

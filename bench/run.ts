@@ -24,6 +24,8 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'metrics-cost': async () => (await import('./metrics-cost.js')).benchMetricsCost(),
   'reconnect-storm': async () => (await import('./reconnect-storm.js')).benchReconnectStorm(),
   'device-page': async () => (await import('./device-page.js')).benchDevicePage(),
+  'hub-capacity': async () => (await import('./hub-capacity.js')).benchHubCapacity(),
+  'pg-store': async () => (await import('./pg-store.js')).benchPgStore(),
 };
 
 const wanted = process.argv.slice(2);

@@ -56,12 +56,16 @@ export class StormDevice {
   lastAssignAt = 0;
   connects = 0;
   refusals = 0;
+  /** Chunk messages received (fc/v1/bundle/…/chunk/…), and QoS 1 publishes of send() the broker acknowledged. */
+  chunks = 0;
+  sentAcked = 0;
   private sock: Socket | undefined;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private buf: Buffer = Buffer.alloc(0);
   private reportId = 0;
+  private sendId = 30000;
 
   constructor(readonly spec: StormDeviceSpec, private readonly port: number, private readonly host: string, private readonly backoff: StormBackoff, private readonly report: (d: StormDevice) => Buffer) {}
 
@@ -84,6 +88,24 @@ export class StormDevice {
     this.stopped = true;
     clearTimeout(this.timer);
     this.sock?.destroy();
+  }
+
+  /** A new state report (seq one higher), retained at QoS 1, as an agent sends on connect and every heartbeat. */
+  reportState(): void {
+    this.seq++;
+    this.reportId = this.reportId % 30000 + 2;
+    this.sock?.write(publishPacket(this.reportId, topics.device(this.spec.id, 'state'), this.report(this)));
+  }
+
+  /** PUBLISH at QoS 1, not retained, as an agent sends events, telemetry and chunk requests (bench hub-capacity). */
+  send(topic: string, payload: Buffer): void {
+    this.sendId = this.sendId % 30000 + 30001;
+    this.sock?.write(packet(0x32, str(topic), u16(this.sendId), payload));
+  }
+
+  /** SUBSCRIBE at QoS 1 to one more filter (a bundle's chunk topics); its SUBACK counts as the assign one's. */
+  subscribe(topic: string): void {
+    this.sock?.write(subscribePacket(2, topic));
   }
 
   /** PUBLISH at QoS 0 (tests: a message the broker should route or refuse). */
@@ -132,24 +154,26 @@ export class StormDevice {
         clearTimeout(this.timer);
         this.connects++;
         this.attempt = 0;
-        this.seq++;
-        this.reportId = this.reportId % 60000 + 2;
         s.write(subscribePacket(1, topics.assign(this.spec.id)));
-        s.write(publishPacket(this.reportId, topics.device(this.spec.id, 'state'), this.report(this)));
+        this.reportState();
         return;
       }
       case 9: // SUBACK: 0x80 is a refusal [MQTT-3.9.3-2]
         if (body[2] === 0x80) { this.refusals++; s.destroy(); return; }
         this.subscribed = true;
         return;
-      case 4: // PUBACK of the state report
-        if (body.readUInt16BE(0) === this.reportId) this.ackedSeq = this.seq;
+      case 4: { // PUBACK of the state report, or of a send()
+        const id = body.readUInt16BE(0);
+        if (id === this.reportId) this.ackedSeq = this.seq;
+        else if (id > 30000) this.sentAcked++;
         return;
-      case 3: { // PUBLISH (the assignment)
+      }
+      case 3: { // PUBLISH (the assignment, or a chunk)
         const qos = (first >> 1) & 3;
         const topicLen = body.readUInt16BE(0);
-        this.assigns++;
-        this.lastAssignAt = Date.now();
+        // Topic bytes are ASCII here: fc/v1/dev/<id>/assign or fc/v1/bundle/<id>/chunk/<i>.
+        if (body.toString('latin1', 2, 2 + topicLen).includes('/chunk/')) this.chunks++;
+        else { this.assigns++; this.lastAssignAt = Date.now(); }
         if (qos > 0) s.write(pubackPacket(body.readUInt16BE(2 + topicLen)));
         return;
       }

@@ -24,12 +24,15 @@ import { buildOpenApi } from './openapi.js';
 import { accessOf, actorOf, assertRouteAccess, type Access } from './auth/guard.js';
 import type { HubOptions } from './options.js';
 import type { BundleRecord, DeviceRecord, HubStore } from './store.js';
+import type { LogAppender } from './translog/hooks.js';
 
 export interface ApiDeps {
   options: HubOptions;
   store: HubStore;
   root: TrustedRoot;
   assigner: Assigner;
+  /** The transparency log: every accepted bundle's manifest is appended to it. */
+  log: LogAppender;
   logger: Logger;
   now: () => number;
   /** Live numbers for GET /v1/health. */
@@ -143,7 +146,7 @@ export function buildApi(deps: ApiDeps) {
 
   const errors = { '4xx': S.errorBody.json, '5xx': S.errorBody.json };
 
-  app.post('/v1/bundles', { config: { access: 'operator' },
+  app.post('/v1/bundles', { config: { access: 'operator', leader: true },
     schema: { summary: 'Publish a bundle file (the body is the file, application/octet-stream)', consumes: ['application/octet-stream'], response: { 200: S.publishResult.json, 201: S.publishResult.json, ...errors } },
   }, async (req, reply) => {
     const type = String(req.headers['content-type'] ?? '');
@@ -153,7 +156,7 @@ export function buildApi(deps: ApiDeps) {
     const tmp = store.tempPath('upload');
     try {
       await receive(req.body as Readable | undefined, tmp, options.maxBundleBytes);
-      const r = await ingestBundleFile(tmp, { store, root: deps.root, now: deps.now });
+      const r = await ingestBundleFile(tmp, { store, root: deps.root, now: deps.now, log: deps.log });
       if (r.created) logger.info({ bundleId: r.bundle.id, name: r.bundle.name, version: r.bundle.version }, 'bundle published');
       reply.code(r.created ? 201 : 200);
       return { bundleId: r.bundle.id, name: r.bundle.name, version: r.bundle.version, created: r.created };
@@ -172,7 +175,7 @@ export function buildApi(deps: ApiDeps) {
     return { ...bundleSummary(b), manifest: b.manifest, envelope: b.envelope };
   });
 
-  app.post('/v1/deployments', { config: { access: 'operator' }, schema: { summary: 'Assign a bundle to devices (signed, retained on each device\'s assign topic)', body: S.deployBody.json, response: { 200: S.deployResult.json, ...errors } } }, async (req) => {
+  app.post('/v1/deployments', { config: { access: 'operator', leader: true }, schema: { summary: 'Assign a bundle to devices (signed, retained on each device\'s assign topic)', body: S.deployBody.json, response: { 200: S.deployResult.json, ...errors } } }, async (req) => {
     const body = req.body as S.DeployBody;
     const bundle = store.getBundleByVersion(body.name, body.version);
     if (!bundle) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', `${body.name}@${body.version}`);

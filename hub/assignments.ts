@@ -17,7 +17,7 @@ import { topics } from '../protocol/topics.js';
 import type { KeyPair } from '../signing/ed25519.js';
 import { signEnvelope } from '../signing/envelope.js';
 import { hubError } from './errors.js';
-import { logDeployment } from './translog/hooks.js';
+import { logDeployment, requireLog, type LogAppender } from './translog/hooks.js';
 import type { AssignmentRecord, BundleRecord, HubStore } from './store.js';
 
 /** Assignments signed per transaction (well under a second of pure-JS Ed25519). */
@@ -25,6 +25,8 @@ const SIGN_BATCH = 256;
 
 export interface AssignerOptions {
   store: HubStore;
+  /** Every deployment is appended here before anything is signed (required: see hub/translog/hooks.ts). */
+  log: LogAppender;
   hubKey: KeyPair;
   /** The version of the hub's current root, signed into every assignment (agents that reset their counter at a newer root refuse older ones). */
   rootVersion: number;
@@ -53,6 +55,7 @@ export class Assigner {
   private readonly unpublished = new Set<string>();
 
   constructor(o: AssignerOptions) {
+    requireLog(o.log, 'the assigner');
     this.o = o;
   }
 
@@ -69,7 +72,7 @@ export class Assigner {
     const rolloutId = meta.rolloutId ?? null;
     const ring = meta.ring ?? null;
     // Logged before anything is signed: no device can be assigned what the transparency log does not show (issue #6).
-    logDeployment(this.o.store, bundle, targets, { rolloutId, ring, ...(meta.actor ? { actor: meta.actor } : {}) }, this.o.now());
+    logDeployment(this.o.log, bundle, targets, { rolloutId, ring, ...(meta.actor ? { actor: meta.actor } : {}) }, this.o.now());
     this.o.onAssigning?.(bundle.id, targets);
     const counters: Record<string, number> = {};
     let failure: unknown;

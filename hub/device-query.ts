@@ -5,7 +5,7 @@
  * id of the previous page): an index seek, stable while devices report, unlike
  * OFFSET which rescans what it skips and shifts when rows are added.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from './db/db.js';
 import { deviceFromRow, type DeviceRow } from './store-schema.js';
 import type { DeviceRecord, HubStore } from './store.js';
 
@@ -74,7 +74,7 @@ export interface FleetSummary {
   byPhase: Record<string, number>;
 }
 
-function countBy(db: Database.Database, expr: string, join: boolean): Record<string, number> {
+function countBy(db: Db, expr: string, join: boolean): Record<string, number> {
   const rows = db.prepare(`SELECT ${expr} AS k, COUNT(*) AS n FROM devices d ${join ? 'LEFT JOIN assignments a ON a.device_id = d.id' : ''} GROUP BY k ORDER BY n DESC LIMIT 200`).all() as { k: string | null; n: number }[];
   return Object.fromEntries(rows.map((r) => [r.k ?? 'none', r.n]));
 }

@@ -44,6 +44,10 @@ import { HubMetrics } from './metrics/hub-metrics.js';
 import { registerMetricsRoutes, startMetricsServer } from './metrics/routes.js';
 import { registerEnrollRoutes } from './enroll-routes.js';
 import { registerConsoleRoutes } from './console/routes.js';
+import { LeaderDuties } from './cluster/duties.js';
+import { installLeaderForwarding } from './cluster/forward.js';
+import { LeaderLease } from './cluster/leader.js';
+import { assertFence } from './cluster/fence.js';
 
 export interface HubSeams {
   /** The clock for assignment times and registry timestamps. */
@@ -75,6 +79,8 @@ export interface Hub {
   readonly events: DeviceEvents;
   /** Every API route with the access its registration declared (hub/auth/guard.ts). */
   routes(): RouteAccess[];
+  /** Several hubs, one fleet (hub/cluster/): whether this hub leads and under which epoch; a hub alone always leads, under epoch 0. */
+  readonly leadership: { readonly epoch: number | null; readonly lease: LeaderLease | undefined };
   /** Prometheus metrics (hub/metrics/), served on GET /metrics (auditor token) and, with metricsPort, at metricsUrl without one. */
   readonly metrics: HubMetrics;
   readonly metricsUrl: string | undefined;
@@ -128,20 +134,36 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.length = 0;
   };
   const httpTls = readHttpTls(options);
+  const cluster = options.cluster;
+  // Shared subscriptions and one retained copy of each assignment for every hub need a broker they all reach.
+  if (cluster && !options.brokerUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs brokerUrl (--broker): the hubs of a cluster share one external MQTT 5 broker, not each an embedded one');
+  // Hubs that do not share one store would each hold part of the fleet: refused rather than silently split.
+  const leaseUrl = cluster?.url ?? options.storeUrl;
+  if (cluster && !leaseUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs storeUrl (--store postgres://…): the hubs of a cluster share one PostgreSQL store, which also holds the leader lease');
+  // The leader-only work (DESIGN.md "Scale-out"): started once elected, stopped the moment this hub is deposed.
+  // A hub alone is elected once, at start, under epoch 0.
+  const duties = new LeaderDuties(logger);
   try {
     // A data folder made by an older hub (or by a service manager) may be readable by other users: tighten it, and say so.
     const loosened = tightenTree(options.dataDir);
     const said = describeChanges(loosened);
     if (said) logger.warn({ dataDir: options.dataDir, count: loosened.length }, said);
-    const store = HubStore.open(options.dataDir);
+    const store = HubStore.open(options.dataDir, { url: options.storeUrl });
     stops.push(() => store.close());
     // Transparency log (issue #6): roots and known bundles are logged before anything can change.
-    const translog = startTranslog({ store, hubKey, root, keysDir: options.keysDir, now, logger });
+    // A hub of a cluster checks, in each single-writer transaction, that it still leads under the epoch its duties run under.
+    if (cluster) store.fence = (db, what) => assertFence(db, duties.epoch, what);
+    const translog = startTranslog({ store, hubKey, root, keysDir: options.keysDir, now, logger, deferCatchUp: cluster !== undefined });
+    if (cluster) duties.add({ name: 'log roots and bundles', start: () => translog.catchUp(), stop: () => {} });
     stops.push(() => translog.close());
     // Device events: rate-limited per device, checked against assignments, installs logged in batches.
     const events = new DeviceEvents({ store, log: translog.log, options: options.events, now, logger });
     stops.push(() => events.close());
-    const telemetry = new TelemetryService({ store, options: options.telemetry, logger, now });
+    // A hub of a cluster ingests in delta mode (at least one ingest worker): each flush adds what came since the last
+    // one to the stored cells inside its transaction. Inline ingest keeps whole cells, read once, and writes them
+    // back whole, so two hubs writing one cell would each erase the other's reports (found by the failover test).
+    const telemetryOptions = cluster ? { ...options.telemetry, ingestWorkers: Math.max(1, options.telemetry.ingestWorkers) } : options.telemetry;
+    const telemetry = new TelemetryService({ store, options: telemetryOptions, logger, now });
     stops.push(() => telemetry.close());
 
     let broker: EmbeddedBroker | undefined;
@@ -171,7 +193,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
-      lookup: (id) => { const b = store.getBundle(id); return b ? { manifest: b.manifest, blobPath: store.blobPath(id) } : undefined; },
+      lookup: (id) => store.chunkSource(id),
       mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),
       publish: (t, p) => publish(t, p, false),
       logger,
@@ -184,6 +206,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       clientId: options.mqttClientId,
       connectTimeoutMs: options.brokerConnectTimeoutMs,
       logger,
+      ...(cluster ? { shareGroup: cluster.shareGroup } : {}),
       ...security.linkOptions,
       handlers: {
         state(r) {
@@ -211,24 +234,37 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     stops.push(() => transfer.close());
 
     const assigner = new Assigner({
-      store, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
+      store, log: translog.log, hubKey, rootVersion: root.version, ttlMs: options.assignmentTtlMs, publishTimeoutMs: options.assignmentPublishTimeoutMs, now, logger,
       publish: (t, p) => publish(t, p, true).then(() => theMetrics.assignmentSent()),
       onAssigning: (bundleId, deviceIds) => { grants.record(bundleId, deviceIds); transfer.expect(bundleId, deviceIds); },
     });
     stops.push(() => assigner.close());
-    // An embedded broker forgot its retained messages when it stopped; give every device its
-    // current assignment again, re-signed first if it is past half its lifetime.
-    // A slow broker does not stop the start: what is not acknowledged is retried by the refresher.
-    await assigner.refreshDue().catch((e: unknown) => logger.warn({ err: e }, 'refreshing assignments at start-up failed'));
-    // A new root (keys rotated) takes effect here: devices that reset their counter at it refuse assignments signed under an older one.
-    await assigner.resignOlderRoot().catch((e: unknown) => logger.warn({ err: e }, 're-signing assignments under the new root failed'));
-    await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
-    assigner.startRefresher(options.refreshIntervalMs);
-    await translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed'));
+    duties.add({
+      name: 'assignments',
+      async start() {
+        // An embedded broker forgot its retained messages when it stopped; give every device its
+        // current assignment again, re-signed first if it is past half its lifetime.
+        // A slow broker does not stop the start: what is not acknowledged is retried by the refresher.
+        await assigner.refreshDue().catch((e: unknown) => logger.warn({ err: e }, 'refreshing assignments at start-up failed'));
+        // A new root (keys rotated) takes effect here: devices that reset their counter at it refuse assignments signed under an older one.
+        await assigner.resignOlderRoot().catch((e: unknown) => logger.warn({ err: e }, 're-signing assignments under the new root failed'));
+        await assigner.republishAll().catch((e: unknown) => logger.warn({ err: e }, 'republishing assignments at start-up failed'));
+        assigner.startRefresher(options.refreshIntervalMs);
+      },
+      stop: () => assigner.stopRefresher(),
+    }, {
+      name: 'log checkpoints',
+      start: () => translog.startPublishing((t, p) => publish(t, p, true)).catch((e: unknown) => logger.warn({ err: e }, 'publishing the root chain and checkpoint failed')),
+      stop: () => translog.stopPublishing(),
+    });
     // Issue #5: debug sampling control messages (retained; republished here for a broker that forgot them).
     const debug = new DebugControl({ store, hubKey, rootVersion: root.version, now, logger, maxDevices: options.maxDebugDevices, publishTimeoutMs: options.assignmentPublishTimeoutMs, publish: (t, p) => publish(t, p, true) });
     stops.push(() => debug.close());
-    await debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages failed; the sweeper retries'));
+    duties.add({
+      name: 'debug control',
+      start: () => debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages failed; the sweeper retries')),
+      stop: () => debug.pause(),
+    });
 
     // A broker restarted after a fault (hub/broker.ts) has forgotten every retained message: once the
     // link is back, publish again what start-up published (assignments, trust roots and checkpoint, debug control).
@@ -238,9 +274,12 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       debug.start().catch((e: unknown) => logger.warn({ err: e }, 'republishing debug control messages after a broker restart failed; the sweeper retries'));
     };
     if (broker) stops.push(broker.onRestart(() => { theLink.client.once('connect', republishRetained); }));
+    // A hub of a cluster cannot hear the external broker restart, only its link reconnect: the leader publishes
+    // again what a broker without persistence forgot (republishing what it kept changes nothing on the devices).
+    if (cluster) theLink.client.on('connect', () => { if (duties.epoch !== null) republishRetained(); });
 
     const api = buildApi({
-      options, store, root, assigner, logger, now,
+      options, store, root, assigner, log: translog.log, logger, now,
       ...(httpTls ? { tls: httpTls } : {}),
       debugOf: () => debug.activeMap(),
       health: () => ({
@@ -257,18 +296,22 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     if (tokenFile) logger.warn({ tokenFile }, 'first start: wrote an admin API token (mode 0600); use it to create operator and auditor tokens');
     installGuard(api, tokens, now);
     registerTokenRoutes(api, tokens, now);
-    const rollouts: Rollouts = new Rollouts({ store, assigner, now, logger });
+    const rollouts: Rollouts = new Rollouts({ store, assigner, now, logger, settleOnStart: cluster !== undefined });
     stops.push(() => rollouts.close());
     registerRolloutRoutes(api, rollouts);
     registerMetricsRoutes(api, theMetrics);
-    rollouts.engine.start(options.rolloutTickMs);
+    duties.add({ name: 'rollout engine', start: () => rollouts.engine.start(options.rolloutTickMs), stop: () => { void rollouts.engine.close(); } });
     registerTranslogRoutes(api as never, { log: translog.log, events, roots: () => translog.roots });
-    events.start();
+    duties.add({ name: 'install batches', start: () => events.start(), stop: () => events.stop() });
     registerDriftRoutes(api as never, { telemetry, store, now });
     registerDebugRoutes(api as never, { control: debug, rows: telemetry.debugRows });
     registerEnrollRoutes(api as never, { store });
     registerConsoleRoutes(api as never);
     registerDriftReader(rollouts.inputs, telemetry.reader);
+    let lease: LeaderLease | undefined;
+    // After the guard, so a follower authenticates the caller before forwarding (the leader checks again).
+    if (cluster) installLeaderForwarding(api as never, { isLeader: () => duties.epoch !== null, leader: () => lease!.current(), logger });
+    if (!cluster) await duties.elected(0);
     telemetry.start();
     const httpHost = options.httpHost ?? options.host;
     try {
@@ -284,11 +327,23 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       metricsUrl = m.url;
     }
     const httpUrl = `${httpTls ? 'https' : 'http'}://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${port}`;
+    if (cluster) {
+      lease = new LeaderLease({
+        url: leaseUrl!, advertiseUrl: cluster.advertiseUrl ?? httpUrl, leaseMs: cluster.leaseMs, renewMs: cluster.renewMs, logger,
+        onElected: (epoch) => { void duties.elected(epoch); },
+        onDeposed: () => duties.deposed(),
+      });
+      const theLease = lease;
+      // Pushed last, so stopped first: the duties stop and the lease is released before anything they use closes.
+      stops.push(() => theLease.close());
+      await theLease.start();
+    }
     logger.info({ httpUrl, mqttUrl, metricsUrl, embeddedBroker: broker !== undefined }, 'hub started');
 
     let closing: Promise<void> | undefined;
     return {
       httpUrl, mqttUrl, options, store, broker, link: theLink, transfer, assigner, rollouts, tokens, translog, telemetry, debug, events,
+      leadership: { get epoch() { return duties.epoch; }, lease },
       routes: () => routeTable(api),
       metrics: theMetrics, metricsUrl,
       close() {

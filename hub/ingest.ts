@@ -10,7 +10,7 @@ import { verifyManifestEnvelope, verifyPayloadFile } from '../bundles/verify.js'
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import type { TrustedRoot } from '../signing/root.js';
 import { hubError } from './errors.js';
-import { logManifest } from './translog/hooks.js';
+import { logManifest, requireLog, type LogAppender } from './translog/hooks.js';
 import type { BundleRecord, HubStore } from './store.js';
 
 export interface IngestResult { created: boolean; bundle: BundleRecord }
@@ -26,8 +26,9 @@ function refuse(e: unknown): never {
   throw err;
 }
 
-export async function ingestBundleFile(path: string, deps: { store: HubStore; root: TrustedRoot; now: () => number }): Promise<IngestResult> {
+export async function ingestBundleFile(path: string, deps: { store: HubStore; root: TrustedRoot; now: () => number; log: LogAppender }): Promise<IngestResult> {
   const { store } = deps;
+  const log = requireLog(deps.log, 'accepting a bundle');
   let file: Awaited<ReturnType<typeof readBundleFile>>;
   try {
     file = await readBundleFile(path);
@@ -45,8 +46,8 @@ export async function ingestBundleFile(path: string, deps: { store: HubStore; ro
     // Length of the tar member, every chunk hash, then the whole-payload hash.
     await verifyPayloadFile(manifest, path, file.payloadOffset, file.payloadLength);
   } catch (e) { refuse(e); }
-  await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength);
+  await store.putBlob(bundleId, path, file.payloadOffset, file.payloadLength, manifest.payload.chunkSize);
   const r = store.insertBundle({ id: bundleId, envelope: verified.envelope, manifest, createdAt: deps.now() });
-  logManifest(store, r.bundle); // transparency log (issue #6): every accepted manifest's exact signed bytes
+  logManifest(log, r.bundle); // transparency log (issue #6): every accepted manifest's exact signed bytes
   return r;
 }

@@ -6,7 +6,7 @@
  * enough (no dictionary to slow down, unlike human passwords) and checking
  * thousands of simulated devices connecting at once costs microseconds each.
  */
-import type Database from 'better-sqlite3';
+import { engineOf, type Db, type Stmt } from './db/db.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
 import { hubError } from './errors.js';
@@ -23,19 +23,37 @@ export const HUB_MQTT_USER = 'fleetcast-hub';
  * connection (another process's change shows as a new PRAGMA data_version).
  * Keyed by connection, so every MqttCredentials on the hub's store hears it.
  */
-const listeners = new WeakMap<Database.Database, Set<() => void>>();
+const listeners = new WeakMap<Db, Set<() => void>>();
+
+interface CredentialRow { role: MqttRole; salt: Buffer; hash: Buffer }
+
+/**
+ * The credential rows last read, per connection. While a PostgreSQL store is unreachable
+ * (HUB_ERR_STORE_UNAVAILABLE) the broker checks against these, so a fleet whose devices reconnect during
+ * the outage is not locked out by it; nothing can be enrolled or revoked meanwhile either.
+ */
+const lastKnown = new WeakMap<Db, Map<string, CredentialRow>>();
+
+function unavailable(e: unknown): boolean {
+  return (e as { code?: string }).code === 'HUB_ERR_STORE_UNAVAILABLE';
+}
 
 function hash(salt: Buffer, secret: string): Buffer {
   return createHash('sha256').update(salt).update(secret, 'utf8').digest();
 }
 
 export class MqttCredentials {
-  private readonly db: Database.Database;
-  private currentStmt: Database.Statement | undefined;
-  private checkStmt: Database.Statement | undefined;
+  private readonly db: Db;
+  private checkStmt: Stmt | undefined;
 
-  constructor(db: Database.Database) {
+  /** Only a PostgreSQL store can be unreachable: on SQLite nothing is kept (the embedded default is unchanged). */
+  private readonly known: Map<string, CredentialRow> | undefined;
+
+  constructor(db: Db) {
     this.db = db;
+    let known = lastKnown.get(db);
+    if (!known && engineOf(db) === 'postgres') lastKnown.set(db, (known = new Map()));
+    this.known = known;
     db.exec(`CREATE TABLE IF NOT EXISTS mqtt_credentials (
       username TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER)`);
   }
@@ -59,6 +77,7 @@ export class MqttCredentials {
 
   revoke(username: string, now = Date.now()): boolean {
     const done = this.db.prepare('UPDATE mqtt_credentials SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL').run(now, username).changes > 0;
+    this.known?.delete(username);
     if (done) this.changed();
     return done;
   }
@@ -78,10 +97,23 @@ export class MqttCredentials {
 
   /** True while the credential this identity was checked with is still the user's, unrevoked. */
   isCurrent(id: MqttIdentity): boolean {
-    // Prepared once: the broker asks on every publish and subscribe.
-    this.currentStmt ??= this.db.prepare('SELECT salt FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL');
-    const row = this.currentStmt.get(id.username) as { salt: Buffer } | undefined;
+    const row = this.row(id.username);
     return row !== undefined && id.salt !== undefined && row.salt.equals(id.salt);
+  }
+
+  /** The user's unrevoked credential: from the store, or the last one read while the store is unreachable. */
+  private row(username: string): CredentialRow | undefined {
+    // Prepared once: the broker asks on every CONNECT, publish and subscribe.
+    this.checkStmt ??= this.db.prepare('SELECT role, salt, hash FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL');
+    try {
+      const row = this.checkStmt.get(username) as CredentialRow | undefined;
+      if (row) this.known?.set(username, row); else this.known?.delete(username);
+      return row;
+    } catch (e) {
+      const last = this.known?.get(username);
+      if (unavailable(e) && last) return last;
+      throw e;
+    }
   }
 
   /** Every unrevoked user name with its credential's salt. */
@@ -97,9 +129,7 @@ export class MqttCredentials {
   /** The identity a user name and secret prove, or undefined. */
   check(username: string | undefined, password: Buffer | string | undefined): MqttIdentity | undefined {
     if (!username || password === undefined) return undefined;
-    // Prepared once: a reconnect storm checks every device's CONNECT.
-    this.checkStmt ??= this.db.prepare('SELECT role, salt, hash FROM mqtt_credentials WHERE username = ? AND revoked_at IS NULL');
-    const row = this.checkStmt.get(username) as { role: MqttRole; salt: Buffer; hash: Buffer } | undefined;
+    const row = this.row(username);
     if (!row) return undefined;
     const got = hash(row.salt, Buffer.isBuffer(password) ? password.toString('utf8') : password);
     return timingSafeEqual(got, row.hash) ? { username, role: row.role, salt: row.salt } : undefined;
@@ -111,6 +141,7 @@ export class MqttCredentials {
     this.db.prepare(`INSERT INTO mqtt_credentials (username, role, salt, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)
       ON CONFLICT(username) DO UPDATE SET role = excluded.role, salt = excluded.salt, hash = excluded.hash, created_at = excluded.created_at, revoked_at = NULL`)
       .run(username, role, salt, hash(salt, secret), now);
+    this.known?.delete(username);
     this.changed();
     return secret;
   }

@@ -113,6 +113,17 @@ export interface LinkOptions {
   ca?: Buffer;
   /** Bytes of device messages waiting to be handled beyond which telemetry is shed (default 64 MiB); a device's share is 1/16 of it. */
   maxQueuedBytes?: number;
+  /**
+   * Several hubs, one fleet (DESIGN.md "Scale-out"): consume the device channels through this MQTT 5 shared
+   * subscription group (`$share/<group>/fc/v1/dev/+/<channel>`), so the broker hands each device message to one
+   * hub of the group. Unset: one hub, plain subscriptions (MQTT 3.1.1, persistent session).
+   */
+  shareGroup?: string;
+}
+
+/** The filter for one device channel: shared among the hubs of a group [MQTT-4.8.2], or plain. */
+export function deviceFilter(channel: HandledChannel, shareGroup?: string): string {
+  return shareGroup === undefined ? topics.allDevices(channel) : `$share/${shareGroup}/${topics.allDevices(channel)}`;
 }
 
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -268,11 +279,16 @@ export class InboundQueue {
 export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
   const { logger } = opts;
   const dispatcher = createDispatcher(opts.handlers, logger);
-  // A persistent session (clean: false) keeps device events queued at the broker while the hub restarts.
+  // One hub: a persistent session (clean: false) keeps device events queued at the broker while the hub restarts.
+  // A hub of a group: MQTT 5 (shared subscriptions) with a session that ends with its connection (clean start,
+  // no session expiry): a broker may keep choosing a disconnected member with a live session for its share of
+  // the fleet's messages and queue them there, so a hub that died would swallow part of every report until its
+  // session expired; with no session, the broker gives every message to a hub that is connected.
+  const shared = opts.shareGroup !== undefined;
   const client = mqtt.connect(opts.url, {
     clientId: opts.clientId,
-    clean: false,
-    protocolVersion: 4,
+    clean: shared,
+    protocolVersion: shared ? 5 : 4,
     reconnectPeriod: 1_000,
     connectTimeout: opts.connectTimeoutMs,
     ...(opts.username !== undefined ? { username: opts.username, password: opts.password } : {}),
@@ -299,7 +315,10 @@ export async function connectLink(opts: LinkOptions): Promise<MqttLink> {
       client.on('error', onError);
       client.once('connect', () => { clearTimeout(timer); client.off('error', onError); resolve(); });
     });
-    await client.subscribeAsync(Object.fromEntries(HANDLED_CHANNELS.map((c) => [topics.allDevices(c), { qos: 1 as const }])));
+    const granted = await client.subscribeAsync(Object.fromEntries(HANDLED_CHANNELS.map((c) => [deviceFilter(c, opts.shareGroup), { qos: 1 as const }])));
+    // A broker without shared subscriptions refuses the filters (0x9E); the hubs of a group would each miss everything.
+    const refused = granted.filter((g) => g.qos !== 0 && g.qos !== 1 && g.qos !== 2);
+    if (refused.length > 0) throw new Error(`the broker refused the subscriptions ${refused.map((g) => `${g.topic} (reason ${g.qos})`).join(', ')}${shared ? ': it must support MQTT 5 shared subscriptions' : ''}`);
   } catch (e) {
     client.end(true);
     const err = hubError('HUB_ERR_BROKER_UNREACHABLE', `${opts.url}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);

@@ -6,6 +6,7 @@
 import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
 import { LOG_LEVELS } from '../protocol/log-format.js';
 import { EVENT_DEFAULTS, eventOptionsSchema, type EventOptions } from './events/options.js';
+import { clusterOptionsSchema, type ClusterOptions } from './cluster/options.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
@@ -48,6 +49,12 @@ export const hubOptionsSchema = obj({
    * three of the agent's default heartbeats (heartbeatMs, 60 s), so one lost or late heartbeat does not flap it.
    */
   onlineWindowMs: ms(180_000, 1_000),
+  /**
+   * Where the hub keeps its state: absent → the SQLite file dataDir/hub.db (the embedded default);
+   * postgres://USER@HOST:PORT/DB → that PostgreSQL database, which several hubs may share. No password
+   * in the URL (it would be on argv): PostgreSQL's PGPASSWORD or ~/.pgpass supply one.
+   */
+  storeUrl: optional(str({ pattern: /^postgres(ql)?:\/\/[^\s:@/]+@[^\s/]+\/[A-Za-z0-9_-]+(\?[^\s]*)?$/, max: 1024 })),
   /** An external broker (mqtt://host:port); then no embedded broker is started. */
   brokerUrl: optional(str({ pattern: /^mqtts?:\/\/[^\s/]+(:[0-9]{1,5})?\/?$/, max: 512 })),
   /** MQTT client id of the hub; a fixed id with a persistent session keeps device events queued while the hub restarts. */
@@ -100,12 +107,14 @@ export const hubOptionsSchema = obj({
   telemetry: withDefault(telemetryOptionsSchema, TELEMETRY_DEFAULTS),
   /** Device events: rate per device, retention, batching of installs into the log (hub/events/options.ts). */
   events: withDefault(eventOptionsSchema, EVENT_DEFAULTS),
+  /** Several hubs, one fleet: the leader lease in PostgreSQL and the shared subscription group (hub/cluster/options.ts). Needs storeUrl and brokerUrl. Unset: this hub runs alone. */
+  cluster: optional(clusterOptionsSchema),
 });
 
-export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions> };
+export type HubOptionsInput = Partial<Omit<Infer<typeof hubOptionsSchema>, 'telemetry' | 'events' | 'cluster'>> & { dataDir: string; keysDir: string; telemetry?: Partial<TelemetryOptions>; events?: Partial<EventOptions>; cluster?: Partial<ClusterOptions> };
 type Parsed = Infer<typeof hubOptionsSchema>;
 // withDefault keys always hold a value after parsing (protocol/schema.ts types them as optional).
-type OptionalKeys = 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey' | 'metricsHost' | 'metricsPort';
+type OptionalKeys = 'storeUrl' | 'cluster' | 'brokerUrl' | 'mqttTlsCert' | 'mqttTlsKey' | 'mqttUsername' | 'mqttPassword' | 'mqttCa' | 'httpHost' | 'mqttHost' | 'httpTlsCert' | 'httpTlsKey' | 'metricsHost' | 'metricsPort';
 export type HubOptions = Readonly<Required<Omit<Parsed, OptionalKeys>> & Pick<Parsed, OptionalKeys>>;
 
 /** Throws PROTO_ERR_UNKNOWN_OPTION / PROTO_ERR_INVALID_OPTION naming every bad key. */

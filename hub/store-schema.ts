@@ -1,13 +1,16 @@
 /**
- * hub.db's schema, as migrations keyed by SQLite's user_version: migration i
- * takes a database from version i to i+1, so a data folder written by an older
- * hub opens in a newer one. Never edit a released migration; append one.
+ * The hub's schema, one migration chain for both engines (hub/db/migrate.ts):
+ * migration i takes a database from version i to i+1, so a data folder or
+ * database written by an older hub opens in a newer one. A step is SQLite's
+ * dialect, which hub/db/pg-sql.ts carries over to PostgreSQL, or one text per
+ * engine. Never edit a released migration; append one.
  */
 import type { Envelope } from '../protocol/envelope.js';
 import type { StateReport } from '../protocol/messages.js';
+import type { Migration } from './db/migrate.js';
 import type { AssignmentRecord, DeviceRecord } from './store.js';
 
-export const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE bundles (
      id TEXT PRIMARY KEY,
      name TEXT NOT NULL,
@@ -76,6 +79,13 @@ export const MIGRATIONS: readonly string[] = [
      SELECT device_id, bundle_id, counter, counter FROM assignments;
    -- Installs reported before this version were never checked: they stay device claims until re-reported.
    UPDATE events SET claim = 1 WHERE bundle_id IS NOT NULL;`,
+  // Bundle bytes: files in the data folder on SQLite (hub/blobs/blob-files.ts); rows on PostgreSQL, one per
+  // manifest chunk, so that every hub sharing the database serves every bundle (hub/blobs/blob-rows.ts).
+  {
+    sqlite: '-- bundle bytes are files in dataDir/blobs',
+    postgres: `CREATE TABLE bundle_chunks (bundle_id TEXT NOT NULL, idx BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (bundle_id, idx));
+      CREATE TABLE bundle_blobs (bundle_id TEXT PRIMARY KEY, length BIGINT NOT NULL, chunk_size BIGINT NOT NULL);`,
+  },
 ];
 
 export interface BundleRow { id: string; name: string; version: number; envelope: string; compressed_length: number; raw_length: number; chunk_size: number; chunk_count: number; created_at: number }

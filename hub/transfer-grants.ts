@@ -11,14 +11,14 @@
  * the customer's property: a device that is not meant to run it has no reason
  * to read it.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from './db/db.js';
 import type { HubStore } from './store.js';
 
 export class BundleGrants {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private readonly store: Pick<HubStore, 'getAssignment' | 'getDevice'>;
 
-  constructor(db: Database.Database, store: Pick<HubStore, 'getAssignment' | 'getDevice'>) {
+  constructor(db: Db, store: Pick<HubStore, 'getAssignment' | 'getDevice'>) {
     this.db = db;
     this.store = store;
     db.exec(`CREATE TABLE IF NOT EXISTS bundle_grants (

@@ -17,19 +17,21 @@
  * whatever the bundle size.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { chunkRange } from '../bundles/verify.js';
 import { errorCode } from '../protocol/errors.js';
 import type { Manifest } from '../protocol/manifest.js';
 import type { ChunkRequest } from '../protocol/messages.js';
 import { topics } from '../protocol/topics.js';
+import type { ChunkReader } from './blobs/blob-store.js';
+import { openFileChunks } from './blobs/blob-files.js';
 import { hubError } from './errors.js';
 
 /** Distinct devices logged for refused requests; past this many, refusals are only counted. */
 const MAX_REFUSED_LOGGED = 10_000;
 
-export interface ChunkSource { manifest: Manifest; blobPath: string }
+/** A bundle's manifest and its bytes: a blob file, or any BlobStore's reader (hub/blobs/). */
+export type ChunkSource = { manifest: Manifest; blobPath: string } | { manifest: Manifest; open(): Promise<ChunkReader> };
 
 export interface TransferOptions {
   quietMs: number;
@@ -215,12 +217,7 @@ export class ChunkServer {
   private async publishBatch(bundleId: string, q: BundleQueue, batch: number[]): Promise<void> {
     const src = this.opts.lookup(bundleId);
     if (!src) throw hubError('HUB_ERR_UNKNOWN_BUNDLE', bundleId);
-    let fh: FileHandle;
-    try {
-      fh = await open(src.blobPath, 'r');
-    } catch (e) {
-      throw hubError('HUB_ERR_STORE', `cannot open blob ${src.blobPath}: ${(e as NodeJS.ErrnoException).code}`);
-    }
+    const fh = 'blobPath' in src ? await openFileChunks(src.blobPath) : await src.open();
     const inflight = new Set<Promise<void>>();
     try {
       for (const i of batch) {
@@ -240,17 +237,11 @@ export class ChunkServer {
     }
   }
 
-  private async readChunk(fh: FileHandle, m: Manifest, i: number): Promise<Buffer> {
+  private async readChunk(fh: ChunkReader, m: Manifest, i: number): Promise<Buffer> {
     const { start, end } = chunkRange(m, i);
-    const buf = Buffer.allocUnsafe(end - start);
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesRead } = await fh.read(buf, off, buf.length - off, start + off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    // The blob was verified on upload; a changed file on disk must not reach devices as "chunk i".
-    if (off !== buf.length || createHash('sha256').update(buf).digest('hex') !== m.payload.chunkHashes[i]) {
+    const buf = await fh.read(i, start, end);
+    // The blob was verified on upload; changed bytes on disk or in the database must not reach devices as "chunk i".
+    if (buf.length !== end - start || createHash('sha256').update(buf).digest('hex') !== m.payload.chunkHashes[i]) {
       throw hubError('HUB_ERR_STORE', `blob of bundle ${m.name}@${m.version} does not match chunk ${i}'s hash; re-publish the bundle`);
     }
     return buf;

@@ -11,7 +11,7 @@ import { startHub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { need, parseCli, refuseSecretFlag, secretFrom } from '../args.js';
 
-export const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)';
+export const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--store postgres://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass)] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)\n  [--cluster --mqtt-client-id ID [--advertise-url URL]] (one of several hubs sharing --store postgres://… and --broker: a leader elected in PostgreSQL, device messages through MQTT 5 shared subscriptions)';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -21,10 +21,11 @@ function port(v: string | undefined): number | undefined {
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCli(argv, {
     data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
-    host: { type: 'string' }, 'http-host': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'http-tls-cert': { type: 'string' }, 'http-tls-key': { type: 'string' }, broker: { type: 'string' }, 'log-level': { type: 'string' },
+    host: { type: 'string' }, 'http-host': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'http-tls-cert': { type: 'string' }, 'http-tls-key': { type: 'string' }, broker: { type: 'string' }, store: { type: 'string' }, 'log-level': { type: 'string' },
     'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-password-file': { type: 'string' }, 'mqtt-ca': { type: 'string' },
     'max-debug-devices': { type: 'string' }, 'ingest-workers': { type: 'string' }, telemetry: { type: 'string' },
     'metrics-host': { type: 'string' }, 'metrics-port': { type: 'string' },
+    cluster: { type: 'boolean' }, 'advertise-url': { type: 'string' }, 'mqtt-client-id': { type: 'string' },
   }, USAGE);
   if (positionals.length > 0) { process.stderr.write(`fleetcast hub: unexpected ${JSON.stringify(positionals[0])}\nusage: ${USAGE}\n`); return 2; }
   const input: Record<string, unknown> = { dataDir: need(values.data, '--data', USAGE), keysDir: need(values.keys, '--keys', USAGE) };
@@ -32,6 +33,11 @@ export async function run(argv: string[]): Promise<number> {
   if (values['mqtt-port'] !== undefined) input.mqttPort = port(values['mqtt-port']);
   if (values['http-port'] !== undefined) input.httpPort = port(values['http-port']);
   if (values.broker !== undefined) input.brokerUrl = values.broker;
+  if (values.store !== undefined) {
+    // A password in the URL would sit on argv, readable by every user of the machine (ps).
+    if (/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(values.store)) refuseSecretFlag(values.store, '--store with a password', 'PGPASSWORD or ~/.pgpass');
+    input.storeUrl = values.store;
+  }
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'];
   // Prometheus: a token-free listener for /metrics alone (hub/metrics/routes.ts).
   if (values['metrics-port'] !== undefined) input.metricsPort = port(values['metrics-port']);
@@ -52,6 +58,9 @@ export async function run(argv: string[]): Promise<number> {
   refuseSecretFlag(values['mqtt-password'], '--mqtt-password', '--mqtt-password-file FILE or FLEETCAST_MQTT_PASSWORD');
   const mqttPassword = secretFrom(values['mqtt-password-file'], '--mqtt-password-file', 'FLEETCAST_MQTT_PASSWORD');
   if (mqttPassword !== undefined) input.mqttPassword = mqttPassword;
+  // Several hubs, one fleet (hub/cluster/): they share --store and --broker; each needs its own MQTT client id.
+  if (values['mqtt-client-id'] !== undefined) input.mqttClientId = values['mqtt-client-id'];
+  if (values.cluster) input.cluster = values['advertise-url'] !== undefined ? { advertiseUrl: values['advertise-url'] } : {};
   const level = (values['log-level'] ?? 'info');
   // The same line shape as the agent's log (protocol/log-format.ts); a bad level is named by the options schema.
   const logger = pino(logOptions('fleetcast-hub', (LOG_LEVELS as readonly string[]).includes(level) ? level as LogLevel : 'info'), pino.destination(2));

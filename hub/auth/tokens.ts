@@ -6,7 +6,7 @@
  * `<dataDir>/admin.token` (the bootstrap path: read it, create the tokens you
  * need with `fleetcast token create`, then delete or revoke it as you like).
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,9 +20,9 @@ const hash = (token: string) => createHash('sha256').update(token, 'utf8').diges
 export const BOOTSTRAP_FILE = 'admin.token';
 
 export class TokenStore {
-  private readonly db: Database.Database;
+  private readonly db: Db;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.db = db;
     db.exec(`CREATE TABLE IF NOT EXISTS api_tokens (
       id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL, label TEXT,

@@ -64,6 +64,7 @@ export class DebugControl {
   readonly #d: DebugControlDeps;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
+  #paused = false;
   #sweeping: Promise<void> | null = null;
 
   constructor(d: DebugControlDeps) {
@@ -126,9 +127,17 @@ export class DebugControl {
 
   /** Publish every retained control message again (an embedded broker forgot them when it stopped), then keep sweeping. */
   async start(): Promise<void> {
+    this.#paused = false;
     this.#resignOlderRoot();
     for (const s of this.sessions.retained()) this.sessions.db.prepare('UPDATE debug_sessions SET published = 0 WHERE device_id = ?').run(s.deviceId);
     await this.sweep();
+  }
+
+  /** Stop sweeping (this hub lost the cluster's leadership); start() resumes. */
+  pause(): void {
+    this.#paused = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
   }
 
   async close(): Promise<void> {
@@ -147,7 +156,7 @@ export class DebugControl {
   async #sweepOnce(): Promise<void> {
     this.#expireDue();
     for (const { deviceId } of this.sessions.retained()) {
-      if (this.#closed) return;
+      if (this.#closed || this.#paused) return;
       // Read again: a turnOn/turnOff while this loop awaited a publish may have replaced the message,
       // and clearing must never hit the new one (the read and the send below are one synchronous step).
       const s = this.sessions.get(deviceId);
@@ -172,7 +181,7 @@ export class DebugControl {
   }
 
   #arm(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#paused) return;
     if (this.#timer) clearTimeout(this.#timer);
     const now = this.#d.now();
     let next = now + MAX_SLEEP_MS;

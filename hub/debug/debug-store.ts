@@ -8,7 +8,7 @@
  * with whether the broker has acknowledged it and whether it was cleared.
  * Every on, off and expiry is also appended to debug_audit (who, when, what).
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 import type { Envelope } from '../../protocol/envelope.js';
 
 export interface DebugSessionRow {
@@ -38,9 +38,9 @@ const fromRow = (r: Row): DebugSessionRow => ({
 });
 
 export class DebugSessionStore {
-  readonly db: Database.Database;
+  readonly db: Db;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.db = db;
     db.exec(`CREATE TABLE IF NOT EXISTS debug_sessions (
       device_id TEXT PRIMARY KEY, counter INTEGER NOT NULL, rows_per_window INTEGER, started_at INTEGER, until INTEGER, ended_at INTEGER,

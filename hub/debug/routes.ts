@@ -48,14 +48,14 @@ const detailQuery = obj({ limit: optional(str({ pattern: /^[1-9][0-9]{0,2}$|^100
 export function registerDebugRoutes(app: FastifyInstance, deps: { control: DebugControl; rows: DebugRows }): void {
   const { control, rows } = deps;
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
-  app.put('/v1/devices/:id/debug', { config: { access: 'operator' },
+  app.put('/v1/devices/:id/debug', { config: { access: 'operator', leader: true },
     schema: { summary: 'Turn on debug raw sampling for one device (operator): signed, retained control message; rate-limited', params: deviceIdParams.json, body: debugBody.json, response: { 200: debugState.json, ...errors } },
   }, async (req) => {
     const { id } = req.params as { id: string };
     const b = (req.body ?? {}) as DebugBody;
     return control.turnOn(id, b.rowsPerWindow ?? DEFAULT_DEBUG_ROWS, b.minutes ?? DEFAULT_DEBUG_MINUTES, actorOf(req));
   });
-  app.delete('/v1/devices/:id/debug', { config: { access: 'operator' },
+  app.delete('/v1/devices/:id/debug', { config: { access: 'operator', leader: true },
     schema: { summary: 'Turn off debug raw sampling for one device (operator)', params: deviceIdParams.json, response: { 200: debugState.json, ...errors } },
   }, async (req) => control.turnOff((req.params as { id: string }).id, actorOf(req)));
   app.get('/v1/devices/:id/debug', { config: { access: 'auditor' },

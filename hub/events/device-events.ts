@@ -130,7 +130,7 @@ export class DeviceEvents {
           SELECT id FROM (
             SELECT id, kind, claim, log_index, received_at,
                    ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY id DESC) AS nth
-            FROM events)
+            FROM events) AS ranked
           WHERE nth > 1
             AND (received_at < ? OR nth > ?)
             AND NOT (${UNLOGGED_INSTALL}))`).run(this.o.now() - retentionMs, maxPerDevice);
@@ -160,10 +160,15 @@ export class DeviceEvents {
   }
 
   close(): void {
+    this.stop();
+    this.flushInstalls();
+  }
+
+  /** Stop the batch and retention timers, without a last batch: a hub that lost the cluster's leadership must not append to the log. */
+  stop(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.timer = this.pruneTimer = undefined;
-    this.flushInstalls();
   }
 
   private refilled(b: { tokens: number; at: number }, t: number): number {

@@ -3,13 +3,13 @@
  * than a walk over every device record (which parses each device's last state
  * report): a scrape every 15 s must stay cheap at tens of thousands of devices.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 import type { HubStore } from '../store.js';
 
 export interface DeviceCount { phase: string; model: string; version: string; n: number }
 
 export class FleetCounts {
-  readonly #db: Database.Database;
+  readonly #db: Db;
   readonly #store: Pick<HubStore, 'flushReports'>;
 
   constructor(store: Pick<HubStore, 'sqlite' | 'flushReports'>) {

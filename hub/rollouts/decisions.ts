@@ -5,7 +5,7 @@
  * the transparency log (issue #6) can hook it: `onDecision` listeners see the
  * exact canonical bytes stored.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 
 export const DECISION_KINDS = ['start', 'promote', 'halt', 'rollback', 'abort', 'pause', 'resume', 'supersede', 'complete', 'skip'] as const;
 export type DecisionKind = (typeof DECISION_KINDS)[number];
@@ -34,7 +34,7 @@ export function onDecision(fn: DecisionListener): () => void {
   return () => listeners.delete(fn);
 }
 
-export function ensureDecisionTable(db: Database.Database): void {
+export function ensureDecisionTable(db: Db): void {
   db.exec(`CREATE TABLE IF NOT EXISTS rollout_decisions (
     rollout_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -54,7 +54,7 @@ function canonical(r: DecisionRecord): string {
  * Append a decision. Call it inside the transaction that makes the change it
  * records, so the change and its record commit together; listeners run after.
  */
-export function recordDecision(db: Database.Database, d: Omit<DecisionRecord, 'type' | 'seq'>): DecisionRecord {
+export function recordDecision(db: Db, d: Omit<DecisionRecord, 'type' | 'seq'>): DecisionRecord {
   const row = db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM rollout_decisions WHERE rollout_id = ?').get(d.rolloutId) as { s: number };
   const rec: DecisionRecord = { type: 'fleetcast.rollout-decision/v1', seq: row.s + 1, ...d };
   const text = canonical(rec);
@@ -68,7 +68,7 @@ export function recordDecision(db: Database.Database, d: Omit<DecisionRecord, 't
   return rec;
 }
 
-export function listDecisions(db: Database.Database, rolloutId: string): DecisionRecord[] {
+export function listDecisions(db: Db, rolloutId: string): DecisionRecord[] {
   const rows = db.prepare('SELECT record FROM rollout_decisions WHERE rollout_id = ? ORDER BY seq').all(rolloutId) as { record: string }[];
   return rows.map((r) => JSON.parse(r.record) as DecisionRecord);
 }

@@ -35,6 +35,11 @@ export interface EngineDeps {
   inputs: GateInputs;
   now: () => number;
   logger: Logger;
+  /**
+   * Settle rows a killed hub left in `assigning` when start() is called (a hub of a cluster, once elected),
+   * instead of at construction (a hub alone): a follower must not write what only the leader writes.
+   */
+  settleOnStart?: boolean;
 }
 
 const IN_FLIGHT = new Set<string>(IN_FLIGHT_PHASES);
@@ -73,10 +78,12 @@ export class RolloutEngine {
 
   constructor(d: EngineDeps) {
     this.d = d;
-    this.settleAssigning();
+    if (!d.settleOnStart) this.settleAssigning();
   }
 
   start(everyMs: number): void {
+    if (this.d.settleOnStart) this.settleAssigning();
+    if (this.timer) clearInterval(this.timer);
     this.timer = setInterval(() => { void this.tick().catch((e: unknown) => this.d.logger.error({ err: e }, 'rollout tick failed; retrying at the next tick')); }, everyMs);
     this.timer.unref();
   }

@@ -5,7 +5,8 @@
  * decision. Everything the engine decides is written here before it acts, so
  * a hub killed at any point resumes from these rows.
  */
-import type Database from 'better-sqlite3';
+import type { Fence } from '../cluster/fence.js';
+import type { Db } from '../db/db.js';
 import { ensureDecisionTable } from './decisions.js';
 import type { RolloutPlan } from './spec.js';
 
@@ -69,10 +70,13 @@ const toMember = (r: RawMember): MemberRow => ({
 });
 
 export class RolloutStore {
-  readonly db: Database.Database;
+  readonly db: Db;
+  /** A hub of a cluster checks its leadership epoch first in every transaction here (hub/cluster/fence.ts). */
+  private readonly fence: Fence | undefined;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db, fence?: Fence) {
     this.db = db;
+    this.fence = fence;
     db.exec(`CREATE TABLE IF NOT EXISTS rollouts (
       id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, bundle_id TEXT NOT NULL, plan TEXT NOT NULL,
       state TEXT NOT NULL, ring INTEGER NOT NULL, ring_started_at INTEGER, gates_passed_at INTEGER, gates TEXT NOT NULL,
@@ -89,7 +93,8 @@ export class RolloutStore {
   }
 
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const fence = this.fence;
+    return this.db.transaction(fence ? () => { fence(this.db, 'changing rollout state'); return fn(); } : fn)();
   }
 
   insertRollout(r: RolloutRow): void {

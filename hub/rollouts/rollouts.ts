@@ -58,13 +58,13 @@ export class Rollouts {
   private readonly now: () => number;
   private readonly logger: Logger;
 
-  constructor(o: { store: HubStore; assigner: Assigner; now: () => number; logger: Logger; inputs?: GateInputs }) {
+  constructor(o: { store: HubStore; assigner: Assigner; now: () => number; logger: Logger; inputs?: GateInputs; settleOnStart?: boolean }) {
     this.hub = o.store;
     this.now = o.now;
     this.logger = o.logger;
     this.inputs = o.inputs ?? createGateInputs();
-    this.store = new RolloutStore(o.store.sqlite);
-    this.engine = new RolloutEngine({ rollouts: this.store, store: o.store, assigner: o.assigner, inputs: this.inputs, now: o.now, logger: o.logger });
+    this.store = new RolloutStore(o.store.sqlite, (db, what) => o.store.fence?.(db, what));
+    this.engine = new RolloutEngine({ rollouts: this.store, store: o.store, assigner: o.assigner, inputs: this.inputs, now: o.now, logger: o.logger, settleOnStart: o.settleOnStart ?? false });
   }
 
   /** Run the engine now, in the background; a failure is logged and the next timer tick tries again. */

@@ -17,7 +17,7 @@ import type { Rollouts } from './rollouts.js';
 
 export function registerRolloutRoutes(app: App, rollouts: Rollouts): void {
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
-  app.post('/v1/rollouts', { config: { access: 'operator' },
+  app.post('/v1/rollouts', { config: { access: 'operator', leader: true },
     schema: { summary: 'Start a staged rollout of NAME@VERSION through rings with gates (operator)', body: S.startBody.json, response: { 201: S.rolloutStatus.json, ...errors } },
   }, async (req, reply) => {
     const b = req.body as S.StartBody;
@@ -35,7 +35,7 @@ export function registerRolloutRoutes(app: App, rollouts: Rollouts): void {
   // One route per row of the action table, with the row's role; the table checks the state.
   for (const action of ROLLOUT_ACTION_NAMES) {
     const row = ROLLOUT_ACTIONS[action];
-    app.post(`/v1/rollouts/:id/${action}`, { config: { access: row.access },
+    app.post(`/v1/rollouts/:id/${action}`, { config: { access: row.access, leader: true },
       schema: { summary: `${action[0].toUpperCase()}${action.slice(1)} a rollout: ${row.summary}; allowed from ${row.from.join(', ')} (${row.access}); recorded as a decision`, params: S.rolloutIdParams.json, body: S.actionBody.json, response: { 200: S.rolloutStatus.json, ...errors } },
     }, async (req) => {
       const { id } = req.params as { id: string };

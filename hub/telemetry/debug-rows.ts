@@ -9,7 +9,7 @@
  * rest of the report they came with is ingested as usual. `record` is the one
  * entry point for every telemetry wire format.
  */
-import type Database from 'better-sqlite3';
+import type { Db } from '../db/db.js';
 import type { Logger } from 'pino';
 import { DebugSessionStore, type DebugSessionRow } from '../debug/debug-store.js';
 
@@ -33,14 +33,14 @@ export class DebugRows {
   readonly maxRowsPerDevice: number;
   readonly maxAgeMs: number;
   readonly stats: DebugRowStats = { stored: 0, discarded: 0, discardedByDevice: {} };
-  readonly #db: Database.Database;
+  readonly #db: Db;
   readonly #sessions: DebugSessionStore;
   readonly #now: () => number;
   readonly #logger: Logger;
   #prunedAt = 0;
   readonly #warnedAt = new Map<string, number>();
 
-  constructor(db: Database.Database, d: { now: () => number; logger: Logger } & DebugRowsOptions) {
+  constructor(db: Db, d: { now: () => number; logger: Logger } & DebugRowsOptions) {
     this.#db = db;
     this.#now = d.now;
     this.#logger = d.logger;

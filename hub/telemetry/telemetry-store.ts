@@ -8,7 +8,7 @@
  * buckets older than `rollupAfterMs` into hour buckets, and retention deletes
  * hour buckets older than `retentionMs`.
  */
-import type Database from 'better-sqlite3';
+import { engineOf, type Db, type Stmt } from '../db/db.js';
 import { cellFromJson, cellToJson, mergeCell, type Cell } from './aggregate.js';
 
 export type Resolution = 'fine' | 'hour';
@@ -26,12 +26,12 @@ CREATE INDEX IF NOT EXISTS drift_events_by_bundle ON drift_events (bundle_id, id
 `;
 
 export class TelemetryStore {
-  readonly #db: Database.Database;
-  readonly #get: Record<Resolution, Database.Statement>;
-  readonly #put: Record<Resolution, Database.Statement>;
-  readonly #putDevice: Database.Statement;
+  readonly #db: Db;
+  readonly #get: Record<Resolution, Stmt>;
+  readonly #put: Record<Resolution, Stmt>;
+  readonly #putDevice: Stmt;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.#db = db;
     db.exec(TABLES);
     this.#get = {
@@ -88,6 +88,9 @@ export class TelemetryStore {
   mergeBatchJson(cells: readonly [CellKey, string][], devices: readonly { deviceId: string; seq: number; dropped: number; at: number; bundleId: string }[]): { unreadable: number } {
     let unreadable = 0;
     this.#db.transaction(() => {
+      // Several hubs on one PostgreSQL merge into the same cells: one merge at a time, or two that read a cell
+      // before either wrote it would each write their own sum and lose the other's (READ COMMITTED).
+      if (engineOf(this.#db) === 'postgres') this.#db.prepare('SELECT pg_advisory_xact_lock(7046012)').get();
       for (const [k, json] of cells) {
         // One cell that cannot be read or merged is skipped and counted; it never loses the rest of the batch.
         let cell = this.#read(k.key, json);

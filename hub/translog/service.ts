@@ -12,7 +12,7 @@ import type { KeyPair } from '../../signing/ed25519.js';
 import type { TrustedRoot } from '../../signing/root.js';
 import { onDecision, type DecisionRecord } from '../rollouts/decisions.js';
 import type { HubStore } from '../store.js';
-import { attachLog, detachLog, logManifest } from './hooks.js';
+import { logManifest } from './hooks.js';
 import { loadRootChain } from './root-chain.js';
 import { TransparencyLog } from './translog.js';
 
@@ -21,19 +21,26 @@ export interface TranslogService {
   readonly roots: readonly Envelope[];
   /** Publish the root chain and the latest checkpoint (retained), and every later checkpoint as it is signed; again when called again. */
   startPublishing(publish: (topic: string, payload: Buffer) => Promise<void>): Promise<void>;
+  /** Stop publishing checkpoints as they are signed (this hub lost the cluster's leadership). */
+  stopPublishing(): void;
+  /** Log the root chain and the known bundles that are not logged yet (at start, or once elected with deferCatchUp). */
+  catchUp(): void;
   close(): void;
 }
 
-export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: TrustedRoot; keysDir: string; now: () => number; logger: Logger }): TranslogService {
+/** `deferCatchUp`: a hub of a cluster appends only once elected (catchUp() is then a leader duty). */
+export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: TrustedRoot; keysDir: string; now: () => number; logger: Logger; deferCatchUp?: boolean }): TranslogService {
   const db = o.store.sqlite;
-  const log = new TransparencyLog(db, { hubKey: o.hubKey, now: o.now });
+  const log = new TransparencyLog(db, { hubKey: o.hubKey, now: o.now, ...(o.store.fence ? { fence: o.store.fence } : {}) });
   const roots = loadRootChain(o.keysDir, o.root);
-  for (const env of roots) {
-    const version = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { version: number }).version;
-    log.append({ kind: 'root', version, envelope: env }, `v${version}`);
-  }
-  attachLog(o.store, log);
-  for (const b of o.store.listBundles()) logManifest(o.store, b);
+  const catchUp = () => {
+    for (const env of roots) {
+      const version = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { version: number }).version;
+      log.append({ kind: 'root', version, envelope: env }, `v${version}`);
+    }
+    for (const b of o.store.listBundles()) logManifest(log, b);
+  };
+  if (!o.deferCatchUp) catchUp();
 
   // onDecision is process-wide; only decisions committed in this hub's own database are ours.
   const offDecision = onDecision((rec: DecisionRecord, text: string) => {
@@ -64,10 +71,14 @@ export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: Trust
       const cp = log.latest();
       if (cp) await send(cp);
     },
+    stopPublishing() {
+      offCheckpoint?.();
+      offCheckpoint = undefined;
+    },
+    catchUp,
     close() {
       offDecision();
       offCheckpoint?.();
-      detachLog(o.store);
     },
   };
 }

@@ -3,10 +3,10 @@
  * start-up, outside hub.db's migration chain): complete subtree hashes for the
  * Merkle tree, the leaves' exact bytes, and every signed checkpoint.
  */
-import type Database from 'better-sqlite3';
+import type { Db, Stmt } from '../db/db.js';
 import type { HashStore } from '../../signing/merkle.js';
 
-export function createTranslogTables(db: Database.Database): void {
+export function createTranslogTables(db: Db): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS translog_hashes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS translog_leaves (idx INTEGER PRIMARY KEY, kind TEXT NOT NULL, ref TEXT, data BLOB NOT NULL, created_at INTEGER NOT NULL);
@@ -17,10 +17,10 @@ export function createTranslogTables(db: Database.Database): void {
 
 /** HashStore over translog_hashes: (level, index) → 32 bytes; rows are written once and never change. */
 export class SqliteHashStore implements HashStore {
-  private readonly getStmt: Database.Statement;
-  private readonly putStmt: Database.Statement;
+  private readonly getStmt: Stmt;
+  private readonly putStmt: Stmt;
 
-  constructor(db: Database.Database) {
+  constructor(db: Db) {
     this.getStmt = db.prepare('SELECT hash FROM translog_hashes WHERE level = ? AND idx = ?').pluck();
     // OR IGNORE: re-appending after a failed transaction writes identical hashes for the same slots.
     this.putStmt = db.prepare('INSERT OR REPLACE INTO translog_hashes (level, idx, hash) VALUES (?, ?, ?)');

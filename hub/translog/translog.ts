@@ -6,12 +6,14 @@
  * checkpoint (c2sp.org/tlog-checkpoint) with its key; all checkpoints are kept,
  * so any two sizes can be proven consistent and an auditor can replay them.
  */
-import type Database from 'better-sqlite3';
+import type { Fence } from '../cluster/fence.js';
+import type { Db } from '../db/db.js';
 import { signCheckpoint } from '../../signing/checkpoint.js';
 import type { KeyPair } from '../../signing/ed25519.js';
 import { LOG_ORIGIN, logSigner } from '../../signing/log-keys.js';
 import { leafHash, MerkleTree } from '../../signing/merkle.js';
 import { hubError } from '../errors.js';
+import { isFleetcastError } from '../../protocol/errors.js';
 import { createTranslogTables, SqliteHashStore } from './translog-store.js';
 import { encodeEntry, type LogEntry } from '../../signing/log-entry.js';
 
@@ -19,14 +21,18 @@ export interface LogLeaf { index: number; data: Buffer }
 export interface StoredCheckpoint { size: number; note: string; createdAt: number }
 
 export class TransparencyLog {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private tree: MerkleTree;
   private readonly hubKey: KeyPair;
   private readonly now: () => number;
   private readonly listeners = new Set<(cp: StoredCheckpoint) => void>();
 
-  constructor(db: Database.Database, opts: { hubKey: KeyPair; now?: () => number }) {
+  /** A hub of a cluster checks its leadership epoch in each append's transaction (hub/cluster/fence.ts). */
+  private readonly fence: Fence | undefined;
+
+  constructor(db: Db, opts: { hubKey: KeyPair; now?: () => number; fence?: Fence }) {
     this.db = db;
+    this.fence = opts.fence;
     this.hubKey = opts.hubKey;
     this.now = opts.now ?? Date.now;
     createTranslogTables(db);
@@ -52,6 +58,11 @@ export class TransparencyLog {
     let index: number;
     try {
       ({ index, cp } = this.db.transaction(() => {
+        if (this.fence) {
+          this.fence(this.db, 'appending to the transparency log');
+          // Another hub may have led, and appended, since this one last did: the tree's size comes from what committed.
+          this.tree = this.openTree();
+        }
         const at = this.now();
         const i = this.tree.appendData(data);
         this.db.prepare('INSERT INTO translog_leaves (idx, kind, ref, data, created_at) VALUES (?, ?, ?, ?, ?)').run(i, entry.kind, ref ?? null, data, at);
@@ -62,6 +73,8 @@ export class TransparencyLog {
     } catch (e) {
       // The tree's in-memory size may be ahead of the rolled-back rows: reopen from what committed.
       this.tree = this.openTree();
+      // Refused by the leadership check: nothing was written, and the caller must hear why (not as a storage fault).
+      if (isFleetcastError(e) && e.code === 'HUB_ERR_NOT_LEADER') throw e;
       const err = hubError('HUB_ERR_STORE', `cannot append to the transparency log: ${(e as Error).message}`);
       err.cause = e;
       throw err;

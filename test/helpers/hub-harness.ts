@@ -13,7 +13,25 @@ import { silentLogger } from './hub-fixtures.js';
 export type TestKeys = ReturnType<typeof makeKeys>;
 
 export async function startTestHub(keys: TestKeys, over: Partial<HubOptionsInput> = {}, seams: { now?: () => number } = {}): Promise<Hub> {
-  return startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, insecureDemo: true, ...over }, { logger: silentLogger(), ...seams });
+  const store = over.storeUrl === undefined ? await storeFromEnv() : {};
+  return startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, insecureDemo: true, ...store, ...over }, { logger: silentLogger(), ...seams });
+}
+
+/**
+ * FLEETCAST_TEST_PG=postgres://USER@HOST:PORT/DB runs any suite's hubs on PostgreSQL instead of SQLite: each
+ * hub gets a fresh database on that server (the same suites, parameterised by engine, not copied).
+ */
+async function storeFromEnv(): Promise<{ storeUrl?: string }> {
+  const admin = process.env.FLEETCAST_TEST_PG;
+  if (!admin) return {};
+  const name = `fc_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try { await c.query(`CREATE DATABASE ${name}`); } finally { await c.end(); }
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return { storeUrl: u.toString() };
 }
 
 export async function makeBundle(releaseKeys: KeyPair[], o: { name?: string; version?: number; chunkSize?: number; model?: MlpOptions } = {}) {

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Assigner } from '../../hub/assignments.js';
 import { HubStore } from '../../hub/store.js';
+import { TransparencyLog } from '../../hub/translog/translog.js';
 import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
 import { decodeAssignMessage, encode } from '../../protocol/messages.js';
 import { generateKeyPair } from '../../signing/ed25519.js';
@@ -41,7 +42,7 @@ describe('assignment refresher', () => {
     let held = false;
     let release2: () => void = () => {};
     const assigner = new Assigner({
-      store, hubKey: hubKey as never, rootVersion: 1, ttlMs: 60_000, publishTimeoutMs: 600_000, now: () => t, logger: silentLogger(),
+      store, log: new TransparencyLog(store.sqlite, { hubKey: hubKey as never }), hubKey: hubKey as never, rootVersion: 1, ttlMs: 60_000, publishTimeoutMs: 600_000, now: () => t, logger: silentLogger(),
       publish: async (topic, payload) => {
         retained.set(topic, decodeAssignMessage(payload).manifest.payload);
         if (hold) { held = true; await hold; }

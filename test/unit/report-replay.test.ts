@@ -37,10 +37,9 @@ describe('report replay guard across a restart', () => {
     try {
       store.recordState(stateReport('dev-q', { seq: 1 }), 1);
       const guard = new ReplayGuard(store);
-      const pending = (store as unknown as { pendingReports: unknown[] }).pendingReports;
-      expect(pending.length).toBe(1);
+      expect(store.queuedReports).toBe(1);
       expect(guard.fresh('state', { deviceId: 'dev-other', seq: 1 })).toBe(true);
-      expect(pending.length).toBe(1);
+      expect(store.queuedReports).toBe(1);
     } finally { store.close(); }
   });
 

@@ -1,0 +1,160 @@
+/**
+ * Two real hubs in one cluster (hub/cluster/) on one PostgreSQL store (which also holds the leader lease)
+ * and one mosquitto: exactly one hub runs the leader-only work; a follower forwards single-writer API calls
+ * (publish, deploy, rollouts, debug) to the leader's advertised URL and relays its answer; a follower's own
+ * single-writer write is refused by the epoch check in its transaction; a hub deposed by a higher epoch stops
+ * its leader duties at once; when the leader stops, the other takes over.
+ */
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Hub } from '../../hub/hub.js';
+import { ANSWERED_BY_HEADER, FORWARDED_HEADER } from '../../hub/cluster/forward.js';
+import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
+import { adminToken, makeBundle, startTestHub } from '../helpers/hub-harness.js';
+import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
+import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { TelemetryWindow } from '../../agent/telemetry/window.js';
+import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
+import { compilePlan } from '../../protocol/telemetry-plan.js';
+
+afterAll(cleanupTempDirs);
+
+const CLUSTER = { leaseMs: 3_000, renewMs: 500 } as const;
+const engineTimer = (h: Hub) => (h.rollouts.engine as unknown as { timer?: unknown }).timer;
+
+describe.skipIf(!hasPostgres || !hasMosquitto)('two hubs on one PostgreSQL store, one leader', () => {
+  const keys = makeKeys();
+  let server: TestPostgres;
+  let broker: Mosquitto;
+  let url: string;
+  let token: string;
+  const hubs: Hub[] = [];
+  const start = async (name: string) => {
+    const h = await startTestHub(keys, { insecureDemo: false, brokerUrl: broker.url, storeUrl: url, mqttClientId: name, cluster: CLUSTER });
+    hubs.push(h);
+    return h;
+  };
+  beforeAll(async () => {
+    server = await startPostgres();
+    broker = await startMosquitto();
+    url = server.url;
+    token = adminToken(await start('hub-a'));
+    await start('hub-b');
+  });
+  afterAll(async () => {
+    for (const h of hubs) await h.close().catch(() => {});
+    await broker?.stop();
+    await server?.close();
+  });
+
+  const leaderOf = () => hubs.find((h) => h.leadership.epoch !== null);
+  const followerOf = () => hubs.find((h) => h.leadership.epoch === null);
+  const call = async (h: Hub, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const bin = body instanceof Uint8Array;
+    const res = await fetch(`${h.httpUrl}${path}`, {
+      method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': bin ? 'application/octet-stream' : 'application/json' }), ...headers },
+      ...(body === undefined ? {} : { body: bin ? (body as unknown as BodyInit) : JSON.stringify(body) }),
+    });
+    return { status: res.status, by: res.headers.get(ANSWERED_BY_HEADER), body: (await res.json()) as Record<string, unknown> & { error?: { code: string } } };
+  };
+
+  it('exactly one hub leads, and only it runs the leader duties', async () => {
+    const leader = await waitFor(() => leaderOf(), 'a leader', 30_000);
+    expect(hubs.filter((h) => h.leadership.epoch !== null)).toHaveLength(1);
+    expect(leader.leadership.epoch).toBe(1);
+    expect(engineTimer(leader)).toBeDefined();
+    expect(engineTimer(followerOf()!)).toBeUndefined();
+    // The leader logged the root chain once elected; every hub reads the same log.
+    expect(followerOf()!.translog.log.latest()?.size).toBeGreaterThan(0);
+  });
+
+  it('a follower forwards a publish and a deploy to the leader and relays its answers', async () => {
+    const leader = leaderOf()!;
+    const follower = followerOf()!;
+    const b = await makeBundle([keys.keys.release], { chunkSize: 16_384 });
+    const pub = await call(follower, 'POST', '/v1/bundles', readFileSync(b.path));
+    expect(pub.status).toBe(201);
+    expect(pub.body.bundleId).toBe(b.bundleId);
+    expect(pub.by).toBe(leader.httpUrl);
+    const dep = await call(follower, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-1'], allowUnknown: true });
+    expect(dep.status).toBe(200);
+    expect(dep.by).toBe(leader.httpUrl);
+    expect(follower.store.getAssignment('dev-1')?.counter).toBe(1);
+    // Reads are answered by the hub asked; the follower still authenticates the caller itself.
+    const list = await call(follower, 'GET', '/v1/bundles');
+    expect([list.status, list.by]).toEqual([200, null]);
+    const anon = await fetch(`${follower.httpUrl}/v1/deployments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get(ANSWERED_BY_HEADER)).toBeNull();
+  });
+
+  it('a follower\'s own single-writer write is refused by the epoch check in its transaction', async () => {
+    const follower = followerOf()!;
+    const before = follower.store.getAssignment('dev-1')!.counter;
+    expect(() => follower.store.issueAssignments([{ deviceId: 'dev-1', bundleId: follower.store.getAssignment('dev-1')!.bundleId, rolloutId: null, ring: null }], () => { throw new Error('never signed'); }))
+      .toThrow(expect.objectContaining({ code: 'HUB_ERR_NOT_LEADER' }));
+    expect(follower.store.getAssignment('dev-1')!.counter).toBe(before);
+    expect(() => follower.translog.log.append({ kind: 'root', version: 99, envelope: { payloadType: 'x', payload: '', signatures: [] } } as never, 'v99'))
+      .toThrow(expect.objectContaining({ code: 'HUB_ERR_NOT_LEADER' }));
+  });
+
+  it('telemetry ingested by two hubs into the same cells: every report counted, none overwritten by the other hub', async () => {
+    const [a, b] = hubs;
+    const bundle = a!.store.getBundleByVersion('churn', 1)!;
+    const plan = compilePlan(bundle.id, bundle.manifest);
+    const now = Date.now();
+    const report = (deviceId: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId, seq, to: now, part: 0, parts: 1, sampleRate: 1, dropped: 0, ...new TelemetryWindow(plan, now - 1_000).body() });
+    const stored = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try { return (await c.query<{ data: string }>("SELECT data FROM telemetry_fine WHERE key = 'meta'")).rows.reduce((t, r) => t + ((JSON.parse(r.data) as { reports?: number }).reports ?? 0), 0); } finally { await c.end(); }
+    };
+    const before = await stored();
+    // As the broker's shared subscription does: one device's reports alternate between the hubs, in rounds with flushes between.
+    for (let round = 0; round < 3; round++) {
+      for (let s = 1; s <= 10; s++) (s % 2 ? a! : b!).telemetry.handleMessage('dev-1', report('dev-1', round * 100 + s));
+      await a!.telemetry.settle();
+      await b!.telemetry.settle();
+    }
+    expect(await stored() - before).toBe(30);
+  });
+
+  it('a request forwarded to a hub that does not lead is refused, not forwarded again', async () => {
+    const res = await call(followerOf()!, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-2'], allowUnknown: true }, { [FORWARDED_HEADER]: '1' });
+    expect(res.status).toBe(503);
+    expect(res.body.error?.code).toBe('HUB_ERR_NO_LEADER');
+  });
+
+  it('a leader deposed by a higher epoch stops its duties at once, and its writes are refused', async () => {
+    const leader = leaderOf()!;
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      // Another holder takes the lease (what a hub waking from a long pause finds): the leader's renewal fails.
+      await c.query(`UPDATE hub_leader SET epoch = epoch + 1, holder = 'intruder', url = NULL, expires_at = clock_timestamp() + interval '2 seconds'`);
+      await waitFor(() => leader.leadership.epoch === null, 'the leader to step down', 30_000);
+      expect(engineTimer(leader)).toBeUndefined();
+      expect((leader.assigner as unknown as { timer?: unknown }).timer).toBeUndefined();
+      // Once that lease runs out one of the two hubs leads again, under a new epoch.
+      const next = await waitFor(() => leaderOf(), 'a new leader', 30_000);
+      expect(next.leadership.epoch).toBe(3);
+      await waitFor(() => engineTimer(next) !== undefined, 'the new leader\'s rollout engine', 30_000);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a leader that stops cleanly hands over without waiting for its lease to run out, and the new one issues higher counters', async () => {
+    const leader = leaderOf()!;
+    const epoch = leader.leadership.epoch!;
+    const standby = hubs.find((h) => h !== leader)!;
+    await leader.close();
+    hubs.splice(hubs.indexOf(leader), 1);
+    await waitFor(() => standby.leadership.epoch !== null, 'the standby to lead', 30_000);
+    expect(standby.leadership.epoch).toBe(epoch + 1);
+    const dep = await call(standby, 'POST', '/v1/deployments', { name: 'churn', version: 1, devices: ['dev-1'], allowUnknown: true });
+    expect(dep.status).toBe(200);
+    expect(standby.store.getAssignment('dev-1')?.counter).toBe(2);
+  });
+});
