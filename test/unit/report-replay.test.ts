@@ -53,12 +53,11 @@ describe('report replay guard across a restart', () => {
     try {
       store.recordState(stateReport('dev-q', { seq: 1 }), 1);
       const guard = new ReplayGuard(store);
-      const pending = (store as unknown as { pendingReports: unknown[] }).pendingReports;
       expect(guard.fresh('event', { deviceId: 'dev-other', seq: 1 })).toBe(true);
-      expect(pending.length).toBe(1);
+      expect(store.queuedReports).toBe(1);
       expect(guard.fresh('event', { deviceId: 'dev-e', seq: 4 })).toBe(false);
       expect(guard.fresh('event', { deviceId: 'dev-e', seq: 5 })).toBe(true);
-      expect(pending.length).toBe(1);
+      expect(store.queuedReports).toBe(1);
     } finally { store.close(); }
   });
 });
