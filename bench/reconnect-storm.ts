@@ -66,7 +66,7 @@ export interface StormFigures {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs: number, alive?: () => void): Promise<void> {
+export async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs: number, alive?: () => void): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await fn())) {
     alive?.();
@@ -75,7 +75,7 @@ async function until(fn: () => boolean | Promise<boolean>, what: string, timeout
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.on('error', reject);
@@ -83,9 +83,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-interface HubProc { proc: ChildProcess; httpUrl: string; exited: boolean; err(): string }
+export interface HubProc { proc: ChildProcess; httpUrl: string; exited: boolean; err(): string }
 
-async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv): Promise<HubProc> {
+export async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv): Promise<HubProc> {
   const proc = spawn(process.execPath, [cli, 'hub', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
@@ -103,7 +103,7 @@ async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv)
   return h;
 }
 
-async function stopHubProc(h: HubProc): Promise<void> {
+export async function stopHubProc(h: HubProc): Promise<void> {
   if (h.exited) return;
   const gone = new Promise((r) => h.proc.once('exit', r));
   h.proc.kill('SIGTERM');
@@ -111,7 +111,7 @@ async function stopHubProc(h: HubProc): Promise<void> {
 }
 
 /** Peak resident set of a live process (Linux /proc; 0 elsewhere). */
-function peakRssMb(pid: number | undefined): number {
+export function peakRssMb(pid: number | undefined): number {
   try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return 0; }
 }
 

@@ -23,6 +23,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'drift-calibration': async () => (await import('./drift-calibration.js')).benchDriftCalibration(),
   'metrics-cost': async () => (await import('./metrics-cost.js')).benchMetricsCost(),
   'reconnect-storm': async () => (await import('./reconnect-storm.js')).benchReconnectStorm(),
+  'sim-scale': async () => (await import('./sim-scale.js')).benchSimScale(),
 };
 
 const wanted = process.argv.slice(2);

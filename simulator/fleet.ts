@@ -6,11 +6,19 @@
  * decompression of identical verified payloads (shared-unpack.ts) and the
  * hashing of byte-identical chunks (shared-verify.ts). Each agent still
  * receives every chunk over its own connection and writes its own staging file.
+ *
+ * With `storage: 'memory'` each agent keeps its data folder in memory
+ * (agent/memory-storage.ts) behind the interface its disk uses, and blocks
+ * byte-identical across the fleet (staged chunks, model files) are kept once:
+ * how 10,000 devices fit in one process (bench/sim-scale.ts measures it).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAgent, readRoot, type Agent } from '../agent/agent.js';
+import { diskStorage } from '../agent/disk-storage.js';
+import { MemoryPool, MemoryStorage } from '../agent/memory-storage.js';
 import type { AgentOptionsInput } from '../agent/options.js';
+import type { AgentStorage } from '../agent/storage.js';
 import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
@@ -23,10 +31,18 @@ export interface FleetOptions {
   rootPath: string;
   dataDir: string;
   idPrefix?: string;
+  /** Digits of the device number in ids (default: enough for `agents`); set it when the fleet will grow(). */
+  idWidth?: number;
   /** Extra agent options for every agent (chunk timeouts, capabilities, …). */
   agentOptions?: Partial<AgentOptionsInput>;
   /** Per-agent capabilities, e.g. to give some devices another hardware class. */
   capabilitiesFor?: (index: number) => Record<string, unknown>;
+  /** Per-agent options over agentOptions, e.g. each device's MQTT credential (mqttUsername, mqttPassword). */
+  agentOptionsFor?: (index: number, deviceId: string) => Partial<AgentOptionsInput>;
+  /** Where each agent keeps its data folder: on disk under dataDir (default), or in memory. */
+  storage?: 'disk' | 'memory';
+  /** Bytes each agent may store when storage is 'memory' (default unbounded); MemoryStorage.capacityBytes changes it later. */
+  capacityBytes?: number;
   /** Start agents this many at a time (connection storms are a test of their own). */
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
@@ -47,6 +63,10 @@ export interface DriveStats {
 export interface Fleet {
   readonly agents: readonly Agent[];
   readonly ids: readonly string[];
+  /** Each agent's storage, in the order of `agents` (MemoryStorage when storage is 'memory'). */
+  readonly storages: readonly AgentStorage[];
+  /** Start `count` more agents (ids continue the numbering); they join versions(), waitForVersion(), drive() and stop(). */
+  grow(count: number): Promise<void>;
   /** Agents per active "name@version" ("none" when nothing is installed). */
   versions(): Record<string, number>;
   /** Resolves when every agent serves `name@version` (or rejects after timeoutMs). */
@@ -68,25 +88,41 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
   const prefix = o.idPrefix ?? 'sim';
-  const width = String(o.agents - 1).length;
-  const ids = Array.from({ length: o.agents }, (_, i) => `${prefix}-${String(i).padStart(width, '0')}`);
-  const agents = ids.map((deviceId, i) => {
-    const dataDir = join(o.dataDir, deviceId);
-    mkdirSync(dataDir, { recursive: true });
-    return createAgent({
-      ...o.agentOptions,
-      deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
-      capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-    }, { runtime, root, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
-  });
+  const width = o.idWidth ?? String(o.agents - 1).length;
+  const memory = o.storage === 'memory';
+  // One pool per fleet: what its devices store byte-identically is kept once.
+  const pool = memory ? new MemoryPool() : undefined;
+  const ids: string[] = [];
+  const agents: Agent[] = [];
+  const storages: AgentStorage[] = [];
   // What each agent serves, from its state reports (one on every phase change, after the active
   // pointer moved). waitForVersion polls these and calls status() only to confirm: status() of
   // every agent every 25 ms would take a good part of the CPU the benchmarks measure.
   const label = (m: { name: string; version: number } | null | undefined) => (m ? `${m.name}@${m.version}` : 'none');
-  const reported: string[] = agents.map(() => 'none');
-  agents.forEach((a, i) => a.on('state', (r) => { reported[i] = label(r.active); }));
+  const reported: string[] = [];
   const step = o.startConcurrency ?? 50;
-  for (let i = 0; i < agents.length; i += step) await Promise.all(agents.slice(i, i + step).map((a) => a.start()));
+  const grow = async (count: number) => {
+    const from = agents.length;
+    for (let i = from; i < from + count; i++) {
+      const deviceId = `${prefix}-${String(i).padStart(width, '0')}`;
+      const dataDir = join(o.dataDir, deviceId);
+      if (!memory) mkdirSync(dataDir, { recursive: true });
+      const storage = memory ? new MemoryStorage({ root: dataDir, pool, ...(o.capacityBytes !== undefined ? { capacityBytes: o.capacityBytes } : {}) }) : diskStorage;
+      const a = createAgent({
+        ...o.agentOptions,
+        ...o.agentOptionsFor?.(i, deviceId),
+        deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
+        capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
+      }, { runtime, root, storage, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
+      ids.push(deviceId);
+      agents.push(a);
+      storages.push(storage);
+      reported.push('none');
+      a.on('state', (r) => { reported[i] = label(r.active); });
+    }
+    for (let i = from; i < agents.length; i += step) await Promise.all(agents.slice(i, Math.min(i + step, agents.length)).map((a) => a.start()));
+  };
+  await grow(o.agents);
 
   const versions = () => {
     const v: Record<string, number> = {};
@@ -99,7 +135,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   };
 
   return {
-    agents, ids, versions,
+    agents, ids, storages, versions, grow,
     async waitForVersion(name, version, timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;
       const key = `${name}@${version}`;
