@@ -104,7 +104,9 @@ export class MemoryStorage implements AgentStorage {
 
   async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
     try {
-      this.#replace(path, Buffer.from(data), 'open');
+      // A model's manifest.json is the same on every device that installed it: kept once through the pool.
+      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+      this.#replace(path, this.#pool ? this.#pool.intern(`${this.#relative(key(path))}@0`, bytes) : Buffer.from(bytes), 'open');
     } catch (e) {
       throw diskFull(e) ?? e; // as the disk's atomic write reports it
     }
