@@ -166,6 +166,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   let connectTotal = 0;
   const phaseAt: Record<string, number[]> = {};
   let t1 = 0;
+  let deployNote = '';
   try {
     hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn'], { ...process.env });
     const h = hub;
@@ -203,7 +204,11 @@ export async function benchSimScale(): Promise<BenchResult> {
     if (!pub.ok) throw new Error(`publishing the bundle: ${pub.status} ${await pub.text()}`);
     t1 = nowMs();
     const dep = await fetch(`${h.httpUrl}/v1/deployments`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'scale', version: 1, all: true }) });
-    if (!dep.ok) throw new Error(`deploying: ${dep.status} ${await dep.text()}`);
+    // 503 HUB_ERR_BROKER_UNREACHABLE: every assignment is signed, stored and published, and some PUBACKs came later than
+    // the hub's publish timeout (the broker delivers to 10,000 clients); the hub retries those, the fleet is waited for below.
+    const deployText = await dep.text();
+    if (!dep.ok && !(dep.status === 503 && deployText.includes('HUB_ERR_BROKER_UNREACHABLE'))) throw new Error(`deploying: ${dep.status} ${deployText}`);
+    if (!dep.ok) deployNote = `the deploy call answered ${dep.status}: ${deployText.slice(0, 300)}`;
     await f.waitForVersion('scale', 1, BOUND_MS);
     installMs = nowMs() - t1;
     log(`${n} devices serve the bundle ${fmt(installMs, 0)} ms after the deploy`);
@@ -234,6 +239,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       { name: 'MB RSS per device', value: worst, goal: 0.5 },
     ],
     notes: [
+      ...(deployNote ? [deployNote] : []),
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
       `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs 120000 (one CPU serves every device)`,
