@@ -17,6 +17,7 @@ import { loadRootText, type TrustedRoot } from '../signing/root.js';
 import { signingError } from '../signing/errors.js';
 import { describeChanges, tightenTree } from '../signing/private-files.js';
 import { ActiveModel } from './active-model.js';
+import type { ManifestVerifier } from './assignment-check.js';
 import { connectMqtt, type BrokerClient, type BrokerFailure } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi, type InferResult, type ServedModel } from './http-api.js';
@@ -75,6 +76,8 @@ export interface AgentSeams {
   payloadCheck?: PayloadCheckFactory;
   /** Where the agent keeps dataDir (default the disk; the simulator keeps its devices' in memory, agent/memory-storage.ts). */
   storage?: AgentStorage;
+  /** Replace the release-signature check of assigned manifests (the simulator verifies identical manifests once). */
+  verifyManifest?: ManifestVerifier;
 }
 
 export interface PredictResult {
@@ -257,6 +260,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       check: {
         get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now,
         hardware: hardwareOf(o.capabilities.hardware),
+        ...(this.#seams.verifyManifest ? { verifyManifest: this.#seams.verifyManifest } : {}),
       },
       store, runtime, active: this.#active, client, reporter,
       fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter, minBytesPerSec: o.minTransferBytesPerSec, rateWindowMs: o.rateWindowMs },

@@ -23,6 +23,7 @@ import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
+import { sharedManifestVerify } from './shared-manifests.js';
 import { sharedPayloadCheck } from './shared-verify.js';
 
 export interface FleetOptions {
@@ -47,7 +48,7 @@ export interface FleetOptions {
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
   shareUnpack?: boolean;
-  /** Hash byte-identical chunks once for the whole fleet (default true; see shared-verify.ts). */
+  /** Hash byte-identical chunks and verify identical manifests once for the whole fleet (default true; see shared-verify.ts, shared-manifests.ts). */
   shareVerify?: boolean;
 }
 
@@ -87,6 +88,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const runtime = createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
+  const verifyManifest = o.shareVerify === false ? undefined : sharedManifestVerify();
   const prefix = o.idPrefix ?? 'sim';
   const width = o.idWidth ?? String(o.agents - 1).length;
   const memory = o.storage === 'memory';
@@ -113,7 +115,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         ...o.agentOptionsFor?.(i, deviceId),
         deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
         capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-      }, { runtime, root, storage, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
+      }, { runtime, root, storage, ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}), ...(verifyManifest ? { verifyManifest } : {}) });
       ids.push(deviceId);
       agents.push(a);
       storages.push(storage);
