@@ -161,7 +161,8 @@ export class MemoryStorage implements AgentStorage {
     return {
       fresh,
       write: async (offset, bytes) => {
-        if (this.#files.get(k) !== file) throw enoent(path, 'write');
+        // Removed while open: on disk the descriptor still writes, into a file nobody can reach any more.
+        if (this.#files.get(k) !== file) return;
         this.#cut(file, offset, bytes.length);
         this.#reserve(bytes.length, path);
         file.blocks.set(offset, this.#pool ? this.#pool.intern(`${rel}@${offset}`, bytes) : Buffer.from(bytes));

@@ -85,6 +85,19 @@ describe.each(kinds)('agent storage on $name', ({ make }) => {
     expect((await fs.stat(p))?.size).toBe(2500);
   });
 
+  it('a staging file removed while open takes writes that go nowhere, as an unlinked file does', async () => {
+    const { fs, root } = make();
+    await fs.makeDir(join(root, 'staging', 'b1'));
+    const p = join(root, 'staging', 'b1', 'payload.zst');
+    const h = await fs.openStaging(p, 2000);
+    await h.write(0, bytes(1000, 1));
+    await fs.remove(join(root, 'staging', 'b1'));
+    await h.write(1000, bytes(1000, 2));
+    await h.close();
+    expect(await fs.stat(p)).toBeNull();
+    expect(await fs.list(join(root, 'staging'))).toEqual([]);
+  });
+
   it('decompresses a staged payload into a model file with its raw length and sha256, bounded by maxRawBytes', async () => {
     const { fs, root } = make();
     const raw = bytes(50_000, 5);
