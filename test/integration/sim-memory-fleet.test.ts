@@ -34,6 +34,7 @@ describe('a simulated fleet on in-memory storage', () => {
     const keys = makeKeys();
     hub = await startTestHub(keys, { insecureDemo: false });
     const h = hub;
+    expect(h.options.insecureDemo).toBe(false); // anonymous clients refused, an ACL per device
     const creds = new MqttCredentials(h.store.sqlite);
     const dataDir = join(tempDir('fleetcast-sim-memory-'), 'fleet');
     fleet = await startFleet({
