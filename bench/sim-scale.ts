@@ -81,6 +81,11 @@ function row(label: string, devices: number, connectMs: number, base: Reading, r
   };
 }
 
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]).finally(() => clearTimeout(timer));
+}
+
 interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
 
 /** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
@@ -103,7 +108,8 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     const all = new Promise<void>((r) => { resolveAll = r; });
     const t0 = nowMs();
     for (let i = 0; i < n; i += CONNECT_STEP) {
-      await Promise.all(Array.from({ length: Math.min(CONNECT_STEP, n - i) }, async (_, k) => {
+      // Bounded: a connection that neither opens nor fails must end the run, not hang it.
+      await within(BOUND_MS, `${n} raw subscribers to connect (${subs.length} did)`, Promise.all(Array.from({ length: Math.min(CONNECT_STEP, n - i) }, async (_, k) => {
         const c = await mqtt.connectAsync(url, { clientId: `plain-${i + k}`, reconnectPeriod: 0, connectTimeout: 60_000 });
         const got = new Set<number>();
         c.on('message', (topic) => {
@@ -114,13 +120,13 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
         });
         await c.subscribeAsync('bench/chunk/+', { qos: 1 });
         subs.push(c);
-      }));
+      })));
     }
     const connectMs = nowMs() - t0;
     const memory = row('raw MQTT subscribers', n, connectMs, base, await settle(gc));
     const t1 = nowMs();
     worker.stdin!.write(`publish ${payloadFile} ${chunkSize} ${INFLIGHT}\n`);
-    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`plain download not complete after ${BOUND_MS} ms: ${done} of ${n}`)), BOUND_MS).unref())]);
+    await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
     return { connectMs, downloadMs: nowMs() - t1, memory };
   } finally {
     await Promise.all(subs.map((s) => s.endAsync().catch(() => {})));
