@@ -7,7 +7,7 @@
  * its broker is down still answers predictions.
  */
 import { EventEmitter } from 'node:events';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { errorCode, isFleetcastError, protocolError } from '../protocol/errors.js';
@@ -17,6 +17,7 @@ import { loadRootText, type TrustedRoot } from '../signing/root.js';
 import { signingError } from '../signing/errors.js';
 import { describeChanges, tightenTree } from '../signing/private-files.js';
 import { ActiveModel } from './active-model.js';
+import type { ManifestVerifier } from './assignment-check.js';
 import { connectMqtt, type BrokerClient, type BrokerFailure } from './broker-client.js';
 import { agentError } from './errors.js';
 import { HttpApi, type InferResult, type ServedModel } from './http-api.js';
@@ -35,7 +36,9 @@ import type { AgentMetrics } from './agent-metrics.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
 import { readApiToken } from './request-guard.js';
 import { renderStatusPage } from './status-page.js';
-import { removeStaleTemps, StateStore, type InstalledModel } from './state-store.js';
+import { diskStorage } from './disk-storage.js';
+import { StateStore, type InstalledModel } from './state-store.js';
+import type { AgentStorage } from './storage.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
 import { TrustState } from './trust.js';
 import { DeviceControl, type ControlStatus } from './device-control.js';
@@ -71,6 +74,10 @@ export interface AgentSeams {
   unpack?: Unpacker;
   /** Replace the chunk and payload hash checks of a fetch (the simulator shares hashing of identical bytes). */
   payloadCheck?: PayloadCheckFactory;
+  /** Where the agent keeps dataDir (default the disk; the simulator keeps its devices' in memory, agent/memory-storage.ts). */
+  storage?: AgentStorage;
+  /** Replace the release-signature check of assigned manifests (the simulator verifies identical manifests once). */
+  verifyManifest?: ManifestVerifier;
 }
 
 export interface PredictResult {
@@ -184,11 +191,12 @@ class FleetcastAgent extends EventEmitter implements Agent {
   async #start(): Promise<void> {
     const o = this.options;
     const provisioned = this.#seams.root ?? (await readRoot(o.rootPath));
-    this.#tightenDataDir();
-    const store = (this.#store = await StateStore.open(o.dataDir, this.#now));
+    const fs = this.#seams.storage ?? diskStorage;
+    if (fs.kind === 'disk') this.#tightenDataDir();
+    const store = (this.#store = await StateStore.open(o.dataDir, this.#now, fs));
     // Issue #6: the newest root this device took since provisioning (agent/trust.ts); assignments are checked against it.
     const trust = (this.#trust = await TrustState.open({
-      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now,
+      dataDir: o.dataDir, storage: fs, deviceId: o.deviceId, now: this.#now,
       publish: (t, p) => this.#client?.publish(t, p) ?? Promise.resolve(),
       onSecurity: (code, detail) => { this.#log.warn({ code }, detail); this.#reporter?.event('security', { code, detail }); },
       onHubKeysRevoked: async (r) => { await store.update((s) => { s.counter = 0; s.counterEpoch = r.version; }); this.#control?.reset(); },
@@ -201,7 +209,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     }, provisioned).catch((e: unknown) => { throw dataDirError(o.dataDir, e); }));
     const root = trust.root;
     if (store.corruptAside) this.#bootError = { code: 'AGENT_ERR_STATE_CORRUPT', at: this.#now() };
-    const stale = await removeStaleTemps(o.dataDir).catch(() => 0);
+    const stale = await fs.removeStaleTemps(o.dataDir).catch(() => 0);
     if (stale > 0) this.#log.warn({ count: stale }, 'removed temporary files that interrupted writes left in the data folder');
     // Each boot's report sequence starts above every earlier boot's, so the hub can drop stale reports.
     let seqBase: number;
@@ -221,7 +229,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       // The boot count cannot be saved, so every boot until space is freed gets the same count: place this one further
       // into the upper half of that count's range the later it starts (10 per second since the state was last saved),
       // above the last such boot and below the range of the next boot that saves its count (FULL_DISK_SEQ_OFFSET).
-      const saved = (await stat(join(o.dataDir, 'state.json')).catch(() => null))?.mtimeMs ?? this.#now();
+      const saved = (await fs.stat(join(o.dataDir, 'state.json')).catch(() => null))?.mtimeMs ?? this.#now();
       const boots = store.corruptAside ? Math.max(store.state.boots, Math.ceil(this.#now() / 1e6)) : store.state.boots;
       seqBase = boots * BOOT_SEQ_SPAN + FULL_DISK_SEQ_OFFSET + Math.min(FULL_DISK_SEQ_OFFSET - 1_000_000, Math.max(0, Math.floor((this.#now() - saved) / 100)));
       this.#bootError = { code: 'AGENT_ERR_DISK_SPACE', at: this.#now() };
@@ -243,7 +251,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const telemetry = this.#telemetry;
     // Issue #5: debug raw sampling only while a hub-signed control message says so (agent/device-control.ts).
     this.#control = await DeviceControl.open({
-      dataDir: o.dataDir, deviceId: o.deviceId, now: this.#now, root: () => trust.root, counterEpoch: () => store.state.counterEpoch,
+      dataDir: o.dataDir, storage: fs, deviceId: o.deviceId, now: this.#now, root: () => trust.root, counterEpoch: () => store.state.counterEpoch,
       setDebug: (rows, until) => telemetry.setDebug(rows, until),
       onRefused: (code, detail, counter) => { this.#log.warn({ code, counter }, detail); reporter.event('security', { code, detail, ...(counter !== undefined ? { counter } : {}) }); },
       onApplied: (p) => this.#log.info({ counter: p.counter, debug: p.debug }, p.debug ? 'debug sampling on' : 'debug sampling off'),
@@ -252,6 +260,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       check: {
         get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now,
         hardware: hardwareOf(o.capabilities.hardware),
+        ...(this.#seams.verifyManifest ? { verifyManifest: this.#seams.verifyManifest } : {}),
       },
       store, runtime, active: this.#active, client, reporter,
       fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter, minBytesPerSec: o.minTransferBytesPerSec, rateWindowMs: o.rateWindowMs },

@@ -27,7 +27,14 @@ export interface CheckContext {
   now: () => number;
   /** This device's hardware classes (capabilities.hardware, a string or a list); a bundle that lists compat.hardware must name one (issue #6, "wrong software"; the hub's rollout compat check reads the same field). */
   hardware?: readonly string[];
+  /**
+   * Verify the release-signed manifest against the root (default verifyManifestEnvelope). A seam: the simulator's
+   * agents receive the same manifest bytes and verify them once for all (simulator/shared-manifests.ts).
+   */
+  verifyManifest?: ManifestVerifier;
 }
+
+export type ManifestVerifier = (envelope: AssignMessage['manifest'], root: TrustedRoot) => VerifiedManifest;
 
 const causeOf = (e: unknown) => ({ cause: errorCode(e) });
 const why = (e: unknown) => (isFleetcastError(e) || e instanceof Error ? e.message : String(e));
@@ -66,7 +73,7 @@ export function checkManifest(message: AssignMessage, assignment: Assignment, ct
   const ref = { counter: assignment.counter, bundleId: assignment.bundleId };
   let verified: VerifiedManifest;
   try {
-    verified = verifyManifestEnvelope(message.manifest, ctx.root);
+    verified = (ctx.verifyManifest ?? verifyManifestEnvelope)(message.manifest, ctx.root);
   } catch (e) {
     const code = errorCode(e);
     throw agentError(code.startsWith('SIGN_ERR_') ? 'AGENT_ERR_MANIFEST_SIGNATURE' : 'AGENT_ERR_MANIFEST_INVALID', why(e), { ...ref, cause: code });

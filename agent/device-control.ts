@@ -19,7 +19,6 @@
  * The last applied counter is kept in dataDir/control.json, so a replayed older
  * message is refused after a restart too.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { controlPayloadSchema, decodeControlMessage, DEBUG_LIMITS, type ControlPayload } from '../protocol/control.js';
 import { PAYLOAD_TYPES } from '../protocol/envelope.js';
@@ -28,7 +27,8 @@ import { parse } from '../protocol/schema.js';
 import { verifyForRole } from '../signing/envelope.js';
 import type { TrustedRoot } from '../signing/root.js';
 import { agentError } from './errors.js';
-import { atomicWrite } from './state-store.js';
+import { diskStorage } from './disk-storage.js';
+import type { AgentStorage } from './storage.js';
 
 const why = (e: unknown) => (isFleetcastError(e) || e instanceof Error ? e.message : String(e));
 
@@ -66,6 +66,8 @@ export function checkControlMessage(bytes: Uint8Array, ctx: ControlCheck): Contr
 
 export interface DeviceControlDeps {
   dataDir: string;
+  /** Where dataDir is kept (default the disk). */
+  storage?: AgentStorage;
   deviceId: string;
   now: () => number;
   root(): TrustedRoot;
@@ -94,7 +96,7 @@ export class DeviceControl {
   static async open(d: DeviceControlDeps): Promise<DeviceControl> {
     const c = new DeviceControl(d);
     try {
-      const saved = JSON.parse(await readFile(c.#file, 'utf8')) as { counter?: unknown };
+      const saved = JSON.parse((await (d.storage ?? diskStorage).readText(c.#file)) ?? '{}') as { counter?: unknown };
       if (typeof saved.counter === 'number' && Number.isSafeInteger(saved.counter) && saved.counter > 0) c.#counter = saved.counter;
     } catch { /* none yet, or unreadable: start from 0 (control messages expire within an hour anyway) */ }
     return c;
@@ -117,7 +119,7 @@ export class DeviceControl {
     if (p.counter > this.#counter) {
       this.#counter = p.counter;
       const body = JSON.stringify({ counter: p.counter });
-      this.#writes = this.#writes.then(() => (this.#closed ? undefined : atomicWrite(this.#file, body))).catch(() => { /* kept in memory; the next message writes again */ });
+      this.#writes = this.#writes.then(() => (this.#closed ? undefined : (this.#d.storage ?? diskStorage).writeAtomic(this.#file, body))).catch(() => { /* kept in memory; the next message writes again */ });
     }
     this.#d.onApplied?.(p);
   }

@@ -12,7 +12,6 @@
  * with jitter so a fleet does not retry in step, and gives up after
  * maxFetchAttempts.
  */
-import { mkdir } from 'node:fs/promises';
 import { chunkCount, type Manifest } from '../protocol/manifest.js';
 import { encode, PROTOCOL_VERSION, type ChunkRequest } from '../protocol/messages.js';
 import { topics } from '../protocol/topics.js';
@@ -88,8 +87,8 @@ export class ChunkFetch {
   /** Fetch every missing chunk into the staging file; resolves with its path and the payload's sha256. */
   async run(): Promise<FetchedPayload> {
     const { store, signal } = this.#ctx;
-    await mkdir(store.stagingDir(this.bundleId), { recursive: true, mode: 0o700 });
-    const file = (this.#file = await StagingFile.open(store.payloadFile(this.bundleId), this.#manifest).catch((e: NodeJS.ErrnoException) => { throw ioFailure(e, 'opening the staging file'); }));
+    await store.storage.makeDir(store.stagingDir(this.bundleId));
+    const file = (this.#file = await StagingFile.open(store.payloadFile(this.bundleId), this.#manifest, store.storage).catch((e: NodeJS.ErrnoException) => { throw ioFailure(e, 'opening the staging file'); }));
     try {
       if (!file.fresh) await this.#scanStaged(file);
       this.#ctx.onProgress?.(this.#have.size, this.total);

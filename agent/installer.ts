@@ -9,9 +9,7 @@
  *
  * Any failure: a coded event, nothing new loaded, the old model keeps serving.
  */
-import { mkdir, open, rename, rm, readdir, statfs, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decompressFile } from '../bundles/compress.js';
 import type { VerifiedManifest } from '../bundles/verify.js';
 import { errorCode, isFleetcastError } from '../protocol/errors.js';
 import type { Manifest } from '../protocol/manifest.js';
@@ -22,7 +20,7 @@ import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { AbortedError, ChunkFetch, type FetchedPayload, type FetchSettings } from './fetcher.js';
 import { checkPayloadHash, type PayloadCheckFactory } from './payload-check.js';
-import { openModel, sha256File, smokeTest, type ModelEntry } from './model-loader.js';
+import { openModel, smokeTest, type ModelEntry } from './model-loader.js';
 import { Probation, type ProbationLimits, type Verdict } from './probation.js';
 import { failureHandling } from './install-failures.js';
 import { INSTALL_TABLE, mayMove, START_PHASE, type InstallHandlers, type InstallStep } from './install-table.js';
@@ -30,15 +28,16 @@ import { refuse } from './refused.js';
 import { testFreeze, testPause } from './test-pause.js';
 import type { Reporter } from './reporter.js';
 import type { ModelRuntime } from './runtime.js';
-import { atomicWrite, fsyncDir, type InstalledModel, type StateStore } from './state-store.js';
+import type { InstalledModel, StateStore } from './state-store.js';
+import type { AgentStorage } from './storage.js';
 
 /**
  * Decompress a verified payload file; the result is checked against the manifest by the installer, whoever made it.
  * `prepare`, if present, is told as soon as a payload has verified, before staging is persisted: a
  * shared unpacker (the simulator's) may start work that is not this agent's own (nothing in dataDir).
  */
-export type Unpacker = ((payload: string, dst: string, manifest: Manifest) => Promise<{ length: number; sha256: string }>) & {
-  prepare?: (payload: string, manifest: Manifest) => void;
+export type Unpacker = ((payload: string, dst: string, manifest: Manifest, storage: AgentStorage) => Promise<{ length: number; sha256: string }>) & {
+  prepare?: (payload: string, manifest: Manifest, storage: AgentStorage) => void;
 };
 
 export interface Rejection { code: string; message: string; phase: Phase | 'assignment'; bundleId?: string; counter?: number }
@@ -267,7 +266,7 @@ export class Installer {
     verify: async (run) => {
       const fetched = run.fetched!;
       checkPayloadHash(run.manifest, fetched.sha256);
-      this.#d.unpack?.prepare?.(fetched.path, run.manifest);
+      this.#d.unpack?.prepare?.(fetched.path, run.manifest, this.#d.store.storage);
       checkAbort(run.job);
       return 'staging';
     },
@@ -276,7 +275,7 @@ export class Installer {
       const { store } = this.#d;
       if (run.fetched) await this.#unpack(a.bundleId, job.checked.verified, run.fetched.path);
       checkAbort(job);
-      run.entry = await openModel(this.#d.runtime, store.modelFile(a.bundleId), manifest, { ...info, installedAt: this.#d.now() }, this.#d.maxBatch);
+      run.entry = await openModel(this.#d.runtime, await store.storage.modelSource(store.modelFile(a.bundleId)), manifest, { ...info, installedAt: this.#d.now() }, this.#d.maxBatch);
       await smokeTest(run.entry, this.#d.goldenTolerance);
       checkAbort(job);
       return 'swapping';
@@ -328,7 +327,7 @@ export class Installer {
     const { store, reporter } = this.#d;
     const { a, entry, phase } = run;
     if (!run.swapped && entry) await entry.model.release().catch(() => {});
-    await rm(`${store.modelDir(a.bundleId)}.partial`, { recursive: true, force: true }).catch(() => {});
+    await store.storage.remove(`${store.modelDir(a.bundleId)}.partial`).catch(() => {});
     if (e instanceof AbortedError) return;
     const err = isFleetcastError(e) ? e : agentError('AGENT_ERR_INTERNAL', message(e));
     const handling = failureHandling(err.code);
@@ -341,7 +340,7 @@ export class Installer {
     // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
     const st = store.state;
     if (st.active?.bundleId !== a.bundleId && st.previous?.bundleId !== a.bundleId) {
-      await rm(store.modelDir(a.bundleId), { recursive: true, force: true }).catch(() => {});
+      await store.storage.remove(store.modelDir(a.bundleId)).catch(() => {});
     }
     reporter.report();
     reporter.event(INSTALL_TABLE[phase].failedEvent ?? 'stage-failed', { code: err.code, bundleId: a.bundleId, counter: a.counter, detail: err.message });
@@ -407,7 +406,7 @@ export class Installer {
     reporter.event(back ? 'rolled-back' : 'stage-failed', { code: v.code, bundleId: m.bundleId, counter, detail });
     this.#d.onRejected({ code: v.code, message: detail, phase: 'probation', bundleId: m.bundleId, counter });
     await testPause('rolled-back');
-    if (back) await rm(store.modelDir(m.bundleId), { recursive: true, force: true }).catch(() => {});
+    if (back) await store.storage.remove(store.modelDir(m.bundleId)).catch(() => {});
   }
 
   async #fetchPayload(job: Job, manifest: Manifest): Promise<FetchedPayload> {
@@ -433,48 +432,47 @@ export class Installer {
   /** The staging file + raw model must fit, or fail before writing anything. */
   async #checkDisk(m: Manifest): Promise<void> {
     const need = m.payload.compressedLength + m.payload.rawLength + (this.#d.diskReserveBytes ?? 0);
-    const s = await statfs(this.#d.store.dataDir);
-    const free = s.bavail * s.bsize;
+    const free = await this.#d.store.storage.freeBytes(this.#d.store.dataDir);
     if (free < need) throw agentError('AGENT_ERR_DISK_SPACE', `need ${need} bytes, ${free} free in ${this.#d.store.dataDir}`);
   }
 
   /** Decompress (bounded by the signed raw length) into models/<id>.partial, check, then rename into place. */
   async #unpack(bundleId: string, v: VerifiedManifest, payload: string): Promise<void> {
     const { store } = this.#d;
+    const fs = store.storage;
     const m = v.manifest;
     const dir = store.modelDir(bundleId);
     const partial = `${dir}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    await mkdir(partial, { recursive: true, mode: 0o700 });
+    await fs.remove(partial);
+    await fs.makeDir(partial);
     const file = join(partial, 'model.onnx');
     let r: { length: number; sha256: string };
     try {
       r = this.#d.unpack
-        ? await this.#d.unpack(payload, file, m)
+        ? await this.#d.unpack(payload, file, m, fs)
         // Crash suite: freeze with the first decompressed bytes written (the model file half made, not renamed).
-        : await decompressFile(payload, file, { maxRawBytes: m.payload.rawLength, onOutput: () => testFreeze('staging:mid-unpack') });
+        : await fs.decompress(payload, file, { maxRawBytes: m.payload.rawLength, onOutput: () => testFreeze('staging:mid-unpack') });
     } catch (e) {
       throw agentError('AGENT_ERR_DECOMPRESS', message(e), { cause: errorCode(e) });
     }
     if (r.length !== m.payload.rawLength || r.sha256 !== m.payload.rawSha256) {
       throw agentError('AGENT_ERR_PAYLOAD_HASH', `decompressed model is ${r.length} bytes with sha256 ${r.sha256.slice(0, 12)}…, the manifest says ${m.payload.rawLength} bytes, ${m.payload.rawSha256.slice(0, 12)}…`);
     }
-    const fh = await open(file, 'r+');
-    // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600).
-    try { await fh.chmod(0o600); await fh.sync(); } finally { await fh.close(); }
-    await atomicWrite(join(partial, 'manifest.json'), JSON.stringify(v.envelope));
-    await rm(dir, { recursive: true, force: true });
-    await rename(partial, dir);
-    await fsyncDir(join(dir, '..'));
+    // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600), and durable.
+    await fs.seal(file);
+    await fs.writeAtomic(join(partial, 'manifest.json'), JSON.stringify(v.envelope));
+    await fs.remove(dir);
+    await fs.rename(partial, dir);
   }
 
   /** An unpacked model from an earlier (interrupted or previous) install is reused if it still hashes right. */
   async #unpackedValid(bundleId: string, m: Manifest): Promise<boolean> {
-    const file = this.#d.store.modelFile(bundleId);
-    const st = await stat(file).catch(() => null);
+    const { store } = this.#d;
+    const file = store.modelFile(bundleId);
+    const st = await store.storage.stat(file);
     if (!st || st.size !== m.payload.rawLength) return false;
-    if (!(await stat(this.#d.store.modelManifest(bundleId)).catch(() => null))) return false;
-    return (await sha256File(file)).sha256 === m.payload.rawSha256;
+    if (!(await store.storage.stat(store.modelManifest(bundleId)))) return false;
+    return (await store.storage.hash(file)).sha256 === m.payload.rawSha256;
   }
 
   /** Keep the active and previous models (for rollback); drop other models and stale staging. */
@@ -483,10 +481,10 @@ export class Installer {
     const keep = new Set([store.state.active?.bundleId, store.state.previous?.bundleId, this.#pending?.checked.assignment.bundleId].filter(Boolean));
     for (const sub of ['models', 'staging']) {
       const dir = join(store.dataDir, sub);
-      for (const name of await readdir(dir).catch(() => [])) {
+      for (const name of await store.storage.list(dir)) {
         if (sub === 'models' && keep.has(name)) continue;
         if (sub === 'staging' && name === this.#pending?.checked.assignment.bundleId) continue;
-        await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
+        await store.storage.remove(join(dir, name)).catch(() => {});
       }
     }
   }

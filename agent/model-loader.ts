@@ -5,9 +5,6 @@
  * cases) before the model is allowed near a request (DESIGN "Stage: load a
  * shadow session, run golden cases").
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { verifyManifestEnvelope } from '../bundles/verify.js';
 import { parseEnvelope } from '../protocol/envelope.js';
 import { isFleetcastError } from '../protocol/errors.js';
@@ -27,21 +24,16 @@ export interface ModelEntry {
   validate: InputValidator;
 }
 
-export async function sha256File(path: string): Promise<{ sha256: string; length: number }> {
-  const h = createHash('sha256');
-  let length = 0;
-  for await (const b of createReadStream(path)) { h.update(b as Buffer); length += (b as Buffer).length; }
-  return { sha256: h.digest('hex'), length };
-}
+export { sha256File } from './disk-storage.js';
 
-/** Load a session and check it is the model the manifest describes. Nothing leaks on failure. */
-export async function openModel(runtime: ModelRuntime, path: string, manifest: Manifest, info: InstalledModel, maxBatch: number): Promise<ModelEntry> {
+/** Load a session (from a file path, or the model's bytes) and check it is the model the manifest describes. Nothing leaks on failure. */
+export async function openModel(runtime: ModelRuntime, source: string | Uint8Array, manifest: Manifest, info: InstalledModel, maxBatch: number): Promise<ModelEntry> {
   const validate = compileValidator(manifest.inputs, { maxBatch });
   // Session creation is one synchronous native call on this loop (onnxruntime-node's
   // loadModel): it starts on a turn of its own, not chained after the state write that
   // preceded it, and hands the loop back before the checks and the smoke runs.
   await nextTurn();
-  const model = await runtime.load(path, info.rawSha256);
+  const model = await runtime.load(source, info.rawSha256);
   await nextTurn();
   try {
     const want = manifest.inputs.map((i) => i.name).sort();
@@ -78,15 +70,17 @@ export async function openInstalledModel(ctx: InstalledContext, m: InstalledMode
   const { store } = ctx;
   let manifest: Manifest;
   try {
-    const v = verifyManifestEnvelope(parseEnvelope(JSON.parse(await readFile(store.modelManifest(m.bundleId), 'utf8'))), ctx.root);
+    const text = await store.storage.readText(store.modelManifest(m.bundleId));
+    if (text === null) throw agentError('AGENT_ERR_MANIFEST_SIGNATURE', `stored manifest of ${m.bundleId.slice(0, 12)}… is missing`);
+    const v = verifyManifestEnvelope(parseEnvelope(JSON.parse(text)), ctx.root);
     if (v.bundleId !== m.bundleId) throw agentError('AGENT_ERR_MANIFEST_MISMATCH', 'stored manifest is not the installed bundle');
     manifest = v.manifest;
   } catch (e) {
     throw isFleetcastError(e) && e.code.startsWith('AGENT_') ? e : agentError('AGENT_ERR_MANIFEST_SIGNATURE', `stored manifest of ${m.bundleId.slice(0, 12)}…: ${(e as Error).message}`);
   }
-  const h = await sha256File(store.modelFile(m.bundleId)).catch((e: Error) => { throw agentError('AGENT_ERR_PAYLOAD_HASH', e.message); });
+  const h = await store.storage.hash(store.modelFile(m.bundleId)).catch((e: Error) => { throw agentError('AGENT_ERR_PAYLOAD_HASH', e.message); });
   if (h.sha256 !== manifest.payload.rawSha256 || h.sha256 !== m.rawSha256) throw agentError('AGENT_ERR_PAYLOAD_HASH', `model file of ${m.bundleId.slice(0, 12)}… changed on disk`);
-  const entry = await openModel(ctx.runtime, store.modelFile(m.bundleId), manifest, m, ctx.maxBatch);
+  const entry = await openModel(ctx.runtime, await store.storage.modelSource(store.modelFile(m.bundleId)), manifest, m, ctx.maxBatch);
   try {
     await smokeTest(entry, ctx.goldenTolerance);
   } catch (e) {

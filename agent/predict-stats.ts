@@ -11,7 +11,12 @@ const RING = 1024;
 const LAST_CODES = 10;
 
 export class PredictStats {
-  readonly #ring: (PredictSample | undefined)[] = new Array(RING);
+  // The ring as columns that grow with use up to RING: a device that never predicts holds nothing, a busy one
+  // ~17 kB instead of 1,024 sample objects (~55 kB), which a simulator running 10,000 agents pays 10,000 times.
+  #latency = new Float64Array(0);
+  #failed = new Uint8Array(0);
+  /** Model of each sample (bundle ids are the same few strings, held by reference). */
+  readonly #bundle: (string | null)[] = [];
   #next = 0;
   requests = 0;
   errors = 0;
@@ -22,11 +27,26 @@ export class PredictStats {
   constructor(now: () => number = Date.now) { this.#now = now; }
 
   record(s: PredictSample): void {
-    this.#ring[this.#next] = s;
-    this.#next = (this.#next + 1) % RING;
+    const i = this.#next;
+    if (i >= this.#latency.length) this.#grow();
+    this.#latency[i] = s.latencyMs;
+    this.#failed[i] = s.failed ? 1 : 0;
+    this.#bundle[i] = s.bundleId;
+    this.#next = (i + 1) % RING;
     this.requests++;
     if (s.failed) this.errors++;
     if (s.code) this.noteCode(s.code);
+  }
+
+  /** Until the ring is full, the slot to write is the next free one past the end: double the columns. */
+  #grow(): void {
+    const size = Math.min(RING, Math.max(16, this.#latency.length * 2));
+    const lat = new Float64Array(size);
+    lat.set(this.#latency);
+    const failed = new Uint8Array(size);
+    failed.set(this.#failed);
+    this.#latency = lat;
+    this.#failed = failed;
   }
 
   /** A refused request (busy, bad input): counted by code, not as a model sample. */
@@ -40,10 +60,10 @@ export class PredictStats {
   summary(bundleId?: string): LatencySummary {
     const lat: number[] = [];
     let errors = 0;
-    for (const s of this.#ring) {
-      if (!s || (bundleId !== undefined && s.bundleId !== bundleId)) continue;
-      lat.push(s.latencyMs);
-      if (s.failed) errors++;
+    for (let i = 0; i < this.#bundle.length; i++) {
+      if (bundleId !== undefined && this.#bundle[i] !== bundleId) continue;
+      lat.push(this.#latency[i]);
+      if (this.#failed[i]) errors++;
     }
     lat.sort((a, b) => a - b);
     return { n: lat.length, errors, p50: pct(lat, 50), p95: pct(lat, 95), p99: pct(lat, 99) };

@@ -26,7 +26,6 @@
  * golden cases; swapping; probation) count towards the crash loop: a fetch is
  * interrupted by power and network, not by the bundle.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
 import { verifyManifestEnvelope } from '../bundles/verify.js';
 import { parseEnvelope } from '../protocol/envelope.js';
 import { errorCode } from '../protocol/errors.js';
@@ -120,7 +119,7 @@ export async function openServable(store: StateStore, ctx: InstalledContext, now
       }
       s.lastError = { code: notes[0].code, at: now(), bundleId: damaged[0].bundleId };
     });
-    for (const d of damaged) await rm(store.modelDir(d.bundleId), { recursive: true, force: true }).catch(() => {});
+    for (const d of damaged) await store.storage.remove(store.modelDir(d.bundleId)).catch(() => {});
   }
   const inst = store.state.install;
   const resumeProbation = entry !== null && inst?.phase === 'probation' && inst.bundleId === entry.info.bundleId;
@@ -135,10 +134,10 @@ export async function openServable(store: StateStore, ctx: InstalledContext, now
  */
 export async function rollbackCheck(store: StateStore, ctx: InstalledContext, now: () => number): Promise<ModelEntry | null> {
   const found: { m: InstalledModel; version: number }[] = [];
-  for (const name of await readdir(`${store.dataDir}/models`).catch(() => [] as string[])) {
+  for (const name of await store.storage.list(`${store.dataDir}/models`)) {
     if (!/^[0-9a-f]{64}$/.test(name)) continue;
     try {
-      const v = verifyManifestEnvelope(parseEnvelope(JSON.parse(await readFile(store.modelManifest(name), 'utf8'))), ctx.root);
+      const v = verifyManifestEnvelope(parseEnvelope(JSON.parse((await store.storage.readText(store.modelManifest(name))) ?? 'null')), ctx.root);
       if (v.bundleId !== name) continue;
       const man = v.manifest;
       found.push({ m: { bundleId: name, name: man.name, version: man.version, rawSha256: man.payload.rawSha256, installedAt: now() }, version: man.version });

@@ -36,15 +36,15 @@ export async function createWebRuntime(): Promise<ModelRuntime> {
   }
   return {
     name: `onnxruntime-web@${ort.env.versions.web ?? 'unknown'}`,
-    async load(path) {
+    async load(source) {
       let session: import('onnxruntime-web').InferenceSession;
       try {
-        const bytes = await readFile(path);
+        const bytes = typeof source === 'string' ? await readFile(source) : source;
         session = await ort.InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
           executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3,
         });
       } catch (e) {
-        throw agentError('AGENT_ERR_MODEL_LOAD', `${path}: ${(e as Error).message}`);
+        throw agentError('AGENT_ERR_MODEL_LOAD', `${typeof source === 'string' ? source : `a model of ${source.length} bytes`}: ${(e as Error).message}`);
       }
       let released = false;
       return {

@@ -26,8 +26,11 @@ export interface LoadedModel {
 
 export interface ModelRuntime {
   readonly name: string;
-  /** `key` identifies the model bytes (raw sha256): equal keys may share a session. */
-  load(path: string, key: string): Promise<LoadedModel>;
+  /**
+   * Load a model from its file (a path) or its bytes (an agent on memory storage). `key` identifies
+   * the model bytes (raw sha256): equal keys may share a session.
+   */
+  load(source: string | Uint8Array, key: string): Promise<LoadedModel>;
 }
 
 interface CacheEntry { refs: number; session: Promise<ort.InferenceSession> }
@@ -93,16 +96,16 @@ export function createOrtRuntime(opts: OrtRuntimeOptions = {}): ModelRuntime {
   const cache = opts.cache ?? new SessionCache();
   return {
     name: `onnxruntime-node@${ort.env.versions.node ?? 'unknown'}`,
-    async load(path, key) {
+    async load(source, key) {
       // Without a shared cache each load gets its own key so sessions are never shared.
       const k = opts.cache ? key : `${key}:${Math.random()}`;
-      const held = cache.acquire(k, () => ort.InferenceSession.create(path, sessionOptions));
+      const held = cache.acquire(k, () => typeof source === 'string' ? ort.InferenceSession.create(source, sessionOptions) : ort.InferenceSession.create(source, sessionOptions));
       let session: ort.InferenceSession;
       try {
         session = await held.session;
       } catch (e) {
         await held.release();
-        throw agentError('AGENT_ERR_MODEL_LOAD', `${path}: ${(e as Error).message}`);
+        throw agentError('AGENT_ERR_MODEL_LOAD', `${typeof source === 'string' ? source : `a model of ${source.length} bytes`}: ${(e as Error).message}`);
       }
       return {
         inputNames: [...session.inputNames],

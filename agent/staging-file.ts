@@ -21,10 +21,10 @@
  * bench). Concurrent writes to one file gained nothing: the kernel serialises
  * buffered writes to one inode.
  */
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { chunkRange } from '../bundles/verify.js';
 import type { Manifest } from '../protocol/manifest.js';
+import { diskStorage } from './disk-storage.js';
+import type { AgentStorage, StagingHandle } from './storage.js';
 
 interface QueuedWrite { start: number; bytes: Uint8Array; resolve: () => void; reject: (e: unknown) => void }
 
@@ -35,36 +35,24 @@ export class StagingFile {
   readonly path: string;
   /** The file was empty or absent: nothing was staged before, there is nothing to re-verify. */
   readonly fresh: boolean;
-  readonly #fh: FileHandle;
+  readonly #h: StagingHandle;
   readonly #manifest: Manifest;
   #queued: QueuedWrite[] = [];
   #flushing: Promise<void> | null = null;
 
-  private constructor(path: string, fh: FileHandle, manifest: Manifest, fresh: boolean) {
+  private constructor(path: string, h: StagingHandle, manifest: Manifest) {
     this.path = path;
-    this.#fh = fh;
+    this.#h = h;
     this.#manifest = manifest;
-    this.fresh = fresh;
+    this.fresh = h.fresh;
   }
 
-  /** Open (or create) without truncating what an earlier run staged, then set the signed length. */
-  static async open(path: string, manifest: Manifest): Promise<StagingFile> {
-    // O_CREAT without O_TRUNC: a resumed fetch keeps its chunks. Not O_APPEND: Linux
-    // ignores the position of pwrite(2) on files opened with it.
-    const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
-    let size: number;
-    try {
-      size = (await fh.stat()).size;
-      // Longer (another run's leftovers) is cut; shorter grows as a hole, which reads as zeros.
-      if (size !== manifest.payload.compressedLength) await fh.truncate(manifest.payload.compressedLength);
-    } catch (e) {
-      await fh.close();
-      throw e;
-    }
-    return new StagingFile(path, fh, manifest, size === 0);
+  /** Open (or create) without truncating what an earlier run staged, then set the signed length (disk: disk-storage.ts). */
+  static async open(path: string, manifest: Manifest, storage: AgentStorage = diskStorage): Promise<StagingFile> {
+    return new StagingFile(path, await storage.openStaging(path, manifest.payload.compressedLength), manifest);
   }
 
-  /** Write verified chunk `index` at its offset; resolves once its bytes are handed to the kernel. */
+  /** Write verified chunk `index` at its offset; resolves once its bytes are handed to the storage (on disk: the kernel). */
   writeChunk(index: number, bytes: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queued.push({ start: chunkRange(this.#manifest, index).start, bytes, resolve, reject });
@@ -110,32 +98,20 @@ export class StagingFile {
   }
 
   async #writeAt(position: number, buffers: Uint8Array[]): Promise<void> {
-    let rest = buffers;
-    while (rest.length) {
-      const { bytesWritten } = await this.#fh.writev(rest, position);
-      if (bytesWritten === 0) throw Object.assign(new Error(`pwritev wrote nothing at offset ${position} of ${this.path}`), { code: 'EIO' });
-      position += bytesWritten;
-      rest = skipBytes(rest, bytesWritten);
-    }
+    await this.#h.writeRun(position, buffers);
   }
 
-  /** Chunk `index` as it is on disk now (shorter when the file was cut short under us). */
+  /** Chunk `index` as it is stored now (shorter when the file was cut short under us). */
   async readChunk(index: number, into?: Buffer): Promise<Buffer> {
     const { start, end } = chunkRange(this.#manifest, index);
     const buf = into && into.length >= end - start ? into.subarray(0, end - start) : Buffer.allocUnsafe(end - start);
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await this.#fh.read(buf, got, buf.length - got, start + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return buf.subarray(0, got);
+    return buf.subarray(0, await this.#h.read(start, buf));
   }
 
   /** Waits for queued writes first (their callers already have their outcome). */
   async close(): Promise<void> {
     await this.#flushing;
-    await this.#fh.close();
+    await this.#h.close();
   }
 }
 
@@ -150,13 +126,4 @@ function runsOf(batch: QueuedWrite[]): QueuedWrite[][] {
     else runs.push([w]);
   }
   return runs;
-}
-
-/** The buffers after their first `n` bytes (a short pwritev continues where it stopped). */
-function skipBytes(buffers: Uint8Array[], n: number): Uint8Array[] {
-  let i = 0;
-  while (i < buffers.length && n >= buffers[i].length) n -= buffers[i++].length;
-  const rest = buffers.slice(i);
-  if (n > 0) rest[0] = rest[0].subarray(n);
-  return rest;
 }

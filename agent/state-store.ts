@@ -1,8 +1,8 @@
 /**
  * Persistent agent state, written so a power cut at any instant leaves either
- * the old or the new file: write a temp file, fsync it, rename it over the
- * old one (atomic on POSIX), fsync the directory so the rename itself is
- * durable. The install state machine persists each phase BEFORE doing its
+ * the old or the new file (AgentStorage.writeAtomic: on disk a temp file,
+ * fsync, rename, fsync of the folder; disk-storage.ts). The install state
+ * machine persists each phase BEFORE doing its
  * work (DESIGN "Persist the state before doing its work"), so boot can decide
  * what to do from this file alone.
  *
@@ -11,12 +11,15 @@
  *   dataDir/models/<bundleId>/{model.onnx, manifest.json}
  *   dataDir/staging/<bundleId>/payload.zst   (chunks written at their offsets; staging-file.ts)
  */
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PHASES } from '../protocol/messages.js';
 import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '../protocol/schema.js';
-import { makePrivateDir } from '../signing/private-files.js';
+import { diskStorage } from './disk-storage.js';
 import { agentError } from './errors.js';
+import type { AgentStorage } from './storage.js';
+
+// Moved to disk-storage.ts with the rest of the disk's write discipline; still exported from here for their callers.
+export { atomicWrite, diskFull, fsyncDir, removeStaleTemps } from './disk-storage.js';
 
 const installedSchema = obj({
   bundleId: sha256Hex(), name: str({ max: 64 }), version: int({ min: 1 }),
@@ -74,93 +77,28 @@ export function emptyState(): AgentState {
   return { v: 1, counter: 0, counterEpoch: 0, assignment: null, active: null, previous: null, install: null, lastError: null, boots: 0, saves: 0, refused: {} };
 }
 
-const TEMP_MARK = '.tmp-';
-
-/**
- * Write `data` to `path` so that readers see the old or the new content, never a mix.
- * A failed write removes its temporary file (a full disk must not fill up further
- * with half-written copies) and a full disk is reported as AGENT_ERR_DISK_SPACE.
- */
-export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}${TEMP_MARK}${process.pid}`;
-  try {
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => {});
-    throw diskFull(e) ?? e;
-  }
-  await fsyncDir(join(path, '..'));
-}
-
-
-/** A no-space or over-quota failure as AGENT_ERR_DISK_SPACE; undefined for any other error. */
-export function diskFull(e: unknown): Error | undefined {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
-  const err = agentError('AGENT_ERR_DISK_SPACE', (e as Error).message, { cause: code });
-  err.cause = e;
-  return err;
-}
-
-/**
- * Temporary files that atomic writes of an earlier run left behind (killed, or
- * failed before their clean-up): in dataDir, trust/, trust/roots/ and each model
- * folder. Returns how many were removed.
- */
-export async function removeStaleTemps(dataDir: string): Promise<number> {
-  let removed = 0;
-  const sweep = async (dir: string, depth: number): Promise<void> => {
-    let entries;
-    try { entries = await readdir(dir, { withFileTypes: true }); } catch { return; }
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (e.isFile() && /\.tmp-[0-9]+$/.test(e.name)) { await rm(p, { force: true }); removed++; }
-      // Staging keeps its partial payloads on purpose (resumable fetches); it is not swept.
-      else if (e.isDirectory() && depth > 0 && e.name !== 'staging') await sweep(p, depth - 1);
-    }
-  };
-  await sweep(dataDir, 2);
-  return removed;
-}
-
-/** fsync a directory so renames and creations inside it survive a power cut. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories (EINVAL); the rename is as durable as they allow.
-  } finally {
-    await fh.close();
-  }
-}
-
 export class StateStore {
   readonly dataDir: string;
+  /** Where this agent keeps its files: the disk, or memory in the simulator (storage.ts). */
+  readonly storage: AgentStorage;
   #state: AgentState;
   #chain: Promise<unknown> = Promise.resolve();
   /** Set when state.json was unreadable at open (it is moved aside, never deleted). */
   readonly corruptAside: string | null;
 
-  private constructor(dataDir: string, state: AgentState, corruptAside: string | null) {
+  private constructor(dataDir: string, storage: AgentStorage, state: AgentState, corruptAside: string | null) {
     this.dataDir = dataDir;
+    this.storage = storage;
     this.#state = state;
     this.corruptAside = corruptAside;
   }
 
-  static async open(dataDir: string, now: () => number = Date.now): Promise<StateStore> {
+  static async open(dataDir: string, now: () => number = Date.now, storage: AgentStorage = diskStorage): Promise<StateStore> {
     try {
       // Folders 0700 and files 0600 (signing/private-files.ts): a model may be the owner's secret, and state.json says what runs.
-      makePrivateDir(dataDir);
-      makePrivateDir(join(dataDir, 'models'));
-      makePrivateDir(join(dataDir, 'staging'));
+      await storage.makeDir(dataDir);
+      await storage.makeDir(join(dataDir, 'models'));
+      await storage.makeDir(join(dataDir, 'staging'));
     } catch (e) {
       throw agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
@@ -168,19 +106,19 @@ export class StateStore {
     let state = emptyState();
     let aside: string | null = null;
     let text: string | null = null;
-    try { text = await readFile(file, 'utf8'); } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw agentError('AGENT_ERR_STATE_CORRUPT', `cannot read ${file}: ${(e as Error).message}`);
+    try { text = await storage.readText(file); } catch (e) {
+      throw agentError('AGENT_ERR_STATE_CORRUPT', `cannot read ${file}: ${(e as Error).message}`);
     }
     if (text !== null) {
       try {
         state = parse(agentStateSchema, JSON.parse(text), { what: 'agent state' }) as AgentState;
       } catch {
         aside = `${file}.corrupt-${now()}`;
-        await rename(file, aside);
+        await storage.rename(file, aside);
         state = emptyState();
       }
     }
-    return new StateStore(dataDir, state, aside);
+    return new StateStore(dataDir, storage, state, aside);
   }
 
   get state(): Readonly<AgentState> { return this.#state; }
@@ -191,7 +129,7 @@ export class StateStore {
       const draft = structuredClone(this.#state);
       change(draft);
       draft.saves++;
-      await atomicWrite(join(this.dataDir, 'state.json'), JSON.stringify(draft, null, 1));
+      await this.storage.writeAtomic(join(this.dataDir, 'state.json'), JSON.stringify(draft, null, 1));
       this.#state = draft;
       return draft;
     };
@@ -208,6 +146,6 @@ export class StateStore {
   stagingManifest(bundleId: string): string { return join(this.stagingDir(bundleId), 'manifest.json'); }
 
   async removeStaging(bundleId: string): Promise<void> {
-    await rm(this.stagingDir(bundleId), { recursive: true, force: true });
+    await this.storage.remove(this.stagingDir(bundleId));
   }
 }

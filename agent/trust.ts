@@ -23,7 +23,6 @@
  *
  * Nothing here throws at its callers: refusals become coded events.
  */
-import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorCode } from '../protocol/errors.js';
 import { encode, PROTOCOL_VERSION } from '../protocol/messages.js';
@@ -36,12 +35,15 @@ import { loadRoot, type TrustedRoot } from '../signing/root.js';
 import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '../signing/root-rotation.js';
 import { signingError } from '../signing/errors.js';
 import { agentError } from './errors.js';
-import { atomicWrite } from './state-store.js';
+import { diskStorage } from './disk-storage.js';
+import type { AgentStorage } from './storage.js';
 
 interface HeldCheckpoint { size: number; rootHash: Buffer; text: string }
 
 export interface TrustDeps {
   dataDir: string;
+  /** Where dataDir is kept (default the disk). */
+  storage?: AgentStorage;
   deviceId: string;
   now: () => number;
   publish(topic: string, payload: Buffer): Promise<void>;
@@ -59,26 +61,29 @@ export class TrustState {
   #pending: HeldCheckpoint | null = null;
   readonly #d: TrustDeps;
   readonly #dir: string;
+  readonly #fs: AgentStorage;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
   private constructor(d: TrustDeps, root: TrustedRoot, cp: HeldCheckpoint | null) {
-    this.#d = d; this.#root = root; this.#cp = cp; this.#dir = join(d.dataDir, 'trust');
+    this.#d = d; this.#root = root; this.#cp = cp; this.#dir = join(d.dataDir, 'trust'); this.#fs = d.storage ?? diskStorage;
   }
 
   /** The provisioned root, then every root this device took since, verified again as a chain. */
   static async open(d: TrustDeps, provisioned: TrustedRoot): Promise<TrustState> {
     const dir = join(d.dataDir, 'trust');
-    await mkdir(join(dir, 'roots'), { recursive: true, mode: 0o700 });
+    const fs = d.storage ?? diskStorage;
+    await fs.makeDir(join(dir, 'roots'));
     let root = provisioned;
-    const files = (await readdir(join(dir, 'roots'))).map((f) => /^root-([0-9]+)\.json$/.exec(f)).filter((m) => m !== null).map((m) => ({ f: m[0], v: Number(m[1]) })).sort((a, b) => a.v - b.v);
+    const files = (await fs.list(join(dir, 'roots'))).map((f) => /^root-([0-9]+)\.json$/.exec(f)).filter((m) => m !== null).map((m) => ({ f: m[0], v: Number(m[1]) })).sort((a, b) => a.v - b.v);
     for (const { f, v } of files) {
       if (v <= root.version) continue;
-      try { root = verifyNextRoot(root, JSON.parse(await readFile(join(dir, 'roots', f), 'utf8'))); } catch { break; }
+      try { root = verifyNextRoot(root, JSON.parse((await fs.readText(join(dir, 'roots', f))) ?? 'null')); } catch { break; }
     }
     let cp: HeldCheckpoint | null = null;
     try {
-      const text = await readFile(join(dir, 'checkpoint'), 'utf8');
+      const text = await fs.readText(join(dir, 'checkpoint'));
+      if (text === null) throw new Error('no checkpoint held yet');
       const c = verifyCheckpoint(text, logVerifiers(root), { origin: LOG_ORIGIN });
       cp = { size: c.size, rootHash: c.rootHash, text };
     } catch { cp = null; }
@@ -121,7 +126,7 @@ export class TrustState {
     // Each version is persisted before it is used, so a restart resumes from the newest verified root.
     for (const env of taken.taken) {
       const v = loadRoot(env, { allowExpired: true }).version;
-      await atomicWrite(join(this.#dir, 'roots', `root-${v}.json`), JSON.stringify(env));
+      await this.#fs.writeAtomic(join(this.#dir, 'roots', `root-${v}.json`), JSON.stringify(env));
     }
     this.#root = taken.root;
     if ([...before].some((k) => !taken.root.roles.hub.keys.has(k))) await this.#d.onHubKeysRevoked(taken.root);
@@ -175,7 +180,7 @@ export class TrustState {
   }
 
   async #take(c: HeldCheckpoint): Promise<void> {
-    await atomicWrite(join(this.#dir, 'checkpoint'), c.text);
+    await this.#fs.writeAtomic(join(this.#dir, 'checkpoint'), c.text);
     this.#cp = c;
   }
 }

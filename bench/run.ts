@@ -26,6 +26,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   'device-page': async () => (await import('./device-page.js')).benchDevicePage(),
   'hub-capacity': async () => (await import('./hub-capacity.js')).benchHubCapacity(),
   'pg-store': async () => (await import('./pg-store.js')).benchPgStore(),
+  'sim-scale': async () => (await import('./sim-scale.js')).benchSimScale(),
 };
 
 const wanted = process.argv.slice(2);

@@ -6,15 +6,24 @@
  * decompression of identical verified payloads (shared-unpack.ts) and the
  * hashing of byte-identical chunks (shared-verify.ts). Each agent still
  * receives every chunk over its own connection and writes its own staging file.
+ *
+ * With `storage: 'memory'` each agent keeps its data folder in memory
+ * (agent/memory-storage.ts) behind the interface its disk uses, and blocks
+ * byte-identical across the fleet (staged chunks, model files) are kept once:
+ * how 10,000 devices fit in one process (bench/sim-scale.ts measures it).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAgent, readRoot, type Agent } from '../agent/agent.js';
+import { diskStorage } from '../agent/disk-storage.js';
+import { MemoryPool, MemoryStorage } from '../agent/memory-storage.js';
 import type { AgentOptionsInput } from '../agent/options.js';
+import type { AgentStorage } from '../agent/storage.js';
 import { createOrtRuntime, SessionCache, type ModelRuntime } from '../agent/runtime.js';
 import { errorCode } from '../protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
+import { sharedManifestVerify } from './shared-manifests.js';
 import { sharedPayloadCheck } from './shared-verify.js';
 
 export interface FleetOptions {
@@ -23,6 +32,8 @@ export interface FleetOptions {
   rootPath: string;
   dataDir: string;
   idPrefix?: string;
+  /** Digits of the device number in ids (default: enough for `agents`); set it when the fleet will grow(). */
+  idWidth?: number;
   /** Extra agent options for every agent (chunk timeouts, capabilities, …). */
   agentOptions?: Partial<AgentOptionsInput>;
   /** Per-agent capabilities, e.g. to give some devices another hardware class. */
@@ -33,11 +44,15 @@ export interface FleetOptions {
   runtime?: ModelRuntime;
   /** Per-agent clock (default Date.now), e.g. a device whose clock is skewed. */
   nowFor?: (index: number) => () => number;
+  /** Where each agent keeps its data folder: on disk under dataDir (default), or in memory. */
+  storage?: 'disk' | 'memory';
+  /** Bytes each agent may store when storage is 'memory' (default unbounded); MemoryStorage.capacityBytes changes it later. */
+  capacityBytes?: number;
   /** Start agents this many at a time (connection storms are a test of their own). */
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
   shareUnpack?: boolean;
-  /** Hash byte-identical chunks once for the whole fleet (default true; see shared-verify.ts). */
+  /** Hash byte-identical chunks and verify identical manifests once for the whole fleet (default true; see shared-verify.ts, shared-manifests.ts). */
   shareVerify?: boolean;
 }
 
@@ -53,6 +68,10 @@ export interface DriveStats {
 export interface Fleet {
   readonly agents: readonly Agent[];
   readonly ids: readonly string[];
+  /** Each agent's storage, in the order of `agents` (MemoryStorage when storage is 'memory'). */
+  readonly storages: readonly AgentStorage[];
+  /** Start `count` more agents (ids continue the numbering); they join versions(), waitForVersion(), drive() and stop(). */
+  grow(count: number): Promise<void>;
   /** Agents per active "name@version" ("none" when nothing is installed). */
   versions(): Record<string, number>;
   /** Resolves when every agent serves `name@version` (or rejects after timeoutMs). */
@@ -73,27 +92,43 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const runtime = o.runtime ?? createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
+  const verifyManifest = o.shareVerify === false ? undefined : sharedManifestVerify();
   const prefix = o.idPrefix ?? 'sim';
-  const width = String(o.agents - 1).length;
-  const ids = Array.from({ length: o.agents }, (_, i) => `${prefix}-${String(i).padStart(width, '0')}`);
-  const agents = ids.map((deviceId, i) => {
-    const dataDir = join(o.dataDir, deviceId);
-    mkdirSync(dataDir, { recursive: true });
-    return createAgent({
-      ...o.agentOptions,
-      ...o.agentOptionsFor?.(i, deviceId),
-      deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
-      capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-    }, { runtime, root, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}) });
-  });
+  const width = o.idWidth ?? String(o.agents - 1).length;
+  const memory = o.storage === 'memory';
+  // One pool per fleet: what its devices store byte-identically is kept once.
+  const pool = memory ? new MemoryPool() : undefined;
+  const ids: string[] = [];
+  const agents: Agent[] = [];
+  const storages: AgentStorage[] = [];
   // What each agent serves, from its state reports (one on every phase change, after the active
   // pointer moved). waitForVersion polls these and calls status() only to confirm: status() of
   // every agent every 25 ms would take a good part of the CPU the benchmarks measure.
   const label = (m: { name: string; version: number } | null | undefined) => (m ? `${m.name}@${m.version}` : 'none');
-  const reported: string[] = agents.map(() => 'none');
-  agents.forEach((a, i) => a.on('state', (r) => { reported[i] = label(r.active); }));
+  const reported: string[] = [];
   const step = o.startConcurrency ?? 50;
-  for (let i = 0; i < agents.length; i += step) await Promise.all(agents.slice(i, i + step).map((a) => a.start()));
+  const grow = async (count: number) => {
+    const from = agents.length;
+    for (let i = from; i < from + count; i++) {
+      const deviceId = `${prefix}-${String(i).padStart(width, '0')}`;
+      const dataDir = join(o.dataDir, deviceId);
+      if (!memory) mkdirSync(dataDir, { recursive: true });
+      const storage = memory ? new MemoryStorage({ root: dataDir, pool, ...(o.capacityBytes !== undefined ? { capacityBytes: o.capacityBytes } : {}) }) : diskStorage;
+      const a = createAgent({
+        ...o.agentOptions,
+        ...o.agentOptionsFor?.(i, deviceId),
+        deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
+        capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
+      }, { runtime, root, storage, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}), ...(verifyManifest ? { verifyManifest } : {}) });
+      ids.push(deviceId);
+      agents.push(a);
+      storages.push(storage);
+      reported.push('none');
+      a.on('state', (r) => { reported[i] = label(r.active); });
+    }
+    for (let i = from; i < agents.length; i += step) await Promise.all(agents.slice(i, Math.min(i + step, agents.length)).map((a) => a.start()));
+  };
+  await grow(o.agents);
 
   const versions = () => {
     const v: Record<string, number> = {};
@@ -106,7 +141,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   };
 
   return {
-    agents, ids, versions,
+    agents, ids, storages, versions, grow,
     async waitForVersion(name, version, timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;
       const key = `${name}@${version}`;

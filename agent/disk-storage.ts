@@ -1,0 +1,178 @@
+/**
+ * The agent's storage on a real device's disk (storage.ts). Writes are made so
+ * a power cut at any instant leaves either the old or the new file: write a temp
+ * file, fsync it, rename it over the old one (atomic on POSIX), fsync the
+ * folder so the rename itself is durable. The crash suites kill the real agent
+ * in every install state and rely on exactly these syncs.
+ */
+import { createHash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { decompressFile } from '../bundles/compress.js';
+import { makePrivateDir } from '../signing/private-files.js';
+import { diskFull, type AgentStorage, type StagingHandle } from './storage.js';
+
+export { diskFull } from './storage.js';
+
+const TEMP_MARK = '.tmp-';
+
+/**
+ * Write `data` to `path` so that readers see the old or the new content, never a mix.
+ * A failed write removes its temporary file (a full disk must not fill up further
+ * with half-written copies) and a full disk is reported as AGENT_ERR_DISK_SPACE.
+ */
+export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}${TEMP_MARK}${process.pid}`;
+  try {
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw diskFull(e) ?? e;
+  }
+  await fsyncDir(join(path, '..'));
+}
+
+/**
+ * Temporary files that atomic writes of an earlier run left behind (killed, or
+ * failed before their clean-up): in dataDir, trust/, trust/roots/ and each model
+ * folder. Returns how many were removed.
+ */
+export async function removeStaleTemps(dataDir: string): Promise<number> {
+  let removed = 0;
+  const sweep = async (dir: string, depth: number): Promise<void> => {
+    let entries;
+    try { entries = await readdir(dir, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isFile() && /\.tmp-[0-9]+$/.test(e.name)) { await rm(p, { force: true }); removed++; }
+      // Staging keeps its partial payloads on purpose (resumable fetches); it is not swept.
+      else if (e.isDirectory() && depth > 0 && e.name !== 'staging') await sweep(p, depth - 1);
+    }
+  };
+  await sweep(dataDir, 2);
+  return removed;
+}
+
+export async function sha256File(path: string): Promise<{ sha256: string; length: number }> {
+  const h = createHash('sha256');
+  let length = 0;
+  for await (const b of createReadStream(path)) { h.update(b as Buffer); length += (b as Buffer).length; }
+  return { sha256: h.digest('hex'), length };
+}
+
+/** fsync a directory so renames and creations inside it survive a power cut. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories (EINVAL); the rename is as durable as they allow.
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The staging file on disk: one descriptor, pwrite(2) at each chunk's offset. Nothing
+ * here calls fsync: no state claims these bytes are durable (staging-file.ts says why).
+ */
+async function openDiskStaging(path: string, length: number): Promise<StagingHandle> {
+  // O_CREAT without O_TRUNC: a resumed fetch keeps its chunks. Not O_APPEND: Linux
+  // ignores the position of pwrite(2) on files opened with it.
+  const fh: FileHandle = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+    // Longer (another run's leftovers) is cut; shorter grows as a hole, which reads as zeros.
+    if (size !== length) await fh.truncate(length);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  return {
+    fresh: size === 0,
+    async write(offset, bytes) {
+      for (let off = 0; off < bytes.length;) {
+        const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, offset + off);
+        off += bytesWritten;
+      }
+    },
+    async writeRun(offset, buffers) {
+      let rest = [...buffers];
+      while (rest.length) {
+        const { bytesWritten } = await fh.writev(rest, offset);
+        if (bytesWritten === 0) throw Object.assign(new Error(`pwritev wrote nothing at offset ${offset} of ${path}`), { code: 'EIO' });
+        offset += bytesWritten;
+        rest = skipBytes(rest, bytesWritten);
+      }
+    },
+    async read(offset, into) {
+      let got = 0;
+      while (got < into.length) {
+        const { bytesRead } = await fh.read(into, got, into.length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got;
+    },
+    close: () => fh.close(),
+  };
+}
+
+export const diskStorage: AgentStorage = {
+  kind: 'disk',
+  async makeDir(dir) { makePrivateDir(dir); },
+  async read(path) {
+    try { return await readFile(path); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  },
+  async readText(path) { return (await diskStorage.read(path))?.toString('utf8') ?? null; },
+  writeAtomic: atomicWrite,
+  list: (dir) => readdir(dir).catch(() => [] as string[]),
+  remove: (path) => rm(path, { recursive: true, force: true }),
+  async rename(from, to) {
+    await rename(from, to);
+    await fsyncDir(dirname(to));
+  },
+  async stat(path) {
+    const s = await stat(path).catch(() => null);
+    return s ? { size: s.size, mtimeMs: s.mtimeMs } : null;
+  },
+  openStaging: openDiskStaging,
+  decompress: (payload, dst, opts) => decompressFile(payload, dst, opts),
+  async put(path, bytes) {
+    const fh = await open(path, 'w', 0o600);
+    try { await fh.writeFile(bytes); } finally { await fh.close(); }
+  },
+  async seal(path) {
+    const fh = await open(path, 'r+');
+    // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600).
+    try { await fh.chmod(0o600); await fh.sync(); } finally { await fh.close(); }
+  },
+  hash: sha256File,
+  async modelSource(path) { return path; },
+  async freeBytes(dir) {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  },
+  removeStaleTemps,
+};
+
+/** The buffers after their first `n` bytes (a short pwritev continues where it stopped). */
+function skipBytes(buffers: Uint8Array[], n: number): Uint8Array[] {
+  let i = 0;
+  while (i < buffers.length && n >= buffers[i].length) n -= buffers[i++].length;
+  const rest = buffers.slice(i);
+  if (n > 0) rest[0] = rest[0].subarray(n);
+  return rest;
+}

@@ -1,0 +1,272 @@
+/**
+ * `node dist/bench/run.js sim-scale`: how many simulated devices one process
+ * holds, and what an install costs them against a plain download.
+ *
+ * The measured side: the compiled hub (dist/cli/fleetcast.js hub) in its own
+ * process, authentication on, every device enrolled with its own MQTT
+ * credential; in this process a fleet of real agents (simulator/fleet.ts) on
+ * in-memory storage (agent/memory-storage.ts), grown to 1,000, 5,000 and
+ * 10,000 devices. At each size, once every device has connected and the hub
+ * has its report, memory is read after two full GCs (the runner starts node
+ * without --expose-gc; V8's flag is set at run time and gc() taken from a
+ * fresh context): RSS and heapUsed, minus the same reading taken before the
+ * first device started (root, runtime and modules loaded). Then a 1 MB bundle
+ * is deployed to all 10,000: from the deploy call until every agent serves it
+ * (each verified the signed assignment, fetched every chunk over its own
+ * connection, checked and staged it, decompressed, loaded, smoke-tested and
+ * swapped), and memory is read again.
+ *
+ * The baseline, in the same run: the same bytes in the same chunk size, QoS 1,
+ * the hub's number of publishes in flight, published by a plain client
+ * through the same kind of embedded broker in its own process
+ * (plain-broker-worker.ts) to 10,000 raw mqtt.js subscribers in this process:
+ * from the first publish until every subscriber holds every chunk. Its
+ * subscribers' connect time and memory per subscriber are measured the same way.
+ *
+ * Loopback only; every wait is bounded; the hub and the broker process are
+ * stopped at the end whatever happened. FLEETCAST_SIM_SCALE_STEPS=100,500
+ * runs smaller steps (the last one installs).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import mqtt from 'mqtt';
+import { buildBundle } from '../bundles/build.js';
+import { readBundleBuffer } from '../bundles/read.js';
+import { buildMlp } from '../bundles/onnx-build.js';
+import { MqttCredentials } from '../hub/mqtt-credentials.js';
+import { HubStore } from '../hub/store.js';
+import { initKeys } from '../signing/keys.js';
+import { startFleet, type Fleet } from '../simulator/fleet.js';
+import { benchDir } from './dirs.js';
+import { fmt, nowMs, phaseSpread, type BenchResult } from './lib.js';
+import { freePort, startHubProc, stopHubProc, until, type HubProc } from './reconnect-storm.js';
+
+// ~1 MB of incompressible float32 weights.
+const PAD_FLOATS = 280_000;
+/** Connections opened at once, by the fleet and by the baseline alike: a connection storm is bench reconnect-storm. */
+const CONNECT_STEP = 50;
+/** The hub's default publishes in flight per bundle (hub/options.ts maxInflightChunkPublishes). */
+const INFLIGHT = 8;
+const BOUND_MS = 900_000;
+/** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
+const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
+
+interface Reading { rss: number; heapUsed: number; external: number }
+
+/** gc() although node was started without --expose-gc (V8 reads the flag when a new context is made). */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+async function settle(gc: () => void): Promise<Reading> {
+  for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 200)); }
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+}
+
+const mb = (b: number) => b / (1024 * 1024);
+
+interface Row { label: string; devices: number; connectMs: number; rssPerDevice: number; heapPerDevice: number; extPerDevice: number; rss: number }
+
+function row(label: string, devices: number, connectMs: number, base: Reading, r: Reading): Row {
+  return {
+    label, devices, connectMs, rss: mb(r.rss),
+    rssPerDevice: mb(r.rss - base.rss) / devices, heapPerDevice: mb(r.heapUsed - base.heapUsed) / devices, extPerDevice: mb(r.external - base.external) / devices,
+  };
+}
+
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]).finally(() => clearTimeout(timer));
+}
+
+interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
+
+/** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
+async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
+  const worker = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'plain-broker-worker.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: worker.stdout! });
+  const waiters: ((line: string) => void)[] = [];
+  lines.on('line', (l) => waiters.shift()?.(l));
+  const next = () => new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('the plain broker process did not answer in time')), BOUND_MS);
+    waiters.push((l) => { clearTimeout(t); resolve(l); });
+  });
+  const subs: mqtt.MqttClient[] = [];
+  try {
+    const url = (await next()).replace(/^url /, '');
+    const chunks = Math.ceil(bytes / chunkSize);
+    const base = await settle(gc);
+    let done = 0;
+    let resolveAll!: () => void;
+    const all = new Promise<void>((r) => { resolveAll = r; });
+    const t0 = nowMs();
+    for (let i = 0; i < n; i += CONNECT_STEP) {
+      // Bounded: a connection that neither opens nor fails must end the run, not hang it.
+      await within(BOUND_MS, `${n} raw subscribers to connect (${subs.length} did)`, Promise.all(Array.from({ length: Math.min(CONNECT_STEP, n - i) }, async (_, k) => {
+        const c = await mqtt.connectAsync(url, { clientId: `plain-${i + k}`, reconnectPeriod: 0, connectTimeout: 60_000 });
+        const got = new Set<number>();
+        c.on('message', (topic) => {
+          const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
+          if (got.has(idx)) return;
+          got.add(idx);
+          if (got.size === chunks && ++done === n) resolveAll();
+        });
+        await c.subscribeAsync('bench/chunk/+', { qos: 1 });
+        subs.push(c);
+      })));
+    }
+    const connectMs = nowMs() - t0;
+    const memory = row('raw MQTT subscribers', n, connectMs, base, await settle(gc));
+    const t1 = nowMs();
+    worker.stdin!.write(`publish ${payloadFile} ${chunkSize} ${INFLIGHT}\n`);
+    await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
+    return { connectMs, downloadMs: nowMs() - t1, memory };
+  } finally {
+    await Promise.all(subs.map((s) => s.endAsync().catch(() => {})));
+    worker.stdin!.end();
+    if (worker.exitCode === null) await new Promise((r) => { worker.once('exit', r); setTimeout(() => { worker.kill('SIGKILL'); }, 10_000).unref(); });
+  }
+}
+
+export async function benchSimScale(): Promise<BenchResult> {
+  const steps = (process.env.FLEETCAST_SIM_SCALE_STEPS ?? '1000,5000,10000').split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0);
+  const n = steps[steps.length - 1];
+  const gc = collector();
+  const log = (l: string) => process.stderr.write(`sim-scale: ${l}\n`);
+  const dir = benchDir('sim-scale');
+  const keysDir = join(dir, 'keys');
+  const keys = initKeys(keysDir);
+  const dataDir = join(dir, 'hub');
+  const width = String(n - 1).length;
+  const idOf = (i: number) => `scale-${String(i).padStart(width, '0')}`;
+
+  // Each device enrolled with its own credential before the hub starts (one transaction; as bench reconnect-storm).
+  const passwords: string[] = [];
+  {
+    const store = HubStore.open(dataDir);
+    try {
+      const creds = new MqttCredentials(store.sqlite);
+      store.sqlite.transaction(() => { for (let i = 0; i < n; i++) passwords.push(creds.enrollDevice(idOf(i)).password); })();
+    } finally { store.close(); }
+  }
+  const modelPath = join(dir, 'model.onnx');
+  writeFileSync(modelPath, buildMlp({ features: 8, categorical: true, seed: 9, padFloats: PAD_FLOATS }));
+  const bundle = await buildBundle({ model: modelPath, name: 'scale', version: 1, releaseKeys: [keys.keys.release], out: join(dir, 'scale-1.fcb') });
+  const { payload } = readBundleBuffer(readFileSync(bundle.path));
+  const payloadFile = join(dir, 'payload.zst');
+  writeFileSync(payloadFile, payload);
+  const chunkSize = bundle.manifest.payload.chunkSize;
+
+  const cli = join(process.cwd(), 'dist/cli/fleetcast.js');
+  const httpPort = await freePort();
+  const mqttPort = await freePort();
+  let hub: HubProc | undefined;
+  let fleet: Fleet | undefined;
+  const rows: Row[] = [];
+  let installMs = 0;
+  let connectTotal = 0;
+  const phaseAt: Record<string, number[]> = {};
+  let t1 = 0;
+  let deployNote = '';
+  let installNote = '';
+  let transferNote = '';
+  try {
+    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn'], { ...process.env });
+    const h = hub;
+    const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+    const auth = { authorization: `Bearer ${token}` };
+    const hubHealth = async () => {
+      if (h.exited) throw new Error(`the hub exited: ${h.err().slice(-2000)}`);
+      return (await (await fetch(`${h.httpUrl}/v1/health`)).json()) as { devices: number; transfer?: Record<string, number> };
+    };
+    const hubDevices = async () => (await hubHealth()).devices;
+    fleet = await startFleet({
+      brokerUrl: `mqtt://127.0.0.1:${mqttPort}`, agents: 0, idPrefix: 'scale', idWidth: width, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'),
+      storage: 'memory', startConcurrency: CONNECT_STEP,
+      // One CPU runs every device here: a fleet's chunk deadlines and its slow-retrieval floor (bytes per second over a
+      // minute) are for devices that receive in parallel, not for 10,000 sharing one core with the broker's fan-out.
+      agentOptions: { chunkTimeoutMs: 120_000, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0 },
+      agentOptionsFor: (i, deviceId) => ({ mqttUsername: deviceId, mqttPassword: passwords[i] }),
+    });
+    const f = fleet;
+    const base = await settle(gc);
+    log(`base: rss ${fmt(mb(base.rss))} MB, heap ${fmt(mb(base.heapUsed))} MB`);
+    for (const size of steps) {
+      const t0 = nowMs();
+      await f.grow(size - f.agents.length);
+      await until(async () => (await hubDevices()) >= size, `${size} devices to connect and report`, BOUND_MS);
+      const ms = nowMs() - t0;
+      connectTotal += ms;
+      const r = row(`${size} connected`, size, connectTotal, base, await settle(gc));
+      rows.push(r);
+      log(`${size} devices connected (${fmt(ms, 0)} ms for this step); per device: RSS ${fmt(r.rssPerDevice, 3)} MB, heap ${fmt(r.heapPerDevice, 3)} MB, external ${fmt(r.extPerDevice, 3)} MB`);
+    }
+    // When each agent first enters each phase of the install ('verifying': every chunk received and checked).
+    f.agents.forEach((a) => {
+      const seen = new Set<string>();
+      a.on('state', (r) => { if (t1 && !seen.has(r.phase)) { seen.add(r.phase); (phaseAt[r.phase] ??= []).push(nowMs() - t1); } });
+    });
+    const pub = await fetch(`${h.httpUrl}/v1/bundles`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: readFileSync(bundle.path) });
+    if (!pub.ok) throw new Error(`publishing the bundle: ${pub.status} ${await pub.text()}`);
+    t1 = nowMs();
+    const dep = await fetch(`${h.httpUrl}/v1/deployments`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'scale', version: 1, all: true }) });
+    // 503 HUB_ERR_BROKER_UNREACHABLE: every assignment is signed, stored and published, and some PUBACKs came later than
+    // the hub's publish timeout (the broker delivers to 10,000 clients); the hub retries those, the fleet is waited for below.
+    const deployText = await dep.text();
+    if (!dep.ok && !(dep.status === 503 && deployText.includes('HUB_ERR_BROKER_UNREACHABLE'))) throw new Error(`deploying: ${dep.status} ${deployText}`);
+    if (!dep.ok) deployNote = `the deploy call answered ${dep.status}: ${deployText.slice(0, 300)}`;
+    try {
+      await f.waitForVersion('scale', 1, INSTALL_BOUND_MS);
+      installMs = nowMs() - t1;
+      log(`${n} devices serve the bundle ${fmt(installMs, 0)} ms after the deploy`);
+      transferNote = `hub chunk server: ${JSON.stringify((await hubHealth()).transfer ?? {})} (each flush publishes to every device subscribed at the time)`;
+    } catch {
+      // Bounded: the table still says what was measured, and how far the install got.
+      installMs = Number.NaN;
+      installNote = `the install did not complete within ${INSTALL_BOUND_MS} ms: ${JSON.stringify(f.versions())}; hub: ${JSON.stringify(await hubHealth().catch(() => null))}`;
+      log(installNote);
+    }
+    rows.push(row(`${n} installed`, n, connectTotal, base, await settle(gc)));
+  } finally {
+    await fleet?.stop().catch(() => {});
+    if (hub) await stopHubProc(hub);
+  }
+  fleet = undefined;
+  const plain = await plainDownload(payloadFile, payload.length, chunkSize, n, gc);
+  log(`plain: ${n} subscribers connected in ${fmt(plain.connectMs, 0)} ms, download ${fmt(plain.downloadMs, 0)} ms`);
+
+  const out = process.stdout;
+  out.write(`\n## sim-scale table (MB per device beyond the base, after GC)\n`);
+  out.write(`  ${'devices'.padEnd(26)} ${'connect ms'.padStart(10)} ${'RSS/dev'.padStart(9)} ${'heap/dev'.padStart(9)} ${'ext/dev'.padStart(9)} ${'RSS MB'.padStart(8)}\n`);
+  for (const r of [...rows, plain.memory]) {
+    out.write(`  ${r.label.padEnd(26)} ${fmt(r.connectMs, 0).padStart(10)} ${fmt(r.rssPerDevice, 3).padStart(9)} ${fmt(r.heapPerDevice, 3).padStart(9)} ${fmt(r.extPerDevice, 3).padStart(9)} ${fmt(r.rss, 0).padStart(8)}\n`);
+  }
+  out.write(`  install of ${fmt(payload.length / 1e6, 2)} MB to ${n}: ${fmt(installMs, 0)} ms; plain download to ${n} raw subscribers: ${fmt(plain.downloadMs, 0)} ms\n`);
+  const worst = Math.max(...rows.map((r) => r.rssPerDevice));
+  return {
+    name: `sim-scale: ${n} simulated devices in one process, ${fmt(payload.length / 1e6, 2)} MB bundle`,
+    ours: { 'connect ms': connectTotal, 'install ms': installMs, 'MB RSS per device (worst)': worst },
+    baseline: { 'connect ms': plain.connectMs, 'install ms': plain.downloadMs, 'MB RSS per device (worst)': plain.memory.rssPerDevice },
+    ratios: [
+      { name: 'install/plain download', value: installMs / plain.downloadMs, goal: 1.5 },
+      { name: 'connect/raw connect', value: connectTotal / plain.connectMs },
+      { name: 'MB RSS per device', value: worst, goal: 0.5 },
+    ],
+    notes: [
+      ...(deployNote ? [deployNote] : []),
+      ...(installNote ? [installNote] : []),
+      ...(transferNote ? [transferNote] : []),
+      `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
+      `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
+      `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs 120000 and minTransferBytesPerSec 0 (one CPU serves every device)`,
+      `baseline: a plain publisher and aedes (no access control) in their own process, ${n} raw mqtt.js subscribers here; ${Math.ceil(payload.length / chunkSize)} chunks of ${chunkSize} bytes, QoS 1, ${INFLIGHT} publishes in flight on both sides; connects ${CONNECT_STEP} at a time on both sides`,
+    ],
+  };
+}
