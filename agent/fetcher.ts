@@ -13,9 +13,9 @@
  * maxFetchAttempts.
  */
 import { mkdir } from 'node:fs/promises';
-import { chunkCount, type Manifest } from '../protocol/manifest.js';
-import { encode, PROTOCOL_VERSION, type ChunkRequest } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
+import { chunkCount, type Manifest } from '@fleetcast/protocol/manifest.js';
+import { encode, PROTOCOL_VERSION, type ChunkRequest } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { payloadCheck, type PayloadCheck, type PayloadCheckFactory } from './payload-check.js';

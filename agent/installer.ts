@@ -11,11 +11,11 @@
  */
 import { mkdir, open, rename, rm, readdir, statfs, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decompressFile } from '../bundles/compress.js';
-import type { VerifiedManifest } from '../bundles/verify.js';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
-import type { Manifest } from '../protocol/manifest.js';
-import type { Assignment, Phase } from '../protocol/messages.js';
+import { decompressFile } from '@fleetcast/bundles/compress.js';
+import type { VerifiedManifest } from '@fleetcast/bundles/verify.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import type { Assignment, Phase } from '@fleetcast/protocol/messages.js';
 import type { ActiveModel } from './active-model.js';
 import { checkAssignMessage, type CheckContext, type CheckedAssignment } from './assignment-check.js';
 import type { BrokerClient } from './broker-client.js';

@@ -27,10 +27,10 @@
  * interrupted by power and network, not by the bundle.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
-import { verifyManifestEnvelope } from '../bundles/verify.js';
-import { parseEnvelope } from '../protocol/envelope.js';
-import { errorCode } from '../protocol/errors.js';
-import type { Phase } from '../protocol/messages.js';
+import { verifyManifestEnvelope } from '@fleetcast/bundles/verify.js';
+import { parseEnvelope } from '@fleetcast/protocol/envelope.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import type { Phase } from '@fleetcast/protocol/messages.js';
 import { openInstalledModel, type InstalledContext, type ModelEntry } from './model-loader.js';
 import { refuse } from './refused.js';
 import type { AgentState, InstalledModel, StateStore } from './state-store.js';

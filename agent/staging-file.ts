@@ -15,8 +15,8 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { chunkRange } from '../bundles/verify.js';
-import type { Manifest } from '../protocol/manifest.js';
+import { chunkRange } from '@fleetcast/bundles/verify.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 
 export class StagingFile {
   readonly path: string;

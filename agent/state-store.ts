@@ -13,9 +13,9 @@
  */
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PHASES } from '../protocol/messages.js';
-import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '../protocol/schema.js';
-import { makePrivateDir } from '../signing/private-files.js';
+import { PHASES } from '@fleetcast/protocol/messages.js';
+import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
+import { makePrivateDir } from '@fleetcast/signing/private-files.js';
 import { agentError } from './errors.js';
 
 const installedSchema = obj({

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { commandNamed, COMMANDS, wantsHelp } from './command-table.js';
-import { quietOnClosedPipe, runMain } from './main.js';
+import { quietOnClosedPipe, runMain } from '@fleetcast/protocol/cli-main.js';
 
 const HELP = `fleetcast — signed, staged ML model distribution to device fleets
 
@@ -37,12 +37,12 @@ usage: fleetcast <command> [options]
   fleetcast COMMAND --help prints a command's usage; fleetcast --version the version.
 `;
 
-/** The version in package.json, found from this file (cli/ in the sources, dist/cli/ when compiled). */
+/** The version in the CLI package's package.json, found from this file (cli/ in the sources, cli/dist/ when compiled). */
 function version(): string {
   for (const rel of ['../package.json', '../../package.json']) {
     try {
       const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (p.name === 'fleetcast' && p.version) return p.version;
+      if (p.name === '@fleetcast/cli' && p.version) return p.version;
     } catch { /* try the next level up */ }
   }
   return 'unknown';

@@ -2,7 +2,7 @@
  * The hub's coded errors. Codes are stable and never reused (docs/errors.md is
  * generated from this table); `status` is what the HTTP API answers with.
  */
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 
 export const HUB_ERRORS = {
   HUB_ERR_BAD_BUNDLE: { message: 'The uploaded body is not a valid fleetcast bundle (a ustar with manifest.json and model.onnx.zst whose hashes match the manifest); rebuild it with `fleetcast bundle build`', status: 400 },

@@ -3,8 +3,8 @@
  * takes a database from version i to i+1, so a data folder written by an older
  * hub opens in a newer one. Never edit a released migration; append one.
  */
-import type { Envelope } from '../protocol/envelope.js';
-import type { StateReport } from '../protocol/messages.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
 import type { AssignmentRecord, DeviceRecord } from './store.js';
 
 export const MIGRATIONS: readonly string[] = [

@@ -15,10 +15,10 @@ import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseEnvelope, type Envelope } from '../protocol/envelope.js';
-import { chunkCount, parseManifest, type Manifest } from '../protocol/manifest.js';
-import type { DeviceEvent, StateReport } from '../protocol/messages.js';
-import { makePrivateDir, PRIVATE_FILE_MODE } from '../signing/private-files.js';
+import { parseEnvelope, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { chunkCount, parseManifest, type Manifest } from '@fleetcast/protocol/manifest.js';
+import type { DeviceEvent, StateReport } from '@fleetcast/protocol/messages.js';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '@fleetcast/signing/private-files.js';
 import { hubError } from './errors.js';
 import { assignmentFromRow, deviceFromRow, MIGRATIONS, type AssignmentRow, type BundleRow, type DeviceRow } from './store-schema.js';
 

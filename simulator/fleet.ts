@@ -9,10 +9,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createAgent, readRoot, type Agent } from '../agent/agent.js';
-import type { AgentOptionsInput } from '../agent/options.js';
-import { createOrtRuntime, SessionCache } from '../agent/runtime.js';
-import { errorCode } from '../protocol/errors.js';
+import { createAgent, readRoot, type Agent } from '@fleetcast/agent/agent.js';
+import type { AgentOptionsInput } from '@fleetcast/agent/options.js';
+import { createOrtRuntime, SessionCache } from '@fleetcast/agent/runtime.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
 import { sharedPayloadCheck } from './shared-verify.js';

@@ -11,9 +11,9 @@
  */
 import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Unpacker } from '../agent/installer.js';
-import { decompressFile } from '../bundles/compress.js';
-import type { Manifest } from '../protocol/manifest.js';
+import type { Unpacker } from '@fleetcast/agent/installer.js';
+import { decompressFile } from '@fleetcast/bundles/compress.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 
 export function sharedUnpacker(cacheDir: string): Unpacker {
   const done = new Map<string, Promise<{ file: string; length: number; sha256: string }>>();

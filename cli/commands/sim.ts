@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFleet } from '../../simulator/fleet.js';
-import { need, parseCli } from '../args.js';
+import { startFleet } from '@fleetcast/simulator/fleet.js';
+import { need, parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast sim --broker URL --agents N --root root.json [--data DIR] [--prefix sim] [--duration SECONDS] [--concurrency 8]';
 

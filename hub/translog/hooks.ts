@@ -5,7 +5,7 @@
  * deployment before it signs a single assignment, and rollout decisions
  * arrive through hub/rollouts' onDecision.
  */
-import type { Envelope } from '../../protocol/envelope.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
 import type { BundleRecord, HubStore } from '../store.js';
 import type { TransparencyLog } from './translog.js';
 

@@ -4,7 +4,7 @@
  * Merkle tree, the leaves' exact bytes, and every signed checkpoint.
  */
 import type Database from 'better-sqlite3';
-import type { HashStore } from '../../signing/merkle.js';
+import type { HashStore } from '@fleetcast/signing/merkle.js';
 
 export function createTranslogTables(db: Database.Database): void {
   db.exec(`

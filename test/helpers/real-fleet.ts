@@ -2,7 +2,7 @@
  * The real hub and the compiled agent, for the suites that claim something
  * about the system (test/crash/real-hub-*.test.ts): hub/hub.ts in-process with
  * authentication ON (no insecureDemo), each device enrolled with its own MQTT
- * credential written to a 0600 --config file, `dist/cli/fleetcast-agent.js`
+ * credential written to a 0600 --config file, `agent/dist/fleetcast-agent.js`
  * spawned as a child process (dist/ must be current: the suite does not build
  * it), bundles published and deployed through the hub's REST API with the
  * admin token, and the registry read back from GET /v1/devices/:id.
@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MlpOptions } from '../../bundles/onnx-build.js';
+import type { MlpOptions } from '../../bundle-build/onnx-build.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import type { HubOptionsInput } from '../../hub/options.js';
@@ -27,7 +27,7 @@ import { makeKeys, tempDir, waitFor } from './env.js';
 import { adminToken, api, makeBundle, startTestHub } from './hub-harness.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-export const AGENT_ENTRY = join(repo, 'dist/cli/fleetcast-agent.js');
+export const AGENT_ENTRY = join(repo, 'agent/dist/fleetcast-agent.js');
 
 /** A valid input for the models built here (4 floats and a category). */
 export const INPUT = JSON.stringify({ inputs: { x: [[1, 2, 3, 4]], category: [[1]] } });
