@@ -117,9 +117,9 @@ export class RealFleet {
     return file;
   }
 
-  /** The compiled agent for `deviceId` on `dataDir`, enrolled, with FLEETCAST_AGENT_* overrides. */
-  spawn(deviceId: string, dataDir: string, env: Record<string, string> = {}): RealAgent {
-    const p = spawnAgent(AGENT_ENTRY, ['--broker', this.hub.mqttUrl, '--device-id', deviceId, '--data', dataDir, '--root', this.keys.rootPath, '--listen', '127.0.0.1:0', '--config', this.enroll(deviceId), '--quiet'], {
+  /** The compiled agent (or another install of it: `entry`) for `deviceId` on `dataDir`, enrolled, with FLEETCAST_AGENT_* overrides. */
+  spawn(deviceId: string, dataDir: string, env: Record<string, string> = {}, entry = AGENT_ENTRY): RealAgent {
+    const p = spawnAgent(entry, ['--broker', this.hub.mqttUrl, '--device-id', deviceId, '--data', dataDir, '--root', this.keys.rootPath, '--listen', '127.0.0.1:0', '--config', this.enroll(deviceId), '--quiet'], {
       FLEETCAST_AGENT_HEARTBEAT_MS: '0', FLEETCAST_AGENT_RECONNECT_PERIOD_MS: '100', FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: '2000',
       ...env,
     });
