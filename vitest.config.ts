@@ -1,15 +1,20 @@
-import { defaultServerConditions } from 'vite';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Workspace packages import each other by name (`@fleetcast/protocol/errors.js`); their exports map
-// sends the `source` condition to the .ts file. Tests run the sources, so every module is loaded
-// once, from source, whether a test imports it relatively or a package imports it by name: a mix
-// of compiled dist/ and source would make two FleetcastError classes and break `instanceof`.
-const conditions = ['source', ...defaultServerConditions];
+const ROOT = fileURLToPath(new URL('.', import.meta.url));
+const WORKSPACES = (JSON.parse(readFileSync(new URL('package.json', import.meta.url), 'utf8')) as { workspaces: string[] }).workspaces;
 
 export default defineConfig({
-  // Tests run in vite's server (ssr) environment: its resolver is the one that needs the condition.
-  ssr: { resolve: { conditions } },
+  resolve: {
+    // Workspace packages import each other by name (`@fleetcast/protocol/errors.js`, folder = package name);
+    // tests run the sources, so a name goes to the .ts file, as the exports map's `source` condition does for
+    // tsc. Every module is then loaded once, whether a test imports it relatively or a package by name: a
+    // compiled dist/ copy beside the source would be a second FleetcastError class and break `instanceof`.
+    // An alias rather than resolve.conditions: vitest hands its conditions to the test process's Node
+    // (--conditions), worker threads inherit them, and the hub's compiled ingest worker would then load .ts.
+    alias: [{ find: new RegExp(`^@fleetcast/(${WORKSPACES.join('|')})/(.+)\\.js$`), replacement: `${ROOT}$1/$2.ts` }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
