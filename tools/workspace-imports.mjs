@@ -13,8 +13,9 @@
  * - imports of files moved when the packages were cut (MOVED) follow the move, also
  *   in a moved file whose own relative imports still point from its old folder
  *   (a branch merged after the move may add such an import);
- * - paths of compiled files in strings and docs (`dist/cli/fleetcast.js`) become the
- *   package's own dist/ (`cli/dist/fleetcast.js`); a moved source named in a comment
+ * - paths of compiled files and folders in strings, docs and the root's tsconfig files
+ *   (`dist/cli/fleetcast.js`, `dist/hub/console/web/`) become the package's own dist/
+ *   (`cli/dist/fleetcast.js`, `hub/dist/console/web/`); a moved source named in a comment
  *   or a doc (`bundles/reference.ts`) is named at its new place.
  *
  * Plain Node, no build: run it from anywhere, `node tools/workspace-imports.mjs`
@@ -108,15 +109,15 @@ function specifier(file, to, original) {
 
 // import … from '…', export … from '…', import '…', import('…'), vi.mock('…'), vi.importActual('…'), require('…')
 const IMPORT = /(\bfrom\s*|\bimport\s*\(?\s*|\bvi\.(?:mock|doMock|importActual|importMock)\(\s*|\brequire\(\s*)(['"])([^'"\n]+)\2/g;
-// A compiled file named by its old place in the single root dist/ (`dist/cli/fleetcast.js`).
-const DIST = new RegExp(`(?<![\\w-])dist/(${Object.keys(PACKAGES).join('|')})/([\\w./-]+\\.js)`, 'g');
+// A compiled file or folder named by its old place in the single root dist/ (`dist/cli/fleetcast.js`, `dist/hub/console/web/`).
+const DIST = new RegExp(`(?<![\\w-])dist/(${Object.keys(PACKAGES).join('|')})/([\\w./-]*)`, 'g');
 // distFile('cli/fleetcast-agent.js'): a source-relative path of a compiled file (test/helpers/build-cli.ts).
 const DIST_FILE = /(\bdistFile\(\s*)(['"])([\w./-]+\.js)\2/g;
 
 /** Where a compiled file of source path `rel` (…/x.js) lives now, as a source-relative .js path. */
 function movedJs(rel) {
   const ts = rel.replace(/\.js$/, '.ts');
-  return MOVED[ts] ? MOVED[ts].replace(/\.ts$/, '.js') : rel;
+  return rel.endsWith('.js') && MOVED[ts] ? MOVED[ts].replace(/\.ts$/, '.js') : rel;
 }
 
 // A moved source file named in a comment or a doc (`bundles/reference.ts`).
@@ -144,7 +145,8 @@ function main() {
   const check = process.argv.includes('--check');
   const changed = [];
   for (const file of walk('')) {
-    if (file === SELF || !/\.(ts|mts|mjs|md|service)$/.test(file) || file === 'docs/errors.md') continue;
+    const tsconfig = /^tsconfig[\w.-]*\.json$/.test(file);
+    if (file === SELF || !(tsconfig || /\.(ts|mts|mjs|md|service)$/.test(file)) || file === 'docs/errors.md') continue;
     const text = readFileSync(join(ROOT, file), 'utf8');
     const next = rewrite(file, text);
     if (next === text) continue;
