@@ -20,7 +20,9 @@
  *
  * Plain Node, no build: run it from anywhere, `node tools/workspace-imports.mjs`
  * (`--check` lists what it would change and exits 1 if anything). Running it twice
- * changes nothing the second time.
+ * changes nothing the second time. It also runs on a tree the moves have not reached
+ * yet (copy it into tools/ there): imports are written as they will be after the
+ * moves, so merging the moves afterwards meets identical import lines, not conflicts.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize, relative, sep } from 'node:path';
@@ -71,12 +73,16 @@ function walk(dir, out = []) {
 const exists = (rel) => existsSync(join(ROOT, rel));
 const MOVED_FROM = Object.fromEntries(Object.entries(MOVED).map(([from, to]) => [to, from]));
 
-/** A module path (repo-relative, .ts for sources) after the moves; undefined when it is not a file we know. */
+/**
+ * A module path (repo-relative, .ts for sources) after the moves; undefined when it is not a file we know.
+ * A moved file counts as moved even where it still sits at its old place (a tree the moves are not merged
+ * into yet), so that tree gets the same import lines as the moved one and the two merge without conflicts.
+ */
 function known(rel) {
   const ts = rel.replace(/\.js$/, '.ts');
   for (const c of [ts, rel]) {
-    if (exists(c)) return c;
     if (MOVED[c]) return MOVED[c];
+    if (exists(c)) return c;
   }
   return undefined;
 }
@@ -129,7 +135,8 @@ export function rewrite(file, text) {
     out = out.replace(IMPORT, (all, lead, q, spec) => {
       if (!spec.startsWith('.') && !spec.startsWith('@fleetcast/')) return all;
       const to = target(file, spec);
-      return to ? `${lead}${q}${specifier(file, to, spec)}${q}` : all;
+      // Written as from where the file lives after the moves.
+      return to ? `${lead}${q}${specifier(MOVED[file] ?? file, to, spec)}${q}` : all;
     });
     out = out.replace(DIST_FILE, (_all, lead, q, rel) => `${lead}${q}${movedJs(rel)}${q}`);
   }
