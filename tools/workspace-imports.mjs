@@ -23,6 +23,13 @@
  * changes nothing the second time. It also runs on a tree the moves have not reached
  * yet (copy it into tools/ there): imports are written as they will be after the
  * moves, so merging the moves afterwards meets identical import lines, not conflicts.
+ *
+ * Merging the branch that made the packages into a tree with other work: `git merge`;
+ * a conflicted file whose only change on the packages side is what this script writes
+ * (every .ts file except the hand edits the branch's note lists) is resolved with
+ * `git checkout --ours FILE`, then this script is run once over the whole tree; then
+ * test/unit/package-boundaries.test.ts names any import of a package a package.json
+ * does not list yet.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize, relative, sep } from 'node:path';
