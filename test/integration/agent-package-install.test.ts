@@ -32,8 +32,10 @@ const NOT_ON_DEVICE = ['fastify', 'aedes', 'better-sqlite3', 'pg', 'node-cron', 
 /** npm's words for "could not get the package": no cache entry and no network. */
 const OFFLINE = /ENOTCACHED|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network/i;
 
-// npm run by `npm test` passes its own npm_config_* settings down; the fresh folder gets npm's defaults.
-const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
+// npm run by `npm test` passes its settings down as npm_config_* (local_prefix would point npm back at the
+// repository): the fresh folder gets npm's defaults, but the same cache, registry and network settings.
+const KEEP = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig', 'npm_config_proxy', 'npm_config_https_proxy', 'npm_config_noproxy', 'npm_config_cafile', 'npm_config_strict_ssl']);
+const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_') || KEEP.has(k.toLowerCase())));
 const npm = (args: string[], cwd: string) => run('npm', args, { cwd, env: npmEnv, maxBuffer: 16 * 1024 * 1024, timeout: 150_000 });
 
 let device = '';
