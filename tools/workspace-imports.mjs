@@ -20,9 +20,8 @@
  *
  * Plain Node, no build: run it from anywhere, `node tools/workspace-imports.mjs`
  * (`--check` lists what it would change and exits 1 if anything). Running it twice
- * changes nothing the second time. It also runs on a tree the moves have not reached
- * yet (copy it into tools/ there): imports are written as they will be after the
- * moves, so merging the moves afterwards meets identical import lines, not conflicts.
+ * changes nothing the second time. A moved file counts as moved even where it still
+ * sits at its old place, so imports are always written as they are after the moves.
  *
  * Merging the branch that made the packages into a tree with other work: `git merge`;
  * a conflicted file whose only change on the packages side is what this script writes
