@@ -7,8 +7,8 @@
  * agent.ts imports this module (and so prom-client) only when the HTTP API is on.
  */
 import client, { type Registry } from 'prom-client';
-import { PHASES, type Phase } from '../protocol/messages.js';
-import { exposition } from '../protocol/metrics-exposition.js';
+import { PHASES, type Phase } from '@fleetcast/protocol/messages.js';
+import { exposition } from '@fleetcast/protocol/metrics-exposition.js';
 
 export interface AgentMetricsSources {
   model(): { name: string; version: number; bundleId: string } | null;

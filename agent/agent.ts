@@ -10,12 +10,12 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { errorCode, isFleetcastError, protocolError } from '../protocol/errors.js';
-import type { StateReport } from '../protocol/messages.js';
-import { parseTopic, topics } from '../protocol/topics.js';
-import { loadRootText, type TrustedRoot } from '../signing/root.js';
-import { signingError } from '../signing/errors.js';
-import { describeChanges, tightenTree } from '../signing/private-files.js';
+import { errorCode, isFleetcastError, protocolError } from '@fleetcast/protocol/errors.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
+import { parseTopic, topics } from '@fleetcast/protocol/topics.js';
+import { loadRootText, type TrustedRoot } from '@fleetcast/signing/root.js';
+import { signingError } from '@fleetcast/signing/errors.js';
+import { describeChanges, tightenTree } from '@fleetcast/signing/private-files.js';
 import { ActiveModel } from './active-model.js';
 import type { ManifestVerifier } from './assignment-check.js';
 import { connectMqtt, type BrokerClient, type BrokerFailure } from './broker-client.js';
@@ -33,6 +33,7 @@ import type { ModelRuntime, TensorData } from './runtime.js';
 import { createRuntime } from './runtime-select.js';
 import { PredictStats } from './predict-stats.js';
 import type { AgentMetrics } from './agent-metrics.js';
+import { loadAgentMetrics } from './optional-metrics.js';
 import { applyRecoveryTable, openServable, rollbackCheck } from './recovery.js';
 import { readApiToken } from './request-guard.js';
 import { renderStatusPage } from './status-page.js';
@@ -160,6 +161,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
   #http: HttpApi | null = null;
   /** Prometheus metrics, kept only when the HTTP API (which serves them) is on: simulated fleets pay nothing. */
   #metrics: AgentMetrics | null = null;
+  /** The HTTP API is on but prom-client (optional) is not installed. */
+  #metricsMissing = false;
   /** v2 validators, compiled on first use per installed model (most devices never use /v2). */
   readonly #flat = new WeakMap<ModelEntry, FlatValidator>();
   #address: { host: string; port: number } | null = null;
@@ -279,14 +282,20 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (this.#bootError) reporter.event('stage-failed', { code: this.#bootError.code, ...(this.#bootError.bundleId ? { bundleId: this.#bootError.bundleId } : {}) });
 
     if (o.listen !== null) {
-      // Loaded here, not on import: an agent without its HTTP API never loads prom-client.
-      const { AgentMetrics } = await import('./agent-metrics.js');
-      this.#metrics = new AgentMetrics({
-        model: () => { const m = this.#active.current?.info; return m ? { name: m.name, version: m.version, bundleId: m.bundleId } : null; },
-        phase: () => this.#snapshot().phase,
-        telemetry: () => this.#telemetry?.status() ?? null,
-        connected: () => this.#client?.connected ?? false,
-      });
+      // Loaded here, not on import: an agent without its HTTP API never loads prom-client. prom-client is an
+      // optional dependency of the agent package: without it the agent serves everything but /metrics.
+      const AgentMetrics = await loadAgentMetrics();
+      if (AgentMetrics) {
+        this.#metrics = new AgentMetrics({
+          model: () => { const m = this.#active.current?.info; return m ? { name: m.name, version: m.version, bundleId: m.bundleId } : null; },
+          phase: () => this.#snapshot().phase,
+          telemetry: () => this.#telemetry?.status() ?? null,
+          connected: () => this.#client?.connected ?? false,
+        });
+      } else {
+        this.#metricsMissing = true;
+        this.#log.warn({ code: 'AGENT_ERR_METRICS_UNAVAILABLE' }, 'prom-client is not installed (an optional dependency): GET /metrics is unavailable');
+      }
       const i = o.listen.lastIndexOf(':');
       this.#http = new HttpApi(this, {
         maxBodyBytes: o.maxBodyBytes, server: { name: 'fleetcast-agent', version: AGENT_VERSION },
@@ -476,7 +485,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
 
   /** GET /metrics: Prometheus text (agent/agent-metrics.ts). */
   metrics(): Promise<string> {
-    if (!this.#metrics) throw agentError('AGENT_ERR_NOT_FOUND', 'GET /metrics (the agent has no HTTP API)');
+    if (!this.#metrics) throw this.#metricsMissing ? agentError('AGENT_ERR_METRICS_UNAVAILABLE') : agentError('AGENT_ERR_NOT_FOUND', 'GET /metrics (the agent has no HTTP API)');
     return this.#metrics.text();
   }
 

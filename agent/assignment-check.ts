@@ -6,13 +6,13 @@
  * on the message, the root and this device.
  */
 import { totalmem } from 'node:os';
-import { bundleIdOf, verifyManifestEnvelope, type VerifiedManifest } from '../bundles/verify.js';
-import { PAYLOAD_TYPES } from '../protocol/envelope.js';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
-import { assignmentSchema, decodeAssignMessage, type Assignment, type AssignMessage } from '../protocol/messages.js';
-import { parse } from '../protocol/schema.js';
-import { verifyForRole } from '../signing/envelope.js';
-import type { TrustedRoot } from '../signing/root.js';
+import { bundleIdOf, verifyManifestEnvelope, type VerifiedManifest } from '@fleetcast/bundles/verify.js';
+import { PAYLOAD_TYPES } from '@fleetcast/protocol/envelope.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { assignmentSchema, decodeAssignMessage, type Assignment, type AssignMessage } from '@fleetcast/protocol/messages.js';
+import { parse } from '@fleetcast/protocol/schema.js';
+import { verifyForRole } from '@fleetcast/signing/envelope.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { agentError } from './errors.js';
 import { SUPPORTED_INPUT_TYPES } from './validate.js';
 

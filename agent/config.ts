@@ -9,7 +9,7 @@
  * variable named, before the schema sees it.
  */
 import { readFileSync } from 'node:fs';
-import { FleetcastError, isFleetcastError } from '../protocol/errors.js';
+import { FleetcastError, isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { agentOptionsSchema } from './options.js';
 
 export const ENV_PREFIX = 'FLEETCAST_AGENT_';

@@ -20,12 +20,12 @@
  * message is refused after a restart too.
  */
 import { join } from 'node:path';
-import { controlPayloadSchema, decodeControlMessage, DEBUG_LIMITS, type ControlPayload } from '../protocol/control.js';
-import { PAYLOAD_TYPES } from '../protocol/envelope.js';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
-import { parse } from '../protocol/schema.js';
-import { verifyForRole } from '../signing/envelope.js';
-import type { TrustedRoot } from '../signing/root.js';
+import { controlPayloadSchema, decodeControlMessage, DEBUG_LIMITS, type ControlPayload } from '@fleetcast/protocol/control.js';
+import { PAYLOAD_TYPES } from '@fleetcast/protocol/envelope.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { parse } from '@fleetcast/protocol/schema.js';
+import { verifyForRole } from '@fleetcast/signing/envelope.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { agentError } from './errors.js';
 import { diskStorage } from './disk-storage.js';
 import type { AgentStorage } from './storage.js';

@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { decompressFile } from '../bundles/compress.js';
-import { makePrivateDir } from '../signing/private-files.js';
+import { decompressFile } from '@fleetcast/bundles/compress.js';
+import { makePrivateDir } from '@fleetcast/signing/private-files.js';
 import { diskFull, type AgentStorage, type StagingHandle } from './storage.js';
 
 export { diskFull } from './storage.js';

@@ -3,7 +3,7 @@
  * state reports and events; the predict API answers with them. Codes are never
  * reused: retire one by leaving it in place.
  */
-import { errorFactory, type ErrorSpec } from '../protocol/errors.js';
+import { errorFactory, type ErrorSpec } from '@fleetcast/protocol/errors.js';
 import type { FailureClass } from './install-failures.js';
 
 /** An agent code may name its failure class: what a failed install does next (agent/install-failures.ts). */
@@ -87,6 +87,8 @@ export const AGENT_ERRORS = {
   // The MQTT connection (agent/broker-client.ts): the agent keeps retrying with a growing, jittered wait.
   AGENT_ERR_BROKER_AUTH: { message: 'The broker refused this device\'s MQTT login (unknown user, wrong or revoked password, or client id not the device id). The agent keeps retrying, slowly (loginRetryMs); enrol the device again and give it the new secret (mqttPassword, or the mqttPasswordFile it re-reads before every attempt)', status: 503 },
   AGENT_ERR_BROKER_UNREACHABLE: { message: 'The broker cannot be reached or dropped the connection (refused, timed out, TLS or network error). The agent keeps retrying with a growing, jittered wait (reconnectPeriodMs up to reconnectMaxMs) and serves its installed model meanwhile; check the broker URL, the network and the broker', status: 503 },
+  // Packages: prom-client is an optional dependency of @fleetcast/agent (README "Packages").
+  AGENT_ERR_METRICS_UNAVAILABLE: { message: 'GET /metrics needs the optional dependency prom-client, which is not installed next to the agent (installed with --omit=optional?); install it (npm install prom-client in the agent\'s folder) and restart the agent to serve Prometheus metrics', status: 501 },
 } as const satisfies Readonly<Record<string, AgentErrorSpec>>;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

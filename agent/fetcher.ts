@@ -12,9 +12,9 @@
  * with jitter so a fleet does not retry in step, and gives up after
  * maxFetchAttempts.
  */
-import { chunkCount, type Manifest } from '../protocol/manifest.js';
-import { encode, PROTOCOL_VERSION, type ChunkRequest } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
+import { chunkCount, type Manifest } from '@fleetcast/protocol/manifest.js';
+import { encode, PROTOCOL_VERSION, type ChunkRequest } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { payloadCheck, type PayloadCheck, type PayloadCheckFactory } from './payload-check.js';

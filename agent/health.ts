@@ -6,7 +6,7 @@
  * bundle serves, so the hub can read them as running totals; they restart at 0
  * when another bundle takes over.
  */
-import type { StateReport } from '../protocol/messages.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
 
 /** Latencies kept for the p95 (a ring buffer: memory stays fixed on a device). */
 const WINDOW = 256;

@@ -18,9 +18,9 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TensorSpec } from '../protocol/manifest.js';
-import { isFleetcastError, type FleetcastError } from '../protocol/errors.js';
-import { METRICS_CONTENT_TYPE } from '../protocol/metrics-exposition.js';
+import type { TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { isFleetcastError, type FleetcastError } from '@fleetcast/protocol/errors.js';
+import { METRICS_CONTENT_TYPE } from '@fleetcast/protocol/metrics-exposition.js';
 import { agentError } from './errors.js';
 import { checkModel, encodeInferResponse, modelMetadata, parseInferRequest, type InferRequest } from './infer-v2.js';
 import { RequestGuard, requireMediaType, type GuardOptions } from './request-guard.js';

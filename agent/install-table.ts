@@ -23,7 +23,7 @@
  * idle → committed: the bundle is already the active one (a re-signed assignment).
  * probation → committed | rolled-back | failed: the window's verdict, later, outside the loop.
  */
-import type { Phase } from '../protocol/messages.js';
+import type { Phase } from '@fleetcast/protocol/messages.js';
 import type { EventKind } from './reporter.js';
 
 /**

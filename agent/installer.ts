@@ -10,10 +10,10 @@
  * Any failure: a coded event, nothing new loaded, the old model keeps serving.
  */
 import { join } from 'node:path';
-import type { VerifiedManifest } from '../bundles/verify.js';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
-import type { Manifest } from '../protocol/manifest.js';
-import { IN_FLIGHT_PHASES, type Assignment, type Phase } from '../protocol/messages.js';
+import type { VerifiedManifest } from '@fleetcast/bundles/verify.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { IN_FLIGHT_PHASES, type Assignment, type Phase } from '@fleetcast/protocol/messages.js';
 import type { ActiveModel } from './active-model.js';
 import { checkAssignMessage, type CheckContext, type CheckedAssignment } from './assignment-check.js';
 import type { BrokerClient } from './broker-client.js';

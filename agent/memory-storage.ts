@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { dirname, normalize } from 'node:path';
-import { decompressStream } from '../bundles/compress.js';
+import { decompressStream } from '@fleetcast/bundles/compress.js';
 import { diskFull, noSpaceError, type AgentStorage, type StagingHandle } from './storage.js';
 
 interface MemFile { length: number; blocks: Map<number, Buffer>; mtimeMs: number }

@@ -5,12 +5,12 @@
  * cases) before the model is allowed near a request (DESIGN "Stage: load a
  * shadow session, run golden cases").
  */
-import { verifyManifestEnvelope } from '../bundles/verify.js';
-import { parseEnvelope } from '../protocol/envelope.js';
-import { isFleetcastError } from '../protocol/errors.js';
-import { runSmoke } from '../bundles/smoke.js';
-import type { Manifest } from '../protocol/manifest.js';
-import type { TrustedRoot } from '../signing/root.js';
+import { verifyManifestEnvelope } from '@fleetcast/bundles/verify.js';
+import { parseEnvelope } from '@fleetcast/protocol/envelope.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { runSmoke } from '@fleetcast/bundles/smoke.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { agentError } from './errors.js';
 import type { LoadedModel, ModelRuntime } from './runtime.js';
 import type { InstalledModel, StateStore } from './state-store.js';

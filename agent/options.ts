@@ -3,9 +3,9 @@
  * refused and named (a typo in a device config is visible, not ignored);
  * defaults live here only; the result is frozen.
  */
-import { arr, int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '../protocol/schema.js';
-import { LOG_FORMATS, LOG_LEVELS } from '../protocol/log-format.js';
-import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { arr, int, json, nullable, num, obj, optional, parseOptions, record, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
+import { LOG_FORMATS, LOG_LEVELS } from '@fleetcast/protocol/log-format.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema } from './telemetry/collector.js';
 
 const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@
  * NaN in a float output is written by JSON.stringify as null. float16 arrives
  * as raw half bits (no Float16Array in Node 20) and leaves as exact numbers.
  */
-import { halfToFloat } from '../protocol/float16.js';
+import { halfToFloat } from '@fleetcast/protocol/float16.js';
 import type { TensorData } from './runtime.js';
 
 export interface JsonTensor { dims: number[]; data: (number | string | boolean)[] }

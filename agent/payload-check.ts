@@ -23,8 +23,8 @@
  * `payloadCheck` below.
  */
 import { createHash } from 'node:crypto';
-import { verifyChunk } from '../bundles/verify.js';
-import type { Manifest } from '../protocol/manifest.js';
+import { verifyChunk } from '@fleetcast/bundles/verify.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import { agentError } from './errors.js';
 
 export interface PayloadCheck {

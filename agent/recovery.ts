@@ -26,10 +26,10 @@
  * golden cases; swapping; probation) count towards the crash loop: a fetch is
  * interrupted by power and network, not by the bundle.
  */
-import { verifyManifestEnvelope } from '../bundles/verify.js';
-import { parseEnvelope } from '../protocol/envelope.js';
-import { errorCode } from '../protocol/errors.js';
-import type { Phase } from '../protocol/messages.js';
+import { verifyManifestEnvelope } from '@fleetcast/bundles/verify.js';
+import { parseEnvelope } from '@fleetcast/protocol/envelope.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import type { Phase } from '@fleetcast/protocol/messages.js';
 import { openInstalledModel, type InstalledContext, type ModelEntry } from './model-loader.js';
 import { refuse } from './refused.js';
 import type { AgentState, InstalledModel, StateStore } from './state-store.js';

@@ -5,8 +5,8 @@
  * next connection and events queue up to a bound (old ones are dropped: the
  * retained report still carries the last error code).
  */
-import { EVENT_KINDS, PROTOCOL_VERSION, encode, type DeviceEvent, type StateReport } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
+import { EVENT_KINDS, PROTOCOL_VERSION, encode, type DeviceEvent, type StateReport } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 import type { BrokerClient } from './broker-client.js';
 
 export type EventKind = (typeof EVENT_KINDS)[number];

@@ -8,7 +8,7 @@
  * and SharedArrayBuffer for no gain on a one-request-at-a-time device.
  */
 import { readFile } from 'node:fs/promises';
-import type { ElementType } from '../protocol/manifest.js';
+import type { ElementType } from '@fleetcast/protocol/manifest.js';
 import { agentError } from './errors.js';
 import type { ModelRuntime, TensorArray, TensorData } from './runtime.js';
 

@@ -6,7 +6,7 @@
  * concurrent Run calls on one session, so sharing is safe).
  */
 import ort from 'onnxruntime-node';
-import type { ElementType } from '../protocol/manifest.js';
+import type { ElementType } from '@fleetcast/protocol/manifest.js';
 import { agentError } from './errors.js';
 
 export type TensorArray =

@@ -21,8 +21,8 @@
  * bench). Concurrent writes to one file gained nothing: the kernel serialises
  * buffered writes to one inode.
  */
-import { chunkRange } from '../bundles/verify.js';
-import type { Manifest } from '../protocol/manifest.js';
+import { chunkRange } from '@fleetcast/bundles/verify.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import { diskStorage } from './disk-storage.js';
 import type { AgentStorage, StagingHandle } from './storage.js';
 

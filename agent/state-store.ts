@@ -12,8 +12,8 @@
  *   dataDir/staging/<bundleId>/payload.zst   (chunks written at their offsets; staging-file.ts)
  */
 import { join } from 'node:path';
-import { PHASES } from '../protocol/messages.js';
-import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '../protocol/schema.js';
+import { PHASES } from '@fleetcast/protocol/messages.js';
+import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
 import { diskStorage } from './disk-storage.js';
 import { agentError } from './errors.js';
 import type { AgentStorage } from './storage.js';

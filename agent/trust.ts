@@ -24,16 +24,16 @@
  * Nothing here throws at its callers: refusals become coded events.
  */
 import { join } from 'node:path';
-import { errorCode } from '../protocol/errors.js';
-import { encode, PROTOCOL_VERSION } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
-import { decodeCheckpointMessage, decodeProofResponse, decodeRootsMessage } from '../protocol/trust-messages.js';
-import { verifyCheckpoint } from '../signing/checkpoint.js';
-import { LOG_ORIGIN, logVerifiers } from '../signing/log-keys.js';
-import { verifyConsistency } from '../signing/merkle.js';
-import { loadRoot, type TrustedRoot } from '../signing/root.js';
-import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '../signing/root-rotation.js';
-import { signingError } from '../signing/errors.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import { encode, PROTOCOL_VERSION } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
+import { decodeCheckpointMessage, decodeProofResponse, decodeRootsMessage } from '@fleetcast/protocol/trust-messages.js';
+import { verifyCheckpoint } from '@fleetcast/signing/checkpoint.js';
+import { LOG_ORIGIN, logVerifiers } from '@fleetcast/signing/log-keys.js';
+import { verifyConsistency } from '@fleetcast/signing/merkle.js';
+import { loadRoot, type TrustedRoot } from '@fleetcast/signing/root.js';
+import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '@fleetcast/signing/root-rotation.js';
+import { signingError } from '@fleetcast/signing/errors.js';
 import { agentError } from './errors.js';
 import { diskStorage } from './disk-storage.js';
 import type { AgentStorage } from './storage.js';

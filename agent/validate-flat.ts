@@ -12,7 +12,7 @@
  * all (a uint8 image without limits needs none).
  */
 import { endianness } from 'node:os';
-import type { ElementType, TensorSpec } from '../protocol/manifest.js';
+import type { ElementType, TensorSpec } from '@fleetcast/protocol/manifest.js';
 import { agentError } from './errors.js';
 import type { TensorArray, TensorData } from './runtime.js';
 import { checkDims, compileValidator, type InputValidator, type ValidatedInputs } from './validate.js';

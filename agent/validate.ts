@@ -6,8 +6,8 @@
  * writing straight into a typed array. Errors carry `{input, index}` so a
  * client can find the bad value.
  */
-import type { ElementType, TensorSpec } from '../protocol/manifest.js';
-import { floatToHalf, HALF_OVERFLOW } from '../protocol/float16.js';
+import type { ElementType, TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { floatToHalf, HALF_OVERFLOW } from '@fleetcast/protocol/float16.js';
 import { agentError } from './errors.js';
 import type { TensorArray, TensorData } from './runtime.js';
 

@@ -13,12 +13,12 @@ import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { createAgent, type Agent } from '../agent/agent.js';
-import { buildBundle } from '../bundles/build.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { HubClient } from '../cli/hub-client.js';
-import { readAdminToken } from '../hub/auth/tokens.js';
-import { initKeys } from '../signing/keys.js';
+import { createAgent, type Agent } from '@fleetcast/agent/agent.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { HubClient } from '@fleetcast/cli/hub-client.js';
+import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
 import { benchDir } from './dirs.js';
 
 export interface AgentFleet {
@@ -44,7 +44,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
     paths.push((await buildBundle({ model: modelPath, name: 'bench', version: v, releaseKeys: [keys.keys.release], out: join(dir, `b${v}.fcb`) })).path);
   }
   const hubDir = join(dir, 'hub');
-  const cli = fileURLToPath(new URL('../cli/fleetcast.js', import.meta.url));
+  const cli = fileURLToPath(new URL('../../cli/dist/fleetcast.js', import.meta.url));
   const child = spawn(process.execPath, [cli, 'hub', '--data', hubDir, '--keys', join(dir, 'keys'), '--mqtt-port', '0', '--http-port', '0', '--log-level', 'silent', '--insecure-demo'], { stdio: ['ignore', 'pipe', 'inherit'] });
   // The hub stands for a server elsewhere: on a device it does not share the agent's CPU. Niced, its
   // signing and publishing during a swap does not preempt the agent whose latency is measured here.

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { makeInputGenerator } from '../simulator/inputs.js';
+import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet } from './agent-fleet.js';
 import type { BenchResult } from './lib.js';
 
@@ -27,7 +27,7 @@ function gcRss(): number {
 
 /** Start the compiled agent offline on `dataDir`, wait until it serves, let it idle, read VmRSS (MiB). */
 async function idleRss(dataDir: string, rootPath: string, runtime: string): Promise<{ rss: number; name: string }> {
-  const entry = fileURLToPath(new URL('../cli/fleetcast-agent.js', import.meta.url));
+  const entry = fileURLToPath(new URL('../../agent/dist/fleetcast-agent.js', import.meta.url));
   const child = spawn(process.execPath, [entry, '--device-id', 'bench-1', '--data', dataDir, '--root', rootPath, '--runtime', runtime, '--quiet'], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLEETCAST_AGENT_BROKER_URL: 'none', FLEETCAST_AGENT_HEARTBEAT_MS: '0' },
   });

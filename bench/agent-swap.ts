@@ -8,7 +8,7 @@
  * server elsewhere, and its work must not be what the swap periods measure.
  */
 import { Agent as HttpAgent } from 'node:http';
-import { makeInputGenerator } from '../simulator/inputs.js';
+import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet } from './agent-fleet.js';
 import { postPredict } from './http.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';

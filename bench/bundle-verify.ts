@@ -9,13 +9,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBundle } from '../bundles/build.js';
-import { zstdEngine } from '../bundles/compress.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { readBundleBuffer } from '../bundles/read.js';
-import { verifyBundleFile } from '../bundles/verify.js';
-import { initKeys } from '../signing/keys.js';
-import { loadRootText } from '../signing/root.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { zstdEngine } from '@fleetcast/bundles/compress.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { readBundleBuffer } from '@fleetcast/bundles/read.js';
+import { verifyBundleFile } from '@fleetcast/bundles/verify.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { loadRootText } from '@fleetcast/signing/root.js';
 import { benchDir } from './dirs.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';
 

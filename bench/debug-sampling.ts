@@ -13,14 +13,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import type { BrokerClient } from '../agent/broker-client.js';
-import type { TensorData } from '../agent/runtime.js';
-import { TelemetryCollector, type TelemetryModel } from '../agent/telemetry/collector.js';
-import { DebugSessionStore } from '../hub/debug/debug-store.js';
-import { HubStore } from '../hub/store.js';
-import { DebugRows } from '../hub/telemetry/debug-rows.js';
-import { referenceProfile } from '../protocol/feature-summary.js';
-import type { Manifest } from '../protocol/manifest.js';
+import type { BrokerClient } from '@fleetcast/agent/broker-client.js';
+import type { TensorData } from '@fleetcast/agent/runtime.js';
+import { TelemetryCollector, type TelemetryModel } from '@fleetcast/agent/telemetry/collector.js';
+import { DebugSessionStore } from '@fleetcast/hub/debug/debug-store.js';
+import { HubStore } from '@fleetcast/hub/store.js';
+import { DebugRows } from '@fleetcast/hub/telemetry/debug-rows.js';
+import { referenceProfile } from '@fleetcast/protocol/feature-summary.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import { benchDir } from './dirs.js';
 import type { BenchResult } from './lib.js';
 

@@ -5,7 +5,7 @@
  * the agent's loop it would be benchmark work counted against swaps only.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HubClient } from '../cli/hub-client.js';
+import { HubClient } from '@fleetcast/cli/hub-client.js';
 
 const { url, token } = workerData as { url: string; token: string };
 const api = new HubClient(url, token);

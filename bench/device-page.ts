@@ -6,9 +6,9 @@
  * Two cases: the first page with no filter, and a page filtered by a tag.
  */
 import { performance } from 'node:perf_hooks';
-import { pageDevices } from '../hub/device-query.js';
-import { HubStore } from '../hub/store.js';
-import { tagsOf } from '../hub/rollouts/rings.js';
+import { pageDevices } from '@fleetcast/hub/device-query.js';
+import { HubStore } from '@fleetcast/hub/store.js';
+import { tagsOf } from '@fleetcast/hub/rollouts/rings.js';
 import { benchDir } from './dirs.js';
 import type { BenchResult } from './lib.js';
 

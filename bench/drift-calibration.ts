@@ -19,7 +19,7 @@
 import { DriftPath, type PathFeature } from './drift-path.js';
 import { benchDir } from './dirs.js';
 import { nowMs, type BenchResult } from './lib.js';
-import { rng } from '../bundles/onnx-build.js';
+import { rng } from '@fleetcast/bundle-build/onnx-build.js';
 
 const REF_ROWS = 20_000;
 const SIZES = [500, 1000, 2000];

@@ -1,7 +1,7 @@
 /**
  * The real drift path, end to end, for the drift-calibration benchmark and the
  * field-drift tests: a reference profile built as `bundle build --reference`
- * builds it (bundles/reference.ts), the agent's TelemetryCollector summarising
+ * builds it (bundle-build/reference.ts), the agent's TelemetryCollector summarising
  * each window's values, its binary report bytes, the hub's TelemetryIngest
  * merging them into a TelemetryStore on a real SQLite file, and the drift
  * report (hub/drift/report.ts) over that window. Nothing is faked but the MQTT
@@ -18,17 +18,17 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { BrokerClient } from '../agent/broker-client.js';
-import type { TensorData } from '../agent/runtime.js';
-import { TelemetryCollector } from '../agent/telemetry/collector.js';
-import { computeDriftReport, type DriftReport } from '../hub/drift/report.js';
-import type { FamilyThresholds } from '../hub/drift/judge-family.js';
-import { TelemetryIngest } from '../hub/telemetry/ingest.js';
-import { TELEMETRY_DEFAULTS } from '../hub/telemetry/options.js';
-import { TelemetryStore } from '../hub/telemetry/telemetry-store.js';
-import { categoricalToWire, createCategorical, observeCategory, referenceProfile } from '../protocol/feature-summary.js';
-import type { Manifest } from '../protocol/manifest.js';
-import { parseReference } from '../protocol/telemetry.js';
+import type { BrokerClient } from '@fleetcast/agent/broker-client.js';
+import type { TensorData } from '@fleetcast/agent/runtime.js';
+import { TelemetryCollector } from '@fleetcast/agent/telemetry/collector.js';
+import { computeDriftReport, type DriftReport } from '@fleetcast/hub/drift/report.js';
+import type { FamilyThresholds } from '@fleetcast/hub/drift/judge-family.js';
+import { TelemetryIngest } from '@fleetcast/hub/telemetry/ingest.js';
+import { TELEMETRY_DEFAULTS } from '@fleetcast/hub/telemetry/options.js';
+import { TelemetryStore } from '@fleetcast/hub/telemetry/telemetry-store.js';
+import { categoricalToWire, createCategorical, observeCategory, referenceProfile } from '@fleetcast/protocol/feature-summary.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { parseReference } from '@fleetcast/protocol/telemetry.js';
 
 /**
  * `coded`: a categorical feature carried as numeric codes in a float64 input (allowNaN as numeric inputs), the

@@ -24,14 +24,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBundle } from '../bundles/build.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { TelemetryWindow } from '../agent/telemetry/window.js';
-import { encodeTelemetryBinary } from '../protocol/telemetry-binary.js';
-import { compilePlan } from '../protocol/telemetry-plan.js';
-import { topics } from '../protocol/topics.js';
-import { initKeys } from '../signing/keys.js';
-import { scenarioGenerator } from '../simulator/scenarios.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { TelemetryWindow } from '@fleetcast/agent/telemetry/window.js';
+import { encodeTelemetryBinary } from '@fleetcast/protocol/telemetry-binary.js';
+import { compilePlan } from '@fleetcast/protocol/telemetry-plan.js';
+import { topics } from '@fleetcast/protocol/topics.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { scenarioGenerator } from '@fleetcast/simulator/scenarios.js';
 import { benchDir } from './dirs.js';
 import { fmt, nowMs, type BenchResult } from './lib.js';
 import type { ChildProcess } from 'node:child_process';
@@ -79,7 +79,7 @@ export async function benchHubCapacity(): Promise<BenchResult> {
   const n = Number(process.env.FLEETCAST_CAPACITY_DEVICES ?? 2_000);
   const rounds = Number(process.env.FLEETCAST_CAPACITY_ROUNDS ?? 5);
   const log = (l: string) => process.stderr.write(`hub-capacity: ${l}\n`);
-  const cli = join(process.cwd(), 'dist/cli/fleetcast.js');
+  const cli = join(process.cwd(), 'cli/dist/fleetcast.js');
   const dir = benchDir('hub-capacity');
   const keysDir = join(dir, 'keys');
   const keys = initKeys(keysDir);

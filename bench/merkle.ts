@@ -5,7 +5,7 @@
  * (RFC 9162 2.1.1) once. Proof generation is measured on the hub's MerkleTree.
  */
 import { pathToFileURL } from 'node:url';
-import { MerkleTree, leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../signing/merkle.js';
+import { MerkleTree, leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '@fleetcast/signing/merkle.js';
 import { nowMs, printResult, summarize, type BenchResult } from './lib.js';
 
 const N = 1_000_000;

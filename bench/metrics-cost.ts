@@ -8,14 +8,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBundle } from '../bundles/build.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { createAgent, type Agent } from '../agent/agent.js';
-import { startHub } from '../hub/hub.js';
-import { HubClient } from '../cli/hub-client.js';
-import { readAdminToken } from '../hub/auth/tokens.js';
-import { initKeys } from '../signing/keys.js';
-import { makeInputGenerator } from '../simulator/inputs.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { createAgent, type Agent } from '@fleetcast/agent/agent.js';
+import { startHub } from '@fleetcast/hub/hub.js';
+import { HubClient } from '@fleetcast/cli/hub-client.js';
+import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';
 import { benchDir } from './dirs.js';
 

@@ -13,9 +13,9 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import pg from 'pg';
-import { PgDb } from '../hub/db/pg-db.js';
-import type { Db } from '../hub/db/db.js';
-import { TelemetryStore, type CellKey } from '../hub/telemetry/telemetry-store.js';
+import { PgDb } from '@fleetcast/hub/db/pg-db.js';
+import type { Db } from '@fleetcast/hub/db/db.js';
+import { TelemetryStore, type CellKey } from '@fleetcast/hub/telemetry/telemetry-store.js';
 import { benchDir } from './dirs.js';
 import { nowMs, type BenchResult } from './lib.js';
 

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
-import { startBroker } from '../hub/broker.js';
+import { startBroker } from '@fleetcast/hub/broker.js';
 
 const broker = await startBroker({ host: '127.0.0.1', port: 0 });
 const pub = await mqtt.connectAsync(broker.url, { clientId: 'plain-pub', reconnectPeriod: 0 });

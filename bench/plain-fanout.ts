@@ -6,7 +6,7 @@
  * chunk.
  */
 import mqtt from 'mqtt';
-import { startBroker } from '../hub/broker.js';
+import { startBroker } from '@fleetcast/hub/broker.js';
 import { nowMs } from './lib.js';
 
 export async function plainFanout(payload: Buffer, chunkSize: number, inflight: number, subscribers: number): Promise<number> {

@@ -1,6 +1,6 @@
 /**
  * Predict of a uint8 [1, 224, 224, 3] image (a small conv model built in code,
- * bundles/onnx-build-io.ts) through a real agent: Open Inference Protocol
+ * bundle-build/onnx-build-io.ts) through a real agent: Open Inference Protocol
  * binary (JSON header + 150,528 raw bytes), v2 JSON (a flat array of 150,528
  * numbers) and /v1/predict (nested JSON arrays), against two baselines in the
  * same run: a bare `session.run` on a pre-built tensor, and the HTTP floor, a
@@ -18,14 +18,14 @@ import { Agent as HttpAgent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { createAgent } from '../agent/agent.js';
-import { buildBundle } from '../bundles/build.js';
-import { buildImageConv } from '../bundles/onnx-build-io.js';
-import { rng } from '../bundles/onnx-build.js';
-import { HubClient } from '../cli/hub-client.js';
-import { readAdminToken } from '../hub/auth/tokens.js';
-import { startHub } from '../hub/hub.js';
-import { initKeys } from '../signing/keys.js';
+import { createAgent } from '@fleetcast/agent/agent.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildImageConv } from '@fleetcast/bundle-build/onnx-build-io.js';
+import { rng } from '@fleetcast/bundle-build/onnx-build.js';
+import { HubClient } from '@fleetcast/cli/hub-client.js';
+import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
+import { startHub } from '@fleetcast/hub/hub.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
 import { benchDir } from './dirs.js';
 import { blockRatios, interleave, type ArmResult } from './interleave.js';
 import { fmt, summarize, type BenchResult } from './lib.js';

@@ -19,13 +19,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { buildBundle } from '../bundles/build.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { mosquittoAcl } from '../hub/broker-acl.js';
-import { mosquittoConf } from '../hub/mosquitto-conf.js';
-import { HUB_MQTT_USER, MqttCredentials } from '../hub/mqtt-credentials.js';
-import { HubStore } from '../hub/store.js';
-import { initKeys } from '../signing/keys.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { mosquittoAcl } from '@fleetcast/hub/broker-acl.js';
+import { mosquittoConf } from '@fleetcast/hub/mosquitto-conf.js';
+import { HUB_MQTT_USER, MqttCredentials } from '@fleetcast/hub/mqtt-credentials.js';
+import { HubStore } from '@fleetcast/hub/store.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
 import { benchDir } from './dirs.js';
 import { fmt, type BenchResult } from './lib.js';
 import { StormFleet, type StormBackoff, type StormDeviceSpec } from './storm-fleet.js';
@@ -41,7 +41,7 @@ export const MOSQUITTO_PASSWD_BIN = onPath('mosquitto_passwd');
 export interface StormOptions {
   devices: number;
   broker: 'embedded' | 'mosquitto';
-  /** The compiled CLI (dist/cli/fleetcast.js). */
+  /** The compiled CLI (cli/dist/fleetcast.js). */
   cli: string;
   backoff?: StormBackoff;
   /** How long the fleet may take to come back, each time, before the run fails. */
@@ -286,7 +286,7 @@ export async function runStorm(o: StormOptions): Promise<StormFigures> {
 
 export async function benchReconnectStorm(): Promise<BenchResult> {
   const n = Number(process.env.FLEETCAST_STORM_DEVICES ?? 10_000);
-  const cli = join(process.cwd(), 'dist/cli/fleetcast.js');
+  const cli = join(process.cwd(), 'cli/dist/fleetcast.js');
   const log = (l: string) => process.stderr.write(`reconnect-storm: ${l}\n`);
   const ours = await runStorm({ devices: n, broker: 'embedded', cli, log, boundMs: 300_000 });
   const hasMosquitto = MOSQUITTO_BIN !== '' && MOSQUITTO_PASSWD_BIN !== '';

@@ -8,15 +8,15 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBundle } from '../bundles/build.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { readBundleBuffer } from '../bundles/read.js';
-import { HubClient } from '../cli/hub-client.js';
-import { readAdminToken } from '../hub/auth/tokens.js';
-import { startHub } from '../hub/hub.js';
-import { hubOptionsSchema } from '../hub/options.js';
-import { initKeys } from '../signing/keys.js';
-import { startFleet } from '../simulator/fleet.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { readBundleBuffer } from '@fleetcast/bundles/read.js';
+import { HubClient } from '@fleetcast/cli/hub-client.js';
+import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
+import { startHub } from '@fleetcast/hub/hub.js';
+import { hubOptionsSchema } from '@fleetcast/hub/options.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { startFleet } from '@fleetcast/simulator/fleet.js';
 import { benchDir } from './dirs.js';
 import { plainFanout } from './plain-fanout.js';
 import { nowMs, type BenchResult } from './lib.js';

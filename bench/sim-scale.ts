@@ -2,7 +2,7 @@
  * `node dist/bench/run.js sim-scale`: how many simulated devices one process
  * holds, and what an install costs them against a plain download.
  *
- * The measured side: the compiled hub (dist/cli/fleetcast.js hub) in its own
+ * The measured side: the compiled hub (cli/dist/fleetcast.js hub) in its own
  * process, authentication on, every device enrolled with its own MQTT
  * credential; in this process a fleet of real agents (simulator/fleet.ts) on
  * in-memory storage (agent/memory-storage.ts), grown to 1,000, 5,000 and
@@ -35,13 +35,13 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import mqtt from 'mqtt';
-import { buildBundle } from '../bundles/build.js';
-import { readBundleBuffer } from '../bundles/read.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { MqttCredentials } from '../hub/mqtt-credentials.js';
-import { HubStore } from '../hub/store.js';
-import { initKeys } from '../signing/keys.js';
-import { startFleet, type Fleet } from '../simulator/fleet.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { readBundleBuffer } from '@fleetcast/bundles/read.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { MqttCredentials } from '@fleetcast/hub/mqtt-credentials.js';
+import { HubStore } from '@fleetcast/hub/store.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { startFleet, type Fleet } from '@fleetcast/simulator/fleet.js';
 import { benchDir } from './dirs.js';
 import { fmt, nowMs, phaseSpread, type BenchResult } from './lib.js';
 import { freePort, startHubProc, stopHubProc, until, type HubProc } from './reconnect-storm.js';
@@ -164,7 +164,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   writeFileSync(payloadFile, payload);
   const chunkSize = bundle.manifest.payload.chunkSize;
 
-  const cli = join(process.cwd(), 'dist/cli/fleetcast.js');
+  const cli = join(process.cwd(), 'cli/dist/fleetcast.js');
   const httpPort = await freePort();
   const mqttPort = await freePort();
   let hub: HubProc | undefined;

@@ -10,8 +10,8 @@
  * Shared by test/integration/reconnect-storm.test.ts and bench reconnect-storm.
  */
 import { connect, type Socket } from 'node:net';
-import { encode } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
+import { encode } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 
 /** `fixed`: every device waits exactly base·2^attempt (capped), as clients without jitter do: the synchronised waves a restart used to cause. */
 export interface StormBackoff { baseMs: number; capMs: number; fixed?: boolean }

@@ -9,14 +9,14 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { buildBundle } from '../bundles/build.js';
-import { TransparencyLog } from '../hub/translog/translog.js';
-import { verifyAudit } from '../signing/audit-verify.js';
-import { EXPORT_FORMAT, type ExportData } from '../signing/audit-export-format.js';
-import { generateKeyPair, signBytes, verifyBytes, verifyBytesNacl } from '../signing/ed25519.js';
-import { initKeys } from '../signing/keys.js';
-import { leafHash, rootFromLeafHashes } from '../signing/merkle.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { TransparencyLog } from '@fleetcast/hub/translog/translog.js';
+import { verifyAudit } from '@fleetcast/signing/audit-verify.js';
+import { EXPORT_FORMAT, type ExportData } from '@fleetcast/signing/audit-export-format.js';
+import { generateKeyPair, signBytes, verifyBytes, verifyBytesNacl } from '@fleetcast/signing/ed25519.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { leafHash, rootFromLeafHashes } from '@fleetcast/signing/merkle.js';
 import { benchDir } from './dirs.js';
 import { nowMs, type BenchResult } from './lib.js';
 

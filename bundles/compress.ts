@@ -6,7 +6,7 @@
  * not end on a frame boundary is refused as truncated (see zstd-frames.ts).
  */
 import { createHash } from 'node:crypto';
-import { isFleetcastError } from '../protocol/errors.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { bundleError } from './errors.js';
 import { fileChunks, openFileSink } from './file-io.js';
 import { ZstdFrameWalker } from './zstd-frames.js';

@@ -3,7 +3,7 @@
  * Signature failures keep their SIGN_ERR_* codes from signing/: they already
  * say exactly what failed, and devices report codes, not prose.
  */
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 
 export const BUNDLE_ERRORS = {
   BUNDLE_ERR_NOT_A_BUNDLE: { message: 'The file is not a fleetcast bundle (a ustar archive holding manifest.json then model.onnx.zst); build one with `fleetcast bundle build`', status: 400 },

@@ -1,6 +1,5 @@
-/** The bundles room: build, read, inspect and verify signed model bundles. */
+/** The bundles room: read, inspect and verify signed model bundles (what agent and hub need; building them is @fleetcast/bundle-build). */
 export { BUNDLE_ERRORS, bundleError, type BundleErrorCode } from './errors.js';
-export { readModelInfo, type ModelInfo } from './onnx-info.js';
 export {
   compressFile, compressBuffer, compressStream, decompressFile, decompressBuffer, decompressStream, openBoundedDecompressor,
   zstdEngine, zstdStreamsOpen, MAX_OPEN_STREAMS, WASM_MAX_LEVEL, type BoundedDecompressor, type CompressResult, type DecompressResult,
@@ -9,7 +8,4 @@ export { tarHeader, tarBuffer, parseTarHeader, listTarBuffer, listTarFile, write
 export { ChunkHasher, expectedChunkCount } from './chunks.js';
 export { readBundleFile, readBundleBuffer, decodeManifest, decodeManifestMember, MANIFEST_MEMBER, PAYLOAD_MEMBER, MAX_MANIFEST_BYTES, type BundleHead } from './read.js';
 export { bundleIdOf, verifyManifestEnvelope, verifyChunk, chunkRange, verifyPayloadFile, verifyBundleFile, type VerifiedManifest } from './verify.js';
-export { parseSchemaFile, readSchemaFile, mergeSchema, type BundleSchemaFile } from './schema-file.js';
-export { buildBundle, parseSmokeDims, DEFAULT_CHUNK_SIZE, type BuildBundleOptions, type BuiltBundle } from './build.js';
 export { runSmoke, smokeInputs, smokePlan, outputValues, type SmokeRun, type SmokeTensor, type SmokeManifest } from './smoke.js';
-export { parseExampleFile, readExampleFile, examplesToGolden, type ExampleCase } from './example-file.js';

@@ -5,9 +5,9 @@
  * payload of a file is located (offset, length), never loaded.
  */
 import { open } from 'node:fs/promises';
-import { parseEnvelope, PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import { isFleetcastError } from '../protocol/errors.js';
-import { parseManifest, type Manifest } from '../protocol/manifest.js';
+import { parseEnvelope, PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { parseManifest, type Manifest } from '@fleetcast/protocol/manifest.js';
 import { expectedChunkCount } from './chunks.js';
 import { bundleError, ioError } from './errors.js';
 import { BLOCK, paddingFor, parseTarHeader, type TarEntry } from './tar.js';

@@ -11,8 +11,8 @@
  * one synthetic input of zeros (moved inside the released limits) with each
  * dynamic dimension sized by the manifest's `smokeDims`, else 1.
  */
-import { halfToFloat } from '../protocol/float16.js';
-import type { Manifest, TensorSpec } from '../protocol/manifest.js';
+import { halfToFloat } from '@fleetcast/protocol/float16.js';
+import type { Manifest, TensorSpec } from '@fleetcast/protocol/manifest.js';
 
 /** What a run returns per output: enough of a tensor to check it (runtime-neutral). */
 export interface SmokeTensor { type: string; dims: readonly number[]; data: ArrayLike<unknown> }

@@ -7,10 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import type { Manifest } from '../protocol/manifest.js';
-import { verifyForRole } from '../signing/envelope.js';
-import type { TrustedRoot } from '../signing/root.js';
+import { PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { verifyForRole } from '@fleetcast/signing/envelope.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { ChunkHasher } from './chunks.js';
 import { openBoundedDecompressor } from './compress.js';
 import { bundleError, ioError } from './errors.js';

@@ -5,10 +5,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FleetcastError } from '../protocol/errors.js';
-import { EXPORT_FORMAT } from '../signing/audit-export-format.js';
-import { decodeEntry } from '../signing/log-entry.js';
-import { hubError } from '../hub/errors.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { EXPORT_FORMAT } from '@fleetcast/signing/audit-export-format.js';
+import { decodeEntry } from '@fleetcast/signing/log-entry.js';
+import { hubError } from '@fleetcast/hub/errors.js';
 
 async function get<T>(base: string, path: string, token: string | undefined): Promise<T> {
   const url = `${base}${path}`;

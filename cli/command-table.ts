@@ -3,7 +3,7 @@
  * module is. The entry point dispatches from it, answers `--help` from it, and
  * the CLI test walks it, so a command added here without a usage fails a test.
  */
-import { ROLLOUT_ACTION_NAMES } from '../hub/rollouts/actions.js';
+import { ROLLOUT_ACTION_NAMES } from '@fleetcast/hub/rollouts/actions.js';
 
 export interface CommandModule { run(argv: string[]): Promise<number>; USAGE: string }
 

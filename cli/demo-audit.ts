@@ -4,11 +4,11 @@
  * `fleetcast audit export` and `fleetcast audit verify`.
  */
 import { join } from 'node:path';
-import type { Hub } from '../hub/hub.js';
-import { readAdminToken } from '../hub/auth/tokens.js';
+import type { Hub } from '@fleetcast/hub/hub.js';
+import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
 import { readFileSync } from 'node:fs';
-import { readExport } from '../signing/audit-export-format.js';
-import { formatAuditReport, verifyAudit } from '../signing/audit-verify.js';
+import { readExport } from '@fleetcast/signing/audit-export-format.js';
+import { formatAuditReport, verifyAudit } from '@fleetcast/signing/audit-verify.js';
 import { exportAudit } from './audit-export.js';
 
 export async function demoAudit(hub: Hub, rootPath: string, dir: string): Promise<{ ok: boolean; text: string }> {

@@ -4,10 +4,10 @@
  * `x[2]` narrows (scale ×0.4) and a category the reference never saw (9) shows
  * up in 30 % of requests. The demo ends with the hub's drift report.
  */
-import type { Row } from '../bundles/reference.js';
-import type { Hub } from '../hub/hub.js';
-import { formatDriftReport } from '../hub/drift/format.js';
-import { scenarioGenerator, type Scenario, type Shift } from '../simulator/scenarios.js';
+import type { Row } from '@fleetcast/bundle-build/reference.js';
+import type { Hub } from '@fleetcast/hub/hub.js';
+import { formatDriftReport } from '@fleetcast/hub/drift/format.js';
+import { scenarioGenerator, type Scenario, type Shift } from '@fleetcast/simulator/scenarios.js';
 
 export const DEMO_TELEMETRY = { windowMs: 1000, sampleRate: 0.5 };
 const FEATURES = 8;

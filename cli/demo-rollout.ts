@@ -4,8 +4,8 @@
  * (install success, error rate, p95 against the previous version, requests
  * served) after a short soak. Prints each ring as it fills and the decisions.
  */
-import type { RolloutStatus } from '../hub/rollouts/rollouts.js';
-import type { DecisionRecord } from '../hub/rollouts/decisions.js';
+import type { RolloutStatus } from '@fleetcast/hub/rollouts/rollouts.js';
+import type { DecisionRecord } from '@fleetcast/hub/rollouts/decisions.js';
 import type { HubClient } from './hub-client.js';
 import { renderHistory } from './rollout-view.js';
 

@@ -8,17 +8,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildBundle } from '../bundles/build.js';
-import { buildMlp } from '../bundles/onnx-build.js';
-import { startHub } from '../hub/hub.js';
-import { initKeys } from '../signing/keys.js';
-import { startFleet } from '../simulator/fleet.js';
+import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { startHub } from '@fleetcast/hub/hub.js';
+import { initKeys } from '@fleetcast/signing/keys.js';
+import { startFleet } from '@fleetcast/simulator/fleet.js';
 import { DEMO_TELEMETRY, demoDrift, demoDriftReport, demoReference } from './demo-drift.js';
-import { TELEMETRY_DEFAULTS } from '../agent/telemetry/collector.js';
+import { TELEMETRY_DEFAULTS } from '@fleetcast/agent/telemetry/collector.js';
 import { HubClient } from './hub-client.js';
 import { demoAudit } from './demo-audit.js';
 import { demoRollout } from './demo-rollout.js';
-import { readAdminToken } from '../hub/auth/tokens.js';
+import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
 
 export interface DemoOptions { agents?: number; keep?: boolean; out?: NodeJS.WritableStream }
 

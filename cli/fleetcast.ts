@@ -4,9 +4,9 @@
  * its arguments and calls into the rooms.
  */
 import { readFileSync } from 'node:fs';
-import { ROLLOUT_ACTION_NAMES } from '../hub/rollouts/actions.js';
+import { ROLLOUT_ACTION_NAMES } from '@fleetcast/hub/rollouts/actions.js';
 import { commandNamed, COMMANDS, wantsHelp } from './command-table.js';
-import { quietOnClosedPipe, runMain } from './main.js';
+import { quietOnClosedPipe, runMain } from '@fleetcast/protocol/cli-main.js';
 
 const HELP = `fleetcast — signed, staged ML model distribution to device fleets
 
@@ -38,12 +38,12 @@ usage: fleetcast <command> [options]
   fleetcast COMMAND --help prints a command's usage; fleetcast --version the version.
 `;
 
-/** The version in package.json, found from this file (cli/ in the sources, dist/cli/ when compiled). */
+/** The version in the CLI package's package.json, found from this file (cli/ in the sources, cli/dist/ when compiled). */
 function version(): string {
   for (const rel of ['../package.json', '../../package.json']) {
     try {
       const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (p.name === 'fleetcast' && p.version) return p.version;
+      if (p.name === '@fleetcast/cli' && p.version) return p.version;
     } catch { /* try the next level up */ }
   }
   return 'unknown';

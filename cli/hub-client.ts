@@ -4,10 +4,10 @@
  * code, so the CLI prints the same code the API answered.
  */
 import { openAsBlob, readFileSync, statSync } from 'node:fs';
-import { FleetcastError } from '../protocol/errors.js';
-import type { BundleSummary, DeployBody, DeviceSummary } from '../hub/api-schemas.js';
-import { hubError } from '../hub/errors.js';
-import { refuseSecretFlag } from './args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import type { BundleSummary, DeployBody, DeviceSummary } from '@fleetcast/hub/api-schemas.js';
+import { hubError } from '@fleetcast/hub/errors.js';
+import { refuseSecretFlag } from '@fleetcast/protocol/cli-args.js';
 
 export interface PublishResult { bundleId: string; name: string; version: number; created: boolean }
 export interface DeployResult { bundleId: string; devices: string[]; counters: Record<string, number> }
@@ -108,7 +108,7 @@ export function hubUrlFrom(flag: string | undefined, usage: string, token?: stri
 /**
  * The API token: FLEETCAST_TOKEN, else the file named by FLEETCAST_TOKEN_FILE
  * (e.g. the hub's first admin token, <data>/admin.token). A --token flag is
- * refused: on the command line any local user can read it (cli/args.ts).
+ * refused: on the command line any local user can read it (protocol/cli-args.ts).
  */
 export function tokenFrom(flag: string | undefined): string | undefined {
   refuseSecretFlag(flag, '--token', 'FLEETCAST_TOKEN_FILE=FILE (mode 0600) or FLEETCAST_TOKEN');

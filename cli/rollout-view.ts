@@ -3,8 +3,8 @@
  * ring, and the decision history. Pure functions of the API's JSON, so `watch`
  * can redraw them in place.
  */
-import type { RolloutStatus } from '../hub/rollouts/rollouts.js';
-import type { DecisionRecord } from '../hub/rollouts/decisions.js';
+import type { RolloutStatus } from '@fleetcast/hub/rollouts/rollouts.js';
+import type { DecisionRecord } from '@fleetcast/hub/rollouts/decisions.js';
 
 const BAR = 20;
 

@@ -4,11 +4,11 @@
  * OpenAPI document is generated from the same objects, so the document is the
  * API that runs.
  */
-import { envelopeSchema } from '../protocol/envelope.js';
-import { manifestSchema } from '../protocol/manifest.js';
-import { deviceEventSchema, stateReportSchema } from '../protocol/messages.js';
-import { arr, bool, int, json, literal, nullable, obj, optional, record, sha256Hex, str, type Infer } from '../protocol/schema.js';
-import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { envelopeSchema } from '@fleetcast/protocol/envelope.js';
+import { manifestSchema } from '@fleetcast/protocol/manifest.js';
+import { deviceEventSchema, stateReportSchema } from '@fleetcast/protocol/messages.js';
+import { arr, bool, int, json, literal, nullable, obj, optional, record, sha256Hex, str, type Infer } from '@fleetcast/protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 
 export const errorBody = obj({
   error: obj({ code: str(), message: str(), details: optional(record(json())) }),

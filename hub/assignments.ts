@@ -11,11 +11,11 @@
  * broker loses its retained messages when it stops).
  */
 import type { Logger } from 'pino';
-import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import { encode, PROTOCOL_VERSION, type Assignment, type AssignMessage } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
-import type { KeyPair } from '../signing/ed25519.js';
-import { signEnvelope } from '../signing/envelope.js';
+import { PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { encode, PROTOCOL_VERSION, type Assignment, type AssignMessage } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
+import type { KeyPair } from '@fleetcast/signing/ed25519.js';
+import { signEnvelope } from '@fleetcast/signing/envelope.js';
 import { hubError } from './errors.js';
 import { logDeployment, requireLog, type LogAppender } from './translog/hooks.js';
 import type { AssignmentRecord, BundleRecord, HubStore } from './store.js';

@@ -7,8 +7,8 @@
  * trust topics. The hub may do anything under fc/v1/. The same rules as a
  * mosquitto ACL file are in mosquittoAcl() (README "External broker").
  */
-import { DEVICE_CHANNEL_LIMITS, DEVICE_MAX_PACKET_BYTES, HUB_MAX_PACKET_BYTES } from '../protocol/channel-limits.js';
-import { BUNDLE_ID_PATTERN, DEVICE_CHANNELS, TOPIC_ROOT, type DeviceChannel } from '../protocol/topics.js';
+import { DEVICE_CHANNEL_LIMITS, DEVICE_MAX_PACKET_BYTES, HUB_MAX_PACKET_BYTES } from '@fleetcast/protocol/channel-limits.js';
+import { BUNDLE_ID_PATTERN, DEVICE_CHANNELS, TOPIC_ROOT, type DeviceChannel } from '@fleetcast/protocol/topics.js';
 import { HUB_MQTT_USER, type MqttIdentity } from './mqtt-credentials.js';
 
 const DEVICE_SUBSCRIBE = ['assign', 'proof', 'control'] as const;

@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
-import { HUB_MAX_PACKET_BYTES } from '../protocol/channel-limits.js';
+import { HUB_MAX_PACKET_BYTES } from '@fleetcast/protocol/channel-limits.js';
 import { makeEmitterIterative, type EmitterStats } from './broker-emitter.js';
 import { hubError } from './errors.js';
 import { indexRetained } from './retained-index.js';

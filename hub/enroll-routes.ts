@@ -10,8 +10,8 @@
  * ({deviceId, mqttUsername, mqttPassword}); only its salted hash is kept.
  */
 import type { FastifyInstance } from 'fastify';
-import { arr, bool, obj, optional, str, type Infer } from '../protocol/schema.js';
-import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { arr, bool, obj, optional, str, type Infer } from '@fleetcast/protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 import { deviceIdParams, errorBody } from './api-schemas.js';
 import { actorOf } from './auth/guard.js';
 import { hubError } from './errors.js';

@@ -2,7 +2,7 @@
  * The hub's coded errors. Codes are stable and never reused (docs/errors.md is
  * generated from this table); `status` is what the HTTP API answers with.
  */
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 
 export const HUB_ERRORS = {
   HUB_ERR_BAD_BUNDLE: { message: 'The uploaded body is not a valid fleetcast bundle (a ustar with manifest.json and model.onnx.zst whose hashes match the manifest); rebuild it with `fleetcast bundle build`', status: 400 },
@@ -46,7 +46,7 @@ export const HUB_ERRORS = {
   HUB_ERR_EVENT_CLAIM: { message: 'A device reported an event (such as an install) for a bundle the hub never assigned to it under that counter; it is kept as the device\'s unverified claim, shown apart (GET /v1/log/claims), and is never logged as an install. Check the device: it may run a model from elsewhere or be forging reports', status: 409 },
   HUB_ERR_DEVICE_ENROLLED: { message: 'A device in the enrollment already holds an active MQTT credential; re-enrolling replaces it and cuts the device off until its new secret is installed. Pass rotate: true (`fleetcast device enroll --rotate`) if that is meant, or leave those devices out', status: 409 },
   HUB_ERR_BROKER_FAULT: { message: 'The embedded MQTT broker threw an error it did not handle (a fault in aedes or the hub\'s hooks into it). The hub logged it, kept its API and store running, and restarted the broker on the same port; clients reconnect and the hub publishes its retained messages again. If it repeats, report the logged error and consider an external broker (--broker)', status: 500 },
-  HUB_ERR_CONSOLE_NOT_BUILT: { message: 'The web console\'s scripts are not compiled (dist/hub/console/web/ is missing); run `npm run build`, which compiles them with tsconfig.console.json. The API works without them', status: 503 },
+  HUB_ERR_CONSOLE_NOT_BUILT: { message: 'The web console\'s scripts are not compiled (hub/dist/console/web/ is missing); run `npm run build`, which compiles them with tsconfig.console.json. The API works without them', status: 503 },
   HUB_ERR_STORE_UNAVAILABLE: { message: 'The hub\'s PostgreSQL store (--store postgres://…) cannot be reached: at start the hub exits; while running, writes are refused with this code (nothing is half-written: each change is one transaction) and the hub reconnects every second by itself. Check that PostgreSQL runs, the URL (user, host, port, database) and the network', status: 503 },
   HUB_ERR_STORE_SCHEMA: { message: 'The hub\'s database has a newer schema than this hub knows (a newer hub migrated it); the hub refuses to start rather than misread it. Run a hub of at least the version that wrote it (the message names the schema version it needs)', status: 500 },
   HUB_ERR_NOT_LEADER: { message: 'A single-writer change (assignment counters, transparency-log append, checkpoint, rollout state) was refused because this hub no longer holds the cluster\'s leadership epoch (its lease ran out or another hub took over); nothing was written. Send the request again: any hub forwards it to the current leader', status: 503 },

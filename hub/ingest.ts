@@ -5,10 +5,10 @@
  * blob and the bundle recorded under its id (sha256 of the signed manifest
  * bytes, docs/architecture.md "Trust"). Same bytes again → the same answer.
  */
-import { readBundleFile } from '../bundles/read.js';
-import { verifyManifestEnvelope, verifyPayloadFile } from '../bundles/verify.js';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
-import type { TrustedRoot } from '../signing/root.js';
+import { readBundleFile } from '@fleetcast/bundles/read.js';
+import { verifyManifestEnvelope, verifyPayloadFile } from '@fleetcast/bundles/verify.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { hubError } from './errors.js';
 import { logManifest, requireLog, type LogAppender } from './translog/hooks.js';
 import type { BundleRecord, HubStore } from './store.js';

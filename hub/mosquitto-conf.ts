@@ -14,7 +14,7 @@
  *   the hub refuses a device message over its channel's limit on receipt.
  * - Queues per client: bounded in messages and bytes.
  */
-import { HUB_MAX_PACKET_BYTES } from '../protocol/channel-limits.js';
+import { HUB_MAX_PACKET_BYTES } from '@fleetcast/protocol/channel-limits.js';
 
 export interface MosquittoPaths { passwordFile: string; aclFile: string }
 

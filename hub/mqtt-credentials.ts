@@ -8,7 +8,7 @@
  */
 import { engineOf, type Db, type Stmt } from './db/db.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 import { hubError } from './errors.js';
 
 export type MqttRole = 'device' | 'hub';

@@ -10,11 +10,11 @@
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { errorCode, isFleetcastError } from '../protocol/errors.js';
-import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '../protocol/messages.js';
-import { DEVICE_CHANNEL_LIMITS } from '../protocol/channel-limits.js';
-import { parseTopic, topics, type DeviceChannel } from '../protocol/topics.js';
-import { decodeProofRequest } from '../protocol/trust-messages.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { decodeChunkRequest, decodeDeviceEvent, decodeStateReport, type ChunkRequest, type DeviceEvent, type StateReport } from '@fleetcast/protocol/messages.js';
+import { DEVICE_CHANNEL_LIMITS } from '@fleetcast/protocol/channel-limits.js';
+import { parseTopic, topics, type DeviceChannel } from '@fleetcast/protocol/topics.js';
+import { decodeProofRequest } from '@fleetcast/protocol/trust-messages.js';
 import { hubError } from './errors.js';
 
 /** What the hub does with each device message type, once it has been validated. */

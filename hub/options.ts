@@ -3,8 +3,8 @@
  * refused and named, defaults in this one place, then frozen (DESIGN.md
  * "Conventions"). The CLI maps its flags onto these keys and nothing else.
  */
-import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '../protocol/schema.js';
-import { LOG_LEVELS } from '../protocol/log-format.js';
+import { bool, int, obj, optional, parseOptions, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
+import { LOG_LEVELS } from '@fleetcast/protocol/log-format.js';
 import { EVENT_DEFAULTS, eventOptionsSchema, type EventOptions } from './events/options.js';
 import { clusterOptionsSchema, type ClusterOptions } from './cluster/options.js';
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';

@@ -5,8 +5,8 @@
  * dialect, which hub/db/pg-sql.ts carries over to PostgreSQL, or one text per
  * engine. Never edit a released migration; append one.
  */
-import type { Envelope } from '../protocol/envelope.js';
-import type { StateReport } from '../protocol/messages.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
 import type { Migration } from './db/migrate.js';
 import type { AssignmentRecord, DeviceRecord } from './store.js';
 

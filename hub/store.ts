@@ -13,11 +13,11 @@
 import Database from 'better-sqlite3';
 import { openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Envelope } from '../protocol/envelope.js';
-import type { Manifest } from '../protocol/manifest.js';
-import type { StateReport } from '../protocol/messages.js';
-import { makePrivateDir, PRIVATE_FILE_MODE } from '../signing/private-files.js';
-import { isFleetcastError } from '../protocol/errors.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '@fleetcast/signing/private-files.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
 import type { BlobStore, ChunkReader } from './blobs/blob-store.js';
 import { FileBlobStore } from './blobs/blob-files.js';
 import { RowBlobStore } from './blobs/blob-rows.js';

@@ -18,11 +18,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { chunkRange } from '../bundles/verify.js';
-import { errorCode } from '../protocol/errors.js';
-import type { Manifest } from '../protocol/manifest.js';
-import type { ChunkRequest } from '../protocol/messages.js';
-import { topics } from '../protocol/topics.js';
+import { chunkRange } from '@fleetcast/bundles/verify.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import type { ChunkRequest } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 import type { ChunkReader } from './blobs/blob-store.js';
 import { openFileChunks } from './blobs/blob-files.js';
 import { hubError } from './errors.js';

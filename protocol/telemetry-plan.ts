@@ -3,7 +3,7 @@
  * manifest: the features (edges from the reference profile, so the agent's
  * counts and the hub's merge and comparison use the same bins; no edges
  * without a reference) and the output columns. Agent and hub both call this,
- * so they agree on names and edges. Naming follows bundles/reference.ts.
+ * so they agree on names and edges. Naming follows bundle-build/reference.ts.
  */
 import { frameOf, type Frame } from './feature-summary.js';
 import type { Manifest, TensorSpec } from './manifest.js';

@@ -16,10 +16,10 @@
  * without the hub's code, and nothing it checks depends on the hub being honest.
  */
 import { createHash } from 'node:crypto';
-import { PAYLOAD_TYPES, parseEnvelope, type Envelope } from '../protocol/envelope.js';
-import { errorCode } from '../protocol/errors.js';
-import { manifestSchema } from '../protocol/manifest.js';
-import { parse } from '../protocol/schema.js';
+import { PAYLOAD_TYPES, parseEnvelope, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import { manifestSchema } from '@fleetcast/protocol/manifest.js';
+import { parse } from '@fleetcast/protocol/schema.js';
 import { verifyCheckpoint } from './checkpoint.js';
 import { verifyEnvelopeWith } from './envelope.js';
 import type { ExportData } from './audit-export-format.js';

@@ -9,7 +9,7 @@
  * signed: anything a canonical signer would not have written is refused.
  */
 import { createHash } from 'node:crypto';
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 import { signBytes, verifyBytes, type KeyPair } from './ed25519.js';
 
 export const CHECKPOINT_ERRORS = {

@@ -1,5 +1,5 @@
 /** Signing and verifying DSSE envelopes against the keys root.json lists for a role. */
-import { pae, type Envelope } from '../protocol/envelope.js';
+import { pae, type Envelope } from '@fleetcast/protocol/envelope.js';
 import { signBytes, verifyBytes, type KeyPair } from './ed25519.js';
 import { signingError } from './errors.js';
 import type { TrustedRoot } from './root.js';

@@ -1,4 +1,4 @@
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 
 export const SIGNING_ERRORS = {
   SIGN_ERR_BAD_KEY_FILE: { message: 'A key file could not be read as a fleetcast Ed25519 key; regenerate it with `fleetcast keys init`', status: 400 },

@@ -5,12 +5,12 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, str, obj, type Infer } from '../protocol/schema.js';
+import { parse, str, obj, type Infer } from '@fleetcast/protocol/schema.js';
 import { generateKeyPair, keyPairFromSeed, type KeyPair } from './ed25519.js';
 import { signingError } from './errors.js';
 import { makeRoot, type RootSpec } from './root.js';
 import { signEnvelope } from './envelope.js';
-import { PAYLOAD_TYPES } from '../protocol/envelope.js';
+import { PAYLOAD_TYPES } from '@fleetcast/protocol/envelope.js';
 
 export const ROLES = ['root', 'release', 'hub'] as const;
 export type Role = (typeof ROLES)[number];

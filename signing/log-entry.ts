@@ -5,9 +5,9 @@
  * auditor checks the release and root signatures from the leaf alone; the
  * checkpoint signature covers everything else.
  */
-import { envelopeSchema } from '../protocol/envelope.js';
-import { arr, int, json, nullable, obj, parse, sha256Hex, str, union, literal, type Infer } from '../protocol/schema.js';
-import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { envelopeSchema } from '@fleetcast/protocol/envelope.js';
+import { arr, int, json, nullable, obj, parse, sha256Hex, str, union, literal, type Infer } from '@fleetcast/protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 
 export const rootEntrySchema = obj({ kind: literal('root'), version: int({ min: 1 }), envelope: envelopeSchema });
 export const manifestEntrySchema = obj({ kind: literal('manifest'), bundleId: sha256Hex(), envelope: envelopeSchema });

@@ -10,7 +10,7 @@
  */
 // A namespace import, so a Node without crypto.hash still loads this module (see oneShot).
 import * as nodeCrypto from 'node:crypto';
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 
 export const MERKLE_ERRORS = {
   SIGN_ERR_MERKLE_RANGE: { message: 'A Merkle request or proof named a leaf index or tree size outside the tree; use an index below the tree size, sizes no larger than the log, and an old size no larger than the new one', status: 400 },

@@ -13,8 +13,8 @@
  * starts a new counter space because agents reset counters on a hub-key change
  * (and from then on refuse assignments signed under an older root).
  */
-import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import { isFleetcastError } from '../protocol/errors.js';
+import { PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { keyIdOf, type KeyPair } from './ed25519.js';
 import { signEnvelope, verifyEnvelopeWith } from './envelope.js';
 import { signingError } from './errors.js';

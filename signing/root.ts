@@ -3,8 +3,8 @@
  * (root, release, hub) with a threshold, and has a version and an expiry.
  * The provisioned root must be signed by a threshold of its own root keys.
  */
-import { parseEnvelope, PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import { arr, int, obj, parse, record, str, type Infer } from '../protocol/schema.js';
+import { parseEnvelope, PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { arr, int, obj, parse, record, str, type Infer } from '@fleetcast/protocol/schema.js';
 import { keyIdOf } from './ed25519.js';
 import { isSmallOrderKey } from './small-order.js';
 import { verifyEnvelopeWith, type KeySet } from './envelope.js';

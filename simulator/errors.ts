@@ -2,7 +2,7 @@
  * The simulator's stable error codes (`fleetcast sim`). Codes are never
  * reused: retire one by leaving it in place. docs/errors.md lists them.
  */
-import { errorFactory, type ErrorTable } from '../protocol/errors.js';
+import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
 
 export const SIM_ERRORS = {
   SIM_ERR_SCENARIO_READ: { message: 'The scenario file cannot be read or is not valid YAML or JSON; check the path and the syntax', status: 400 },

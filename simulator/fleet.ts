@@ -14,13 +14,13 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createAgent, readRoot, type Agent } from '../agent/agent.js';
-import { diskStorage } from '../agent/disk-storage.js';
-import { MemoryPool, MemoryStorage } from '../agent/memory-storage.js';
-import type { AgentOptionsInput } from '../agent/options.js';
-import type { AgentStorage } from '../agent/storage.js';
-import { createOrtRuntime, SessionCache, type ModelRuntime } from '../agent/runtime.js';
-import { errorCode } from '../protocol/errors.js';
+import { createAgent, readRoot, type Agent } from '@fleetcast/agent/agent.js';
+import { diskStorage } from '@fleetcast/agent/disk-storage.js';
+import { MemoryPool, MemoryStorage } from '@fleetcast/agent/memory-storage.js';
+import type { AgentOptionsInput } from '@fleetcast/agent/options.js';
+import type { AgentStorage } from '@fleetcast/agent/storage.js';
+import { createOrtRuntime, SessionCache, type ModelRuntime } from '@fleetcast/agent/runtime.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
 import { sharedManifestVerify } from './shared-manifests.js';

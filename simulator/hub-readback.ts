@@ -3,7 +3,7 @@
  * simulated device yet, each rollout's state and decisions, and the drift
  * report and alerts of the models the scenario touched.
  */
-import { errorCode } from '../protocol/errors.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import type { DriftRecord, RunRecord } from './run-record.js';
 import type { DeviceGroup, HubApi } from './scenario-devices.js';
 import type { ScenarioFile } from './scenario-file.js';

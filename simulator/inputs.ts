@@ -3,7 +3,7 @@
  * (batch) become 1, float inputs get values in their limits, integer inputs get
  * small non-negative categories. Deterministic per generator seed.
  */
-import { rng } from '../bundles/onnx-build.js';
+import { rng } from '@fleetcast/bundle-build/onnx-build.js';
 
 export interface InputSpecLite { name: string; type: string; shape: readonly (string | number)[]; min?: number | number[]; max?: number | number[] }
 

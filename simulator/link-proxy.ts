@@ -12,7 +12,7 @@
  * place; the frame keeps its length, so nothing else is re-encoded.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { parseTopic } from '../protocol/topics.js';
+import { parseTopic } from '@fleetcast/protocol/topics.js';
 
 export interface LinkProxy {
   /** mqtt://127.0.0.1:PORT, for the group's agents. */

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { errorCode } from '../protocol/errors.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import { simError } from './errors.js';
 import type { RolloutRecord, RunRecord } from './run-record.js';
 import type { DeviceGroup, HubApi } from './scenario-devices.js';

@@ -10,10 +10,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentOptionsInput } from '../agent/options.js';
-import { createOrtRuntime, SessionCache, type LoadedModel, type ModelRuntime, type TensorData } from '../agent/runtime.js';
-import { TELEMETRY_DEFAULTS } from '../agent/telemetry/collector.js';
-import { errorCode } from '../protocol/errors.js';
+import type { AgentOptionsInput } from '@fleetcast/agent/options.js';
+import { createOrtRuntime, SessionCache, type LoadedModel, type ModelRuntime, type TensorData } from '@fleetcast/agent/runtime.js';
+import { TELEMETRY_DEFAULTS } from '@fleetcast/agent/telemetry/collector.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import { simError } from './errors.js';
 import { startFleet, type Fleet } from './fleet.js';
 import { startLinkProxy, type LinkProxy } from './link-proxy.js';
@@ -117,7 +117,7 @@ export async function startGroups(o: {
       const nan = hits('nan-outputs') ? { on: false } : null;
       const skew = hits('clock-skew') ? { ms: 0 } : null;
       let runtime = nodeRuntime;
-      if (spec.runtime === 'web') runtime = await (webRuntime ??= import('../agent/runtime-web.js').then((m) => m.createWebRuntime()));
+      if (spec.runtime === 'web') runtime = await (webRuntime ??= import('@fleetcast/agent/runtime-web.js').then((m) => m.createWebRuntime()));
       if (nan) runtime = nanRuntime(runtime, nan);
       const ids = groupIds(spec);
       const capabilities = { ...(spec.tags ? { tags: spec.tags } : {}), ...(spec.hardware ? { hardware: spec.hardware } : {}) };

@@ -4,7 +4,7 @@
  * tampered chunks), NaN outputs, clock skew or power, and is recorded as a
  * band for the report.
  */
-import { errorCode } from '../protocol/errors.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import type { FaultBand, RunRecord } from './run-record.js';
 import type { DeviceGroup } from './scenario-devices.js';
 import type { FaultSpec } from './scenario-file.js';

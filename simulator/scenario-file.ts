@@ -11,8 +11,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { arr, bool, int, json, num, obj, optional, parse, record, str, union, type Infer } from '../protocol/schema.js';
-import { DEVICE_ID_PATTERN } from '../protocol/topics.js';
+import { arr, bool, int, json, num, obj, optional, parse, record, str, union, type Infer } from '@fleetcast/protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 import { simError } from './errors.js';
 
 const name = str({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/ });

@@ -6,7 +6,7 @@
  * rollouts' decisions and the drift report back from the hub and judge the
  * expectations. Everything recorded is in the returned RunRecord.
  */
-import { errorCode } from '../protocol/errors.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
 import { judgeExpectations } from './expectations.js';
 import { pollRolloutStates, readDecisions, readDrift, waitKnown } from './hub-readback.js';
 import type { RunRecord, Sample } from './run-record.js';

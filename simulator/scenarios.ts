@@ -4,10 +4,10 @@
  * scale change, a new category, missing values — so an operator can watch the
  * drift report (and a rollout's drift gate) react before the field does.
  *
- * Features are named as in the bundle's reference profile (bundles/reference.ts):
+ * Features are named as in the bundle's reference profile (bundle-build/reference.ts):
  * the schema's feature names, or `input[i]`. Deterministic per seed.
  */
-import { rng } from '../bundles/onnx-build.js';
+import { rng } from '@fleetcast/bundle-build/onnx-build.js';
 import type { InputSpecLite } from './inputs.js';
 
 export type FeatureDist =

@@ -13,9 +13,9 @@
  * tampered or badly signed manifest is checked, and refused, by every device.
  * The agents then share one parsed manifest, not a copy each.
  */
-import type { ManifestVerifier } from '../agent/assignment-check.js';
-import { verifyManifestEnvelope, type VerifiedManifest } from '../bundles/verify.js';
-import type { TrustedRoot } from '../signing/root.js';
+import type { ManifestVerifier } from '@fleetcast/agent/assignment-check.js';
+import { verifyManifestEnvelope, type VerifiedManifest } from '@fleetcast/bundles/verify.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 
 /** `max` bounds the manifests remembered per root (oldest dropped first). */
 export function sharedManifestVerify(max = 64): ManifestVerifier {

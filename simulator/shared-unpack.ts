@@ -13,10 +13,10 @@
  */
 import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Unpacker } from '../agent/installer.js';
-import type { AgentStorage } from '../agent/storage.js';
-import { decompressFile, decompressStream } from '../bundles/compress.js';
-import type { Manifest } from '../protocol/manifest.js';
+import type { Unpacker } from '@fleetcast/agent/installer.js';
+import type { AgentStorage } from '@fleetcast/agent/storage.js';
+import { decompressFile, decompressStream } from '@fleetcast/bundles/compress.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 
 interface Unpacked { length: number; sha256: string; file?: string; bytes?: Buffer }
 

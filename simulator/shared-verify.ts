@@ -18,9 +18,9 @@
  * bytes' sha256, computed once; an agent with any other chunk hashes for real.
  */
 import { createHash } from 'node:crypto';
-import type { PayloadCheck, PayloadCheckFactory } from '../agent/payload-check.js';
-import { verifyChunk } from '../bundles/verify.js';
-import type { Manifest } from '../protocol/manifest.js';
+import type { PayloadCheck, PayloadCheckFactory } from '@fleetcast/agent/payload-check.js';
+import { verifyChunk } from '@fleetcast/bundles/verify.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
 
 interface Reference { chunks: (Buffer | undefined)[]; bytes: number; digest?: string }
 

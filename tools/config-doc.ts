@@ -16,12 +16,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { envName } from '../agent/config.js';
-import { agentOptionsSchema } from '../agent/options.js';
-import { telemetryOptionsSchema as agentTelemetrySchema } from '../agent/telemetry/collector.js';
-import { eventOptionsSchema } from '../hub/events/options.js';
-import { hubOptionsSchema } from '../hub/options.js';
-import { telemetryOptionsSchema as hubTelemetrySchema } from '../hub/telemetry/options.js';
+import { envName } from '@fleetcast/agent/config.js';
+import { agentOptionsSchema } from '@fleetcast/agent/options.js';
+import { telemetryOptionsSchema as agentTelemetrySchema } from '@fleetcast/agent/telemetry/collector.js';
+import { eventOptionsSchema } from '@fleetcast/hub/events/options.js';
+import { hubOptionsSchema } from '@fleetcast/hub/options.js';
+import { telemetryOptionsSchema as hubTelemetrySchema } from '@fleetcast/hub/telemetry/options.js';
 
 type Json = Record<string, unknown>;
 interface ObjSchema { json: Json; shape: Record<string, { json: Json; optional?: boolean }> }

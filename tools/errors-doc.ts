@@ -3,16 +3,16 @@
  * reads is the list the code throws. `npm run docs:errors` rewrites it; a unit
  * test fails when the two drift apart or a code appears in two tables.
  */
-import type { ErrorTable } from '../protocol/errors.js';
+import type { ErrorTable } from '@fleetcast/protocol/errors.js';
 
-import { PROTOCOL_ERRORS } from '../protocol/errors.js';
-import { SIGNING_ERRORS } from '../signing/errors.js';
-import { MERKLE_ERRORS } from '../signing/merkle.js';
-import { CHECKPOINT_ERRORS } from '../signing/checkpoint.js';
-import { BUNDLE_ERRORS } from '../bundles/errors.js';
-import { AGENT_ERRORS } from '../agent/errors.js';
-import { HUB_ERRORS } from '../hub/errors.js';
-import { SIM_ERRORS } from '../simulator/errors.js';
+import { PROTOCOL_ERRORS } from '@fleetcast/protocol/errors.js';
+import { SIGNING_ERRORS } from '@fleetcast/signing/errors.js';
+import { MERKLE_ERRORS } from '@fleetcast/signing/merkle.js';
+import { CHECKPOINT_ERRORS } from '@fleetcast/signing/checkpoint.js';
+import { BUNDLE_ERRORS } from '@fleetcast/bundles/errors.js';
+import { AGENT_ERRORS } from '@fleetcast/agent/errors.js';
+import { HUB_ERRORS } from '@fleetcast/hub/errors.js';
+import { SIM_ERRORS } from '@fleetcast/simulator/errors.js';
 
 /** Every error table, by room. A new table is added here once (static imports keep it checkable). */
 const TABLES: { room: string; table: ErrorTable }[] = [

@@ -10,15 +10,15 @@
  * reassembly at the hub). Raw values leave the device only while debug
  * sampling is on, at most `debugRowsPerWindow` rows per window.
  */
-import { MESSAGE_LIMITS, PROTOCOL_VERSION, encode } from '../../protocol/messages.js';
-import type { Manifest } from '../../protocol/manifest.js';
-import { int, num, obj, parseOptions, str, withDefault, type Infer } from '../../protocol/schema.js';
-import { encodedItemSize, encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
-import type { TelemetryReport } from '../../protocol/telemetry.js';
-import { topics } from '../../protocol/topics.js';
+import { MESSAGE_LIMITS, PROTOCOL_VERSION, encode } from '@fleetcast/protocol/messages.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { int, num, obj, parseOptions, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
+import { encodedItemSize, encodeTelemetryBinary } from '@fleetcast/protocol/telemetry-binary.js';
+import type { TelemetryReport } from '@fleetcast/protocol/telemetry.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 import type { BrokerClient } from '../broker-client.js';
 import type { TensorData } from '../runtime.js';
-import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import { compilePlan, type TelemetryPlan } from '@fleetcast/protocol/telemetry-plan.js';
 import { TelemetryWindow, type WindowBody } from './window.js';
 
 export const telemetryOptionsSchema = obj({

@@ -13,9 +13,9 @@
  * for invalid. So a NaN in a float FEED counts as null (it is how JSON null
  * arrives), while a NaN in an OUTPUT stays invalid, as inline summarising had it.
  */
-import { observe, observeCategory, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
-import { halfToFloat } from '../../protocol/float16.js';
-import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import { observe, observeCategory, type CategoricalSummary, type FeatureSummary } from '@fleetcast/protocol/feature-summary.js';
+import { halfToFloat } from '@fleetcast/protocol/float16.js';
+import type { TelemetryPlan } from '@fleetcast/protocol/telemetry-plan.js';
 import type { TensorData } from '../runtime.js';
 
 /**

@@ -12,11 +12,11 @@
  * wait in a small buffer the same way. Per feature and for latency, values are
  * summarised in request order, so every figure is the one inline summarising gave.
  */
-import { DDSketch } from '../../protocol/ddsketch.js';
-import { categoricalToWire, createCategorical, createCategoricalFor, createSummary, SUMMARY_ALPHA, toWire, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
-import type { TelemetryReport } from '../../protocol/telemetry.js';
+import { DDSketch } from '@fleetcast/protocol/ddsketch.js';
+import { categoricalToWire, createCategorical, createCategoricalFor, createSummary, SUMMARY_ALPHA, toWire, type CategoricalSummary, type FeatureSummary } from '@fleetcast/protocol/feature-summary.js';
+import type { TelemetryReport } from '@fleetcast/protocol/telemetry.js';
 import type { TensorData } from '../runtime.js';
-import type { TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import type { TelemetryPlan } from '@fleetcast/protocol/telemetry-plan.js';
 import { converter, SampleColumns } from './sample-columns.js';
 
 /** Latencies held before they are added to the sketch (2 KB). */

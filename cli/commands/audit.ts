@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { FleetcastError } from '../../protocol/errors.js';
-import { readExport } from '../../signing/audit-export-format.js';
-import { formatAuditReport, verifyAudit } from '../../signing/audit-verify.js';
-import { need, parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { readExport } from '@fleetcast/signing/audit-export-format.js';
+import { formatAuditReport, verifyAudit } from '@fleetcast/signing/audit-verify.js';
+import { need, parseCli } from '@fleetcast/protocol/cli-args.js';
 import { exportAudit } from '../audit-export.js';
 import { tokenFrom } from '../hub-client.js';
 

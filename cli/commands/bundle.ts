@@ -1,22 +1,22 @@
 /**
  * `fleetcast bundle build|inspect|verify`. Thin: parse arguments, call the
- * bundles room, print. Errors are FleetcastErrors; cli/main.ts prints them as
+ * bundles room, print. Errors are FleetcastErrors; protocol/cli-main.ts prints them as
  * `error CODE: message` and exits non-zero.
  */
 import { readFileSync } from 'node:fs';
-import { buildBundle, parseSmokeDims } from '../../bundles/build.js';
-import { readExampleFile } from '../../bundles/example-file.js';
-import { ioError, bundleError } from '../../bundles/errors.js';
-import { readBundleFile } from '../../bundles/read.js';
-import { readSchemaFile } from '../../bundles/schema-file.js';
-import { readReferenceFile } from '../../bundles/reference.js';
-import { readGoldenFile } from '../../bundles/golden-file.js';
-import { bundleIdOf, verifyBundleFile } from '../../bundles/verify.js';
-import { FleetcastError } from '../../protocol/errors.js';
-import type { Manifest, TensorSpec } from '../../protocol/manifest.js';
-import { readKeyFile } from '../../signing/keys.js';
-import { loadRootText } from '../../signing/root.js';
-import { need, parseCli } from '../args.js';
+import { buildBundle, parseSmokeDims } from '@fleetcast/bundle-build/build.js';
+import { readExampleFile } from '@fleetcast/bundle-build/example-file.js';
+import { ioError, bundleError } from '@fleetcast/bundles/errors.js';
+import { readBundleFile } from '@fleetcast/bundles/read.js';
+import { readSchemaFile } from '@fleetcast/bundle-build/schema-file.js';
+import { readReferenceFile } from '@fleetcast/bundle-build/reference.js';
+import { readGoldenFile } from '@fleetcast/bundle-build/golden-file.js';
+import { bundleIdOf, verifyBundleFile } from '@fleetcast/bundles/verify.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import type { Manifest, TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { readKeyFile } from '@fleetcast/signing/keys.js';
+import { loadRootText } from '@fleetcast/signing/root.js';
+import { need, parseCli } from '@fleetcast/protocol/cli-args.js';
 
 const USAGES = {
   build: 'fleetcast bundle build MODEL.onnx --name NAME --version N --key release.key [--key release2.key] --out FILE [--schema schema.json] [--reference DATA.csv|DATA.jsonl [--reference-bins N]] [--golden cases.json] [--example inputs.json] [--smoke-dims NAME=N,...] [--chunk-size BYTES] [--level 1-19]',

@@ -1,5 +1,5 @@
 import { runDemo } from '../demo.js';
-import { parseCli } from '../args.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast demo [--agents 50] [--keep]';
 

@@ -1,7 +1,7 @@
 /** `fleetcast deploy NAME@VERSION --hub URL (--all | --devices ID,...)`: sign and send assignments. */
-import { FleetcastError } from '../../protocol/errors.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
-import { parseCli } from '../args.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast deploy NAME@VERSION --hub URL (--all | --devices ID,... [--allow-unknown]) [--json]\n  --allow-unknown: also assign to ids the hub has never seen (not reported, not enrolled); without it they are refused (HUB_ERR_UNKNOWN_DEVICE)';
 

@@ -4,8 +4,8 @@
  * prints its state and the newest rows the hub received. Limits are the hub's:
  * ≤ 100 rows per window, ≤ 60 minutes, at most maxDebugDevices devices at once.
  */
-import { FleetcastError } from '../../protocol/errors.js';
-import { parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 
 export const USAGE = 'fleetcast device debug ID --hub URL (--rows N --minutes M | --off | --show) [--json]';

@@ -6,10 +6,10 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentCredential } from '../../hub/enroll-routes.js';
-import { FleetcastError } from '../../protocol/errors.js';
-import { DEVICE_ID_PATTERN } from '../../protocol/topics.js';
-import { parseCli } from '../args.js';
+import type { AgentCredential } from '@fleetcast/hub/enroll-routes.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { USAGE as DEBUG_USAGE } from './device-debug.js';
 

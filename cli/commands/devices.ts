@@ -3,10 +3,10 @@
  * the hub: --state, --version, --tag) and `fleetcast devices get ID` (one
  * device: its summary, last state report and recent events).
  */
-import type { DeviceSummary } from '../../hub/api-schemas.js';
-import { FleetcastError } from '../../protocol/errors.js';
+import type { DeviceSummary } from '@fleetcast/hub/api-schemas.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
-import { parseCli } from '../args.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = `fleetcast devices list --hub URL [--state online|offline] [--version NAME@VERSION|none] [--tag TAG] [--json]
 fleetcast devices get ID --hub URL [--json]

@@ -6,11 +6,11 @@
  * nothing could be judged because the bundle has no reference profile and no
  * earlier version has telemetry: a script must not read that as "no drift".
  */
-import { FleetcastError } from '../../protocol/errors.js';
-import type { DriftReport } from '../../hub/drift/report.js';
-import { formatDriftReport } from '../../hub/drift/format.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import type { DriftReport } from '@fleetcast/hub/drift/report.js';
+import { formatDriftReport } from '@fleetcast/hub/drift/format.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
-import { parseCli } from '../args.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast drift report NAME@VERSION --hub URL [--ring R] [--since 15m|EPOCH_MS] [--until …] [--json] [--limit N]\n  exit 0: no drift, 3: drift, 4: not judged (the bundle has no reference profile and no earlier version has telemetry)';
 

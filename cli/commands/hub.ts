@@ -5,11 +5,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { LOG_LEVELS, logOptions, type LogLevel } from '../../protocol/log-format.js';
-import { BOOTSTRAP_FILE } from '../../hub/auth/tokens.js';
-import { startHub } from '../../hub/hub.js';
-import type { HubOptionsInput } from '../../hub/options.js';
-import { need, parseCli, refuseSecretFlag, secretFrom } from '../args.js';
+import { LOG_LEVELS, logOptions, type LogLevel } from '@fleetcast/protocol/log-format.js';
+import { BOOTSTRAP_FILE } from '@fleetcast/hub/auth/tokens.js';
+import { startHub } from '@fleetcast/hub/hub.js';
+import type { HubOptionsInput } from '@fleetcast/hub/options.js';
+import { need, parseCli, refuseSecretFlag, secretFrom } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--store postgres://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass)] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)\n  [--cluster --mqtt-client-id ID [--advertise-url URL]] (one of several hubs sharing --store postgres://… and --broker: a leader elected in PostgreSQL, device messages through MQTT 5 shared subscriptions)';
 

@@ -1,9 +1,9 @@
-import { FleetcastError } from '../../protocol/errors.js';
-import { generateKeyPair } from '../../signing/ed25519.js';
-import { initKeys, readKeyFile, writeKeyFile, ROLES, type Role } from '../../signing/keys.js';
-import { rotateRootFiles } from '../../signing/root-files.js';
-import type { RoleChange } from '../../signing/root-rotation.js';
-import { need, parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { generateKeyPair } from '@fleetcast/signing/ed25519.js';
+import { initKeys, readKeyFile, writeKeyFile, ROLES, type Role } from '@fleetcast/signing/keys.js';
+import { rotateRootFiles } from '@fleetcast/signing/root-files.js';
+import type { RoleChange } from '@fleetcast/signing/root-rotation.js';
+import { need, parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = `fleetcast keys init --out DIR [--expires-days 365]
 fleetcast keys gen --role root|release|hub --out FILE

@@ -5,9 +5,9 @@
  * from without exporting one from a training framework.
  */
 import { writeFileSync } from 'node:fs';
-import { FleetcastError } from '../../protocol/errors.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
-import { need, parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
+import { need, parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast model example --out FILE [--features 8] [--seed 1]   (an example ONNX model: inputs x [batch, features] float32, category [batch, 1] int64)';
 

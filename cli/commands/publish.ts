@@ -1,6 +1,6 @@
 /** `fleetcast publish FILE --hub URL`: upload a bundle; the hub verifies it before storing it. */
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
-import { parseCli } from '../args.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 
 export const USAGE = 'fleetcast publish FILE --hub URL [--json]';
 

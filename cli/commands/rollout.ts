@@ -5,12 +5,12 @@
  * `canary:1,early:10,broad:100`.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { FleetcastError } from '../../protocol/errors.js';
-import { ROLLOUT_ACTION_NAMES, ROLLOUT_ACTIONS, type RolloutActionName } from '../../hub/rollouts/actions.js';
-import type { DecisionRecord } from '../../hub/rollouts/decisions.js';
-import type { RolloutStatus } from '../../hub/rollouts/rollouts.js';
-import { parseRolloutText } from '../../hub/rollouts/spec.js';
-import { parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { ROLLOUT_ACTION_NAMES, ROLLOUT_ACTIONS, type RolloutActionName } from '@fleetcast/hub/rollouts/actions.js';
+import type { DecisionRecord } from '@fleetcast/hub/rollouts/decisions.js';
+import type { RolloutStatus } from '@fleetcast/hub/rollouts/rollouts.js';
+import { parseRolloutText } from '@fleetcast/hub/rollouts/spec.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { renderHistory, renderStatus, renderSummaryLines, TERMINAL } from '../rollout-view.js';
 

@@ -13,13 +13,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { FleetcastError } from '../../protocol/errors.js';
-import { liveJson, liveLine, liveScreen, summary } from '../../simulator/live-view.js';
-import { renderReportHtml } from '../../simulator/report-html.js';
-import { enrollThroughHub, groupIds, readCredentialDir, type Credential, type HubApi } from '../../simulator/scenario-devices.js';
-import { readScenarioFile, validateScenario, type ScenarioFile } from '../../simulator/scenario-file.js';
-import { runScenario } from '../../simulator/scenario-run.js';
-import { need, parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { liveJson, liveLine, liveScreen, summary } from '@fleetcast/simulator/live-view.js';
+import { renderReportHtml } from '@fleetcast/simulator/report-html.js';
+import { enrollThroughHub, groupIds, readCredentialDir, type Credential, type HubApi } from '@fleetcast/simulator/scenario-devices.js';
+import { readScenarioFile, validateScenario, type ScenarioFile } from '@fleetcast/simulator/scenario-file.js';
+import { runScenario } from '@fleetcast/simulator/scenario-run.js';
+import { need, parseCli } from '@fleetcast/protocol/cli-args.js';
 import { HubClient, tokenFrom } from '../hub-client.js';
 
 export const USAGE = `fleetcast sim --scenario FILE --broker URL --root root.json [--hub URL] [--credentials DIR] [--bundles DIR] [--time-scale X] [--report DIR] [--json] [--data DIR]

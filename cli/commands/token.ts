@@ -2,9 +2,9 @@
  * `fleetcast token create --role ROLE [--label L] [--expires 30d]`, `token list`, `token revoke ID` (admin token
  * needed), and `token labels` (an auditor token: resolves the token ids in decisions and audit lines to labels).
  */
-import { FleetcastError } from '../../protocol/errors.js';
-import { ROLES } from '../../hub/auth/tokens.js';
-import { parseCli } from '../args.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { ROLES } from '@fleetcast/hub/auth/tokens.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
 import { hubUrlFrom, tokenFrom } from '../hub-client.js';
 import { table } from './devices.js';
 

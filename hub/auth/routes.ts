@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 type App = FastifyInstance<any, any, any, any>;
 import { errorBody } from '../api-schemas.js';
 import { hubError } from '../errors.js';
-import { arr, bool, int, nullable, obj, optional, str } from '../../protocol/schema.js';
+import { arr, bool, int, nullable, obj, optional, str } from '@fleetcast/protocol/schema.js';
 import { actorOf, whoOf } from './guard.js';
 import { ROLES, type Role, type TokenStore } from './tokens.js';
 

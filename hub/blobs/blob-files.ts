@@ -8,7 +8,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { PRIVATE_FILE_MODE } from '../../signing/private-files.js';
+import { PRIVATE_FILE_MODE } from '@fleetcast/signing/private-files.js';
 import { hubError } from '../errors.js';
 import type { BlobStore, ChunkReader } from './blob-store.js';
 

@@ -2,7 +2,7 @@
  * Options of a hub that is one of several (the `cluster` key of the hub options; DESIGN.md "Scale-out").
  * Defaults here and nowhere else. A hub without them runs alone, exactly as before.
  */
-import { int, obj, optional, str, withDefault, type Infer } from '../../protocol/schema.js';
+import { int, obj, optional, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
 
 export const clusterOptionsSchema = obj({
   /**

@@ -14,7 +14,7 @@
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { obj, str } from '../../protocol/schema.js';
+import { obj, str } from '@fleetcast/protocol/schema.js';
 import { hubError } from '../errors.js';
 import { CONSOLE_CSS, CONSOLE_ICON, consolePage } from './page.js';
 
@@ -28,7 +28,7 @@ export const CONSOLE_CSP = [
  * from dist/, or in dist/ when it runs from the TypeScript sources (tests).
  */
 function scriptDir(): string | undefined {
-  const candidates = [new URL('./web/', import.meta.url), new URL('../../dist/hub/console/web/', import.meta.url)];
+  const candidates = [new URL('./web/', import.meta.url), new URL('../../hub/dist/console/web/', import.meta.url)];
   return candidates.map((u) => fileURLToPath(u)).find((d) => existsSync(`${d}app.js`));
 }
 
@@ -48,7 +48,7 @@ export function registerConsoleRoutes(app: FastifyInstance): void {
   const scripts = loadScripts();
   const html = consolePage();
   app.get('/', { config: { access: 'public' }, schema: { summary: 'The web console (HTML; data comes from the API with the signed-in token)' } as FastifySchema }, async (_req, reply) => {
-    if (!scripts.has('app.js')) throw hubError('HUB_ERR_CONSOLE_NOT_BUILT', 'no app.js in dist/hub/console/web/');
+    if (!scripts.has('app.js')) throw hubError('HUB_ERR_CONSOLE_NOT_BUILT', 'no app.js in hub/dist/console/web/');
     return secure(reply, 'text/html; charset=utf-8').send(html);
   });
   app.get('/console/console.css', { config: { access: 'public' }, schema: { summary: 'The console stylesheet' } as FastifySchema }, async (_req, reply) => secure(reply, 'text/css; charset=utf-8').send(CONSOLE_CSS));

@@ -16,7 +16,7 @@ import type { Db, RunResult, Stmt } from './db.js';
 import { scriptToPostgres, toPostgres, type PgStatement } from './pg-sql.js';
 import type { PgReply, PgRequest, PgWorkerData } from './pg-worker.js';
 
-const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../dist/hub/db/pg-worker.js', import.meta.url) : new URL('./pg-worker.js', import.meta.url);
+const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../hub/dist/db/pg-worker.js', import.meta.url) : new URL('./pg-worker.js', import.meta.url);
 
 export interface PgDbOptions {
   /** Longest a statement may run on the server (statement_timeout) before it is cancelled. */

@@ -18,12 +18,12 @@
  * publish [MQTT-3.3.1-10]), so no stale message waits on the broker.
  */
 import type { Logger } from 'pino';
-import { DEBUG_LIMITS, type ControlMessage, type ControlPayload } from '../../protocol/control.js';
-import { PAYLOAD_TYPES } from '../../protocol/envelope.js';
-import { encode, PROTOCOL_VERSION } from '../../protocol/messages.js';
-import { topics } from '../../protocol/topics.js';
-import type { KeyPair } from '../../signing/ed25519.js';
-import { signEnvelope } from '../../signing/envelope.js';
+import { DEBUG_LIMITS, type ControlMessage, type ControlPayload } from '@fleetcast/protocol/control.js';
+import { PAYLOAD_TYPES } from '@fleetcast/protocol/envelope.js';
+import { encode, PROTOCOL_VERSION } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
+import type { KeyPair } from '@fleetcast/signing/ed25519.js';
+import { signEnvelope } from '@fleetcast/signing/envelope.js';
 import { hubError } from '../errors.js';
 import type { HubStore } from '../store.js';
 import { DebugSessionStore, type AuditEntry, type DebugSessionRow } from './debug-store.js';

@@ -9,7 +9,7 @@
  * Every on, off and expiry is also appended to debug_audit (who, when, what).
  */
 import type { Db } from '../db/db.js';
-import type { Envelope } from '../../protocol/envelope.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
 
 export interface DebugSessionRow {
   deviceId: string;

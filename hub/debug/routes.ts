@@ -6,8 +6,8 @@
  * Roles come from the guard's rule (writes need operator, reads auditor: hub/auth/guard.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { DEBUG_LIMITS } from '../../protocol/control.js';
-import { arr, bool, int, json, nullable, obj, optional, record, sha256Hex, str, type Infer } from '../../protocol/schema.js';
+import { DEBUG_LIMITS } from '@fleetcast/protocol/control.js';
+import { arr, bool, int, json, nullable, obj, optional, record, sha256Hex, str, type Infer } from '@fleetcast/protocol/schema.js';
 import { deviceIdParams, errorBody } from '../api-schemas.js';
 import { actorOf } from '../auth/guard.js';
 import type { DebugRows } from '../telemetry/debug-rows.js';

@@ -5,7 +5,7 @@
  * bins come from the baseline's own sketch deciles (the two versions' reference
  * edges may differ, their sketches share one bucket mapping).
  */
-import { rawMoments, standardise, type FeatureSummary, type Frame } from '../../protocol/feature-summary.js';
+import { rawMoments, standardise, type FeatureSummary, type Frame } from '@fleetcast/protocol/feature-summary.js';
 import { jsDistance, psi, type NumericFigures } from './metrics.js';
 import { missingRates } from './missing-rate.js';
 import { stepCounts, stepDistances, stepPoints, stepQuantiles } from './step-distance.js';

@@ -19,9 +19,9 @@
  * stays below 0.09. A gate over many features should raise minN or ask for
  * the alarm in consecutive windows.
  */
-import { DDSketch } from '../../protocol/ddsketch.js';
-import { protocolError } from '../../protocol/errors.js';
-import { assertSameEdges, frameOf, rawMoments, standardise, type CategoricalSummary, type FeatureSummary, type ReferenceProfile } from '../../protocol/feature-summary.js';
+import { DDSketch } from '@fleetcast/protocol/ddsketch.js';
+import { protocolError } from '@fleetcast/protocol/errors.js';
+import { assertSameEdges, frameOf, rawMoments, standardise, type CategoricalSummary, type FeatureSummary, type ReferenceProfile } from '@fleetcast/protocol/feature-summary.js';
 import { missingRates, type MissingFigures } from './missing-rate.js';
 import { stepDistances, stepPoints } from './step-distance.js';
 

@@ -5,10 +5,10 @@
  * figure rests on; latency percentiles from the merged latency sketch; rows
  * worst first. The CLI table, the API and the rollout gate all read this.
  */
-import type { DDSketch } from '../../protocol/ddsketch.js';
-import { createCategorical, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
-import type { Manifest } from '../../protocol/manifest.js';
-import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import type { DDSketch } from '@fleetcast/protocol/ddsketch.js';
+import { createCategorical, type CategoricalSummary, type FeatureSummary } from '@fleetcast/protocol/feature-summary.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { compilePlan, type TelemetryPlan } from '@fleetcast/protocol/telemetry-plan.js';
 import { mergeCell, type Cell, type Meta } from '../telemetry/aggregate.js';
 import type { TelemetryStore } from '../telemetry/telemetry-store.js';
 import { compareSummaries, ksPValue } from './compare.js';

@@ -7,7 +7,7 @@
  * (`90s`, `15m`, `2h`, `7d`).
  */
 import type { FastifyInstance } from 'fastify';
-import { obj, optional, str } from '../../protocol/schema.js';
+import { obj, optional, str } from '@fleetcast/protocol/schema.js';
 import { errorBody } from '../api-schemas.js';
 import { hubError } from '../errors.js';
 import type { HubStore } from '../store.js';

@@ -17,7 +17,7 @@
  * `map` takes the sketched units to the units both sides are compared in
  * (centre + scale·z for a standardised sketch compared with another frame).
  */
-import type { DDSketch } from '../../protocol/ddsketch.js';
+import type { DDSketch } from '@fleetcast/protocol/ddsketch.js';
 
 export interface StepPoints { xs: number[]; ws: number[]; n: number }
 

@@ -22,10 +22,10 @@
  * and never an install still waiting for its leaf.
  */
 import type { Logger } from 'pino';
-import type { DeviceEvent } from '../../protocol/messages.js';
-import type { InstallRecord } from '../../signing/log-entry.js';
-import { decodeEntry, installsEntrySchema } from '../../signing/log-entry.js';
-import { parse } from '../../protocol/schema.js';
+import type { DeviceEvent } from '@fleetcast/protocol/messages.js';
+import type { InstallRecord } from '@fleetcast/signing/log-entry.js';
+import { decodeEntry, installsEntrySchema } from '@fleetcast/signing/log-entry.js';
+import { parse } from '@fleetcast/protocol/schema.js';
 import type { HubStore } from '../store.js';
 import type { TransparencyLog } from '../translog/translog.js';
 import type { EventOptions } from './options.js';

@@ -3,7 +3,7 @@
  * device may report events, how long they are kept, and how installs are batched
  * into the transparency log. Defaults here and nowhere else.
  */
-import { int, obj, parse, withDefault, type Infer } from '../../protocol/schema.js';
+import { int, obj, parse, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
 
 const ms = (def: number, min = 1) => withDefault(int({ min, max: 10 * 365 * 86_400_000 }), def);
 

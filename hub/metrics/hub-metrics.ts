@@ -11,9 +11,9 @@
  * bound), and the ids of rollouts that are still running or paused.
  */
 import client, { type Registry } from 'prom-client';
-import { PHASES } from '../../protocol/messages.js';
-import { exposition } from '../../protocol/metrics-exposition.js';
-import { parseTopic } from '../../protocol/topics.js';
+import { PHASES } from '@fleetcast/protocol/messages.js';
+import { exposition } from '@fleetcast/protocol/metrics-exposition.js';
+import { parseTopic } from '@fleetcast/protocol/topics.js';
 import type { EventStats } from '../events/device-events.js';
 import type { MqttLink } from '../mqtt-link.js';
 import type { GateValues } from '../rollouts/gates.js';

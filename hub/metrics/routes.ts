@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { METRICS_CONTENT_TYPE } from '../../protocol/metrics-exposition.js';
+import { METRICS_CONTENT_TYPE } from '@fleetcast/protocol/metrics-exposition.js';
 import { hubError } from '../errors.js';
 import type { HubMetrics } from './hub-metrics.js';
 

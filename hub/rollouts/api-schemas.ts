@@ -1,5 +1,5 @@
 /** Request and response shapes of the rollout routes (fastify validates; the OpenAPI document shows them). */
-import { arr, bool, int, json, nullable, obj, optional, record, str, type Infer } from '../../protocol/schema.js';
+import { arr, bool, int, json, nullable, obj, optional, record, str, type Infer } from '@fleetcast/protocol/schema.js';
 
 const bundleName = str({ pattern: /^[a-z0-9][a-z0-9._-]{0,63}$/ });
 

@@ -6,8 +6,8 @@
  * device is never sent the bundle; the reason is shown. The agent checks again
  * on its side (agent/assignment-check.ts): two checks, one of them local.
  */
-import type { Manifest } from '../../protocol/manifest.js';
-import type { StateReport } from '../../protocol/messages.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
 
 function parseVersion(v: string): number[] | null {
   const m = /^v?([0-9]+)(?:\.([0-9]+|x|\*))?(?:\.([0-9]+|x|\*))?/.exec(v.trim());

@@ -14,8 +14,8 @@
  * issued → waiting), so a SIGKILL between the two never duplicates or loses one.
  */
 import type { Logger } from 'pino';
-import { errorCode } from '../../protocol/errors.js';
-import { IN_FLIGHT_PHASES } from '../../protocol/messages.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import { IN_FLIGHT_PHASES } from '@fleetcast/protocol/messages.js';
 import type { Assigner } from '../assignments.js';
 import type { BundleRecord, HubStore } from '../store.js';
 import { hubTestPause } from '../test-pause.js';

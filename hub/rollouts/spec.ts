@@ -10,9 +10,9 @@
  * deployments: `canary 1, early 10, broad 100` reaches 1%, then 10%, then all.
  */
 import { parse as parseYaml } from 'yaml';
-import { FleetcastError } from '../../protocol/errors.js';
-import { arr, bool, int, json, num, obj, optional, parse, str, union, type Infer } from '../../protocol/schema.js';
-import { DEVICE_ID_PATTERN } from '../../protocol/topics.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { arr, bool, int, json, num, obj, optional, parse, str, union, type Infer } from '@fleetcast/protocol/schema.js';
+import { DEVICE_ID_PATTERN } from '@fleetcast/protocol/topics.js';
 import { hubError } from '../errors.js';
 import { validCron } from './cron-window.js';
 

@@ -1,6 +1,6 @@
 /** Published bundles (the bundles table): immutable once stored, so their parsed records are cached. */
-import { parseEnvelope, type Envelope } from '../../protocol/envelope.js';
-import { chunkCount, parseManifest, type Manifest } from '../../protocol/manifest.js';
+import { parseEnvelope, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { chunkCount, parseManifest, type Manifest } from '@fleetcast/protocol/manifest.js';
 import { hubError } from '../errors.js';
 import type { BundleRecord } from '../store.js';
 import type { BundleRow } from '../store-schema.js';

@@ -1,5 +1,5 @@
 /** The device registry (latest state report per device) and device events; both written through the report queue. */
-import type { DeviceEvent, StateReport } from '../../protocol/messages.js';
+import type { DeviceEvent, StateReport } from '@fleetcast/protocol/messages.js';
 import type { DeviceRecord } from '../store.js';
 import { deviceFromRow, type DeviceRow } from '../store-schema.js';
 import { StoreTable } from './store-table.js';

@@ -6,8 +6,8 @@
  * addition (protocol/feature-summary.ts), so buckets roll up and ranges merge
  * in any order.
  */
-import { DDSketch } from '../../protocol/ddsketch.js';
-import { categoricalFromWire, categoricalToWire, fromWire, mergeCategorical, mergeInto, toWire, HARD_MAX_CATEGORIES, type CategoricalSummary, type FeatureSummary } from '../../protocol/feature-summary.js';
+import { DDSketch } from '@fleetcast/protocol/ddsketch.js';
+import { categoricalFromWire, categoricalToWire, fromWire, mergeCategorical, mergeInto, toWire, HARD_MAX_CATEGORIES, type CategoricalSummary, type FeatureSummary } from '@fleetcast/protocol/feature-summary.js';
 
 export interface Meta { requests: number; sampled: number; reports: number; dropped: number; failures: Record<string, number> }
 

@@ -19,9 +19,9 @@
  */
 import type { Logger } from 'pino';
 import { Worker } from 'node:worker_threads';
-import type { Manifest } from '../../protocol/manifest.js';
-import { telemetryBytes } from '../../protocol/messages.js';
-import { peekTelemetryHead } from '../../protocol/telemetry-binary.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { telemetryBytes } from '@fleetcast/protocol/messages.js';
+import { peekTelemetryHead } from '@fleetcast/protocol/telemetry-binary.js';
 import { hubError } from '../errors.js';
 import { ITEM_HEADER, type Done, type Flushed, type ToWorker } from './ingest-worker.js';
 import type { TelemetryOptions } from './options.js';
@@ -46,7 +46,7 @@ export interface PoolDeps {
  * The worker's compiled module. Under the test runner this file is loaded from its TypeScript source, and a
  * worker thread cannot load .ts: it then runs the build's copy (npm test builds first).
  */
-const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../dist/hub/telemetry/ingest-worker.js', import.meta.url) : new URL('./ingest-worker.js', import.meta.url);
+const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../dist/telemetry/ingest-worker.js', import.meta.url) : new URL('./ingest-worker.js', import.meta.url);
 
 /** Post a worker's batch once it holds this many bytes (else at the end of the event-loop turn). */
 const BATCH_BYTES = 256 * 1024;

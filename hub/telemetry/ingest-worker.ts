@@ -13,9 +13,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { errorCode } from '../../protocol/errors.js';
-import type { Manifest } from '../../protocol/manifest.js';
-import { peekTelemetryHead } from '../../protocol/telemetry-binary.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { peekTelemetryHead } from '@fleetcast/protocol/telemetry-binary.js';
 import { TelemetryIngest } from './ingest.js';
 import type { TelemetryOptions } from './options.js';
 import type { CellKey, TelemetryStore } from './telemetry-store.js';

@@ -15,13 +15,13 @@
  * lookup and then one small map lookup per feature.
  */
 import type { Logger } from 'pino';
-import { DEFAULT_MAX_BUCKETS, type DDSketchWire } from '../../protocol/ddsketch.js';
-import { HARD_MAX_CATEGORIES, SUMMARY_ALPHA, type CategoricalWire, type FeatureSummaryWire } from '../../protocol/feature-summary.js';
-import type { Manifest } from '../../protocol/manifest.js';
-import { telemetryBytes } from '../../protocol/messages.js';
-import { encodeTelemetryBinary, TelemetryDecoder, type DecodedTelemetry, type SummaryView } from '../../protocol/telemetry-binary.js';
-import { compilePlan } from '../../protocol/telemetry-plan.js';
-import type { TelemetryReport } from '../../protocol/telemetry.js';
+import { DEFAULT_MAX_BUCKETS, type DDSketchWire } from '@fleetcast/protocol/ddsketch.js';
+import { HARD_MAX_CATEGORIES, SUMMARY_ALPHA, type CategoricalWire, type FeatureSummaryWire } from '@fleetcast/protocol/feature-summary.js';
+import type { Manifest } from '@fleetcast/protocol/manifest.js';
+import { telemetryBytes } from '@fleetcast/protocol/messages.js';
+import { encodeTelemetryBinary, TelemetryDecoder, type DecodedTelemetry, type SummaryView } from '@fleetcast/protocol/telemetry-binary.js';
+import { compilePlan } from '@fleetcast/protocol/telemetry-plan.js';
+import type { TelemetryReport } from '@fleetcast/protocol/telemetry.js';
 import { hubError } from '../errors.js';
 import { emptyMeta, type Meta } from './aggregate.js';
 import type { TelemetryOptions } from './options.js';

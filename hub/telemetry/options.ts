@@ -6,7 +6,7 @@
  * (Bonferroni); per bundle the manifest's `reference.thresholds` and per
  * rollout its gate may override them.
  */
-import { int, num, obj, optional, parse, str, withDefault, type Infer } from '../../protocol/schema.js';
+import { int, num, obj, optional, parse, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
 
 const ms = (def: number, min = 1) => withDefault(int({ min, max: 10 * 365 * 86_400_000 }), def);
 

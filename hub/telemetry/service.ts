@@ -8,8 +8,8 @@
  * assigned without a ring count as ring "default".
  */
 import type { Logger } from 'pino';
-import type { TelemetryReport } from '../../protocol/telemetry.js';
-import { compilePlan, type TelemetryPlan } from '../../protocol/telemetry-plan.js';
+import type { TelemetryReport } from '@fleetcast/protocol/telemetry.js';
+import { compilePlan, type TelemetryPlan } from '@fleetcast/protocol/telemetry-plan.js';
 import { computeDriftReport, driftReading, type BundleRef, type DriftReport } from '../drift/report.js';
 import { DriftMonitor } from '../drift/monitor.js';
 import type { FamilyThresholds } from '../drift/judge-family.js';
@@ -19,7 +19,7 @@ import type { DriftReader, DriftReading } from '../rollouts/gate-inputs.js';
 import type { HubStore } from '../store.js';
 import { TelemetryIngest } from './ingest.js';
 import { IngestPool } from './ingest-pool.js';
-import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
+import { encodeTelemetryBinary } from '@fleetcast/protocol/telemetry-binary.js';
 import type { TelemetryOptions } from './options.js';
 import { TelemetryStore } from './telemetry-store.js';
 import { DebugRows } from './debug-rows.js';

@@ -13,9 +13,9 @@
  * the result is the same in any merge order), which also bounds the memory a
  * hostile device can make a cell take.
  */
-import { DEFAULT_MAX_BUCKETS, type DDSketchWire, type StoreWire } from '../../protocol/ddsketch.js';
-import type { CategoricalWire, FeatureSummaryWire } from '../../protocol/feature-summary.js';
-import type { SketchView, StoreView, SummaryView } from '../../protocol/telemetry-binary.js';
+import { DEFAULT_MAX_BUCKETS, type DDSketchWire, type StoreWire } from '@fleetcast/protocol/ddsketch.js';
+import type { CategoricalWire, FeatureSummaryWire } from '@fleetcast/protocol/feature-summary.js';
+import type { SketchView, StoreView, SummaryView } from '@fleetcast/protocol/telemetry-binary.js';
 import type { Meta } from './aggregate.js';
 
 class StoreAcc {

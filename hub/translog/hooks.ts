@@ -5,7 +5,7 @@
  * dependency of whatever appends to it — a component built without one refuses to be built
  * (`requireLog`), rather than silently recording nothing, as a per-store registry once could.
  */
-import type { Envelope } from '../../protocol/envelope.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
 import type { BundleRecord } from '../store.js';
 import type { TransparencyLog } from './translog.js';
 

@@ -5,9 +5,9 @@
  * log, or from > to: the device has seen a longer history than this log has)
  * is answered with the error code, so the agent can report it rather than wait.
  */
-import { errorCode } from '../../protocol/errors.js';
-import { encode, PROTOCOL_VERSION } from '../../protocol/messages.js';
-import { topics } from '../../protocol/topics.js';
+import { errorCode } from '@fleetcast/protocol/errors.js';
+import { encode, PROTOCOL_VERSION } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
 import type { TransparencyLog } from './translog.js';
 
 export async function answerProofRequest(log: TransparencyLog, r: { deviceId: string; from: number; to: number }, publish: (topic: string, payload: Buffer) => Promise<void>): Promise<void> {

@@ -6,9 +6,9 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Envelope } from '../../protocol/envelope.js';
-import { loadRoot, type TrustedRoot } from '../../signing/root.js';
-import { verifyNextRoot } from '../../signing/root-rotation.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
+import { loadRoot, type TrustedRoot } from '@fleetcast/signing/root.js';
+import { verifyNextRoot } from '@fleetcast/signing/root-rotation.js';
 import { hubError } from '../errors.js';
 
 export function loadRootChain(keysDir: string, current: TrustedRoot): Envelope[] {

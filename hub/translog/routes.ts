@@ -6,8 +6,8 @@
  * come from signing/merkle.ts as SIGN_ERR_MERKLE_* with status 400.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Envelope } from '../../protocol/envelope.js';
-import { arr, int, json, nullable, obj, optional, str, type Infer } from '../../protocol/schema.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
+import { arr, int, json, nullable, obj, optional, str, type Infer } from '@fleetcast/protocol/schema.js';
 import { errorBody } from '../api-schemas.js';
 import { hubError } from '../errors.js';
 import { loggedInstalls, type DeviceEvents } from '../events/device-events.js';

@@ -5,11 +5,11 @@
  * the latest root chain and checkpoint retained on MQTT for agents.
  */
 import type { Logger } from 'pino';
-import type { Envelope } from '../../protocol/envelope.js';
-import { encode, PROTOCOL_VERSION } from '../../protocol/messages.js';
-import { topics } from '../../protocol/topics.js';
-import type { KeyPair } from '../../signing/ed25519.js';
-import type { TrustedRoot } from '../../signing/root.js';
+import type { Envelope } from '@fleetcast/protocol/envelope.js';
+import { encode, PROTOCOL_VERSION } from '@fleetcast/protocol/messages.js';
+import { topics } from '@fleetcast/protocol/topics.js';
+import type { KeyPair } from '@fleetcast/signing/ed25519.js';
+import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { onDecision, type DecisionRecord } from '../rollouts/decisions.js';
 import type { HubStore } from '../store.js';
 import { logManifest } from './hooks.js';

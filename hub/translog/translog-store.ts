@@ -4,7 +4,7 @@
  * Merkle tree, the leaves' exact bytes, and every signed checkpoint.
  */
 import type { Db, Stmt } from '../db/db.js';
-import type { HashStore } from '../../signing/merkle.js';
+import type { HashStore } from '@fleetcast/signing/merkle.js';
 
 export function createTranslogTables(db: Db): void {
   db.exec(`

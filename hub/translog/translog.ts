@@ -8,14 +8,14 @@
  */
 import type { Fence } from '../cluster/fence.js';
 import type { Db } from '../db/db.js';
-import { signCheckpoint } from '../../signing/checkpoint.js';
-import type { KeyPair } from '../../signing/ed25519.js';
-import { LOG_ORIGIN, logSigner } from '../../signing/log-keys.js';
-import { leafHash, MerkleTree } from '../../signing/merkle.js';
+import { signCheckpoint } from '@fleetcast/signing/checkpoint.js';
+import type { KeyPair } from '@fleetcast/signing/ed25519.js';
+import { LOG_ORIGIN, logSigner } from '@fleetcast/signing/log-keys.js';
+import { leafHash, MerkleTree } from '@fleetcast/signing/merkle.js';
 import { hubError } from '../errors.js';
-import { isFleetcastError } from '../../protocol/errors.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { createTranslogTables, SqliteHashStore } from './translog-store.js';
-import { encodeEntry, type LogEntry } from '../../signing/log-entry.js';
+import { encodeEntry, type LogEntry } from '@fleetcast/signing/log-entry.js';
 
 export interface LogLeaf { index: number; data: Buffer }
 export interface StoredCheckpoint { size: number; note: string; createdAt: number }

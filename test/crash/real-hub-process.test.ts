@@ -13,12 +13,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http } from '../helpers/agent-fixture.js';
+import { REPO } from '../helpers/build-cli.js';
 import { killAll, spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { cleanupTempDirs, freePort, makeKeys, tempDir, waitFor } from '../helpers/env.js';
 import { makeBundle } from '../helpers/hub-harness.js';
 import { AGENT_ENTRY, expectServing, INPUT, persisted, status, stopAgent } from '../helpers/real-fleet.js';
 
-const CLI = join(AGENT_ENTRY, '..', 'fleetcast.js');
+const CLI = join(REPO, 'cli/dist/fleetcast.js');
 const keys = makeKeys();
 const hubData = tempDir('fleetcast-hub-proc-');
 let hub: ChildProcess;

@@ -7,7 +7,7 @@ import { distFile } from './build-cli.js';
 
 /** The compiled agent entry point (dist/ is built once by test/setup/global.ts). */
 export function compileAgent(): string {
-  return distFile('cli/fleetcast-agent.js');
+  return distFile('agent/fleetcast-agent.js');
 }
 
 export interface AgentProcess {

@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { buildBundle, type BuildBundleOptions } from '../../bundles/build.js';
-import { buildMlp, type MlpOptions } from '../../bundles/onnx-build.js';
+import { buildBundle, type BuildBundleOptions } from '../../bundle-build/build.js';
+import { buildMlp, type MlpOptions } from '../../bundle-build/onnx-build.js';
 import { readBundleBuffer } from '../../bundles/read.js';
 import { bundleIdOf } from '../../bundles/verify.js';
 import { PAYLOAD_TYPES, type Envelope } from '../../protocol/envelope.js';

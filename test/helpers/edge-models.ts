@@ -3,7 +3,7 @@
  * more than the synthetic smoke input gives, each with example inputs it
  * accepts and, where dims alone suffice, the --smoke-dims that fix it.
  */
-import { buildFrameByRate, buildReflectPad, buildStreamingVad, buildStridedConv } from '../../bundles/onnx-build-edge.js';
+import { buildFrameByRate, buildReflectPad, buildStreamingVad, buildStridedConv } from '../../bundle-build/onnx-build-edge.js';
 
 export interface EdgeClass {
   name: string;

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { buildBundle } from '../../bundles/build.js';
-import { buildMlp, type MlpOptions } from '../../bundles/onnx-build.js';
+import { buildBundle } from '../../bundle-build/build.js';
+import { buildMlp, type MlpOptions } from '../../bundle-build/onnx-build.js';
 import type { KeyPair } from '../../signing/ed25519.js';
 import { startHub, type Hub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';

@@ -1,4 +1,4 @@
-/** The compiled hub (`node dist/cli/fleetcast.js hub …`) as an operator starts it: its URLs scraped from stdout. */
+/** The compiled hub (`node cli/dist/fleetcast.js hub …`) as an operator starts it: its URLs scraped from stdout. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { waitFor } from './env.js';
 

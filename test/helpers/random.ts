@@ -1,5 +1,5 @@
 /** Seeded randomness for tests, so every run sees the same data. */
-import { rng } from '../../bundles/onnx-build.js';
+import { rng } from '../../bundle-build/onnx-build.js';
 
 export { rng as prng };
 

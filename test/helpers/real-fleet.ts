@@ -2,7 +2,7 @@
  * The real hub and the compiled agent, for the suites that claim something
  * about the system (test/crash/real-hub-*.test.ts): hub/hub.ts in-process with
  * authentication ON (no insecureDemo), each device enrolled with its own MQTT
- * credential written to a 0600 --config file, `dist/cli/fleetcast-agent.js`
+ * credential written to a 0600 --config file, `agent/dist/fleetcast-agent.js`
  * spawned as a child process (dist/ must be current: the suite does not build
  * it), bundles published and deployed through the hub's REST API with the
  * admin token, and the registry read back from GET /v1/devices/:id.
@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MlpOptions } from '../../bundles/onnx-build.js';
+import type { MlpOptions } from '../../bundle-build/onnx-build.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import type { HubOptionsInput } from '../../hub/options.js';
@@ -27,7 +27,7 @@ import { makeKeys, tempDir, waitFor } from './env.js';
 import { adminToken, api, makeBundle, startTestHub } from './hub-harness.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-export const AGENT_ENTRY = join(repo, 'dist/cli/fleetcast-agent.js');
+export const AGENT_ENTRY = join(repo, 'agent/dist/fleetcast-agent.js');
 
 /** A valid input for the models built here (4 floats and a category). */
 export const INPUT = JSON.stringify({ inputs: { x: [[1, 2, 3, 4]], category: [[1]] } });
@@ -117,9 +117,9 @@ export class RealFleet {
     return file;
   }
 
-  /** The compiled agent for `deviceId` on `dataDir`, enrolled, with FLEETCAST_AGENT_* overrides. */
-  spawn(deviceId: string, dataDir: string, env: Record<string, string> = {}): RealAgent {
-    const p = spawnAgent(AGENT_ENTRY, ['--broker', this.hub.mqttUrl, '--device-id', deviceId, '--data', dataDir, '--root', this.keys.rootPath, '--listen', '127.0.0.1:0', '--config', this.enroll(deviceId), '--quiet'], {
+  /** The compiled agent (or another install of it: `entry`) for `deviceId` on `dataDir`, enrolled, with FLEETCAST_AGENT_* overrides. */
+  spawn(deviceId: string, dataDir: string, env: Record<string, string> = {}, entry = AGENT_ENTRY): RealAgent {
+    const p = spawnAgent(entry, ['--broker', this.hub.mqttUrl, '--device-id', deviceId, '--data', dataDir, '--root', this.keys.rootPath, '--listen', '127.0.0.1:0', '--config', this.enroll(deviceId), '--quiet'], {
       FLEETCAST_AGENT_HEARTBEAT_MS: '0', FLEETCAST_AGENT_RECONNECT_PERIOD_MS: '100', FLEETCAST_AGENT_CHUNK_TIMEOUT_MS: '2000',
       ...env,
     });

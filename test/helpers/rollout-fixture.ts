@@ -4,7 +4,7 @@
  * suites. The hub's clock is a variable the test moves (soak, grace, windows).
  */
 import { join } from 'node:path';
-import type { MlpOptions } from '../../bundles/onnx-build.js';
+import type { MlpOptions } from '../../bundle-build/onnx-build.js';
 import type { Hub } from '../../hub/hub.js';
 import type { HubOptionsInput } from '../../hub/options.js';
 import { startFleet, type Fleet } from '../../simulator/fleet.js';

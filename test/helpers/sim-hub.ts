@@ -8,10 +8,10 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBundle } from '../../bundles/build.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
-import { readReferenceFile } from '../../bundles/reference.js';
-import { readSchemaFile } from '../../bundles/schema-file.js';
+import { buildBundle } from '../../bundle-build/build.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { readReferenceFile } from '../../bundle-build/reference.js';
+import { readSchemaFile } from '../../bundle-build/schema-file.js';
 import type { Hub } from '../../hub/hub.js';
 import { buildCli, REPO } from './build-cli.js';
 import { makeKeys, tempDir } from './env.js';

@@ -22,7 +22,7 @@ const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   // dist/ is compiled once, before the run, by test/setup/global.ts.
-  agentEntry = distFile('cli/fleetcast-agent.js');
+  agentEntry = distFile('agent/fleetcast-agent.js');
   broker = await startBroker();
   hub = await TestHub.start(broker.url, keys);
 }, 150_000);

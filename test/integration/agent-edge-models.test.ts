@@ -9,9 +9,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonToTensor } from '../../bundles/json-tensor.js';
-import { buildEdgeTypes } from '../../bundles/onnx-build-edge.js';
-import { readModelInfo } from '../../bundles/onnx-info.js';
+import { jsonToTensor } from '../../bundle-build/json-tensor.js';
+import { buildEdgeTypes } from '../../bundle-build/onnx-build-edge.js';
+import { readModelInfo } from '../../bundle-build/onnx-info.js';
 import { outputValues } from '../../bundles/smoke.js';
 import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
 import { decodeTelemetry } from '../../protocol/messages.js';

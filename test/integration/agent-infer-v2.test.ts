@@ -12,7 +12,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
-import { buildMixedIo } from '../../bundles/onnx-build-io.js';
+import { buildMixedIo } from '../../bundle-build/onnx-build-io.js';
 import { decodeTelemetry } from '../../protocol/messages.js';
 import type { TelemetryReport } from '../../protocol/telemetry.js';
 import { topics } from '../../protocol/topics.js';

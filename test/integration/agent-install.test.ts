@@ -10,7 +10,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { verifyChunk } from '../../bundles/verify.js';
 import { chunkWatch } from '../helpers/chunk-watch.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';

@@ -52,7 +52,7 @@ const portOf = (p: AgentProcess) => waitFor(() => {
   if (p.child.exitCode !== null) throw new Error(`the agent exited with status ${p.child.exitCode}: ${(p.io.stderr + p.io.stdout).trim().split('\n').slice(-3).join(' | ')}`);
   return /predict API http:\/\/127\.0\.0\.1:(\d+)/.exec(p.io.stdout)?.[1];
 }, 'predict API listening', 60_000).then(Number);
-// The agent's log is one JSON stream on stdout (cli/fleetcast-agent.ts).
+// The agent's log is one JSON stream on stdout (agent/fleetcast-agent.ts).
 const logLines = (p: AgentProcess) => p.io.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; code?: string; msg?: string });
 
 describe('an agent whose MQTT login is refused', () => {

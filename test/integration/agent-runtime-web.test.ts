@@ -11,7 +11,7 @@ import { createOrtRuntime } from '../../agent/runtime.js';
 import { createRuntime } from '../../agent/runtime-select.js';
 import { createWebRuntime } from '../../agent/runtime-web.js';
 import type { TensorData } from '../../agent/runtime.js';
-import { buildMlp, rng, type MlpOptions } from '../../bundles/onnx-build.js';
+import { buildMlp, rng, type MlpOptions } from '../../bundle-build/onnx-build.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { fixture, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';

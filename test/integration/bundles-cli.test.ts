@@ -9,8 +9,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../bundles/onnx-build.js';
-import { buildStreamingVad } from '../../bundles/onnx-build-edge.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { buildStreamingVad } from '../../bundle-build/onnx-build-edge.js';
 import { readBundleFile } from '../../bundles/read.js';
 import { readKeyFile } from '../../signing/keys.js';
 import { distFile } from '../helpers/build-cli.js';
@@ -21,7 +21,7 @@ import { needProgram } from '../helpers/programs.js';
 const ZSTD = needProgram('zstd', 'zstd');
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cliPath = join(repo, 'dist/cli/fleetcast.js');
+const cliPath = join(repo, 'cli/dist/fleetcast.js');
 
 afterAll(cleanupTempDirs);
 

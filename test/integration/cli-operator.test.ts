@@ -66,7 +66,7 @@ describe('operator CLI against a hub with authentication on', () => {
     const config = join(tempDir(), 'op-agent.json');
     writeFileSync(config, enrolled.stdout, { mode: 0o600 });
     expect(Object.keys(JSON.parse(enrolled.stdout) as object).sort()).toEqual(['brokerUrl', 'deviceId', 'mqttPassword', 'mqttUsername']);
-    const agent = spawnAgent(join(ROOT, 'dist/cli/fleetcast-agent.js'), ['--config', config, '--data', tempDir(), '--root', join(keys.dir, 'root.json'), '--listen', `127.0.0.1:${await freePort()}`, '--quiet']);
+    const agent = spawnAgent(join(ROOT, 'agent/dist/fleetcast-agent.js'), ['--config', config, '--data', tempDir(), '--root', join(keys.dir, 'root.json'), '--listen', `127.0.0.1:${await freePort()}`, '--quiet']);
     agents.push(agent);
     // The secure broker let it in and the hub took its state report: the credential and the config shape both worked.
     await waitFor(() => { if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.io.stderr}`); return hub.store.getDevice('op-agent'); }, 'the agent to report to the hub', 60_000);

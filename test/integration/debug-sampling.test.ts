@@ -265,7 +265,7 @@ describe('debug raw sampling', () => {
   });
 
   it('fleetcast device debug ID --rows N --minutes M, --show and --off; devices list shows a DEBUG column', async () => {
-    // The token from the environment: a --token flag is refused (cli/args.ts).
+    // The token from the environment: a --token flag is refused (protocol/cli-args.ts).
     vi.stubEnv('FLEETCAST_TOKEN', adminToken(hub));
     onTestFinished(() => { vi.unstubAllEnvs(); });
     const hubArgs = ['--hub', hub.httpUrl];

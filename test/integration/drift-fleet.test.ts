@@ -59,7 +59,7 @@ afterAll(async () => {
 
 let shiftAt = 0;
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/fleetcast.js');
+const CLI = join(ROOT, 'cli/dist/fleetcast.js');
 const run = promisify(execFile);
 const drifting = (r: DriftReport) => r.rows.filter((x) => x.verdict === 'drift');
 

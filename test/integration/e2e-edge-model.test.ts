@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildStreamingVad } from '../../bundles/onnx-build-edge.js';
+import { buildStreamingVad } from '../../bundle-build/onnx-build-edge.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import { buildCli } from '../helpers/build-cli.js';
@@ -35,7 +35,7 @@ afterAll(async () => {
 describe('a streaming-VAD shaped model through the whole system', () => {
   it('compiled CLI build with --example → hub (auth on) → compiled agent installs and predicts', async () => {
     const cli = await buildCli(repo);
-    const agentEntry = join(repo, 'dist/cli/fleetcast-agent.js');
+    const agentEntry = join(repo, 'agent/dist/fleetcast-agent.js');
     const keys = makeKeys();
     const dir = tempDir('fleetcast-e2e-edge-');
     const model = buildStreamingVad();

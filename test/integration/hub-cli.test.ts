@@ -1,6 +1,6 @@
 /**
  * The operator commands as an operator runs them: the compiled CLI
- * (`node dist/cli/fleetcast.js`) against a hub the CLI itself started.
+ * (`node cli/dist/fleetcast.js`) against a hub the CLI itself started.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { makeBundle } from '../helpers/hub-harness.js';
 afterAll(cleanupTempDirs);
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/fleetcast.js');
+const CLI = join(ROOT, 'cli/dist/fleetcast.js');
 const run = promisify(execFile);
 let tokenFile = '';
 

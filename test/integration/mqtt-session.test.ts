@@ -34,7 +34,7 @@ describe('embedded broker: a live session ends with its credential', () => {
   let hub: Hub;
   const clients: MqttClient[] = [];
   const device = (cmd: 'revoke' | 'enroll', id: string) =>
-    run(process.execPath, [join(ROOT, 'dist/cli/fleetcast.js'), 'device', cmd, id, '--hub', hub.httpUrl, ...(cmd === 'enroll' ? ['--json', '--rotate'] : [])],
+    run(process.execPath, [join(ROOT, 'cli/dist/fleetcast.js'), 'device', cmd, id, '--hub', hub.httpUrl, ...(cmd === 'enroll' ? ['--json', '--rotate'] : [])],
       { cwd: ROOT, timeout: 60_000, env: { ...process.env, FLEETCAST_TOKEN: '', FLEETCAST_TOKEN_FILE: join(hub.options.dataDir, 'admin.token') } });
   const connect = async (id: string, password: string, clientId = id) => { const c = await connectClient(hub.mqttUrl, { clientId, username: id, password }); clients.push(c); return c; };
   const phase = (id: string) => hub.store.getDevice(id)?.phase;

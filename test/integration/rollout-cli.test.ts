@@ -19,7 +19,7 @@ import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mos
 afterAll(cleanupTempDirs);
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/fleetcast.js');
+const CLI = join(ROOT, 'cli/dist/fleetcast.js');
 const run = promisify(execFile);
 
 describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
@@ -31,7 +31,7 @@ describe.skipIf(!hasMosquitto)('fleetcast rollout / token', () => {
   let env: NodeJS.ProcessEnv = {};
 
   const fc = (...args: string[]) => fcAs(undefined, ...args);
-  /** With `token` in FLEETCAST_TOKEN (it wins over FLEETCAST_TOKEN_FILE; a --token flag is refused: cli/args.ts). */
+  /** With `token` in FLEETCAST_TOKEN (it wins over FLEETCAST_TOKEN_FILE; a --token flag is refused: protocol/cli-args.ts). */
   async function fcAs(token: string | undefined, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       const r = await run(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000, env: token === undefined ? env : { ...env, FLEETCAST_TOKEN: token } });

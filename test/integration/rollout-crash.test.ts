@@ -1,6 +1,6 @@
 /**
  * Issue #3, "Durability": Killed_in_awaiting_promotion and Killed_in_assigning.
- * The compiled hub (`node dist/cli/fleetcast.js hub`) runs as a child process
+ * The compiled hub (`node cli/dist/fleetcast.js hub`) runs as a child process
  * against mosquitto (agents stay connected while the hub is down); it is
  * SIGKILLed mid-rollout and started again on the same data folder. The rollout
  * resumes where it was, and every device is sent the new bundle exactly once
@@ -21,7 +21,7 @@ import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mos
 afterAll(cleanupTempDirs);
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist/cli/fleetcast.js');
+const CLI = join(ROOT, 'cli/dist/fleetcast.js');
 
 interface Status { state: string; ring: string; awaitingPromotion: boolean; rings: { counts: Record<string, number> }[] }
 

@@ -4,7 +4,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ActiveModel } from '../../agent/active-model.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
 afterAll(cleanupTempDirs);

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createOrtRuntime, type TensorData } from '../../agent/runtime.js';
 import { createWebRuntime } from '../../agent/runtime-web.js';
 import { compileValidator } from '../../agent/validate.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 import { prng } from '../helpers/random.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import ort from 'onnxruntime-node';
-import { buildMlp } from '../../bundles/onnx-build.js';
-import { readModelInfo } from '../../bundles/onnx-info.js';
-import { ModelProto } from '../../bundles/onnx-proto.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { readModelInfo } from '../../bundle-build/onnx-info.js';
+import { ModelProto } from '../../bundle-build/onnx-proto.js';
 
 const code = (c: string) => expect.objectContaining({ code: c });
 

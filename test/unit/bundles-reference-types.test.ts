@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { buildBundle } from '../../bundles/build.js';
-import { buildHalfLinear } from '../../bundles/onnx-build-edge.js';
+import { buildBundle } from '../../bundle-build/build.js';
+import { buildHalfLinear } from '../../bundle-build/onnx-build-edge.js';
 import { halvesToNumbers, floatToHalf, halfToFloat } from '../../protocol/float16.js';
-import { rng } from '../../bundles/onnx-build.js';
+import { rng } from '../../bundle-build/onnx-build.js';
 import { compareNumeric } from '../../hub/drift/metrics.js';
 import { createSummary, frameOf, observe, SUMMARY_ALPHA } from '../../protocol/feature-summary.js';
 import type { Reference } from '../../protocol/telemetry.js';

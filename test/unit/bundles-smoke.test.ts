@@ -9,12 +9,12 @@
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { buildBundle, parseSmokeDims } from '../../bundles/build.js';
-import { parseExampleFile } from '../../bundles/example-file.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
-import { buildEdgeTypes } from '../../bundles/onnx-build-edge.js';
-import { jsonToTensor } from '../../bundles/json-tensor.js';
-import { readModelInfo } from '../../bundles/onnx-info.js';
+import { buildBundle, parseSmokeDims } from '../../bundle-build/build.js';
+import { parseExampleFile } from '../../bundle-build/example-file.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { buildEdgeTypes } from '../../bundle-build/onnx-build-edge.js';
+import { jsonToTensor } from '../../bundle-build/json-tensor.js';
+import { readModelInfo } from '../../bundle-build/onnx-info.js';
 import { smokeInputs, smokePlan } from '../../bundles/smoke.js';
 import { EDGE_CLASSES } from '../helpers/edge-models.js';
 import { makeKeys, tempDir } from '../helpers/env.js';

@@ -2,9 +2,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildBundle } from '../../bundles/build.js';
-import { buildMlp } from '../../bundles/onnx-build.js';
-import { featureSlots, parseReferenceData, readReferenceFile } from '../../bundles/reference.js';
+import { buildBundle } from '../../bundle-build/build.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { featureSlots, parseReferenceData, readReferenceFile } from '../../bundle-build/reference.js';
 import { readBundleFile } from '../../bundles/read.js';
 import { parseReference } from '../../protocol/telemetry.js';
 import { cleanupTempDirs, makeKeys, tempDir } from '../helpers/env.js';

@@ -3,8 +3,8 @@
  * from its protobuf bytes, for the bundle manifest. Only the interface is
  * decoded (ModelInfoProto skips weights by length), so large models are cheap.
  */
-import { ELEMENT_TYPES, type ElementType, type TensorSpec } from '../protocol/manifest.js';
-import { bundleError } from './errors.js';
+import { ELEMENT_TYPES, type ElementType, type TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { bundleError } from '@fleetcast/bundles/errors.js';
 import { ModelInfoProto, ONNX_ELEMENT_TYPES } from './onnx-proto.js';
 
 export interface ModelInfo { inputs: TensorSpec[]; outputs: TensorSpec[]; opset: number }

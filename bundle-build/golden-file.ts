@@ -10,10 +10,10 @@
  * Names are checked against the model here, so a typo fails the build rather
  * than every device's install.
  */
-import { goldenCaseSchema, type Manifest } from '../protocol/manifest.js';
-import { arr, num, obj, optional, parse, union } from '../protocol/schema.js';
-import { bundleError } from './errors.js';
-import { readJsonFile } from './file-io.js';
+import { goldenCaseSchema, type Manifest } from '@fleetcast/protocol/manifest.js';
+import { arr, num, obj, optional, parse, union } from '@fleetcast/protocol/schema.js';
+import { bundleError } from '@fleetcast/bundles/errors.js';
+import { readJsonFile } from '@fleetcast/bundles/file-io.js';
 
 export type GoldenCases = NonNullable<Manifest['golden']>;
 

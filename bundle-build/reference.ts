@@ -11,13 +11,13 @@
  */
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
-import { categoricalToWire, createCategorical, observeCategory, referenceProfile } from '../protocol/feature-summary.js';
-import type { TensorSpec } from '../protocol/manifest.js';
-import { parseReference, type Reference, type ReferenceFeature, type ReferenceOutput, type ThresholdsInput } from '../protocol/telemetry.js';
-import { bundleError, ioError } from './errors.js';
-import { floatToHalf, halfToFloat } from '../protocol/float16.js';
+import { categoricalToWire, createCategorical, observeCategory, referenceProfile } from '@fleetcast/protocol/feature-summary.js';
+import type { TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { parseReference, type Reference, type ReferenceFeature, type ReferenceOutput, type ThresholdsInput } from '@fleetcast/protocol/telemetry.js';
+import { bundleError, ioError } from '@fleetcast/bundles/errors.js';
+import { floatToHalf, halfToFloat } from '@fleetcast/protocol/float16.js';
 import { tensorOf } from './json-tensor.js';
-import { outputValues } from './smoke.js';
+import { outputValues } from '@fleetcast/bundles/smoke.js';
 
 export type Row = Record<string, unknown>;
 const MAX_ROWS = 1_000_000;

@@ -4,10 +4,10 @@
  * plus compatibility notes and a description. Merged into the shapes and types
  * read from the model; every mistake names the entry at fault.
  */
-import { manifestSchema, type Manifest, type TensorSpec } from '../protocol/manifest.js';
-import { arr, bool, num, obj, optional, parse, record, str, union } from '../protocol/schema.js';
-import { bundleError } from './errors.js';
-import { readJsonFile } from './file-io.js';
+import { manifestSchema, type Manifest, type TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { arr, bool, num, obj, optional, parse, record, str, union } from '@fleetcast/protocol/schema.js';
+import { bundleError } from '@fleetcast/bundles/errors.js';
+import { readJsonFile } from '@fleetcast/bundles/file-io.js';
 import type { ModelInfo } from './onnx-info.js';
 
 export interface BundleSchemaFile {

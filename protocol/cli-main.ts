@@ -1,5 +1,5 @@
 /** Shared CLI entry: coded errors become one line on stderr and a non-zero exit, never a stack trace. */
-import { isFleetcastError } from '../protocol/errors.js';
+import { isFleetcastError } from './errors.js';
 
 /**
  * When the reader of our output goes away (`fleetcast devices list | head -1`),

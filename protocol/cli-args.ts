@@ -1,13 +1,16 @@
 /** Thin argument parsing for the CLIs: node:util parseArgs, strict, with coded errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { FleetcastError, PROTOCOL_ERRORS } from '../protocol/errors.js';
+import { FleetcastError, PROTOCOL_ERRORS } from './errors.js';
 
 const PROTOCOL_SECRET_MESSAGE = PROTOCOL_ERRORS.PROTO_ERR_SECRET_IN_ARGV.message;
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parseCli<O extends Options>(argv: string[], options: O, usage: string) {
+/** What parseArgs returns for these options (named, so the package's declaration file can say it). */
+export type ParsedCli<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>;
+
+export function parseCli<O extends Options>(argv: string[], options: O, usage: string): ParsedCli<O> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {

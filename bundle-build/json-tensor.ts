@@ -6,10 +6,10 @@
  * tensor is checked, and every problem names the input (BUNDLE_ERR_BAD_EXAMPLE).
  */
 import ort from 'onnxruntime-node';
-import { floatToHalf, HALF_OVERFLOW } from '../protocol/float16.js';
-import type { ElementType, TensorSpec } from '../protocol/manifest.js';
-import { bundleError } from './errors.js';
-import type { SmokeRun, SmokeTensor } from './smoke.js';
+import { floatToHalf, HALF_OVERFLOW } from '@fleetcast/protocol/float16.js';
+import type { ElementType, TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { bundleError } from '@fleetcast/bundles/errors.js';
+import type { SmokeRun, SmokeTensor } from '@fleetcast/bundles/smoke.js';
 
 const MAX_ELEMENTS = 1 << 26;
 

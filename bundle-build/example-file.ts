@@ -11,11 +11,11 @@
  * (tolerance: how far a device's outputs may differ, absolute + relative;
  * default: the agent's goldenTolerance).
  */
-import type { Manifest, TensorSpec } from '../protocol/manifest.js';
-import { arr, json, num, obj, optional, parse, record, union } from '../protocol/schema.js';
-import { bundleError } from './errors.js';
-import { readJsonFile } from './file-io.js';
-import { outputValues, type SmokeRun } from './smoke.js';
+import type { Manifest, TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { arr, json, num, obj, optional, parse, record, union } from '@fleetcast/protocol/schema.js';
+import { bundleError } from '@fleetcast/bundles/errors.js';
+import { readJsonFile } from '@fleetcast/bundles/file-io.js';
+import { outputValues, type SmokeRun } from '@fleetcast/bundles/smoke.js';
 
 export interface ExampleCase { inputs: Record<string, unknown>; tolerance?: number }
 

@@ -6,25 +6,25 @@
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { PAYLOAD_TYPES, type Envelope } from '../protocol/envelope.js';
-import { manifestSchema, parseManifest, type Manifest, type TensorSpec } from '../protocol/manifest.js';
-import { parse } from '../protocol/schema.js';
-import type { KeyPair } from '../signing/ed25519.js';
-import { signEnvelope } from '../signing/envelope.js';
-import { ChunkHasher } from './chunks.js';
-import { compressStream } from './compress.js';
-import { bundleError, ioError } from './errors.js';
-import { commitTemp, openFileSink, regularOrAbsent, tempPathFor } from './file-io.js';
+import { PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
+import { manifestSchema, parseManifest, type Manifest, type TensorSpec } from '@fleetcast/protocol/manifest.js';
+import { parse } from '@fleetcast/protocol/schema.js';
+import type { KeyPair } from '@fleetcast/signing/ed25519.js';
+import { signEnvelope } from '@fleetcast/signing/envelope.js';
+import { ChunkHasher } from '@fleetcast/bundles/chunks.js';
+import { compressStream } from '@fleetcast/bundles/compress.js';
+import { bundleError, ioError } from '@fleetcast/bundles/errors.js';
+import { commitTemp, openFileSink, regularOrAbsent, tempPathFor } from '@fleetcast/bundles/file-io.js';
 import { readModelInfo } from './onnx-info.js';
-import { MANIFEST_MEMBER, PAYLOAD_MEMBER } from './read.js';
+import { MANIFEST_MEMBER, PAYLOAD_MEMBER } from '@fleetcast/bundles/read.js';
 import { checkGoldenNames } from './golden-file.js';
 import { mergeSchema, parseSchemaFile, type BundleSchemaFile } from './schema-file.js';
-import { writeTarFile } from './tar.js';
-import { bundleIdOf } from './verify.js';
+import { writeTarFile } from '@fleetcast/bundles/tar.js';
+import { bundleIdOf } from '@fleetcast/bundles/verify.js';
 import { buildReference, type ReferenceOptions, type Row } from './reference.js';
 import { examplesToGolden, type ExampleCase } from './example-file.js';
 import { buildTimeRunner } from './json-tensor.js';
-import { runSmoke } from './smoke.js';
+import { runSmoke } from '@fleetcast/bundles/smoke.js';
 
 /** The agent's default goldenTolerance (agent/options.ts), for the build's own run of the golden cases. */
 const BUILD_GOLDEN_TOLERANCE = 1e-4;
@@ -58,7 +58,7 @@ export interface BuildBundleOptions {
   smokeCheck?: boolean;
   /** zstd level (default 3; 1 to 9 with the wasm engine on Node < 22.15). */
   level?: number;
-  /** Reference rows (bundles/reference.ts): their profile is signed into the manifest's `reference`. */
+  /** Reference rows (bundle-build/reference.ts): their profile is signed into the manifest's `reference`. */
   reference?: Row[];
   referenceOptions?: ReferenceOptions;
 }

@@ -18,13 +18,13 @@
  * systemd restarts the agent.
  */
 import { pino } from 'pino';
-import { createAgent } from '../agent/agent.js';
-import { envName, isConfigError, mergeAgentConfig } from '../agent/config.js';
-import { parseAgentOptions } from '../agent/options.js';
-import { FleetcastError } from '../protocol/errors.js';
-import { logOptions, prettyLine, type LogFormat, type LogLevel } from '../protocol/log-format.js';
-import { parseCli } from './args.js';
-import { runMain } from './main.js';
+import { createAgent } from './agent.js';
+import { envName, isConfigError, mergeAgentConfig } from './config.js';
+import { parseAgentOptions } from './options.js';
+import { FleetcastError } from '@fleetcast/protocol/errors.js';
+import { logOptions, prettyLine, type LogFormat, type LogLevel } from '@fleetcast/protocol/log-format.js';
+import { parseCli } from '@fleetcast/protocol/cli-args.js';
+import { runMain } from '@fleetcast/protocol/cli-main.js';
 
 const USAGE = 'fleetcast-agent --broker URL --device-id ID --data DIR --root root.json [--listen 127.0.0.1:9090] [--runtime node|wasm] [--config options.json]\n'
   + '  [--log-level fatal|error|warn|info|debug|trace|silent] [--log-format json|pretty] [--quiet (warnings, errors and start/install/stop records only)]\n'
@@ -84,7 +84,7 @@ runMain(async (argv) => {
   try {
     await agent.start();
   } catch (e) {
-    // The coded line goes to stderr (cli/main.ts), like every other CLI failure.
+    // The coded line goes to stderr (protocol/cli-main.ts), like every other CLI failure.
     throw asConfigError(e);
   }
   const a = agent.address;
