@@ -60,6 +60,8 @@ describe('README "By hand"', () => {
     expect(out).toMatch(/^started rollout ro-[0-9a-f]+/m);
     expect(out).toContain('exit 4: 3 = drift, 4 = not judged');
     expect(out).toMatch(/^dev-1\s+online\s+churn@[12]\s/m);
+    // The simulator against the block's secure hub: its devices enrolled through the API, its summary printed.
+    expect(out).toMatch(/^sim: /m);
     expect(out + err).not.toMatch(/npm warn/i);
     expect(left, 'the hub or the agent still ran after `kill %2 %1`').toBe(false);
   }, 300_000);
