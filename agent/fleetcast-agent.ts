@@ -89,13 +89,16 @@ runMain(async (argv) => {
   }
   const a = agent.address;
   const predictApi = a ? `http://${a.host}:${a.port}` : null;
-  life.info({ event: 'started', deviceId: o.deviceId, predictApi, runtime: agent.status().runtime }, `${o.deviceId} started${predictApi ? `, predict API ${predictApi}` : ''}, runtime ${agent.status().runtime}`);
-  // Offline and without --listen nothing else holds the event loop open: keep the daemon alive until a signal.
-  const keepAlive = setInterval(() => {}, 1 << 30);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // The handlers go in before the started record: a supervisor (or a test) that signals as soon as it reads
+  // that line must reach them, not Node's default action, which ends the process without stopping the agent.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  life.info({ event: 'started', deviceId: o.deviceId, predictApi, runtime: agent.status().runtime }, `${o.deviceId} started${predictApi ? `, predict API ${predictApi}` : ''}, runtime ${agent.status().runtime}`);
+  // Offline and without --listen nothing else holds the event loop open: keep the daemon alive until a signal.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const signal = await stopSignal;
   clearInterval(keepAlive);
   life.info({ event: 'stopping', signal }, `${signal}, stopping`);
   await agent.stop();

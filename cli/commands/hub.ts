@@ -65,15 +65,18 @@ export async function run(argv: string[]): Promise<number> {
   // The same line shape as the agent's log (protocol/log-format.ts); a bad level is named by the options schema.
   const logger = pino(logOptions('fleetcast-hub', (LOG_LEVELS as readonly string[]).includes(level) ? level as LogLevel : 'info'), pino.destination(2));
   const hub = await startHub(input as HubOptionsInput, { logger });
+  // The handlers go in before the lines a supervisor (or a test) waits for: a signal sent as soon as it reads
+  // them must reach these, not Node's default action, which ends the process without closing the hub.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   process.stdout.write(`fleetcast hub: api ${hub.httpUrl}\nfleetcast hub: mqtt ${hub.mqttUrl}${hub.broker ? ' (embedded)' : ''}${hub.broker && hub.options.insecureDemo ? ' INSECURE DEMO: anonymous clients allowed, no ACL' : ''}\n`);
   if (hub.metricsUrl) process.stdout.write(`fleetcast hub: metrics ${hub.metricsUrl} (no token)\n`);
   // Bootstrap (issue #3): the first start writes an admin API token here (mode 0600); FLEETCAST_TOKEN_FILE can point at it.
   const tokenFile = join(hub.options.dataDir, BOOTSTRAP_FILE);
   if (existsSync(tokenFile)) process.stdout.write(`fleetcast hub: admin token in ${tokenFile}\n`);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  const signal = await stopSignal;
   process.stdout.write(`fleetcast hub: ${signal}, stopping\n`);
   await hub.close();
   return 0;

@@ -117,8 +117,11 @@ describe('fleetcast-agent log (compiled)', () => {
     // --quiet keeps only warnings, errors and the lifecycle records that scripts wait for.
     const q = spawnAgent(entry, [...base(), '--listen', '127.0.0.1:0', '--quiet']);
     await waitFor(() => /"event":"started"/.test(q.io.stdout), `started record with --quiet (stderr: ${q.io.stderr.slice(-300)})`, 60_000);
+    // Signalled as soon as the started record is read: the agent's handlers are in place before it writes that
+    // record (once seen ending with code null, by Node's default SIGTERM action, when they came after it).
     q.child.kill('SIGTERM');
-    expect((await q.exit).code).toBe(0);
+    const qEnded = await q.exit;
+    expect(qEnded.code, `${JSON.stringify(qEnded)} stdout: ${q.io.stdout.slice(-500)}`).toBe(0);
     const qLines = q.io.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; event?: string });
     expect(qLines.filter((l) => l.level === 'info').map((l) => l.event)).toEqual(['started', 'stopping']);
     // At warn, the broker it cannot reach is logged (warn) and started/info records are not. The listen
