@@ -6,12 +6,15 @@
  * hardware as capabilities, and its group's runtime. Groups a link fault
  * touches connect through their own relay (link-proxy.ts); a group with a
  * NaN-outputs fault runs a runtime whose outputs turn NaN while it lasts, and
- * one with a clock-skew fault reads a clock the fault moves.
+ * one with a clock-skew fault reads a clock the fault moves. A group with a
+ * disk-full fault keeps its devices' data folders in memory (agent/memory-storage.ts),
+ * whose capacity the fault can lower while it lasts; the other groups use the disk.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentOptionsInput } from '@fleetcast/agent/options.js';
 import { createOrtRuntime, SessionCache, type LoadedModel, type ModelRuntime, type TensorData } from '@fleetcast/agent/runtime.js';
+import { MemoryStorage } from '@fleetcast/agent/memory-storage.js';
 import { TELEMETRY_DEFAULTS } from '@fleetcast/agent/telemetry/collector.js';
 import { errorCode } from '@fleetcast/protocol/errors.js';
 import { simError } from './errors.js';
@@ -41,6 +44,8 @@ export interface DeviceGroup {
   nan: { on: boolean } | null;
   /** The group's clock offset while a clock-skew fault lasts (null: the group has none). */
   skew: { ms: number } | null;
+  /** The devices' in-memory storage, whose capacity a disk-full fault lowers (null: the group has no such fault and uses the disk). */
+  disks: MemoryStorage[] | null;
 }
 
 /** Device ids as the fleet names them (fleet.ts): PREFIX-NNN, zero-padded to the widest index. */
@@ -116,6 +121,8 @@ export async function startGroups(o: {
       const proxy = hits(LINK_FAULTS) ? await startLinkProxy(o.brokerUrl) : null;
       const nan = hits('nan-outputs') ? { on: false } : null;
       const skew = hits('clock-skew') ? { ms: 0 } : null;
+      // A real disk cannot be filled for one group without filling it for every process on the machine: memory can.
+      const memory = hits('disk-full');
       let runtime = nodeRuntime;
       if (spec.runtime === 'web') runtime = await (webRuntime ??= import('@fleetcast/agent/runtime-web.js').then((m) => m.createWebRuntime()));
       if (nan) runtime = nanRuntime(runtime, nan);
@@ -124,11 +131,13 @@ export async function startGroups(o: {
       const fleet = await startFleet({
         brokerUrl: proxy?.url ?? o.brokerUrl, agents: spec.count, rootPath: o.rootPath, dataDir: join(o.dataDir, spec.name),
         idPrefix: spec.idPrefix ?? spec.name, runtime, startConcurrency: 50,
+        ...(memory ? { storage: 'memory' as const } : {}),
         ...(skew ? { nowFor: () => () => Date.now() + skew.ms } : {}),
         agentOptions: { ...SIM_AGENT_DEFAULTS, ...(spec.agent as Partial<AgentOptionsInput> | undefined), capabilities },
         ...(o.credentials ? { agentOptionsFor: (_i: number, id: string) => ({ ...o.credentials!.get(id) }) } : {}),
       });
-      groups.push({ spec, ids, fleet, proxy, nan, skew });
+      const disks = memory ? fleet.storages.filter((d): d is MemoryStorage => d instanceof MemoryStorage) : null;
+      groups.push({ spec, ids, fleet, proxy, nan, skew, disks });
     }
   } catch (e) {
     await stopGroups(groups);

@@ -1,10 +1,11 @@
 /**
  * A scenario's faults on the run's clock: each switches its groups' relay
  * (link-proxy.ts: network loss, broker restart, slow and flapping links,
- * tampered chunks), NaN outputs, clock skew or power, and is recorded as a
- * band for the report.
+ * tampered chunks), NaN outputs, clock skew, power or disk space, and is
+ * recorded as a band for the report.
  */
 import { errorCode } from '@fleetcast/protocol/errors.js';
+import type { MemoryStorage } from '@fleetcast/agent/memory-storage.js';
 import type { FaultBand, RunRecord } from './run-record.js';
 import type { DeviceGroup } from './scenario-devices.js';
 import type { FaultSpec } from './scenario-file.js';
@@ -17,6 +18,8 @@ export function faultEvents(f: FaultSpec, groups: DeviceGroup[], ms: (s: number)
   const from = ms(f.at);
   const to = f.for === undefined ? Infinity : from + ms(f.for);
   let flap: NodeJS.Timeout | null = null;
+  /** disk-full: each device's capacity before the fault, restored when it ends. */
+  const capacity = new Map<MemoryStorage, number>();
   const band: FaultBand = { kind: f.kind, group: f.group ?? null, from, to: Number.isFinite(to) ? to : ms(86_400) };
   const set = (on: boolean) => {
     if (f.kind === 'power-loss') { void powerLoss(hit, on, band, say); return; }
@@ -27,6 +30,14 @@ export function faultEvents(f: FaultSpec, groups: DeviceGroup[], ms: (s: number)
         case 'tampered-chunks': g.proxy!.setTamper(on); break;
         case 'nan-outputs': g.nan!.on = on; break;
         case 'clock-skew': g.skew!.ms = on ? f.skewSeconds! * 1000 : 0; break;
+        case 'disk-full':
+          // Full: what is stored stays readable, but the next byte written past it fails with ENOSPC (the
+          // agent's AGENT_ERR_DISK_SPACE); the installed model keeps serving from memory.
+          for (const d of g.disks!) {
+            if (on) { if (!capacity.has(d)) capacity.set(d, d.capacityBytes); d.capacityBytes = d.usedBytes; }
+            else { d.capacityBytes = capacity.get(d) ?? d.capacityBytes; capacity.delete(d); }
+          }
+          break;
         case 'flapping-link': {
           if (flap) { clearInterval(flap); flap = null; }
           g.proxy!.setDown(false);

@@ -67,7 +67,7 @@ const driftSchema = obj({
   missing: optional(num({ min: 0, max: 1 })),
 });
 
-export const FAULT_KINDS = ['network-loss', 'broker-restart', 'tampered-chunks', 'nan-outputs', 'slow-link', 'flapping-link', 'clock-skew', 'power-loss'] as const;
+export const FAULT_KINDS = ['network-loss', 'broker-restart', 'tampered-chunks', 'nan-outputs', 'slow-link', 'flapping-link', 'clock-skew', 'power-loss', 'disk-full'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 const faultSchema = obj({

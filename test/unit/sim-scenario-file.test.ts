@@ -35,7 +35,7 @@ describe('scenario files', () => {
     const block = /```yaml\n(name: my-rehearsal[\s\S]*?)```/.exec(readme);
     expect(block, 'the yaml block starting with name: my-rehearsal').not.toBeNull();
     const s = parseScenarioText(block![1], 'README.yaml');
-    expect(s.faults?.map((f) => f.kind).sort()).toEqual(['broker-restart', 'clock-skew', 'flapping-link', 'nan-outputs', 'network-loss', 'power-loss', 'slow-link', 'tampered-chunks']);
+    expect(s.faults?.map((f) => f.kind).sort()).toEqual(['broker-restart', 'clock-skew', 'disk-full', 'flapping-link', 'nan-outputs', 'network-loss', 'power-loss', 'slow-link', 'tampered-chunks']);
   });
 
   it('YAML and JSON read the same', () => {
@@ -59,6 +59,15 @@ describe('scenario files', () => {
     expect(refusal({ ...base, drift: [{ feature: 'x[0]', at: 0 }] })).toMatch(/drift\[0\] changes nothing/);
     expect(refusal({ ...base, groups: [{ name: 'a', count: 1, idPrefix: 'dev' }, { name: 'b', count: 1, idPrefix: 'dev' }] })).toMatch(/id prefix dev is used twice/);
     expect(refusal({ ...base, traffic: [{ rate: 1, features: { x: { kind: 'normal', mean: 0 } } }] })).toMatch(/normal distribution needs mean and std/);
+  });
+
+  it('disk-full: a fault for a group from a time (for: optional); its unknown keys and a misspelt kind are refused by name', () => {
+    const s = validateScenario({ ...base, faults: [{ kind: 'disk-full', group: 'lab', at: 1, for: 2 }, { kind: 'disk-full', at: 3 }] });
+    expect(s.faults).toEqual([{ kind: 'disk-full', group: 'lab', at: 1, for: 2 }, { kind: 'disk-full', at: 3 }]);
+    expect(refusal({ ...base, faults: [{ kind: 'disk-full', group: 'lab', at: 1, freeBytes: 0 }] })).toMatch(/^SIM_ERR_SCENARIO_INVALID: .*faults\[0\]\.freeBytes is not a known key/);
+    expect(refusal({ ...base, faults: [{ kind: 'diskFull', group: 'lab', at: 1 }] })).toMatch(/faults\[0\]\.kind must be one of .*disk-full/);
+    expect(refusal({ ...base, faults: [{ kind: 'disk-full', group: 'nope', at: 1 }] })).toMatch(/faults\[0\]\.group nope is not a group/);
+    expect(refusal({ ...base, faults: [{ kind: 'disk-full', group: 'lab' }] })).toMatch(/faults\[0\]\.at/);
   });
 
   it('a file that is not YAML is SIM_ERR_SCENARIO_READ naming it', () => {
