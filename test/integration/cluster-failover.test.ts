@@ -163,7 +163,9 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('cluster failover: two compiled h
     await waitFor(async () => (await leader()).hub === survivor, 'the surviving hub to lead', 60_000);
     // Printed, not asserted (timings on a loaded machine): the design bound is leaseMs + renewMs + one statement.
     console.log(`failover: ${survivor.name} leads ${Date.now() - killedAt} ms after the SIGKILL of ${dead!.name} (lease 5000 ms, renew 1000 ms, polled every 20 ms)`);
-    expect((await leader()).epoch).toBe(epoch + 1);
+    // A newer epoch than the dead leader's; not necessarily the next one: on a loaded machine a leader that misses
+    // its renewals steps down and is elected again (a CI run saw epoch + 2), which is the lease doing its job.
+    expect((await leader()).epoch).toBeGreaterThan(epoch);
 
     const api2 = client();
     await waitFor(async () => (await api2.rollout<Status>(id)).state === 'completed', 'the rollout to complete under the new leader', 90_000)
