@@ -8,6 +8,7 @@
 import type { Envelope } from '@fleetcast/protocol/envelope.js';
 import type { StateReport } from '@fleetcast/protocol/messages.js';
 import type { Migration } from './db/migrate.js';
+import { LEADER_TABLE_LOCK, LEADER_TABLE_SQL } from './cluster/leader-table.js';
 import type { AssignmentRecord, DeviceRecord } from './store.js';
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -85,6 +86,13 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: '-- bundle bytes are files in dataDir/blobs',
     postgres: `CREATE TABLE bundle_chunks (bundle_id TEXT NOT NULL, idx BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (bundle_id, idx));
       CREATE TABLE bundle_blobs (bundle_id TEXT PRIMARY KEY, length BIGINT NOT NULL, chunk_size BIGINT NOT NULL);`,
+  },
+  // The leader lease of a cluster (hub/cluster/leader.ts), so schema_version describes every table a cluster needs.
+  // IF NOT EXISTS under the lease's own lock: a lease that started before this migration ran has created it already.
+  {
+    sqlite: '-- a hub alone on SQLite has no leader lease',
+    postgres: `SELECT pg_advisory_xact_lock(${LEADER_TABLE_LOCK});
+      ${LEADER_TABLE_SQL};`,
   },
 ];
 

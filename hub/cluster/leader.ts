@@ -31,15 +31,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { hubError } from '../errors.js';
 import { redactUrl } from '../db/pg-db.js';
-
-/** The lease row, created on first use; the store's migration chain may create it first (same definition). */
-export const LEADER_TABLE_SQL = `CREATE TABLE IF NOT EXISTS hub_leader (
-  id smallint PRIMARY KEY CHECK (id = 1),
-  epoch bigint NOT NULL,
-  holder text NOT NULL,
-  url text,
-  expires_at timestamptz NOT NULL
-)`;
+import { LEADER_TABLE_LOCK, LEADER_TABLE_SQL } from './leader-table.js';
 
 // Takes the row if it is absent or expired; the epoch grows by one in the same statement.
 // ON CONFLICT DO UPDATE locks the row and judges the WHERE on its latest version, so two
@@ -122,10 +114,11 @@ export class LeaderLease {
   async start(): Promise<void> {
     try {
       const c = await this.#connect();
-      // Two hubs starting together would race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type): one at a time.
+      // Also a step of the store's migration chain; created here too, because this connection may reach the
+      // database before any store migrated it. One creator at a time (hub/cluster/leader-table.ts).
       await c.query('BEGIN');
       try {
-        await c.query('SELECT pg_advisory_xact_lock(7046011)');
+        await c.query('SELECT pg_advisory_xact_lock($1)', [LEADER_TABLE_LOCK]);
         await c.query(LEADER_TABLE_SQL);
         await c.query('COMMIT');
       } catch (e) { await c.query('ROLLBACK').catch(() => {}); throw e; }

@@ -69,7 +69,8 @@ export class DebugControl {
 
   constructor(d: DebugControlDeps) {
     this.#d = d;
-    this.sessions = new DebugSessionStore(d.store.sqlite);
+    // Read at each write: the hub sets HubStore.fence once it knows it is one of a cluster.
+    this.sessions = new DebugSessionStore(d.store.sqlite, (db, what) => d.store.fence?.(db, what));
   }
 
   /** Turn debug sampling on (or change it) for one device that has reported to the hub. */

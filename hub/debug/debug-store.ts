@@ -9,6 +9,7 @@
  * Every on, off and expiry is also appended to debug_audit (who, when, what).
  */
 import type { Db } from '../db/db.js';
+import type { Fence } from '../cluster/fence.js';
 import type { Envelope } from '@fleetcast/protocol/envelope.js';
 
 export interface DebugSessionRow {
@@ -39,9 +40,17 @@ const fromRow = (r: Row): DebugSessionRow => ({
 
 export class DebugSessionStore {
   readonly db: Db;
+  /**
+   * A hub of a cluster checks its leadership epoch first in each transaction that issues a control
+   * counter (write, resign), as the assignment counters do (hub/cluster/fence.ts): a device refuses a
+   * counter it has seen, so a deposed leader must never issue one the new leader may issue too.
+   * expire() and mark() issue nothing and are conditional (any hub may record an expiry it reads).
+   */
+  private readonly fence: Fence | undefined;
 
-  constructor(db: Db) {
+  constructor(db: Db, fence?: Fence) {
     this.db = db;
+    this.fence = fence;
     db.exec(`CREATE TABLE IF NOT EXISTS debug_sessions (
       device_id TEXT PRIMARY KEY, counter INTEGER NOT NULL, rows_per_window INTEGER, started_at INTEGER, until INTEGER, ended_at INTEGER,
       actor TEXT, envelope TEXT, expires_at INTEGER, published INTEGER NOT NULL DEFAULT 0, cleared INTEGER NOT NULL DEFAULT 0);
@@ -78,6 +87,7 @@ export class DebugSessionStore {
    */
   write(next: DebugSessionRow, audit: Omit<AuditEntry, 'id'>, check?: () => void): void {
     this.db.transaction(() => {
+      this.fence?.(this.db, 'issuing a debug control counter');
       check?.();
       this.db.prepare(`INSERT INTO debug_sessions (device_id, counter, rows_per_window, started_at, until, ended_at, actor, envelope, expires_at, published, cleared)
         VALUES (@deviceId, @counter, @rowsPerWindow, @startedAt, @until, @endedAt, @actor, @envelope, @expiresAt, @published, @cleared)
@@ -98,12 +108,15 @@ export class DebugSessionStore {
     })();
   }
 
-  /** The broker acknowledged (published) or dropped (cleared) the retained copy of counter `counter`. */
   /** The same control message signed again (a new root or hub key): new counter and envelope, to be published. */
   resign(deviceId: string, counter: number, envelope: Envelope): void {
-    this.db.prepare('UPDATE debug_sessions SET counter = ?, envelope = ?, published = 0 WHERE device_id = ?').run(counter, JSON.stringify(envelope), deviceId);
+    this.db.transaction(() => {
+      this.fence?.(this.db, 'issuing a debug control counter');
+      this.db.prepare('UPDATE debug_sessions SET counter = ?, envelope = ?, published = 0 WHERE device_id = ?').run(counter, JSON.stringify(envelope), deviceId);
+    })();
   }
 
+  /** The broker acknowledged (published) or dropped (cleared) the retained copy of counter `counter`. */
   mark(deviceId: string, counter: number, what: 'published' | 'cleared'): void {
     this.db.prepare(`UPDATE debug_sessions SET ${what} = 1 WHERE device_id = ? AND counter = ?`).run(deviceId, counter);
   }

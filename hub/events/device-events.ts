@@ -104,9 +104,14 @@ export class DeviceEvents {
         // Checked before it is signed into the log: a leaf the log's readers cannot decode could never be taken back.
         const entry = parse(installsEntrySchema, { kind: 'installs', at: this.o.now(), installs }, { what: 'installs leaf' });
         db.transaction(() => {
+          // A hub of a cluster checks its epoch first, as for assignment counters: a deposed hub marks nothing.
+          this.o.store.fence?.(db, 'marking installs as logged');
           const index = this.o.log.size;
           for (const r of rows) mark.run(index, r.id);
-          this.o.log.append(entry);
+          // In a cluster the log re-reads its size from what committed (another hub may have appended since this
+          // one last did), so the leaf may land past the size read above: the marks follow the leaf.
+          const at = this.o.log.append(entry).index;
+          if (at !== index) for (const r of rows) mark.run(at, r.id);
         })();
         logged += rows.length;
         if (rows.length < this.o.options.maxInstallsPerLeaf) break;

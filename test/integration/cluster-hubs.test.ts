@@ -14,6 +14,7 @@ import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
 import { adminToken, makeBundle, startTestHub } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { stateReport } from '../helpers/hub-fixtures.js';
 import { TelemetryWindow } from '../../agent/telemetry/window.js';
 import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
 import { compilePlan } from '../../protocol/telemetry-plan.js';
@@ -126,13 +127,19 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('two hubs on one PostgreSQL store
     expect(res.body.error?.code).toBe('HUB_ERR_NO_LEADER');
   });
 
-  it('a leader deposed by a higher epoch stops its duties at once, and its writes are refused', async () => {
+  it('a leader deposed by a higher epoch stops its duties at once, and its debug control write is refused with HUB_ERR_NOT_LEADER and leaves nothing', async () => {
     const leader = leaderOf()!;
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {
       // Another holder takes the lease (what a hub waking from a long pause finds): the leader's renewal fails.
       await c.query(`UPDATE hub_leader SET epoch = epoch + 1, holder = 'intruder', url = NULL, expires_at = clock_timestamp() + interval '2 seconds'`);
+      // Whether or not it has noticed yet (it renews every renewMs), it may no longer issue a debug control counter:
+      // the device would refuse the one the next leader issues under the same number.
+      leader.store.recordState(stateReport('dev-dbg', { seq: 1 }), Date.now());
+      await expect(leader.debug.turnOn('dev-dbg', 5, 10, 'operator:test')).rejects.toMatchObject({ code: 'HUB_ERR_NOT_LEADER' });
+      const left = await c.query<{ n: string }>(`SELECT (SELECT COUNT(*) FROM debug_sessions WHERE device_id = 'dev-dbg') + (SELECT COUNT(*) FROM debug_audit WHERE device_id = 'dev-dbg') AS n`);
+      expect(Number(left.rows[0]!.n)).toBe(0);
       await waitFor(() => leader.leadership.epoch === null, 'the leader to step down', 30_000);
       expect(engineTimer(leader)).toBeUndefined();
       expect((leader.assigner as unknown as { timer?: unknown }).timer).toBeUndefined();

@@ -12,8 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { LeaderLease } from '../../hub/cluster/leader.js';
 import { FENCE_SQL, fencedTransaction } from '../../hub/cluster/fence.js';
+import { HubStore } from '../../hub/store.js';
+import { MIGRATIONS } from '../../hub/store-schema.js';
 import { distFile } from '../helpers/build-cli.js';
-import { waitFor } from '../helpers/env.js';
+import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 const LEASE = { leaseMs: 3_000, renewMs: 500 } as const;
@@ -47,6 +49,8 @@ async function relay(port: number): Promise<{ url: (db: string) => string; freez
     async close() { for (const [a, b] of pairs) { a.destroy(); b.destroy(); } await new Promise((r) => server.close(r)); },
   };
 }
+
+afterAll(cleanupTempDirs);
 
 describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
   let server: TestPostgres;
@@ -167,6 +171,34 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
       await cut.close();
       await setup.end();
     }
+  });
+
+  it('Lease_table_in_migration_chain: the store\'s migration creates hub_leader (schema_version covers it), and a lease started before the migration keeps leading through it', async () => {
+    const tables = async (url: string) => {
+      const c = await client(url);
+      try {
+        return (await c.query<{ leader: boolean; version: number }>("SELECT to_regclass('hub_leader') IS NOT NULL AS leader, (SELECT version FROM schema_version)::int AS version")).rows[0]!;
+      } finally { await c.end(); }
+    };
+    // Store first (a hub's order of start-up): the migration made the lease's table.
+    const first = await server.newDatabase();
+    HubStore.open(tempDir(), { url: first }).close();
+    expect(await tables(first)).toEqual({ leader: true, version: MIGRATIONS.length });
+    const a = track(new LeaderLease({ url: first, holder: 'a', ...LEASE }));
+    await a.start();
+    expect(a.epoch).toBe(1);
+    await a.close();
+    // Lease first: it created the table and leads; the migration's step then finds the table and keeps its row.
+    const second = await server.newDatabase();
+    const b = track(new LeaderLease({ url: second, holder: 'b', ...LEASE }));
+    await b.start();
+    expect(b.epoch).toBe(1);
+    HubStore.open(tempDir(), { url: second }).close();
+    expect(await tables(second)).toEqual({ leader: true, version: MIGRATIONS.length });
+    await new Promise((r) => setTimeout(r, LEASE.renewMs * 3)); // renewals after the migration
+    expect(b.epoch).toBe(1);
+    expect(await b.current()).toMatchObject({ holder: 'b', epoch: 1, expired: false });
+    await b.close();
   });
 
   it('a takeover waits until a fenced transaction of the old epoch has finished', async () => {

@@ -133,4 +133,28 @@ describe('device events', () => {
     expect(h.events.claims()).toEqual([expect.objectContaining({ deviceId: 'd1', kind: 'installed', bundleId: null })]);
     h.close();
   });
+
+  it('Install_marks_follow_leaf_in_cluster: installs logged by a hub of a cluster after another hub appended to the shared log are marked with the leaf that holds them', () => {
+    const store = HubStore.open(tempDir());
+    // The leadership check is the unit seam here (on PostgreSQL it is tested in cluster-hubs): this hub leads.
+    // Any fence makes the log re-read its size from what committed, as it does on a hub of a cluster.
+    store.fence = () => {};
+    const now = () => 1_000_000;
+    const mine = new TransparencyLog(store.sqlite, { hubKey: hubKey as never, now, fence: store.fence });
+    const other = new TransparencyLog(store.sqlite, { hubKey: hubKey as never, now, fence: store.fence });
+    const events = new DeviceEvents({ store, log: mine, options: EVENT_DEFAULTS, now, logger: silentLogger() });
+    const b1 = bundle(store, 1);
+    const [a] = store.issueAssignments([{ deviceId: 'd1', bundleId: b1, rolloutId: null, ring: null }], sign);
+    // The other hub led meanwhile and appended a leaf; this hub's tree in memory has not seen it.
+    other.append({ kind: 'installs', at: 1, installs: [{ deviceId: 'd0', bundleId: b1, counter: 1, at: 1, receivedAt: 1, seq: 1 }] });
+    expect(mine.size).toBe(0);
+    expect(events.accept(ev('d1', 'installed', { bundleId: b1, counter: a.counter }))).toBe('stored');
+    expect(events.flushInstalls()).toBe(1);
+    const leaf = loggedInstalls(mine).find((i) => i.deviceId === 'd1')!;
+    expect(leaf.logIndex).toBe(1);
+    // Before the fix the row was marked with the size read before the append (0: the other hub's leaf).
+    expect(store.sqlite.prepare("SELECT log_index FROM events WHERE device_id = 'd1' AND kind = 'installed'").pluck().get()).toBe(leaf.logIndex);
+    events.close();
+    store.close();
+  });
 });
