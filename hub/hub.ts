@@ -139,7 +139,10 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
   if (cluster && !options.brokerUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs brokerUrl (--broker): the hubs of a cluster share one external MQTT 5 broker, not each an embedded one');
   // Hubs that do not share one store would each hold part of the fleet: refused rather than silently split.
   const leaseUrl = cluster?.url ?? options.storeUrl;
-  if (cluster && !leaseUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs storeUrl (--store postgres://…): the hubs of a cluster share one PostgreSQL store, which also holds the leader lease');
+  if (cluster && !options.storeUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster needs storeUrl (--store postgres://…): the hubs of a cluster share one PostgreSQL store, which also holds the leader lease');
+  // Every fenced write reads the epoch from the store's own hub_leader row, in its transaction: a lease kept in
+  // another database would leave that row empty and refuse every single-writer write.
+  if (cluster?.url !== undefined && cluster.url !== options.storeUrl) throw hubError('HUB_ERR_CLUSTER_CONFIG', 'cluster.url must be the store\'s database (storeUrl): the single-writer writes check the leader lease in their own transaction, so it cannot live elsewhere; leave cluster.url unset');
   // The leader-only work (DESIGN.md "Scale-out"): started once elected, stopped the moment this hub is deposed.
   // A hub alone is elected once, at start, under epoch 0.
   const duties = new LeaderDuties(logger);

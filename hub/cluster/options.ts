@@ -7,7 +7,9 @@ import { int, obj, optional, str, withDefault, type Infer } from '@fleetcast/pro
 export const clusterOptionsSchema = obj({
   /**
    * postgres://USER@HOST:PORT/DB holding the leader lease; defaults to storeUrl, the PostgreSQL store every hub of
-   * the cluster shares. The password comes from PGPASSWORD or ~/.pgpass (node-postgres reads both), never from argv.
+   * the cluster shares, and must be that database if given (the fenced writes read the lease in their own
+   * transaction; anything else is refused, HUB_ERR_CLUSTER_CONFIG). The password comes from PGPASSWORD or
+   * ~/.pgpass (node-postgres reads both), never from argv.
    */
   url: optional(str({ pattern: /^postgres(ql)?:\/\/\S+$/, max: 2048 })),
   /** MQTT 5 shared subscription group the hubs consume device channels through ($share/<group>/fc/v1/dev/+/…). */
