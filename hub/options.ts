@@ -77,6 +77,12 @@ export const hubOptionsSchema = obj({
    * one per quiet gap (each gap would re-send every chunk to everyone already subscribed).
    */
   chunkExpectWaitMs: ms(3_000),
+  /**
+   * Least time between two flushes of the same bundle's chunks: requests arriving meanwhile wait for one flush
+   * instead of each scattered wave re-sending every chunk to every subscribed device. Keep it below the agents'
+   * chunkTimeoutMs (5 s by default), or a held request turns into a retry.
+   */
+  chunkRepublishMs: ms(1_000),
   /** Chunk publishes awaiting the broker's PUBACK at once: bounds memory to this × chunkSize. */
   maxInflightChunkPublishes: withDefault(int({ min: 1, max: 1024 }), 8),
   /** Largest bundle upload accepted (bytes); bigger bodies get HUB_ERR_BODY_TOO_LARGE (413). */

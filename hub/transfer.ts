@@ -12,6 +12,17 @@
  * Assignments reach a large fleet over hundreds of milliseconds; flushing per gap
  * would send every chunk again to every agent already subscribed.
  *
+ * A bundle's flushes start at least `republishMs` apart. Devices of a large
+ * fleet subscribe and ask at scattered times; a flush per quiet gap re-sent
+ * every chunk to every device already subscribed, over and over. Requests that
+ * arrive within the spacing are never dropped, only held for the next flush:
+ * the hub cannot tell from a request whether its device subscribed before or
+ * after the last publish (QoS 1 does not replay to a late subscriber), so it
+ * serves each request, late by at most `republishMs` (kept below the agent's
+ * chunk timeout, so a held request does not trigger a retry). A bundle's
+ * publishes are then at most chunks × (span / republishMs + 2) over a span of
+ * requests, whatever the number of devices.
+ *
  * Chunks are read from the blob by offset and at most `maxInflight` publishes
  * wait for their PUBACK at once, so memory stays near maxInflight × chunkSize
  * whatever the bundle size.
@@ -39,6 +50,8 @@ export interface TransferOptions {
   maxInflight: number;
   /** Longest wait, after expect(), for the expected devices' requests before the first flush. */
   expectWaitMs?: number;
+  /** Least time between the starts of two flushes of the same bundle (0: no spacing). */
+  republishMs?: number;
   /** The stored bundle with this id, or undefined. */
   lookup(bundleId: string): ChunkSource | undefined;
   /** Whether this device may download this bundle (hub/transfer-grants.ts); a refused request queues nothing. */
@@ -84,6 +97,8 @@ export class ChunkServer {
   private closed = false;
   /** Devices already logged for a refused request: one line per device, not one per request (a device may retry forever). */
   private readonly refusedLogged = new Set<string>();
+  /** When each bundle's latest flush started; entries older than republishMs are dropped, so this holds only bundles flushed moments ago. */
+  private readonly lastFlush = new Map<string, number>();
 
   constructor(opts: TransferOptions) {
     this.opts = opts;
@@ -145,7 +160,7 @@ export class ChunkServer {
 
   /** Flush every pending request now and wait until all publishes are acknowledged (shutdown, tests). */
   async flushNow(): Promise<void> {
-    for (const [id, q] of this.queues) if (q.pending.size > 0) this.flush(id, q);
+    for (const [id, q] of this.queues) if (q.pending.size > 0) this.flush(id, q, true);
     await this.idle();
   }
 
@@ -188,13 +203,26 @@ export class ChunkServer {
     if (q.expected.size > 0 && !waiting) q.expected.clear();
     const delay = waiting
       ? q.expectUntil - now
-      : Math.max(0, Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now));
+      : Math.max(0, Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now), this.spacing(bundleId, now));
     q.timer = setTimeout(() => this.flush(bundleId, q), delay);
   }
 
-  private flush(bundleId: string, q: BundleQueue): void {
+  /** How long until `bundleId` may be flushed again (0: now). */
+  private spacing(bundleId: string, now: number): number {
+    const last = this.lastFlush.get(bundleId);
+    return last === undefined ? 0 : Math.max(0, last + (this.opts.republishMs ?? 0) - now);
+  }
+
+  private flush(bundleId: string, q: BundleQueue, force = false): void {
     clearTimeout(q.timer);
     q.timer = undefined;
+    const now = this.now();
+    const wait = force ? 0 : this.spacing(bundleId, now);
+    if (wait > 0 && q.pending.size > 0) {
+      // Too soon after the previous flush: hold everything pending (and whatever arrives meanwhile) for one flush.
+      q.timer = setTimeout(() => this.flush(bundleId, q), wait);
+      return;
+    }
     // Whoever has not asked by now is a straggler; it is served by a later flush.
     q.expected.clear();
     if (q.pending.size === 0) {
@@ -205,6 +233,11 @@ export class ChunkServer {
     q.pending = new Set();
     for (const i of batch) q.unsent.add(i);
     this.stats.flushes++;
+    const republishMs = this.opts.republishMs ?? 0;
+    if (republishMs > 0) {
+      for (const [id, t] of this.lastFlush) if (t + republishMs <= now) this.lastFlush.delete(id);
+      this.lastFlush.set(bundleId, now);
+    }
     q.flushing = q.flushing.then(() => this.publishBatch(bundleId, q, batch)).catch((e: unknown) => {
       this.stats.failures++;
       this.opts.logger.error({ code: errorCode(e), bundleId, err: e }, 'chunk flush failed; agents will ask again');
