@@ -12,7 +12,7 @@ const BUNDLE = 'c'.repeat(64);
 const OTHER = 'd'.repeat(64);
 
 /** A chunk server over a real blob file; `publish` is the seam: it records what would go to the broker. */
-function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; maxInflight?: number; corrupt?: number; expectWaitMs?: number } = {}) {
+function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; maxInflight?: number; corrupt?: number; expectWaitMs?: number; republishMs?: number } = {}) {
   const dir = tempDir();
   const chunkSize = 1024;
   const payload = randomPayload(chunkSize * (opts.chunks ?? 10) - 100);
@@ -30,6 +30,7 @@ function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; ma
     maxWaitMs: opts.maxWaitMs ?? 300,
     maxInflight: opts.maxInflight ?? 4,
     expectWaitMs: opts.expectWaitMs ?? 0,
+    republishMs: opts.republishMs ?? 0,
     lookup: (id) => (id === BUNDLE ? { manifest, blobPath } : undefined),
     // Which device may fetch what is hub/transfer-grants.ts's job, tested on the real hub (hub-transfer-grants.test.ts).
     mayFetch: () => true,
@@ -135,6 +136,26 @@ describe('chunk server coalescing (fake timers)', () => {
     vi.advanceTimersByTime(30);
     await drain(s);
     expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 3, 2]);
+  });
+
+  it('holds requests in waves until republishMs after the previous flush, then serves them all in one flush', async () => {
+    const s = setup({ chunks: 10, republishMs: 1_000 });
+    const start = Date.now();
+    s.req([0, 1, 2, 3], 'd1');
+    vi.advanceTimersByTime(30); // t = 30: the first flush starts
+    await drain(s);
+    // Later waves, each well past the quiet period: without the spacing, each was a flush of its own.
+    for (const [at, dev, chunks] of [[100, 'd2', [0, 1, 2, 3]], [400, 'd3', [0, 1, 2, 3]], [700, 'd4', [0, 1]]] as const) {
+      vi.advanceTimersByTime(start + at - Date.now());
+      s.req([...chunks], dev);
+    }
+    vi.advanceTimersByTime(start + 1_020 - Date.now()); // just before 1 s after the first flush started
+    expect(s.server.stats.flushes).toBe(1);
+    vi.advanceTimersByTime(20);
+    expect(s.server.stats.flushes).toBe(2);
+    await drain(s);
+    // Every request answered (none dropped), by one re-publish of the union.
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 3, 0, 1, 2, 3]);
   });
 
   it('does not queue again a chunk that a flush in progress has not sent yet', async () => {
