@@ -8,6 +8,11 @@
  *
  * Statements are rewritten from SQLite's dialect once, at prepare (hub/db/pg-sql.ts), and run as
  * named prepared statements. A connection failure is HUB_ERR_STORE_UNAVAILABLE (HTTP 503).
+ *
+ * A worker that dies (an uncaught error, terminated) is noticed during the wait — by the DEAD word it
+ * sets as it exits, or by its BEAT word falling silent (hub/db/pg-worker-words.ts) — and the statement
+ * fails at once with HUB_ERR_STORE_UNAVAILABLE instead of blocking until its timeout; the next statement
+ * starts a new worker, which connects as after an outage.
  */
 import { createHash } from 'node:crypto';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -15,6 +20,7 @@ import { hubError } from '../errors.js';
 import type { Db, RunResult, Stmt } from './db.js';
 import { scriptToPostgres, toPostgres, type PgStatement } from './pg-sql.js';
 import type { PgReply, PgRequest, PgWorkerData } from './pg-worker.js';
+import { DEAD_AFTER_MS, WORD, WORDS } from './pg-worker-words.js';
 
 const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../hub/dist/db/pg-worker.js', import.meta.url) : new URL('./pg-worker.js', import.meta.url);
 
@@ -82,9 +88,12 @@ class PgStmt implements Stmt {
 export class PgDb implements Db {
   readonly engine = 'postgres' as const;
   readonly url: string;
-  #worker: Worker;
-  #port: MessagePort;
-  #signal: Int32Array;
+  #worker!: Worker;
+  #port!: MessagePort;
+  #signal!: Int32Array;
+  /** False once the worker is known dead: the next statement starts another. */
+  #alive = false;
+  #opts: Required<PgDbOptions>;
   #next = 0;
   #depth = 0;
   #open = true;
@@ -94,15 +103,35 @@ export class PgDb implements Db {
 
   private constructor(url: string, o: Required<PgDbOptions>) {
     this.url = url;
-    const sab = new SharedArrayBuffer(4);
+    this.#opts = o;
+    this.#spawn();
+    // A statement never waits longer than the server would let it run, plus a connection attempt.
+    this.#waitMs = o.statementTimeoutMs + o.connectTimeoutMs + 5_000;
+  }
+
+  /** A new worker thread with its own port and shared words (a dead one's may hold a late DEAD). */
+  #spawn(): void {
+    const sab = new SharedArrayBuffer(WORDS * 4);
     this.#signal = new Int32Array(sab);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    const data: PgWorkerData = { url, signal: sab, port: port2, statementTimeoutMs: o.statementTimeoutMs, connectTimeoutMs: o.connectTimeoutMs };
+    // Dead inside a transaction: the server rolled it back, so the new worker refuses the rest of it.
+    const data: PgWorkerData = { url: this.url, signal: sab, port: port2, statementTimeoutMs: this.#opts.statementTimeoutMs, connectTimeoutMs: this.#opts.connectTimeoutMs, lostInTx: this.#depth > 0 };
     this.#worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2] });
+    this.#worker.on('error', () => { /* noticed by the waiting thread through the DEAD word */ });
     this.#worker.unref();
-    // A statement never waits longer than the server would let it run, plus a connection attempt.
-    this.#waitMs = o.statementTimeoutMs + o.connectTimeoutMs + 5_000;
+    this.#alive = true;
+  }
+
+  #buried(): void {
+    this.#alive = false;
+    void this.#worker.terminate();
+    this.#port.close();
+  }
+
+  /** Test seam: stop the worker thread as a crash would, without telling this side; resolves once it is gone. */
+  async terminateWorkerForTest(): Promise<void> {
+    await this.#worker.terminate();
   }
 
   /** Connect (blocking); HUB_ERR_STORE_UNAVAILABLE when PostgreSQL cannot be reached. */
@@ -121,27 +150,42 @@ export class PgDb implements Db {
 
   #stop(): void {
     this.#open = false;
-    void this.#worker.terminate();
-    this.#port.close();
+    this.#buried();
   }
 
   #call(req: PgRequest): PgReply {
     if (!this.#open) throw hubError('HUB_ERR_STORE', 'the PostgreSQL store is closed');
+    // A worker that exited while nothing waited on it has left its DEAD word set.
+    if (this.#alive && Atomics.load(this.#signal, WORD.DEAD) !== 0) this.#buried();
+    if (!this.#alive) this.#spawn();
     const id = ++this.#next;
     this.#port.postMessage({ ...req, id });
     const end = Date.now() + this.#waitMs;
+    let beat = Atomics.load(this.#signal, WORD.BEAT);
+    let beatAt = Date.now();
     for (;;) {
       // Cleared before the port is read: the worker posts its answer before it raises the word, so an
       // answer that lands after this read also wakes the wait below (no lost wake-up).
-      Atomics.store(this.#signal, 0, 0);
+      Atomics.store(this.#signal, WORD.ANSWER, 0);
       for (let m = receiveMessageOnPort(this.#port); m; m = receiveMessageOnPort(this.#port)) {
         const r = m.message as PgReply;
         // An answer to a request that timed out earlier is dropped: only this id answers this call.
         if (r.id === id) return r;
       }
-      const left = end - Date.now();
+      const now = Date.now();
+      const b = Atomics.load(this.#signal, WORD.BEAT);
+      if (b !== beat) { beat = b; beatAt = now; }
+      // Silence counts only once the worker has beaten: a worker still starting on a loaded machine has the full wait.
+      const dead = Atomics.load(this.#signal, WORD.DEAD) !== 0 ? 'the PostgreSQL worker thread exited'
+        : b > 0 && now - beatAt > DEAD_AFTER_MS ? `the PostgreSQL worker thread stopped responding for ${DEAD_AFTER_MS} ms` : undefined;
+      if (dead) {
+        this.#buried();
+        return { id, ok: false, unavailable: true, message: `${dead}; the next statement starts a new one` };
+      }
+      const left = end - now;
       if (left <= 0) return { id, ok: false, unavailable: true, message: `no answer from PostgreSQL within ${this.#waitMs} ms` };
-      Atomics.wait(this.#signal, 0, 0, left);
+      // In slices, to look at DEAD and BEAT between them.
+      Atomics.wait(this.#signal, WORD.ANSWER, 0, Math.min(left, 1_000));
     }
   }
 
@@ -219,7 +263,7 @@ export class PgDb implements Db {
 
   close(): void {
     if (!this.#open) return;
-    try { this.#call({ id: 0, op: 'close' }); } catch { /* closing anyway */ }
+    if (this.#alive) try { this.#call({ id: 0, op: 'close' }); } catch { /* closing anyway */ }
     this.#stop();
   }
 }

@@ -10,6 +10,7 @@
  */
 import pg from 'pg';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { BEAT_MS, WORD } from './pg-worker-words.js';
 
 export type PgRequest =
   | { id: number; op: 'connect' }
@@ -20,7 +21,7 @@ export type PgReply =
   | { id: number; ok: true; rows: unknown[]; rowCount: number; fields: string[] }
   | { id: number; ok: false; unavailable: boolean; message: string; code?: string };
 
-export interface PgWorkerData { url: string; signal: SharedArrayBuffer; port: MessagePort; statementTimeoutMs: number; connectTimeoutMs: number }
+export interface PgWorkerData { url: string; signal: SharedArrayBuffer; port: MessagePort; statementTimeoutMs: number; connectTimeoutMs: number; lostInTx: boolean }
 
 // BIGINT (int8) and NUMERIC (what SUM and AVG of BIGINT give) come back as JS numbers, as SQLite's do;
 // the hub's integers are millisecond times, counters and sizes, far below 2^53.
@@ -34,7 +35,9 @@ const port = data.port;
 let client: pg.Client | null = null;
 let connecting: Promise<pg.Client> | null = null;
 let inTx = false;
-let lostInTx = false;
+// A thread started after the previous one died inside a transaction: the server rolled that transaction
+// back with the old connection, so its remaining statements must fail until the hub's side ends it.
+let lostInTx = data.lostInTx;
 let retry: NodeJS.Timeout | undefined;
 let closing = false;
 
@@ -83,8 +86,8 @@ function connect(): Promise<pg.Client> {
 
 function reply(r: PgReply): void {
   port.postMessage(r);
-  Atomics.store(signal, 0, 1);
-  Atomics.notify(signal, 0);
+  Atomics.store(signal, WORD.ANSWER, 1);
+  Atomics.notify(signal, WORD.ANSWER);
 }
 
 function failure(id: number, e: unknown): PgReply {
@@ -126,6 +129,14 @@ async function handle(m: PgRequest): Promise<PgReply> {
     return failure(m.id, e);
   }
 }
+
+process.on('exit', () => {
+  Atomics.store(signal, WORD.DEAD, 1);
+  Atomics.store(signal, WORD.ANSWER, 1);
+  Atomics.notify(signal, WORD.ANSWER);
+});
+setInterval(() => Atomics.add(signal, WORD.BEAT, 1), BEAT_MS).unref();
+Atomics.add(signal, WORD.BEAT, 1);
 
 // One request at a time: the hub's thread is blocked until it has the answer.
 port.on('message', (m: PgRequest) => { void handle(m).then(reply, (e) => reply(failure(m.id, e))); });
