@@ -6,13 +6,15 @@
  * for --bundles, built from the examples' schema.json and reference.csv. `sim()` runs the compiled CLI as an operator's shell would.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildBundle } from '../../bundle-build/build.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { readReferenceFile } from '../../bundle-build/reference.js';
 import { readSchemaFile } from '../../bundle-build/schema-file.js';
 import type { Hub } from '../../hub/hub.js';
+import type { RunRecord } from '../../simulator/run-record.js';
+import { expect } from 'vitest';
 import { buildCli, REPO } from './build-cli.js';
 import { makeKeys, tempDir } from './env.js';
 import { adminToken, startTestHub } from './hub-harness.js';
@@ -60,4 +62,17 @@ export async function startSimHub(): Promise<SimHub> {
       });
     },
   };
+}
+
+/**
+ * Run a shipped example (examples/scenarios/FILE) with a report against this hub and check it ended as every
+ * example must: exit 0, every expectation met, every action done (the output shown when not). Returns the run,
+ * its report record and the report folder for the example's own checks.
+ */
+export async function runExample(h: SimHub, file: string): Promise<{ run: SimRun; rec: RunRecord; report: string }> {
+  const report = tempDir('fleetcast-sim-report-');
+  const run = await h.sim(['--scenario', join(EXAMPLES, file), ...h.common(), '--report', report]);
+  const rec = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')) as RunRecord;
+  expect({ code: run.code, unmet: rec.expectations.filter((e) => !e.met), failedActions: rec.actions.filter((a) => !a.ok) }, run.stdout + run.stderr).toEqual({ code: 0, unmet: [], failedActions: [] });
+  return { run, rec, report };
 }

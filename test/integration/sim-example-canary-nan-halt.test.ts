@@ -4,23 +4,17 @@
  * enrolled through the API with the admin token): exit 0, every expectation
  * met, every action done, and the report's JSON says so.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RunRecord } from '../../simulator/run-record.js';
-import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { cleanupTempDirs } from '../helpers/env.js';
 import { api } from '../helpers/hub-harness.js';
-import { EXAMPLES, startSimHub, type SimHub } from '../helpers/sim-hub.js';
+import { runExample, startSimHub, type SimHub } from '../helpers/sim-hub.js';
 
 let h: SimHub;
 beforeAll(async () => { h = await startSimHub(); }, 60_000);
 afterAll(async () => { await h?.hub.close(); cleanupTempDirs(); });
 
 it('example canary-nan-halt.yaml exits 0 with every expectation met', async () => {
-  const report = tempDir('fleetcast-sim-report-');
-  const r = await h.sim(['--scenario', join(EXAMPLES, 'canary-nan-halt.yaml'), ...h.common(), '--report', report]);
-  const rec = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')) as RunRecord;
-  expect({ code: r.code, unmet: rec.expectations.filter((e) => !e.met), failedActions: rec.actions.filter((a) => !a.ok) }, r.stdout + r.stderr).toEqual({ code: 0, unmet: [], failedActions: [] });
+  const { rec } = await runExample(h, 'canary-nan-halt.yaml');
   expect(rec.expectations.length).toBeGreaterThan(0);
   // The canary devices refused to install v2 (their golden cases came out NaN); the field never got it.
   expect(rec.installFailures.filter((f) => f.group === 'canary').length).toBeGreaterThan(0);

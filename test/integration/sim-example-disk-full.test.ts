@@ -9,21 +9,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RunRecord } from '../../simulator/run-record.js';
-import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { cleanupTempDirs } from '../helpers/env.js';
 import { api } from '../helpers/hub-harness.js';
-import { EXAMPLES, startSimHub, type SimHub } from '../helpers/sim-hub.js';
+import { runExample, startSimHub, type SimHub } from '../helpers/sim-hub.js';
 
 let h: SimHub;
 beforeAll(async () => { h = await startSimHub(); }, 60_000);
 afterAll(async () => { await h?.hub.close(); cleanupTempDirs(); });
 
 it('disk-full: an install during the fault is refused with AGENT_ERR_DISK_SPACE, v1 keeps serving, a deploy after the fault succeeds', async () => {
-  const report = tempDir('fleetcast-sim-report-');
-  const r = await h.sim(['--scenario', join(EXAMPLES, 'disk-full.yaml'), ...h.common(), '--report', report]);
-  const rec = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')) as RunRecord;
   // Exit 0: refused with AGENT_ERR_DISK_SPACE in the full group, every device on v2 at the end, no prediction failed.
-  expect({ code: r.code, unmet: rec.expectations.filter((e) => !e.met), failedActions: rec.actions.filter((a) => !a.ok) }, r.stdout + r.stderr).toEqual({ code: 0, unmet: [], failedActions: [] });
+  const { rec, report } = await runExample(h, 'disk-full.yaml');
 
   // The fault is a band of the report, on the full group only.
   expect(rec.faults.map((f) => [f.kind, f.group])).toEqual([['disk-full', 'full']]);
