@@ -71,14 +71,14 @@ export type SignAssignment = (deviceId: string, counter: number) => { envelope: 
 
 /**
  * The facade over one module per area (hub/store/: bundles, devices and events, counters and
- * assignments; hub/blobs/: bundle bytes; feature stores keep their own modules on `sqlite`), so the
+ * assignments; hub/blobs/: bundle bytes; feature stores keep their own modules on `db`), so the
  * hub's call sites stay as they were.
  */
 export class HubStore {
   readonly dir: string;
   readonly blobDir: string;
   readonly tmpDir: string;
-  private readonly db: Db;
+  readonly #db: Db;
   private readonly reports: ReportQueue;
 
   /** Bundle bytes: files in the data folder, or rows of the PostgreSQL store that every hub can serve. */
@@ -108,7 +108,7 @@ export class HubStore {
 
   private constructor(dir: string, db: Db) {
     this.dir = dir;
-    this.db = db;
+    this.#db = db;
     this.blobDir = join(dir, 'blobs');
     this.tmpDir = join(dir, 'tmp');
     this.files = new FileBlobStore(this.blobDir, this.tmpDir);
@@ -196,17 +196,17 @@ export class HubStore {
 
   close(): void {
     this.flushReports();
-    if (this.db.open) this.db.close();
+    if (this.#db.open) this.#db.close();
   }
 
   /**
-   * The open database (SQLite or PostgreSQL behind one Db), for feature stores that keep their own tables
-   * (CREATE TABLE IF NOT EXISTS, not the migration chain). The name is older than the PostgreSQL store.
+   * The open database (SQLite or PostgreSQL behind one Db), for the feature stores (tokens, credentials,
+   * rollouts, telemetry, the log, debug, grants): their tables are steps of the same migration chain.
    */
-  get sqlite(): Db {
+  get db(): Db {
     // Queued device reports are written first, so direct readers see them.
     this.flushReports();
-    return this.db;
+    return this.#db;
   }
 
   // ---- bundle bytes ------------------------------------------------------
