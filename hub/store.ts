@@ -10,7 +10,6 @@
  * assignment whose counter it has passed (DESIGN.md "Trust"), so a hub that
  * forgot its counters would lock its fleet out.
  */
-import Database from 'better-sqlite3';
 import { openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Envelope } from '@fleetcast/protocol/envelope.js';
@@ -22,15 +21,14 @@ import type { BlobStore, ChunkReader } from './blobs/blob-store.js';
 import { FileBlobStore } from './blobs/blob-files.js';
 import { RowBlobStore } from './blobs/blob-rows.js';
 import { engineOf, type Db } from './db/db.js';
-import { migrate } from './db/migrate.js';
-import { PgDb, redactUrl } from './db/pg-db.js';
+import { openPostgres, openSqlite } from './db/open-migrated.js';
+import { redactUrl } from './db/pg-db.js';
 import { AssignmentTable } from './store/assignment-table.js';
 import { BundleTable } from './store/bundle-table.js';
 import { DeviceTable } from './store/device-table.js';
 import { ReportQueue } from './store/report-queue.js';
 import { storeError } from './store/store-table.js';
 import type { Fence } from './cluster/fence.js';
-import { MIGRATIONS } from './store-schema.js';
 
 export interface BundleRecord {
   id: string;
@@ -174,18 +172,12 @@ export class HubStore {
       rmSync(join(dataDir, 'tmp'), { recursive: true, force: true });
       makePrivateDir(join(dataDir, 'tmp'));
       if (o.url) {
-        db = PgDb.connect(o.url);
+        db = openPostgres(o.url);
       } else {
         // SQLite would create the file 0644; it gives its -wal and -shm files the database file's mode, so create it 0600 first.
         closeSync(openSync(join(dataDir, 'hub.db'), 'a', PRIVATE_FILE_MODE));
-        const lite = new Database(join(dataDir, 'hub.db'));
-        db = lite;
-        lite.pragma('journal_mode = WAL');
-        lite.pragma('synchronous = FULL');
-        lite.pragma('foreign_keys = ON');
-        lite.pragma('busy_timeout = 5000');
+        db = openSqlite(join(dataDir, 'hub.db'));
       }
-      migrate(db, MIGRATIONS);
     } catch (e) {
       try { db?.close(); } catch { /* reporting the first error */ }
       if (isFleetcastError(e)) throw e;
