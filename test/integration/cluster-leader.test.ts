@@ -179,7 +179,9 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
     const tables = async (url: string) => {
       const c = await client(url);
       try {
-        return (await c.query<{ leader: boolean; version: number | null }>("SELECT to_regclass('hub_leader') IS NOT NULL AS leader, CASE WHEN to_regclass('schema_version') IS NULL THEN NULL ELSE (SELECT version FROM schema_version)::int END AS version")).rows[0]!;
+        const { leader, versioned } = (await c.query<{ leader: boolean; versioned: boolean }>("SELECT to_regclass('hub_leader') IS NOT NULL AS leader, to_regclass('schema_version') IS NOT NULL AS versioned")).rows[0]!;
+        const version = versioned ? (await c.query<{ v: number }>('SELECT version::int AS v FROM schema_version')).rows[0]!.v : null;
+        return { leader, version };
       } finally { await c.end(); }
     };
     // Lease first, on a bare database: refused with a code that says what to do; nothing is created behind the chain's back.
