@@ -172,10 +172,19 @@ export const MIGRATIONS: readonly Migration[] = [
     const tokenColumns = (db.prepare('PRAGMA table_info(api_tokens)').all() as { name: string }[]).map((c) => c.name);
     if (!tokenColumns.includes('expires_at')) db.exec('ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER');
   },
+  // The seq of each device's stored state report as a column, so that the upsert writing a report applies only
+  // when the report is newer (hub/store/device-table.ts): hubs sharing one database each keep their replay guard
+  // in memory, and a late report handled by one of them must not overwrite a newer one that another stored.
+  {
+    sqlite: `ALTER TABLE devices ADD COLUMN state_seq INTEGER;
+      UPDATE devices SET state_seq = json_extract(state, '$.seq');`,
+    postgres: `ALTER TABLE devices ADD COLUMN state_seq BIGINT;
+      UPDATE devices SET state_seq = (state::jsonb ->> 'seq')::bigint;`,
+  },
 ];
 
 export interface BundleRow { id: string; name: string; version: number; envelope: string; compressed_length: number; raw_length: number; chunk_size: number; chunk_count: number; created_at: number }
-export interface DeviceRow { id: string; state: string; first_seen: number; last_seen: number; active_bundle_id: string | null; phase: string; last_error_code: string | null }
+export interface DeviceRow { id: string; state: string; first_seen: number; last_seen: number; active_bundle_id: string | null; phase: string; last_error_code: string | null; state_seq: number | null }
 export interface AssignmentRow { device_id: string; counter: number; bundle_id: string; envelope: string; rollout_id: string | null; ring: string | null; issued_at: number; expires_at: number }
 
 export function deviceFromRow(r: DeviceRow): DeviceRecord {

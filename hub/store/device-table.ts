@@ -5,12 +5,18 @@ import { deviceFromRow, type DeviceRow } from '../store-schema.js';
 import { StoreTable } from './store-table.js';
 
 export class DeviceTable extends StoreTable {
-  /** Upsert the registry from a (validated) state report. */
+  /**
+   * Upsert the registry from a (validated) state report, only when its seq is above the stored one's: the
+   * check is the upsert's own WHERE, so it holds across hubs sharing one database (each hub's replay guard,
+   * hub/report-replay.ts, knows only what it saw) and between the check and the write. An older report
+   * changes nothing, last_seen included.
+   */
   recordState(report: StateReport, now: number): void {
-    const row = { id: report.deviceId, state: JSON.stringify(report), now, active: report.active?.bundleId ?? null, phase: report.phase, err: report.lastError?.code ?? null };
-    this.queueReport(() => this.stmt(`INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code)
-        VALUES (@id, @state, @now, @now, @active, @phase, @err)
-        ON CONFLICT (id) DO UPDATE SET state = @state, last_seen = @now, active_bundle_id = @active, phase = @phase, last_error_code = @err`).run(row));
+    const row = { id: report.deviceId, state: JSON.stringify(report), now, active: report.active?.bundleId ?? null, phase: report.phase, err: report.lastError?.code ?? null, seq: report.seq };
+    this.queueReport(() => this.stmt(`INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code, state_seq)
+        VALUES (@id, @state, @now, @now, @active, @phase, @err, @seq)
+        ON CONFLICT (id) DO UPDATE SET state = @state, last_seen = @now, active_bundle_id = @active, phase = @phase, last_error_code = @err, state_seq = @seq
+        WHERE devices.state_seq IS NULL OR devices.state_seq < excluded.state_seq`).run(row));
   }
 
   getDevice(id: string): DeviceRecord | undefined {
@@ -26,7 +32,7 @@ export class DeviceTable extends StoreTable {
    * whole fleet reconnected after a restart.
    */
   storedStateSeq(deviceId: string): number | undefined {
-    const seq = this.guard('cannot read devices', () => this.stmt("SELECT json_extract(state, '$.seq') FROM devices WHERE id = ?").pluck().get(deviceId)) as number | null | undefined;
+    const seq = this.guard('cannot read devices', () => this.stmt('SELECT state_seq FROM devices WHERE id = ?').pluck().get(deviceId)) as number | null | undefined;
     return seq ?? undefined;
   }
 

@@ -105,6 +105,8 @@ describe('one migration chain', () => {
       lite.close();
 
       expect(store.getDevice('dev-1')?.state.seq).toBe(7);
+      // Step 6 copied each stored report's seq into devices.state_seq (what the conditional upsert compares).
+      expect(store.storedStateSeq('dev-1')).toBe(7);
       expect(store.getAssignment('dev-1')).toMatchObject({ bundleId: expected.bundleId, counter: 1 });
       expect(store.getBundle(expected.bundleId)?.name).toBe('fixture');
       expect(new TokenStore(db).verify(expected.token)).toMatchObject({ id: expected.tokenId, role: 'operator', expiresAt: null });
