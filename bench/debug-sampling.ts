@@ -40,7 +40,7 @@ function rowsOf(seed: number): Record<string, unknown>[] {
 function hubSide(): { oursMs: number; baseMs: number; kept: number } {
   const store = HubStore.open(benchDir('debug-rows'));
   try {
-    const db = store.sqlite;
+    const db = store.db;
     const now = Date.now();
     const sessions = new DebugSessionStore(db);
     for (let d = 0; d < DEVICES; d++) {

@@ -26,8 +26,8 @@ function time(fn: () => unknown): number {
 export async function benchDevicePage(): Promise<BenchResult> {
   const store = HubStore.open(benchDir('device-page'));
   const now = Date.now();
-  const put = store.sqlite.prepare('INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code) VALUES (?, ?, ?, ?, NULL, ?, NULL)');
-  store.sqlite.transaction(() => {
+  const put = store.db.prepare('INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code) VALUES (?, ?, ?, ?, NULL, ?, NULL)');
+  store.db.transaction(() => {
     for (let i = 0; i < N; i++) {
       const id = `d-${String(i).padStart(6, '0')}`;
       const state = { v: 1, deviceId: id, seq: 1, at: now, agentVersion: '0.1.0', runtime: 'onnxruntime-node', active: null, previous: null, phase: 'committed', target: null, progress: null, lastError: null, counter: 0, capabilities: { tags: i % 10 === 0 ? ['eu', 'cam'] : ['eu'] } };

@@ -23,6 +23,7 @@ import type { TensorData } from '@fleetcast/agent/runtime.js';
 import { TelemetryCollector } from '@fleetcast/agent/telemetry/collector.js';
 import { computeDriftReport, type DriftReport } from '@fleetcast/hub/drift/report.js';
 import type { FamilyThresholds } from '@fleetcast/hub/drift/judge-family.js';
+import { openSqlite } from '@fleetcast/hub/db/open-migrated.js';
 import { TelemetryIngest } from '@fleetcast/hub/telemetry/ingest.js';
 import { TELEMETRY_DEFAULTS } from '@fleetcast/hub/telemetry/options.js';
 import { TelemetryStore } from '@fleetcast/hub/telemetry/telemetry-store.js';
@@ -78,8 +79,7 @@ export class DriftPath {
       outputs: [],
       reference: ref,
     } as unknown as Manifest;
-    this.#db = new Database(join(dir, `drift-path-${process.pid}-${Math.random().toString(36).slice(2)}.db`));
-    this.#db.pragma('journal_mode = WAL');
+    this.#db = openSqlite(join(dir, `drift-path-${process.pid}-${Math.random().toString(36).slice(2)}.db`));
     this.#store = new TelemetryStore(this.#db);
     this.#ingest = new TelemetryIngest({
       store: this.#store, options: { ...TELEMETRY_DEFAULTS, bucketMs: WINDOW_MS }, now: () => this.#t + WINDOW_MS, logger: pino({ level: 'silent' }),

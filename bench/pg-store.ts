@@ -10,10 +10,9 @@
  *
  * Needs a PostgreSQL database it may create tables in: FLEETCAST_BENCH_PG_URL=postgres://USER@HOST:PORT/DB.
  */
-import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import pg from 'pg';
-import { PgDb } from '@fleetcast/hub/db/pg-db.js';
+import { openPostgres, openSqlite } from '@fleetcast/hub/db/open-migrated.js';
 import type { Db } from '@fleetcast/hub/db/db.js';
 import { TelemetryStore, type CellKey } from '@fleetcast/hub/telemetry/telemetry-store.js';
 import { benchDir } from './dirs.js';
@@ -49,10 +48,11 @@ function cells(store: TelemetryStore): number {
 export async function benchPgStore(): Promise<BenchResult> {
   const url = process.env.FLEETCAST_BENCH_PG_URL;
   if (!url) throw new Error('set FLEETCAST_BENCH_PG_URL=postgres://USER@HOST:PORT/DB (a database this benchmark may create tables in)');
-  const setup = 'DROP TABLE IF EXISTS bench_kv; DROP TABLE IF EXISTS telemetry_fine, telemetry_hour, telemetry_devices, drift_events; CREATE TABLE bench_kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)';
+  // The hub's tables come from its migration chain (openPostgres/openSqlite); the telemetry ones start empty.
+  const setup = 'DROP TABLE IF EXISTS bench_kv; DELETE FROM telemetry_fine; DELETE FROM telemetry_hour; DELETE FROM telemetry_devices; CREATE TABLE bench_kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)';
 
   // Ours: the synchronous Db the hub's store code runs on.
-  const sync = PgDb.connect(url);
+  const sync = openPostgres(url);
   sync.exec(setup);
   syncTx(sync); // warm-up: statements prepared, rows present
   const syncRead = syncReads(sync);
@@ -80,10 +80,8 @@ export async function benchPgStore(): Promise<BenchResult> {
   await c.end();
 
   // For scale: the embedded default, SQLite WAL synchronous FULL as the hub opens it.
-  const lite = new Database(join(benchDir('pg-store'), 'hub.db'));
-  lite.pragma('journal_mode = WAL');
-  lite.pragma('synchronous = FULL');
-  lite.exec('CREATE TABLE bench_kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)');
+  const lite = openSqlite(join(benchDir('pg-store'), 'hub.db'));
+  lite.exec(setup);
   syncTx(lite);
   const liteRead = syncReads(lite);
   const liteRow = syncTx(lite);

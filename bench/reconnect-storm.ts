@@ -139,8 +139,8 @@ export async function stopProc(p: ChildProcess): Promise<void> {
 export function enrollEmbedded(dataDir: string, ids: readonly string[]): StormDeviceSpec[] {
   const store = HubStore.open(dataDir);
   try {
-    const creds = new MqttCredentials(store.sqlite);
-    return store.sqlite.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
+    const creds = new MqttCredentials(store.db);
+    return store.db.transaction(() => ids.map((id) => ({ id, password: creds.enrollDevice(id).password })))();
   } finally { store.close(); }
 }
 

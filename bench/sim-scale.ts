@@ -152,8 +152,8 @@ export async function benchSimScale(): Promise<BenchResult> {
   {
     const store = HubStore.open(dataDir);
     try {
-      const creds = new MqttCredentials(store.sqlite);
-      store.sqlite.transaction(() => { for (let i = 0; i < n; i++) passwords.push(creds.enrollDevice(idOf(i)).password); })();
+      const creds = new MqttCredentials(store.db);
+      store.db.transaction(() => { for (let i = 0; i < n; i++) passwords.push(creds.enrollDevice(idOf(i)).password); })();
     } finally { store.close(); }
   }
   const modelPath = join(dir, 'model.onnx');

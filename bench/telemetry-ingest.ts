@@ -18,6 +18,7 @@ import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import { decodeTelemetry } from '@fleetcast/protocol/messages.js';
 import { encodeTelemetryBinary } from '@fleetcast/protocol/telemetry-binary.js';
 import type { TelemetryReport } from '@fleetcast/protocol/telemetry.js';
+import { openSqlite } from '@fleetcast/hub/db/open-migrated.js';
 import { TelemetryIngest } from '@fleetcast/hub/telemetry/ingest.js';
 import { IngestPool } from '@fleetcast/hub/telemetry/ingest-pool.js';
 import { TELEMETRY_DEFAULTS } from '@fleetcast/hub/telemetry/options.js';
@@ -64,9 +65,7 @@ export async function benchTelemetryIngest(): Promise<BenchResult> {
   // window). Each window's reports arrive as the bytes agents send; `json` feeds the same path JSON for reference.
   let runs = 0;
   const run = (format: 'binary' | 'json', rounds: number): { ms: number; decodeMs: number; n: number } => {
-    const db = new Database(join(dir, `hub-${format}-${runs++}.db`));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    const db = openSqlite(join(dir, `hub-${format}-${runs++}.db`));
     const store = new TelemetryStore(db);
     const now = Date.now();
     const ingest = new TelemetryIngest({
@@ -101,9 +100,7 @@ export async function benchTelemetryIngest(): Promise<BenchResult> {
   // The same through the hub's ingest workers (telemetry.ingestWorkers): this thread reads each report's head
   // and batches it to the device's worker; the workers decode, check and merge; their deltas are stored here.
   const pooled = async (workers: number): Promise<number> => {
-    const db = new Database(join(dir, `hub-pool-${workers}.db`));
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    const db = openSqlite(join(dir, `hub-pool-${workers}.db`));
     const store = new TelemetryStore(db);
     const now = Date.now();
     let refused = 0;

@@ -6,11 +6,11 @@
  * writes them) against the floor of hashing every leaf once into a root
  * (RFC 9162 2.1.1). Merkle proofs at a million leaves are in bench/merkle.ts.
  */
-import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
 import { buildBundle } from '@fleetcast/bundle-build/build.js';
+import { openSqlite } from '@fleetcast/hub/db/open-migrated.js';
 import { TransparencyLog } from '@fleetcast/hub/translog/translog.js';
 import { verifyAudit } from '@fleetcast/signing/audit-verify.js';
 import { EXPORT_FORMAT, type ExportData } from '@fleetcast/signing/audit-export-format.js';
@@ -39,8 +39,7 @@ export async function benchTrust(): Promise<BenchResult> {
   const dir = benchDir('fleetcast-bench-trust-');
   const keys = initKeys(join(dir, 'keys'));
   const bundle = await buildBundle({ model: buildMlp({ seed: 3 }), name: 'bench', version: 1, releaseKeys: [keys.keys.release], out: join(dir, 'b.fcb') });
-  const db = new Database(join(dir, 'log.db'));
-  db.pragma('journal_mode = WAL');
+  const db = openSqlite(join(dir, 'log.db'));
   const log = new TransparencyLog(db, { hubKey: keys.keys.hub });
   const tAppend = nowMs();
   const rootEnv = JSON.parse((await import('node:fs')).readFileSync(keys.rootPath, 'utf8'));

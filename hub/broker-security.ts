@@ -23,7 +23,7 @@ export interface BrokerSecurity {
 }
 
 export function brokerSecurity(options: HubOptions, store: HubStore, logger: Logger, mayReadBundle?: (deviceId: string, bundleId: string) => boolean): BrokerSecurity {
-  const credentials = new MqttCredentials(store.sqlite);
+  const credentials = new MqttCredentials(store.db);
   if ((options.mqttTlsCert === undefined) !== (options.mqttTlsKey === undefined)) {
     throw hubError('HUB_ERR_LISTEN', 'mqttTlsCert and mqttTlsKey go together: give both (PEM files) or neither');
   }

@@ -54,7 +54,7 @@ const FROM = 'FROM devices d LEFT JOIN assignments a ON a.device_id = d.id';
 
 /** One page of devices in id order after `after`, the number matching the filter, and the cursor of the next page. */
 export function pageDevices(store: HubStore, f: DeviceFilter, o: { onlineSince: number; limit: number; after?: string }): DevicePage {
-  const db = store.sqlite;
+  const db = store.db;
   const w = where(f, o.onlineSince);
   const cursor = o.after !== undefined ? `${w.sql ? `${w.sql} AND` : 'WHERE'} d.id > ?` : w.sql;
   const params = o.after !== undefined ? [...w.params, o.after] : w.params;
@@ -81,7 +81,7 @@ function countBy(db: Db, expr: string, join: boolean): Record<string, number> {
 
 /** Devices by active version, ring, phase and online: the Fleet page's overview, counted in SQL. */
 export function fleetSummary(store: HubStore, onlineSince: number): FleetSummary {
-  const db = store.sqlite;
+  const db = store.db;
   return {
     total: db.prepare('SELECT COUNT(*) FROM devices').pluck().get() as number,
     online: db.prepare('SELECT COUNT(*) FROM devices WHERE last_seen >= ?').pluck().get(onlineSince) as number,

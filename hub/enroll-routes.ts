@@ -36,8 +36,8 @@ const enrollResult = obj({ credentials: arr(agentCredential), rotated: arr(devic
 const revokeResult = obj({ deviceId, revoked: bool() });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function registerEnrollRoutes(app: FastifyInstance<any, any, any, any>, deps: { store: Pick<HubStore, 'sqlite'> }): void {
-  const creds = new MqttCredentials(deps.store.sqlite);
+export function registerEnrollRoutes(app: FastifyInstance<any, any, any, any>, deps: { store: Pick<HubStore, 'db'> }): void {
+  const creds = new MqttCredentials(deps.store.db);
   const errors = { '4xx': errorBody.json, '5xx': errorBody.json };
 
   app.post('/v1/enrollments', { config: { access: 'admin' },
@@ -50,7 +50,7 @@ export function registerEnrollRoutes(app: FastifyInstance<any, any, any, any>, d
       throw hubError('HUB_ERR_DEVICE_ENROLLED', `${enrolled.length} already enrolled: ${enrolled.slice(0, 20).join(', ')}${enrolled.length > 20 ? ', …' : ''}`, { enrolled });
     }
     // All or nothing: a bad id (the hub's own user name) half-way must not leave half a batch issued and unseen.
-    const credentials = deps.store.sqlite.transaction(() => ids.map((id) => {
+    const credentials = deps.store.db.transaction(() => ids.map((id) => {
       const c = creds.enrollDevice(id);
       return { deviceId: id, mqttUsername: c.username, mqttPassword: c.password };
     }))();

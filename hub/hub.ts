@@ -172,7 +172,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     let broker: EmbeddedBroker | undefined;
     // MQTT access control and TLS (issue #6): secure unless insecureDemo.
     // A device is sent, and may subscribe to, only the chunks of bundles it is (or was just before) assigned.
-    const grants = new BundleGrants(store.sqlite, store);
+    const grants = new BundleGrants(store.db, store);
     const security = brokerSecurity(options, store, logger, (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId));
     const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
@@ -295,7 +295,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     });
     stops.push(() => api.close());
     // Operator control plane (issue #3): bearer tokens on every route but health and OpenAPI, then rollouts.
-    const tokens = new TokenStore(store.sqlite);
+    const tokens = new TokenStore(store.db);
     const tokenFile = tokens.bootstrap(options.dataDir, now());
     if (tokenFile) logger.warn({ tokenFile }, 'first start: wrote an admin API token (mode 0600); use it to create operator and auditor tokens');
     installGuard(api, tokens, now);

@@ -9,13 +9,13 @@ import type { HubStore } from './store.js';
 import { hubError } from './errors.js';
 import { MqttCredentials } from './mqtt-credentials.js';
 
-export function unknownDeviceIds(store: Pick<HubStore, 'getDevice' | 'sqlite'>, ids: readonly string[]): string[] {
-  const creds = new MqttCredentials(store.sqlite);
+export function unknownDeviceIds(store: Pick<HubStore, 'getDevice' | 'db'>, ids: readonly string[]): string[] {
+  const creds = new MqttCredentials(store.db);
   return [...new Set(ids)].filter((id) => !store.getDevice(id) && !creds.isEnrolled(id));
 }
 
 /** Throws HUB_ERR_UNKNOWN_DEVICE listing (up to 20 of) the unknown ids in the message and all of them in details.unknown. */
-export function refuseUnknownDevices(store: Pick<HubStore, 'getDevice' | 'sqlite'>, ids: readonly string[], where: string): void {
+export function refuseUnknownDevices(store: Pick<HubStore, 'getDevice' | 'db'>, ids: readonly string[], where: string): void {
   const unknown = unknownDeviceIds(store, ids);
   if (unknown.length === 0) return;
   const shown = unknown.slice(0, 20).join(', ') + (unknown.length > 20 ? `, … (${unknown.length} in all)` : '');

@@ -1,7 +1,7 @@
 /**
  * MQTT credentials (issue #6): one per device (`fleetcast device enroll ID`)
- * and one for the hub itself, in the hub's own table (CREATE TABLE IF NOT
- * EXISTS, outside hub.db's migration chain). Only a salted hash is stored; the
+ * and one for the hub itself, in the mqtt_credentials table (a step of the
+ * store's migration chain, hub/store-schema.ts). Only a salted hash is stored; the
  * secret is shown once. Secrets are 32 random bytes, so a single SHA-256 is
  * enough (no dictionary to slow down, unlike human passwords) and checking
  * thousands of simulated devices connecting at once costs microseconds each.
@@ -54,8 +54,6 @@ export class MqttCredentials {
     let known = lastKnown.get(db);
     if (!known && engineOf(db) === 'postgres') lastKnown.set(db, (known = new Map()));
     this.known = known;
-    db.exec(`CREATE TABLE IF NOT EXISTS mqtt_credentials (
-      username TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER)`);
   }
 
   /** Issue (or re-issue, replacing the old one) a device credential; returns the secret, which is not stored. */

@@ -7,6 +7,10 @@
  * read once per device from what the store already keeps (the last state
  * report, the events table) and then tracked in memory, so the guard adds no
  * write to the hot path of a large fleet. Telemetry does its own (hub/telemetry).
+ *
+ * Hubs sharing one database each know only what they saw, so the order of state
+ * reports is also kept by the database itself: the device write applies only when
+ * the report's seq is above the stored one (hub/store/device-table.ts).
  */
 import type { Logger } from 'pino';
 import type { HubStore } from './store.js';

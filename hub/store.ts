@@ -10,7 +10,6 @@
  * assignment whose counter it has passed (DESIGN.md "Trust"), so a hub that
  * forgot its counters would lock its fleet out.
  */
-import Database from 'better-sqlite3';
 import { openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Envelope } from '@fleetcast/protocol/envelope.js';
@@ -22,15 +21,14 @@ import type { BlobStore, ChunkReader } from './blobs/blob-store.js';
 import { FileBlobStore } from './blobs/blob-files.js';
 import { RowBlobStore } from './blobs/blob-rows.js';
 import { engineOf, type Db } from './db/db.js';
-import { migrate } from './db/migrate.js';
-import { PgDb, redactUrl } from './db/pg-db.js';
+import { openPostgres, openSqlite } from './db/open-migrated.js';
+import { redactUrl } from './db/pg-db.js';
 import { AssignmentTable } from './store/assignment-table.js';
 import { BundleTable } from './store/bundle-table.js';
 import { DeviceTable } from './store/device-table.js';
 import { ReportQueue } from './store/report-queue.js';
 import { storeError } from './store/store-table.js';
 import type { Fence } from './cluster/fence.js';
-import { MIGRATIONS } from './store-schema.js';
 
 export interface BundleRecord {
   id: string;
@@ -71,14 +69,14 @@ export type SignAssignment = (deviceId: string, counter: number) => { envelope: 
 
 /**
  * The facade over one module per area (hub/store/: bundles, devices and events, counters and
- * assignments; hub/blobs/: bundle bytes; feature stores keep their own modules on `sqlite`), so the
+ * assignments; hub/blobs/: bundle bytes; feature stores keep their own modules on `db`), so the
  * hub's call sites stay as they were.
  */
 export class HubStore {
   readonly dir: string;
   readonly blobDir: string;
   readonly tmpDir: string;
-  private readonly db: Db;
+  readonly #db: Db;
   private readonly reports: ReportQueue;
 
   /** Bundle bytes: files in the data folder, or rows of the PostgreSQL store that every hub can serve. */
@@ -108,7 +106,7 @@ export class HubStore {
 
   private constructor(dir: string, db: Db) {
     this.dir = dir;
-    this.db = db;
+    this.#db = db;
     this.blobDir = join(dir, 'blobs');
     this.tmpDir = join(dir, 'tmp');
     this.files = new FileBlobStore(this.blobDir, this.tmpDir);
@@ -174,18 +172,12 @@ export class HubStore {
       rmSync(join(dataDir, 'tmp'), { recursive: true, force: true });
       makePrivateDir(join(dataDir, 'tmp'));
       if (o.url) {
-        db = PgDb.connect(o.url);
+        db = openPostgres(o.url);
       } else {
         // SQLite would create the file 0644; it gives its -wal and -shm files the database file's mode, so create it 0600 first.
         closeSync(openSync(join(dataDir, 'hub.db'), 'a', PRIVATE_FILE_MODE));
-        const lite = new Database(join(dataDir, 'hub.db'));
-        db = lite;
-        lite.pragma('journal_mode = WAL');
-        lite.pragma('synchronous = FULL');
-        lite.pragma('foreign_keys = ON');
-        lite.pragma('busy_timeout = 5000');
+        db = openSqlite(join(dataDir, 'hub.db'));
       }
-      migrate(db, MIGRATIONS);
     } catch (e) {
       try { db?.close(); } catch { /* reporting the first error */ }
       if (isFleetcastError(e)) throw e;
@@ -196,17 +188,17 @@ export class HubStore {
 
   close(): void {
     this.flushReports();
-    if (this.db.open) this.db.close();
+    if (this.#db.open) this.#db.close();
   }
 
   /**
-   * The open database (SQLite or PostgreSQL behind one Db), for feature stores that keep their own tables
-   * (CREATE TABLE IF NOT EXISTS, not the migration chain). The name is older than the PostgreSQL store.
+   * The open database (SQLite or PostgreSQL behind one Db), for the feature stores (tokens, credentials,
+   * rollouts, telemetry, the log, debug, grants): their tables are steps of the same migration chain.
    */
-  get sqlite(): Db {
+  get db(): Db {
     // Queued device reports are written first, so direct readers see them.
     this.flushReports();
-    return this.db;
+    return this.#db;
   }
 
   // ---- bundle bytes ------------------------------------------------------

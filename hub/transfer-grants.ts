@@ -5,8 +5,8 @@
  * - the bundle of its previous assignment (what a rollback returns it to);
  * - a bundle the hub once assigned it AND that it reports as its active or
  *   previous model (re-fetching what it ran; a device's claim alone grants nothing).
- * Every assignment the hub issues is remembered here, in its own table
- * (CREATE TABLE IF NOT EXISTS, like the token store), so the previous
+ * Every assignment the hub issues is remembered here, in the bundle_grants
+ * table (hub/store-schema.ts), so the previous
  * assignment survives restarts. Bundles are signed, not secret, but a model is
  * the customer's property: a device that is not meant to run it has no reason
  * to read it.
@@ -21,10 +21,6 @@ export class BundleGrants {
   constructor(db: Db, store: Pick<HubStore, 'getAssignment' | 'getDevice'>) {
     this.db = db;
     this.store = store;
-    db.exec(`CREATE TABLE IF NOT EXISTS bundle_grants (
-      device_id TEXT NOT NULL, bundle_id TEXT NOT NULL, seq INTEGER NOT NULL,
-      PRIMARY KEY (device_id, bundle_id)
-    )`);
   }
 
   /** The hub is assigning `bundleId` to these devices (called before the assignments are stored). */

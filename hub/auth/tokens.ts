@@ -5,6 +5,7 @@
  * On first start the hub creates one admin token and writes it, mode 0600, to
  * `<dataDir>/admin.token` (the bootstrap path: read it, create the tokens you
  * need with `fleetcast token create`, then delete or revoke it as you like).
+ * The api_tokens table is a step of the store's migration chain (hub/store-schema.ts).
  */
 import type { Db } from '../db/db.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -24,13 +25,6 @@ export class TokenStore {
 
   constructor(db: Db) {
     this.db = db;
-    db.exec(`CREATE TABLE IF NOT EXISTS api_tokens (
-      id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL, label TEXT,
-      created_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
-    )`);
-    // The token store's own migration: tokens may expire (a hub data folder from before has no such column).
-    const cols = db.prepare('PRAGMA table_info(api_tokens)').all() as { name: string }[];
-    if (!cols.some((c) => c.name === 'expires_at')) db.exec('ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER');
   }
 
   create(role: Role, createdBy: string, now: number, label: string | null = null, expiresAt: number | null = null): { id: string; token: string; role: Role; label: string | null; expiresAt: number | null } {

@@ -31,7 +31,6 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { hubError } from '../errors.js';
 import { redactUrl } from '../db/pg-db.js';
-import { LEADER_TABLE_LOCK, LEADER_TABLE_SQL } from './leader-table.js';
 
 // Takes the row if it is absent or expired; the epoch grows by one in the same statement.
 // ON CONFLICT DO UPDATE locks the row and judges the WHERE on its latest version, so two
@@ -110,20 +109,21 @@ export class LeaderLease {
   /** The API URL to advertise (known only once the API listens). */
   set advertiseUrl(url: string | null) { this.#advertise = url; }
 
-  /** Create the table if needed and take part: the first attempt is made before this resolves. Throws HUB_ERR_CLUSTER_UNAVAILABLE when the database cannot be reached. */
+  /**
+   * Take part: the first attempt is made before this resolves. Throws HUB_ERR_CLUSTER_UNAVAILABLE when the
+   * database cannot be reached, HUB_ERR_CLUSTER_SCHEMA when no store has migrated it (hub_leader is a step of
+   * the store's migration chain, hub/store-schema.ts; a hub opens its store before it starts the lease).
+   */
   async start(): Promise<void> {
+    let migrated: boolean;
     try {
       const c = await this.#connect();
-      // Also a step of the store's migration chain; created here too, because this connection may reach the
-      // database before any store migrated it. One creator at a time (hub/cluster/leader-table.ts).
-      await c.query('BEGIN');
-      try {
-        await c.query('SELECT pg_advisory_xact_lock($1)', [LEADER_TABLE_LOCK]);
-        await c.query(LEADER_TABLE_SQL);
-        await c.query('COMMIT');
-      } catch (e) { await c.query('ROLLBACK').catch(() => {}); throw e; }
+      migrated = (await c.query<{ e: boolean }>("SELECT to_regclass('hub_leader') IS NOT NULL AS e")).rows[0]!.e;
     } catch (e) {
       throw hubError('HUB_ERR_CLUSTER_UNAVAILABLE', `cannot reach the leader lease in ${redactUrl(this.opts.url)}: ${(e as Error).message}`);
+    }
+    if (!migrated) {
+      throw hubError('HUB_ERR_CLUSTER_SCHEMA', `${redactUrl(this.opts.url)} has no hub_leader table: no hub has migrated this database yet; open the store on it first (fleetcast hub --store with this URL migrates it at start)`);
     }
     await this.#tick();
     this.#schedule();

@@ -10,14 +10,18 @@
 import { hubError } from '../errors.js';
 import { engineOf, type Db } from './db.js';
 
-/** Portable SQL (SQLite's dialect, which hub/db/pg-sql.ts carries over), or one text per engine. */
-export type Migration = string | { sqlite: string; postgres: string };
+/**
+ * Portable SQL (SQLite's dialect, which hub/db/pg-sql.ts carries over), one text per engine, or a function
+ * of the database for a step that depends on what it finds (it runs inside the step's transaction).
+ */
+export type Migration = string | { sqlite: string; postgres: string } | ((db: Db) => void);
 
 // Any fixed number: the advisory lock that serialises migrations of one PostgreSQL database.
 const MIGRATION_LOCK = 0x666c6374;
 
-function textFor(m: Migration, engine: 'sqlite' | 'postgres'): string {
-  return typeof m === 'string' ? m : m[engine];
+function apply(db: Db, m: Migration, engine: 'sqlite' | 'postgres'): void {
+  if (typeof m === 'function') m(db);
+  else db.exec(typeof m === 'string' ? m : m[engine]);
 }
 
 function tooNew(at: number, known: number): Error {
@@ -38,7 +42,7 @@ export function migrate(db: Db, chain: readonly Migration[]): { from: number; to
     const at = schemaVersion(db);
     if (at > chain.length) throw tooNew(at, chain.length);
     for (let v = at; v < chain.length; v++) {
-      db.transaction(() => { db.exec(textFor(chain[v], engine)); db.pragma(`user_version = ${v + 1}`); })();
+      db.transaction(() => { apply(db, chain[v], engine); db.pragma(`user_version = ${v + 1}`); })();
     }
     return { from: at, to: Math.max(at, chain.length) };
   }
@@ -48,7 +52,7 @@ export function migrate(db: Db, chain: readonly Migration[]): { from: number; to
     let at = db.prepare('SELECT version FROM schema_version').pluck().get() as number | undefined;
     if (at === undefined) { db.prepare('INSERT INTO schema_version (version) VALUES (0)').run(); at = 0; }
     if (at > chain.length) throw tooNew(at, chain.length);
-    for (let v = at; v < chain.length; v++) db.exec(textFor(chain[v], engine));
+    for (let v = at; v < chain.length; v++) apply(db, chain[v], engine);
     db.prepare('UPDATE schema_version SET version = ?').run(Math.max(at, chain.length));
     return { from: at, to: Math.max(at, chain.length) };
   })();

@@ -70,7 +70,7 @@ export class DebugControl {
   constructor(d: DebugControlDeps) {
     this.#d = d;
     // Read at each write: the hub sets HubStore.fence once it knows it is one of a cluster.
-    this.sessions = new DebugSessionStore(d.store.sqlite, (db, what) => d.store.fence?.(db, what));
+    this.sessions = new DebugSessionStore(d.store.db, (db, what) => d.store.fence?.(db, what));
   }
 
   /** Turn debug sampling on (or change it) for one device that has reported to the hub. */

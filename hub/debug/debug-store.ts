@@ -1,6 +1,6 @@
 /**
- * Debug sampling sessions and their audit trail, in hub.db (own tables,
- * CREATE TABLE IF NOT EXISTS, outside the shared migration chain).
+ * Debug sampling sessions and their audit trail (tables of the store's
+ * migration chain, hub/store-schema.ts).
  *
  * One row per device ever put in debug: the current (or last) session, the
  * last control counter issued to it (strictly increasing: the agent refuses a
@@ -51,13 +51,6 @@ export class DebugSessionStore {
   constructor(db: Db, fence?: Fence) {
     this.db = db;
     this.fence = fence;
-    db.exec(`CREATE TABLE IF NOT EXISTS debug_sessions (
-      device_id TEXT PRIMARY KEY, counter INTEGER NOT NULL, rows_per_window INTEGER, started_at INTEGER, until INTEGER, ended_at INTEGER,
-      actor TEXT, envelope TEXT, expires_at INTEGER, published INTEGER NOT NULL DEFAULT 0, cleared INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE IF NOT EXISTS debug_audit (
-      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, device_id TEXT NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL,
-      rows_per_window INTEGER, until INTEGER, counter INTEGER);
-    CREATE INDEX IF NOT EXISTS debug_audit_device ON debug_audit (device_id, id);`);
   }
 
   get(deviceId: string): DebugSessionRow | undefined {

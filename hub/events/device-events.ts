@@ -87,7 +87,7 @@ export class DeviceEvents {
   /** Append waiting installs to the log, one leaf per maxInstallsPerLeaf; returns how many were logged. */
   flushInstalls(): number {
     if (this.pending === 0) return 0;
-    const db = this.o.store.sqlite;
+    const db = this.o.store.db;
     if (!db.open) return 0;
     this.o.store.flushReports();
     let logged = 0;
@@ -126,7 +126,7 @@ export class DeviceEvents {
 
   /** Delete events past retention (see the header for what is always kept); returns how many. */
   prune(): number {
-    const db = this.o.store.sqlite;
+    const db = this.o.store.db;
     if (!db.open) return 0;
     this.o.store.flushReports();
     const { retentionMs, maxPerDevice } = this.o.options;
@@ -153,14 +153,14 @@ export class DeviceEvents {
   /** Events stored as claims, newest first. */
   claims(limit = 10_000): DeviceClaim[] {
     this.o.store.flushReports();
-    return this.o.store.sqlite.prepare(`SELECT device_id AS deviceId, seq, kind, bundle_id AS bundleId, counter, at, received_at AS receivedAt
+    return this.o.store.db.prepare(`SELECT device_id AS deviceId, seq, kind, bundle_id AS bundleId, counter, at, received_at AS receivedAt
       FROM events WHERE claim = 1 ORDER BY id DESC LIMIT ?`).all(limit) as DeviceClaim[];
   }
 
   /** Consistent installs not yet in a log leaf. */
   pendingInstalls(): InstallRecord[] {
     this.o.store.flushReports();
-    return this.o.store.sqlite.prepare(`SELECT device_id AS deviceId, bundle_id AS bundleId, COALESCE(counter, 0) AS counter, at, received_at AS receivedAt, seq
+    return this.o.store.db.prepare(`SELECT device_id AS deviceId, bundle_id AS bundleId, COALESCE(counter, 0) AS counter, at, received_at AS receivedAt, seq
       FROM events WHERE ${UNLOGGED_INSTALL} ORDER BY id`).all() as InstallRecord[];
   }
 
@@ -198,7 +198,7 @@ export class DeviceEvents {
 
   private unloggedCount(): number {
     this.o.store.flushReports();
-    return this.o.store.sqlite.prepare(`SELECT COUNT(*) FROM events WHERE ${UNLOGGED_INSTALL}`).pluck().get() as number;
+    return this.o.store.db.prepare(`SELECT COUNT(*) FROM events WHERE ${UNLOGGED_INSTALL}`).pluck().get() as number;
   }
 }
 

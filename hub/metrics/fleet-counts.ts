@@ -12,8 +12,8 @@ export class FleetCounts {
   readonly #db: Db;
   readonly #store: Pick<HubStore, 'flushReports'>;
 
-  constructor(store: Pick<HubStore, 'sqlite' | 'flushReports'>) {
-    this.#db = store.sqlite;
+  constructor(store: Pick<HubStore, 'db' | 'flushReports'>) {
+    this.#db = store.db;
     this.#store = store;
   }
 

@@ -24,7 +24,7 @@ import type { ChunkServer } from '../transfer.js';
 import { FleetCounts } from './fleet-counts.js';
 
 export interface HubMetricsSources {
-  store: Pick<HubStore, 'sqlite' | 'flushReports'>;
+  store: Pick<HubStore, 'db' | 'flushReports'>;
   link: Pick<MqttLink, 'stats' | 'queue'>;
   telemetry: Pick<TelemetryService, 'ingest' | 'pool'>;
   transfer: Pick<ChunkServer, 'pendingCount'>;

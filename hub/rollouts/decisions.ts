@@ -34,17 +34,6 @@ export function onDecision(fn: DecisionListener): () => void {
   return () => listeners.delete(fn);
 }
 
-export function ensureDecisionTable(db: Db): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS rollout_decisions (
-    rollout_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    record TEXT NOT NULL,
-    PRIMARY KEY (rollout_id, seq)
-  )`);
-}
-
 /** Keys in a fixed order, so the stored text is the same bytes every time (a log leaf must be). */
 function canonical(r: DecisionRecord): string {
   return JSON.stringify({ type: r.type, rolloutId: r.rolloutId, seq: r.seq, kind: r.kind, actor: r.actor, at: r.at, reason: r.reason, ring: r.ring, gates: r.gates });

@@ -58,7 +58,7 @@ export function stateReportHealth(store: HubStore): HealthReader {
   return {
     health(bundleId, ids) {
       // json_extract in SQLite, not JSON.parse of every report: a broad ring is thousands of devices, judged every tick.
-      const q = store.sqlite.prepare(`SELECT id, json_extract(state, '$.health.requests') AS requests, json_extract(state, '$.health.errors') AS errors,
+      const q = store.db.prepare(`SELECT id, json_extract(state, '$.health.requests') AS requests, json_extract(state, '$.health.errors') AS errors,
         json_extract(state, '$.health.p95Ms') AS p95 FROM devices WHERE id = ? AND json_extract(state, '$.health.bundleId') = ?`);
       const out: DeviceHealth[] = [];
       for (const id of ids) {

@@ -1,13 +1,11 @@
 /**
- * Rollout state in hub.db, in this module's own tables (created with
- * CREATE TABLE IF NOT EXISTS, outside the shared migration chain): the
+ * Rollout state, in tables of the store's migration chain (hub/store-schema.ts): the
  * rollouts, each device's membership and progress, and (decisions.ts) every
  * decision. Everything the engine decides is written here before it acts, so
  * a hub killed at any point resumes from these rows.
  */
 import type { Fence } from '../cluster/fence.js';
 import type { Db } from '../db/db.js';
-import { ensureDecisionTable } from './decisions.js';
 import type { RolloutPlan } from './spec.js';
 
 export const ROLLOUT_STATES = ['running', 'paused', 'halted', 'rolling-back', 'rolled-back', 'aborted', 'completed', 'superseded'] as const;
@@ -77,19 +75,6 @@ export class RolloutStore {
   constructor(db: Db, fence?: Fence) {
     this.db = db;
     this.fence = fence;
-    db.exec(`CREATE TABLE IF NOT EXISTS rollouts (
-      id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, bundle_id TEXT NOT NULL, plan TEXT NOT NULL,
-      state TEXT NOT NULL, ring INTEGER NOT NULL, ring_started_at INTEGER, gates_passed_at INTEGER, gates TEXT NOT NULL,
-      created_at INTEGER NOT NULL, created_by TEXT NOT NULL, updated_at INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS rollouts_by_name ON rollouts (name, state);
-    CREATE TABLE IF NOT EXISTS rollout_devices (
-      rollout_id TEXT NOT NULL REFERENCES rollouts(id), device_id TEXT NOT NULL, ring INTEGER NOT NULL, status TEXT NOT NULL,
-      reason TEXT, prev_bundle_id TEXT, prev_p95 REAL, assigned_at INTEGER, counter INTEGER, done_at INTEGER,
-      PRIMARY KEY (rollout_id, device_id)
-    );
-    CREATE INDEX IF NOT EXISTS rollout_devices_by_ring ON rollout_devices (rollout_id, ring, status);`);
-    ensureDecisionTable(db);
   }
 
   tx<T>(fn: () => T): T {

@@ -63,7 +63,7 @@ export class Rollouts {
     this.now = o.now;
     this.logger = o.logger;
     this.inputs = o.inputs ?? createGateInputs();
-    this.store = new RolloutStore(o.store.sqlite, (db, what) => o.store.fence?.(db, what));
+    this.store = new RolloutStore(o.store.db, (db, what) => o.store.fence?.(db, what));
     this.engine = new RolloutEngine({ rollouts: this.store, store: o.store, assigner: o.assigner, inputs: this.inputs, now: o.now, logger: o.logger, settleOnStart: o.settleOnStart ?? false });
   }
 

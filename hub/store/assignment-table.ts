@@ -27,9 +27,17 @@ export class AssignmentTable extends StoreTable {
    * even if this hub's database was restored from an older backup.
    */
   noteReportedCounter(deviceId: string, counter: number): void {
-    this.queueReport(() => this.stmt(`INSERT INTO device_counters (device_id, last_counter) VALUES (?, ?)
-        ON CONFLICT (device_id) DO UPDATE SET last_counter = max(last_counter, excluded.last_counter)`).run(deviceId, counter));
+    this.queueCounter({ deviceId, counter });
   }
+
+  // Written with the other queued reports as multi-row upserts (row-batch.ts), a device's highest counter only.
+  private readonly queueCounter = this.reportBatch<{ deviceId: string; counter: number }>({
+    insert: 'INSERT INTO device_counters (device_id, last_counter) VALUES',
+    conflict: 'ON CONFLICT (device_id) DO UPDATE SET last_counter = max(last_counter, excluded.last_counter)',
+    values: (r) => [r.deviceId, r.counter],
+    key: (r) => r.deviceId,
+    keep: (queued, next) => (next.counter > queued.counter ? next : queued),
+  });
 
   /**
    * Set by a hub of a cluster (through HubStore.fence): its leadership check, made first inside the

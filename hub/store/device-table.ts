@@ -4,14 +4,30 @@ import type { DeviceRecord } from '../store.js';
 import { deviceFromRow, type DeviceRow } from '../store-schema.js';
 import { StoreTable } from './store-table.js';
 
+interface StateRow { id: string; state: string; first: number; now: number; active: string | null; phase: string; err: string | null; seq: number }
+
 export class DeviceTable extends StoreTable {
-  /** Upsert the registry from a (validated) state report. */
+  /**
+   * Upsert the registry from a (validated) state report, only when its seq is above the stored one's: the
+   * check is the upsert's own WHERE, so it holds across hubs sharing one database (each hub's replay guard,
+   * hub/report-replay.ts, knows only what it saw) and between the check and the write. An older report
+   * changes nothing, last_seen included. Queued reports are written as multi-row upserts (row-batch.ts), a
+   * device's newest of them only (the older ones would change nothing after it).
+   */
   recordState(report: StateReport, now: number): void {
-    const row = { id: report.deviceId, state: JSON.stringify(report), now, active: report.active?.bundleId ?? null, phase: report.phase, err: report.lastError?.code ?? null };
-    this.queueReport(() => this.stmt(`INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code)
-        VALUES (@id, @state, @now, @now, @active, @phase, @err)
-        ON CONFLICT (id) DO UPDATE SET state = @state, last_seen = @now, active_bundle_id = @active, phase = @phase, last_error_code = @err`).run(row));
+    this.queueState({ id: report.deviceId, state: JSON.stringify(report), first: now, now, active: report.active?.bundleId ?? null, phase: report.phase, err: report.lastError?.code ?? null, seq: report.seq });
   }
+
+  private readonly queueState = this.reportBatch<StateRow>({
+    insert: 'INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code, state_seq) VALUES',
+    conflict: `ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen, active_bundle_id = excluded.active_bundle_id,
+      phase = excluded.phase, last_error_code = excluded.last_error_code, state_seq = excluded.state_seq
+      WHERE devices.state_seq IS NULL OR devices.state_seq < excluded.state_seq`,
+    values: (r) => [r.id, r.state, r.first, r.now, r.active, r.phase, r.err, r.seq],
+    key: (r) => r.id,
+    // A device first seen in this batch was first seen at its first queued report, whichever is written.
+    keep: (queued, next) => ({ ...(next.seq > queued.seq ? next : queued), first: Math.min(queued.first, next.first) }),
+  });
 
   getDevice(id: string): DeviceRecord | undefined {
     this.flushReports();
@@ -26,7 +42,7 @@ export class DeviceTable extends StoreTable {
    * whole fleet reconnected after a restart.
    */
   storedStateSeq(deviceId: string): number | undefined {
-    const seq = this.guard('cannot read devices', () => this.stmt("SELECT json_extract(state, '$.seq') FROM devices WHERE id = ?").pluck().get(deviceId)) as number | null | undefined;
+    const seq = this.guard('cannot read devices', () => this.stmt('SELECT state_seq FROM devices WHERE id = ?').pluck().get(deviceId)) as number | null | undefined;
     return seq ?? undefined;
   }
 

@@ -6,36 +6,53 @@
  * read of what they write flushes first, so callers still read their writes.
  * A report lost to a power cut is sent again (state is retained, devices
  * re-report on connect); counters and assignments are never queued.
+ *
+ * State reports and reported counters are queued as rows of a RowBatch
+ * (row-batch.ts), written as multi-row upserts; other reports as one write each.
  */
 import type { Db } from '../db/db.js';
+import { RowBatch, type RowBatchSpec } from './row-batch.js';
 
 export class ReportQueue {
   private readonly pending: (() => void)[] = [];
+  private readonly batches: RowBatch<any>[] = [];
   private timer: NodeJS.Immediate | undefined;
   /** Reports dropped because even their single-row retry failed (disk full, damaged file, store unreachable). */
   failures = 0;
 
   constructor(private readonly db: Db) {}
 
-  /** How many reports wait for the next write. */
-  get size(): number { return this.pending.length; }
+  /** How many reports wait for the next write (a batch counts one per row it will write). */
+  get size(): number { return this.batches.reduce((n, b) => n + b.size, this.pending.length); }
 
   queue(write: () => void): void {
     this.pending.push(write);
     this.timer ??= setImmediate(() => this.flush());
   }
 
+  /** A batch of rows written at each flush; `add` queues one row of it. */
+  batch<R>(spec: RowBatchSpec<R>): (row: R) => void {
+    const b = new RowBatch(this.db, spec);
+    this.batches.push(b);
+    return (row) => { b.add(row); this.timer ??= setImmediate(() => this.flush()); };
+  }
+
   /** Write queued device reports now, in one transaction (reads of devices, events and counters call this). */
   flush(): void {
     if (this.timer) clearImmediate(this.timer);
     this.timer = undefined;
-    if (this.pending.length === 0 || !this.db.open) return;
+    if (this.size === 0 || !this.db.open) return;
     const batch = this.pending.splice(0);
     try {
-      this.db.transaction(() => { for (const w of batch) w(); })();
+      this.db.transaction(() => {
+        for (const w of batch) w();
+        for (const b of this.batches) b.write();
+      })();
+      for (const b of this.batches) b.clear();
     } catch {
       // One bad row must not lose the others: retry each on its own, count what still fails.
       for (const w of batch) { try { w(); } catch { this.failures++; } }
+      for (const b of this.batches) this.failures += b.writeEach();
     }
   }
 }

@@ -7,6 +7,7 @@
 import type { Db, Stmt } from '../db/db.js';
 import { hubError } from '../errors.js';
 import type { ReportQueue } from './report-queue.js';
+import type { RowBatchSpec } from './row-batch.js';
 
 export function storeError(what: string, e: unknown): Error {
   const err = hubError('HUB_ERR_STORE', `${what}: ${(e as Error)?.message ?? String(e)}`);
@@ -26,6 +27,9 @@ export abstract class StoreTable {
   }
 
   protected queueReport(write: () => void): void { this.reports.queue(write); }
+
+  /** Rows written together at each flush of the report queue, as multi-row upserts (row-batch.ts). */
+  protected reportBatch<R>(spec: RowBatchSpec<R>): (row: R) => void { return this.reports.batch(spec); }
 
   /** Write queued device reports now (reads of what they write call this first). */
   flushReports(): void { this.reports.flush(); }

@@ -1,8 +1,8 @@
 /**
  * Raw debug rows from devices (issue #5): kept only for a device an operator
  * has put in debug sampling (hub/debug/), bounded — the newest
- * `maxRowsPerDevice` per device, none older than `maxAgeMs` — in hub.db (own
- * table, CREATE TABLE IF NOT EXISTS).
+ * `maxRowsPerDevice` per device, none older than `maxAgeMs` — in the
+ * debug_rows table (hub/store-schema.ts).
  *
  * Rows from a device that is not in debug, and rows beyond the session's rows
  * per window, are discarded and counted (HUB_ERR_DEBUG_NOT_REQUESTED); the
@@ -47,10 +47,6 @@ export class DebugRows {
     this.maxRowsPerDevice = d.maxRowsPerDevice ?? 1_000;
     this.maxAgeMs = d.maxAgeMs ?? 24 * 3_600_000;
     this.#sessions = new DebugSessionStore(db);
-    db.exec(`CREATE TABLE IF NOT EXISTS debug_rows (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, bundle_id TEXT NOT NULL,
-      received_at INTEGER NOT NULL, window_from INTEGER, data TEXT NOT NULL);
-    CREATE INDEX IF NOT EXISTS debug_rows_device ON debug_rows (device_id, id);
-    CREATE INDEX IF NOT EXISTS debug_rows_age ON debug_rows (received_at);`);
   }
 
   /**

@@ -60,8 +60,8 @@ export class TelemetryService {
     this.#now = d.now;
     this.#logger = d.logger;
     this.options = d.options;
-    this.telemetry = new TelemetryStore(d.store.sqlite);
-    this.debugRows = new DebugRows(d.store.sqlite, { now: d.now, logger: d.logger });
+    this.telemetry = new TelemetryStore(d.store.db);
+    this.debugRows = new DebugRows(d.store.db, { now: d.now, logger: d.logger });
     this.ingest = new TelemetryIngest({
       store: this.telemetry, options: d.options, now: d.now, logger: d.logger,
       manifest: (id) => d.store.getBundle(id)?.manifest,

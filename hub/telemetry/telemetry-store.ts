@@ -1,6 +1,6 @@
 /**
- * The hub's telemetry tables, in hub.db but outside the shared migration chain
- * (created with IF NOT EXISTS at start-up): merged cells per (bundle, ring,
+ * The hub's telemetry tables (steps of the store's migration chain,
+ * hub/store-schema.ts): merged cells per (bundle, ring,
  * key, bucket) at two resolutions, fine (bucketMs, default one minute) and
  * hour; the last seq and drop counter per device; and drift events.
  *
@@ -17,14 +17,6 @@ export const HOUR_MS = 3_600_000;
 export interface CellKey { bundleId: string; ring: string; key: string; bucket: number }
 export interface DriftEventRow { id: number; at: number; bundleId: string; ring: string; feature: string; metric: string; value: number; threshold: number; n: number; state: 'drift' | 'cleared' }
 
-const TABLES = `
-CREATE TABLE IF NOT EXISTS telemetry_fine (bundle_id TEXT NOT NULL, ring TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (bundle_id, ring, key, bucket)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS telemetry_hour (bundle_id TEXT NOT NULL, ring TEXT NOT NULL, key TEXT NOT NULL, bucket INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (bundle_id, ring, key, bucket)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS telemetry_devices (device_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, dropped INTEGER NOT NULL, last_at INTEGER NOT NULL, bundle_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS drift_events (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, bundle_id TEXT NOT NULL, ring TEXT NOT NULL, feature TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, threshold REAL NOT NULL, n INTEGER NOT NULL, state TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS drift_events_by_bundle ON drift_events (bundle_id, id);
-`;
-
 export class TelemetryStore {
   readonly #db: Db;
   readonly #get: Record<Resolution, Stmt>;
@@ -33,7 +25,6 @@ export class TelemetryStore {
 
   constructor(db: Db) {
     this.#db = db;
-    db.exec(TABLES);
     this.#get = {
       fine: db.prepare('SELECT data FROM telemetry_fine WHERE bundle_id = ? AND ring = ? AND key = ? AND bucket = ?'),
       hour: db.prepare('SELECT data FROM telemetry_hour WHERE bundle_id = ? AND ring = ? AND key = ? AND bucket = ?'),

@@ -30,7 +30,7 @@ export interface TranslogService {
 
 /** `deferCatchUp`: a hub of a cluster appends only once elected (catchUp() is then a leader duty). */
 export function startTranslog(o: { store: HubStore; hubKey: KeyPair; root: TrustedRoot; keysDir: string; now: () => number; logger: Logger; deferCatchUp?: boolean }): TranslogService {
-  const db = o.store.sqlite;
+  const db = o.store.db;
   const log = new TransparencyLog(db, { hubKey: o.hubKey, now: o.now, ...(o.store.fence ? { fence: o.store.fence } : {}) });
   const roots = loadRootChain(o.keysDir, o.root);
   const catchUp = () => {

@@ -14,7 +14,7 @@ import { LOG_ORIGIN, logSigner } from '@fleetcast/signing/log-keys.js';
 import { leafHash, MerkleTree } from '@fleetcast/signing/merkle.js';
 import { hubError } from '../errors.js';
 import { isFleetcastError } from '@fleetcast/protocol/errors.js';
-import { createTranslogTables, SqliteHashStore } from './translog-store.js';
+import { SqliteHashStore } from './translog-store.js';
 import { encodeEntry, type LogEntry } from '@fleetcast/signing/log-entry.js';
 
 export interface LogLeaf { index: number; data: Buffer }
@@ -35,7 +35,6 @@ export class TransparencyLog {
     this.fence = opts.fence;
     this.hubKey = opts.hubKey;
     this.now = opts.now ?? Date.now;
-    createTranslogTables(db);
     this.tree = this.openTree();
   }
 

@@ -110,7 +110,7 @@ export class RealFleet {
   enroll(deviceId: string): string {
     let file = this.#creds.get(deviceId);
     if (file) return file;
-    const c = new MqttCredentials(this.hub.store.sqlite).enrollDevice(deviceId);
+    const c = new MqttCredentials(this.hub.store.db).enrollDevice(deviceId);
     file = join(tempDir('fleetcast-cred-'), `${deviceId}.json`);
     writeFileSync(file, JSON.stringify({ mqttUsername: c.username, mqttPassword: c.password }), { mode: 0o600 });
     this.#creds.set(deviceId, file);

@@ -27,7 +27,7 @@ beforeAll(async () => {
   entry = compileAgent();
   const sink = new Writable({ write(chunk: Buffer, _e, cb) { for (const l of chunk.toString().split('\n')) if (l) hubLog.push(JSON.parse(l)); cb(); } });
   hub = await startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}`, insecureDemo: false }, { logger: pino({ level: 'info' }, sink) });
-  creds = new MqttCredentials(hub.store.sqlite);
+  creds = new MqttCredentials(hub.store.db);
 }, 200_000);
 
 /** tmpfs mounts made by the full-disk test, unmounted even when it fails half-way. */

@@ -4,7 +4,7 @@
  * model version, its devices and who approved it), then alter the export in
  * many ways; each alteration fails the audit and names the entry.
  */
-import Database from 'better-sqlite3';
+import { openMigrated } from '../../hub/db/open-migrated.js';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,7 +194,7 @@ describe('audit export + verify', () => {
 
   it('an install leaf the hub signed for a device no logged deployment assigned is caught (the hub is not trusted either)', () => {
     // A hub key that logs whatever it likes: the same leaves, then an install on a device never assigned.
-    const db = new Database(':memory:');
+    const db = openMigrated(':memory:');
     const log = new TransparencyLog(db, { hubKey: fleet.keys.keys.hub });
     const kept = lines(join(clean, 'entries.jsonl')).map((l) => decodeEntry(Buffer.from(JSON.parse(l).data, 'base64')));
     for (const e of kept) log.append(e);

@@ -33,7 +33,7 @@ describe('embedded broker fault', () => {
     const keys = makeKeys();
     const dataDir = tempDir('fleetcast-fault-');
     const store = HubStore.open(dataDir);
-    const creds = new MqttCredentials(store.sqlite);
+    const creds = new MqttCredentials(store.db);
     const specs = ['fault-a', 'fault-b'].map((id) => ({ id, password: creds.enrollDevice(id).password }));
     store.close();
     const mqttPort = await freePort();

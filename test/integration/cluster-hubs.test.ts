@@ -15,6 +15,10 @@ import { adminToken, makeBundle, startTestHub } from '../helpers/hub-harness.js'
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { stateReport } from '../helpers/hub-fixtures.js';
+import mqtt from 'mqtt';
+import { deviceFilter } from '../../hub/mqtt-link.js';
+import { encode } from '../../protocol/messages.js';
+import { topics } from '../../protocol/topics.js';
 import { TelemetryWindow } from '../../agent/telemetry/window.js';
 import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
 import { compilePlan } from '../../protocol/telemetry-plan.js';
@@ -119,6 +123,37 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('two hubs on one PostgreSQL store
       await b!.telemetry.settle();
     }
     expect(await stored() - before).toBe(30);
+  });
+
+  it('Late_state_report_across_hubs: a state report with a lower seq, delivered to the second hub after the first stored a newer one, leaves the newer state', async () => {
+    const [a, b] = hubs;
+    const device = 'dev-order';
+    // The broker picks the hub of a shared subscription; the test picks it instead by leaving only one hub
+    // subscribed to the state channel at a time (the hubs' own clients, the same filter they subscribe at start).
+    const filter = deviceFilter('state', 'fleetcast');
+    const only = async (h: Hub) => {
+      for (const o of hubs) if (o !== h) await o.link.client.unsubscribeAsync(filter);
+      await h.link.client.subscribeAsync(filter, { qos: 1 });
+    };
+    const pub = await mqtt.connectAsync(broker.url, { clientId: 'order-device', protocolVersion: 4 });
+    const send = async (h: Hub, seq: number, phase: 'fetching' | 'committed') => {
+      const handled = h.link.stats.handled.state ?? 0;
+      await only(h);
+      await pub.publishAsync(topics.device(device, 'state'), encode(stateReport(device, { seq, phase })), { qos: 1 });
+      await waitFor(() => (h.link.stats.handled.state ?? 0) > handled, `hub ${hubs.indexOf(h)} to handle seq ${seq}`, 30_000);
+      h.store.flushReports();
+    };
+    try {
+      await send(b!, 2, 'fetching'); // b's replay guard now knows seq 2 for this device
+      await send(a!, 5, 'committed'); // a stores the newer report
+      expect(b!.store.getDevice(device)?.state.seq).toBe(5);
+      await send(b!, 3, 'fetching'); // late: above what b saw, below what the database holds
+      expect(a!.store.getDevice(device)).toMatchObject({ state: { seq: 5 }, phase: 'committed' });
+      expect(b!.store.getDevice(device)).toMatchObject({ state: { seq: 5 }, phase: 'committed' });
+    } finally {
+      await pub.endAsync();
+      for (const h of hubs) await h.link.client.subscribeAsync(filter, { qos: 1 });
+    }
   });
 
   it('a request forwarded to a hub that does not lead is refused, not forwarded again', async () => {

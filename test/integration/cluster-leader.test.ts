@@ -13,6 +13,7 @@ import pg from 'pg';
 import { LeaderLease } from '../../hub/cluster/leader.js';
 import { FENCE_SQL, fencedTransaction } from '../../hub/cluster/fence.js';
 import { HubStore } from '../../hub/store.js';
+import { openPostgres } from '../../hub/db/open-migrated.js';
 import { MIGRATIONS } from '../../hub/store-schema.js';
 import { distFile } from '../helpers/build-cli.js';
 import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
@@ -57,13 +58,15 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
   const leases: LeaderLease[] = [];
   const track = (l: LeaderLease) => { leases.push(l); return l; };
   beforeAll(async () => { server = await startPostgres(); });
+  /** A new database at the store's schema: hub_leader is a step of the migration chain, which a hub applies before its lease starts. */
+  const migrated = async (): Promise<string> => { const url = await server.newDatabase(); openPostgres(url).close(); return url; };
   afterAll(async () => {
     for (const l of leases) await l.close().catch(() => {});
     await server?.close();
   });
 
   it('two contenders starting together: exactly one leads, under epoch 1', async () => {
-    const url = await server.newDatabase();
+    const url = await migrated();
     const elected: string[] = [];
     const mk = (name: string) => track(new LeaderLease({ url, holder: name, ...LEASE, onElected: () => elected.push(name) }));
     const a = mk('a');
@@ -82,7 +85,7 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
   });
 
   it('Killed_leader: after SIGKILL of the leading process the other hub leads, not before the dead lease expired', async () => {
-    const url = await server.newDatabase();
+    const url = await migrated();
     // The leader is another process, killed the hard way: no release of its lease, its connection just drops.
     const script = `import { LeaderLease } from ${JSON.stringify(distFile('hub/cluster/leader.js'))};
       const l = new LeaderLease({ url: ${JSON.stringify(url)}, holder: 'doomed', leaseMs: ${LEASE.leaseMs}, renewMs: ${LEASE.renewMs}, onElected: (e) => console.log('elected ' + e) });
@@ -114,7 +117,7 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
   });
 
   it('a leader cut off from PostgreSQL stops its leader-only work before another hub is elected', async () => {
-    const url = await server.newDatabase();
+    const url = await migrated();
     const db = url.slice(url.lastIndexOf('/') + 1);
     const cut = await relay(server.port);
     try {
@@ -139,10 +142,9 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
   });
 
   it('a deposed hub\'s single-writer write is refused by the epoch check in its transaction, and leaves nothing', async () => {
-    const url = await server.newDatabase();
+    const url = await migrated();
     const db = url.slice(url.lastIndexOf('/') + 1);
     const setup = await client(url);
-    await setup.query('CREATE TABLE device_counters (device_id text PRIMARY KEY, last_counter bigint NOT NULL)');
     await setup.query(`INSERT INTO device_counters VALUES ('dev-1', 7)`);
     const cut = await relay(server.port);
     try {
@@ -173,36 +175,33 @@ describe.skipIf(!hasPostgres)('cluster leader election on PostgreSQL', () => {
     }
   });
 
-  it('Lease_table_in_migration_chain: the store\'s migration creates hub_leader (schema_version covers it), and a lease started before the migration keeps leading through it', async () => {
+  it('Lease_table_in_migration_chain: the store\'s migration creates hub_leader (schema_version covers it); a lease on a database no store has migrated refuses with HUB_ERR_CLUSTER_SCHEMA and creates nothing', async () => {
     const tables = async (url: string) => {
       const c = await client(url);
       try {
-        return (await c.query<{ leader: boolean; version: number }>("SELECT to_regclass('hub_leader') IS NOT NULL AS leader, (SELECT version FROM schema_version)::int AS version")).rows[0]!;
+        const { leader, versioned } = (await c.query<{ leader: boolean; versioned: boolean }>("SELECT to_regclass('hub_leader') IS NOT NULL AS leader, to_regclass('schema_version') IS NOT NULL AS versioned")).rows[0]!;
+        const version = versioned ? (await c.query<{ v: number }>('SELECT version::int AS v FROM schema_version')).rows[0]!.v : null;
+        return { leader, version };
       } finally { await c.end(); }
     };
-    // Store first (a hub's order of start-up): the migration made the lease's table.
-    const first = await server.newDatabase();
-    HubStore.open(tempDir(), { url: first }).close();
-    expect(await tables(first)).toEqual({ leader: true, version: MIGRATIONS.length });
-    const a = track(new LeaderLease({ url: first, holder: 'a', ...LEASE }));
+    // Lease first, on a bare database: refused with a code that says what to do; nothing is created behind the chain's back.
+    const bare = await server.newDatabase();
+    const early = track(new LeaderLease({ url: bare, holder: 'early', ...LEASE }));
+    await expect(early.start()).rejects.toMatchObject({ code: 'HUB_ERR_CLUSTER_SCHEMA', message: expect.stringContaining('--store') });
+    expect(early.isLeader).toBe(false);
+    await early.close();
+    expect(await tables(bare)).toEqual({ leader: false, version: null });
+    // Store first (a hub's order of start-up): the migration made the lease's table, and the lease leads.
+    HubStore.open(tempDir(), { url: bare }).close();
+    expect(await tables(bare)).toEqual({ leader: true, version: MIGRATIONS.length });
+    const a = track(new LeaderLease({ url: bare, holder: 'a', ...LEASE }));
     await a.start();
     expect(a.epoch).toBe(1);
     await a.close();
-    // Lease first: it created the table and leads; the migration's step then finds the table and keeps its row.
-    const second = await server.newDatabase();
-    const b = track(new LeaderLease({ url: second, holder: 'b', ...LEASE }));
-    await b.start();
-    expect(b.epoch).toBe(1);
-    HubStore.open(tempDir(), { url: second }).close();
-    expect(await tables(second)).toEqual({ leader: true, version: MIGRATIONS.length });
-    await new Promise((r) => setTimeout(r, LEASE.renewMs * 3)); // renewals after the migration
-    expect(b.epoch).toBe(1);
-    expect(await b.current()).toMatchObject({ holder: 'b', epoch: 1, expired: false });
-    await b.close();
   });
 
   it('a takeover waits until a fenced transaction of the old epoch has finished', async () => {
-    const url = await server.newDatabase();
+    const url = await migrated();
     const a = track(new LeaderLease({ url, holder: 'slow-writer', ...LEASE }));
     await a.start();
     const epoch = a.epoch;

@@ -202,7 +202,7 @@ describe('telemetry ingest', () => {
     await waitFor(() => hub.telemetry.ingest.stats.accepted > accepted0, 'first report accepted');
     hub.telemetry.ingest.flush();
     // Damage what was stored, then let the 100 ms bucket close so the in-memory cells are dropped.
-    hub.store.sqlite.prepare("UPDATE telemetry_fine SET data = '{damaged' WHERE bundle_id = ?").run(m.bundleId);
+    hub.store.db.prepare("UPDATE telemetry_fine SET data = '{damaged' WHERE bundle_id = ?").run(m.bundleId);
     await new Promise((r) => setTimeout(r, 250));
     // A report in the current bucket makes the next flush forget the closed bucket's cells.
     const nowAt = Date.now();
@@ -221,7 +221,7 @@ describe('telemetry ingest', () => {
     expect(() => hub.telemetry.ingest.flush()).not.toThrow();
     // Started afresh: every damaged cell of the first window was rewritten readable, and holds exactly
     // the two reports sent after the damage (the damaged report's counts are gone, not half-merged).
-    const rows = hub.store.sqlite.prepare("SELECT key, bucket, data FROM telemetry_fine WHERE bundle_id = ? AND key LIKE 'f:%'").all(m.bundleId) as { key: string; bucket: number; data: string }[];
+    const rows = hub.store.db.prepare("SELECT key, bucket, data FROM telemetry_fine WHERE bundle_id = ? AND key LIKE 'f:%'").all(m.bundleId) as { key: string; bucket: number; data: string }[];
     const first = Math.floor(good.from / 100) * 100; // bucketMs 100: a window is filed under its start's bucket
     const firstRows = rows.filter((r) => r.bucket === first);
     expect(firstRows.map((r) => r.key).sort()).toEqual(FEATURES.map((f) => `f:${f}`));

@@ -54,7 +54,7 @@ describe('a streaming-VAD shaped model through the whole system', () => {
     expect(built.status).toBe(0);
 
     hub = await startTestHub(keys, { insecureDemo: false });
-    const password = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-vad').password;
+    const password = new MqttCredentials(hub.store.db).enrollDevice('dev-vad').password;
     writeFileSync(join(dir, 'dev-vad.json'), JSON.stringify({ mqttUsername: 'dev-vad', mqttPassword: password }), { mode: 0o600 });
     const port = await freePort();
     agent = spawnAgent(agentEntry, ['--broker', hub.mqttUrl, '--device-id', 'dev-vad', '--data', join(dir, 'agent'), '--root', keys.rootPath, '--listen', `127.0.0.1:${port}`, '--config', join(dir, 'dev-vad.json'), '--quiet'], {

@@ -35,14 +35,14 @@ const BURST = 40;
 beforeAll(async () => {
   const keys = makeKeys();
   const hub = await startTestHub(keys, { insecureDemo: false, events: { burst: BURST, perMinute: 60, logIntervalMs: 50 } });
-  creds = new MqttCredentials(hub.store.sqlite);
+  creds = new MqttCredentials(hub.store.db);
   fleet = await deployedFleetOn(hub, keys, ['dev-a', 'dev-b'], { credentials: creds });
   await waitFor(async () => (await api<{ installs: unknown[] }>(hub, 'GET', '/v1/log/installs')).body.installs.length === 2, 'both installs logged');
 }, 60_000);
 
 afterAll(async () => { await fleet?.close(); await fleet?.hub.close(); cleanupTempDirs(); });
 
-const storedEvents = (deviceId: string) => fleet.hub.store.sqlite.prepare('SELECT COUNT(*) FROM events WHERE device_id = ?').pluck().get(deviceId) as number;
+const storedEvents = (deviceId: string) => fleet.hub.store.db.prepare('SELECT COUNT(*) FROM events WHERE device_id = ?').pluck().get(deviceId) as number;
 
 async function attacker(id: string) {
   const password = creds.enrollDevice(id).password;

@@ -44,7 +44,7 @@ describe('chunk requests in staggered waves', () => {
       dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-waves`, insecureDemo: false,
       chunkQuietMs: 30, chunkMaxWaitMs: 300, chunkExpectWaitMs: 0, chunkRepublishMs: REPUBLISH_MS,
     }, { logger: silentLogger() });
-    credentials = new MqttCredentials(hub.store.sqlite);
+    credentials = new MqttCredentials(hub.store.db);
     const b = await makeBundle([keys.keys.release], { chunkSize: 16_384, model: { seed: 5, padFloats: 20_000 } });
     const r = await api<{ bundleId: string }>(hub, 'POST', '/v1/bundles', readFileSync(b.path));
     expect(r.status).toBe(201);

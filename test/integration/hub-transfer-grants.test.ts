@@ -39,7 +39,7 @@ describe('chunk requests are served only for assigned bundles', () => {
     const logger = pino({ level: 'warn' }, { write: (line: string) => { logs.push(JSON.parse(line) as { code?: string; msg: string }); } });
     hub = await startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-grants`, insecureDemo: false }, { logger });
     hub.broker!.aedes.on('publish', (packet, client) => { const t = client ? parseTopic(packet.topic) : undefined; if (t?.kind === 'chunk') brokerSaw.push(t.bundleId); });
-    const credentials = new MqttCredentials(hub.store.sqlite);
+    const credentials = new MqttCredentials(hub.store.db);
     const secret = credentials.enrollDevice('dev-m').password;
     // A real agent installs churn@1; dev-m (no agent) is assigned churn@1 too.
     fleet = await deployedFleetOn(hub, keys, ['dev-a'], { credentials, also: ['dev-m'] });

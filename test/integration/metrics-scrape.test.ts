@@ -39,7 +39,7 @@ beforeAll(async () => {
   expect(t.status).toBe(201);
   auditor = t.body.token;
   const dir = tempDir('fleetcast-metrics-');
-  const cred = new MqttCredentials(hub.store.sqlite).enrollDevice(DEVICE);
+  const cred = new MqttCredentials(hub.store.db).enrollDevice(DEVICE);
   writeFileSync(join(dir, 'api.token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
   agent = createAgent({
     deviceId: DEVICE, dataDir: join(dir, 'agent'), rootPath: keys.rootPath, brokerUrl: hub.mqttUrl, listen: '127.0.0.1:0', heartbeatMs: 0,

@@ -101,7 +101,7 @@ describe('embedded aedes broker (secure by default)', () => {
   beforeAll(async () => {
     const keys = makeKeys();
     hub = await startTestHub(keys, { insecureDemo: false });
-    const store = new MqttCredentials(hub.store.sqlite);
+    const store = new MqttCredentials(hub.store.db);
     for (const d of ['dev-a', 'dev-b']) creds[d] = store.enrollDevice(d).password;
     // A real agent with its credential installs end to end (its subscriptions are all allowed), and dev-a/dev-b get assignments.
     await deployedFleetOn(hub, keys, ['dev-c'], { credentials: store, also: ['dev-a', 'dev-b'] });
@@ -111,7 +111,7 @@ describe('embedded aedes broker (secure by default)', () => {
 
   it('refuses a device connecting under a client id that is not its own, and the hub user name cannot be enrolled', async () => {
     await expect(connectClient(hub.mqttUrl, { clientId: 'dev-b', username: 'dev-a', password: creds['dev-a'] })).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
-    expect(() => new MqttCredentials(hub.store.sqlite).enrollDevice(HUB_MQTT_USER)).toThrow(expect.objectContaining({ code: 'HUB_ERR_BAD_REQUEST' }));
+    expect(() => new MqttCredentials(hub.store.db).enrollDevice(HUB_MQTT_USER)).toThrow(expect.objectContaining({ code: 'HUB_ERR_BAD_REQUEST' }));
   });
 });
 
@@ -147,12 +147,12 @@ describe.skipIf(!OPENSSL)('TLS (mqtts://) on the embedded broker', () => {
     try {
       expect(hub.mqttUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
       expect(hub.link.client.connected).toBe(true);
-      const secret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-tls').password;
+      const secret = new MqttCredentials(hub.store.db).enrollDevice('dev-tls').password;
       const c = await connectClient(hub.mqttUrl, { clientId: 'dev-tls', username: 'dev-tls', password: secret, ca: readFileSync(cert) });
       expect(await tryPublish(c, topics.device('dev-tls', 'state'), state('dev-tls'))).toBe('acked');
       await c.endAsync(true);
       // A real agent with its credential and the CA (mqttCaPath) reports over TLS.
-      const agentSecret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-tls-agent').password;
+      const agentSecret = new MqttCredentials(hub.store.db).enrollDevice('dev-tls-agent').password;
       const agent = newAgent(hub, keys, 'dev-tls-agent', { mqttUsername: 'dev-tls-agent', mqttPassword: agentSecret, mqttCaPath: cert });
       await agent.start();
       try {

@@ -26,7 +26,7 @@ describe('a flooding device against the real hub', () => {
   const creds: Record<string, string> = {};
   beforeAll(async () => {
     hub = await startTestHub(makeKeys(), { insecureDemo: false, inboundQueueBytes: BOUND });
-    const store = new MqttCredentials(hub.store.sqlite);
+    const store = new MqttCredentials(hub.store.db);
     for (const d of ['flood', 'calm']) creds[d] = store.enrollDevice(d).password;
   }, 60_000);
   afterAll(async () => { await hub?.close(); });

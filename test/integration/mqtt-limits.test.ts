@@ -82,7 +82,7 @@ function limitCases(ctx: () => Ctx) {
     const c2 = c.connected ? c : await dev('lim-c');
     expect(await tryPublish(c2, topics.device('lim-c', 'event'), encode({ v: 1, deviceId: 'lim-c', seq: ++seq, at: Date.now(), kind: 'fetch-failed', code: 'AGENT_ERR_X' }))).toBe('acked');
     // Per-client order: the event was handled after the big report; the registry still has the small one.
-    await waitFor(() => (ctx().hub.store.sqlite.prepare('SELECT COUNT(*) FROM events WHERE device_id = ?').pluck().get('lim-c') as number) > 0, 'lim-c event');
+    await waitFor(() => (ctx().hub.store.db.prepare('SELECT COUNT(*) FROM events WHERE device_id = ?').pluck().get('lim-c') as number) > 0, 'lim-c event');
     expect(phase('lim-c')).toBe('idle');
   }, 60_000);
 
@@ -117,7 +117,7 @@ describe('embedded aedes broker (secure)', () => {
   const creds: Record<string, string> = {};
   beforeAll(async () => {
     hub = await startTestHub(makeKeys(), { insecureDemo: false, mqttClientId: 'hub-lim' });
-    const store = new MqttCredentials(hub.store.sqlite);
+    const store = new MqttCredentials(hub.store.db);
     for (const d of DEVICES) creds[d] = store.enrollDevice(d).password;
   }, 60_000);
   afterAll(async () => { await hub?.close(); });

@@ -33,7 +33,7 @@ describe('embedded broker: no persistent sessions for devices', () => {
   afterAll(async () => { for (const c of clients) await c.endAsync(true).catch(() => {}); await hub?.close(); });
 
   it('Device_persistent_session_refused: a device connecting with clean: false is refused, so nothing is queued for it while it is away', async () => {
-    const secret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-p').password;
+    const secret = new MqttCredentials(hub.store.db).enrollDevice('dev-p').password;
     // Before the fix this CONNECT was accepted, and a message the hub published on the device's control topic while
     // it was away was queued by the broker and delivered when it came back (sessionPresent).
     let queued: MqttClient | undefined;

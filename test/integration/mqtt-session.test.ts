@@ -46,7 +46,7 @@ describe('embedded broker: a live session ends with its credential', () => {
   afterAll(async () => { for (const c of clients) await c.endAsync(true).catch(() => {}); await hub?.close(); });
 
   it('Revoked_device_loses_its_live_session: after `device revoke` its publish is refused, it is disconnected, and it cannot come back', async () => {
-    const secret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-r').password;
+    const secret = new MqttCredentials(hub.store.db).enrollDevice('dev-r').password;
     const c = await connect('dev-r', secret);
     expect((await c.subscribeAsync(topics.assign('dev-r'), { qos: 1 }))[0].qos).toBe(1);
     expect(await tryPublish(c, topics.device('dev-r', 'state'), encode(stateReport('dev-r', { seq: 1, phase: 'idle' })))).toBe('acked');
@@ -61,7 +61,7 @@ describe('embedded broker: a live session ends with its credential', () => {
   }, 60_000);
 
   it('Idle_revoked_device_is_cut: a device that only listens is disconnected by the revocation itself', async () => {
-    const secret = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-i').password;
+    const secret = new MqttCredentials(hub.store.db).enrollDevice('dev-i').password;
     const c = await connect('dev-i', secret);
     await c.subscribeAsync(topics.assign('dev-i'), { qos: 1 });
     await device('revoke', 'dev-i');
@@ -70,7 +70,7 @@ describe('embedded broker: a live session ends with its credential', () => {
   }, 60_000);
 
   it('Rotated_credential_ends_the_old_session: re-enrolling cuts the session of the old secret; the new secret works', async () => {
-    const old = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-k').password;
+    const old = new MqttCredentials(hub.store.db).enrollDevice('dev-k').password;
     const c = await connect('dev-k', old);
     expect(await tryPublish(c, topics.device('dev-k', 'state'), encode(stateReport('dev-k', { seq: 1, phase: 'idle' })))).toBe('acked');
     await waitFor(() => phase('dev-k') === 'idle', 'dev-k registered');
@@ -88,10 +88,10 @@ describe('embedded broker: a live session ends with its credential', () => {
     let hubDrops = 0;
     hub.link.client.on('close', () => { hubDrops++; });
     // The operator chose --mqtt-client-id hub-main; a device enrolled under that id must not displace the hub.
-    const secret = new MqttCredentials(hub.store.sqlite).enrollDevice('hub-main').password;
+    const secret = new MqttCredentials(hub.store.db).enrollDevice('hub-main').password;
     await expect(connect('hub-main', secret)).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
     // And another device's client id with its own credential: refused as before.
-    const mine = new MqttCredentials(hub.store.sqlite).enrollDevice('dev-t').password;
+    const mine = new MqttCredentials(hub.store.db).enrollDevice('dev-t').password;
     await expect(connect('dev-t', mine, 'dev-k')).rejects.toThrow(/not authori[sz]ed|bad user ?name or password/i);
     // The hub's link is still the one that connected at start, and still works: a report reaches the registry.
     const t = await connect('dev-t', mine);

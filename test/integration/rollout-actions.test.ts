@@ -44,7 +44,7 @@ beforeAll(async () => {
   auditor = await token('auditor');
   // A rollout needs a device in the registry: one real agent, enrolled, logged in with its credential.
   const dir = tempDir('fleetcast-actions-');
-  const cred = new MqttCredentials(hub.store.sqlite).enrollDevice(DEVICE);
+  const cred = new MqttCredentials(hub.store.db).enrollDevice(DEVICE);
   agent = createAgent({ deviceId: DEVICE, dataDir: join(dir, 'agent'), rootPath: keys.rootPath, brokerUrl: hub.mqttUrl, listen: '127.0.0.1:0', heartbeatMs: 0, mqttUsername: cred.username, mqttPassword: cred.password });
   await agent.start();
   await waitFor(() => hub.store.getDevice(DEVICE), 'the enrolled agent to register', 60_000);

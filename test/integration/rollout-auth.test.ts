@@ -28,7 +28,7 @@ describe('tokens, roles and refusals', () => {
     const operator = await mk('operator');
     const auditor = await mk('auditor');
     // Stored hashed: the token text is nowhere in the database.
-    const rows = w.hub.store.sqlite.prepare('SELECT * FROM api_tokens').all() as Record<string, unknown>[];
+    const rows = w.hub.store.db.prepare('SELECT * FROM api_tokens').all() as Record<string, unknown>[];
     expect(JSON.stringify(rows.map((r) => ({ ...r, hash: Buffer.from(r.hash as Buffer).toString('hex') })))).not.toContain(operator);
 
     await w.publish(2);

@@ -35,7 +35,7 @@ describe('a simulated fleet on in-memory storage', () => {
     hub = await startTestHub(keys, { insecureDemo: false });
     const h = hub;
     expect(h.options.insecureDemo).toBe(false); // anonymous clients refused, an ACL per device
-    const creds = new MqttCredentials(h.store.sqlite);
+    const creds = new MqttCredentials(h.store.db);
     const dataDir = join(tempDir('fleetcast-sim-memory-'), 'fleet');
     fleet = await startFleet({
       brokerUrl: h.mqttUrl, agents: DEVICES, rootPath: join(keys.dir, 'root.json'), dataDir, storage: 'memory',

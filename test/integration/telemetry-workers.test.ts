@@ -6,7 +6,7 @@
  * unknown feature, broken sketch) are counted by code with the link's other
  * refusals, and nothing of them is merged; debug rows still reach the hub.
  */
-import Database from 'better-sqlite3';
+import { openMigrated } from '../../hub/db/open-migrated.js';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,7 +86,7 @@ describe('telemetry ingest workers', () => {
     expect(hub.telemetry.pool!.stats.accepted).toBe(reports.length);
 
     // The reference: the same reports through the own-thread ingest into a fresh database.
-    const db = new Database(join(tempDir('fleetcast-workers-ref-'), 'ref.db'));
+    const db = openMigrated(join(tempDir('fleetcast-workers-ref-'), 'ref.db'));
     const ref = new TelemetryStore(db);
     const inline = new TelemetryIngest({ store: ref, options: { ...TELEMETRY_DEFAULTS, bucketMs: 60_000 }, now: Date.now, logger: pino({ level: 'silent' }), manifest: () => m.manifest, ringOf: () => 'default' });
     for (const r of reports) inline.handle(r);

@@ -28,7 +28,7 @@ describe('the transparency log is passed to what appends to it', () => {
     const base = { store, hubKey: hubKey as never, rootVersion: 1, ttlMs: 60_000, publishTimeoutMs: 10_000, now: () => 1_000, logger: silentLogger(), publish: async () => {} };
     expect(() => new Assigner(base as unknown as AssignerOptions)).toThrow(/transparency log/);
 
-    const log = new TransparencyLog(store.sqlite, { hubKey: hubKey as never });
+    const log = new TransparencyLog(store.db, { hubKey: hubKey as never });
     const manifest = manifestFor(randomPayload(2048), 1024, 'logged', 1);
     const bytes = encode(manifest);
     const id = createHash('sha256').update(bytes).digest('hex');

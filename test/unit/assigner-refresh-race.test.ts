@@ -42,7 +42,7 @@ describe('assignment refresher', () => {
     let held = false;
     let release2: () => void = () => {};
     const assigner = new Assigner({
-      store, log: new TransparencyLog(store.sqlite, { hubKey: hubKey as never }), hubKey: hubKey as never, rootVersion: 1, ttlMs: 60_000, publishTimeoutMs: 600_000, now: () => t, logger: silentLogger(),
+      store, log: new TransparencyLog(store.db, { hubKey: hubKey as never }), hubKey: hubKey as never, rootVersion: 1, ttlMs: 60_000, publishTimeoutMs: 600_000, now: () => t, logger: silentLogger(),
       publish: async (topic, payload) => {
         retained.set(topic, decodeAssignMessage(payload).manifest.payload);
         if (hold) { held = true; await hold; }

@@ -27,7 +27,7 @@ function setup(dir = tempDir(), over: Partial<EventOptions> = {}) {
   let t = 1_000_000;
   const clock = { now: () => t, advance: (ms: number) => { t += ms; } };
   const store = HubStore.open(dir);
-  const log = new TransparencyLog(store.sqlite, { hubKey: hubKey as never, now: clock.now });
+  const log = new TransparencyLog(store.db, { hubKey: hubKey as never, now: clock.now });
   const events = new DeviceEvents({ store, log, options: { ...EVENT_DEFAULTS, ...over }, now: clock.now, logger: silentLogger() });
   return { dir, store, log, events, clock, close: () => { events.close(); store.close(); } };
 }
@@ -98,7 +98,7 @@ describe('device events', () => {
     for (let i = 0; i < 3; i++) h.store.recordEvent(ev('busy', 'fetch-failed'), h.clock.now() + 120_000);
     h.clock.advance(120_000);
     h.events.prune();
-    const rows = (d: string) => h.store.sqlite.prepare('SELECT seq, kind FROM events WHERE device_id = ? ORDER BY id').all(d) as { seq: number; kind: string }[];
+    const rows = (d: string) => h.store.db.prepare('SELECT seq, kind FROM events WHERE device_id = ? ORDER BY id').all(d) as { seq: number; kind: string }[];
     // 'old': past retention, but its newest event stays (the replay guard reads its seq).
     expect(rows('old')).toEqual([{ seq: newestOld, kind: 'security' }]);
     // 'busy': the 3 recent ones, and the unlogged install; the 20 old ones are gone.
@@ -140,8 +140,8 @@ describe('device events', () => {
     // Any fence makes the log re-read its size from what committed, as it does on a hub of a cluster.
     store.fence = () => {};
     const now = () => 1_000_000;
-    const mine = new TransparencyLog(store.sqlite, { hubKey: hubKey as never, now, fence: store.fence });
-    const other = new TransparencyLog(store.sqlite, { hubKey: hubKey as never, now, fence: store.fence });
+    const mine = new TransparencyLog(store.db, { hubKey: hubKey as never, now, fence: store.fence });
+    const other = new TransparencyLog(store.db, { hubKey: hubKey as never, now, fence: store.fence });
     const events = new DeviceEvents({ store, log: mine, options: EVENT_DEFAULTS, now, logger: silentLogger() });
     const b1 = bundle(store, 1);
     const [a] = store.issueAssignments([{ deviceId: 'd1', bundleId: b1, rolloutId: null, ring: null }], sign);
@@ -153,7 +153,7 @@ describe('device events', () => {
     const leaf = loggedInstalls(mine).find((i) => i.deviceId === 'd1')!;
     expect(leaf.logIndex).toBe(1);
     // Before the fix the row was marked with the size read before the append (0: the other hub's leaf).
-    expect(store.sqlite.prepare("SELECT log_index FROM events WHERE device_id = 'd1' AND kind = 'installed'").pluck().get()).toBe(leaf.logIndex);
+    expect(store.db.prepare("SELECT log_index FROM events WHERE device_id = 'd1' AND kind = 'installed'").pluck().get()).toBe(leaf.logIndex);
     events.close();
     store.close();
   });

@@ -166,11 +166,31 @@ describe.each(ENGINES)('hub store on $engine', ({ engine, fresh }) => {
 
     it('keeps the registry from state reports and stores device events', async () => {
       const store = open(await fresh());
-      store.recordState(stateReport('d1', { phase: 'fetching' }), 100);
-      store.recordState(stateReport('d1', { phase: 'failed', lastError: { code: 'AGENT_ERR_X', at: 1 } }), 200);
+      store.recordState(stateReport('d1', { seq: 1, phase: 'fetching' }), 100);
+      store.recordState(stateReport('d1', { seq: 2, phase: 'failed', lastError: { code: 'AGENT_ERR_X', at: 1 } }), 200);
       expect(store.getDevice('d1')).toMatchObject({ firstSeen: 100, lastSeen: 200, phase: 'failed', lastErrorCode: 'AGENT_ERR_X' });
       store.recordEvent({ v: 1, deviceId: 'd1', seq: 3, at: 5, kind: 'fetch-failed', code: 'AGENT_ERR_X' }, 300);
       expect(store.listEvents('d1')).toEqual([{ v: 1, deviceId: 'd1', seq: 3, at: 5, kind: 'fetch-failed', code: 'AGENT_ERR_X' }]);
+      store.close();
+    });
+
+    it('State_report_order_in_the_database: a report whose seq is not above the stored one changes nothing, whoever writes it', async () => {
+      const at = await fresh();
+      const store = open(at);
+      // Two stores on one database stand for two hubs: each write goes through the same conditional upsert.
+      const other = open(at);
+      store.recordState(stateReport('d1', { seq: 5, phase: 'committed' }), 100);
+      store.flushReports();
+      other.recordState(stateReport('d1', { seq: 3, phase: 'fetching' }), 200);
+      other.recordState(stateReport('d1', { seq: 5, phase: 'failed' }), 250);
+      other.flushReports();
+      expect(store.getDevice('d1')).toMatchObject({ state: { seq: 5 }, phase: 'committed', firstSeen: 100, lastSeen: 100 });
+      expect(store.storedStateSeq('d1')).toBe(5);
+      other.recordState(stateReport('d1', { seq: 6, phase: 'idle' }), 300);
+      other.flushReports();
+      expect(store.getDevice('d1')).toMatchObject({ state: { seq: 6 }, phase: 'idle', lastSeen: 300 });
+      expect(store.storedStateSeq('d1')).toBe(6);
+      other.close();
       store.close();
     });
 });

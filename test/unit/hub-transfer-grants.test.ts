@@ -4,7 +4,7 @@
  * reported state. The chunk server on the real hub is tested in
  * test/integration/hub-transfer-grants.test.ts.
  */
-import Database from 'better-sqlite3';
+import { openMigrated } from '../../hub/db/open-migrated.js';
 import { describe, expect, it } from 'vitest';
 import { BundleGrants } from '../../hub/transfer-grants.js';
 import type { HubStore } from '../../hub/store.js';
@@ -19,7 +19,7 @@ function world() {
     getAssignment: (d: string) => (assigned.has(d) ? { bundleId: assigned.get(d)! } : undefined),
     getDevice: (d: string) => (reported.has(d) ? { state: { active: ref(reported.get(d)!.active), previous: ref(reported.get(d)!.previous) } } : undefined),
   } as unknown as Pick<HubStore, 'getAssignment' | 'getDevice'>;
-  const grants = new BundleGrants(new Database(':memory:'), store);
+  const grants = new BundleGrants(openMigrated(':memory:'), store);
   /** What the hub does on a deploy: record (before storing), then store the assignment. */
   const assign = (bundle: string, ...devices: string[]) => { grants.record(bundle, devices); for (const d of devices) assigned.set(d, bundle); };
   return { grants, assign, assigned, reported };

@@ -5,7 +5,7 @@
  * the cells the reference merge gives; sketch stores fold past maxBuckets the
  * way DDSketch folds, in any order; a refused report leaves every cell as it was.
  */
-import Database from 'better-sqlite3';
+import { openMigrated } from '../../hub/db/open-migrated.js';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -82,7 +82,7 @@ describe('ingest accumulators', () => {
       reference: { type: 'fleetcast.reference/v1', rows: 3000, bins: 10, features: [0, 1, 2].map((i) => ({ name: `x[${i}]`, input: 'x', index: i, kind: 'numeric', profile })), outputs: [{ name: 'y[0]', output: 'y', index: 0, profile }] },
     } as unknown as Manifest;
     const plan = compilePlan(bundleId, manifest);
-    const db = new Database(join(tempDir('fleetcast-acc-'), 'hub.db'));
+    const db = openMigrated(join(tempDir('fleetcast-acc-'), 'hub.db'));
     const store = new TelemetryStore(db);
     const now = 1_764_000_000_000;
     const ingest = new TelemetryIngest({ store, options: TELEMETRY_DEFAULTS, now: () => now, logger: pino({ level: 'silent' }), manifest: (id) => (id === bundleId ? manifest : undefined), ringOf: () => 'canary' });

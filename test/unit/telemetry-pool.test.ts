@@ -6,7 +6,7 @@
  * reports are taken again and stored; replays stay refused across workers'
  * first reports.
  */
-import Database from 'better-sqlite3';
+import { openMigrated } from '../../hub/db/open-migrated.js';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ function onePool(before?: (store: TelemetryStore, bundleId: string) => void) {
   const w = new TelemetryWindow(compilePlan(bundleId, manifest), Date.now() - 1000);
   w.request(1, true, { x: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } }, null, 0);
   const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: Date.now(), part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
-  const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
+  const db = openMigrated(join(tempDir('fleetcast-pool-'), 'hub.db'));
   const store = new TelemetryStore(db);
   before?.(store, bundleId);
   const refused: Record<string, number> = {};
@@ -56,7 +56,7 @@ describe('ingest pool', () => {
     for (let k = 0; k < 200; k++) w.request(1, true, { x: { type: 'float32', dims: [1, 8], data: Float32Array.from({ length: 8 }, gauss) } }, null, 0);
     const report = (id: string, seq: number) => encodeTelemetryBinary({ v: 1, deviceId: id, seq, to: now, part: 0, parts: 1, sampleRate: 1, dropped: 0, ...w.body() });
     const size = report('p-0', 0).length;
-    const db = new Database(join(tempDir('fleetcast-pool-'), 'hub.db'));
+    const db = openMigrated(join(tempDir('fleetcast-pool-'), 'hub.db'));
     const store = new TelemetryStore(db);
     const refused: Record<string, number> = {};
     const pool = new IngestPool({

@@ -3,7 +3,7 @@
  * buckets into hour buckets (merged exactly), retention, and that a range
  * query sees both resolutions.
  */
-import Database from 'better-sqlite3';
+import { openMigrated } from '../../hub/db/open-migrated.js';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSummary, observe } from '../../protocol/feature-summary.js';
@@ -22,7 +22,7 @@ const cell = (values: number[]): Cell => {
 
 describe('telemetry store', () => {
   it('rolls fine buckets up into hour buckets, expires old hours, and answers ranges from both', () => {
-    const db = new Database(join(tempDir(), 'hub.db'));
+    const db = openMigrated(join(tempDir(), 'hub.db'));
     const st = new TelemetryStore(db);
     const h0 = 100 * HOUR_MS;
     const k = (bucket: number, key = 'f:x[0]'): CellKey => ({ bundleId, ring: 'canary', key, bucket });
