@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { decompressFile } from '@fleetcast/bundles/compress.js';
 import { makePrivateDir } from '@fleetcast/signing/private-files.js';
 import { diskFull, type AgentStorage, type StagingHandle } from './storage.js';
@@ -16,6 +17,23 @@ import { diskFull, type AgentStorage, type StagingHandle } from './storage.js';
 export { diskFull } from './storage.js';
 
 const TEMP_MARK = '.tmp-';
+
+/** What an fsync made durable: a whole file's bytes, or a folder's entries (renames, creations). */
+export type SyncKind = 'file' | 'dir';
+/** Told of every fsync this storage makes, with how long it took (the rollout benchmark's breakdown). */
+export type SyncObserver = (kind: SyncKind, path: string, ms: number) => void;
+let syncObserver: SyncObserver | null = null;
+
+/** Observe every fsync from now on (null stops); one observer at a time. */
+export function observeSyncs(o: SyncObserver | null): void { syncObserver = o; }
+
+async function syncHandle(fh: FileHandle, kind: SyncKind, path: string): Promise<void> {
+  const o = syncObserver;
+  if (!o) return fh.sync();
+  const t = performance.now();
+  await fh.sync();
+  o(kind, path, performance.now() - t);
+}
 
 /**
  * Write `data` to `path` so that readers see the old or the new content, never a mix.
@@ -28,7 +46,7 @@ export async function atomicWrite(path: string, data: string | Uint8Array): Prom
     const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      await syncHandle(fh, 'file', path);
     } finally {
       await fh.close();
     }
@@ -72,7 +90,7 @@ export async function sha256File(path: string): Promise<{ sha256: string; length
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try {
-    await fh.sync();
+    await syncHandle(fh, 'dir', dir);
   } catch {
     // Some filesystems refuse fsync on directories (EINVAL); the rename is as durable as they allow.
   } finally {
@@ -157,8 +175,9 @@ export const diskStorage: AgentStorage = {
   async seal(path) {
     const fh = await open(path, 'r+');
     // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600).
-    try { await fh.chmod(0o600); await fh.sync(); } finally { await fh.close(); }
+    try { await fh.chmod(0o600); await syncHandle(fh, 'file', path); } finally { await fh.close(); }
   },
+  syncFolder: fsyncDir,
   hash: sha256File,
   async modelSource(path) { return path; },
   async freeBytes(dir) {

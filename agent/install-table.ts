@@ -20,6 +20,8 @@
  * | failed      | any phase that runs work   | with the error  | -       | -                        |
  *
  * idle → staging: a hash-valid unpacked model from an interrupted run is reused.
+ * A fresh assignment is accepted with one fsynced write that records the phase the
+ * start row picks (fetching, staging or committed), so that phase's own write is skipped.
  * idle → committed: the bundle is already the active one (a re-signed assignment).
  * probation → committed | rolled-back | failed: the window's verdict, later, outside the loop.
  */

@@ -29,7 +29,7 @@ import { testFreeze, testPause } from './test-pause.js';
 import type { Reporter } from './reporter.js';
 import type { ModelRuntime } from './runtime.js';
 import type { InstalledModel, StateStore } from './state-store.js';
-import type { AgentStorage } from './storage.js';
+import { diskFull, type AgentStorage } from './storage.js';
 
 /**
  * Decompress a verified payload file; the result is checked against the manifest by the installer, whoever made it.
@@ -81,6 +81,8 @@ interface Run {
   /** The phase being run, and the one before it in this run. */
   phase: Phase;
   from: Phase;
+  /** Where this run begins, when decided before the accept write (a fresh assignment). */
+  startAt: Phase | null;
   fetched: FetchedPayload | null;
   entry: ModelEntry | null;
   swapped: boolean;
@@ -226,16 +228,20 @@ export class Installer {
       this.#probation.cancel('superseded');
       await this.#probationSettled;
     }
+    const run: Run = { job, a, manifest, info, phase: START_PHASE, from: START_PHASE, startAt: null, fetched: null, entry: null, swapped: false, installed: null, baseline: null, until: 0 };
     if (!job.resume) {
+      // Where the run begins is decided before accepting, so that the accept write records that
+      // phase and the first phase needs no fsynced write of its own (a swap back to a kept model:
+      // one state write fewer). A check that fails here is made again, as the start row's work.
+      run.startAt = await this.#startAt(a.bundleId, manifest).catch(() => null);
       // Accepting is persisted first: from here on a lower counter is a replay, even after a restart.
       await store.update((s) => {
         s.counter = a.counter;
         s.assignment = { bundleId: a.bundleId, counter: a.counter, name: a.name, version: a.version, rolloutId: a.rolloutId, ring: a.ring, acceptedAt: this.#d.now() };
-        s.install = { bundleId: a.bundleId, counter: a.counter, name: a.name, version: a.version, phase: 'fetching', startedAt: this.#d.now(), updatedAt: this.#d.now(), error: null };
+        s.install = { bundleId: a.bundleId, counter: a.counter, name: a.name, version: a.version, phase: run.startAt ?? 'fetching', startedAt: this.#d.now(), updatedAt: this.#d.now(), error: null };
       });
       reporter.event('assignment-accepted', { bundleId: a.bundleId, counter: a.counter });
     }
-    const run: Run = { job, a, manifest, info, phase: START_PHASE, from: START_PHASE, fetched: null, entry: null, swapped: false, installed: null, baseline: null, until: 0 };
     try {
       // The transition table drives the run (install-table.ts): each handler names the next phase.
       let next: Phase | null = START_PHASE;
@@ -255,10 +261,7 @@ export class Installer {
 
   /** The table's handlers; their bodies are the install's work, phase by phase. */
   readonly #handlers: InstallHandlers<Run> = {
-    start: async (run) => {
-      if (this.#d.store.state.active?.bundleId === run.a.bundleId) return 'committed';
-      return (await this.#unpackedValid(run.a.bundleId, run.manifest)) ? 'staging' : 'fetching';
-    },
+    start: async (run) => run.startAt ?? this.#startAt(run.a.bundleId, run.manifest),
     fetch: async (run) => {
       run.fetched = await this.#fetchPayload(run.job, run.manifest);
       return 'verifying';
@@ -351,7 +354,7 @@ export class Installer {
   /** Persist the phase before its work starts, then tell the hub. */
   async #phase(a: Assignment, phase: Phase): Promise<void> {
     const inst = this.#d.store.state.install;
-    // Accepting an assignment persists it as "fetching" already: a second fsync'd write of the same phase adds nothing.
+    // Accepting an assignment persists the phase the run starts in already: a second fsync'd write of the same phase adds nothing.
     if (!(inst?.counter === a.counter && inst.phase === phase && inst.error === null)) {
       await this.#d.store.update((s) => {
         if (s.install?.counter === a.counter) s.install = { ...s.install, phase, updatedAt: this.#d.now(), error: null };
@@ -459,10 +462,21 @@ export class Installer {
       throw agentError('AGENT_ERR_PAYLOAD_HASH', `decompressed model is ${r.length} bytes with sha256 ${r.sha256.slice(0, 12)}…, the manifest says ${m.payload.rawLength} bytes, ${m.payload.rawSha256.slice(0, 12)}…`);
     }
     // The decompressor (or a shared unpacker) created the file with the umask's mode: the model is private (0600), and durable.
-    await fs.seal(file);
-    await fs.writeAtomic(join(partial, 'manifest.json'), JSON.stringify(v.envelope));
+    // The manifest is written and synced alongside (two fsyncs in flight, not one after the other), with no temp
+    // file and rename of its own: nothing reads a .partial folder, and one a power cut left is remade from scratch.
+    // One sync of the folder then makes both entries durable before the rename installs it.
+    const manifestFile = join(partial, 'manifest.json');
+    await Promise.all([fs.seal(file), fs.put(manifestFile, Buffer.from(JSON.stringify(v.envelope))).then(() => fs.seal(manifestFile))])
+      .catch((e: unknown) => { throw diskFull(e) ?? e; });
+    await fs.syncFolder(partial);
     await fs.remove(dir);
     await fs.rename(partial, dir);
+  }
+
+  /** The start row's decision: the bundle is active already, an unpacked model is reusable, or fetch. */
+  async #startAt(bundleId: string, m: Manifest): Promise<Phase> {
+    if (this.#d.store.state.active?.bundleId === bundleId) return 'committed';
+    return (await this.#unpackedValid(bundleId, m)) ? 'staging' : 'fetching';
   }
 
   /** An unpacked model from an earlier (interrupted or previous) install is reused if it still hashes right. */

@@ -206,6 +206,10 @@ export class MemoryStorage implements AgentStorage {
     if (!this.#files.has(key(path))) throw enoent(path, 'open');
   }
 
+  async syncFolder(dir: string): Promise<void> {
+    if (!this.#dirs.has(key(dir))) throw enoent(dir, 'open');
+  }
+
   async hash(path: string): Promise<{ sha256: string; length: number }> {
     const f = this.#files.get(key(path));
     if (!f) throw enoent(path, 'open');

@@ -52,6 +52,8 @@ export interface AgentStorage {
   put(path: string, bytes: Uint8Array, opts?: { shared?: boolean }): Promise<void>;
   /** Make a just-written file private (0600) and durable. */
   seal(path: string): Promise<void>;
+  /** Make a folder's entries (files created or renamed in it) durable. */
+  syncFolder(dir: string): Promise<void>;
   /** sha256 and length of a file's bytes. */
   hash(path: string): Promise<{ sha256: string; length: number }>;
   /** What the model runtime loads: a path on disk, the bytes in memory. */

@@ -8,6 +8,7 @@
  * server elsewhere, and its work must not be what the swap periods measure.
  */
 import { Agent as HttpAgent } from 'node:http';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet } from './agent-fleet.js';
 import { postPredict } from './http.js';
@@ -25,6 +26,11 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const json = Array.from({ length: 64 }, () => JSON.stringify(gen(agent.status().active!.inputs)));
     const port = agent.address!.port;
     const pool = new HttpAgent({ keepAlive: true, maxSockets: CLIENTS });
+    // GC pauses stop every request in flight: counted per period so a ratio can be read against them.
+    const gcs: { start: number; end: number }[] = [];
+    const gcObserver = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration }); });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    const periods: { swap: boolean; start: number; end: number }[] = [];
     let running = true;
     let sink: number[] | null = null;
     let failed = 0;
@@ -48,18 +54,28 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     for (let i = 0; i < SWAPS; i++) {
       sink = during;
       const t = nowMs();
+      const p0 = performance.now();
       await fleet.swapTo(i % 2 === 0 ? 2 : 1);
       const took = nowMs() - t;
+      const p1 = performance.now();
       swapMs += took;
       sink = steady;
       await new Promise((r) => setTimeout(r, Math.max(50, took)));
+      periods.push({ swap: true, start: p0, end: p1 }, { swap: false, start: p1, end: performance.now() });
     }
     sink = null;
+    gcObserver.disconnect();
     running = false;
     await Promise.all(clients);
     pool.destroy();
     if (failed) throw new Error(`${failed} predictions failed during the benchmark`);
     const d = summarize(during); const s = summarize(steady);
+    const gcIn = (swap: boolean) => {
+      const hit = gcs.filter((g) => periods.some((p) => p.swap === swap && g.start < p.end && g.end > p.start));
+      const ms = periods.filter((p) => p.swap === swap).reduce((a, p) => a + p.end - p.start, 0);
+      return `${hit.length} pauses, ${hit.reduce((a, g) => a + g.end - g.start, 0).toFixed(1)} ms in ${(ms / 1000).toFixed(2)} s`;
+    };
+    const slower = during.filter((x) => x > s.p99).length;
     return {
       name: `agent hot-swap: predict latency during ${SWAPS} swaps vs steady state (ms)`,
       ours: { p50: d.p50, p99: d.p99, requests: d.n },
@@ -68,6 +84,8 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       notes: [
         `${CLIENTS} keep-alive HTTP clients back to back; ${SWAPS} swaps (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(swapMs / 1000).toFixed(1)} s (after the first, the other version waits in the previous slot, so a swap is re-verify + load + smoke/golden + switch + commit); 0 failed requests`,
         'model MLP 17→64→2; each swap loads a new onnxruntime session on the same event loop the predictions use',
+        `p99 of the swap periods is their ${Math.ceil(d.n / 100)}th-slowest request; ${slower} of ${d.n} (${((100 * slower) / d.n).toFixed(2)}%) were slower than the steady p99 (1% if swaps changed nothing)`,
+        `GC during swaps: ${gcIn(true)}; during steady periods: ${gcIn(false)}`,
       ],
     };
   } finally {

@@ -4,8 +4,9 @@
  * serving) against a plain MQTT publish of the same bytes, in the same chunk
  * sizes and QoS, to 200 plain subscribers on the same kind of broker.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { observeSyncs } from '@fleetcast/agent/disk-storage.js';
 import { buildBundle } from '@fleetcast/bundle-build/build.js';
 import { readBundleBuffer } from '@fleetcast/bundles/read.js';
 import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
@@ -14,7 +15,7 @@ import { HubClient } from '@fleetcast/cli/hub-client.js';
 import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
 import { initKeys } from '@fleetcast/signing/keys.js';
 import { startFleet } from '@fleetcast/simulator/fleet.js';
-import { nowMs, phaseSpread, type BenchResult } from './lib.js';
+import { nowMs, percentile, phaseSpread, type BenchResult } from './lib.js';
 import { benchDir } from './dirs.js';
 import { plainFanout } from './plain-fanout.js';
 
@@ -39,30 +40,43 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
   let transferStats: Record<string, number> = {};
   // When each agent first enters a phase: 'verifying' means every chunk is on disk and hash-checked.
   const firstAt: Record<string, number[]> = {};
+  // Per agent, when it entered each phase (a phase is reported once its state is persisted).
+  const entered = fleet.agents.map(() => new Map<string, number>());
   let t0 = 0;
-  fleet.agents.forEach((a) => {
-    const seen = new Set<string>();
-    a.on('state', (r) => { if (t0 && !seen.has(r.phase)) { seen.add(r.phase); (firstAt[r.phase] ??= []).push(nowMs() - t0); } });
+  fleet.agents.forEach((a, i) => {
+    a.on('state', (r) => { if (t0 && !entered[i].has(r.phase)) { entered[i].set(r.phase, nowMs() - t0); (firstAt[r.phase] ??= []).push(nowMs() - t0); } });
   });
+  // Every fsync the agents make during the rollout, by what it made durable.
+  const syncs = new Map<string, number[]>();
+  const fleetDir = join(dir, 'fleet');
   try {
     while ((await api.devices()).devices.length < AGENTS) await new Promise((r) => setTimeout(r, 50));
     await api.publish(b.path);
+    observeSyncs((kind, path, ms) => { const k = syncLabel(kind, relative(fleetDir, path)); (syncs.get(k) ?? syncs.set(k, []).get(k)!).push(ms); });
     t0 = nowMs();
     await api.deploy({ name: 'big', version: 1, all: true });
     await fleet.waitForVersion('big', 1, 600_000);
     oursMs = nowMs() - t0;
+    observeSyncs(null);
     transferStats = { ...hub.transfer.stats };
   } finally {
+    observeSyncs(null);
     await fleet.stop();
     await hub.close();
   }
   const plainMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS);
+  const durableDir = join(dir, 'durable');
+  mkdirSync(durableDir);
+  const durableMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS, durableDir);
   return {
     name: `rollout of a ${(payload.length / 1e6).toFixed(1)} MB bundle to ${AGENTS} agents vs plain MQTT fan-out (ms)`,
     ours: { 'deploy → all serving': oursMs },
-    baseline: { 'publish → all received': plainMs },
-    ratios: [{ name: 'rollout/plain', value: oursMs / plainMs, goal: 1.5 }],
+    baseline: { 'publish → all received': plainMs, 'publish → all fsynced': durableMs },
+    ratios: [{ name: 'rollout/plain', value: oursMs / plainMs, goal: 1.25 }, { name: 'rollout/plain+durable', value: oursMs / durableMs }],
     notes: [
+      'second baseline, plain+durable: the same plain fan-out, each subscriber also writing every chunk at its offset into its own file and fsyncing it once complete (what any device must do with bytes it is to run after a power cut)',
+      `one install, median over the ${AGENTS} agents, ms in each phase (a phase's time includes persisting the next one): ${phaseDurations(entered)}`,
+      `fsyncs per install by what they made durable (count per agent, median/p90 ms): ${syncSummary(syncs, AGENTS)}`,
       `hub chunk server: ${JSON.stringify(transferStats)}`,
       `agents entering each phase, ms after deploy (first/median/last): ${phaseSpread(firstAt)}`,
       `${b.manifest.payload.chunkHashes.length} chunks of ${b.manifest.payload.chunkSize} bytes, QoS 1, both through embedded aedes on loopback; agents and subscribers in this one process`,
@@ -73,4 +87,32 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
       `shared by the agents in this one process, as a fleet does it in parallel on its own CPUs: one onnxruntime session per model, one zstd decompression per identical verified payload (each agent links the result)${SHARE_VERIFY ? ', and the sha256 of byte-identical chunks (each agent\'s bytes are memcmp-compared with a copy that passed the hash; anything else is hashed; BENCH_SHARE_VERIFY=0 turns this off)' : '; chunk and payload hashing NOT shared (BENCH_SHARE_VERIFY=0)'}`,
     ],
   };
+}
+
+const PHASE_ORDER = ['fetching', 'verifying', 'staging', 'swapping', 'committed'];
+
+/** "deploy→fetching 410, fetching 3400, …": per phase, the median over agents of the time until the next phase. */
+function phaseDurations(entered: Map<string, number>[]): string {
+  const steps: [string, string | null, string][] = [['deploy→fetching', null, 'fetching'], ...PHASE_ORDER.slice(0, -1).map((p, i): [string, string, string] => [p, p, PHASE_ORDER[i + 1]])];
+  return steps.map(([name, from, to]) => {
+    const d = entered.filter((m) => m.has(to) && (from === null || m.has(from))).map((m) => m.get(to)! - (from === null ? 0 : m.get(from)!)).sort((a, b) => a - b);
+    return `${name} ${d.length ? percentile(d, 50).toFixed(0) : '-'}`;
+  }).join(', ');
+}
+
+/** The paths an agent syncs, named by their role (agent ids and bundle ids left out). */
+function syncLabel(kind: 'file' | 'dir', rel: string): string {
+  const parts = rel.split('/').slice(1).map((p) => (/^[0-9a-f]{64}/.test(p) ? p.replace(/^[0-9a-f]{64}/, '<bundle>') : p));
+  const path = parts.join('/') || '.';
+  return kind === 'dir' ? `folder ${path}` : path;
+}
+
+function syncSummary(syncs: Map<string, number[]>, agents: number): string {
+  let n = 0;
+  const parts = [...syncs.entries()].map(([k, v]) => {
+    n += v.length;
+    const s = [...v].sort((a, b) => a - b);
+    return `${k} ×${(v.length / agents).toFixed(1)} ${percentile(s, 50).toFixed(1)}/${percentile(s, 90).toFixed(1)}`;
+  });
+  return `${(n / agents).toFixed(1)} in all; ${parts.join('; ')}`;
 }

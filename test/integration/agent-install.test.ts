@@ -122,6 +122,30 @@ describe('agent install', () => {
     expect(agent.status().previous).toEqual({ bundleId: v1.bundleId, name: 'mlp', version: 1 });
   });
 
+  it('Swap_back_to_kept_model_accepts_into_staging: one fsynced state write fewer, nothing fetched', async () => {
+    // The previous model stays unpacked for rollback; a new assignment of it reuses the files. The
+    // accept write records the phase the run starts in (staging), so staging needs no write of its
+    // own: accept+staging, swapping, committed = 3 state writes (4 before: accept as fetching first).
+    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 41 } }));
+    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 42 } }));
+    const agent = fx.newAgent('dev-swap-back', { probationMs: 0 });
+    await agent.start();
+    await fx.hub.assign('dev-swap-back', v1, 1);
+    await waitInstalled(agent, v1.bundleId);
+    await fx.hub.assign('dev-swap-back', v2, 2);
+    await waitInstalled(agent, v2.bundleId);
+    await agent.idle();
+    const saves = () => JSON.parse(readFileSync(join(agent.options.dataDir, 'state.json'), 'utf8')).saves as number;
+    const before = saves();
+    const fetched = fx.hub.requestsFor(v1.bundleId).length;
+    await fx.hub.assign('dev-swap-back', v1, 3);
+    await waitInstalled(agent, v1.bundleId);
+    await agent.idle();
+    expect(fx.hub.requestsFor(v1.bundleId).length).toBe(fetched);
+    expect(saves() - before).toBe(3);
+    expect(agent.status()).toMatchObject({ phase: 'committed', counter: 3, active: { bundleId: v1.bundleId }, previous: { bundleId: v2.bundleId } });
+  });
+
   it('installs a bundle whose golden cases hold on this device', async () => {
     const model = buildMlp({ categorical: true, seed: 7 });
     const inputs = { x: [[0.5, 1, -1, 2], [0, 0, 0, 0]], category: [[1], [4]] };

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diskStorage } from '../../agent/disk-storage.js';
+import { diskStorage, observeSyncs } from '../../agent/disk-storage.js';
 import { MemoryPool, MemoryStorage } from '../../agent/memory-storage.js';
 import { StateStore } from '../../agent/state-store.js';
 import type { AgentStorage } from '../../agent/storage.js';
@@ -41,6 +41,13 @@ describe.each(kinds)('agent storage on $name', ({ make }) => {
     expect((await fs.list(root)).sort()).toEqual(['state.json', 'trust']);
     expect(await fs.list(join(root, 'trust'))).toEqual(['roots']);
     expect(await fs.list(join(root, 'absent'))).toEqual([]);
+  });
+
+  it('syncs a folder that exists and refuses one that does not', async () => {
+    const { fs, root } = make();
+    await fs.makeDir(join(root, 'models', 'b1.partial'));
+    await fs.syncFolder(join(root, 'models', 'b1.partial'));
+    await expect(fs.syncFolder(join(root, 'models', 'gone'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('renames a folder with its files and removes a folder with everything in it', async () => {
@@ -170,5 +177,23 @@ describe('agent storage in memory', () => {
     expect((await devs[2].read('/sim/dev-3/staging/b1/payload.zst'))?.equals(tampered)).toBe(true);
     // Each device still counts the bytes as its own, as its disk would.
     expect(devs.map((d) => d.usedBytes)).toEqual([4096, 4096, 4096]);
+  });
+});
+
+describe('disk fsyncs, observed (the rollout benchmark counts them)', () => {
+  it('an atomic write syncs the file, then its folder; a sealed file and a synced folder once each', async () => {
+    const root = tempDir('fleetcast-syncs-');
+    const seen: string[] = [];
+    observeSyncs((kind, path) => seen.push(`${kind} ${path.slice(root.length)}`));
+    try {
+      await diskStorage.writeAtomic(join(root, 'state.json'), '{}');
+      await diskStorage.put(join(root, 'model.onnx'), bytes(100, 2));
+      await diskStorage.seal(join(root, 'model.onnx'));
+      await diskStorage.syncFolder(root);
+    } finally {
+      observeSyncs(null);
+    }
+    await diskStorage.writeAtomic(join(root, 'state.json'), '{}');
+    expect(seen).toEqual(['file /state.json', 'dir ', 'file /model.onnx', 'dir ']);
   });
 });
