@@ -14,8 +14,9 @@ import { silentLogger } from './hub-fixtures.js';
 export type TestKeys = ReturnType<typeof makeKeys>;
 
 export async function startTestHub(keys: TestKeys, over: Partial<HubOptionsInput> = {}, seams: { now?: () => number } = {}): Promise<Hub> {
-  const store = over.storeUrl === undefined ? await storeFromEnv(over.dataDir) : {};
-  return startHub({ dataDir: tempDir('fleetcast-hub-'), keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, insecureDemo: true, ...store, ...over }, { logger: silentLogger(), ...seams });
+  const dataDir = over.dataDir ?? tempDir('fleetcast-hub-');
+  const store = over.storeUrl === undefined ? await storeFromEnv(dataDir) : {};
+  return startHub({ dataDir, keysDir: keys.dir, mqttPort: 0, httpPort: 0, mqttClientId: `hub-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, insecureDemo: true, ...store, ...over }, { logger: silentLogger(), ...seams });
 }
 
 /** The database each data folder's hub got under FLEETCAST_TEST_PG: a hub restarted on the same folder finds its data again. */
@@ -26,10 +27,10 @@ const databaseOf = new Map<string, string>();
  * hub gets a fresh database on that server (the same suites, parameterised by engine, not copied), but a
  * hub started again on a data folder given before gets that folder's database, as it would find its hub.db.
  */
-async function storeFromEnv(dataDir?: string): Promise<{ storeUrl?: string }> {
+async function storeFromEnv(dataDir: string): Promise<{ storeUrl?: string }> {
   const admin = process.env.FLEETCAST_TEST_PG;
   if (!admin) return {};
-  const known = dataDir === undefined ? undefined : databaseOf.get(dataDir);
+  const known = databaseOf.get(dataDir);
   if (known) return { storeUrl: known };
   const name = `fc_${process.pid}_${Math.random().toString(16).slice(2, 10)}`;
   const { default: pg } = await import('pg');
@@ -38,7 +39,7 @@ async function storeFromEnv(dataDir?: string): Promise<{ storeUrl?: string }> {
   try { await c.query(`CREATE DATABASE ${name}`); } finally { await c.end(); }
   const u = new URL(admin);
   u.pathname = `/${name}`;
-  if (dataDir !== undefined) databaseOf.set(dataDir, u.toString());
+  databaseOf.set(dataDir, u.toString());
   return { storeUrl: u.toString() };
 }
 
