@@ -80,7 +80,7 @@ export const deviceList = obj({
  * A filter's text: no control characters. PostgreSQL refuses a NUL byte in a text parameter (SQLite
  * takes it), so without this `?q=%00` was a 500 on one engine; no device id, tag, ring or phase holds one.
  */
-const filterText = (o: { min?: number; max: number }) => str({ ...o, pattern: /^[^\u0000-\u001f\u007f]*$/ });
+export const filterText = (o: { min?: number; max: number }) => str({ ...o, pattern: /^[^\u0000-\u001f\u007f]*$/ });
 export const deviceListQuery = obj({
   state: optional(str({ enum: ['online', 'offline'] })),
   /** NAME@VERSION of the active model (`none` for devices without one). */
