@@ -76,18 +76,23 @@ export const deviceList = obj({
   /** Pass as `after` for the next page; null on the last one. */
   next: nullable(deviceId),
 });
+/**
+ * A filter's text: no control characters. PostgreSQL refuses a NUL byte in a text parameter (SQLite
+ * takes it), so without this `?q=%00` was a 500 on one engine; no device id, tag, ring or phase holds one.
+ */
+export const filterText = (o: { min?: number; max: number }) => str({ ...o, pattern: /^[^\u0000-\u001f\u007f]*$/ });
 export const deviceListQuery = obj({
   state: optional(str({ enum: ['online', 'offline'] })),
   /** NAME@VERSION of the active model (`none` for devices without one). */
-  version: optional(str({ max: 128 })),
+  version: optional(filterText({ max: 128 })),
   /** Devices whose tags include this one. */
-  tag: optional(str({ min: 1, max: 64 })),
+  tag: optional(filterText({ min: 1, max: 64 })),
   /** Ring of the current assignment (`none`: no ring). */
-  ring: optional(str({ min: 1, max: 64 })),
+  ring: optional(filterText({ min: 1, max: 64 })),
   /** Install phase of the last state report. */
-  phase: optional(str({ min: 1, max: 32 })),
+  phase: optional(filterText({ min: 1, max: 32 })),
   /** Part of the device id. */
-  q: optional(str({ max: 128 })),
+  q: optional(filterText({ max: 128 })),
   /** Page size, 1 to 1000; without it every matching device is returned (the CLI's `devices list`). */
   limit: optional(str({ pattern: /^[1-9][0-9]{0,3}$/ })),
   /** The `next` of the previous page. */

@@ -5,7 +5,7 @@
  * id of the previous page): an index seek, stable while devices report, unlike
  * OFFSET which rescans what it skips and shifts when rows are added.
  */
-import type { Db } from './db/db.js';
+import { engineOf, type Db } from './db/db.js';
 import { deviceFromRow, type DeviceRow } from './store-schema.js';
 import type { DeviceRecord, HubStore } from './store.js';
 
@@ -26,7 +26,7 @@ export interface DeviceFilter {
 export interface DevicePage { devices: DeviceRecord[]; total: number; next: string | null }
 
 /** The WHERE clause and its parameters for a filter (shared by the page, its count and the summary). */
-function where(f: DeviceFilter, onlineSince: number): { sql: string; params: unknown[] } {
+function where(db: Db, f: DeviceFilter, onlineSince: number): { sql: string; params: unknown[] } {
   const c: string[] = [];
   const p: unknown[] = [];
   if (f.state) { c.push(f.state === 'online' ? 'd.last_seen >= ?' : 'd.last_seen < ?'); p.push(onlineSince); }
@@ -38,8 +38,7 @@ function where(f: DeviceFilter, onlineSince: number): { sql: string; params: unk
       p.push(f.version.slice(0, at), at < 0 ? NaN : Number(f.version.slice(at + 1)));
     }
   }
-  // capabilities.tags is an array or one string (hub/rollouts/rings.ts tagsOf); json_each walks both.
-  if (f.tag !== undefined) { c.push("EXISTS (SELECT 1 FROM json_each(d.state, '$.capabilities.tags') t WHERE t.value = ?)"); p.push(f.tag); }
+  if (f.tag !== undefined) { c.push(TAG_MATCH[engineOf(db)]); p.push(f.tag); }
   if (f.ring !== undefined) {
     if (f.ring === 'none') c.push('a.ring IS NULL');
     else { c.push('a.ring = ?'); p.push(f.ring); }
@@ -50,12 +49,22 @@ function where(f: DeviceFilter, onlineSince: number): { sql: string; params: unk
   return { sql: c.length ? `WHERE ${c.join(' AND ')}` : '', params: p };
 }
 
+/**
+ * capabilities.tags is an array or one string (hub/rollouts/rings.ts tagsOf). SQLite's json_each walks
+ * both; PostgreSQL has no json_each with a path, and jsonb containment says the same thing in one
+ * operator: an array contains a string it holds, a string contains itself.
+ */
+const TAG_MATCH = {
+  sqlite: "EXISTS (SELECT 1 FROM json_each(d.state, '$.capabilities.tags') t WHERE t.value = ?)",
+  postgres: "(d.state::jsonb #> '{capabilities,tags}') @> to_jsonb(?::text)",
+} as const;
+
 const FROM = 'FROM devices d LEFT JOIN assignments a ON a.device_id = d.id';
 
 /** One page of devices in id order after `after`, the number matching the filter, and the cursor of the next page. */
 export function pageDevices(store: HubStore, f: DeviceFilter, o: { onlineSince: number; limit: number; after?: string }): DevicePage {
   const db = store.db;
-  const w = where(f, o.onlineSince);
+  const w = where(db, f, o.onlineSince);
   const cursor = o.after !== undefined ? `${w.sql ? `${w.sql} AND` : 'WHERE'} d.id > ?` : w.sql;
   const params = o.after !== undefined ? [...w.params, o.after] : w.params;
   // One row more than asked tells whether there is a next page without a second query.

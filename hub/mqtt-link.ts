@@ -76,6 +76,7 @@ export function createDispatcher(handlers: DeviceHandlers, logger: Logger): Disp
         if (msg.deviceId !== t.deviceId) {
           throw hubError('HUB_ERR_DEVICE_MISMATCH', `topic names ${JSON.stringify(t.deviceId)}, body names ${JSON.stringify(msg.deviceId)}`);
         }
+        if (holdsNul(msg)) throw hubError('HUB_ERR_BAD_MESSAGE', `a ${channel} message holds a NUL character (U+0000) in a string, which the store cannot keep; send the text without it`);
         const handler = handlers[channel] as ((m: typeof msg) => void | Promise<void>) | undefined;
         if (!handler) throw hubError('HUB_ERR_BAD_MESSAGE', `this hub does not handle ${channel} messages`);
         await handler(msg);
@@ -88,6 +89,18 @@ export function createDispatcher(handlers: DeviceHandlers, logger: Logger): Disp
       }
     },
   };
+}
+
+/**
+ * Whether a decoded message holds U+0000 in any string. PostgreSQL refuses it in text and in jsonb (a stored
+ * report holding it made every registry query that reads reports as JSON fail, for the whole fleet); SQLite
+ * takes it. Refused on both engines, so a device's message is handled the same wherever its hub stores it.
+ */
+function holdsNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(holdsNul);
+  if (v !== null && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\u0000') || holdsNul(x));
+  return false;
 }
 
 export interface MqttLink {

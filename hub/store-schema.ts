@@ -181,6 +181,16 @@ export const MIGRATIONS: readonly Migration[] = [
     postgres: `ALTER TABLE devices ADD COLUMN state_seq BIGINT;
       UPDATE devices SET state_seq = (state::jsonb ->> 'seq')::bigint;`,
   },
+  // A device event once per (device, seq), held by the database: each hub's replay guard knows only what it
+  // saw, so an event replayed to another hub of a cluster was stored twice (and an install logged twice). An
+  // agent's event seqs only grow, so two rows with one seq are one event: the upgrade keeps the row already in
+  // the transparency log, else the first stored, and the insert skips a second (hub/store/device-table.ts).
+  `DELETE FROM events WHERE id IN (
+     SELECT id FROM (
+       SELECT id, ROW_NUMBER() OVER (PARTITION BY device_id, seq ORDER BY CASE WHEN log_index IS NULL THEN 1 ELSE 0 END, id) AS nth
+       FROM events) AS ranked
+     WHERE nth > 1);
+   CREATE UNIQUE INDEX events_device_seq ON events (device_id, seq);`,
 ];
 
 export interface BundleRow { id: string; name: string; version: number; envelope: string; compressed_length: number; raw_length: number; chunk_size: number; chunk_count: number; created_at: number }

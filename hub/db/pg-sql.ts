@@ -8,7 +8,10 @@
  *   DO UPDATE SET` every other column (the key comes from the catalog: `primaryKey`);
  * - two-argument `max(a, b)` / `min(a, b)` (SQLite's scalar forms) → GREATEST / LEAST;
  * - `json_extract(x, '$.a.b')` → `x::jsonb #> '{a,b}'` (a JSON value, which node-postgres parses, so
- *   numbers stay numbers as in SQLite), or `#>>` (text) where it is compared;
+ *   numbers stay numbers as in SQLite), or `#>>` (text) where it is compared, tested with IS (a JSON
+ *   null is SQL NULL in SQLite, and in `#>>`, but not in `#>`) or joined with `||` (jsonb || '@' would
+ *   parse '@' as JSON);
+ * - `instr(haystack, needle)` → `strpos(haystack, needle)`;
  * - `AS camelCase` → `AS "camelCase"` (PostgreSQL folds unquoted names to lower case);
  * - `PRAGMA table_info(t)` → the column names from information_schema;
  * - DDL: INTEGER → BIGINT (rows hold millisecond times and counters), INTEGER PRIMARY KEY AUTOINCREMENT
@@ -90,10 +93,11 @@ function scalarMinMax(code: string): string {
 
 function jsonExtract(sql: string): string {
   // The path is a string literal, so this runs over the whole text; the JSON source never holds quotes here.
-  return sql.replace(/json_extract\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*'\$\.([A-Za-z0-9_.[\]]+)'\s*\)(\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b|\bLIKE\b))?/gi,
-    (_m, src: string, path: string, cmp: string | undefined) => {
+  return sql.replace(/json_extract\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*,\s*'\$\.([A-Za-z0-9_.[\]]+)'\s*\)(\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b|\bLIKE\b|\bIS\b|\|\|))?/gi,
+    (_m, src: string, path: string, cmp: string | undefined, offset: number, whole: string) => {
       const keys = path.replace(/\[(\d+)\]/g, '.$1').split('.').filter(Boolean).join(',');
-      return `(${src}::jsonb ${cmp ? '#>>' : '#>'} '{${keys}}')${cmp ?? ''}`;
+      const text = cmp !== undefined || /\|\|\s*$/.test(whole.slice(0, offset));
+      return `(${src}::jsonb ${text ? '#>>' : '#>'} '{${keys}}')${cmp ?? ''}`;
     });
 }
 
@@ -118,6 +122,10 @@ function qualifyUpsert(code: string): string {
   return code.slice(0, setStart) + qualified + after;
 }
 
+function instr(code: string): string {
+  return code.replace(/\binstr\s*\(/gi, 'strpos(');
+}
+
 function quoteCamelAliases(code: string): string {
   return code.replace(/\bAS\s+([a-z_][a-z0-9_]*[A-Z][A-Za-z0-9_]*)\b/g, 'AS "$1"');
 }
@@ -139,7 +147,7 @@ export function toPostgres(sql: string, primaryKey: (table: string) => string[])
   }
   const st = params(sql);
   let text = jsonExtract(st.text);
-  text = parts(text).map((p) => (p.code ? quoteCamelAliases(scalarMinMax(isDdl(sql) ? ddl(p.s) : p.s)) : p.s)).join('');
+  text = parts(text).map((p) => (p.code ? quoteCamelAliases(instr(scalarMinMax(isDdl(sql) ? ddl(p.s) : p.s))) : p.s)).join('');
   text = qualifyUpsert(text);
   const ignore = /^\s*INSERT\s+OR\s+IGNORE\s+INTO\b/i;
   const replace = /^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(([^)]*)\)/i;

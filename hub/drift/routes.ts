@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { obj, optional, str } from '@fleetcast/protocol/schema.js';
-import { errorBody } from '../api-schemas.js';
+import { errorBody, filterText } from '../api-schemas.js';
 import { hubError } from '../errors.js';
 import type { HubStore } from '../store.js';
 import type { TelemetryService } from '../telemetry/service.js';
@@ -26,7 +26,7 @@ export function parseTime(v: string, now: number, what: string): number {
 const DECIMAL = /^(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$/;
 
 const reportQuery = obj({
-  ring: optional(str({ min: 1, max: 64 })),
+  ring: optional(filterText({ min: 1, max: 64 })),
   since: optional(str({ max: 32 })),
   until: optional(str({ max: 32 })),
   // A query string carries text, and the API coerces no types (hub/api.ts): numbers are decimal strings, read here.

@@ -64,10 +64,13 @@ export class DeviceTable extends StoreTable {
     return rows.map(deviceFromRow);
   }
 
-  /** Store a device event; `claim` marks one that names a bundle never assigned to the device (hub/events). */
+  /**
+   * Store a device event; `claim` marks one that names a bundle never assigned to the device (hub/events).
+   * One already stored under its (device, seq), by another hub sharing the database, is skipped.
+   */
   recordEvent(e: DeviceEvent, now: number, claim = false): void {
     this.queueReport(() => this.stmt(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at, claim)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now, claim ? 1 : 0));
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now, claim ? 1 : 0));
   }
 
   listEvents(deviceId: string, limit = 100): DeviceEvent[] {

@@ -124,6 +124,17 @@ describe('device registry paging at 100,000 devices', () => {
     expect(r.body.error.message).toContain('after=next');
   });
 
+  it('answers any filter text with a page or a coded 400, never a 500 (Device_filter_input_never_500)', async () => {
+    // PostgreSQL refuses a NUL byte in a text parameter (SQLite takes it): every text filter and the cursor.
+    for (const key of ['q', 'tag', 'ring', 'phase', 'version', 'after']) {
+      for (const value of ['%00', 'a%00b', '%F0%9F%98%80', '_', "'", 'x@1e999']) {
+        const r = await api<{ error?: { code: string; message: string }; total?: number }>(hub, 'GET', `/v1/devices?${key}=${value}&limit=5`, undefined, token);
+        expect([200, 400], `${key}=${value}`).toContain(r.status);
+        if (r.status === 400) { expect(r.body.error?.code, `${key}=${value}`).toBe('HUB_ERR_BAD_REQUEST'); expect(r.body.error?.message).toContain(key); }
+      }
+    }
+  });
+
   it('counts the fleet by version, ring, phase and online in GET /v1/fleet/summary', async () => {
     const r = await api<{ total: number; online: number; byVersion: Record<string, number>; byRing: Record<string, number>; byPhase: Record<string, number> }>(hub, 'GET', '/v1/fleet/summary', undefined, token);
     expect(r.status).toBe(200);

@@ -17,7 +17,7 @@ import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgr
 import { stateReport } from '../helpers/hub-fixtures.js';
 import mqtt from 'mqtt';
 import { deviceFilter } from '../../hub/mqtt-link.js';
-import { encode } from '../../protocol/messages.js';
+import { encode, type DeviceEvent } from '../../protocol/messages.js';
 import { topics } from '../../protocol/topics.js';
 import { TelemetryWindow } from '../../agent/telemetry/window.js';
 import { encodeTelemetryBinary } from '../../protocol/telemetry-binary.js';
@@ -125,24 +125,35 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('two hubs on one PostgreSQL store
     expect(await stored() - before).toBe(30);
   });
 
+  /**
+   * A device publishing on one channel whose messages the test hands to the hub it picks: the broker picks the
+   * hub of a shared subscription, so only that hub stays subscribed to the channel while it sends (the hubs' own
+   * clients, the same filter they subscribe at start). `send` returns once that hub has handled the message.
+   */
+  const deviceVia = async (device: string, channel: 'state' | 'event') => {
+    const filter = deviceFilter(channel, 'fleetcast');
+    const pub = await mqtt.connectAsync(broker.url, { clientId: `${device}-device`, protocolVersion: 4 });
+    return {
+      async send(h: Hub, payload: Uint8Array, seq: number) {
+        const handled = h.link.stats.handled[channel] ?? 0;
+        for (const o of hubs) if (o !== h) await o.link.client.unsubscribeAsync(filter);
+        await h.link.client.subscribeAsync(filter, { qos: 1 });
+        await pub.publishAsync(topics.device(device, channel), Buffer.from(payload), { qos: 1 });
+        await waitFor(() => (h.link.stats.handled[channel] ?? 0) > handled, `hub ${hubs.indexOf(h)} to handle seq ${seq}`, 30_000);
+        h.store.flushReports();
+      },
+      async end() {
+        await pub.endAsync();
+        for (const h of hubs) await h.link.client.subscribeAsync(filter, { qos: 1 });
+      },
+    };
+  };
+
   it('Late_state_report_across_hubs: a state report with a lower seq, delivered to the second hub after the first stored a newer one, leaves the newer state', async () => {
     const [a, b] = hubs;
     const device = 'dev-order';
-    // The broker picks the hub of a shared subscription; the test picks it instead by leaving only one hub
-    // subscribed to the state channel at a time (the hubs' own clients, the same filter they subscribe at start).
-    const filter = deviceFilter('state', 'fleetcast');
-    const only = async (h: Hub) => {
-      for (const o of hubs) if (o !== h) await o.link.client.unsubscribeAsync(filter);
-      await h.link.client.subscribeAsync(filter, { qos: 1 });
-    };
-    const pub = await mqtt.connectAsync(broker.url, { clientId: 'order-device', protocolVersion: 4 });
-    const send = async (h: Hub, seq: number, phase: 'fetching' | 'committed') => {
-      const handled = h.link.stats.handled.state ?? 0;
-      await only(h);
-      await pub.publishAsync(topics.device(device, 'state'), encode(stateReport(device, { seq, phase })), { qos: 1 });
-      await waitFor(() => (h.link.stats.handled.state ?? 0) > handled, `hub ${hubs.indexOf(h)} to handle seq ${seq}`, 30_000);
-      h.store.flushReports();
-    };
+    const dev = await deviceVia(device, 'state');
+    const send = (h: Hub, seq: number, phase: 'fetching' | 'committed') => dev.send(h, encode(stateReport(device, { seq, phase })), seq);
     try {
       await send(b!, 2, 'fetching'); // b's replay guard now knows seq 2 for this device
       await send(a!, 5, 'committed'); // a stores the newer report
@@ -151,8 +162,24 @@ describe.skipIf(!hasPostgres || !hasMosquitto)('two hubs on one PostgreSQL store
       expect(a!.store.getDevice(device)).toMatchObject({ state: { seq: 5 }, phase: 'committed' });
       expect(b!.store.getDevice(device)).toMatchObject({ state: { seq: 5 }, phase: 'committed' });
     } finally {
-      await pub.endAsync();
-      for (const h of hubs) await h.link.client.subscribeAsync(filter, { qos: 1 });
+      await dev.end();
+    }
+  });
+
+  it('Replayed_event_across_hubs: a device event replayed to the second hub after the first stored it is stored once', async () => {
+    const [a, b] = hubs;
+    const device = 'dev-replay';
+    const dev = await deviceVia(device, 'event');
+    const event = (seq: number): DeviceEvent => ({ v: 1, deviceId: device, seq, at: Date.now(), kind: 'fetch-failed', code: 'AGENT_ERR_FETCH' });
+    const send = (h: Hub, e: DeviceEvent) => dev.send(h, encode(e), e.seq);
+    try {
+      await send(b!, event(2)); // b's replay guard now knows seq 2 for this device
+      const captured = event(4);
+      await send(a!, captured); // a stores seq 4
+      await send(b!, captured); // replayed to b: above what b saw, already in the database
+      for (const h of [a!, b!]) expect(h.store.listEvents(device).map((e) => e.seq)).toEqual([4, 2]);
+    } finally {
+      await dev.end();
     }
   });
 

@@ -60,6 +60,16 @@ async function validReport(deviceId: string, seqBase: number): Promise<Telemetry
 }
 
 describe('telemetry ingest', () => {
+  it('Drift_ring_text_never_500: a drift report asked for a ring holding a control character is a coded 400 (PostgreSQL refuses a NUL byte)', async () => {
+    for (const ring of ['%00', 'a%00b', '%0A']) {
+      const r = await api<{ error: { code: string; message: string } }>(hub, 'GET', `/v1/drift/ingest/1?ring=${ring}`);
+      expect(r.status, ring).toBe(400);
+      expect(r.body.error.code).toBe('HUB_ERR_BAD_REQUEST');
+      expect(r.body.error.message).toContain('ring');
+    }
+    expect((await api(hub, 'GET', '/v1/drift/ingest/1?ring=canary')).status).toBe(200);
+  });
+
   it('refuses malformed, oversized, foreign-bundle, mismatched-bin and spoofed reports by code, and keeps ingesting the rest', async () => {
     const dev = await connectDevice(hub.mqttUrl, 'dev-a');
     const good = await validReport('dev-a', 100);

@@ -126,6 +126,27 @@ describe('deployments and the device registry', () => {
     }
   });
 
+  it('Nul_in_device_report: a report or event with a NUL character in a string is refused as HUB_ERR_BAD_MESSAGE and the registry keeps answering', async () => {
+    // PostgreSQL cannot read a stored report holding \u0000 as JSON: every registry query over it would fail.
+    const hub = await startTestHub(keys);
+    hubs.push(hub);
+    const dev = await connectDevice(hub.mqttUrl, 'dev-n');
+    try {
+      await dev.publishAsync(topics.device('dev-n', 'state'), encode(stateReport('dev-n', { seq: 1, capabilities: { tags: ['eu'] } })), { qos: 1 });
+      await waitFor(() => hub.link.stats.handled.state === 1, 'the first report');
+      await dev.publishAsync(topics.device('dev-n', 'state'), encode(stateReport('dev-n', { seq: 2, phase: 'failed', capabilities: { tags: ['eu\u0000x'] } })), { qos: 1 });
+      await dev.publishAsync(topics.device('dev-n', 'event'), encode({ v: 1, deviceId: 'dev-n', seq: 3, at: 5, kind: 'fetch-failed', code: 'AGENT_ERR_X', detail: 'a\u0000b' }), { qos: 1 });
+      await dev.publishAsync(topics.device('dev-n', 'event'), encode({ v: 1, deviceId: 'dev-n', seq: 4, at: 6, kind: 'fetch-failed', code: 'AGENT_ERR_X', detail: 'ok' }), { qos: 1 });
+      await waitFor(() => hub.link.stats.handled.event === 1 && hub.link.stats.rejected.HUB_ERR_BAD_MESSAGE === 2, 'two refused, the last event handled');
+      const list = await api<{ devices: { id: string; phase: string }[] }>(hub, 'GET', '/v1/devices?tag=eu&limit=10');
+      expect(list).toMatchObject({ status: 200, body: { devices: [{ id: 'dev-n', phase: 'idle' }] } });
+      expect((await api(hub, 'GET', '/v1/fleet/summary')).status).toBe(200);
+      expect(hub.store.listEvents('dev-n').map((e) => e.seq)).toEqual([4]);
+    } finally {
+      await dev.endAsync();
+    }
+  });
+
   it('deploys to more devices than one signing batch, every one retained with its own counter', async () => {
     const hub = await startTestHub(keys);
     hubs.push(hub);

@@ -8,7 +8,7 @@ import { loadRootText } from '../../signing/root.js';
 import type { Hub } from '../../hub/hub.js';
 import { cleanupTempDirs, freePort, makeKeys, waitFor } from '../helpers/env.js';
 import { connectDevice, stateReport } from '../helpers/hub-fixtures.js';
-import { api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
+import { api, makeBundle, startTestHub, storedBlob } from '../helpers/hub-harness.js';
 import { hasMosquitto, startMosquitto, type Mosquitto } from '../helpers/hub-mosquitto.js';
 
 afterAll(cleanupTempDirs);
@@ -60,7 +60,7 @@ describe.skipIf(!hasMosquitto)('hub with an external mosquitto broker (--broker)
       const all = Array.from({ length: n }, (_, i) => i);
       await dev.publishAsync(topics.device('m-1', 'chunk-req'), encode({ v: 1, deviceId: 'm-1', bundleId: a.bundleId, chunks: all }), { qos: 1 });
       await waitFor(() => chunks.size === n, 'every chunk through mosquitto');
-      expect(Buffer.concat(all.map((i) => chunks.get(i)!)).equals(readFileSync(hub.store.blobPath(b.bundleId)))).toBe(true);
+      expect(Buffer.concat(all.map((i) => chunks.get(i)!)).equals(await storedBlob(hub, b.bundleId))).toBe(true);
     } finally {
       await dev.endAsync();
     }

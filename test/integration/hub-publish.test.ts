@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundleFile } from '../../bundles/read.js';
 import type { Hub } from '../../hub/hub.js';
 import { cleanupTempDirs, makeKeys } from '../helpers/env.js';
-import { adminToken, api, makeBundle, startTestHub, type TestKeys } from '../helpers/hub-harness.js';
+import { adminToken, api, makeBundle, startTestHub, storedBlob, storedBlobs, type TestKeys } from '../helpers/hub-harness.js';
 
 afterAll(cleanupTempDirs);
 
@@ -23,7 +23,7 @@ describe('publishing bundles to the hub', () => {
   /** Nothing was stored: no rows, no blobs, no temp files. */
   function expectNothingStored() {
     expect(hub.store.listBundles()).toEqual([]);
-    expect(readdirSync(join(hub.options.dataDir, 'blobs'))).toEqual([]);
+    expect(storedBlobs(hub)).toEqual([]);
     expect(readdirSync(join(hub.options.dataDir, 'tmp'))).toEqual([]);
   }
 
@@ -88,7 +88,7 @@ describe('publishing bundles to the hub', () => {
     expect(first).toEqual({ status: 201, body: { bundleId: b.bundleId, name: 'churn', version: 1, created: true } });
     const parsed = await readBundleFile(b.path);
     expect(b.bundleId).toBe(createHash('sha256').update(Buffer.from(parsed.envelope.payload, 'base64')).digest('hex'));
-    const blob = readFileSync(hub.store.blobPath(b.bundleId));
+    const blob = await storedBlob(hub, b.bundleId);
     expect(blob.equals(bytes.subarray(parsed.payloadOffset, parsed.payloadOffset + parsed.payloadLength))).toBe(true);
     expect(createHash('sha256').update(blob).digest('hex')).toBe(b.manifest.payload.compressedSha256);
     const again = await api(hub, 'POST', '/v1/bundles', bytes);
@@ -106,7 +106,7 @@ describe('publishing bundles to the hub', () => {
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('HUB_ERR_DUPLICATE_VERSION');
     expect(hub.store.listBundles()).toHaveLength(1);
-    expect(readdirSync(join(hub.options.dataDir, 'blobs'))).toHaveLength(1);
+    expect(storedBlobs(hub)).toEqual([hub.store.listBundles()[0].id]);
   });
 
   it('answers unknown ids, routes and bad JSON bodies with coded errors, and documents its routes', async () => {

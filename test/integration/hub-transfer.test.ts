@@ -6,7 +6,7 @@ import { parseTopic, topics } from '../../protocol/topics.js';
 import type { Hub } from '../../hub/hub.js';
 import { cleanupTempDirs, makeKeys, waitFor } from '../helpers/env.js';
 import { connectDevice, stateReport } from '../helpers/hub-fixtures.js';
-import { api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
+import { api, makeBundle, startTestHub, storedBlob } from '../helpers/hub-harness.js';
 
 afterAll(cleanupTempDirs);
 
@@ -32,7 +32,7 @@ describe('chunk transfer through the broker', () => {
     // ~600 KB of incompressible weights in 64 KiB chunks: about ten chunks.
     bundle = await makeBundle([keys.keys.release], { chunkSize: 65_536, model: { seed: 3, padFloats: 150_000 } });
     expect((await api(hub, 'POST', '/v1/bundles', readFileSync(bundle.path))).status).toBe(201);
-    blob = readFileSync(hub.store.blobPath(bundle.bundleId));
+    blob = await storedBlob(hub, bundle.bundleId);
     chunkCount = bundle.manifest.payload.chunkHashes.length;
     expect(chunkCount).toBeGreaterThan(5);
     // The hub serves a device only the bundles assigned to it (hub/transfer-grants.ts).
@@ -59,6 +59,8 @@ describe('chunk transfer through the broker', () => {
     await waitFor(() => hub.transfer.stats.requests === AGENTS, 'every request at the hub');
     await hub.transfer.flushNow();
     await waitFor(() => received.every((g) => g.size === chunkCount), 'every agent has every chunk');
+    // aedes emits 'publish' once it has routed a message, which may be after a subscriber already has it.
+    await waitFor(() => brokerSaw.size >= chunkCount, 'the broker to report every chunk publish');
 
     expect(brokerSaw.size).toBe(chunkCount);
     for (const n of brokerSaw.values()) expect(n).toBe(1);

@@ -10,6 +10,8 @@ import { signEnvelope } from '../../signing/envelope.js';
 import { HubStore } from '../../hub/store.js';
 import { MIGRATIONS } from '../../hub/store-schema.js';
 import { PgDb } from '../../hub/db/pg-db.js';
+import type { Db } from '../../hub/db/db.js';
+import { migrate } from '../../hub/db/migrate.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 import { manifestFor, randomPayload, stateReport } from '../helpers/hub-fixtures.js';
 import { hasPostgres, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -192,5 +194,39 @@ describe.each(ENGINES)('hub store on $engine', ({ engine, fresh }) => {
       expect(store.storedStateSeq('d1')).toBe(6);
       other.close();
       store.close();
+    });
+
+    it('Event_once_in_the_database: a device event written by two stores on one database (two hubs) is stored once', async () => {
+      const at = await fresh();
+      const store = open(at);
+      const other = open(at);
+      const e = { v: 1, deviceId: 'd1', seq: 4, at: 5, kind: 'installed', bundleId: 'b'.repeat(64), counter: 1 } as const;
+      store.recordEvent(e, 100);
+      store.flushReports();
+      // The other hub's replay guard never saw seq 4 (it knew only an older one): its write is the replay.
+      other.recordEvent(e, 200);
+      other.recordEvent({ ...e, seq: 5, kind: 'rolled-back' }, 210);
+      other.flushReports();
+      expect(store.listEvents('d1').map((x) => [x.seq, x.kind])).toEqual([[5, 'rolled-back'], [4, 'installed']]);
+      expect(store.storedEventSeq('d1')).toBe(5);
+      other.close();
+      store.close();
+    });
+
+    it('Events_deduplicated_on_upgrade: the step that makes (device, seq) unique keeps one row of each, the one already in the log first', async () => {
+      const at = await fresh();
+      const step = MIGRATIONS.findIndex((m) => typeof m === 'string' && m.includes('events_device_seq'));
+      expect(step).toBeGreaterThan(0);
+      const db: Db = at.url ? PgDb.connect(at.url) : new Database(join(at.dir, 'hub.db'));
+      try {
+        migrate(db, MIGRATIONS.slice(0, step));
+        const add = db.prepare('INSERT INTO events (device_id, seq, at, kind, received_at, log_index) VALUES (?, ?, 1, ?, 1, ?)');
+        // d1 seq 4 three times, the second already marked as logged (leaf 0); d2 seq 4 twice; d1 seq 5 once.
+        for (const [d, seq, kind, leaf] of [['d1', 4, 'a', null], ['d1', 4, 'b', 0], ['d2', 4, 'c', null], ['d1', 4, 'd', null], ['d1', 5, 'e', null], ['d2', 4, 'f', null]] as const) add.run(d, seq, kind, leaf);
+        expect(migrate(db, MIGRATIONS)).toEqual({ from: step, to: MIGRATIONS.length });
+        expect(db.prepare('SELECT device_id AS d, seq, kind, log_index AS leaf FROM events ORDER BY device_id, seq').all())
+          .toEqual([{ d: 'd1', seq: 4, kind: 'b', leaf: 0 }, { d: 'd1', seq: 5, kind: 'e', leaf: null }, { d: 'd2', seq: 4, kind: 'c', leaf: null }]);
+        expect(() => add.run('d1', 5, 'g', null)).toThrow(/unique/i);
+      } finally { db.close(); }
     });
 });
