@@ -57,6 +57,8 @@ export interface MqttClientOptions {
   /** The schedule after a refused login (default 30 s doubling to 15 min). */
   loginRetry?: BackoffSchedule;
   connectTimeoutMs: number;
+  /** MQTT keepalive in seconds (default mqtt.js's 60). */
+  keepaliveSec?: number;
   /** A failure that differs (code or detail) from the previous one since the last good connection. */
   onFailure?: (f: BrokerFailure) => void;
   now?: () => number;
@@ -80,6 +82,7 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     // Without it mqtt.js never tries again after a refused login.
     reconnectOnConnackError: true,
     connectTimeout: o.connectTimeoutMs,
+    ...(o.keepaliveSec !== undefined ? { keepalive: o.keepaliveSec } : {}),
     // Subscriptions are renewed by the agent itself after each CONNACK (it must
     // know when the SUBACK arrives before asking for chunks).
     resubscribe: false,
@@ -128,6 +131,12 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     // A re-enrolled device: its new secret is read for this attempt.
     if (o.passwordFile !== undefined) client.options.password = readPasswordOr(o.passwordFile, client.options.password);
   });
+  // Any packet from the broker shows it is alive. mqtt.js counts only acks and PINGRESP: a device
+  // receiving a long transfer (a large bundle, a slow link, a broker writing to thousands) pinged,
+  // its PINGRESP queued behind the chunks still on their way, and 1.5 keepalives later it dropped a
+  // working connection and started its fetch round again. The broker still hears from the device:
+  // a PUBACK per QoS 1 chunk, and pings once nothing has come in for a keepalive.
+  client.on('packetreceive', () => client.reschedulePing(true));
   client.on('connect', () => {
     failures = 0;
     failure = null;

@@ -89,7 +89,7 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
 
 /** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
-async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
+export async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
   const worker = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'plain-broker-worker.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: worker.stdout! });
   const waiters: ((line: string) => void)[] = [];
@@ -99,6 +99,7 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     waiters.push((l) => { clearTimeout(t); resolve(l); });
   });
   const subs: mqtt.MqttClient[] = [];
+  let progress: NodeJS.Timeout | undefined;
   try {
     const url = (await next()).replace(/^url /, '');
     const chunks = Math.ceil(bytes / chunkSize);
@@ -106,13 +107,26 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     let done = 0;
     let resolveAll!: () => void;
     const all = new Promise<void>((r) => { resolveAll = r; });
+    const counts = { closed: 0, errors: 0, chunks: 0, lastError: '' };
+    progress = setInterval(() => {
+      const m = process.memoryUsage();
+      process.stderr.write(`sim-scale plain: ${subs.length} subscribed, ${done} complete, ${counts.chunks} chunks in, ${counts.closed} closed, ${counts.errors} errors ${counts.lastError}; rss ${fmt(mb(m.rss), 0)} MB\n`);
+    }, 10_000);
     const t0 = nowMs();
     for (let i = 0; i < n; i += CONNECT_STEP) {
       // Bounded: a connection that neither opens nor fails must end the run, not hang it.
       await within(BOUND_MS, `${n} raw subscribers to connect (${subs.length} did)`, Promise.all(Array.from({ length: Math.min(CONNECT_STEP, n - i) }, async (_, k) => {
         const c = await mqtt.connectAsync(url, { clientId: `plain-${i + k}`, reconnectPeriod: 0, connectTimeout: 60_000 });
+        // mqtt.js counts only acks and PINGRESP as signs of a live broker, not the chunks themselves: past 60 s a
+        // subscriber pinged, its PINGRESP queued behind the chunks the broker was still writing to it, and 30 s
+        // later it closed its own connection ("Keepalive timeout") and never got every chunk (the hang at 10,000).
+        // The agents do the same (agent/broker-client.ts); the broker still hears a PUBACK per chunk.
+        c.on('packetreceive', () => c.reschedulePing(true));
         const got = new Set<number>();
+        c.on('close', () => { counts.closed++; });
+        c.on('error', (e) => { counts.errors++; counts.lastError = e.message; });
         c.on('message', (topic) => {
+          counts.chunks++;
           const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
           if (got.has(idx)) return;
           got.add(idx);
@@ -129,6 +143,7 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
     return { connectMs, downloadMs: nowMs() - t1, memory };
   } finally {
+    clearInterval(progress);
     await Promise.all(subs.map((s) => s.endAsync().catch(() => {})));
     worker.stdin!.end();
     if (worker.exitCode === null) await new Promise((r) => { worker.once('exit', r); setTimeout(() => { worker.kill('SIGKILL'); }, 10_000).unref(); });
