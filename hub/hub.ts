@@ -196,6 +196,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
+      expectMaxWaitMs: options.chunkExpectMaxWaitMs,
       republishMs: options.chunkRepublishMs,
       lookup: (id) => store.chunkSource(id),
       mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),

@@ -72,11 +72,16 @@ export const hubOptionsSchema = obj({
   /** …or this long after the first pending one, whichever comes first (docs/architecture.md "Transfer"). */
   chunkMaxWaitMs: ms(300),
   /**
-   * After a deploy, the first flush of a bundle waits for requests from the devices just assigned it, up to
-   * this long: devices receive their assignments over a few hundred ms, and one flush for all of them beats
-   * one per quiet gap (each gap would re-send every chunk to everyone already subscribed).
+   * After a deploy, the first flush of a bundle waits for requests from the devices just assigned it until
+   * none of them has asked for this long: one flush for all of them beats one per quiet gap (each gap would
+   * re-send every chunk to everyone already subscribed)…
    */
   chunkExpectWaitMs: ms(3_000),
+  /**
+   * …and at most this long after the deploy: a large fleet's requests arrive over seconds (10,000 assignments
+   * signed, published and verified). Keep it well below the agents' fetch give-up (maxFetchAttempts retries).
+   */
+  chunkExpectMaxWaitMs: ms(30_000),
   /**
    * Least time between two flushes of the same bundle's chunks: requests arriving meanwhile wait for one flush
    * instead of each scattered wave re-sending every chunk to every subscribed device. Keep it below the agents'

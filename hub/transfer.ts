@@ -7,10 +7,13 @@
  * publish serve every agent fetching that bundle.
  *
  * Right after a deploy the hub knows who will ask: `expect()` names the devices
- * just assigned the bundle, and the first flush waits (up to `expectWaitMs`)
- * until every one of them has asked, instead of flushing at the first quiet gap.
- * Assignments reach a large fleet over hundreds of milliseconds; flushing per gap
- * would send every chunk again to every agent already subscribed.
+ * just assigned the bundle, and the first flush waits until every one of them
+ * has asked, instead of flushing at the first quiet gap: while they keep asking
+ * (none silent for `expectWaitMs`), up to `expectMaxWaitMs` after the deploy.
+ * Assignments reach a large fleet over seconds (10,000 signed, published,
+ * verified); a flush sent before the last of them subscribed must be sent
+ * again, and the broker sends it again to every device still subscribed, which
+ * at 10,000 is every device still receiving the first one.
  *
  * A bundle's flushes start at least `republishMs` apart. Devices of a large
  * fleet subscribe and ask at scattered times; a flush per quiet gap re-sent
@@ -48,8 +51,10 @@ export interface TransferOptions {
   quietMs: number;
   maxWaitMs: number;
   maxInflight: number;
-  /** Longest wait, after expect(), for the expected devices' requests before the first flush. */
+  /** After expect(), the first flush waits for the expected devices' requests until none has come for this long… */
   expectWaitMs?: number;
+  /** …or this long after expect() (default expectWaitMs: a fixed wait). */
+  expectMaxWaitMs?: number;
   /** Least time between the starts of two flushes of the same bundle (0: no spacing). */
   republishMs?: number;
   /** The stored bundle with this id, or undefined. */
@@ -84,9 +89,10 @@ interface BundleQueue {
   unsent: Set<number>;
   /** The chain of flushes for this bundle: one at a time, in order. */
   flushing: Promise<void>;
-  /** Devices assigned this bundle that have not asked yet, and until when to wait for them. */
+  /** Devices assigned this bundle that have not asked yet, until when to wait for them, and the latest that may become. */
   expected: Set<string>;
   expectUntil: number;
+  expectCap: number;
 }
 
 export class ChunkServer {
@@ -130,7 +136,8 @@ export class ChunkServer {
     }
     const count = src.manifest.payload.chunkHashes.length;
     const q = this.queue(req.bundleId);
-    q.expected.delete(req.deviceId);
+    // An expected device asking shows the fleet is still coming: wait expectWaitMs more for the rest (up to the cap).
+    if (q.expected.delete(req.deviceId) && q.expected.size > 0) q.expectUntil = Math.min(q.expectCap, Math.max(q.expectUntil, this.now() + (this.opts.expectWaitMs ?? 0)));
     let bad = 0;
     let added = 0;
     for (const i of req.chunks) {
@@ -154,6 +161,7 @@ export class ChunkServer {
     const q = this.queue(bundleId);
     for (const d of deviceIds) q.expected.add(d);
     q.expectUntil = Math.max(q.expectUntil, this.now() + wait);
+    q.expectCap = Math.max(q.expectCap, this.now() + Math.max(wait, this.opts.expectMaxWaitMs ?? wait));
     // Devices that already hold the bundle never ask: the wait ends by itself.
     if (q.timer === undefined) { q.firstPendingAt = this.now(); q.timer = setTimeout(() => this.flush(bundleId, q), wait); }
   }
@@ -185,7 +193,7 @@ export class ChunkServer {
   private queue(bundleId: string): BundleQueue {
     let q = this.queues.get(bundleId);
     if (!q) {
-      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), expected: new Set(), expectUntil: 0 };
+      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), expected: new Set(), expectUntil: 0, expectCap: 0 };
       this.queues.set(bundleId, q);
     }
     return q;
@@ -217,6 +225,11 @@ export class ChunkServer {
     clearTimeout(q.timer);
     q.timer = undefined;
     const now = this.now();
+    if (!force && q.expected.size > 0 && now < q.expectUntil) {
+      // Expected devices asked since this timer was set, which moved the end of the wait.
+      q.timer = setTimeout(() => this.flush(bundleId, q), q.expectUntil - now);
+      return;
+    }
     const wait = force ? 0 : this.spacing(bundleId, now);
     if (wait > 0 && q.pending.size > 0) {
       // Too soon after the previous flush: hold everything pending (and whatever arrives meanwhile) for one flush.
