@@ -53,6 +53,12 @@ const CONNECT_STEP = 50;
 /** The hub's default publishes in flight per bundle (hub/options.ts maxInflightChunkPublishes). */
 const INFLIGHT = 8;
 const BOUND_MS = 900_000;
+/**
+ * The agents' no-progress timeout. One CPU delivers every device's chunks here: a device waits its turn behind
+ * 10,000 others for minutes where a real one waits seconds, and each retry re-sends the chunks to every device
+ * still subscribed (FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS).
+ */
+const CHUNK_TIMEOUT_MS = Number(process.env.FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS ?? 300_000);
 /** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
@@ -84,6 +90,44 @@ function row(label: string, devices: number, connectMs: number, base: Reading, r
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]).finally(() => clearTimeout(timer));
+}
+
+const TCP_STATES: Record<string, string> = { '01': 'established', '06': 'time-wait', '08': 'close-wait', '04': 'fin-wait1', '05': 'fin-wait2', '09': 'last-ack' };
+
+/**
+ * Loopback sockets of this port by state and side (/proc/net/tcp): time-wait sockets are connections
+ * closed in the last minute, on the side that closed first (the broker's when it is "broker").
+ */
+function socketStates(port: number): Record<string, number> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const out: Record<string, number> = {};
+  let text = '';
+  try { text = readFileSync('/proc/net/tcp', 'utf8'); } catch { return out; }
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4) continue;
+    const side = f[1].endsWith(`:${hex}`) ? 'broker' : f[2].endsWith(`:${hex}`) ? 'device' : null;
+    if (!side) continue;
+    const k = `${side} ${TCP_STATES[f[3]] ?? f[3]}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** How long the fleet may take to stop before the run goes on to the baseline without it. */
+const STOP_BOUND_MS = 120_000;
+
+/** Stop every agent, bounded: an agent whose stop never settles must not hang the run; the note says which and where they were. */
+async function stopWithin(f: Fleet, ms: number): Promise<string> {
+  const done = new Array<boolean>(f.agents.length).fill(false);
+  const t0 = nowMs();
+  try {
+    await within(ms, 'the fleet to stop', Promise.all(f.agents.map((a, i) => a.stop().catch(() => {}).finally(() => { done[i] = true; }))));
+    return `fleet stopped in ${fmt(nowMs() - t0, 0)} ms`;
+  } catch {
+    const stuck = f.agents.flatMap((a, i) => (done[i] ? [] : [`${f.ids[i]} (${a.status().phase}, ${a.status().active?.version ?? 'none'})`]));
+    return `${stuck.length} agents had not stopped ${ms} ms after stop(): ${stuck.slice(0, 10).join(', ')}${stuck.length > 10 ? ', …' : ''}`;
+  }
 }
 
 interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
@@ -192,6 +236,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   let deployNote = '';
   let installNote = '';
   let transferNote = '';
+  let stopNote = '';
   try {
     hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn'], { ...process.env });
     const h = hub;
@@ -207,7 +252,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       storage: 'memory', startConcurrency: CONNECT_STEP,
       // One CPU runs every device here: a fleet's chunk deadlines and its slow-retrieval floor (bytes per second over a
       // minute) are for devices that receive in parallel, not for 10,000 sharing one core with the broker's fan-out.
-      agentOptions: { chunkTimeoutMs: 120_000, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0 },
+      agentOptions: { chunkTimeoutMs: CHUNK_TIMEOUT_MS, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0 },
       agentOptionsFor: (i, deviceId) => ({ mqttUsername: deviceId, mqttPassword: passwords[i] }),
     });
     const f = fleet;
@@ -237,6 +282,9 @@ export async function benchSimScale(): Promise<BenchResult> {
     const deployText = await dep.text();
     if (!dep.ok && !(dep.status === 503 && deployText.includes('HUB_ERR_BROKER_UNREACHABLE'))) throw new Error(`deploying: ${dep.status} ${deployText}`);
     if (!dep.ok) deployNote = `the deploy call answered ${dep.status}: ${deployText.slice(0, 300)}`;
+    const watch = setInterval(() => {
+      void hubHealth().then((hh) => log(`install: ${fmt(nowMs() - t1, 0)} ms, ${JSON.stringify(f.versions())}, hub transfer ${JSON.stringify(hh.transfer ?? {})}, sockets ${JSON.stringify(socketStates(mqttPort))}`), () => {});
+    }, 20_000);
     try {
       await f.waitForVersion('scale', 1, INSTALL_BOUND_MS);
       installMs = nowMs() - t1;
@@ -247,10 +295,12 @@ export async function benchSimScale(): Promise<BenchResult> {
       installMs = Number.NaN;
       installNote = `the install did not complete within ${INSTALL_BOUND_MS} ms: ${JSON.stringify(f.versions())}; hub: ${JSON.stringify(await hubHealth().catch(() => null))}`;
       log(installNote);
+    } finally {
+      clearInterval(watch);
     }
     rows.push(row(`${n} installed`, n, connectTotal, base, await settle(gc)));
   } finally {
-    await fleet?.stop().catch(() => {});
+    if (fleet) { stopNote = await stopWithin(fleet, STOP_BOUND_MS); log(stopNote); }
     if (hub) await stopHubProc(hub);
   }
   fleet = undefined;
@@ -278,9 +328,10 @@ export async function benchSimScale(): Promise<BenchResult> {
       ...(deployNote ? [deployNote] : []),
       ...(installNote ? [installNote] : []),
       ...(transferNote ? [transferNote] : []),
+      ...(stopNote ? [stopNote] : []),
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
-      `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs 120000 and minTransferBytesPerSec 0 (one CPU serves every device)`,
+      `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs ${CHUNK_TIMEOUT_MS} and minTransferBytesPerSec 0 (one CPU serves every device)`,
       `baseline: a plain publisher and aedes (no access control) in their own process, ${n} raw mqtt.js subscribers here; ${Math.ceil(payload.length / chunkSize)} chunks of ${chunkSize} bytes, QoS 1, ${INFLIGHT} publishes in flight on both sides; connects ${CONNECT_STEP} at a time on both sides`,
     ],
   };
