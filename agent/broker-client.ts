@@ -131,12 +131,7 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     // A re-enrolled device: its new secret is read for this attempt.
     if (o.passwordFile !== undefined) client.options.password = readPasswordOr(o.passwordFile, client.options.password);
   });
-  // Any packet from the broker shows it is alive. mqtt.js counts only acks and PINGRESP: a device
-  // receiving a long transfer (a large bundle, a slow link, a broker writing to thousands) pinged,
-  // its PINGRESP queued behind the chunks still on their way, and 1.5 keepalives later it dropped a
-  // working connection and started its fetch round again. The broker still hears from the device:
-  // a PUBACK per QoS 1 chunk, and pings once nothing has come in for a keepalive.
-  client.on('packetreceive', () => client.reschedulePing(true));
+  keepAliveWhileReceiving(client);
   client.on('connect', () => {
     failures = 0;
     failure = null;
@@ -162,6 +157,26 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
       if (failure) failure = { ...failure, nextAttemptAt: null };
       await client.endAsync(true);
     },
+  };
+}
+
+/**
+ * Any byte from the broker shows it is alive. mqtt.js judges only by acks and PINGRESP: a client
+ * receiving a long transfer (a large bundle, a slow link, a broker writing to thousands) pinged,
+ * its PINGRESP queued behind the chunks still on their way, and 1.5 keepalives later it dropped a
+ * working connection (and a device started its fetch round again). Here a keepalive timeout with
+ * bytes received within the last keepalive pings again instead: the broker keeps hearing from the
+ * client (PUBACKs, pings) and the client waits for as long as data keeps coming.
+ */
+export function keepAliveWhileReceiving(client: mqtt.MqttClient): void {
+  let lastByteAt = -Infinity;
+  // A new stream per connection; 'connect' comes once per stream.
+  client.on('connect', () => { client.stream.on('data', () => { lastByteAt = performance.now(); }); });
+  const timedOut = client.onKeepaliveTimeout.bind(client);
+  client.onKeepaliveTimeout = () => {
+    if (performance.now() - lastByteAt >= client.options.keepalive! * 1000) { timedOut(); return; }
+    client.reschedulePing(true);
+    client.sendPing();
   };
 }
 

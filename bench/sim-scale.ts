@@ -42,6 +42,7 @@ import { MqttCredentials } from '@fleetcast/hub/mqtt-credentials.js';
 import { HubStore } from '@fleetcast/hub/store.js';
 import { initKeys } from '@fleetcast/signing/keys.js';
 import { startFleet, type Fleet } from '@fleetcast/simulator/fleet.js';
+import { keepAliveWhileReceiving } from '@fleetcast/agent/broker-client.js';
 import { benchDir } from './dirs.js';
 import { fmt, nowMs, phaseSpread, type BenchResult } from './lib.js';
 import { freePort, startHubProc, stopHubProc, until, type HubProc } from './reconnect-storm.js';
@@ -59,6 +60,12 @@ const BOUND_MS = 900_000;
  * still subscribed (FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS).
  */
 const CHUNK_TIMEOUT_MS = Number(process.env.FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS ?? 300_000);
+/**
+ * The agents' MQTT keepalive. Their timers share the one loop that reads 10,000 connections: under the install's
+ * load one fired 40 s late, and a ping due at 60 s reached the broker after its 90 s limit, which closed the
+ * connection (3,900 of 10,000 at once in a run with 60 s).
+ */
+const KEEPALIVE_SEC = 300;
 /** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
@@ -164,8 +171,8 @@ export async function plainDownload(payloadFile: string, bytes: number, chunkSiz
         // mqtt.js counts only acks and PINGRESP as signs of a live broker, not the chunks themselves: past 60 s a
         // subscriber pinged, its PINGRESP queued behind the chunks the broker was still writing to it, and 30 s
         // later it closed its own connection ("Keepalive timeout") and never got every chunk (the hang at 10,000).
-        // The agents do the same (agent/broker-client.ts); the broker still hears a PUBACK per chunk.
-        c.on('packetreceive', () => c.reschedulePing(true));
+        // The agents' rule (agent/broker-client.ts): bytes arriving keep the connection.
+        keepAliveWhileReceiving(c);
         const got = new Set<number>();
         c.on('close', () => { counts.closed++; });
         c.on('error', (e) => { counts.errors++; counts.lastError = e.message; });
@@ -252,7 +259,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       storage: 'memory', startConcurrency: CONNECT_STEP,
       // One CPU runs every device here: a fleet's chunk deadlines and its slow-retrieval floor (bytes per second over a
       // minute) are for devices that receive in parallel, not for 10,000 sharing one core with the broker's fan-out.
-      agentOptions: { chunkTimeoutMs: CHUNK_TIMEOUT_MS, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0 },
+      agentOptions: { chunkTimeoutMs: CHUNK_TIMEOUT_MS, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0, mqttKeepaliveSec: KEEPALIVE_SEC },
       agentOptionsFor: (i, deviceId) => ({ mqttUsername: deviceId, mqttPassword: passwords[i] }),
     });
     const f = fleet;
