@@ -66,6 +66,13 @@ const CHUNK_TIMEOUT_MS = Number(process.env.FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS
  * connection (3,900 of 10,000 at once in a run with 60 s).
  */
 const KEEPALIVE_SEC = 300;
+/**
+ * Both brokers' drain timeout (hub option brokerDrainTimeoutMs, aedes' drainTimeout, default 60 s): how long a
+ * client's socket may stay full before the broker drops it. One process reads all 10,000 connections here, so a
+ * socket waits its turn for minutes; with 60 s the hub's broker dropped 8,000 devices at once mid-install
+ * ("drain timeout"), each then asked again and every re-sent chunk went to every device still subscribed.
+ */
+const DRAIN_TIMEOUT_MS = 600_000;
 /** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
@@ -141,7 +148,7 @@ interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
 
 /** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
 export async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
-  const worker = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'plain-broker-worker.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const worker = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'plain-broker-worker.js'), String(DRAIN_TIMEOUT_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: worker.stdout! });
   const waiters: ((line: string) => void)[] = [];
   lines.on('line', (l) => waiters.shift()?.(l));
@@ -245,7 +252,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   let transferNote = '';
   let stopNote = '';
   try {
-    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn'], { ...process.env });
+    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn', '--broker-drain-timeout-ms', String(DRAIN_TIMEOUT_MS)], { ...process.env });
     const h = hub;
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
     const auth = { authorization: `Bearer ${token}` };
@@ -339,6 +346,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
       `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs ${CHUNK_TIMEOUT_MS} and minTransferBytesPerSec 0 (one CPU serves every device)`,
+      `both brokers: drain timeout ${DRAIN_TIMEOUT_MS} ms; agents: MQTT keepalive ${KEEPALIVE_SEC} s`,
       `baseline: a plain publisher and aedes (no access control) in their own process, ${n} raw mqtt.js subscribers here; ${Math.ceil(payload.length / chunkSize)} chunks of ${chunkSize} bytes, QoS 1, ${INFLIGHT} publishes in flight on both sides; connects ${CONNECT_STEP} at a time on both sides`,
     ],
   };

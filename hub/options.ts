@@ -88,6 +88,13 @@ export const hubOptionsSchema = obj({
    * chunkTimeoutMs (5 s by default), or a held request turns into a retry.
    */
   chunkRepublishMs: ms(1_000),
+  /**
+   * Embedded broker: how long a device's socket may stay full (the device not reading what the broker writes)
+   * before the broker disconnects it, so that a frozen device cannot hold up delivery to the others for ever
+   * (aedes' drainTimeout). A device on a slow link receiving a bundle fills its socket for as long as the
+   * queued chunks take to cross the link; at 0 the broker never disconnects for it.
+   */
+  brokerDrainTimeoutMs: ms(60_000),
   /** Chunk publishes awaiting the broker's PUBACK at once: bounds memory to this × chunkSize. */
   maxInflightChunkPublishes: withDefault(int({ min: 1, max: 1024 }), 8),
   /** Largest bundle upload accepted (bytes); bigger bodies get HUB_ERR_BODY_TOO_LARGE (413). */
