@@ -15,7 +15,10 @@
  * again, and the broker sends it again to every device still subscribed, which
  * at 10,000 is every device still receiving the first one.
  *
- * A bundle's flushes start at least `republishMs` apart. Devices of a large
+ * A bundle's flushes start at least `republishMs` apart, and after the end of
+ * the previous flush's publishes (the broker acknowledges a publish once it has
+ * written it to every subscriber): requests that arrive while 10,000 devices
+ * are still being sent a flush wait for one flush after it, not one per second. Devices of a large
  * fleet subscribe and ask at scattered times; a flush per quiet gap re-sent
  * every chunk to every device already subscribed, over and over. Requests that
  * arrive within the spacing are never dropped, only held for the next flush:
@@ -87,8 +90,9 @@ interface BundleQueue {
   timer: NodeJS.Timeout | undefined;
   /** Indices handed to a flush but not yet written to the broker connection. */
   unsent: Set<number>;
-  /** The chain of flushes for this bundle: one at a time, in order. */
+  /** The chain of flushes for this bundle: one at a time, in order; and how many are still publishing. */
   flushing: Promise<void>;
+  busy: number;
   /** Devices assigned this bundle that have not asked yet, until when to wait for them, and the latest that may become. */
   expected: Set<string>;
   expectUntil: number;
@@ -193,7 +197,7 @@ export class ChunkServer {
   private queue(bundleId: string): BundleQueue {
     let q = this.queues.get(bundleId);
     if (!q) {
-      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), expected: new Set(), expectUntil: 0, expectCap: 0 };
+      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), busy: 0, expected: new Set(), expectUntil: 0, expectCap: 0 };
       this.queues.set(bundleId, q);
     }
     return q;
@@ -230,6 +234,9 @@ export class ChunkServer {
       q.timer = setTimeout(() => this.flush(bundleId, q), q.expectUntil - now);
       return;
     }
+    const republishMs = this.opts.republishMs ?? 0;
+    // A flush still publishing is still being delivered: the end of it schedules the next one.
+    if (!force && republishMs > 0 && q.busy > 0 && q.pending.size > 0) return;
     const wait = force ? 0 : this.spacing(bundleId, now);
     if (wait > 0 && q.pending.size > 0) {
       // Too soon after the previous flush: hold everything pending (and whatever arrives meanwhile) for one flush.
@@ -246,7 +253,7 @@ export class ChunkServer {
     q.pending = new Set();
     for (const i of batch) q.unsent.add(i);
     this.stats.flushes++;
-    const republishMs = this.opts.republishMs ?? 0;
+    q.busy++;
     if (republishMs > 0) {
       for (const [id, t] of this.lastFlush) if (t + republishMs <= now) this.lastFlush.delete(id);
       this.lastFlush.set(bundleId, now);
@@ -256,7 +263,13 @@ export class ChunkServer {
       this.opts.logger.error({ code: errorCode(e), bundleId, err: e }, 'chunk flush failed; agents will ask again');
     }).finally(() => {
       for (const i of batch) q.unsent.delete(i);
-      if (q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.queues.delete(bundleId);
+      q.busy--;
+      if (republishMs > 0 && !this.closed) {
+        // Spaced from the end of the publishes: requests that came while they were delivered wait for one flush.
+        this.lastFlush.set(bundleId, this.now());
+        if (q.busy === 0 && q.pending.size > 0 && q.timer === undefined) q.timer = setTimeout(() => this.flush(bundleId, q), republishMs);
+      }
+      if (q.busy === 0 && q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.queues.delete(bundleId);
     });
   }
 

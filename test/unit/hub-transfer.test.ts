@@ -130,6 +130,26 @@ describe('chunk server coalescing (fake timers)', () => {
     expect(s.published.map((p) => p.index)).toEqual([0, 1, 2]);
   });
 
+  it('Requests_during_a_flush_wait_for_its_end: requests arriving while a flush is still publishing get one flush after it', async () => {
+    // At 10,000 devices a flush takes tens of seconds to deliver; a flush per second meanwhile re-sent it to everyone.
+    const s = setup({ chunks: 3, quietMs: 30, maxWaitMs: 100, republishMs: 1000, maxInflight: 4 });
+    s.req([0, 1, 2], 'd1');
+    vi.advanceTimersByTime(30);
+    expect(s.server.stats.flushes).toBe(1);
+    // Handed to the broker, not acknowledged yet: the broker is still writing them to every subscriber.
+    while (s.published.length < 3) await new Promise((r) => setImmediate(r));
+    for (let i = 2; i <= 6; i++) { vi.advanceTimersByTime(1500); s.req([i % 3], `d${i}`); } // PUBACKs still held
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s); // the first flush ends
+    expect(s.server.stats.flushes).toBe(1);
+    vi.advanceTimersByTime(999);
+    expect(s.server.stats.flushes).toBe(1);
+    vi.advanceTimersByTime(1); // republishMs after its end: one flush for all five requests
+    expect(s.server.stats.flushes).toBe(2);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 0, 1, 2]);
+  });
+
   it('holds the first flush for devices still asking at most expectMaxWaitMs after the deploy', async () => {
     const s = setup({ chunks: 2, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000, expectMaxWaitMs: 5000 });
     s.server.expect(BUNDLE, Array.from({ length: 20 }, (_, i) => `d${i}`));
