@@ -225,13 +225,19 @@ export class ChunkServer {
     return last === undefined ? 0 : Math.max(0, last + (this.opts.republishMs ?? 0) - now);
   }
 
-  private flush(bundleId: string, q: BundleQueue, force = false): void {
+  private flush(bundleId: string, q: BundleQueue, force = false, afterIo = false): void {
     clearTimeout(q.timer);
     q.timer = undefined;
     const now = this.now();
     if (!force && q.expected.size > 0 && now < q.expectUntil) {
       // Expected devices asked since this timer was set, which moved the end of the wait.
       q.timer = setTimeout(() => this.flush(bundleId, q), q.expectUntil - now);
+      return;
+    }
+    if (!force && !afterIo && q.expected.size > 0 && now < q.expectCap) {
+      // After a busy stretch the timer runs before the requests that came meanwhile are read:
+      // read them first (they move expectUntil), then decide.
+      setImmediate(() => this.flush(bundleId, q, false, true));
       return;
     }
     const republishMs = this.opts.republishMs ?? 0;

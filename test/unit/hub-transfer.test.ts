@@ -150,6 +150,24 @@ describe('chunk server coalescing (fake timers)', () => {
     expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 0, 1, 2]);
   });
 
+  it('Requests_read_after_a_stall_still_hold_the_first_flush: the wait ends only once the requests that came meanwhile are read', async () => {
+    const s = setup({ chunks: 2, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000, expectMaxWaitMs: 30_000 });
+    s.server.expect(BUNDLE, ['d1', 'd2', 'd3']);
+    s.req([0, 1], 'd1');
+    // The hub was busy past the end of the wait: d2's request is queued behind the timer that ends it.
+    setImmediate(() => s.req([0, 1], 'd2'));
+    vi.advanceTimersByTime(2000);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(s.server.stats.flushes).toBe(0); // d2 asked: wait expectWaitMs more for d3
+    s.req([0, 1], 'd3');
+    vi.advanceTimersByTime(30);
+    await new Promise((r) => setImmediate(r));
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1]);
+  });
+
   it('holds the first flush for devices still asking at most expectMaxWaitMs after the deploy', async () => {
     const s = setup({ chunks: 2, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000, expectMaxWaitMs: 5000 });
     s.server.expect(BUNDLE, Array.from({ length: 20 }, (_, i) => `d${i}`));
