@@ -17,8 +17,9 @@
  *
  * A bundle's flushes start at least `republishMs` apart, and after the end of
  * the previous flush's publishes (the broker acknowledges a publish once it has
- * written it to every subscriber): requests that arrive while 10,000 devices
- * are still being sent a flush wait for one flush after it, not one per second. Devices of a large
+ * handed it to its subscribers' connections, which may still be sending it):
+ * requests that arrive while a flush is still being published wait for one
+ * flush after it, not one per second. Devices of a large
  * fleet subscribe and ask at scattered times; a flush per quiet gap re-sent
  * every chunk to every device already subscribed, over and over. Requests that
  * arrive within the spacing are never dropped, only held for the next flush:
