@@ -610,7 +610,7 @@ function dataDirError(dataDir: string, e: unknown): unknown {
 
 function defaultConnect(log: AgentLog) {
   return (o: AgentOptions): BrokerClient => connectMqtt({
-    url: o.brokerUrl!, clientId: o.deviceId, connectTimeoutMs: o.connectTimeoutMs,
+    url: o.brokerUrl!, clientId: o.deviceId, connectTimeoutMs: o.connectTimeoutMs, keepaliveSec: o.mqttKeepaliveSec,
     reconnectPeriodMs: o.reconnectPeriodMs, reconnectMaxMs: o.reconnectMaxMs,
     loginRetry: { firstMs: o.loginRetryMs, maxMs: Math.max(o.loginRetryMs, o.loginRetryMaxMs) },
     ...(o.mqttUsername !== undefined ? { username: o.mqttUsername } : {}),

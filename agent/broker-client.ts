@@ -57,6 +57,8 @@ export interface MqttClientOptions {
   /** The schedule after a refused login (default 30 s doubling to 15 min). */
   loginRetry?: BackoffSchedule;
   connectTimeoutMs: number;
+  /** MQTT keepalive in seconds (default mqtt.js's 60). */
+  keepaliveSec?: number;
   /** A failure that differs (code or detail) from the previous one since the last good connection. */
   onFailure?: (f: BrokerFailure) => void;
   now?: () => number;
@@ -80,6 +82,7 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     // Without it mqtt.js never tries again after a refused login.
     reconnectOnConnackError: true,
     connectTimeout: o.connectTimeoutMs,
+    ...(o.keepaliveSec !== undefined ? { keepalive: o.keepaliveSec } : {}),
     // Subscriptions are renewed by the agent itself after each CONNACK (it must
     // know when the SUBACK arrives before asking for chunks).
     resubscribe: false,
@@ -128,6 +131,7 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     // A re-enrolled device: its new secret is read for this attempt.
     if (o.passwordFile !== undefined) client.options.password = readPasswordOr(o.passwordFile, client.options.password);
   });
+  keepAliveWhileReceiving(client);
   client.on('connect', () => {
     failures = 0;
     failure = null;
@@ -153,6 +157,26 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
       if (failure) failure = { ...failure, nextAttemptAt: null };
       await client.endAsync(true);
     },
+  };
+}
+
+/**
+ * Any byte from the broker shows it is alive. mqtt.js judges only by acks and PINGRESP: a client
+ * receiving a long transfer (a large bundle, a slow link, a broker writing to thousands) pinged,
+ * its PINGRESP queued behind the chunks still on their way, and 1.5 keepalives later it dropped a
+ * working connection (and a device started its fetch round again). Here a keepalive timeout with
+ * bytes received within the last keepalive pings again instead: the broker keeps hearing from the
+ * client (PUBACKs, pings) and the client waits for as long as data keeps coming.
+ */
+export function keepAliveWhileReceiving(client: mqtt.MqttClient): void {
+  let lastByteAt = -Infinity;
+  // A new stream per connection; 'connect' comes once per stream.
+  client.on('connect', () => { client.stream.on('data', () => { lastByteAt = performance.now(); }); });
+  const timedOut = client.onKeepaliveTimeout.bind(client);
+  client.onKeepaliveTimeout = () => {
+    if (performance.now() - lastByteAt >= client.options.keepalive! * 1000) { timedOut(); return; }
+    client.reschedulePing(true);
+    client.sendPing();
   };
 }
 

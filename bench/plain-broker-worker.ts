@@ -12,7 +12,8 @@ import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import { startBroker } from '@fleetcast/hub/broker.js';
 
-const broker = await startBroker({ host: '127.0.0.1', port: 0 });
+// argv[2]: the drain timeout the hub's broker has in the same run (bench/sim-scale.ts).
+const broker = await startBroker({ host: '127.0.0.1', port: 0, ...(process.argv[2] ? { drainTimeoutMs: Number(process.argv[2]) } : {}) });
 const pub = await mqtt.connectAsync(broker.url, { clientId: 'plain-pub', reconnectPeriod: 0 });
 process.stdout.write(`url ${broker.url}\n`);
 const lines = createInterface({ input: process.stdin });

@@ -42,6 +42,7 @@ import { MqttCredentials } from '@fleetcast/hub/mqtt-credentials.js';
 import { HubStore } from '@fleetcast/hub/store.js';
 import { initKeys } from '@fleetcast/signing/keys.js';
 import { startFleet, type Fleet } from '@fleetcast/simulator/fleet.js';
+import { keepAliveWhileReceiving } from '@fleetcast/agent/broker-client.js';
 import { benchDir } from './dirs.js';
 import { fmt, nowMs, phaseSpread, type BenchResult } from './lib.js';
 import { freePort, startHubProc, stopHubProc, until, type HubProc } from './reconnect-storm.js';
@@ -53,6 +54,25 @@ const CONNECT_STEP = 50;
 /** The hub's default publishes in flight per bundle (hub/options.ts maxInflightChunkPublishes). */
 const INFLIGHT = 8;
 const BOUND_MS = 900_000;
+/**
+ * The agents' no-progress timeout. One CPU delivers every device's chunks here: a device waits its turn behind
+ * 10,000 others for minutes where a real one waits seconds, and each retry re-sends the chunks to every device
+ * still subscribed (FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS).
+ */
+const CHUNK_TIMEOUT_MS = Number(process.env.FLEETCAST_SIM_SCALE_CHUNK_TIMEOUT_MS ?? 300_000);
+/**
+ * The agents' MQTT keepalive. Their timers share the one loop that reads 10,000 connections: under the install's
+ * load one fired 40 s late, and a ping due at 60 s reached the broker after its 90 s limit, which closed the
+ * connection (3,900 of 10,000 at once in a run with 60 s).
+ */
+const KEEPALIVE_SEC = 300;
+/**
+ * Both brokers' drain timeout (hub option brokerDrainTimeoutMs, aedes' drainTimeout, default 60 s): how long a
+ * client's socket may stay full before the broker drops it. One process reads all 10,000 connections here, so a
+ * socket waits its turn for minutes; with 60 s the hub's broker dropped 8,000 devices at once mid-install
+ * ("drain timeout"), each then asked again and every re-sent chunk went to every device still subscribed.
+ */
+const DRAIN_TIMEOUT_MS = 600_000;
 /** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
@@ -86,11 +106,49 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]).finally(() => clearTimeout(timer));
 }
 
+const TCP_STATES: Record<string, string> = { '01': 'established', '06': 'time-wait', '08': 'close-wait', '04': 'fin-wait1', '05': 'fin-wait2', '09': 'last-ack' };
+
+/**
+ * Loopback sockets of this port by state and side (/proc/net/tcp): time-wait sockets are connections
+ * closed in the last minute, on the side that closed first (the broker's when it is "broker").
+ */
+function socketStates(port: number): Record<string, number> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const out: Record<string, number> = {};
+  let text = '';
+  try { text = readFileSync('/proc/net/tcp', 'utf8'); } catch { return out; }
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4) continue;
+    const side = f[1].endsWith(`:${hex}`) ? 'broker' : f[2].endsWith(`:${hex}`) ? 'device' : null;
+    if (!side) continue;
+    const k = `${side} ${TCP_STATES[f[3]] ?? f[3]}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** How long the fleet may take to stop before the run goes on to the baseline without it. */
+const STOP_BOUND_MS = 120_000;
+
+/** Stop every agent, bounded: an agent whose stop never settles must not hang the run; the note says which and where they were. */
+async function stopWithin(f: Fleet, ms: number): Promise<string> {
+  const done = new Array<boolean>(f.agents.length).fill(false);
+  const t0 = nowMs();
+  try {
+    await within(ms, 'the fleet to stop', Promise.all(f.agents.map((a, i) => a.stop().catch(() => {}).finally(() => { done[i] = true; }))));
+    return `fleet stopped in ${fmt(nowMs() - t0, 0)} ms`;
+  } catch {
+    const stuck = f.agents.flatMap((a, i) => (done[i] ? [] : [`${f.ids[i]} (${a.status().phase}, ${a.status().active?.version ?? 'none'})`]));
+    return `${stuck.length} agents had not stopped ${ms} ms after stop(): ${stuck.slice(0, 10).join(', ')}${stuck.length > 10 ? ', …' : ''}`;
+  }
+}
+
 interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
 
 /** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
-async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
-  const worker = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'plain-broker-worker.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
+  const worker = spawn(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'plain-broker-worker.js'), String(DRAIN_TIMEOUT_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: worker.stdout! });
   const waiters: ((line: string) => void)[] = [];
   lines.on('line', (l) => waiters.shift()?.(l));
@@ -99,6 +157,7 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     waiters.push((l) => { clearTimeout(t); resolve(l); });
   });
   const subs: mqtt.MqttClient[] = [];
+  let progress: NodeJS.Timeout | undefined;
   try {
     const url = (await next()).replace(/^url /, '');
     const chunks = Math.ceil(bytes / chunkSize);
@@ -106,13 +165,26 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     let done = 0;
     let resolveAll!: () => void;
     const all = new Promise<void>((r) => { resolveAll = r; });
+    const counts = { closed: 0, errors: 0, chunks: 0, lastError: '' };
+    progress = setInterval(() => {
+      const m = process.memoryUsage();
+      process.stderr.write(`sim-scale plain: ${subs.length} subscribed, ${done} complete, ${counts.chunks} chunks in, ${counts.closed} closed, ${counts.errors} errors ${counts.lastError}; rss ${fmt(mb(m.rss), 0)} MB\n`);
+    }, 10_000);
     const t0 = nowMs();
     for (let i = 0; i < n; i += CONNECT_STEP) {
       // Bounded: a connection that neither opens nor fails must end the run, not hang it.
       await within(BOUND_MS, `${n} raw subscribers to connect (${subs.length} did)`, Promise.all(Array.from({ length: Math.min(CONNECT_STEP, n - i) }, async (_, k) => {
         const c = await mqtt.connectAsync(url, { clientId: `plain-${i + k}`, reconnectPeriod: 0, connectTimeout: 60_000 });
+        // mqtt.js counts only acks and PINGRESP as signs of a live broker, not the chunks themselves: past 60 s a
+        // subscriber pinged, its PINGRESP queued behind the chunks the broker was still writing to it, and 30 s
+        // later it closed its own connection ("Keepalive timeout") and never got every chunk (the hang at 10,000).
+        // The agents' rule (agent/broker-client.ts): bytes arriving keep the connection.
+        keepAliveWhileReceiving(c);
         const got = new Set<number>();
+        c.on('close', () => { counts.closed++; });
+        c.on('error', (e) => { counts.errors++; counts.lastError = e.message; });
         c.on('message', (topic) => {
+          counts.chunks++;
           const idx = Number(topic.slice(topic.lastIndexOf('/') + 1));
           if (got.has(idx)) return;
           got.add(idx);
@@ -129,6 +201,7 @@ async function plainDownload(payloadFile: string, bytes: number, chunkSize: numb
     await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
     return { connectMs, downloadMs: nowMs() - t1, memory };
   } finally {
+    clearInterval(progress);
     await Promise.all(subs.map((s) => s.endAsync().catch(() => {})));
     worker.stdin!.end();
     if (worker.exitCode === null) await new Promise((r) => { worker.once('exit', r); setTimeout(() => { worker.kill('SIGKILL'); }, 10_000).unref(); });
@@ -177,8 +250,9 @@ export async function benchSimScale(): Promise<BenchResult> {
   let deployNote = '';
   let installNote = '';
   let transferNote = '';
+  let stopNote = '';
   try {
-    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn'], { ...process.env });
+    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn', '--broker-drain-timeout-ms', String(DRAIN_TIMEOUT_MS)], { ...process.env });
     const h = hub;
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
     const auth = { authorization: `Bearer ${token}` };
@@ -192,7 +266,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       storage: 'memory', startConcurrency: CONNECT_STEP,
       // One CPU runs every device here: a fleet's chunk deadlines and its slow-retrieval floor (bytes per second over a
       // minute) are for devices that receive in parallel, not for 10,000 sharing one core with the broker's fan-out.
-      agentOptions: { chunkTimeoutMs: 120_000, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0 },
+      agentOptions: { chunkTimeoutMs: CHUNK_TIMEOUT_MS, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0, mqttKeepaliveSec: KEEPALIVE_SEC },
       agentOptionsFor: (i, deviceId) => ({ mqttUsername: deviceId, mqttPassword: passwords[i] }),
     });
     const f = fleet;
@@ -222,6 +296,9 @@ export async function benchSimScale(): Promise<BenchResult> {
     const deployText = await dep.text();
     if (!dep.ok && !(dep.status === 503 && deployText.includes('HUB_ERR_BROKER_UNREACHABLE'))) throw new Error(`deploying: ${dep.status} ${deployText}`);
     if (!dep.ok) deployNote = `the deploy call answered ${dep.status}: ${deployText.slice(0, 300)}`;
+    const watch = setInterval(() => {
+      void hubHealth().then((hh) => log(`install: ${fmt(nowMs() - t1, 0)} ms, ${JSON.stringify(f.versions())}, hub transfer ${JSON.stringify(hh.transfer ?? {})}, sockets ${JSON.stringify(socketStates(mqttPort))}`), () => {});
+    }, 20_000);
     try {
       await f.waitForVersion('scale', 1, INSTALL_BOUND_MS);
       installMs = nowMs() - t1;
@@ -232,10 +309,12 @@ export async function benchSimScale(): Promise<BenchResult> {
       installMs = Number.NaN;
       installNote = `the install did not complete within ${INSTALL_BOUND_MS} ms: ${JSON.stringify(f.versions())}; hub: ${JSON.stringify(await hubHealth().catch(() => null))}`;
       log(installNote);
+    } finally {
+      clearInterval(watch);
     }
     rows.push(row(`${n} installed`, n, connectTotal, base, await settle(gc)));
   } finally {
-    await fleet?.stop().catch(() => {});
+    if (fleet) { stopNote = await stopWithin(fleet, STOP_BOUND_MS); log(stopNote); }
     if (hub) await stopHubProc(hub);
   }
   fleet = undefined;
@@ -263,9 +342,11 @@ export async function benchSimScale(): Promise<BenchResult> {
       ...(deployNote ? [deployNote] : []),
       ...(installNote ? [installNote] : []),
       ...(transferNote ? [transferNote] : []),
+      ...(stopNote ? [stopNote] : []),
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
-      `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs 120000 and minTransferBytesPerSec 0 (one CPU serves every device)`,
+      `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs ${CHUNK_TIMEOUT_MS} and minTransferBytesPerSec 0 (one CPU serves every device)`,
+      `both brokers: drain timeout ${DRAIN_TIMEOUT_MS} ms; agents: MQTT keepalive ${KEEPALIVE_SEC} s`,
       `baseline: a plain publisher and aedes (no access control) in their own process, ${n} raw mqtt.js subscribers here; ${Math.ceil(payload.length / chunkSize)} chunks of ${chunkSize} bytes, QoS 1, ${INFLIGHT} publishes in flight on both sides; connects ${CONNECT_STEP} at a time on both sides`,
     ],
   };

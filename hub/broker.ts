@@ -105,10 +105,12 @@ export interface BrokerOptions {
   logger?: Logger;
   /** Messages routed per event-loop turn (hub/broker-emitter.ts). */
   emitsPerTick?: number;
+  /** How long a client's socket may stay full before aedes disconnects it (aedes' drainTimeout; default its 60 s, 0: never). */
+  drainTimeoutMs?: number;
 }
 
 async function listen(opts: BrokerOptions, tls: { cert: Buffer; key: Buffer } | undefined, port: number): Promise<Listening> {
-  const aedes = await Aedes.createBroker();
+  const aedes = await Aedes.createBroker(opts.drainTimeoutMs !== undefined ? { drainTimeout: opts.drainTimeoutMs } : {});
   // A reconnect storm must not recurse once per queued message (hub/broker-emitter.ts).
   let emitter: EmitterStats;
   try { emitter = makeEmitterIterative(aedes, opts.emitsPerTick); } catch (e) { aedes.close(); throw e; }

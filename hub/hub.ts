@@ -176,7 +176,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
     const security = brokerSecurity(options, store, logger, (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId));
     const replay = new ReplayGuard(store, logger); // issue #6: replayed state reports and events are dropped
     if (!options.brokerUrl) {
-      broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, logger, ...security.brokerOptions });
+      broker = await startBroker({ host: options.mqttHost ?? options.host, port: options.mqttPort, logger, drainTimeoutMs: options.brokerDrainTimeoutMs, ...security.brokerOptions });
       stops.push(() => broker!.close());
     }
     const mqttUrl = options.brokerUrl ?? broker!.url;
@@ -196,6 +196,7 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       maxWaitMs: options.chunkMaxWaitMs,
       maxInflight: options.maxInflightChunkPublishes,
       expectWaitMs: options.chunkExpectWaitMs,
+      expectMaxWaitMs: options.chunkExpectMaxWaitMs,
       republishMs: options.chunkRepublishMs,
       lookup: (id) => store.chunkSource(id),
       mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),

@@ -72,17 +72,29 @@ export const hubOptionsSchema = obj({
   /** …or this long after the first pending one, whichever comes first (docs/architecture.md "Transfer"). */
   chunkMaxWaitMs: ms(300),
   /**
-   * After a deploy, the first flush of a bundle waits for requests from the devices just assigned it, up to
-   * this long: devices receive their assignments over a few hundred ms, and one flush for all of them beats
-   * one per quiet gap (each gap would re-send every chunk to everyone already subscribed).
+   * After a deploy, the first flush of a bundle waits for requests from the devices just assigned it until
+   * none of them has asked for this long: one flush for all of them beats one per quiet gap (each gap would
+   * re-send every chunk to everyone already subscribed)…
    */
   chunkExpectWaitMs: ms(3_000),
+  /**
+   * …and at most this long after the deploy: a large fleet's requests arrive over seconds (10,000 assignments
+   * signed, published and verified). Keep it well below the agents' fetch give-up (maxFetchAttempts retries).
+   */
+  chunkExpectMaxWaitMs: ms(30_000),
   /**
    * Least time between two flushes of the same bundle's chunks: requests arriving meanwhile wait for one flush
    * instead of each scattered wave re-sending every chunk to every subscribed device. Keep it below the agents'
    * chunkTimeoutMs (5 s by default), or a held request turns into a retry.
    */
   chunkRepublishMs: ms(1_000),
+  /**
+   * Embedded broker: how long a device's socket may stay full (the device not reading what the broker writes)
+   * before the broker disconnects it, so that a frozen device cannot hold up delivery to the others for ever
+   * (aedes' drainTimeout). A device on a slow link receiving a bundle fills its socket for as long as the
+   * queued chunks take to cross the link; at 0 the broker never disconnects for it.
+   */
+  brokerDrainTimeoutMs: ms(60_000),
   /** Chunk publishes awaiting the broker's PUBACK at once: bounds memory to this × chunkSize. */
   maxInflightChunkPublishes: withDefault(int({ min: 1, max: 1024 }), 8),
   /** Largest bundle upload accepted (bytes); bigger bodies get HUB_ERR_BODY_TOO_LARGE (413). */

@@ -7,12 +7,19 @@
  * publish serve every agent fetching that bundle.
  *
  * Right after a deploy the hub knows who will ask: `expect()` names the devices
- * just assigned the bundle, and the first flush waits (up to `expectWaitMs`)
- * until every one of them has asked, instead of flushing at the first quiet gap.
- * Assignments reach a large fleet over hundreds of milliseconds; flushing per gap
- * would send every chunk again to every agent already subscribed.
+ * just assigned the bundle, and the first flush waits until every one of them
+ * has asked, instead of flushing at the first quiet gap: while they keep asking
+ * (none silent for `expectWaitMs`), up to `expectMaxWaitMs` after the deploy.
+ * Assignments reach a large fleet over seconds (10,000 signed, published,
+ * verified); a flush sent before the last of them subscribed must be sent
+ * again, and the broker sends it again to every device still subscribed, which
+ * at 10,000 is every device still receiving the first one.
  *
- * A bundle's flushes start at least `republishMs` apart. Devices of a large
+ * A bundle's flushes start at least `republishMs` apart, and after the end of
+ * the previous flush's publishes (the broker acknowledges a publish once it has
+ * handed it to its subscribers' connections, which may still be sending it):
+ * requests that arrive while a flush is still being published wait for one
+ * flush after it, not one per second. Devices of a large
  * fleet subscribe and ask at scattered times; a flush per quiet gap re-sent
  * every chunk to every device already subscribed, over and over. Requests that
  * arrive within the spacing are never dropped, only held for the next flush:
@@ -48,8 +55,10 @@ export interface TransferOptions {
   quietMs: number;
   maxWaitMs: number;
   maxInflight: number;
-  /** Longest wait, after expect(), for the expected devices' requests before the first flush. */
+  /** After expect(), the first flush waits for the expected devices' requests until none has come for this long… */
   expectWaitMs?: number;
+  /** …or this long after expect() (default expectWaitMs: a fixed wait). */
+  expectMaxWaitMs?: number;
   /** Least time between the starts of two flushes of the same bundle (0: no spacing). */
   republishMs?: number;
   /** The stored bundle with this id, or undefined. */
@@ -82,11 +91,13 @@ interface BundleQueue {
   timer: NodeJS.Timeout | undefined;
   /** Indices handed to a flush but not yet written to the broker connection. */
   unsent: Set<number>;
-  /** The chain of flushes for this bundle: one at a time, in order. */
+  /** The chain of flushes for this bundle: one at a time, in order; and how many are still publishing. */
   flushing: Promise<void>;
-  /** Devices assigned this bundle that have not asked yet, and until when to wait for them. */
+  busy: number;
+  /** Devices assigned this bundle that have not asked yet, until when to wait for them, and the latest that may become. */
   expected: Set<string>;
   expectUntil: number;
+  expectCap: number;
 }
 
 export class ChunkServer {
@@ -130,7 +141,8 @@ export class ChunkServer {
     }
     const count = src.manifest.payload.chunkHashes.length;
     const q = this.queue(req.bundleId);
-    q.expected.delete(req.deviceId);
+    // An expected device asking shows the fleet is still coming: wait expectWaitMs more for the rest (up to the cap).
+    if (q.expected.delete(req.deviceId) && q.expected.size > 0) q.expectUntil = Math.min(q.expectCap, Math.max(q.expectUntil, this.now() + (this.opts.expectWaitMs ?? 0)));
     let bad = 0;
     let added = 0;
     for (const i of req.chunks) {
@@ -154,6 +166,7 @@ export class ChunkServer {
     const q = this.queue(bundleId);
     for (const d of deviceIds) q.expected.add(d);
     q.expectUntil = Math.max(q.expectUntil, this.now() + wait);
+    q.expectCap = Math.max(q.expectCap, this.now() + Math.max(wait, this.opts.expectMaxWaitMs ?? wait));
     // Devices that already hold the bundle never ask: the wait ends by itself.
     if (q.timer === undefined) { q.firstPendingAt = this.now(); q.timer = setTimeout(() => this.flush(bundleId, q), wait); }
   }
@@ -185,7 +198,7 @@ export class ChunkServer {
   private queue(bundleId: string): BundleQueue {
     let q = this.queues.get(bundleId);
     if (!q) {
-      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), expected: new Set(), expectUntil: 0 };
+      q = { pending: new Set(), firstPendingAt: 0, timer: undefined, unsent: new Set(), flushing: Promise.resolve(), busy: 0, expected: new Set(), expectUntil: 0, expectCap: 0 };
       this.queues.set(bundleId, q);
     }
     return q;
@@ -213,10 +226,24 @@ export class ChunkServer {
     return last === undefined ? 0 : Math.max(0, last + (this.opts.republishMs ?? 0) - now);
   }
 
-  private flush(bundleId: string, q: BundleQueue, force = false): void {
+  private flush(bundleId: string, q: BundleQueue, force = false, afterIo = false): void {
     clearTimeout(q.timer);
     q.timer = undefined;
     const now = this.now();
+    if (!force && q.expected.size > 0 && now < q.expectUntil) {
+      // Expected devices asked since this timer was set, which moved the end of the wait.
+      q.timer = setTimeout(() => this.flush(bundleId, q), q.expectUntil - now);
+      return;
+    }
+    if (!force && !afterIo && q.expected.size > 0 && now < q.expectCap) {
+      // After a busy stretch the timer runs before the requests that came meanwhile are read:
+      // read them first (they move expectUntil), then decide.
+      setImmediate(() => this.flush(bundleId, q, false, true));
+      return;
+    }
+    const republishMs = this.opts.republishMs ?? 0;
+    // A flush still publishing is still being delivered: the end of it schedules the next one.
+    if (!force && republishMs > 0 && q.busy > 0 && q.pending.size > 0) return;
     const wait = force ? 0 : this.spacing(bundleId, now);
     if (wait > 0 && q.pending.size > 0) {
       // Too soon after the previous flush: hold everything pending (and whatever arrives meanwhile) for one flush.
@@ -233,7 +260,7 @@ export class ChunkServer {
     q.pending = new Set();
     for (const i of batch) q.unsent.add(i);
     this.stats.flushes++;
-    const republishMs = this.opts.republishMs ?? 0;
+    q.busy++;
     if (republishMs > 0) {
       for (const [id, t] of this.lastFlush) if (t + republishMs <= now) this.lastFlush.delete(id);
       this.lastFlush.set(bundleId, now);
@@ -243,7 +270,13 @@ export class ChunkServer {
       this.opts.logger.error({ code: errorCode(e), bundleId, err: e }, 'chunk flush failed; agents will ask again');
     }).finally(() => {
       for (const i of batch) q.unsent.delete(i);
-      if (q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.queues.delete(bundleId);
+      q.busy--;
+      if (republishMs > 0 && !this.closed) {
+        // Spaced from the end of the publishes: requests that came while they were delivered wait for one flush.
+        this.lastFlush.set(bundleId, this.now());
+        if (q.busy === 0 && q.pending.size > 0 && q.timer === undefined) q.timer = setTimeout(() => this.flush(bundleId, q), republishMs);
+      }
+      if (q.busy === 0 && q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.queues.delete(bundleId);
     });
   }
 

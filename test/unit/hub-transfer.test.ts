@@ -12,7 +12,7 @@ const BUNDLE = 'c'.repeat(64);
 const OTHER = 'd'.repeat(64);
 
 /** A chunk server over a real blob file; `publish` is the seam: it records what would go to the broker. */
-function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; maxInflight?: number; corrupt?: number; expectWaitMs?: number; republishMs?: number } = {}) {
+function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; maxInflight?: number; corrupt?: number; expectWaitMs?: number; expectMaxWaitMs?: number; republishMs?: number } = {}) {
   const dir = tempDir();
   const chunkSize = 1024;
   const payload = randomPayload(chunkSize * (opts.chunks ?? 10) - 100);
@@ -30,6 +30,7 @@ function setup(opts: { chunks?: number; quietMs?: number; maxWaitMs?: number; ma
     maxWaitMs: opts.maxWaitMs ?? 300,
     maxInflight: opts.maxInflight ?? 4,
     expectWaitMs: opts.expectWaitMs ?? 0,
+    ...(opts.expectMaxWaitMs !== undefined ? { expectMaxWaitMs: opts.expectMaxWaitMs } : {}),
     republishMs: opts.republishMs ?? 0,
     lookup: (id) => (id === BUNDLE ? { manifest, blobPath } : undefined),
     // Which device may fetch what is hub/transfer-grants.ts's job, tested on the real hub (hub-transfer-grants.test.ts).
@@ -114,6 +115,69 @@ describe('chunk server coalescing (fake timers)', () => {
     await drain(s);
     expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 1]);
     expect(s.server.pendingCount()).toBe(0);
+  });
+
+  it('Expected_devices_still_asking_hold_the_first_flush: a fleet whose requests span more than expectWaitMs gets one flush', async () => {
+    // 10,000 devices are assigned over seconds: each request from an expected device extends the wait.
+    const s = setup({ chunks: 3, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000, expectMaxWaitMs: 30_000, republishMs: 1000 });
+    const fleet = Array.from({ length: 10 }, (_, i) => `d${i}`);
+    s.server.expect(BUNDLE, fleet);
+    for (const d of fleet) { vi.advanceTimersByTime(1500); s.req([0, 1, 2], d); }
+    expect(s.server.stats.flushes).toBe(0); // t = 15 s, far past expectWaitMs
+    vi.advanceTimersByTime(30);
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2]);
+  });
+
+  it('Requests_during_a_flush_wait_for_its_end: requests arriving while a flush is still publishing get one flush after it', async () => {
+    // At 10,000 devices a flush takes tens of seconds to deliver; a flush per second meanwhile re-sent it to everyone.
+    const s = setup({ chunks: 3, quietMs: 30, maxWaitMs: 100, republishMs: 1000, maxInflight: 4 });
+    s.req([0, 1, 2], 'd1');
+    vi.advanceTimersByTime(30);
+    expect(s.server.stats.flushes).toBe(1);
+    // Handed to the broker, not acknowledged yet: the broker is still writing them to every subscriber.
+    while (s.published.length < 3) await new Promise((r) => setImmediate(r));
+    for (let i = 2; i <= 6; i++) { vi.advanceTimersByTime(1500); s.req([i % 3], `d${i}`); } // PUBACKs still held
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s); // the first flush ends
+    expect(s.server.stats.flushes).toBe(1);
+    vi.advanceTimersByTime(999);
+    expect(s.server.stats.flushes).toBe(1);
+    vi.advanceTimersByTime(1); // republishMs after its end: one flush for all five requests
+    expect(s.server.stats.flushes).toBe(2);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 0, 1, 2]);
+  });
+
+  it('Requests_read_after_a_stall_still_hold_the_first_flush: the wait ends only once the requests that came meanwhile are read', async () => {
+    const s = setup({ chunks: 2, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000, expectMaxWaitMs: 30_000 });
+    s.server.expect(BUNDLE, ['d1', 'd2', 'd3']);
+    s.req([0, 1], 'd1');
+    // The hub was busy past the end of the wait: d2's request is queued behind the timer that ends it.
+    setImmediate(() => s.req([0, 1], 'd2'));
+    vi.advanceTimersByTime(2000);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(s.server.stats.flushes).toBe(0); // d2 asked: wait expectWaitMs more for d3
+    s.req([0, 1], 'd3');
+    vi.advanceTimersByTime(30);
+    await new Promise((r) => setImmediate(r));
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1]);
+  });
+
+  it('holds the first flush for devices still asking at most expectMaxWaitMs after the deploy', async () => {
+    const s = setup({ chunks: 2, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000, expectMaxWaitMs: 5000 });
+    s.server.expect(BUNDLE, Array.from({ length: 20 }, (_, i) => `d${i}`));
+    for (let i = 0; i < 4; i++) { vi.advanceTimersByTime(1000); s.req([0, 1], `d${i}`); } // t = 4 s, 16 still to ask
+    vi.advanceTimersByTime(999);
+    expect(s.server.stats.flushes).toBe(0);
+    vi.advanceTimersByTime(1); // t = 5 s: the cap, although d3 asked 1 s ago
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1]);
   });
 
   it('flushes at maxWait after the first pending request even while requests keep arriving', async () => {
