@@ -70,7 +70,7 @@ export const agentOptionsSchema = obj({
   loginRetryMaxMs: withDefault(int({ min: 10, max: 86_400_000 }), 900_000),
   /** How long one MQTT connect attempt may take. */
   connectTimeoutMs: withDefault(int({ min: 100, max: 600_000 }), 10_000),
-  /** MQTT keepalive, seconds: a ping after this long without sending, the link dead after 1.5× without a byte from the broker. */
+  /** MQTT keepalive, seconds: a ping when no acknowledgement or ping answer came for this long; the link is dropped when nothing at all (not even a chunk) came from the broker for about 1.5–2.5× this. */
   mqttKeepaliveSec: withDefault(int({ min: 1, max: 65_535 }), 60),
   /** Golden-case tolerance when the manifest gives none (absolute + relative). */
   goldenTolerance: withDefault(num({ min: 0 }), 1e-4),

@@ -202,7 +202,8 @@ export async function startHub(input: unknown, seams: HubSeams = {}): Promise<Hu
       mayFetch: (deviceId, bundleId) => grants.mayFetch(deviceId, bundleId),
       publish: (t, p) => publish(t, p, false),
       logger,
-      now,
+      // Not the hub's clock: the chunk server's waits are compared with its own timers (real time), and a
+      // hub clock that is set (tests, a clock step) would hold a flush for as long as it does not move.
     });
 
     link = await connectLink({

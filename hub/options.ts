@@ -10,7 +10,8 @@ import { clusterOptionsSchema, type ClusterOptions } from './cluster/options.js'
 import { TELEMETRY_DEFAULTS, telemetryOptionsSchema, type TelemetryOptions } from './telemetry/options.js';
 
 const port = (def: number) => withDefault(int({ min: 0, max: 65_535 }), def);
-const ms = (def: number, min = 0) => withDefault(int({ min, max: 365 * 86_400_000 }), def);
+// At most 2^31 - 1 ms (24.8 days): Node's timers (ours, aedes's drain timeout) turn a longer delay into 1 ms.
+const ms = (def: number, min = 0) => withDefault(int({ min, max: 2_147_483_647 }), def);
 
 // One list of levels for hub and agent (protocol/log-format.ts: the shared log line).
 export { LOG_LEVELS };

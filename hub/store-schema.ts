@@ -175,11 +175,13 @@ export const MIGRATIONS: readonly Migration[] = [
   // The seq of each device's stored state report as a column, so that the upsert writing a report applies only
   // when the report is newer (hub/store/device-table.ts): hubs sharing one database each keep their replay guard
   // in memory, and a late report handled by one of them must not overwrite a newer one that another stored.
+  // PostgreSQL refuses the escape \u0000 in jsonb, and hubs before this step stored reports holding it: those
+  // rows keep a NULL seq (the next report of the device sets it) instead of failing the whole upgrade.
   {
     sqlite: `ALTER TABLE devices ADD COLUMN state_seq INTEGER;
       UPDATE devices SET state_seq = json_extract(state, '$.seq');`,
     postgres: `ALTER TABLE devices ADD COLUMN state_seq BIGINT;
-      UPDATE devices SET state_seq = (state::jsonb ->> 'seq')::bigint;`,
+      UPDATE devices SET state_seq = (state::jsonb ->> 'seq')::bigint WHERE strpos(state, '\\u0000') = 0;`,
   },
   // A device event once per (device, seq), held by the database: each hub's replay guard knows only what it
   // saw, so an event replayed to another hub of a cluster was stored twice (and an install logged twice). An

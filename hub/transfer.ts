@@ -59,7 +59,7 @@ export interface TransferOptions {
   expectWaitMs?: number;
   /** …or this long after expect() (default expectWaitMs: a fixed wait). */
   expectMaxWaitMs?: number;
-  /** Least time between the starts of two flushes of the same bundle (0: no spacing). */
+  /** Least time between the end of one flush's publishes and the start of the next of the same bundle (0: no spacing). */
   republishMs?: number;
   /** The stored bundle with this id, or undefined. */
   lookup(bundleId: string): ChunkSource | undefined;
@@ -108,7 +108,7 @@ export class ChunkServer {
   private closed = false;
   /** Devices already logged for a refused request: one line per device, not one per request (a device may retry forever). */
   private readonly refusedLogged = new Set<string>();
-  /** When each bundle's latest flush started; entries older than republishMs are dropped, so this holds only bundles flushed moments ago. */
+  /** When each bundle's latest flush started, then when its publishes ended; entries older than republishMs are dropped, so this holds only bundles flushed moments ago. */
   private readonly lastFlush = new Map<string, number>();
 
   constructor(opts: TransferOptions) {
@@ -238,7 +238,7 @@ export class ChunkServer {
     if (!force && !afterIo && q.expected.size > 0 && now < q.expectCap) {
       // After a busy stretch the timer runs before the requests that came meanwhile are read:
       // read them first (they move expectUntil), then decide.
-      setImmediate(() => this.flush(bundleId, q, false, true));
+      setImmediate(() => { if (!this.closed) this.flush(bundleId, q, false, true); });
       return;
     }
     const republishMs = this.opts.republishMs ?? 0;
@@ -253,7 +253,7 @@ export class ChunkServer {
     // Whoever has not asked by now is a straggler; it is served by a later flush.
     q.expected.clear();
     if (q.pending.size === 0) {
-      if (q.unsent.size === 0) this.queues.delete(bundleId);
+      if (q.busy === 0 && q.unsent.size === 0) this.dropQueue(bundleId, q);
       return;
     }
     const batch = [...q.pending].sort((a, b) => a - b);
@@ -276,8 +276,13 @@ export class ChunkServer {
         this.lastFlush.set(bundleId, this.now());
         if (q.busy === 0 && q.pending.size > 0 && q.timer === undefined) q.timer = setTimeout(() => this.flush(bundleId, q), republishMs);
       }
-      if (q.busy === 0 && q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.queues.delete(bundleId);
+      if (q.busy === 0 && q.pending.size === 0 && q.unsent.size === 0 && q.timer === undefined && q.expected.size === 0) this.dropQueue(bundleId, q);
     });
+  }
+
+  /** Forget `q`, only if it is still the bundle's queue (a newer one may have replaced it meanwhile). */
+  private dropQueue(bundleId: string, q: BundleQueue): void {
+    if (this.queues.get(bundleId) === q) this.queues.delete(bundleId);
   }
 
   private async publishBatch(bundleId: string, q: BundleQueue, batch: number[]): Promise<void> {

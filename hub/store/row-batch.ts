@@ -54,7 +54,9 @@ export class RowBatch<R> {
 
   /** Write every queued row (inside the caller's transaction); the rows stay queued until `clear`. */
   write(): void {
-    const rows = [...this.#rows.values()];
+    // In key order: two hubs of a cluster writing overlapping devices then lock their rows in the same order,
+    // so their transactions wait for each other instead of deadlocking.
+    const rows = [...this.#rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
     let at = 0;
     for (const n of SIZES) {
       for (; rows.length - at >= n; at += n) this.#stmt(n).run(...rows.slice(at, at + n).flatMap((r) => this.spec.values(r)));

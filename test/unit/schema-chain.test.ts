@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../signing/ed25519.js';
 import { TokenStore } from '../../hub/auth/tokens.js';
 import type { Db } from '../../hub/db/db.js';
+import { migrate } from '../../hub/db/migrate.js';
 import { openMigrated, openPostgres } from '../../hub/db/open-migrated.js';
+import { PgDb } from '../../hub/db/pg-db.js';
 import { DebugSessionStore } from '../../hub/debug/debug-store.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import { listDecisions } from '../../hub/rollouts/decisions.js';
@@ -157,6 +159,22 @@ describe.skipIf(!hasPostgres)('one migration chain on both engines', () => {
     } finally {
       lite.close();
       pg.close();
+    }
+  }, 120_000);
+
+  it('Upgrade_pg_report_with_nul_escape: a PostgreSQL store at version 5 holding a report with \\u0000 (accepted before) upgrades; that row keeps a NULL seq, the others get theirs', async () => {
+    const db = PgDb.connect(await server.newDatabase());
+    try {
+      migrate(db, MIGRATIONS.slice(0, 5));
+      const add = db.prepare('INSERT INTO devices (id, state, first_seen, last_seen, active_bundle_id, phase, last_error_code) VALUES (?, ?, 1, 1, NULL, ?, NULL)');
+      add.run('plain', JSON.stringify({ v: 1, deviceId: 'plain', seq: 7 }), 'idle');
+      // JSON.stringify writes a NUL as the escape \u0000, which PostgreSQL's jsonb refuses.
+      add.run('nul', JSON.stringify({ v: 1, deviceId: 'nul', seq: 9, capabilities: { note: 'a\u0000b' } }), 'idle');
+      expect(() => migrate(db, MIGRATIONS)).not.toThrow();
+      const seqs = Object.fromEntries((db.prepare('SELECT id, state_seq FROM devices ORDER BY id').all() as { id: string; state_seq: number | null }[]).map((r) => [r.id, r.state_seq]));
+      expect(seqs).toEqual({ nul: null, plain: 7 });
+    } finally {
+      db.close();
     }
   }, 120_000);
 });
