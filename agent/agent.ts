@@ -534,6 +534,10 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const client = this.#client;
     if (!client || !this.#started) return;
     this.#log.info({ deviceId: this.options.deviceId }, 'connected to broker');
+    // Only a fetch already running now lost its subscription with the last connection. One started during the
+    // subscribes below (by the retained assignment) subscribes and asks on this connection itself; starting it
+    // a second round asked the hub twice, and the hub sends the chunks again to every device fetching them.
+    const fetchAtConnect = this.#installer?.fetchInProgress ?? null;
     try {
       // Clean session: subscribe again on every connection; the retained assignment follows.
       await client.subscribe(topics.assign(this.options.deviceId));
@@ -548,7 +552,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     await client.subscribe(topics.control(this.options.deviceId)).catch((e: unknown) => this.#log.warn({ err: e }, 'subscribing to the control topic failed; retrying on reconnect'));
     this.#reporter?.onConnect();
     this.#telemetry?.onConnect();
-    this.#installer?.onReconnect();
+    if (fetchAtConnect) this.#installer?.onReconnect(fetchAtConnect);
   }
 
   /**

@@ -185,7 +185,11 @@ export class Installer {
     if (this.#fetch?.bundleId === bundleId) this.#fetch.onChunk(index, bytes);
   }
 
-  onReconnect(): void { this.#fetch?.onReconnect(); }
+  /** The fetch running now (an opaque handle for onReconnect). */
+  get fetchInProgress(): object | null { return this.#fetch; }
+
+  /** The connection was lost and is back: the fetch that was running then subscribes and asks again. */
+  onReconnect(fetchAtConnect: object): void { if (this.#fetch !== null && this.#fetch === fetchAtConnect) this.#fetch.onReconnect(); }
 
   async stop(): Promise<void> {
     if (this.#pending) this.#pending = null;

@@ -6,14 +6,28 @@ import { freePort } from './env.js';
 export interface TestBroker {
   url: string;
   port: number;
+  /** Every SUBSCRIBE the broker received, in order. */
+  subscribes: readonly { clientId: string; filter: string }[];
   /** Cut every client's TCP connection (a flaky network); clients reconnect on their own. */
   dropClients(): void;
   close(): Promise<void>;
 }
 
-export async function startBroker(port?: number): Promise<TestBroker> {
+export interface TestBrokerOptions {
+  /** How long to hold the SUBACK of a subscription to this filter (a slow or busy broker); 0 answers at once. */
+  subackDelayMs?: (filter: string) => number;
+}
+
+export async function startBroker(port?: number, o: TestBrokerOptions = {}): Promise<TestBroker> {
   const p = port ?? (await freePort());
   const broker = await Aedes.createBroker();
+  const subscribes: { clientId: string; filter: string }[] = [];
+  broker.authorizeSubscribe = (client, sub, done) => {
+    subscribes.push({ clientId: client?.id ?? '', filter: sub.topic });
+    const ms = o.subackDelayMs?.(sub.topic) ?? 0;
+    if (ms > 0) setTimeout(() => done(null, sub), ms);
+    else done(null, sub);
+  };
   const sockets = new Set<Socket>();
   const server: Server = createServer((s) => {
     sockets.add(s);
@@ -27,6 +41,7 @@ export async function startBroker(port?: number): Promise<TestBroker> {
   return {
     url: `mqtt://127.0.0.1:${p}`,
     port: p,
+    subscribes,
     dropClients() {
       for (const s of sockets) s.destroy();
     },

@@ -2,7 +2,7 @@
 import { request, Agent as HttpAgent } from 'node:http';
 import { createAgent, type Agent, type AgentSeams } from '../../agent/agent.js';
 import type { AgentOptionsInput } from '../../agent/options.js';
-import { startBroker, type TestBroker } from './agent-broker.js';
+import { startBroker, type TestBroker, type TestBrokerOptions } from './agent-broker.js';
 import { TestHub } from './agent-test-hub.js';
 import { makeKeys, tempDir, waitFor } from './env.js';
 
@@ -15,9 +15,9 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function fixture(): Promise<Fixture> {
+export async function fixture(brokerOptions: TestBrokerOptions = {}): Promise<Fixture> {
   const keys = makeKeys();
-  const broker = await startBroker();
+  const broker = await startBroker(undefined, brokerOptions);
   const hub = await TestHub.start(broker.url, keys);
   const agents: Agent[] = [];
   return {

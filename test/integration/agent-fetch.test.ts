@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Rejection } from '../../agent/installer.js';
+import { topics } from '../../protocol/topics.js';
 import { fixture, waitInstalled, type Fixture } from '../helpers/agent-fixture.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { cleanupTempDirs, waitFor } from '../helpers/env.js';
@@ -57,4 +58,30 @@ describe('agent fetch', () => {
     expect(rejected).toEqual([]);
     expect(agent.status()).toMatchObject({ counter: 2, phase: 'committed' });
   });
+});
+
+describe('agent fetch on a broker slow to acknowledge subscriptions', () => {
+  // The two trust subscriptions wait 0.5 s each for their SUBACK, the first chunk subscription 3 s (later ones
+  // at once): the agent's connect handler ends while the fetch the retained assignment started still waits for
+  // its SUBACK, so a second round started by that handler would ask first.
+  let slow: Fixture;
+  let chunkSubscribes = 0;
+  beforeAll(async () => {
+    slow = await fixture({ subackDelayMs: (f) => f.includes('/trust/') ? 500 : f.includes('/chunk/') ? (chunkSubscribes++ === 0 ? 3_000 : 0) : 0 });
+  });
+  afterAll(async () => { await slow?.close(); });
+
+  it('Assignment_waiting_at_connect_asked_once: a fetch started during the connect handler is not asked again by it', async () => {
+    const b = slow.hub.add(await makeBundle(slow.keys, { version: 1, mlp: { seed: 95 } }));
+    // Retained before the agent connects (a device booting with an assignment waiting, or resuming a fetch).
+    await slow.hub.assign('dev-waiting', b, 1);
+    const agent = slow.newAgent('dev-waiting', { chunkTimeoutMs: 60_000 });
+    await agent.start();
+    await waitInstalled(agent, b.bundleId);
+    // One round: subscribe once, ask once. A second round asks again when its SUBACK comes first (the crash
+    // suite's resumed fetch asked twice for its missing chunk this way), and the hub sends those chunks again to
+    // every device subscribed to the bundle.
+    expect(slow.broker.subscribes.filter((s) => s.filter === topics.chunkFilter(b.bundleId))).toHaveLength(1);
+    expect(slow.hub.requestsFor(b.bundleId)).toEqual([Array.from({ length: b.manifest.payload.chunkHashes.length }, (_, i) => i)]);
+  }, 60_000);
 });
