@@ -70,26 +70,30 @@ export class DeviceEvents {
     if (!this.take(e.deviceId)) return 'rate-limited';
     // An install that names no bundle matches no assignment: it is the device's claim, like one of a bundle never assigned.
     const claim = e.bundleId === undefined ? e.kind === 'installed' : !this.o.store.wasAssigned(e.deviceId, e.bundleId, e.counter);
-    this.o.store.recordEvent(e, this.o.now(), claim);
-    if (claim) {
-      this.stats.claims++;
-      this.o.logger.warn({ code: 'HUB_ERR_EVENT_CLAIM', deviceId: e.deviceId, kind: e.kind, bundleId: e.bundleId, counter: e.counter }, 'a device reported an event for a bundle it was never assigned; kept as an unverified claim');
-      return 'claim';
-    }
-    this.stats.stored++;
-    if (e.kind === 'installed') {
-      this.pending++;
-      if (this.pending >= this.o.options.maxInstallsPerLeaf) setImmediate(() => this.flushInstalls());
-    }
-    return 'stored';
+    // Counted once the row is committed, and only if it is new: another hub sharing the database may have
+    // stored this (device, seq) already, and the insert then skips it.
+    this.o.store.recordEvent(e, this.o.now(), claim, () => {
+      if (claim) {
+        this.stats.claims++;
+        this.o.logger.warn({ code: 'HUB_ERR_EVENT_CLAIM', deviceId: e.deviceId, kind: e.kind, bundleId: e.bundleId, counter: e.counter }, 'a device reported an event for a bundle it was never assigned; kept as an unverified claim');
+        return;
+      }
+      this.stats.stored++;
+      if (e.kind === 'installed') {
+        this.pending++;
+        if (this.pending >= this.o.options.maxInstallsPerLeaf) setImmediate(() => this.flushInstalls());
+      }
+    });
+    return claim ? 'claim' : 'stored';
   }
 
   /** Append waiting installs to the log, one leaf per maxInstallsPerLeaf; returns how many were logged. */
   flushInstalls(): number {
-    if (this.pending === 0) return 0;
     const db = this.o.store.db;
     if (!db.open) return 0;
+    // Queued events are counted in `pending` when they commit.
     this.o.store.flushReports();
+    if (this.pending === 0) return 0;
     let logged = 0;
     try {
       for (;;) {

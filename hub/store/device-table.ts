@@ -66,11 +66,15 @@ export class DeviceTable extends StoreTable {
 
   /**
    * Store a device event; `claim` marks one that names a bundle never assigned to the device (hub/events).
-   * One already stored under its (device, seq), by another hub sharing the database, is skipped.
+   * One already stored under its (device, seq), by another hub sharing the database, is skipped;
+   * `onStored` runs once the row is committed, and only if it was new.
    */
-  recordEvent(e: DeviceEvent, now: number, claim = false): void {
-    this.queueReport(() => this.stmt(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at, claim)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now, claim ? 1 : 0));
+  recordEvent(e: DeviceEvent, now: number, claim = false, onStored?: () => void): void {
+    this.queueReport(() => {
+      const r = this.stmt(`INSERT INTO events (device_id, seq, at, kind, code, bundle_id, counter, detail, received_at, claim)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING`).run(e.deviceId, e.seq, e.at, e.kind, e.code ?? null, e.bundleId ?? null, e.counter ?? null, e.detail ?? null, now, claim ? 1 : 0);
+      return r.changes > 0 ? onStored : undefined;
+    });
   }
 
   listEvents(deviceId: string, limit = 100): DeviceEvent[] {

@@ -13,8 +13,11 @@
 import type { Db } from '../db/db.js';
 import { RowBatch, type RowBatchSpec } from './row-batch.js';
 
+/** What a queued write may return: called once its row is committed (not when its transaction rolled back). */
+export type AfterCommit = () => void;
+
 export class ReportQueue {
-  private readonly pending: (() => void)[] = [];
+  private readonly pending: (() => AfterCommit | void)[] = [];
   private readonly batches: RowBatch<any>[] = [];
   private timer: NodeJS.Immediate | undefined;
   /** Reports dropped because even their single-row retry failed (disk full, damaged file, store unreachable). */
@@ -25,7 +28,7 @@ export class ReportQueue {
   /** How many reports wait for the next write (a batch counts one per row it will write). */
   get size(): number { return this.batches.reduce((n, b) => n + b.size, this.pending.length); }
 
-  queue(write: () => void): void {
+  queue(write: () => AfterCommit | void): void {
     this.pending.push(write);
     this.timer ??= setImmediate(() => this.flush());
   }
@@ -43,16 +46,20 @@ export class ReportQueue {
     this.timer = undefined;
     if (this.size === 0 || !this.db.open) return;
     const batch = this.pending.splice(0);
+    let committed: AfterCommit[] = [];
     try {
       this.db.transaction(() => {
-        for (const w of batch) w();
+        committed = [];
+        for (const w of batch) { const after = w(); if (after) committed.push(after); }
         for (const b of this.batches) b.write();
       })();
       for (const b of this.batches) b.clear();
     } catch {
       // One bad row must not lose the others: retry each on its own, count what still fails.
-      for (const w of batch) { try { w(); } catch { this.failures++; } }
+      committed = [];
+      for (const w of batch) { try { const after = w(); if (after) committed.push(after); } catch { this.failures++; } }
       for (const b of this.batches) this.failures += b.writeEach();
     }
+    for (const after of committed) after();
   }
 }

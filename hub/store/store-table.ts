@@ -6,7 +6,7 @@
  */
 import type { Db, Stmt } from '../db/db.js';
 import { hubError } from '../errors.js';
-import type { ReportQueue } from './report-queue.js';
+import type { AfterCommit, ReportQueue } from './report-queue.js';
 import type { RowBatchSpec } from './row-batch.js';
 
 export function storeError(what: string, e: unknown): Error {
@@ -26,7 +26,7 @@ export abstract class StoreTable {
     return st;
   }
 
-  protected queueReport(write: () => void): void { this.reports.queue(write); }
+  protected queueReport(write: () => AfterCommit | void): void { this.reports.queue(write); }
 
   /** Rows written together at each flush of the report queue, as multi-row upserts (row-batch.ts). */
   protected reportBatch<R>(spec: RowBatchSpec<R>): (row: R) => void { return this.reports.batch(spec); }

@@ -157,4 +157,19 @@ describe('device events', () => {
     events.close();
     store.close();
   });
+
+  it('Event_counted_once_when_stored_twice: the same (device, seq) accepted again (another hub sharing the database stored it first) is not counted again, nor as an install to log', () => {
+    const h = setup();
+    const b1 = bundle(h.store, 1);
+    const [a] = h.store.issueAssignments([{ deviceId: 'd1', bundleId: b1, rolloutId: null, ring: null }], sign);
+    const install = ev('d1', 'installed', { bundleId: b1, counter: a.counter });
+    const claim = ev('d1', 'installed', { bundleId: b1, counter: a.counter + 9 });
+    for (const e of [install, claim, install, claim]) h.events.accept(e);
+    h.store.flushReports();
+    expect(h.events.stats).toMatchObject({ stored: 1, claims: 1 });
+    expect(h.events.flushInstalls()).toBe(1);
+    expect(h.events.stats.logged).toBe(1);
+    expect(h.store.listEvents('d1')).toHaveLength(2);
+    h.close();
+  });
 });
