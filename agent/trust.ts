@@ -28,7 +28,7 @@ import { errorCode } from '@fleetcast/protocol/errors.js';
 import { encode, PROTOCOL_VERSION } from '@fleetcast/protocol/messages.js';
 import { topics } from '@fleetcast/protocol/topics.js';
 import { decodeCheckpointMessage, decodeProofResponse, decodeRootsMessage } from '@fleetcast/protocol/trust-messages.js';
-import { verifyCheckpoint } from '@fleetcast/signing/checkpoint.js';
+import { verifyCheckpoint, verifyCheckpointAsync } from '@fleetcast/signing/checkpoint.js';
 import { LOG_ORIGIN, logVerifiers } from '@fleetcast/signing/log-keys.js';
 import { verifyConsistency } from '@fleetcast/signing/merkle.js';
 import { loadRoot, type TrustedRoot } from '@fleetcast/signing/root.js';
@@ -142,7 +142,8 @@ export class TrustState {
       const msg = decodeCheckpointMessage(bytes);
       const text = msg.checkpoint;
       attached = msg.proof;
-      const v = verifyCheckpoint(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
+      // Off the event loop: a checkpoint comes with every deploy, while predictions are being served.
+      const v = await verifyCheckpointAsync(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
       c = { size: v.size, rootHash: v.rootHash, text };
     } catch (e) {
       throw agentError('AGENT_ERR_CHECKPOINT_INVALID', (e as Error).message, { cause: errorCode(e) });
