@@ -15,6 +15,7 @@ import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import { IN_FLIGHT_PHASES, type Assignment, type Phase } from '@fleetcast/protocol/messages.js';
 import type { ActiveModel } from './active-model.js';
+import { nextTurn } from './next-turn.js';
 import { checkAssignMessageAsync, type CheckContext, type CheckedAssignment } from './assignment-check.js';
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
@@ -141,6 +142,8 @@ export class Installer {
    */
   handleAssign(bytes: Uint8Array): void {
     this.#checks = this.#checks.then(async () => {
+      // Not in the same turn as the MQTT read that brought it: requests that arrived meanwhile go first.
+      await nextTurn();
       let checked: CheckedAssignment;
       try {
         checked = await checkAssignMessageAsync(bytes, this.#d.check);

@@ -35,6 +35,7 @@ import { loadRoot, type TrustedRoot } from '@fleetcast/signing/root.js';
 import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '@fleetcast/signing/root-rotation.js';
 import { signingError } from '@fleetcast/signing/errors.js';
 import { agentError } from './errors.js';
+import { nextTurn } from './next-turn.js';
 import { diskStorage } from './disk-storage.js';
 import type { AgentStorage } from './storage.js';
 
@@ -106,7 +107,8 @@ export class TrustState {
 
   #serial(fn: () => Promise<void>): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#queue = this.#queue.then(() => (this.#closed ? undefined : fn())).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
+    // Each message is handled on a turn of its own, not in the MQTT read that brought it (requests waiting go first).
+    this.#queue = this.#queue.then(nextTurn).then(() => (this.#closed ? undefined : fn())).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
     return this.#queue;
   }
 
