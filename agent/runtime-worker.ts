@@ -6,7 +6,8 @@
  * runs and the release) at each model swap. Here the loop only posts messages:
  * the worker (agent/runtime-worker-entry.ts) holds the sessions, and since an
  * ORT session cannot move between threads, inference runs there too (a round
- * trip costs about 0.1 ms).
+ * trip costs about 0.1 ms). A swap loads the next model on a second thread,
+ * so predictions on the active model do not wait behind its creation.
  *
  * When the thread dies (a native crash, an out-of-memory abort), the calls
  * waiting on it fail with AGENT_ERR_RUNTIME_LOST at once; the next call starts
@@ -27,8 +28,10 @@ export interface WorkerRuntimeOptions { intraOpNumThreads?: number }
 export interface WorkerModelRuntime extends ModelRuntime {
   /** Ends the thread; sessions go with it. */
   close(): Promise<void>;
-  /** @internal the live thread, for tests that kill it. */
+  /** @internal the first thread, for tests that kill it. */
   readonly thread: Worker | null;
+  /** @internal sessions held per thread. */
+  readonly sessionsPerThread: readonly number[];
 }
 
 type Request = ThreadRequest extends infer R ? R extends { id: number } ? Omit<R, 'id'> : never : never;
@@ -60,6 +63,8 @@ class InferenceThread {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #closed = false;
+  /** Sessions loaded here and not released (kept across a restart of the thread: they load again on use). */
+  sessions = 0;
 
   constructor(private readonly opts: WorkerRuntimeOptions) {}
 
@@ -167,32 +172,50 @@ class ThreadModel implements LoadedModel {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
+    this.thread.sessions--;
     // A session of a thread that ended went with it.
     if (this.#generation !== this.thread.generation) return;
     await this.thread.call({ t: 'release', handle: this.#handle }, [], this.#generation).catch(() => { /* the thread ended meanwhile: nothing left to free */ });
   }
 }
 
-/** Starts the thread and loads onnxruntime-node in it; rejects (so the caller can fall back to wasm) when the native binding does not load there. */
+/**
+ * Starts the first thread and loads onnxruntime-node in it; rejects (so the caller can fall back to wasm) when the
+ * native binding does not load there. Two threads at most: a model is loaded on the one holding fewer sessions, so
+ * the next model of a swap is created, smoke-tested and later released on the thread that is not serving the active
+ * one (a thread does one thing at a time: predictions would otherwise wait behind the session creation). The second
+ * thread starts once the first holds a model.
+ */
 export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Promise<WorkerModelRuntime> {
-  const thread = new InferenceThread(opts);
+  const threads = [new InferenceThread(opts), new InferenceThread(opts)];
   let version: string;
   try {
-    version = await thread.start();
+    version = await threads[0].start();
   } catch (e) {
-    await thread.close();
+    await threads[0].close();
     throw e;
   }
   return {
     name: `onnxruntime-node@${version}`,
-    get thread() { return thread.worker; },
+    get thread() { return threads[0].worker; },
+    get sessionsPerThread() { return threads.map((t) => t.sessions); },
     async load(source, key) {
-      await thread.start();
-      const generation = thread.generation;
-      // Model bytes are copied to the thread (the caller's storage keeps its own); a path is read there.
-      const loaded = await thread.call<LoadedReply>({ t: 'load', source, key, reload: false });
-      return new ThreadModel(thread, source, key, loaded, generation);
+      const thread = threads[1].sessions < threads[0].sessions ? threads[1] : threads[0];
+      // Counted before the load, so that two loads at once go to different threads.
+      thread.sessions++;
+      try {
+        await thread.start();
+        const generation = thread.generation;
+        // Model bytes are copied to the thread (the caller's storage keeps its own); a path is read there.
+        const loaded = await thread.call<LoadedReply>({ t: 'load', source, key, reload: false });
+        // Ready for the next model before it comes.
+        if (thread === threads[0]) threads[1].start().catch(() => { /* started again on its first load */ });
+        return new ThreadModel(thread, source, key, loaded, generation);
+      } catch (e) {
+        thread.sessions--;
+        throw e;
+      }
     },
-    close: () => thread.close(),
+    close: async () => { await Promise.all(threads.map((t) => t.close())); },
   };
 }

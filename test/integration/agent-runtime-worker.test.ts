@@ -117,6 +117,29 @@ describe('inference thread runtime', () => {
     await b.release();
   });
 
+  it('a swap loads the next model on the thread that is not serving the active one', async () => {
+    const v1 = modelFile(buildMlp({ categorical: true, seed: 21 }));
+    const v2 = modelFile(buildMlp({ categorical: true, seed: 22 }));
+    const rt = await workerRuntime();
+    const want = async (f: { path: string; sha: string }) => values((await (await createOrtRuntime().load(f.path, f.sha)).run(feeds(2))).y);
+    const a = await rt.load(v1.path, v1.sha);
+    expect(rt.sessionsPerThread).toEqual([1, 0]);
+    const b = await rt.load(v2.path, v2.sha); // the swap's new model, while `a` serves
+    expect(rt.sessionsPerThread).toEqual([1, 1]);
+    expect(values((await a.run(feeds(2))).y)).toEqual(await want(v1));
+    expect(values((await b.run(feeds(2))).y)).toEqual(await want(v2));
+    await a.release(); // the old model drained
+    expect(rt.sessionsPerThread).toEqual([0, 1]);
+    const c = await rt.load(v1.path, v1.sha); // the next swap goes back to the first thread
+    expect(rt.sessionsPerThread).toEqual([1, 1]);
+    expect(values((await c.run(feeds(2))).y)).toEqual(await want(v1));
+    await expect(rt.load(new TextEncoder().encode('not a model'), 'k')).rejects.toMatchObject({ code: 'AGENT_ERR_MODEL_LOAD' });
+    expect(rt.sessionsPerThread).toEqual([1, 1]); // a failed load holds nothing
+    await b.release();
+    await c.release();
+    expect(rt.sessionsPerThread).toEqual([0, 0]);
+  });
+
   it('release frees the session in the thread', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 14 }));
     const rt = await workerRuntime();
