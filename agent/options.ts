@@ -79,8 +79,9 @@ export const agentOptionsSchema = obj({
   /** "node" = onnxruntime-node, falling back to onnxruntime-web when the native binding cannot load; "wasm" = onnxruntime-web only. */
   runtime: withDefault(str({ enum: ['node', 'wasm'] as const }), 'node'),
   /**
-   * With runtime "node": load, check, run and release models on a thread of their own, so that a model swap does not
-   * stall the predictions in flight (about 0.1 ms more per prediction). false runs onnxruntime on the main thread.
+   * With runtime "node": load, check, run and release models on threads of their own (the next model of a swap on the
+   * thread that is not serving), so that a swap does not stall the predictions in flight, for a thread round trip per
+   * prediction (about 0.1 ms on an idle core). false runs onnxruntime on the main thread.
    */
   inferenceThread: withDefault(bool(), true),
   /** Predictions running at once; one more is answered 429 AGENT_ERR_BUSY (a bounded queue, not an unbounded one). */
