@@ -7,7 +7,8 @@
  * the worker (agent/runtime-worker-entry.ts) holds the sessions, and since an
  * ORT session cannot move between threads, inference runs there too (a round
  * trip costs about 0.1 ms). A swap loads the next model on a second thread,
- * so predictions on the active model do not wait behind its creation.
+ * so predictions on the active model do not wait behind its creation; a
+ * thread with no session ends after a while (each holds about 10 MiB).
  *
  * When the thread dies (a native crash, an out-of-memory abort), the calls
  * waiting on it fail with AGENT_ERR_RUNTIME_LOST at once; the next call starts
@@ -23,7 +24,14 @@ import type { LoadedReply, ThreadError, ThreadReady, ThreadReply, ThreadRequest 
 // Under vitest the agent runs from its .ts sources; the thread runs the compiled entry.
 const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('./dist/runtime-worker-entry.js', import.meta.url) : new URL('./runtime-worker-entry.js', import.meta.url);
 
-export interface WorkerRuntimeOptions { intraOpNumThreads?: number }
+export interface WorkerRuntimeOptions {
+  intraOpNumThreads?: number;
+  /** A thread that has held no session for this long ends (its memory goes back); the next load starts one again. */
+  idleThreadMs?: number;
+}
+
+/** Long enough that a series of swaps keeps both threads, short enough that a device at rest keeps one (about 10 MiB each). */
+const IDLE_THREAD_MS = 30_000;
 
 export interface WorkerModelRuntime extends ModelRuntime {
   /** Ends the thread; sessions go with it. */
@@ -68,7 +76,23 @@ class InferenceThread {
 
   constructor(private readonly opts: WorkerRuntimeOptions) {}
 
+  #idle: NodeJS.Timeout | null = null;
+
   get worker(): Worker | null { return this.#worker; }
+
+  /** Sessions went to 0: end the thread if none comes back before the idle time is over. */
+  idleFor(ms: number): void {
+    this.#idle ??= setTimeout(() => {
+      this.#idle = null;
+      if (this.sessions === 0 && this.#pending.size === 0) void this.#worker?.terminate();
+    }, ms).unref();
+  }
+
+  /** A load is coming: the thread stays. */
+  keep(): void {
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = null;
+  }
   /** Bumped each time a thread ends: handles from an older one are gone. */
   get generation(): number { return this.#generation; }
 
@@ -127,6 +151,7 @@ class InferenceThread {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.keep();
     await this.#worker?.terminate();
   }
 }
@@ -139,7 +164,7 @@ class ThreadModel implements LoadedModel {
   #reloading: Promise<void> | null = null;
   #released = false;
 
-  constructor(private readonly thread: InferenceThread, private readonly source: string | Uint8Array, private readonly key: string, loaded: LoadedReply, generation: number) {
+  constructor(private readonly thread: InferenceThread, private readonly source: string | Uint8Array, private readonly key: string, loaded: LoadedReply, generation: number, private readonly idleMs: number) {
     this.inputNames = loaded.inputNames;
     this.outputNames = loaded.outputNames;
     this.#handle = loaded.handle;
@@ -172,7 +197,7 @@ class ThreadModel implements LoadedModel {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
-    this.thread.sessions--;
+    if (--this.thread.sessions === 0) this.thread.idleFor(this.idleMs);
     // A session of a thread that ended went with it.
     if (this.#generation !== this.thread.generation) return;
     await this.thread.call({ t: 'release', handle: this.#handle }, [], this.#generation).catch(() => { /* the thread ended meanwhile: nothing left to free */ });
@@ -183,11 +208,12 @@ class ThreadModel implements LoadedModel {
  * Starts the first thread and loads onnxruntime-node in it; rejects (so the caller can fall back to wasm) when the
  * native binding does not load there. Two threads at most: a model is loaded on the one holding fewer sessions, so
  * the next model of a swap is created, smoke-tested and later released on the thread that is not serving the active
- * one (a thread does one thing at a time: predictions would otherwise wait behind the session creation). The second
- * thread starts once the first holds a model.
+ * one (a thread does one thing at a time: predictions would otherwise wait behind the session creation). A thread
+ * starts on the first load it gets and ends after holding no session for idleThreadMs, so a device at rest runs one.
  */
 export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Promise<WorkerModelRuntime> {
   const threads = [new InferenceThread(opts), new InferenceThread(opts)];
+  const idleMs = opts.idleThreadMs ?? IDLE_THREAD_MS;
   let version: string;
   try {
     version = await threads[0].start();
@@ -195,6 +221,8 @@ export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Prom
     await threads[0].close();
     throw e;
   }
+  // Until a model is loaded, the first thread is only the proof that onnxruntime-node loads here.
+  threads[0].idleFor(idleMs);
   return {
     name: `onnxruntime-node@${version}`,
     get thread() { return threads[0].worker; },
@@ -203,16 +231,15 @@ export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Prom
       const thread = threads[1].sessions < threads[0].sessions ? threads[1] : threads[0];
       // Counted before the load, so that two loads at once go to different threads.
       thread.sessions++;
+      thread.keep();
       try {
         await thread.start();
         const generation = thread.generation;
         // Model bytes are copied to the thread (the caller's storage keeps its own); a path is read there.
         const loaded = await thread.call<LoadedReply>({ t: 'load', source, key, reload: false });
-        // Ready for the next model before it comes.
-        if (thread === threads[0]) threads[1].start().catch(() => { /* started again on its first load */ });
-        return new ThreadModel(thread, source, key, loaded, generation);
+        return new ThreadModel(thread, source, key, loaded, generation, idleMs);
       } catch (e) {
-        thread.sessions--;
+        if (--thread.sessions === 0) thread.idleFor(idleMs);
         throw e;
       }
     },

@@ -140,6 +140,26 @@ describe('inference thread runtime', () => {
     expect(rt.sessionsPerThread).toEqual([0, 0]);
   });
 
+  it('a thread that holds no session ends after the idle time, and a later load starts it again', async () => {
+    const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 23 }));
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 20 });
+    runtimes.push(rt);
+    const a = await rt.load(path, sha);
+    const b = await rt.load(path, sha);
+    expect(rt.sessionsPerThread).toEqual([1, 1]);
+    const first = rt.thread!;
+    const ended = new Promise((resolve) => first.once('exit', resolve));
+    await a.release();
+    await ended; // nothing held there any more
+    expect(rt.thread).toBeNull();
+    expect(values((await b.run(feeds(2))).y)).toHaveLength(4); // the other thread still serves
+    const c = await rt.load(path, sha);
+    expect(rt.thread).not.toBeNull();
+    expect(values((await c.run(feeds(2))).y)).toEqual(values((await b.run(feeds(2))).y));
+    await b.release();
+    await c.release();
+  });
+
   it('release frees the session in the thread', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 14 }));
     const rt = await workerRuntime();
