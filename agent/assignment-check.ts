@@ -6,13 +6,14 @@
  * on the message, the root and this device.
  */
 import { totalmem } from 'node:os';
-import { bundleIdOf, verifyManifestEnvelope, type VerifiedManifest } from '@fleetcast/bundles/verify.js';
+import { bundleIdOf, manifestSteps, type VerifiedManifest } from '@fleetcast/bundles/verify.js';
 import { PAYLOAD_TYPES } from '@fleetcast/protocol/envelope.js';
 import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { assignmentSchema, decodeAssignMessage, type Assignment, type AssignMessage } from '@fleetcast/protocol/messages.js';
 import { parse } from '@fleetcast/protocol/schema.js';
-import { verifyForRole } from '@fleetcast/signing/envelope.js';
+import { envelopeSteps } from '@fleetcast/signing/envelope.js';
 import type { TrustedRoot } from '@fleetcast/signing/root.js';
+import { settleAsync, settleSync, type Verifying } from '@fleetcast/signing/verify-steps.js';
 import { agentError } from './errors.js';
 import { SUPPORTED_INPUT_TYPES } from './validate.js';
 
@@ -28,7 +29,7 @@ export interface CheckContext {
   /** This device's hardware classes (capabilities.hardware, a string or a list); a bundle that lists compat.hardware must name one (issue #6, "wrong software"; the hub's rollout compat check reads the same field). */
   hardware?: readonly string[];
   /**
-   * Verify the release-signed manifest against the root (default verifyManifestEnvelope). A seam: the simulator's
+   * Verify the release-signed manifest against the root (default: bundles/verify.ts, its signatures off the event loop). A seam: the simulator's
    * agents receive the same manifest bytes and verify them once for all (simulator/shared-manifests.ts).
    */
   verifyManifest?: ManifestVerifier;
@@ -40,6 +41,15 @@ const causeOf = (e: unknown) => ({ cause: errorCode(e) });
 const why = (e: unknown) => (isFleetcastError(e) || e instanceof Error ? e.message : String(e));
 
 export function checkAssignMessage(bytes: Uint8Array, ctx: CheckContext): CheckedAssignment {
+  return settleSync(assignSteps(bytes, ctx));
+}
+
+/** checkAssignMessage with the signatures checked on libuv's threadpool: a swap's assignment does not stall the predictions in flight. */
+export function checkAssignMessageAsync(bytes: Uint8Array, ctx: CheckContext): Promise<CheckedAssignment> {
+  return settleAsync(assignSteps(bytes, ctx));
+}
+
+function* assignSteps(bytes: Uint8Array, ctx: CheckContext): Verifying<CheckedAssignment> {
   if (ctx.root.expires <= ctx.now()) throw agentError('AGENT_ERR_ROOT_EXPIRED', `root v${ctx.root.version} expired at ${new Date(ctx.root.expires).toISOString()}`);
   let message: AssignMessage;
   try {
@@ -51,7 +61,7 @@ export function checkAssignMessage(bytes: Uint8Array, ctx: CheckContext): Checke
   // Signature first, parse after: only bytes the hub signed are ever interpreted.
   let payload: Buffer;
   try {
-    payload = verifyForRole(ctx.root, 'hub', message.assignment, PAYLOAD_TYPES.assignment, 'assignment');
+    payload = yield* envelopeSteps(message.assignment, PAYLOAD_TYPES.assignment, ctx.root.roles.hub, 'assignment');
   } catch (e) {
     throw agentError('AGENT_ERR_ASSIGNMENT_SIGNATURE', why(e), causeOf(e));
   }
@@ -65,15 +75,15 @@ export function checkAssignMessage(bytes: Uint8Array, ctx: CheckContext): Checke
   if (assignment.deviceId !== ctx.deviceId) {
     throw agentError('AGENT_ERR_ASSIGNMENT_WRONG_DEVICE', `assignment is for ${assignment.deviceId}, this is ${ctx.deviceId}`, ref);
   }
-  return { message, assignment, verified: checkManifest(message, assignment, ctx) };
+  return { message, assignment, verified: yield* manifestCheckSteps(message, assignment, ctx) };
 }
 
 /** The release-signed manifest, and its agreement with the hub's assignment and with this device. */
-export function checkManifest(message: AssignMessage, assignment: Assignment, ctx: CheckContext): VerifiedManifest {
+function* manifestCheckSteps(message: AssignMessage, assignment: Assignment, ctx: CheckContext): Verifying<VerifiedManifest> {
   const ref = { counter: assignment.counter, bundleId: assignment.bundleId };
   let verified: VerifiedManifest;
   try {
-    verified = (ctx.verifyManifest ?? verifyManifestEnvelope)(message.manifest, ctx.root);
+    verified = ctx.verifyManifest ? ctx.verifyManifest(message.manifest, ctx.root) : yield* manifestSteps(message.manifest, ctx.root);
   } catch (e) {
     const code = errorCode(e);
     throw agentError(code.startsWith('SIGN_ERR_') ? 'AGENT_ERR_MANIFEST_SIGNATURE' : 'AGENT_ERR_MANIFEST_INVALID', why(e), { ...ref, cause: code });

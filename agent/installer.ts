@@ -15,7 +15,8 @@ import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import { IN_FLIGHT_PHASES, type Assignment, type Phase } from '@fleetcast/protocol/messages.js';
 import type { ActiveModel } from './active-model.js';
-import { checkAssignMessage, type CheckContext, type CheckedAssignment } from './assignment-check.js';
+import { nextTurn } from './next-turn.js';
+import { checkAssignMessageAsync, type CheckContext, type CheckedAssignment } from './assignment-check.js';
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { AbortedError, ChunkFetch, type FetchedPayload, type FetchSettings } from './fetcher.js';
@@ -98,6 +99,8 @@ export class Installer {
   #running: Job | null = null;
   #pending: Job | null = null;
   #loop: Promise<void> | null = null;
+  /** Assign messages being checked, one after the other (handleAssign). */
+  #checks: Promise<void> = Promise.resolve();
   #fetch: ChunkFetch | null = null;
   #progress: { have: number; total: number } | null = null;
   #lastRejection: { code: string; at: number; bundleId?: string } | null = null;
@@ -127,17 +130,32 @@ export class Installer {
   get progress() { return this.#progress; }
   get lastRejection() { return this.#lastRejection; }
   /** Resolves when no install is running or queued (tests, stop). */
-  async idle(): Promise<void> { while (this.#loop) await this.#loop; }
+  async idle(): Promise<void> {
+    await this.#checks;
+    while (this.#loop) await this.#loop;
+  }
 
-  /** A message on this device's assign topic. Never throws: bad input becomes a coded rejection. */
+  /**
+   * A message on this device's assign topic. Never throws: bad input becomes a coded rejection.
+   * Messages are taken in arrival order; their signatures are checked on libuv's threadpool,
+   * not on the loop that serves predictions.
+   */
   handleAssign(bytes: Uint8Array): void {
-    let checked: CheckedAssignment;
-    try {
-      checked = checkAssignMessage(bytes, this.#d.check);
-    } catch (e) {
-      this.#reject(e, 'assignment');
-      return;
-    }
+    this.#checks = this.#checks.then(async () => {
+      // Not in the same turn as the MQTT read that brought it: requests that arrived meanwhile go first.
+      await nextTurn();
+      let checked: CheckedAssignment;
+      try {
+        checked = await checkAssignMessageAsync(bytes, this.#d.check);
+      } catch (e) {
+        this.#reject(e, 'assignment');
+        return;
+      }
+      this.#accept(checked);
+    }).catch((e: unknown) => { try { this.#reject(e, 'assignment'); } catch { /* reporting itself failed */ } });
+  }
+
+  #accept(checked: CheckedAssignment): void {
     const a = checked.assignment;
     const st = this.#d.store.state;
     const queued = this.#pending ?? this.#running;
@@ -192,6 +210,7 @@ export class Installer {
   onReconnect(fetchAtConnect: object): void { if (this.#fetch !== null && this.#fetch === fetchAtConnect) this.#fetch.onReconnect(); }
 
   async stop(): Promise<void> {
+    await this.#checks;
     if (this.#pending) this.#pending = null;
     this.#running?.abort.abort();
     await this.idle();

@@ -8,13 +8,18 @@
 import { agentError } from './errors.js';
 import type { ModelRuntime } from './runtime.js';
 
-export interface RuntimeChoice { runtime: 'node' | 'wasm'; intraOpNumThreads: number }
+/** `inferenceThread` (default true): onnxruntime-node's sessions live on a thread of their own (agent/runtime-worker.ts). */
+export interface RuntimeChoice { runtime: 'node' | 'wasm'; intraOpNumThreads: number; inferenceThread?: boolean }
 
 export async function createRuntime(o: RuntimeChoice, onFallback: (reason: string) => void = () => {}): Promise<ModelRuntime> {
   if (o.runtime === 'node') {
     try {
       // Test hook: behave as if the native binding were missing (the fallback cannot be provoked otherwise on a machine that has it).
       if (process.env.FLEETCAST_TEST_NO_NATIVE_RUNTIME === '1') throw new Error('native runtime disabled by FLEETCAST_TEST_NO_NATIVE_RUNTIME');
+      if (o.inferenceThread !== false) {
+        const { createWorkerRuntime } = await import('./runtime-worker.js');
+        return await createWorkerRuntime({ intraOpNumThreads: o.intraOpNumThreads });
+      }
       const { createOrtRuntime } = await import('./runtime.js');
       return createOrtRuntime({ intraOpNumThreads: o.intraOpNumThreads });
     } catch (e) {

@@ -31,6 +31,8 @@ export interface ModelRuntime {
    * the model bytes (raw sha256): equal keys may share a session.
    */
   load(source: string | Uint8Array, key: string): Promise<LoadedModel>;
+  /** Frees what the runtime holds beyond its models (the inference thread); the agent calls it when it stops. */
+  close?(): Promise<void>;
 }
 
 interface CacheEntry { refs: number; session: Promise<ort.InferenceSession> }

@@ -28,13 +28,14 @@ import { errorCode } from '@fleetcast/protocol/errors.js';
 import { encode, PROTOCOL_VERSION } from '@fleetcast/protocol/messages.js';
 import { topics } from '@fleetcast/protocol/topics.js';
 import { decodeCheckpointMessage, decodeProofResponse, decodeRootsMessage } from '@fleetcast/protocol/trust-messages.js';
-import { verifyCheckpoint } from '@fleetcast/signing/checkpoint.js';
+import { verifyCheckpoint, verifyCheckpointAsync } from '@fleetcast/signing/checkpoint.js';
 import { LOG_ORIGIN, logVerifiers } from '@fleetcast/signing/log-keys.js';
 import { verifyConsistency } from '@fleetcast/signing/merkle.js';
 import { loadRoot, type TrustedRoot } from '@fleetcast/signing/root.js';
 import { MAX_ROOT_STEPS, verifyNextRoot, verifyRootChain } from '@fleetcast/signing/root-rotation.js';
 import { signingError } from '@fleetcast/signing/errors.js';
 import { agentError } from './errors.js';
+import { nextTurn } from './next-turn.js';
 import { diskStorage } from './disk-storage.js';
 import type { AgentStorage } from './storage.js';
 
@@ -106,7 +107,8 @@ export class TrustState {
 
   #serial(fn: () => Promise<void>): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#queue = this.#queue.then(() => (this.#closed ? undefined : fn())).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
+    // Each message is handled on a turn of its own, not in the MQTT read that brought it (requests waiting go first).
+    this.#queue = this.#queue.then(nextTurn).then(() => (this.#closed ? undefined : fn())).catch((e: unknown) => this.#d.onSecurity(errorCode(e), (e as Error)?.message ?? String(e)));
     return this.#queue;
   }
 
@@ -142,7 +144,8 @@ export class TrustState {
       const msg = decodeCheckpointMessage(bytes);
       const text = msg.checkpoint;
       attached = msg.proof;
-      const v = verifyCheckpoint(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
+      // Off the event loop: a checkpoint comes with every deploy, while predictions are being served.
+      const v = await verifyCheckpointAsync(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
       c = { size: v.size, rootHash: v.rootHash, text };
     } catch (e) {
       throw agentError('AGENT_ERR_CHECKPOINT_INVALID', (e as Error).message, { cause: errorCode(e) });

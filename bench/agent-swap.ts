@@ -4,6 +4,8 @@
  * 4 keep-alive HTTP clients on loopback, back to back; swap and steady periods
  * alternate so both see the same background load. Goal: p99 during swaps
  * ≤ 1.25× steady. Every request must succeed (a failed one fails the benchmark).
+ * FLEETCAST_BENCH_INFERENCE_THREAD=0 runs the agent with onnxruntime on its
+ * main thread (inferenceThread: false), for the per-request cost of the thread.
  * The hub runs in its own, niced process (bench/agent-fleet.ts): it stands for a
  * server elsewhere, and its work must not be what the swap periods measure.
  */
@@ -18,7 +20,9 @@ const CLIENTS = 4;
 const SWAPS = 20;
 
 export async function benchAgentSwap(): Promise<BenchResult> {
-  const fleet = await agentFleet('swap', {}, { deployFromWorker: true });
+  // FLEETCAST_BENCH_INFERENCE_THREAD=0 runs onnxruntime on the agent's main thread (as before the inference thread), to compare.
+  const inferenceThread = process.env.FLEETCAST_BENCH_INFERENCE_THREAD !== '0';
+  const fleet = await agentFleet('swap', { inferenceThread }, { deployFromWorker: true });
   const { agent } = fleet;
   try {
     await fleet.swapTo(1);
@@ -83,7 +87,9 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       ratios: [{ name: 'p99 swaps/steady', value: d.p99 / s.p99, goal: 1.25 }, { name: 'p50 swaps/steady', value: d.p50 / s.p50 }],
       notes: [
         `${CLIENTS} keep-alive HTTP clients back to back; ${SWAPS} swaps (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(swapMs / 1000).toFixed(1)} s (after the first, the other version waits in the previous slot, so a swap is re-verify + load + smoke/golden + switch + commit); 0 failed requests`,
-        'model MLP 17→64→2; each swap loads a new onnxruntime session on the same event loop the predictions use',
+        inferenceThread
+          ? 'model MLP 17→64→2; sessions are created, smoke-tested, run and released on the agent\'s inference thread (inferenceThread: true, the default); signatures are checked on the threadpool'
+          : 'model MLP 17→64→2; inferenceThread: false: each swap loads a new onnxruntime session on the same event loop the predictions use',
         `p99 of the swap periods is their ${Math.ceil(d.n / 100)}th-slowest request; ${slower} of ${d.n} (${((100 * slower) / d.n).toFixed(2)}%) were slower than the steady p99 (1% if swaps changed nothing)`,
         `GC during swaps: ${gcIn(true)}; during steady periods: ${gcIn(false)}`,
       ],

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { PAYLOAD_TYPES, type Envelope } from '@fleetcast/protocol/envelope.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
-import { verifyForRole } from '@fleetcast/signing/envelope.js';
+import { envelopeSteps } from '@fleetcast/signing/envelope.js';
+import { settleAsync, settleSync, type Verifying } from '@fleetcast/signing/verify-steps.js';
 import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { ChunkHasher } from './chunks.js';
 import { openBoundedDecompressor } from './compress.js';
@@ -31,15 +32,25 @@ export interface VerifiedManifest {
 }
 
 /**
- * Check the release-role threshold over the envelope (signing/verifyForRole,
+ * Check the release-role threshold over the envelope (signing/envelope.ts,
  * which throws SIGN_ERR_*), then parse the signed bytes, and only those.
  * Schema problems in a correctly signed manifest are BUNDLE_ERR_BAD_MANIFEST.
  */
 export function verifyManifestEnvelope(env: Envelope, root: TrustedRoot): VerifiedManifest {
+  return settleSync(manifestSteps(env, root));
+}
+
+/** verifyManifestEnvelope with the signatures checked off the event loop (the agent's swap path). */
+export function verifyManifestEnvelopeAsync(env: Envelope, root: TrustedRoot): Promise<VerifiedManifest> {
+  return settleAsync(manifestSteps(env, root));
+}
+
+/** The manifest check as verification steps (signing/verify-steps.ts), for callers that run it inside a larger check. */
+export function* manifestSteps(env: Envelope, root: TrustedRoot): Verifying<VerifiedManifest> {
   if (!env || typeof env !== 'object' || typeof env.payload !== 'string' || !Array.isArray(env.signatures)) {
     throw bundleError('BUNDLE_ERR_BAD_MANIFEST', 'the manifest is not a signed envelope');
   }
-  const manifestBytes = verifyForRole(root, 'release', env, PAYLOAD_TYPES.manifest, 'bundle manifest');
+  const manifestBytes = yield* envelopeSteps(env, PAYLOAD_TYPES.manifest, root.roles.release, 'bundle manifest');
   const manifest = decodeManifest(manifestBytes);
   return { manifest, bundleId: bundleIdOf(manifestBytes), envelope: env, manifestBytes };
 }

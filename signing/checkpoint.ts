@@ -10,7 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { errorFactory, type ErrorTable } from '@fleetcast/protocol/errors.js';
-import { signBytes, verifyBytes, type KeyPair } from './ed25519.js';
+import { signBytes, type KeyPair } from './ed25519.js';
+import { settleAsync, settleSync, type Verifying } from './verify-steps.js';
 
 export const CHECKPOINT_ERRORS = {
   SIGN_ERR_CHECKPOINT_FORMAT: { message: 'A checkpoint is not in the signed checkpoint format (c2sp.org/tlog-checkpoint): origin line, decimal tree size, base64 root hash, a blank line, then signature lines, each line ending in a newline. Fetch it again unchanged', status: 400 },
@@ -120,6 +121,10 @@ function checkVerifiers(verifiers: readonly NoteVerifier[], threshold: number): 
  * lines from one key count once. Returns the text and the names that signed it.
  */
 export function openNote(note: string, verifiers: readonly NoteVerifier[], opts: { threshold?: number } = {}): { text: string; signedBy: string[] } {
+  return settleSync(noteSteps(note, verifiers, opts));
+}
+
+function* noteSteps(note: string, verifiers: readonly NoteVerifier[], opts: { threshold?: number }): Verifying<{ text: string; signedBy: string[] }> {
   const threshold = opts.threshold ?? 1;
   checkVerifiers(verifiers, threshold);
   const { text, signatures } = parseNote(note);
@@ -130,7 +135,8 @@ export function openNote(note: string, verifiers: readonly NoteVerifier[], opts:
   for (const s of signatures) {
     const candidates = keyed.map((v, i) => [v, i] as const).filter(([v]) => v.name === s.name && v.keyHash.equals(s.keyHash));
     if (candidates.length === 0) { unknown.add(s.name); continue; }
-    const ok = candidates.find(([v]) => verifyBytes(v.publicKey, msg, s.signature));
+    let ok: (typeof candidates)[number] | undefined;
+    for (const c of candidates) if (yield { publicKey: c[0].publicKey, message: msg, signature: s.signature }) { ok = c; break; }
     if (!ok) throw checkpointError('SIGN_ERR_CHECKPOINT_SIGNATURE', `the signature by ${s.name} does not match the note text`);
     good.add(ok[1]);
   }
@@ -184,8 +190,17 @@ export function signCheckpoint(cp: Checkpoint, signers: NoteSigner | readonly No
  * distinct trusted signers (e.g. the log key plus witnesses).
  */
 export function verifyCheckpoint(text: string, verifiers: readonly NoteVerifier[], opts: { threshold?: number; origin?: string } = {}): Checkpoint & { signedBy: string[] } {
+  return settleSync(checkpointSteps(text, verifiers, opts));
+}
+
+/** verifyCheckpoint with the signatures checked off the event loop (signing/verify-steps.ts). */
+export function verifyCheckpointAsync(text: string, verifiers: readonly NoteVerifier[], opts: { threshold?: number; origin?: string } = {}): Promise<Checkpoint & { signedBy: string[] }> {
+  return settleAsync(checkpointSteps(text, verifiers, opts));
+}
+
+function* checkpointSteps(text: string, verifiers: readonly NoteVerifier[], opts: { threshold?: number; origin?: string }): Verifying<Checkpoint & { signedBy: string[] }> {
   const parsed = parseCheckpoint(text);
   if (opts.origin !== undefined && parsed.origin !== opts.origin) throw checkpointError('SIGN_ERR_CHECKPOINT_ORIGIN', `expected ${JSON.stringify(opts.origin)}, got ${JSON.stringify(parsed.origin)}`);
-  const { signedBy } = openNote(text, verifiers, { threshold: opts.threshold });
+  const { signedBy } = yield* noteSteps(text, verifiers, { threshold: opts.threshold });
   return { origin: parsed.origin, size: parsed.size, rootHash: parsed.rootHash, signedBy };
 }

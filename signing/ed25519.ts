@@ -66,10 +66,15 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
   return ko;
 }
 
+/** What every verifier refuses before any curve arithmetic: wrong lengths, and small-order keys. */
+function refusedOutright(publicKey: Uint8Array, signature: Uint8Array): boolean {
+  // A small-order key verifies forged signatures for any message (signing/small-order.ts).
+  return publicKey.length !== 32 || signature.length !== 64 || isSmallOrderKey(publicKey);
+}
+
 /** Strict verification; any malformed input is simply "does not verify". */
 export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  // A small-order key verifies forged signatures for any message (signing/small-order.ts).
-  if (publicKey.length !== 32 || signature.length !== 64 || isSmallOrderKey(publicKey)) return false;
+  if (refusedOutright(publicKey, signature)) return false;
   try {
     return cryptoVerify(null, message, publicKeyObject(publicKey), signature);
   } catch {
@@ -77,8 +82,23 @@ export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signatur
   }
 }
 
+/**
+ * verifyBytes on libuv's threadpool (node:crypto's callback form), for an event loop that must not
+ * stop for it (the agent's). Same checks, same answers; never rejects.
+ */
+export function verifyBytesAsync(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  if (refusedOutright(publicKey, signature)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      cryptoVerify(null, message, publicKeyObject(publicKey), signature, (err, ok) => resolve(!err && ok));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
 /** tweetnacl's verifier, for places without node:crypto and for cross-tests. */
 export function verifyBytesNacl(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64 || isSmallOrderKey(publicKey)) return false;
+  if (refusedOutright(publicKey, signature)) return false;
   return nacl.sign.detached.verify(message, signature, publicKey);
 }

@@ -1,0 +1,76 @@
+/**
+ * The inference thread (agent/runtime-worker.ts starts it): onnxruntime-node's
+ * session creation, smoke runs, inference and release run here, off the event
+ * loop that serves predictions and reads MQTT. An ORT session cannot move
+ * between threads, so every call on a session comes here, by handle. The
+ * in-process runtime (agent/runtime.ts) does the work: one ORT code path.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { agentError } from './errors.js';
+import { createOrtRuntime, type LoadedModel } from './runtime.js';
+import { outputTransfers, type ThreadError, type ThreadReply, type ThreadRequest, type ThreadWorkerData } from './runtime-thread-messages.js';
+
+const port = parentPort!;
+const data = workerData as ThreadWorkerData;
+const runtime = createOrtRuntime({ intraOpNumThreads: data.intraOpNumThreads });
+const models = new Map<number, LoadedModel>();
+let nextHandle = 1;
+
+function errorOf(e: unknown): ThreadError {
+  if (isFleetcastError(e)) return { code: e.code, message: e.message, status: e.status, details: { ...e.details } };
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> {
+  switch (m.t) {
+    case 'load': {
+      let source = m.source;
+      if (m.reload && typeof source === 'string') {
+        // Loaded again after the thread died: the file is read again, so it must still be the bytes first loaded.
+        const bytes = await readFile(source).catch((e: Error) => { throw agentError('AGENT_ERR_MODEL_LOAD', `${m.source}: ${e.message}`); });
+        if (createHash('sha256').update(bytes).digest('hex') !== m.key) throw agentError('AGENT_ERR_MODEL_LOAD', `${m.source} changed on disk since it was loaded`);
+        source = bytes;
+      }
+      const model = await runtime.load(source, m.key);
+      const h = nextHandle++;
+      models.set(h, model);
+      return { value: { handle: h, inputNames: model.inputNames, outputNames: model.outputNames } };
+    }
+    case 'run': {
+      const model = models.get(m.handle);
+      if (!model) throw new Error(`the session was released (handle ${m.handle})`);
+      const out = await model.run(m.feeds);
+      return { value: out, transfer: outputTransfers(out) };
+    }
+    case 'release': {
+      const model = models.get(m.handle);
+      models.delete(m.handle);
+      await model?.release();
+      return { value: null };
+    }
+    case 'exit':
+      // Test hook: a thread that dies by itself (as a native crash would end it).
+      process.exit(m.code);
+  }
+}
+
+port.on('message', (m: ThreadRequest) => {
+  handle(m).then(({ value, transfer }) => {
+    const reply: ThreadReply = { id: m.id, ok: true, value };
+    try {
+      port.postMessage(reply, transfer ?? []);
+    } catch {
+      // An output buffer that cannot be detached (memory owned by the native addon): copied instead.
+      port.postMessage(reply);
+    }
+  }, (e: unknown) => {
+    const reply: ThreadReply = { id: m.id, ok: false, error: errorOf(e) };
+    port.postMessage(reply);
+  });
+});
+
+port.postMessage({ t: 'ready', version: ort.env.versions.node ?? 'unknown' });
