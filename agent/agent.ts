@@ -41,7 +41,7 @@ import { diskStorage } from './disk-storage.js';
 import { StateStore, type InstalledModel } from './state-store.js';
 import type { AgentStorage } from './storage.js';
 import { TelemetryCollector, type TelemetryStatus } from './telemetry/collector.js';
-import { TrustState } from './trust.js';
+import { TrustState, type CheckpointVerifier } from './trust.js';
 import { DeviceControl, type ControlStatus } from './device-control.js';
 import { compileFlatValidator, type FlatValidator } from './validate-flat.js';
 
@@ -79,6 +79,8 @@ export interface AgentSeams {
   storage?: AgentStorage;
   /** Replace the release-signature check of assigned manifests (the simulator verifies identical manifests once). */
   verifyManifest?: ManifestVerifier;
+  /** Replace the signature check of the log's checkpoints (the simulator verifies identical checkpoints once). */
+  verifyCheckpoint?: CheckpointVerifier;
 }
 
 export interface PredictResult {
@@ -200,6 +202,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     // Issue #6: the newest root this device took since provisioning (agent/trust.ts); assignments are checked against it.
     const trust = (this.#trust = await TrustState.open({
       dataDir: o.dataDir, storage: fs, deviceId: o.deviceId, now: this.#now,
+      ...(this.#seams.verifyCheckpoint ? { verifyCheckpoint: this.#seams.verifyCheckpoint } : {}),
       publish: (t, p) => this.#client?.publish(t, p) ?? Promise.resolve(),
       onSecurity: (code, detail) => { this.#log.warn({ code }, detail); this.#reporter?.event('security', { code, detail }); },
       onHubKeysRevoked: async (r) => { await store.update((s) => { s.counter = 0; s.counterEpoch = r.version; }); this.#control?.reset(); },

@@ -86,7 +86,9 @@ export async function freePort(): Promise<number> {
 export interface HubProc { proc: ChildProcess; httpUrl: string; exited: boolean; err(): string }
 
 export async function startHubProc(cli: string, args: string[], env: NodeJS.ProcessEnv): Promise<HubProc> {
-  const proc = spawn(process.execPath, [cli, 'hub', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  // FLEETCAST_BENCH_HUB_NODE_ARGS: node flags for the hub process only (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`; NODE_OPTIONS refuses --cpu-prof).
+  const nodeArgs = (env.FLEETCAST_BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, cli, 'hub', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   const h: HubProc = { proc, httpUrl: '', exited: false, err: () => err };

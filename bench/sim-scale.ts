@@ -73,6 +73,19 @@ const KEEPALIVE_SEC = 300;
  * ("drain timeout"), each then asked again and every re-sent chunk went to every device still subscribed.
  */
 const DRAIN_TIMEOUT_MS = 600_000;
+/**
+ * The hub's first-flush wait (--chunk-expect-wait-ms, --chunk-expect-max-wait-ms; defaults 3 s and 30 s). One
+ * process verifies every device's assignment, so the fleet's chunk requests come over up to tens of seconds, with
+ * pauses longer than 3 s when the process collects garbage or the hub signs the next batch: a first flush sent in
+ * such a pause reached only the devices subscribed by then, and each later flush went again to every device still
+ * receiving the first (7 flushes of 4 chunks at 5,000 under load 8, every device receiving the bundle up to 7 times,
+ * the install 330 s against 19.5 s). Here the first flush waits until every assigned device has asked, or none has
+ * for 60 s: one flush for the fleet, as the baseline's one publish of each chunk. Every device asks here, so the
+ * long silence never adds to the install; it only keeps a stalled loop (the hub's or the fleet's) from starting
+ * the flush early.
+ */
+const EXPECT_WAIT_MS = 60_000;
+const EXPECT_MAX_WAIT_MS = 180_000;
 /** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
@@ -197,6 +210,7 @@ export async function plainDownload(payloadFile: string, bytes: number, chunkSiz
     const connectMs = nowMs() - t0;
     const memory = row('raw MQTT subscribers', n, connectMs, base, await settle(gc));
     const t1 = nowMs();
+    process.stderr.write(`sim-scale plain [${fmt(process.uptime(), 1)} s]: publishing\n`);
     worker.stdin!.write(`publish ${payloadFile} ${chunkSize} ${INFLIGHT}\n`);
     await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
     return { connectMs, downloadMs: nowMs() - t1, memory };
@@ -212,7 +226,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   const steps = (process.env.FLEETCAST_SIM_SCALE_STEPS ?? '1000,5000,10000').split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0);
   const n = steps[steps.length - 1];
   const gc = collector();
-  const log = (l: string) => process.stderr.write(`sim-scale: ${l}\n`);
+  const log = (l: string) => process.stderr.write(`sim-scale [${fmt(process.uptime(), 1)} s]: ${l}\n`);
   const dir = benchDir('sim-scale');
   const keysDir = join(dir, 'keys');
   const keys = initKeys(keysDir);
@@ -246,13 +260,14 @@ export async function benchSimScale(): Promise<BenchResult> {
   let installMs = 0;
   let connectTotal = 0;
   const phaseAt: Record<string, number[]> = {};
+  const phaseCounts: Record<string, number> = {};
   let t1 = 0;
   let deployNote = '';
   let installNote = '';
   let transferNote = '';
   let stopNote = '';
   try {
-    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn', '--broker-drain-timeout-ms', String(DRAIN_TIMEOUT_MS)], { ...process.env });
+    hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn', '--broker-drain-timeout-ms', String(DRAIN_TIMEOUT_MS), '--chunk-expect-wait-ms', String(EXPECT_WAIT_MS), '--chunk-expect-max-wait-ms', String(EXPECT_MAX_WAIT_MS)], { ...process.env });
     const h = hub;
     const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
     const auth = { authorization: `Bearer ${token}` };
@@ -285,17 +300,25 @@ export async function benchSimScale(): Promise<BenchResult> {
     // When each agent first enters each phase of the install ('verifying': every chunk received and checked).
     f.agents.forEach((a) => {
       const seen = new Set<string>();
-      a.on('state', (r) => { if (t1 && !seen.has(r.phase)) { seen.add(r.phase); (phaseAt[r.phase] ??= []).push(nowMs() - t1); } });
+      a.on('state', (r) => { if (t1 && !seen.has(r.phase)) { seen.add(r.phase); (phaseAt[r.phase] ??= []).push(nowMs() - t1); phaseCounts[r.phase] = (phaseCounts[r.phase] ?? 0) + 1; } });
     });
     const pub = await fetch(`${h.httpUrl}/v1/bundles`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: readFileSync(bundle.path) });
     if (!pub.ok) throw new Error(`publishing the bundle: ${pub.status} ${await pub.text()}`);
     t1 = nowMs();
+    log('deploying');
     const dep = await fetch(`${h.httpUrl}/v1/deployments`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'scale', version: 1, all: true }) });
     // 503 HUB_ERR_BROKER_UNREACHABLE: every assignment is signed, stored and published, and some PUBACKs came later than
     // the hub's publish timeout (the broker delivers to 10,000 clients); the hub retries those, the fleet is waited for below.
     const deployText = await dep.text();
     if (!dep.ok && !(dep.status === 503 && deployText.includes('HUB_ERR_BROKER_UNREACHABLE'))) throw new Error(`deploying: ${dep.status} ${deployText}`);
     if (!dep.ok) deployNote = `the deploy call answered ${dep.status}: ${deployText.slice(0, 300)}`;
+    // FLEETCAST_SIM_SCALE_PROBE=1: every second, how many event-loop turns the fleet's process made and the longest.
+    // While the chunks stream in, one turn lasts tens of seconds (libuv reads every ready socket before it runs timers
+    // and setImmediate): the agents' setImmediate steps (session load, smoke runs) wait for the transfer to end.
+    const probe = { turns: 0, maxGap: 0, last: performance.now(), on: true };
+    const spin = () => { const t = performance.now(); probe.maxGap = Math.max(probe.maxGap, t - probe.last); probe.last = t; probe.turns++; if (probe.on) setImmediate(spin); };
+    if (process.env.FLEETCAST_SIM_SCALE_PROBE) setImmediate(spin);
+    const probeLog = process.env.FLEETCAST_SIM_SCALE_PROBE ? setInterval(() => { log(`loop: ${probe.turns} turns, longest ${fmt(probe.maxGap, 0)} ms; ${JSON.stringify(phaseCounts)}`); probe.turns = 0; probe.maxGap = 0; }, 1000) : undefined;
     const watch = setInterval(() => {
       void hubHealth().then((hh) => log(`install: ${fmt(nowMs() - t1, 0)} ms, ${JSON.stringify(f.versions())}, hub transfer ${JSON.stringify(hh.transfer ?? {})}, sockets ${JSON.stringify(socketStates(mqttPort))}`), () => {});
     }, 20_000);
@@ -311,6 +334,8 @@ export async function benchSimScale(): Promise<BenchResult> {
       log(installNote);
     } finally {
       clearInterval(watch);
+      probe.on = false;
+      clearInterval(probeLog);
     }
     rows.push(row(`${n} installed`, n, connectTotal, base, await settle(gc)));
   } finally {
@@ -346,7 +371,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
       `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs ${CHUNK_TIMEOUT_MS} and minTransferBytesPerSec 0 (one CPU serves every device)`,
-      `both brokers: drain timeout ${DRAIN_TIMEOUT_MS} ms; agents: MQTT keepalive ${KEEPALIVE_SEC} s`,
+      `both brokers: drain timeout ${DRAIN_TIMEOUT_MS} ms; agents: MQTT keepalive ${KEEPALIVE_SEC} s; the hub's first flush waits for every assigned device's request (none for ${EXPECT_WAIT_MS} ms, at most ${EXPECT_MAX_WAIT_MS} ms)`,
       `baseline: a plain publisher and aedes (no access control) in their own process, ${n} raw mqtt.js subscribers here; ${Math.ceil(payload.length / chunkSize)} chunks of ${chunkSize} bytes, QoS 1, ${INFLIGHT} publishes in flight on both sides; connects ${CONNECT_STEP} at a time on both sides`,
     ],
   };

@@ -11,7 +11,7 @@
  * the customer's property: a device that is not meant to run it has no reason
  * to read it.
  */
-import type { Db } from './db/db.js';
+import type { Db, Stmt } from './db/db.js';
 import type { HubStore } from './store.js';
 
 export class BundleGrants {
@@ -25,28 +25,38 @@ export class BundleGrants {
 
   /** The hub is assigning `bundleId` to these devices (called before the assignments are stored). */
   record(bundleId: string, deviceIds: readonly string[]): void {
-    // seq orders grants (a counter, not a clock); the newest grant of a bundle moves it to the front.
-    const next = '(SELECT COALESCE(MAX(seq), 0) + 1 FROM bundle_grants)';
-    const put = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ${next})
+    // seq orders grants (a counter, not a clock); the newest grant of a bundle moves it to the front. The highest
+    // seq is read once per deploy, in its transaction: a MAX(seq) per row scanned the whole table for every device
+    // (seq has no index), 1.4 s for a deploy to 10,000 devices on an empty table, growing with every deploy kept.
+    const put = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ?)
       ON CONFLICT (device_id, bundle_id) DO UPDATE SET seq = excluded.seq`);
     // The assignment being replaced becomes the previous one; it may predate this table (an upgraded hub).
-    const seed = this.db.prepare(`INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ${next}) ON CONFLICT DO NOTHING`);
+    const seed = this.db.prepare('INSERT INTO bundle_grants (device_id, bundle_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
     this.db.transaction(() => {
+      let seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM bundle_grants').get() as { s: number }).s;
       for (const d of deviceIds) {
         const current = this.store.getAssignment(d)?.bundleId;
-        if (current !== undefined && current !== bundleId) seed.run(d, current);
-        put.run(d, bundleId);
+        if (current !== undefined && current !== bundleId) seed.run(d, current, ++seq);
+        put.run(d, bundleId, ++seq);
       }
     })();
+  }
+
+  /** Statements asked for every chunk request, prepared once. */
+  private readonly stmts = new Map<string, Stmt>();
+  private stmt(sql: string): Stmt {
+    let st = this.stmts.get(sql);
+    if (!st) { st = this.db.prepare(sql); this.stmts.set(sql, st); }
+    return st;
   }
 
   mayFetch(deviceId: string, bundleId: string): boolean {
     const current = this.store.getAssignment(deviceId)?.bundleId;
     if (current === bundleId) return true;
-    const previous = this.db.prepare('SELECT bundle_id AS b FROM bundle_grants WHERE device_id = ? AND bundle_id IS NOT ? ORDER BY seq DESC LIMIT 1')
+    const previous = this.stmt('SELECT bundle_id AS b FROM bundle_grants WHERE device_id = ? AND bundle_id IS NOT ? ORDER BY seq DESC LIMIT 1')
       .get(deviceId, current ?? null) as { b: string } | undefined;
     if (previous?.b === bundleId) return true;
-    const granted = this.db.prepare('SELECT 1 FROM bundle_grants WHERE device_id = ? AND bundle_id = ?').get(deviceId, bundleId) !== undefined;
+    const granted = this.stmt('SELECT 1 FROM bundle_grants WHERE device_id = ? AND bundle_id = ?').get(deviceId, bundleId) !== undefined;
     if (!granted) return false;
     const state = this.store.getDevice(deviceId)?.state;
     return state?.active?.bundleId === bundleId || state?.previous?.bundleId === bundleId;

@@ -3,8 +3,10 @@
  * with its own MQTT connection, data folder and install state machine. What the
  * agents can share safely they share: one trust root, one onnxruntime
  * session per distinct model through a refcounted session cache, the
- * decompression of identical verified payloads (shared-unpack.ts) and the
- * hashing of byte-identical chunks (shared-verify.ts). Each agent still
+ * decompression of identical verified payloads (shared-unpack.ts), the
+ * hashing of byte-identical chunks (shared-verify.ts) and the signature checks
+ * of identical manifests and log checkpoints (shared-manifests.ts,
+ * shared-checkpoints.ts). Each agent still
  * receives every chunk over its own connection and writes its own staging file.
  *
  * With `storage: 'memory'` each agent keeps its data folder in memory
@@ -23,6 +25,7 @@ import { createOrtRuntime, SessionCache, type ModelRuntime } from '@fleetcast/ag
 import { errorCode } from '@fleetcast/protocol/errors.js';
 import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
+import { sharedCheckpointVerify } from './shared-checkpoints.js';
 import { sharedManifestVerify } from './shared-manifests.js';
 import { sharedPayloadCheck } from './shared-verify.js';
 
@@ -52,7 +55,7 @@ export interface FleetOptions {
   startConcurrency?: number;
   /** Decompress each distinct payload once for the whole fleet (default true; see shared-unpack.ts). */
   shareUnpack?: boolean;
-  /** Hash byte-identical chunks and verify identical manifests once for the whole fleet (default true; see shared-verify.ts, shared-manifests.ts). */
+  /** Hash byte-identical chunks and verify identical manifests and log checkpoints once for the whole fleet (default true; see shared-verify.ts, shared-manifests.ts, shared-checkpoints.ts). */
   shareVerify?: boolean;
 }
 
@@ -93,6 +96,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
   const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
   const verifyManifest = o.shareVerify === false ? undefined : sharedManifestVerify();
+  const verifyCheckpoint = o.shareVerify === false ? undefined : sharedCheckpointVerify();
   const prefix = o.idPrefix ?? 'sim';
   const width = o.idWidth ?? String(o.agents - 1).length;
   const memory = o.storage === 'memory';
@@ -119,7 +123,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         ...o.agentOptionsFor?.(i, deviceId),
         deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
         capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-      }, { runtime, root, storage, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}), ...(verifyManifest ? { verifyManifest } : {}) });
+      }, { runtime, root, storage, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}), ...(verifyManifest ? { verifyManifest } : {}), ...(verifyCheckpoint ? { verifyCheckpoint } : {}) });
       ids.push(deviceId);
       agents.push(a);
       storages.push(storage);

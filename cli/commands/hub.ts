@@ -11,7 +11,7 @@ import { startHub } from '@fleetcast/hub/hub.js';
 import type { HubOptionsInput } from '@fleetcast/hub/options.js';
 import { need, parseCli, refuseSecretFlag, secretFrom } from '@fleetcast/protocol/cli-args.js';
 
-export const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--store postgres://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass)] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--broker-drain-timeout-ms 60000] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)\n  [--cluster --mqtt-client-id ID [--advertise-url URL]] (one of several hubs sharing --store postgres://… and --broker: a leader elected in PostgreSQL, device messages through MQTT 5 shared subscriptions)';
+export const USAGE = 'fleetcast hub --data DIR --keys DIR [--mqtt-port 1883] [--http-port 8080] [--host 127.0.0.1] [--http-host ADDR] [--mqtt-host ADDR] [--http-tls-cert PEM --http-tls-key PEM] [--broker mqtt://HOST:PORT] [--store postgres://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass)] [--log-level info]\n  [--insecure-demo] [--mqtt-tls-cert PEM --mqtt-tls-key PEM] [--mqtt-username U --mqtt-password-file FILE (or FLEETCAST_MQTT_PASSWORD)] [--mqtt-ca PEM]\n  [--max-debug-devices 10] [--broker-drain-timeout-ms 60000] [--chunk-expect-wait-ms 3000] [--chunk-expect-max-wait-ms 30000] [--ingest-workers 0] [--telemetry JSON|FILE.json]\n  [--metrics-port PORT [--metrics-host ADDR]] (GET /metrics without a token on its own listener; on the API it needs an auditor token)\n  [--cluster --mqtt-client-id ID [--advertise-url URL]] (one of several hubs sharing --store postgres://… and --broker: a leader elected in PostgreSQL, device messages through MQTT 5 shared subscriptions)';
 
 function port(v: string | undefined): number | undefined {
   // Left as given when not a number, so the options schema names the bad value.
@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     data: { type: 'string' }, keys: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'http-port': { type: 'string' },
     host: { type: 'string' }, 'http-host': { type: 'string' }, 'mqtt-host': { type: 'string' }, 'http-tls-cert': { type: 'string' }, 'http-tls-key': { type: 'string' }, broker: { type: 'string' }, store: { type: 'string' }, 'log-level': { type: 'string' },
     'insecure-demo': { type: 'boolean' }, 'mqtt-tls-cert': { type: 'string' }, 'mqtt-tls-key': { type: 'string' }, 'mqtt-username': { type: 'string' }, 'mqtt-password': { type: 'string' }, 'mqtt-password-file': { type: 'string' }, 'mqtt-ca': { type: 'string' },
-    'max-debug-devices': { type: 'string' }, 'broker-drain-timeout-ms': { type: 'string' }, 'ingest-workers': { type: 'string' }, telemetry: { type: 'string' },
+    'max-debug-devices': { type: 'string' }, 'broker-drain-timeout-ms': { type: 'string' }, 'chunk-expect-wait-ms': { type: 'string' }, 'chunk-expect-max-wait-ms': { type: 'string' }, 'ingest-workers': { type: 'string' }, telemetry: { type: 'string' },
     'metrics-host': { type: 'string' }, 'metrics-port': { type: 'string' },
     cluster: { type: 'boolean' }, 'advertise-url': { type: 'string' }, 'mqtt-client-id': { type: 'string' },
   }, USAGE);
@@ -45,6 +45,9 @@ export async function run(argv: string[]): Promise<number> {
   // Issue #5: devices in operator debug raw sampling at once.
   if (values['max-debug-devices'] !== undefined) input.maxDebugDevices = port(values['max-debug-devices']);
   if (values['broker-drain-timeout-ms'] !== undefined) input.brokerDrainTimeoutMs = port(values['broker-drain-timeout-ms']);
+  // How long a deploy's first chunk flush waits for the assigned devices to ask (hub/transfer.ts expect()).
+  if (values['chunk-expect-wait-ms'] !== undefined) input.chunkExpectWaitMs = port(values['chunk-expect-wait-ms']);
+  if (values['chunk-expect-max-wait-ms'] !== undefined) input.chunkExpectMaxWaitMs = port(values['chunk-expect-max-wait-ms']);
   // Issue #5: telemetry and drift options (hub/telemetry/options.ts: buckets, retention, thresholds, webhook,
   // ingest workers) as a JSON object or a JSON file; the options schema refuses unknown keys by name.
   if (values.telemetry !== undefined) {

@@ -73,7 +73,8 @@ export class AssignmentTable extends StoreTable {
   }
 
   getAssignment(deviceId: string): AssignmentRecord | undefined {
-    const row = this.guard('cannot read assignments', () => this.db.prepare('SELECT * FROM assignments WHERE device_id = ?').get(deviceId) as AssignmentRow | undefined);
+    // Prepared once: asked for every chunk request (hub/transfer-grants.ts) and every device of a deploy.
+    const row = this.guard('cannot read assignments', () => this.stmt('SELECT * FROM assignments WHERE device_id = ?').get(deviceId) as AssignmentRow | undefined);
     return row ? assignmentFromRow(row) : undefined;
   }
 

@@ -121,6 +121,15 @@ describe('fleetcast hub / publish / deploy / devices', () => {
     expect((await fleetcast('hub', '--data', tempDir(), '--keys', keys.dir, '--ingest-workers', '99', '--http-port', '0', '--mqtt-port', '0')).stderr).toMatch(/PROTO_ERR_INVALID_OPTION.*ingestWorkers/);
   });
 
+  it('Chunk_expect_wait_flags_reach_the_hub_options: --chunk-expect-wait-ms and --chunk-expect-max-wait-ms are the hub options, checked by name', async () => {
+    // sim-scale holds a deploy's first chunk flush until every simulated device asked (bench/sim-scale.ts).
+    for (const [flag, option] of [['--chunk-expect-wait-ms', 'chunkExpectWaitMs'], ['--chunk-expect-max-wait-ms', 'chunkExpectMaxWaitMs']]) {
+      const r = await fleetcast('hub', '--data', tempDir(), '--keys', keys.dir, '--http-port', '0', '--mqtt-port', '0', flag, 'soon');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`PROTO_ERR_INVALID_OPTION.*${option}`));
+    }
+  });
+
   it('stops cleanly on SIGTERM', async () => {
     const exited = new Promise<number | null>((r) => hubProc.once('exit', (code) => r(code)));
     hubProc.kill('SIGTERM');
