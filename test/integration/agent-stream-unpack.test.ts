@@ -22,8 +22,9 @@ let v1: TestBundle;
 let v2: TestBundle;
 beforeAll(async () => {
   fx = await fixture();
-  v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 41 } }));
-  v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 42 } }));
+  // Small chunks: a payload of several, so that the order and the hand-over per chunk show.
+  v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 41, padFloats: 20_000 }, chunkSize: 16_384 }));
+  v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 42, padFloats: 20_000 }, chunkSize: 16_384 }));
 });
 afterAll(async () => { await fx?.close(); cleanupTempDirs(); });
 
@@ -54,12 +55,39 @@ describe('decompression while the payload arrives', () => {
     await fx.hub.assign('dev-stream', v1, 1);
     await waitInstalled(agent, v1.bundleId);
     const writes = w.log.filter((e) => e.what === 'write');
+    expect(v1.manifest.payload.chunkHashes.length).toBeGreaterThan(2);
     expect(writes.length).toBe(v1.manifest.payload.chunkHashes.length);
     expect(writes.reduce((n, e) => n + e.bytes!, 0)).toBe(v1.manifest.payload.compressedLength);
     expect(new Set(writes.map((e) => e.phase))).toEqual(new Set(['fetching']));
     expect(w.log.filter((e) => e.what !== 'write')).toEqual([{ what: 'end', phase: 'staging' }]);
     const r = await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[2]] } });
     expect(r.model.version).toBe(1);
+  });
+
+  it('Stream_given_up_falls_back_to_the_staged_file: a decompression that falls behind its bound is stopped, and staging decompresses the staged payload', async () => {
+    let agent: Agent | null = null;
+    const w = watchedDisk(() => agent!.status().phase);
+    const log: string[] = [];
+    // The thread takes the first chunk, then says it is too far behind (as past its 32 MiB bound).
+    const storage: AgentStorage = {
+      ...w.storage,
+      streamDecompress(dst, o) {
+        const t = diskStorage.streamDecompress!(dst, o);
+        let taken = 0;
+        return {
+          write: (b) => (taken++ === 0 ? t.write(b) : (log.push('refused'), false)),
+          end: () => { log.push('end'); return t.end(); },
+          abort: () => { log.push('abort'); return t.abort(); },
+        };
+      },
+    };
+    agent = fx.newAgent('dev-stream-drop', {}, { storage });
+    await agent.start();
+    await fx.hub.assign('dev-stream-drop', v2, 1);
+    await waitInstalled(agent, v2.bundleId);
+    expect(log).toEqual(['refused', 'abort']);
+    expect(w.log).toEqual([{ what: 'decompress-after-fetch', phase: 'staging' }]);
+    expect((await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[2]] } })).model.version).toBe(2);
   });
 
   it('Streamed_unpack_keeps_the_signed_size_limit: a model longer than its signed raw length is refused (AGENT_ERR_DECOMPRESS), nothing kept, the old model serves', async () => {
