@@ -10,7 +10,7 @@
  * Any failure: a coded event, nothing new loaded, the old model keeps serving.
  */
 import { join } from 'node:path';
-import type { DecompressThread } from '@fleetcast/bundles/decompress-thread.js';
+import type { DecompressFeed } from '@fleetcast/bundles/decompress-feed.js';
 import type { VerifiedManifest } from '@fleetcast/bundles/verify.js';
 import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
@@ -86,7 +86,7 @@ interface Run {
   startAt: Phase | null;
   fetched: FetchedPayload | null;
   /** The model being decompressed while its chunks arrive (disk storage), or null; `dropped` while a given-up one stops. */
-  unpacking: DecompressThread | null;
+  unpacking: DecompressFeed | null;
   dropped: Promise<void> | null;
   entry: ModelEntry | null;
   swapped: boolean;
@@ -443,7 +443,8 @@ export class Installer {
   /**
    * Where the storage can (disk), decompress the payload into models/<id>.partial while it arrives: the
    * fetch hands each chunk, once it matched its signed hash, in index order (payload-check.ts's append)
-   * to a decompression on another thread, bounded by the signed raw length. Nothing it writes is trusted
+   * to a decompression fed as it goes (between the fetch's other work: while the transfer waits on the
+   * network), bounded by the signed raw length. Nothing it writes is trusted
    * before the stage row: the payload hash is checked first (verify row), then the model's length and raw
    * sha256, then it is sealed and renamed into place, as when decompressing after the fetch. Returns the
    * payload check the fetch uses (undefined: the default, no streaming).
@@ -456,8 +457,7 @@ export class Installer {
     const partial = `${store.modelDir(run.a.bundleId)}.partial`;
     await store.storage.remove(partial);
     await store.storage.makeDir(partial);
-    const thread = open.call(store.storage, join(partial, 'model.onnx'), { maxRawBytes: run.manifest.payload.rawLength });
-    run.unpacking = thread;
+    run.unpacking = open.call(store.storage, join(partial, 'model.onnx'), { maxRawBytes: run.manifest.payload.rawLength });
     const base = this.#d.payloadCheck ?? payloadCheck;
     return (m) => {
       const c = base(m);

@@ -1,6 +1,6 @@
 /**
- * On disk the agent decompresses a payload while its chunks arrive, on a worker
- * thread (agent/installer.ts #unpackWhileFetching, bundles/decompress-thread.ts):
+ * On disk the agent decompresses a payload while its chunks arrive
+ * (agent/installer.ts #unpackWhileFetching, bundles/decompress-feed.ts):
  * every chunk that matched its signed hash goes, in index order, to the
  * decompression during the fetch, and only the tail is left for staging. What it
  * wrote is trusted no earlier than before: the payload hash (verifying), then the
@@ -68,7 +68,7 @@ describe('decompression while the payload arrives', () => {
     let agent: Agent | null = null;
     const w = watchedDisk(() => agent!.status().phase);
     const log: string[] = [];
-    // The thread takes the first chunk, then says it is too far behind (as past its 32 MiB bound).
+    // The feed takes the first chunk, then says it is too far behind (as past its 32 MiB bound).
     const storage: AgentStorage = {
       ...w.storage,
       streamDecompress(dst, o) {
