@@ -31,7 +31,10 @@ export const DEFAULT_MAX_IN_FLIGHT = 32 * 1024 * 1024;
 const MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
 
 export interface DecompressFeed {
-  /** Feed the next compressed bytes (copied); false when over the in-flight bound or already failed: nothing was taken. */
+  /**
+   * Feed the next compressed bytes (copied); false when over the in-flight bound or stopped: nothing was
+   * taken. Once the decompression has failed (corrupt, over the limit) the rest is dropped: end() reports it.
+   */
   write(bytes: Uint8Array): boolean;
   /** No more input: resolves with the output's length and sha256 once `dst` is written, or rejects with the coded error. */
   end(): Promise<DecompressResult>;
@@ -70,7 +73,8 @@ export function openDecompressFeed(dst: string, opts: { maxRawBytes: number; max
   const close = async () => { await settleWrites(); const f = fh; fh = undefined; await f?.close().catch(() => {}); };
   return {
     write(bytes) {
-      if (failure || ended || inFlight + bytes.length > maxInFlight) return false;
+      if (ended || inFlight + bytes.length > maxInFlight) return false;
+      if (failure) return true;
       inFlight += bytes.length;
       const copy = Buffer.from(bytes);
       chain = chain.then(async () => {

@@ -91,7 +91,9 @@ describe('decompression while the payload arrives', () => {
   });
 
   it('Streamed_unpack_keeps_the_signed_size_limit: a model longer than its signed raw length is refused (AGENT_ERR_DECOMPRESS), nothing kept, the old model serves', async () => {
-    const agent = fx.newAgent('dev-stream-bomb');
+    let agent: Agent | null = null;
+    const w = watchedDisk(() => agent!.status().phase);
+    agent = fx.newAgent('dev-stream-bomb', {}, { storage: w.storage });
     const rejections: Rejection[] = [];
     agent.on('rejected', (r) => rejections.push(r));
     await agent.start();
@@ -102,6 +104,8 @@ describe('decompression while the payload arrives', () => {
     await fx.hub.assign('dev-stream-bomb', bomb, 2);
     const r = await waitFor(() => rejections.find((x) => x.bundleId === bomb.bundleId), 'the oversized model refused', 60_000);
     expect(r).toMatchObject({ code: 'AGENT_ERR_DECOMPRESS', phase: 'staging' });
+    // Refused by the decompression fed during the fetch: the staged file was not decompressed again.
+    expect(w.log.filter((e) => e.what !== 'write')).toEqual([{ what: 'end', phase: 'staging' }, { what: 'end', phase: 'staging' }]);
     await agent.idle();
     expect(agent.status().active?.bundleId).toBe(v1.bundleId);
     expect(readdirSync(join(agent.options.dataDir, 'models'))).toEqual([v1.bundleId]);
