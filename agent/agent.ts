@@ -539,10 +539,10 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const client = this.#client;
     if (!client || !this.#started) return;
     this.#log.info({ deviceId: this.options.deviceId }, 'connected to broker');
-    // Only a fetch already running now lost its subscription with the last connection. One started during the
-    // subscribes below (by the retained assignment) subscribes and asks on this connection itself; starting it
-    // a second round asked the hub twice, and the hub sends the chunks again to every device fetching them.
-    const fetchAtConnect = this.#installer?.fetchInProgress ?? null;
+    // A fetch cut off by the lost connection asks again on this one, before anything else is awaited:
+    // told after the subscriptions below, a fetch that the retained assignment started meanwhile on
+    // this very connection would subscribe and ask a second time (seen once SUBACKs came without delay).
+    this.#installer?.onReconnect();
     try {
       // Clean session: subscribe again on every connection; the retained assignment follows.
       await client.subscribe(topics.assign(this.options.deviceId));
@@ -557,7 +557,6 @@ class FleetcastAgent extends EventEmitter implements Agent {
     await client.subscribe(topics.control(this.options.deviceId)).catch((e: unknown) => this.#log.warn({ err: e }, 'subscribing to the control topic failed; retrying on reconnect'));
     this.#reporter?.onConnect();
     this.#telemetry?.onConnect();
-    if (fetchAtConnect) this.#installer?.onReconnect(fetchAtConnect);
   }
 
   /**

@@ -132,6 +132,10 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     if (o.passwordFile !== undefined) client.options.password = readPasswordOr(o.passwordFile, client.options.password);
   });
   keepAliveWhileReceiving(client);
+  // No Nagle delay on the device's side either: its subscribe, chunk request and reports are small
+  // packets that each wait for an answer, and one written behind an unacknowledged one waited for the
+  // broker's delayed ACK (~40 ms). mqtt.js leaves the default (Nagle on); a new socket per connection.
+  client.on('connect', () => { (client.stream as { setNoDelay?: (on: boolean) => unknown }).setNoDelay?.(true); });
   client.on('connect', () => {
     failures = 0;
     failure = null;

@@ -11,6 +11,7 @@ import { open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } fr
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { decompressFile } from '@fleetcast/bundles/compress.js';
+import { openDecompressFeed } from '@fleetcast/bundles/decompress-feed.js';
 import { makePrivateDir } from '@fleetcast/signing/private-files.js';
 import { diskFull, type AgentStorage, type StagingHandle } from './storage.js';
 
@@ -168,6 +169,7 @@ export const diskStorage: AgentStorage = {
   },
   openStaging: openDiskStaging,
   decompress: (payload, dst, opts) => decompressFile(payload, dst, opts),
+  streamDecompress: (dst, opts) => openDecompressFeed(dst, opts),
   async put(path, bytes) {
     const fh = await open(path, 'w', 0o600);
     try { await fh.writeFile(bytes); } finally { await fh.close(); }

@@ -32,7 +32,8 @@ import type { EventKind } from './reporter.js';
  * The installer's work, one function per row (installer.ts implements them); each returns the next
  * phase, or null when the run ends. start: where this run begins (the bundle is active already, an
  * unpacked model is reusable, or fetch); fetch: chunks into staging, each hash-checked, resumable;
- * verify: the assembled payload against the signed hash; stage: decompress into a versioned folder,
+ * verify: the assembled payload against the signed hash; stage: decompress into a versioned folder
+ * (or finish the decompression the fetch fed as chunks arrived, on disk),
  * load a shadow session, run the golden cases; swap: move the pointer and persist the new active slot
  * with the next phase; watch: start the probation window; commit: say the install is done.
  */

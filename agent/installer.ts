@@ -10,6 +10,7 @@
  * Any failure: a coded event, nothing new loaded, the old model keeps serving.
  */
 import { join } from 'node:path';
+import type { DecompressFeed } from '@fleetcast/bundles/decompress-feed.js';
 import type { VerifiedManifest } from '@fleetcast/bundles/verify.js';
 import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
@@ -20,7 +21,7 @@ import { checkAssignMessageAsync, type CheckContext, type CheckedAssignment } fr
 import type { BrokerClient } from './broker-client.js';
 import { agentError } from './errors.js';
 import { AbortedError, ChunkFetch, type FetchedPayload, type FetchSettings } from './fetcher.js';
-import { checkPayloadHash, type PayloadCheckFactory } from './payload-check.js';
+import { checkPayloadHash, payloadCheck, type PayloadCheckFactory } from './payload-check.js';
 import { openModel, smokeTest, type ModelEntry } from './model-loader.js';
 import { Probation, type ProbationLimits, type Verdict } from './probation.js';
 import { failureHandling } from './install-failures.js';
@@ -85,6 +86,9 @@ interface Run {
   /** Where this run begins, when decided before the accept write (a fresh assignment). */
   startAt: Phase | null;
   fetched: FetchedPayload | null;
+  /** The model being decompressed while its chunks arrive (disk storage), or null; `dropped` while a given-up one stops. */
+  unpacking: DecompressFeed | null;
+  dropped: Promise<void> | null;
   entry: ModelEntry | null;
   swapped: boolean;
   installed: InstalledModel | null;
@@ -203,11 +207,8 @@ export class Installer {
     if (this.#fetch?.bundleId === bundleId) this.#fetch.onChunk(index, bytes);
   }
 
-  /** The fetch running now (an opaque handle for onReconnect). */
-  get fetchInProgress(): object | null { return this.#fetch; }
-
-  /** The connection was lost and is back: the fetch that was running then subscribes and asks again. */
-  onReconnect(fetchAtConnect: object): void { if (this.#fetch !== null && this.#fetch === fetchAtConnect) this.#fetch.onReconnect(); }
+  /** The connection was lost and is back: the fetch running now subscribes and asks again. */
+  onReconnect(): void { this.#fetch?.onReconnect(); }
 
   async stop(): Promise<void> {
     await this.#checks;
@@ -251,7 +252,7 @@ export class Installer {
       this.#probation.cancel('superseded');
       await this.#probationSettled;
     }
-    const run: Run = { job, a, manifest, info, phase: START_PHASE, from: START_PHASE, startAt: null, fetched: null, entry: null, swapped: false, installed: null, baseline: null, until: 0 };
+    const run: Run = { job, a, manifest, info, phase: START_PHASE, from: START_PHASE, startAt: null, fetched: null, unpacking: null, dropped: null, entry: null, swapped: false, installed: null, baseline: null, until: 0 };
     if (!job.resume) {
       // Where the run begins is decided before accepting, so that the accept write records that
       // phase and the first phase needs no fsynced write of its own (a swap back to a kept model:
@@ -286,7 +287,7 @@ export class Installer {
   readonly #handlers: InstallHandlers<Run> = {
     start: async (run) => run.startAt ?? this.#startAt(run.a.bundleId, run.manifest),
     fetch: async (run) => {
-      run.fetched = await this.#fetchPayload(run.job, run.manifest);
+      run.fetched = await this.#fetchPayload(run);
       return 'verifying';
     },
     verify: async (run) => {
@@ -299,7 +300,7 @@ export class Installer {
     stage: async (run) => {
       const { a, job, manifest, info } = run;
       const { store } = this.#d;
-      if (run.fetched) await this.#unpack(a.bundleId, job.checked.verified, run.fetched.path);
+      if (run.fetched) await this.#unpack(run, run.fetched.path);
       checkAbort(job);
       run.entry = await openModel(this.#d.runtime, await store.storage.modelSource(store.modelFile(a.bundleId)), manifest, { ...info, installedAt: this.#d.now() }, this.#d.maxBatch);
       await smokeTest(run.entry, this.#d.goldenTolerance);
@@ -353,6 +354,8 @@ export class Installer {
     const { store, reporter } = this.#d;
     const { a, entry, phase } = run;
     if (!run.swapped && entry) await entry.model.release().catch(() => {});
+    // Stopped before the folder it writes into is removed.
+    await this.#dropUnpacking(run);
     await store.storage.remove(`${store.modelDir(a.bundleId)}.partial`).catch(() => {});
     if (e instanceof AbortedError) return;
     const err = isFleetcastError(e) ? e : agentError('AGENT_ERR_INTERNAL', message(e));
@@ -435,17 +438,19 @@ export class Installer {
     if (back) await store.storage.remove(store.modelDir(m.bundleId)).catch(() => {});
   }
 
-  async #fetchPayload(job: Job, manifest: Manifest): Promise<FetchedPayload> {
+  async #fetchPayload(run: Run): Promise<FetchedPayload> {
+    const { job, manifest } = run;
     const { store, client } = this.#d;
     const bundleId = job.checked.assignment.bundleId;
     await this.#checkDisk(manifest);
     if (!client) throw agentError('AGENT_ERR_FETCH_TIMEOUT', 'the agent runs without a broker');
     this.#d.reporter.event('fetch-started', { bundleId, counter: job.checked.assignment.counter });
+    const check = await this.#unpackWhileFetching(run);
     const f = new ChunkFetch(manifest, bundleId, {
       client, store, deviceId: this.#d.check.deviceId, settings: this.#d.fetch, signal: job.abort.signal,
       onProgress: (have, total) => { this.#progress = { have, total }; this.#d.reporter.progress(); },
       onRequest: (chunks) => this.#d.onChunkRequest?.(bundleId, chunks),
-      ...(this.#d.payloadCheck ? { check: this.#d.payloadCheck } : {}),
+      ...(check ? { check } : {}),
     });
     this.#fetch = f;
     try {
@@ -455,6 +460,49 @@ export class Installer {
     }
   }
 
+  /**
+   * Where the storage can (disk), decompress the payload into models/<id>.partial while it arrives: the
+   * fetch hands each chunk, once it matched its signed hash, in index order (payload-check.ts's append)
+   * to a decompression fed as it goes (between the fetch's other work: while the transfer waits on the
+   * network), bounded by the signed raw length. Nothing it writes is trusted
+   * before the stage row: the payload hash is checked first (verify row), then the model's length and raw
+   * sha256, then it is sealed and renamed into place, as when decompressing after the fetch. Returns the
+   * payload check the fetch uses (undefined: the default, no streaming).
+   */
+  async #unpackWhileFetching(run: Run): Promise<PayloadCheckFactory | undefined> {
+    const { store } = this.#d;
+    const open = store.storage.streamDecompress;
+    // A shared unpacker (the simulator) decompresses each payload once for many agents, after verifying.
+    if (this.#d.unpack || !open) return this.#d.payloadCheck;
+    const partial = `${store.modelDir(run.a.bundleId)}.partial`;
+    await store.storage.remove(partial);
+    await store.storage.makeDir(partial);
+    run.unpacking = open.call(store.storage, join(partial, 'model.onnx'), { maxRawBytes: run.manifest.payload.rawLength });
+    const base = this.#d.payloadCheck ?? payloadCheck;
+    return (m) => {
+      const c = base(m);
+      return {
+        chunk: (i, bytes) => c.chunk(i, bytes),
+        digest: () => c.digest(),
+        append: (i, bytes) => {
+          c.append(i, bytes);
+          // Too far behind (more than its in-flight bound waiting): give the stream up, decompress after the fetch.
+          if (run.unpacking && !run.unpacking.write(bytes)) void this.#dropUnpacking(run);
+        },
+      };
+    };
+  }
+
+  /** Stop a decompression started during the fetch (given up, or the run failed); what it wrote is removed by the caller. */
+  async #dropUnpacking(run: Run): Promise<void> {
+    const t = run.unpacking;
+    if (t) {
+      run.unpacking = null;
+      run.dropped = t.abort().catch(() => {});
+    }
+    await run.dropped;
+  }
+
   /** The staging file + raw model must fit, or fail before writing anything. */
   async #checkDisk(m: Manifest): Promise<void> {
     const need = m.payload.compressedLength + m.payload.rawLength + (this.#d.diskReserveBytes ?? 0);
@@ -462,22 +510,37 @@ export class Installer {
     if (free < need) throw agentError('AGENT_ERR_DISK_SPACE', `need ${need} bytes, ${free} free in ${this.#d.store.dataDir}`);
   }
 
-  /** Decompress (bounded by the signed raw length) into models/<id>.partial, check, then rename into place. */
-  async #unpack(bundleId: string, v: VerifiedManifest, payload: string): Promise<void> {
+  /**
+   * Decompress (bounded by the signed raw length) into models/<id>.partial, check, then rename into place;
+   * or finish the decompression the fetch started (#unpackWhileFetching) and check it the same way.
+   */
+  async #unpack(run: Run, payload: string): Promise<void> {
     const { store } = this.#d;
     const fs = store.storage;
+    const v: VerifiedManifest = run.job.checked.verified;
     const m = v.manifest;
-    const dir = store.modelDir(bundleId);
+    const dir = store.modelDir(run.a.bundleId);
     const partial = `${dir}.partial`;
-    await fs.remove(partial);
-    await fs.makeDir(partial);
     const file = join(partial, 'model.onnx');
+    const streamed = run.unpacking;
+    run.unpacking = null;
+    if (!streamed) {
+      await run.dropped;
+      await fs.remove(partial);
+      await fs.makeDir(partial);
+    }
     let r: { length: number; sha256: string };
     try {
-      r = this.#d.unpack
-        ? await this.#d.unpack(payload, file, m, fs)
-        // Crash suite: freeze with the first decompressed bytes written (the model file half made, not renamed).
-        : await fs.decompress(payload, file, { maxRawBytes: m.payload.rawLength, onOutput: () => testFreeze('staging:mid-unpack') });
+      if (streamed) {
+        // Crash suite: freeze with the model file made (or still being made) in .partial, not renamed.
+        testFreeze('staging:mid-unpack');
+        r = await streamed.end();
+      } else {
+        r = this.#d.unpack
+          ? await this.#d.unpack(payload, file, m, fs)
+          // Crash suite: freeze with the first decompressed bytes written (the model file half made, not renamed).
+          : await fs.decompress(payload, file, { maxRawBytes: m.payload.rawLength, onOutput: () => testFreeze('staging:mid-unpack') });
+      }
     } catch (e) {
       throw agentError('AGENT_ERR_DECOMPRESS', message(e), { cause: errorCode(e) });
     }

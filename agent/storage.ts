@@ -9,6 +9,7 @@
  * Paths are the same in both (dataDir/state.json, dataDir/models/<id>/…), so the
  * agent code and its layout do not depend on which one it runs on.
  */
+import type { DecompressFeed } from '@fleetcast/bundles/decompress-feed.js';
 import { agentError } from './errors.js';
 
 /** One open staging file: verified chunks written at their offsets, read back on resume. */
@@ -48,6 +49,12 @@ export interface AgentStorage {
    * length and sha256. On failure there is no `dst`.
    */
   decompress(payload: string, dst: string, opts: { maxRawBytes: number; onOutput?: (bytes: number) => void }): Promise<{ length: number; sha256: string }>;
+  /**
+   * Where the medium has one (disk): a decompression into `dst` fed with the compressed bytes as they
+   * arrive (bundles/decompress-feed.ts), bounded by maxRawBytes like `decompress`.
+   * `dst` is written as it goes and is not durable until sealed.
+   */
+  streamDecompress?(dst: string, opts: { maxRawBytes: number }): DecompressFeed;
   /** Store a whole file as given. `shared`: the bytes are immutable and may be kept by reference. */
   put(path: string, bytes: Uint8Array, opts?: { shared?: boolean }): Promise<void>;
   /** Make a just-written file private (0600) and durable. */

@@ -16,11 +16,16 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { startBroker } from '@fleetcast/hub/broker.js';
+import { startLinkProxy } from '@fleetcast/simulator/link-proxy.js';
 import { nowMs } from './lib.js';
 
-export async function plainFanout(payload: Buffer, chunkSize: number, inflight: number, subscribers: number, durableDir?: string): Promise<number> {
+export async function plainFanout(payload: Buffer, chunkSize: number, inflight: number, subscribers: number, durableDir?: string, linkBytesPerSec = 0): Promise<number> {
   // No access control installed: the baseline measures delivery only.
   const broker = await startBroker({ host: '127.0.0.1', port: 0 });
+  // With a link rate, subscribers connect through the same kind of rate-limited relay as the agents (one link each).
+  const link = linkBytesPerSec > 0 ? await startLinkProxy(broker.url) : null;
+  link?.setRate(linkBytesPerSec);
+  const subUrl = link?.url ?? broker.url;
   const chunks = Math.ceil(payload.length / chunkSize);
   const subs: mqtt.MqttClient[] = [];
   const files: FileHandle[] = [];
@@ -31,7 +36,7 @@ export async function plainFanout(payload: Buffer, chunkSize: number, inflight: 
     // Connect in groups of 50: a connection storm is not what this measures.
     for (let i = 0; i < subscribers; i += 50) {
       await Promise.all(Array.from({ length: Math.min(50, subscribers - i) }, async (_, k) => {
-        const c = await mqtt.connectAsync(broker.url, { clientId: `plain-${i + k}`, reconnectPeriod: 0 });
+        const c = await mqtt.connectAsync(subUrl, { clientId: `plain-${i + k}`, reconnectPeriod: 0 });
         const got = new Set<number>();
         const fh = durableDir ? await open(join(durableDir, `sub-${i + k}`), 'w', 0o600) : null;
         if (fh) files.push(fh);
@@ -67,6 +72,7 @@ export async function plainFanout(payload: Buffer, chunkSize: number, inflight: 
   } finally {
     await Promise.all(subs.map((s) => s.endAsync()));
     await Promise.all(files.map((f) => f.close()));
+    await link?.close();
     await broker.close();
   }
 }

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { observeSyncs } from '@fleetcast/agent/disk-storage.js';
 import { buildBundle } from '@fleetcast/bundle-build/build.js';
 import { readBundleBuffer } from '@fleetcast/bundles/read.js';
@@ -15,6 +16,7 @@ import { HubClient } from '@fleetcast/cli/hub-client.js';
 import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
 import { initKeys } from '@fleetcast/signing/keys.js';
 import { startFleet } from '@fleetcast/simulator/fleet.js';
+import { startLinkProxy } from '@fleetcast/simulator/link-proxy.js';
 import { nowMs, percentile, phaseSpread, type BenchResult } from './lib.js';
 import { benchDir } from './dirs.js';
 import { plainFanout } from './plain-fanout.js';
@@ -22,6 +24,13 @@ import { plainFanout } from './plain-fanout.js';
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 200);
 // BENCH_SHARE_VERIFY=0: every simulated agent hashes its chunks and payload itself (see simulator/shared-verify.ts).
 const SHARE_VERIFY = process.env.BENCH_SHARE_VERIFY !== '0';
+// BENCH_SHARE_UNPACK=0: every agent decompresses its own payload, as a device does (on disk: while the
+// chunks arrive). One agent shares with nobody, so it runs the device's own path by default.
+const SHARE_UNPACK = process.env.BENCH_SHARE_UNPACK !== undefined ? process.env.BENCH_SHARE_UNPACK !== '0' : AGENTS > 1;
+// BENCH_LINK_BYTES_PER_SEC=N: each agent and each plain subscriber reaches the broker through a relay that
+// passes N bytes per second each way per connection (simulator/link-proxy.ts), as a device's network does;
+// unset, loopback (the transfer then takes a few ms and the device's own work is all that shows).
+const LINK_RATE = Number(process.env.BENCH_LINK_BYTES_PER_SEC ?? 0);
 // ~5 MB of incompressible float32 weights.
 const PAD_FLOATS = 1_300_000;
 
@@ -35,7 +44,9 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
 
   const hub = await startHub({ dataDir: join(dir, 'hub'), keysDir: join(dir, 'keys'), mqttPort: 0, httpPort: 0, logLevel: 'silent', insecureDemo: true });
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
-  const fleet = await startFleet({ brokerUrl: hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), shareVerify: SHARE_VERIFY });
+  const link = LINK_RATE > 0 ? await startLinkProxy(hub.mqttUrl) : null;
+  link?.setRate(LINK_RATE);
+  const fleet = await startFleet({ brokerUrl: link?.url ?? hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), shareVerify: SHARE_VERIFY, shareUnpack: SHARE_UNPACK });
   let oursMs: number;
   let transferStats: Record<string, number> = {};
   // When each agent first enters a phase: 'verifying' means every chunk is on disk and hash-checked.
@@ -49,25 +60,32 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
   // Every fsync the agents make during the rollout, by what it made durable.
   const syncs = new Map<string, number[]>();
   const fleetDir = join(dir, 'fleet');
+  // How long the event loop (the agents', here shared with the hub) was held at a time during the rollout:
+  // a device's loop also serves predictions, so one long hold shows in their latency.
+  const loop = monitorEventLoopDelay({ resolution: 1 });
   try {
     while ((await api.devices()).devices.length < AGENTS) await new Promise((r) => setTimeout(r, 50));
     await api.publish(b.path);
     observeSyncs((kind, path, ms) => { const k = syncLabel(kind, relative(fleetDir, path)); (syncs.get(k) ?? syncs.set(k, []).get(k)!).push(ms); });
     t0 = nowMs();
+    loop.enable();
     await api.deploy({ name: 'big', version: 1, all: true });
     await fleet.waitForVersion('big', 1, 600_000);
     oursMs = nowMs() - t0;
+    loop.disable();
     observeSyncs(null);
     transferStats = { ...hub.transfer.stats };
   } finally {
+    loop.disable();
     observeSyncs(null);
     await fleet.stop();
+    await link?.close();
     await hub.close();
   }
-  const plainMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS);
+  const plainMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS, undefined, LINK_RATE);
   const durableDir = join(dir, 'durable');
   mkdirSync(durableDir);
-  const durableMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS, durableDir);
+  const durableMs = await plainFanout(payload, b.manifest.payload.chunkSize, hub.options.maxInflightChunkPublishes, AGENTS, durableDir, LINK_RATE);
   return {
     name: `rollout of a ${(payload.length / 1e6).toFixed(1)} MB bundle to ${AGENTS} agents vs plain MQTT fan-out (ms)`,
     ours: { 'deploy → all serving': oursMs },
@@ -78,13 +96,14 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
       `one install, median over the ${AGENTS} agents, ms in each phase (a phase's time includes persisting the next one): ${phaseDurations(entered)}`,
       `fsyncs per install by what they made durable (count per agent, median/p90 ms): ${syncSummary(syncs, AGENTS)}`,
       `hub chunk server: ${JSON.stringify(transferStats)}`,
+      `event-loop delay during the rollout (this process: agents and hub), ms: p99 ${(loop.percentile(99) / 1e6).toFixed(1)}, max ${(loop.max / 1e6).toFixed(1)}`,
       `agents entering each phase, ms after deploy (first/median/last): ${phaseSpread(firstAt)}`,
-      `${b.manifest.payload.chunkHashes.length} chunks of ${b.manifest.payload.chunkSize} bytes, QoS 1, both through embedded aedes on loopback; agents and subscribers in this one process`,
+      `${b.manifest.payload.chunkHashes.length} chunks of ${b.manifest.payload.chunkSize} bytes, QoS 1, both through embedded aedes on loopback${LINK_RATE > 0 ? `, each agent and each subscriber through its own link of ${LINK_RATE} bytes/s each way (BENCH_LINK_BYTES_PER_SEC)` : ''}; agents and subscribers in this one process`,
       // Each agent's ~17 fsyncs (state per phase, the model, its folders) and its staging writes go through this one pool;
       // on a fleet every device has its own. The variable is read at process start only.
       `libuv thread pool: ${process.env.UV_THREADPOOL_SIZE ?? 4} threads shared by the ${AGENTS} agents' file writes and fsyncs (a device has its own 4; set UV_THREADPOOL_SIZE when starting node to change it)`,
       'ours includes, on every agent: signed assignment checked, fsynced state per phase, chunk request, every chunk received over its own connection, checked and written at its offset into its own staging file, payload hash, raw hash of the model, session load and smoke inference',
-      `shared by the agents in this one process, as a fleet does it in parallel on its own CPUs: one onnxruntime session per model, one zstd decompression per identical verified payload (each agent links the result)${SHARE_VERIFY ? ', and the sha256 of byte-identical chunks (each agent\'s bytes are memcmp-compared with a copy that passed the hash; anything else is hashed; BENCH_SHARE_VERIFY=0 turns this off)' : '; chunk and payload hashing NOT shared (BENCH_SHARE_VERIFY=0)'}`,
+      `shared by the agents in this one process, as a fleet does it in parallel on its own CPUs: one onnxruntime session per model${SHARE_UNPACK ? ', one zstd decompression per identical verified payload (each agent links the result; BENCH_SHARE_UNPACK=0 turns this off)' : '; each agent decompresses its own payload as its chunks arrive, as a device does (BENCH_SHARE_UNPACK=0, the default for one agent)'}${SHARE_VERIFY ? ', and the sha256 of byte-identical chunks (each agent\'s bytes are memcmp-compared with a copy that passed the hash; anything else is hashed; BENCH_SHARE_VERIFY=0 turns this off)' : '; chunk and payload hashing NOT shared (BENCH_SHARE_VERIFY=0)'}`,
     ],
   };
 }

@@ -74,8 +74,8 @@ export const hubOptionsSchema = obj({
   chunkMaxWaitMs: ms(300),
   /**
    * After a deploy, the first flush of a bundle waits for requests from the devices just assigned it until
-   * none of them has asked for this long: one flush for all of them beats one per quiet gap (each gap would
-   * re-send every chunk to everyone already subscribed)…
+   * none of them has asked for this long, or goes out at once when all of them have: one flush for all of
+   * them beats one per quiet gap (each gap would re-send every chunk to everyone already subscribed)…
    */
   chunkExpectWaitMs: ms(3_000),
   /**

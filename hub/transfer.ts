@@ -8,7 +8,9 @@
  *
  * Right after a deploy the hub knows who will ask: `expect()` names the devices
  * just assigned the bundle, and the first flush waits until every one of them
- * has asked, instead of flushing at the first quiet gap: while they keep asking
+ * has asked, and goes out as soon as the last one has (a small fleet does not
+ * wait for a quiet gap it has no use for), instead of flushing at the first
+ * quiet gap: while they keep asking
  * (none silent for `expectWaitMs`), up to `expectMaxWaitMs` after the deploy.
  * Assignments reach a large fleet over seconds (10,000 signed, published,
  * verified); a flush sent before the last of them subscribed must be sent
@@ -142,7 +144,8 @@ export class ChunkServer {
     const count = src.manifest.payload.chunkHashes.length;
     const q = this.queue(req.bundleId);
     // An expected device asking shows the fleet is still coming: wait expectWaitMs more for the rest (up to the cap).
-    if (q.expected.delete(req.deviceId) && q.expected.size > 0) q.expectUntil = Math.min(q.expectCap, Math.max(q.expectUntil, this.now() + (this.opts.expectWaitMs ?? 0)));
+    const wasExpected = q.expected.delete(req.deviceId);
+    if (wasExpected && q.expected.size > 0) q.expectUntil = Math.min(q.expectCap, Math.max(q.expectUntil, this.now() + (this.opts.expectWaitMs ?? 0)));
     let bad = 0;
     let added = 0;
     for (const i of req.chunks) {
@@ -152,7 +155,10 @@ export class ChunkServer {
       if (q.unsent.has(i)) { this.stats.coalesced++; continue; }
       if (!q.pending.has(i)) { q.pending.add(i); added++; }
     }
-    if (added > 0 || (q.pending.size > 0 && q.expected.size === 0)) this.schedule(req.bundleId, q);
+    // The last of the devices just assigned has asked: nobody else is known to be coming, so the
+    // first flush goes out now rather than after a quiet gap (spacing from an earlier flush still holds).
+    if (wasExpected && q.expected.size === 0 && q.pending.size > 0) this.schedule(req.bundleId, q, true);
+    else if (added > 0 || (q.pending.size > 0 && q.expected.size === 0)) this.schedule(req.bundleId, q);
     if (bad > 0) {
       this.stats.outOfRange += bad;
       throw hubError('HUB_ERR_CHUNK_OUT_OF_RANGE', `device ${req.deviceId} asked for ${bad} index(es) ≥ ${count} of bundle ${req.bundleId.slice(0, 16)}…`);
@@ -206,9 +212,10 @@ export class ChunkServer {
 
   /**
    * Quiet period after the latest request, capped at maxWait after the first pending one;
-   * while expected devices have not asked yet, until they all have or expectUntil passes.
+   * while expected devices have not asked yet, until they all have or expectUntil passes;
+   * `allAsked`: every expected device has asked, no quiet gap.
    */
-  private schedule(bundleId: string, q: BundleQueue): void {
+  private schedule(bundleId: string, q: BundleQueue, allAsked = false): void {
     const now = this.now();
     if (q.timer === undefined) q.firstPendingAt = now;
     clearTimeout(q.timer);
@@ -216,7 +223,7 @@ export class ChunkServer {
     if (q.expected.size > 0 && !waiting) q.expected.clear();
     const delay = waiting
       ? q.expectUntil - now
-      : Math.max(0, Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now), this.spacing(bundleId, now));
+      : Math.max(0, allAsked ? 0 : Math.min(this.opts.quietMs, q.firstPendingAt + this.opts.maxWaitMs - now), this.spacing(bundleId, now));
     q.timer = setTimeout(() => this.flush(bundleId, q), delay);
   }
 

@@ -83,6 +83,9 @@ export async function startLinkProxy(brokerUrl: string): Promise<LinkProxy> {
     stats.connections++;
     if (down) { stats.refused++; device.destroy(); return; }
     const broker = createConnection({ host, port });
+    // The relay adds no Nagle delay of its own: a network passes each small packet on (the rate still applies).
+    device.setNoDelay(true);
+    broker.setNoDelay(true);
     const pair = { a: device, b: broker };
     pairs.add(pair);
     stats.open++;

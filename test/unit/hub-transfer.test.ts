@@ -99,6 +99,26 @@ describe('chunk server coalescing (fake timers)', () => {
     expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 3]);
   });
 
+  it('All_expected_devices_asked_flushes_at_once: once the last assigned device has asked, the first flush does not wait for a quiet gap', async () => {
+    const s = setup({ chunks: 4, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000 });
+    s.server.expect(BUNDLE, ['d1', 'd2']);
+    s.req([0, 1, 2, 3], 'd1');
+    vi.advanceTimersByTime(10);
+    s.req([0, 1, 2, 3], 'd2');
+    expect(s.server.stats.flushes).toBe(0);
+    vi.advanceTimersByTime(0); // no time passes: the flush was due at once
+    expect(s.server.stats.flushes).toBe(1);
+    await drain(s);
+    expect(s.published.map((p) => p.index)).toEqual([0, 1, 2, 3]);
+    // A request from a device nobody expected still waits for the quiet gap.
+    s.req([1], 'd3');
+    vi.advanceTimersByTime(29);
+    expect(s.server.stats.flushes).toBe(1);
+    vi.advanceTimersByTime(1);
+    expect(s.server.stats.flushes).toBe(2);
+    await drain(s);
+  });
+
   it('stops waiting for assigned devices that never ask after expectWaitMs', async () => {
     const s = setup({ chunks: 3, quietMs: 30, maxWaitMs: 100, expectWaitMs: 2000 });
     s.server.expect(BUNDLE, ['d1', 'offline']);
