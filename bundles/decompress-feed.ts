@@ -89,7 +89,9 @@ export function openDecompressFeed(dst: string, opts: { maxRawBytes: number; max
       ended = true;
       await chain;
       try {
-        if (failure || !d) throw failure ?? bundleError('BUNDLE_ERR_DECOMPRESS', 'the decompression was stopped');
+        // A failed write of the output leaves the decompressor open: it holds one of the process's few zstd
+        // stream slots (zstd-engine.ts) until destroyed, and with them all taken every later decompression waits.
+        if (failure || !d) { d?.destroy(); d = undefined; throw failure ?? bundleError('BUNDLE_ERR_DECOMPRESS', 'the decompression was stopped'); }
         const r = await d.end().catch((e: unknown) => { d = undefined; throw e; });
         d = undefined;
         await settleWrites();

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressBuffer, compressStream, zstdStreamsOpen } from '../../bundles/compress.js';
+import { compressBuffer, compressStream, MAX_OPEN_STREAMS, zstdStreamsOpen } from '../../bundles/compress.js';
 import { openDecompressFeed } from '../../bundles/decompress-feed.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
@@ -86,4 +86,18 @@ describe('decompression fed as chunks arrive', () => {
     await expect(t.end()).rejects.toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_DECOMPRESS' }));
     expect(zstdStreamsOpen()).toBe(0);
   });
+
+  it('Disk_full_feed_gives_its_zstd_stream_back: a model write that finds the disk full is BUNDLE_ERR_IO (errno ENOSPC) and the stream slot is released', async () => {
+    // More output than the feed lets wait for the disk (8 MiB): the failed writes are seen while it still decompresses.
+    const raw = modelLike(12 * MiB);
+    const z = await compressBuffer(raw);
+    // More failed runs than there are slots: a slot kept by each would leave every later decompression waiting forever.
+    for (let i = 0; i < MAX_OPEN_STREAMS + 1; i++) {
+      // /dev/full: the kernel's own ENOSPC on every write.
+      const t = openDecompressFeed('/dev/full', { maxRawBytes: raw.length });
+      feed(t, z, 256 * 1024);
+      await expect(t.end()).rejects.toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_IO', details: expect.objectContaining({ errno: 'ENOSPC' }) }));
+      expect(zstdStreamsOpen()).toBe(0);
+    }
+  }, 60_000);
 });
