@@ -21,13 +21,14 @@
  * `maxInFlight` fed bytes wait to be decompressed; the caller then gives the
  * feed up (abort) and decompresses from its file later, as without one.
  */
+import { writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { openBoundedDecompressor, type BoundedDecompressor, type DecompressResult } from './compress.js';
 import { bundleError, ioError } from './errors.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 32 * 1024 * 1024;
 
-/** Output bytes handed to the disk and not yet written, past which decompression waits for them. */
+/** Output bytes handed to the disk and not yet written, past which decompression waits for them (or, inside one decode, writes synchronously). */
 const MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
 
 export interface DecompressFeed {
@@ -54,6 +55,17 @@ export function openDecompressFeed(dst: string, opts: { maxRawBytes: number; max
   let pendingBytes = 0;
   const pending = new Set<Promise<void>>();
   const sink = (b: Uint8Array) => {
+    // Past the bound the output is written now, on this thread, from the engine's own buffer: the sink is
+    // called inside one uninterruptible decode of a fed piece, and a small chunk of a very compressible model
+    // (large zero tensors) expands to as much as the whole model there, which held as copies would be in memory at once.
+    if (pendingBytes + b.length > MAX_PENDING_OUTPUT) {
+      const pos = at;
+      at += b.length;
+      try {
+        for (let off = 0; off < b.length;) off += writeSync(fh!.fd, b, off, b.length - off, pos + off);
+      } catch (e) { failure ??= ioError('cannot write', dst, e); }
+      return;
+    }
     // A copy: the wasm engine hands out a view of its heap, reused by the next call.
     const copy = Buffer.from(b);
     const pos = at;
@@ -89,7 +101,9 @@ export function openDecompressFeed(dst: string, opts: { maxRawBytes: number; max
       ended = true;
       await chain;
       try {
-        if (failure || !d) throw failure ?? bundleError('BUNDLE_ERR_DECOMPRESS', 'the decompression was stopped');
+        // A failed write of the output leaves the decompressor open: it holds one of the process's few zstd
+        // stream slots (zstd-engine.ts) until destroyed, and with them all taken every later decompression waits.
+        if (failure || !d) { d?.destroy(); d = undefined; throw failure ?? bundleError('BUNDLE_ERR_DECOMPRESS', 'the decompression was stopped'); }
         const r = await d.end().catch((e: unknown) => { d = undefined; throw e; });
         d = undefined;
         await settleWrites();

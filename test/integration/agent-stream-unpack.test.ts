@@ -111,4 +111,36 @@ describe('decompression while the payload arrives', () => {
     expect(readdirSync(join(agent.options.dataDir, 'models'))).toEqual([v1.bundleId]);
     expect((await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[2]] } })).model.version).toBe(1);
   });
+
+  it('Disk_full_during_streamed_unpack_is_transient: a model write that finds the disk full is AGENT_ERR_DISK_SPACE (not a bundle refused for good), the old model serves, and the bundle installs once there is room', async () => {
+    // The first streamed decompression writes to /dev/full: the kernel's own ENOSPC on every write.
+    let full = true;
+    const storage: AgentStorage = {
+      ...diskStorage,
+      streamDecompress(dst, o) {
+        const target = full ? '/dev/full' : dst;
+        full = false;
+        return diskStorage.streamDecompress!(target, o);
+      },
+    };
+    const agent = fx.newAgent('dev-stream-full', {}, { storage });
+    const rejections: Rejection[] = [];
+    agent.on('rejected', (r) => rejections.push(r));
+    await agent.start();
+    // A first model installed with room on the disk.
+    full = false;
+    await fx.hub.assign('dev-stream-full', v1, 1);
+    await waitInstalled(agent, v1.bundleId);
+    full = true;
+    await fx.hub.assign('dev-stream-full', v2, 2);
+    const r = await waitFor(() => rejections.find((x) => x.bundleId === v2.bundleId), 'the full disk reported', 60_000);
+    expect(r).toMatchObject({ code: 'AGENT_ERR_DISK_SPACE', phase: 'staging' });
+    await agent.idle();
+    expect(agent.status().active?.bundleId).toBe(v1.bundleId);
+    expect((await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[2]] } })).model.version).toBe(1);
+    // Room again: the same bundle delivered again installs (a permanent refusal would refuse it here for good).
+    await fx.hub.assign('dev-stream-full', v2, 3);
+    await waitInstalled(agent, v2.bundleId);
+    expect((await agent.predict({ inputs: { x: [[1, 2, 3, 4]], category: [[2]] } })).model.version).toBe(2);
+  });
 });

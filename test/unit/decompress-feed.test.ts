@@ -7,9 +7,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressBuffer, compressStream, zstdStreamsOpen } from '../../bundles/compress.js';
+import { compressBuffer, compressStream, MAX_OPEN_STREAMS, zstdStreamsOpen } from '../../bundles/compress.js';
 import { openDecompressFeed } from '../../bundles/decompress-feed.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
@@ -86,4 +87,48 @@ describe('decompression fed as chunks arrive', () => {
     await expect(t.end()).rejects.toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_DECOMPRESS' }));
     expect(zstdStreamsOpen()).toBe(0);
   });
+
+  it('Disk_full_feed_gives_its_zstd_stream_back: a model write that finds the disk full is BUNDLE_ERR_IO (errno ENOSPC) and the stream slot is released', async () => {
+    // More output than the feed lets wait for the disk (8 MiB): the failed writes are seen while it still decompresses.
+    const raw = modelLike(12 * MiB);
+    const z = await compressBuffer(raw);
+    // More failed runs than there are slots: a slot kept by each would leave every later decompression waiting forever.
+    for (let i = 0; i < MAX_OPEN_STREAMS + 1; i++) {
+      // /dev/full: the kernel's own ENOSPC on every write.
+      const t = openDecompressFeed('/dev/full', { maxRawBytes: raw.length });
+      feed(t, z, 256 * 1024);
+      await expect(t.end()).rejects.toThrow(expect.objectContaining({ code: 'BUNDLE_ERR_IO', details: expect.objectContaining({ errno: 'ENOSPC' }) }));
+      expect(zstdStreamsOpen()).toBe(0);
+    }
+  }, 60_000);
+
+  it('Compressible_chunk_keeps_output_waiting_for_the_disk_bounded: one small chunk that expands to 32 MiB (a model of zeros) holds at most ~8 MiB of output in memory', async () => {
+    const raw = Buffer.alloc(32 * MiB);
+    const z = await compressBuffer(raw);
+    expect(z.length).toBeLessThan(64 * 1024);
+    // Bytes handed to the disk asynchronously and not yet written: the copies the feed holds in memory.
+    const probe = await open(join(tempDir(), 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> };
+    await probe.close();
+    const original = proto.write;
+    let held = 0;
+    let peak = 0;
+    proto.write = function (this: unknown, ...a: unknown[]) {
+      const n = (a[2] as number | undefined) ?? (a[0] as Uint8Array).length;
+      held += n;
+      peak = Math.max(peak, held);
+      return original.apply(this, a).finally(() => { held -= n; });
+    };
+    try {
+      const dst = join(tempDir(), 'model.onnx');
+      const t = openDecompressFeed(dst, { maxRawBytes: raw.length });
+      expect(t.write(z)).toBe(true);
+      expect(await t.end()).toEqual({ length: raw.length, sha256: sha(raw) });
+      expect(statSync(dst).size).toBe(raw.length);
+    } finally {
+      proto.write = original;
+    }
+    expect(peak).toBeLessThanOrEqual(8 * MiB + 256 * 1024);
+    expect(zstdStreamsOpen()).toBe(0);
+  }, 60_000);
 });
