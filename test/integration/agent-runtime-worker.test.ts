@@ -12,9 +12,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createOrtRuntime, type TensorData } from '../../agent/runtime.js';
 import { createRuntime } from '../../agent/runtime-select.js';
 import { createWorkerRuntime, type WorkerModelRuntime } from '../../agent/runtime-worker.js';
+import { failureClass } from '../../agent/install-failures.js';
+import { openModel, smokeTest } from '../../agent/model-loader.js';
 import type { ThreadReply } from '../../agent/runtime-thread-messages.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
-import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { makeBundle } from '../helpers/agent-test-hub.js';
+import { cleanupTempDirs, makeKeys, tempDir } from '../helpers/env.js';
 
 const runtimes: WorkerModelRuntime[] = [];
 afterAll(async () => {
@@ -158,6 +161,47 @@ describe('inference thread runtime', () => {
     expect(values((await c.run(feeds(2))).y)).toEqual(values((await b.run(feeds(2))).y));
     await b.release();
     await c.release();
+  });
+
+  it('a load that arrives while an idle thread is ending starts a new thread instead of failing with AGENT_ERR_RUNTIME_LOST', async () => {
+    const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 24 }));
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
+    runtimes.push(rt);
+    const first = rt.thread!;
+    // The idle timer ends the first thread; a swap's load comes in right then, before the thread has exited.
+    const terminate = first.terminate.bind(first);
+    const loaded = new Promise<Awaited<ReturnType<typeof rt.load>> | unknown>((resolve) => {
+      first.terminate = () => {
+        const ending = terminate();
+        rt.load(path, sha).then(resolve, resolve);
+        return ending;
+      };
+    });
+    const m = await loaded;
+    expect(m).not.toBeInstanceOf(Error);
+    const model = m as Awaited<ReturnType<typeof rt.load>>;
+    expect(values((await model.run(feeds(2))).y)).toHaveLength(4);
+    expect(rt.thread).not.toBe(first);
+    await model.release();
+  });
+
+  it('a thread that dies during the smoke run fails it with AGENT_ERR_RUNTIME_LOST (transient: retried on redelivery), not AGENT_ERR_SMOKE_FAILED (which refuses the bundle for good)', async () => {
+    const b = await makeBundle(makeKeys(), { version: 1, mlp: { seed: 25 } });
+    const rt = await workerRuntime();
+    const info = { bundleId: b.bundleId, name: b.manifest.name, version: b.manifest.version, rawSha256: b.manifest.payload.rawSha256, installedAt: 0 };
+    const entry = await openModel(rt, b.model, b.manifest, info, 64);
+    await smokeTest(entry, 1e-4); // the bundle itself is fine
+    // The thread ends (as a native crash ends it) with the smoke inference queued behind the exit.
+    const thread = rt.thread!;
+    const post = thread.postMessage.bind(thread);
+    thread.postMessage = (m: { t?: string }, transfer?: readonly ArrayBuffer[]) => {
+      if (m.t === 'run') post({ id: -3, t: 'exit', code: 9 });
+      post(m, transfer);
+    };
+    const e = await smokeTest(entry, 1e-4).catch((err: unknown) => err);
+    expect(e).toMatchObject({ code: 'AGENT_ERR_RUNTIME_LOST' });
+    expect(failureClass('AGENT_ERR_RUNTIME_LOST')).toBe('transient');
+    await entry.model.release();
   });
 
   it('release frees the session in the thread', async () => {
