@@ -84,7 +84,14 @@ class InferenceThread {
   idleFor(ms: number): void {
     this.#idle ??= setTimeout(() => {
       this.#idle = null;
-      if (this.sessions === 0 && this.#pending.size === 0) void this.#worker?.terminate();
+      if (this.sessions !== 0 || this.#pending.size !== 0 || !this.#worker) return;
+      // Forgotten before it has exited: a load that comes meanwhile starts a new thread rather than
+      // posting to this one and failing with AGENT_ERR_RUNTIME_LOST when it exits.
+      const ending = this.#worker;
+      this.#worker = null;
+      this.#ready = null;
+      this.#generation++;
+      void ending.terminate();
     }, ms).unref();
   }
 
