@@ -101,6 +101,8 @@ export class Installer {
   #loop: Promise<void> | null = null;
   /** Assign messages being checked, one after the other (handleAssign). */
   #checks: Promise<void> = Promise.resolve();
+  /** Set by stop(): an assign message still arriving (the MQTT client ends after the installer) is not acted on. */
+  #stopped = false;
   #fetch: ChunkFetch | null = null;
   #progress: { have: number; total: number } | null = null;
   #lastRejection: { code: string; at: number; bundleId?: string } | null = null;
@@ -141,6 +143,7 @@ export class Installer {
    * not on the loop that serves predictions.
    */
   handleAssign(bytes: Uint8Array): void {
+    if (this.#stopped) return;
     this.#checks = this.#checks.then(async () => {
       // Not in the same turn as the MQTT read that brought it: requests that arrived meanwhile go first.
       await nextTurn();
@@ -151,7 +154,8 @@ export class Installer {
         this.#reject(e, 'assignment');
         return;
       }
-      this.#accept(checked);
+      // Checked while the agent stopped: no install starts on a stopped agent (the retained message comes again).
+      if (!this.#stopped) this.#accept(checked);
     }).catch((e: unknown) => { try { this.#reject(e, 'assignment'); } catch { /* reporting itself failed */ } });
   }
 
@@ -206,6 +210,7 @@ export class Installer {
   onReconnect(): void { this.#fetch?.onReconnect(); }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await this.#checks;
     if (this.#pending) this.#pending = null;
     this.#running?.abort.abort();

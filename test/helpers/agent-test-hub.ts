@@ -95,6 +95,11 @@ export class TestHub {
 
   /** Sign and publish (retained, QoS 1) an assignment of `b` to `deviceId`. */
   async assign(deviceId: string, b: TestBundle, counter: number, o: AssignOverrides = {}): Promise<void> {
+    await this.publishRaw(topics.assign(deviceId), this.assignMessage(deviceId, b, counter, o), true);
+  }
+
+  /** The bytes of an assign message, as `assign` publishes them. */
+  assignMessage(deviceId: string, b: TestBundle, counter: number, o: AssignOverrides = {}): Buffer {
     const now = Date.now();
     const { signWith, manifestEnvelope, tamper, ...fields } = o;
     const payload: Assignment = {
@@ -103,7 +108,7 @@ export class TestHub {
     };
     let env = signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), signWith ?? [this.keys.keys.hub]);
     if (tamper) env = tamper(env);
-    await this.publishRaw(topics.assign(deviceId), encode({ v: 1, assignment: env, manifest: manifestEnvelope ?? b.envelope }), true);
+    return encode({ v: 1, assignment: env, manifest: manifestEnvelope ?? b.envelope });
   }
 
   async publishRaw(topic: string, bytes: Buffer, retain = false): Promise<void> {
