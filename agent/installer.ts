@@ -149,7 +149,13 @@ export class Installer {
       await nextTurn();
       let checked: CheckedAssignment;
       try {
-        checked = await checkAssignMessageAsync(bytes, this.#d.check);
+        // Checked against one root throughout; a root taken while the signatures were on the threadpool (one that
+        // revokes the hub key that signed this message, and resets the counter) means checking again against it.
+        for (;;) {
+          const root = this.#d.check.root;
+          checked = await checkAssignMessageAsync(bytes, { ...this.#d.check, root });
+          if (this.#d.check.root === root) break;
+        }
       } catch (e) {
         this.#reject(e, 'assignment');
         return;
