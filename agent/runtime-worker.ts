@@ -54,7 +54,8 @@ function copyFeeds(feeds: Readonly<Record<string, TensorData>>): { feeds: Record
   const transfer: ArrayBuffer[] = [];
   for (const [name, t] of Object.entries(feeds)) {
     if (Array.isArray(t.data)) { out[name] = t; continue; }
-    const data = t.data.slice();
+    // A Node Buffer's slice is a view of the same memory, not a copy: moving its buffer would empty the caller's.
+    const data = Buffer.isBuffer(t.data) ? new Uint8Array(t.data) : t.data.slice();
     transfer.push(data.buffer as ArrayBuffer);
     out[name] = { type: t.type, dims: t.dims, data };
   }

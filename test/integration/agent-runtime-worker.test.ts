@@ -16,6 +16,7 @@ import { failureClass } from '../../agent/install-failures.js';
 import { openModel, smokeTest } from '../../agent/model-loader.js';
 import type { ThreadReply } from '../../agent/runtime-thread-messages.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { buildEdgeTypes } from '../../bundle-build/onnx-build-edge.js';
 import { makeBundle } from '../helpers/agent-test-hub.js';
 import { cleanupTempDirs, makeKeys, tempDir } from '../helpers/env.js';
 
@@ -202,6 +203,35 @@ describe('inference thread runtime', () => {
     expect(e).toMatchObject({ code: 'AGENT_ERR_RUNTIME_LOST' });
     expect(failureClass('AGENT_ERR_RUNTIME_LOST')).toBe('transient');
     await entry.model.release();
+  });
+
+  it('a Node Buffer feed (uint8 image, bool flags) is copied to the thread, not moved: the caller\'s Buffer keeps its bytes', async () => {
+    const bytes = buildEdgeTypes();
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const rt = await workerRuntime();
+    const inThread = await rt.load(bytes, sha);
+    const inProcess = await createOrtRuntime().load(bytes, sha);
+    // Buffer.prototype.slice is a view, not a copy: copying with it would move the caller's own ArrayBuffer.
+    const img = Buffer.alloc(48);
+    for (let i = 0; i < img.length; i++) img[i] = (i * 7) % 256;
+    const flag = Buffer.alloc(2);
+    flag[0] = 1;
+    const f: Record<string, TensorData> = {
+      h: { type: 'float16', dims: [1, 4], data: new Uint16Array([0x3c00, 0x4000, 0, 0xbc00]) },
+      img: { type: 'uint8', dims: [1, 4, 4, 3], data: img },
+      flag: { type: 'bool', dims: [1, 2], data: flag },
+      word: { type: 'string', dims: [1, 1], data: ['hello'] },
+    };
+    const a = await inThread.run(f);
+    expect(img.length).toBe(48);
+    expect(img[5]).toBe(35);
+    expect(flag.length).toBe(2);
+    const b = await inProcess.run(f);
+    expect(Array.from(a.img_max.data as Uint8Array)).toEqual(Array.from(b.img_max.data as Uint8Array));
+    expect(Array.from(a.flag_not.data as Uint8Array)).toEqual([0, 1]);
+    expect(a.word_echo.data).toEqual(['hello']);
+    await inThread.release();
+    await inProcess.release();
   });
 
   it('release frees the session in the thread', async () => {
