@@ -148,7 +148,13 @@ class InferenceThread {
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       if (this.#pending.size === 1) worker.ref();
-      worker.postMessage({ ...req, id }, transfer);
+      try {
+        worker.postMessage({ ...req, id }, transfer);
+      } catch (e) {
+        // Not sent (a value that cannot be cloned): no answer will come, so nothing may keep waiting (or the thread referenced).
+        this.#untrack(id);
+        reject(e as Error);
+      }
     });
   }
 

@@ -234,6 +234,22 @@ describe('inference thread runtime', () => {
     await inProcess.release();
   });
 
+  it('a call whose message cannot be posted is refused at once and leaves nothing waiting (the idle thread still ends)', async () => {
+    const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 26 }));
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
+    runtimes.push(rt);
+    const m = await rt.load(path, sha);
+    // Not cloneable (a caller outside the validator's typing): postMessage throws DataCloneError.
+    const bad = { ...feeds(1), x: { type: 'float32' as const, dims: [1, 4], data: [() => 0] as unknown as Float32Array } };
+    await expect(m.run(bad)).rejects.toThrow();
+    const first = rt.thread!;
+    const ended = new Promise((resolve) => first.once('exit', resolve));
+    await m.release();
+    // Nothing left waiting on it: the idle thread ends (a leaked call would keep it, and the process, alive).
+    expect(await Promise.race([ended.then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still running'))])).toBe('ended');
+    expect(rt.thread).toBeNull();
+  });
+
   it('release frees the session in the thread', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 14 }));
     const rt = await workerRuntime();
