@@ -445,6 +445,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
         if (entry === this.#active.current) this.#health.failed(entry.info.bundleId, performance.now() - t0);
         this.#observe(entry.info.bundleId, performance.now() - t0, true);
         this.#telemetry?.failure({ bundleId: entry.info.bundleId, manifest: entry.manifest }, 'AGENT_ERR_INFERENCE');
+        // The inference thread ended under the request: 503, retry (the next call reloads), not "the model failed".
+        if (errorCode(e) === 'AGENT_ERR_RUNTIME_LOST') throw e;
         throw agentError('AGENT_ERR_INFERENCE', (e as Error).message?.slice(0, 500));
       }
       const { info } = entry;

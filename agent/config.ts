@@ -19,7 +19,7 @@ export function envName(key: string): string {
   return ENV_PREFIX + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 }
 
-type Kind = 'number' | 'string' | 'object';
+type Kind = 'number' | 'boolean' | 'string' | 'object';
 
 function kindOf(json: Record<string, unknown>): { kind: Kind; nullable: boolean } {
   const any = json.anyOf as Record<string, unknown>[] | undefined;
@@ -28,7 +28,7 @@ function kindOf(json: Record<string, unknown>): { kind: Kind; nullable: boolean 
     return { kind: kindOf(inner).kind, nullable: any.some((j) => j.type === 'null') };
   }
   const t = json.type;
-  return { kind: t === 'integer' || t === 'number' ? 'number' : t === 'object' || t === 'array' ? 'object' : 'string', nullable: false };
+  return { kind: t === 'integer' || t === 'number' ? 'number' : t === 'boolean' ? 'boolean' : t === 'object' || t === 'array' ? 'object' : 'string', nullable: false };
 }
 
 const usageError = (code: string, message: string) => new FleetcastError(code, message, 2);
@@ -57,6 +57,9 @@ export function optionsFromEnv(env: Readonly<Record<string, string | undefined>>
       const n = raw.trim() === '' ? Number.NaN : Number(raw);
       if (!Number.isFinite(n)) throw usageError('PROTO_ERR_INVALID_OPTION', `${name}=${JSON.stringify(raw.slice(0, 50))}: ${key} must be a number`);
       out[key] = n;
+    } else if (kind === 'boolean') {
+      if (raw !== 'true' && raw !== 'false') throw usageError('PROTO_ERR_INVALID_OPTION', `${name}=${JSON.stringify(raw.slice(0, 50))}: ${key} must be true or false`);
+      out[key] = raw === 'true';
     } else if (kind === 'object') {
       try { out[key] = JSON.parse(raw); } catch {
         throw usageError('PROTO_ERR_INVALID_OPTION', `${name}: ${key} must be JSON (an object, or an array for a list such as allowedHosts)`);

@@ -90,7 +90,7 @@ export const AGENT_ERRORS = {
   // Packages: prom-client is an optional dependency of @fleetcast/agent (README "Packages").
   AGENT_ERR_METRICS_UNAVAILABLE: { message: 'GET /metrics needs the optional dependency prom-client, which is not installed next to the agent (installed with --omit=optional?); install it (npm install prom-client in the agent\'s folder) and restart the agent to serve Prometheus metrics', status: 501 },
   // The inference thread (agent/runtime-worker.ts, option inferenceThread).
-  AGENT_ERR_RUNTIME_LOST: { message: 'The inference thread ended (a crash inside onnxruntime, or out of memory) while this call was waiting on it; the next call starts a new thread and loads the model again. Retry the request; if it keeps happening, the log says why the thread ended', status: 503 },
+  AGENT_ERR_RUNTIME_LOST: { message: 'The inference thread ended (a crash inside onnxruntime, or out of memory) while this call was waiting on it; the next call starts a new thread and loads the model again. Retry the request; if it keeps happening, the log says why the thread ended', status: 503, failure: 'transient' },
 } as const satisfies Readonly<Record<string, AgentErrorSpec>>;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -105,6 +105,8 @@ export class Installer {
   #loop: Promise<void> | null = null;
   /** Assign messages being checked, one after the other (handleAssign). */
   #checks: Promise<void> = Promise.resolve();
+  /** Set by stop(): an assign message still arriving (the MQTT client ends after the installer) is not acted on. */
+  #stopped = false;
   #fetch: ChunkFetch | null = null;
   #progress: { have: number; total: number } | null = null;
   #lastRejection: { code: string; at: number; bundleId?: string } | null = null;
@@ -145,17 +147,25 @@ export class Installer {
    * not on the loop that serves predictions.
    */
   handleAssign(bytes: Uint8Array): void {
+    if (this.#stopped) return;
     this.#checks = this.#checks.then(async () => {
       // Not in the same turn as the MQTT read that brought it: requests that arrived meanwhile go first.
       await nextTurn();
       let checked: CheckedAssignment;
       try {
-        checked = await checkAssignMessageAsync(bytes, this.#d.check);
+        // Checked against one root throughout; a root taken while the signatures were on the threadpool (one that
+        // revokes the hub key that signed this message, and resets the counter) means checking again against it.
+        for (;;) {
+          const root = this.#d.check.root;
+          checked = await checkAssignMessageAsync(bytes, { ...this.#d.check, root });
+          if (this.#d.check.root === root) break;
+        }
       } catch (e) {
         this.#reject(e, 'assignment');
         return;
       }
-      this.#accept(checked);
+      // Checked while the agent stopped: no install starts on a stopped agent (the retained message comes again).
+      if (!this.#stopped) this.#accept(checked);
     }).catch((e: unknown) => { try { this.#reject(e, 'assignment'); } catch { /* reporting itself failed */ } });
   }
 
@@ -211,6 +221,7 @@ export class Installer {
   onReconnect(): void { this.#fetch?.onReconnect(); }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await this.#checks;
     if (this.#pending) this.#pending = null;
     this.#running?.abort.abort();

@@ -7,8 +7,8 @@
  */
 import { verifyManifestEnvelope } from '@fleetcast/bundles/verify.js';
 import { parseEnvelope } from '@fleetcast/protocol/envelope.js';
-import { isFleetcastError } from '@fleetcast/protocol/errors.js';
-import { runSmoke } from '@fleetcast/bundles/smoke.js';
+import { errorCode, isFleetcastError } from '@fleetcast/protocol/errors.js';
+import { runSmoke, type SmokeRun } from '@fleetcast/bundles/smoke.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
 import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { agentError } from './errors.js';
@@ -51,12 +51,19 @@ export async function openModel(runtime: ModelRuntime, source: string | Uint8Arr
 /**
  * The smoke check (bundles/smoke.ts, shared with `bundle build`): the golden
  * cases, or one synthetic input, through this device's validator and session.
- * Throws AGENT_ERR_SMOKE_FAILED.
+ * Throws AGENT_ERR_SMOKE_FAILED, or AGENT_ERR_RUNTIME_LOST when the inference thread ended meanwhile.
  */
 export async function smokeTest(entry: ModelEntry, defaultTolerance: number): Promise<void> {
   const { manifest, model, validate } = entry;
-  // One inference per turn: the golden cases do not run back to back while requests wait.
-  await runSmoke(manifest, async (inputs) => { await nextTurn(); return model.run(validate(inputs).feeds); }, defaultTolerance, (detail) => agentError('AGENT_ERR_SMOKE_FAILED', detail));
+  // A lost inference thread says nothing about the model: it keeps its own (transient) code rather than
+  // becoming AGENT_ERR_SMOKE_FAILED, which refuses the bundle on this device for good.
+  let lost: Error | null = null;
+  const run: SmokeRun = async (inputs) => {
+    // One inference per turn: the golden cases do not run back to back while requests wait.
+    await nextTurn();
+    return model.run(validate(inputs).feeds).catch((e: unknown) => { if (errorCode(e) === 'AGENT_ERR_RUNTIME_LOST') lost = e as Error; throw e; });
+  };
+  await runSmoke(manifest, run, defaultTolerance, (detail) => lost ?? agentError('AGENT_ERR_SMOKE_FAILED', detail));
 }
 
 export interface InstalledContext { store: StateStore; root: TrustedRoot; runtime: ModelRuntime; maxBatch: number; goldenTolerance: number }

@@ -54,7 +54,8 @@ function copyFeeds(feeds: Readonly<Record<string, TensorData>>): { feeds: Record
   const transfer: ArrayBuffer[] = [];
   for (const [name, t] of Object.entries(feeds)) {
     if (Array.isArray(t.data)) { out[name] = t; continue; }
-    const data = t.data.slice();
+    // A Node Buffer's slice is a view of the same memory, not a copy: moving its buffer would empty the caller's.
+    const data = Buffer.isBuffer(t.data) ? new Uint8Array(t.data) : t.data.slice();
     transfer.push(data.buffer as ArrayBuffer);
     out[name] = { type: t.type, dims: t.dims, data };
   }
@@ -84,7 +85,14 @@ class InferenceThread {
   idleFor(ms: number): void {
     this.#idle ??= setTimeout(() => {
       this.#idle = null;
-      if (this.sessions === 0 && this.#pending.size === 0) void this.#worker?.terminate();
+      if (this.sessions !== 0 || this.#pending.size !== 0 || !this.#worker) return;
+      // Forgotten before it has exited: a load that comes meanwhile starts a new thread rather than
+      // posting to this one and failing with AGENT_ERR_RUNTIME_LOST when it exits.
+      const ending = this.#worker;
+      this.#worker = null;
+      this.#ready = null;
+      this.#generation++;
+      void ending.terminate();
     }, ms).unref();
   }
 
@@ -140,7 +148,13 @@ class InferenceThread {
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       if (this.#pending.size === 1) worker.ref();
-      worker.postMessage({ ...req, id }, transfer);
+      try {
+        worker.postMessage({ ...req, id }, transfer);
+      } catch (e) {
+        // Not sent (a value that cannot be cloned): no answer will come, so nothing may keep waiting (or the thread referenced).
+        this.#untrack(id);
+        reject(e as Error);
+      }
     });
   }
 

@@ -168,8 +168,8 @@ export function renderAgentConfigDoc(): string {
     'command-line flags `--broker` (brokerUrl), `--device-id` (deviceId), `--data` (dataDir), `--root`',
     '(rootPath), `--listen`, `--runtime`, `--log-level`, `--log-format`. Unknown keys and variables are',
     'refused by name; a bad value stops the start with the key named and exit status 2 (a configuration',
-    'error: the systemd unit does not restart). Numbers in variables are parsed as numbers, objects as',
-    'JSON, and `null` or `none` sets a nullable key to null.',
+    'error: the systemd unit does not restart). Numbers in variables are parsed as numbers, booleans as',
+    '`true` or `false`, objects as JSON, and `null` or `none` sets a nullable key to null.',
     '',
     ...AGENT_SECTIONS.flatMap(renderSection),
   ].join('\n');

@@ -60,6 +60,19 @@ export interface AssignOverrides extends Partial<Assignment> {
   tamper?: (env: Envelope) => Envelope;
 }
 
+/** The bytes of an assign message signed by `hubKey` (unless `o.signWith`), as TestHub.assign publishes them. */
+export function assignMessageBytes(hubKey: KeyPair, deviceId: string, b: TestBundle, counter: number, o: AssignOverrides = {}): Buffer {
+  const now = Date.now();
+  const { signWith, manifestEnvelope, tamper, ...fields } = o;
+  const payload: Assignment = {
+    type: 'fleetcast.assignment/v1', deviceId, bundleId: b.bundleId, name: b.manifest.name, version: b.manifest.version,
+    rolloutId: null, ring: null, counter, issuedAt: now, expiresAt: now + 600_000, ...fields,
+  };
+  let env = signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), signWith ?? [hubKey]);
+  if (tamper) env = tamper(env);
+  return encode({ v: 1, assignment: env, manifest: manifestEnvelope ?? b.envelope });
+}
+
 export class TestHub {
   readonly keys: InitKeysResult;
   readonly requests: ChunkRequest[] = [];
@@ -95,15 +108,12 @@ export class TestHub {
 
   /** Sign and publish (retained, QoS 1) an assignment of `b` to `deviceId`. */
   async assign(deviceId: string, b: TestBundle, counter: number, o: AssignOverrides = {}): Promise<void> {
-    const now = Date.now();
-    const { signWith, manifestEnvelope, tamper, ...fields } = o;
-    const payload: Assignment = {
-      type: 'fleetcast.assignment/v1', deviceId, bundleId: b.bundleId, name: b.manifest.name, version: b.manifest.version,
-      rolloutId: null, ring: null, counter, issuedAt: now, expiresAt: now + 600_000, ...fields,
-    };
-    let env = signEnvelope(PAYLOAD_TYPES.assignment, encode(payload), signWith ?? [this.keys.keys.hub]);
-    if (tamper) env = tamper(env);
-    await this.publishRaw(topics.assign(deviceId), encode({ v: 1, assignment: env, manifest: manifestEnvelope ?? b.envelope }), true);
+    await this.publishRaw(topics.assign(deviceId), this.assignMessage(deviceId, b, counter, o), true);
+  }
+
+  /** The bytes of an assign message, as `assign` publishes them. */
+  assignMessage(deviceId: string, b: TestBundle, counter: number, o: AssignOverrides = {}): Buffer {
+    return assignMessageBytes(this.keys.keys.hub, deviceId, b, counter, o);
   }
 
   async publishRaw(topic: string, bytes: Buffer, retain = false): Promise<void> {

@@ -12,9 +12,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createOrtRuntime, type TensorData } from '../../agent/runtime.js';
 import { createRuntime } from '../../agent/runtime-select.js';
 import { createWorkerRuntime, type WorkerModelRuntime } from '../../agent/runtime-worker.js';
+import { failureClass } from '../../agent/install-failures.js';
+import { openModel, smokeTest } from '../../agent/model-loader.js';
 import type { ThreadReply } from '../../agent/runtime-thread-messages.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
-import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { buildEdgeTypes } from '../../bundle-build/onnx-build-edge.js';
+import { makeBundle } from '../helpers/agent-test-hub.js';
+import { cleanupTempDirs, makeKeys, tempDir } from '../helpers/env.js';
 
 const runtimes: WorkerModelRuntime[] = [];
 afterAll(async () => {
@@ -158,6 +162,92 @@ describe('inference thread runtime', () => {
     expect(values((await c.run(feeds(2))).y)).toEqual(values((await b.run(feeds(2))).y));
     await b.release();
     await c.release();
+  });
+
+  it('a load that arrives while an idle thread is ending starts a new thread instead of failing with AGENT_ERR_RUNTIME_LOST', async () => {
+    const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 24 }));
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
+    runtimes.push(rt);
+    const first = rt.thread!;
+    // The idle timer ends the first thread; a swap's load comes in right then, before the thread has exited.
+    const terminate = first.terminate.bind(first);
+    const loaded = new Promise<Awaited<ReturnType<typeof rt.load>> | unknown>((resolve) => {
+      first.terminate = () => {
+        const ending = terminate();
+        rt.load(path, sha).then(resolve, resolve);
+        return ending;
+      };
+    });
+    const m = await loaded;
+    expect(m).not.toBeInstanceOf(Error);
+    const model = m as Awaited<ReturnType<typeof rt.load>>;
+    expect(values((await model.run(feeds(2))).y)).toHaveLength(4);
+    expect(rt.thread).not.toBe(first);
+    await model.release();
+  });
+
+  it('a thread that dies during the smoke run fails it with AGENT_ERR_RUNTIME_LOST (transient: retried on redelivery), not AGENT_ERR_SMOKE_FAILED (which refuses the bundle for good)', async () => {
+    const b = await makeBundle(makeKeys(), { version: 1, mlp: { seed: 25 } });
+    const rt = await workerRuntime();
+    const info = { bundleId: b.bundleId, name: b.manifest.name, version: b.manifest.version, rawSha256: b.manifest.payload.rawSha256, installedAt: 0 };
+    const entry = await openModel(rt, b.model, b.manifest, info, 64);
+    await smokeTest(entry, 1e-4); // the bundle itself is fine
+    // The thread ends (as a native crash ends it) with the smoke inference queued behind the exit.
+    const thread = rt.thread!;
+    const post = thread.postMessage.bind(thread);
+    thread.postMessage = (m: { t?: string }, transfer?: readonly ArrayBuffer[]) => {
+      if (m.t === 'run') post({ id: -3, t: 'exit', code: 9 });
+      post(m, transfer);
+    };
+    const e = await smokeTest(entry, 1e-4).catch((err: unknown) => err);
+    expect(e).toMatchObject({ code: 'AGENT_ERR_RUNTIME_LOST' });
+    expect(failureClass('AGENT_ERR_RUNTIME_LOST')).toBe('transient');
+    await entry.model.release();
+  });
+
+  it('a Node Buffer feed (uint8 image, bool flags) is copied to the thread, not moved: the caller\'s Buffer keeps its bytes', async () => {
+    const bytes = buildEdgeTypes();
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const rt = await workerRuntime();
+    const inThread = await rt.load(bytes, sha);
+    const inProcess = await createOrtRuntime().load(bytes, sha);
+    // Buffer.prototype.slice is a view, not a copy: copying with it would move the caller's own ArrayBuffer.
+    const img = Buffer.alloc(48);
+    for (let i = 0; i < img.length; i++) img[i] = (i * 7) % 256;
+    const flag = Buffer.alloc(2);
+    flag[0] = 1;
+    const f: Record<string, TensorData> = {
+      h: { type: 'float16', dims: [1, 4], data: new Uint16Array([0x3c00, 0x4000, 0, 0xbc00]) },
+      img: { type: 'uint8', dims: [1, 4, 4, 3], data: img },
+      flag: { type: 'bool', dims: [1, 2], data: flag },
+      word: { type: 'string', dims: [1, 1], data: ['hello'] },
+    };
+    const a = await inThread.run(f);
+    expect(img.length).toBe(48);
+    expect(img[5]).toBe(35);
+    expect(flag.length).toBe(2);
+    const b = await inProcess.run(f);
+    expect(Array.from(a.img_max.data as Uint8Array)).toEqual(Array.from(b.img_max.data as Uint8Array));
+    expect(Array.from(a.flag_not.data as Uint8Array)).toEqual([0, 1]);
+    expect(a.word_echo.data).toEqual(['hello']);
+    await inThread.release();
+    await inProcess.release();
+  });
+
+  it('a call whose message cannot be posted is refused at once and leaves nothing waiting (the idle thread still ends)', async () => {
+    const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 26 }));
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
+    runtimes.push(rt);
+    const m = await rt.load(path, sha);
+    // Not cloneable (a caller outside the validator's typing): postMessage throws DataCloneError.
+    const bad = { ...feeds(1), x: { type: 'float32' as const, dims: [1, 4], data: [() => 0] as unknown as Float32Array } };
+    await expect(m.run(bad)).rejects.toThrow();
+    const first = rt.thread!;
+    const ended = new Promise((resolve) => first.once('exit', resolve));
+    await m.release();
+    // Nothing left waiting on it: the idle thread ends (a leaked call would keep it, and the process, alive).
+    expect(await Promise.race([ended.then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still running'))])).toBe('ended');
+    expect(rt.thread).toBeNull();
   });
 
   it('release frees the session in the thread', async () => {

@@ -20,6 +20,13 @@ describe('agent configuration', () => {
     })).toEqual({ chunkTimeoutMs: 250, brokerUrl: null, runtime: 'wasm', capabilities: { site: 'north' }, probationMaxErrorRate: 0.1 });
   });
 
+  it('takes a boolean option from its variable (FLEETCAST_AGENT_INFERENCE_THREAD=false, as docs/agent-config.md lists it), and refuses anything but true/false', () => {
+    expect(optionsFromEnv({ FLEETCAST_AGENT_INFERENCE_THREAD: 'false' })).toEqual({ inferenceThread: false });
+    expect(optionsFromEnv({ FLEETCAST_AGENT_INFERENCE_THREAD: 'true' })).toEqual({ inferenceThread: true });
+    expect(parseAgentOptions({ ...base, ...optionsFromEnv({ FLEETCAST_AGENT_INFERENCE_THREAD: 'false' }) }).inferenceThread).toBe(false);
+    expect(() => optionsFromEnv({ FLEETCAST_AGENT_INFERENCE_THREAD: 'nope' })).toThrow(expect.objectContaining({ code: 'PROTO_ERR_INVALID_OPTION', message: expect.stringMatching(/FLEETCAST_AGENT_INFERENCE_THREAD.*inferenceThread must be true or false/) }));
+  });
+
   it('merges file < environment < flags, key by key', () => {
     const file = join(tempDir(), 'agent.json');
     writeFileSync(file, JSON.stringify({ ...base, chunkTimeoutMs: 100, heartbeatMs: 5, listen: '127.0.0.1:1' }));
