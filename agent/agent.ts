@@ -24,6 +24,7 @@ import { HttpApi, type InferResult, type ServedModel } from './http-api.js';
 import { checkModel, type InferRequest } from './infer-v2.js';
 import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
+import { VerifiedManifests } from './verified-manifests.js';
 import type { PayloadCheckFactory } from './payload-check.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
@@ -267,6 +268,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
         get root() { return trust.root; }, deviceId: o.deviceId, runtimeName: runtime.name, maxRawModelBytes: o.maxRawModelBytes, now: this.#now,
         hardware: hardwareOf(o.capabilities.hardware),
         ...(this.#seams.verifyManifest ? { verifyManifest: this.#seams.verifyManifest } : {}),
+        manifests: new VerifiedManifests(),
       },
       store, runtime, active: this.#active, client, reporter,
       fetch: { chunkTimeoutMs: o.chunkTimeoutMs, maxFetchAttempts: o.maxFetchAttempts, maxBackoffMs: o.maxBackoffMs, backoffJitter: o.backoffJitter, minBytesPerSec: o.minTransferBytesPerSec, rateWindowMs: o.rateWindowMs },

@@ -15,6 +15,7 @@ import { envelopeSteps } from '@fleetcast/signing/envelope.js';
 import type { TrustedRoot } from '@fleetcast/signing/root.js';
 import { settleAsync, settleSync, type Verifying } from '@fleetcast/signing/verify-steps.js';
 import { agentError } from './errors.js';
+import type { VerifiedManifests } from './verified-manifests.js';
 import { SUPPORTED_INPUT_TYPES } from './validate.js';
 
 export interface CheckedAssignment { message: AssignMessage; assignment: Assignment; verified: VerifiedManifest }
@@ -33,6 +34,8 @@ export interface CheckContext {
    * agents receive the same manifest bytes and verify them once for all (simulator/shared-manifests.ts).
    */
   verifyManifest?: ManifestVerifier;
+  /** Manifests verified before, by their exact signed bytes and root (verified-manifests.ts): a swap back does not parse the same manifest again. */
+  manifests?: VerifiedManifests;
 }
 
 export type ManifestVerifier = (envelope: AssignMessage['manifest'], root: TrustedRoot) => VerifiedManifest;
@@ -83,7 +86,12 @@ function* manifestCheckSteps(message: AssignMessage, assignment: Assignment, ctx
   const ref = { counter: assignment.counter, bundleId: assignment.bundleId };
   let verified: VerifiedManifest;
   try {
-    verified = ctx.verifyManifest ? ctx.verifyManifest(message.manifest, ctx.root) : yield* manifestSteps(message.manifest, ctx.root);
+    if (ctx.verifyManifest) verified = ctx.verifyManifest(message.manifest, ctx.root);
+    else {
+      const known = ctx.manifests?.get(message.manifest, ctx.root);
+      verified = known ?? (yield* manifestSteps(message.manifest, ctx.root));
+      if (!known) ctx.manifests?.set(message.manifest, ctx.root, verified);
+    }
   } catch (e) {
     const code = errorCode(e);
     throw agentError(code.startsWith('SIGN_ERR_') ? 'AGENT_ERR_MANIFEST_SIGNATURE' : 'AGENT_ERR_MANIFEST_INVALID', why(e), { ...ref, cause: code });
