@@ -18,6 +18,8 @@ const port = parentPort!;
 const data = workerData as ThreadWorkerData;
 const runtime = createOrtRuntime({ intraOpNumThreads: data.intraOpNumThreads });
 const models = new Map<number, LoadedModel>();
+/** Runs in flight per handle: a release waits for them, so it never disposes of a session under a running call. */
+const running = new Map<number, Set<Promise<unknown>>>();
 let nextHandle = 1;
 
 function errorOf(e: unknown): ThreadError {
@@ -43,12 +45,22 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
     case 'run': {
       const model = models.get(m.handle);
       if (!model) throw new Error(`the session was released (handle ${m.handle})`);
-      const out = await model.run(m.feeds);
-      return { value: out, transfer: outputTransfers(out) };
+      const run = model.run(m.feeds);
+      const calls = running.get(m.handle) ?? new Set<Promise<unknown>>();
+      running.set(m.handle, calls.add(run));
+      try {
+        const out = await run;
+        return { value: out, transfer: outputTransfers(out) };
+      } finally {
+        calls.delete(run);
+        if (calls.size === 0 && running.get(m.handle) === calls) running.delete(m.handle);
+      }
     }
     case 'release': {
       const model = models.get(m.handle);
+      // Gone for new runs at once; the runs already going finish on the session first.
       models.delete(m.handle);
+      await Promise.allSettled(running.get(m.handle) ?? []);
       await model?.release();
       return { value: null };
     }

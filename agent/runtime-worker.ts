@@ -85,7 +85,9 @@ class InferenceThread {
   idleFor(ms: number): void {
     this.#idle ??= setTimeout(() => {
       this.#idle = null;
-      if (this.sessions !== 0 || this.#pending.size !== 0 || !this.#worker) return;
+      if (this.sessions !== 0 || !this.#worker) return;
+      // Calls still on their way (a release behind a long run): look again after another idle time.
+      if (this.#pending.size !== 0) { this.idleFor(ms); return; }
       // Forgotten before it has exited: a load that comes meanwhile starts a new thread rather than
       // posting to this one and failing with AGENT_ERR_RUNTIME_LOST when it exits.
       const ending = this.#worker;

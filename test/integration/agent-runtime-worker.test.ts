@@ -250,6 +250,21 @@ describe('inference thread runtime', () => {
     expect(rt.thread).toBeNull();
   });
 
+  it('Idle_thread_ends_after_calls_in_flight: a thread whose last session is released while a call is still running ends once that call is answered', async () => {
+    const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 27 }));
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
+    runtimes.push(rt);
+    const m = await rt.load(path, sha);
+    const first = rt.thread!;
+    const ended = new Promise((resolve) => first.once('exit', resolve));
+    // A run of 200,000 rows is still in the thread when the 1 ms idle time is over; the release queues behind it.
+    const running = m.run(feeds(200_000));
+    await m.release();
+    expect((await running).y.dims[0]).toBe(200_000);
+    expect(await Promise.race([ended.then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still running'))])).toBe('ended');
+    expect(rt.thread).toBeNull();
+  });
+
   it('release frees the session in the thread', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 14 }));
     const rt = await workerRuntime();
