@@ -9,11 +9,10 @@
  * The hub runs in its own, niced process (bench/agent-fleet.ts): it stands for a
  * server elsewhere, and its work must not be what the swap periods measure.
  */
-import { Agent as HttpAgent } from 'node:http';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet } from './agent-fleet.js';
-import { postPredict } from './http.js';
 import { nowMs, summarize, type BenchResult } from './lib.js';
 
 const CLIENTS = 4;
@@ -32,49 +31,37 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const gen = makeInputGenerator(7);
     const json = Array.from({ length: 64 }, () => JSON.stringify(gen(agent.status().active!.inputs)));
     const port = agent.address!.port;
-    const pool = new HttpAgent({ keepAlive: true, maxSockets: CLIENTS });
+    // The clients run on a thread of their own (bench/predict-clients-worker.ts): callers of a device's agent are
+    // other programs, and on the agent's loop their own work would wait behind the swap's and add to it.
+    const clients = new Worker(new URL('./predict-clients-worker.js', import.meta.url), { workerData: { port, bodies: json, clients: CLIENTS } });
+    const setPeriod = (period: 'swap' | 'steady' | null) => clients.postMessage({ period });
     // GC pauses stop every request in flight: counted per period so a ratio can be read against them.
     const gcs: { start: number; end: number }[] = [];
     const gcObserver = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration }); });
     gcObserver.observe({ entryTypes: ['gc'] });
     const periods: { swap: boolean; start: number; end: number }[] = [];
-    let running = true;
-    let sink: number[] | null = null;
-    let failed = 0;
-    const client = async (c: number) => {
-      for (let i = c; running; i++) {
-        // A request counts for the period it started in.
-        const into = sink;
-        const t = nowMs();
-        const status = await postPredict(pool, port, json[i % json.length]);
-        if (status !== 200) failed++;
-        into?.push(nowMs() - t);
-      }
-    };
-    const clients = Array.from({ length: CLIENTS }, (_, c) => client(c));
     // Warm-up; then swap blocks and steady blocks alternate, each steady block as long as the
     // swap before it, so both see the same background load (a shared 2-core machine is noisy).
     await new Promise((r) => setTimeout(r, 1000));
-    const during: number[] = [];
-    const steady: number[] = [];
     let swapMs = 0;
     for (let i = 0; i < SWAPS; i++) {
-      sink = during;
+      setPeriod('swap');
       const t = nowMs();
       const p0 = performance.now();
       await fleet.swapTo(i % 2 === 0 ? 2 : 1);
       const took = nowMs() - t;
       const p1 = performance.now();
       swapMs += took;
-      sink = steady;
+      setPeriod('steady');
       await new Promise((r) => setTimeout(r, Math.max(50, took)));
       periods.push({ swap: true, start: p0, end: p1 }, { swap: false, start: p1, end: performance.now() });
     }
-    sink = null;
+    setPeriod(null);
     gcObserver.disconnect();
-    running = false;
-    await Promise.all(clients);
-    pool.destroy();
+    const result = new Promise<{ swap: number[]; steady: number[]; failed: number }>((resolve, reject) => { clients.once('message', resolve); clients.once('error', reject); });
+    clients.postMessage({ stop: true });
+    const { swap: during, steady, failed } = await result;
+    await clients.terminate();
     if (failed) throw new Error(`${failed} predictions failed during the benchmark`);
     const d = summarize(during); const s = summarize(steady);
     const gcIn = (swap: boolean) => {
@@ -89,7 +76,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       baseline: { p50: s.p50, p99: s.p99, requests: s.n },
       ratios: [{ name: 'p99 swaps/steady', value: d.p99 / s.p99, goal: 1.25 }, { name: 'p50 swaps/steady', value: d.p50 / s.p50 }],
       notes: [
-        `${CLIENTS} keep-alive HTTP clients back to back; ${SWAPS} swaps (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(swapMs / 1000).toFixed(1)} s (after the first, the other version waits in the previous slot, so a swap is verify (the assignment; the manifest's verified result is remembered by its signed bytes) + load + smoke/golden + switch + commit); 0 failed requests`,
+        `${CLIENTS} keep-alive HTTP clients back to back, on a thread of their own (callers are other programs); ${SWAPS} swaps (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(swapMs / 1000).toFixed(1)} s (after the first, the other version waits in the previous slot, so a swap is verify (the assignment; the manifest's verified result is remembered by its signed bytes) + load + smoke/golden + switch + commit); 0 failed requests`,
         inferenceThread
           ? 'model MLP 17→64→2; sessions are created, smoke-tested, run and released on the agent\'s inference thread (inferenceThread: true, the default); signatures are checked on the threadpool'
           : 'model MLP 17→64→2; inferenceThread: false: each swap loads a new onnxruntime session on the same event loop the predictions use',
