@@ -26,10 +26,16 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-async function workerRuntime(): Promise<WorkerModelRuntime> {
-  const rt = await createWorkerRuntime({ intraOpNumThreads: 1 });
+async function workerRuntime(o: { idleThreadMs?: number } = {}): Promise<WorkerModelRuntime> {
+  const rt = await createWorkerRuntime({ intraOpNumThreads: 1, ...o });
   runtimes.push(rt);
   return rt;
+}
+
+/** 'ended' once the thread has exited, 'still running' after 20 s (a leaked call keeps a thread, and the process, alive). */
+function exitOf(thread: { once(event: 'exit', listener: () => void): unknown }): Promise<unknown> {
+  const ended = new Promise((resolve) => thread.once('exit', () => resolve('ended')));
+  return Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 20_000, 'still running'))]);
 }
 
 function modelFile(bytes: Uint8Array): { path: string; sha: string } {
@@ -146,8 +152,7 @@ describe('inference thread runtime', () => {
 
   it('a thread that holds no session ends after the idle time, and a later load starts it again', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 23 }));
-    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 20 });
-    runtimes.push(rt);
+    const rt = await workerRuntime({ idleThreadMs: 20 });
     const a = await rt.load(path, sha);
     const b = await rt.load(path, sha);
     expect(rt.sessionsPerThread).toEqual([1, 1]);
@@ -166,8 +171,7 @@ describe('inference thread runtime', () => {
 
   it('a load that arrives while an idle thread is ending starts a new thread instead of failing with AGENT_ERR_RUNTIME_LOST', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 24 }));
-    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
-    runtimes.push(rt);
+    const rt = await workerRuntime({ idleThreadMs: 1 });
     const first = rt.thread!;
     // The idle timer ends the first thread; a swap's load comes in right then, before the thread has exited.
     const terminate = first.terminate.bind(first);
@@ -236,32 +240,28 @@ describe('inference thread runtime', () => {
 
   it('a call whose message cannot be posted is refused at once and leaves nothing waiting (the idle thread still ends)', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 26 }));
-    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
-    runtimes.push(rt);
+    const rt = await workerRuntime({ idleThreadMs: 1 });
     const m = await rt.load(path, sha);
     // Not cloneable (a caller outside the validator's typing): postMessage throws DataCloneError.
     const bad = { ...feeds(1), x: { type: 'float32' as const, dims: [1, 4], data: [() => 0] as unknown as Float32Array } };
     await expect(m.run(bad)).rejects.toThrow();
-    const first = rt.thread!;
-    const ended = new Promise((resolve) => first.once('exit', resolve));
+    const ended = exitOf(rt.thread!);
     await m.release();
-    // Nothing left waiting on it: the idle thread ends (a leaked call would keep it, and the process, alive).
-    expect(await Promise.race([ended.then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still running'))])).toBe('ended');
+    // Nothing left waiting on it: the idle thread ends.
+    expect(await ended).toBe('ended');
     expect(rt.thread).toBeNull();
   });
 
   it('Idle_thread_ends_after_calls_in_flight: a thread whose last session is released while a call is still running ends once that call is answered', async () => {
     const { path, sha } = modelFile(buildMlp({ categorical: true, seed: 27 }));
-    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, idleThreadMs: 1 });
-    runtimes.push(rt);
+    const rt = await workerRuntime({ idleThreadMs: 1 });
     const m = await rt.load(path, sha);
-    const first = rt.thread!;
-    const ended = new Promise((resolve) => first.once('exit', resolve));
+    const ended = exitOf(rt.thread!);
     // A run of 200,000 rows is still in the thread when the 1 ms idle time is over; the release queues behind it.
     const running = m.run(feeds(200_000));
     await m.release();
     expect((await running).y.dims[0]).toBe(200_000);
-    expect(await Promise.race([ended.then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still running'))])).toBe('ended');
+    expect(await ended).toBe('ended');
     expect(rt.thread).toBeNull();
   });
 
