@@ -555,8 +555,7 @@ export class Installer {
     } catch (e) {
       // A full disk while the model is written is not a bad bundle: AGENT_ERR_DISK_SPACE (transient, the same
       // assignment resumes once there is room), where AGENT_ERR_DECOMPRESS would refuse the bundle here for good.
-      const errno = isFleetcastError(e) ? e.details.errno : (e as NodeJS.ErrnoException)?.code;
-      throw diskFull(Object.assign(new Error(message(e)), { code: errno })) ?? agentError('AGENT_ERR_DECOMPRESS', message(e), { cause: errorCode(e) });
+      throw diskFull(e) ?? agentError('AGENT_ERR_DECOMPRESS', message(e), { cause: errorCode(e) });
     }
     if (r.length !== m.payload.rawLength || r.sha256 !== m.payload.rawSha256) {
       throw agentError('AGENT_ERR_PAYLOAD_HASH', `decompressed model is ${r.length} bytes with sha256 ${r.sha256.slice(0, 12)}…, the manifest says ${m.payload.rawLength} bytes, ${m.payload.rawSha256.slice(0, 12)}…`);

@@ -10,6 +10,7 @@
  * agent code and its layout do not depend on which one it runs on.
  */
 import type { DecompressFeed } from '@fleetcast/bundles/decompress-feed.js';
+import { isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { agentError } from './errors.js';
 
 /** One open staging file: verified chunks written at their offsets, read back on resume. */
@@ -76,9 +77,12 @@ export function noSpaceError(what: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`ENOSPC: no space left on device, ${what}`), { code: 'ENOSPC', errno: -28, syscall: 'write' });
 }
 
-/** A no-space or over-quota failure as AGENT_ERR_DISK_SPACE; undefined for any other error. */
+/**
+ * A no-space or over-quota failure as AGENT_ERR_DISK_SPACE; undefined for any other error. The errno is the
+ * error's own, or the one a coded error carries in its details (bundles' BUNDLE_ERR_IO from a decompression).
+ */
 export function diskFull(e: unknown): Error | undefined {
-  const code = (e as NodeJS.ErrnoException)?.code;
+  const code = isFleetcastError(e) ? e.details.errno : (e as NodeJS.ErrnoException)?.code;
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
   const err = agentError('AGENT_ERR_DISK_SPACE', (e as Error).message, { cause: code });
   err.cause = e;
