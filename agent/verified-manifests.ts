@@ -16,27 +16,23 @@
 import type { VerifiedManifest } from '@fleetcast/bundles/verify.js';
 import type { Envelope } from '@fleetcast/protocol/envelope.js';
 import type { TrustedRoot } from '@fleetcast/signing/root.js';
+import { VerifiedByRoot } from './verified-by-root.js';
 
 export class VerifiedManifests {
-  readonly #byRoot = new WeakMap<TrustedRoot, Map<string, VerifiedManifest>>();
+  readonly #known: VerifiedByRoot<VerifiedManifest>;
 
   /** `max` bounds the manifests remembered per root (oldest dropped first); an agent swaps between two. */
-  constructor(private readonly max = 4) {}
+  constructor(max = 4) { this.#known = new VerifiedByRoot(max); }
 
   get(env: Envelope, root: TrustedRoot): VerifiedManifest | undefined {
     const key = keyOf(env);
-    return key === null ? undefined : this.#byRoot.get(root)?.get(key);
+    return key === null ? undefined : this.#known.get(root, key);
   }
 
   /** Remember a manifest that verified against `root`. */
   set(env: Envelope, root: TrustedRoot, verified: VerifiedManifest): void {
     const key = keyOf(env);
-    if (key === null) return;
-    let known = this.#byRoot.get(root);
-    if (!known) { known = new Map(); this.#byRoot.set(root, known); }
-    known.delete(key);
-    known.set(key, verified);
-    if (known.size > this.max) known.delete(known.keys().next().value!);
+    if (key !== null) this.#known.set(root, key, verified);
   }
 }
 

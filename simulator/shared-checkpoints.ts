@@ -17,20 +17,13 @@
  * (its consistency with the one it holds, the proof it asks for) stays its own.
  */
 import { verifyLogCheckpoint, type CheckpointVerifier } from '@fleetcast/agent/trust.js';
-import type { TrustedRoot } from '@fleetcast/signing/root.js';
+import { VerifiedByRoot } from '@fleetcast/agent/verified-by-root.js';
 
 /** `max` bounds the checkpoints remembered per root (oldest dropped first). */
 export function sharedCheckpointVerify(max = 64): CheckpointVerifier {
-  const byRoot = new WeakMap<TrustedRoot, Map<string, { size: number; rootHash: Buffer }>>();
-  return (text, root) => {
-    let known = byRoot.get(root);
-    if (!known) { known = new Map(); byRoot.set(root, known); }
-    const hit = known.get(text);
-    if (hit) return hit;
+  const known = new VerifiedByRoot<{ size: number; rootHash: Buffer }>(max);
+  return (text, root) => known.through(root, text, () => {
     const v = verifyLogCheckpoint(text, root);
-    const verified = { size: v.size, rootHash: v.rootHash };
-    known.set(text, verified);
-    if (known.size > max) known.delete(known.keys().next().value!);
-    return verified;
-  };
+    return { size: v.size, rootHash: v.rootHash };
+  });
 }

@@ -14,21 +14,11 @@
  * The agents then share one parsed manifest, not a copy each.
  */
 import type { ManifestVerifier } from '@fleetcast/agent/assignment-check.js';
+import { VerifiedByRoot } from '@fleetcast/agent/verified-by-root.js';
 import { verifyManifestEnvelope, type VerifiedManifest } from '@fleetcast/bundles/verify.js';
-import type { TrustedRoot } from '@fleetcast/signing/root.js';
 
 /** `max` bounds the manifests remembered per root (oldest dropped first). */
 export function sharedManifestVerify(max = 64): ManifestVerifier {
-  const byRoot = new WeakMap<TrustedRoot, Map<string, VerifiedManifest>>();
-  return (envelope, root) => {
-    let known = byRoot.get(root);
-    if (!known) { known = new Map(); byRoot.set(root, known); }
-    const key = JSON.stringify(envelope);
-    const hit = known.get(key);
-    if (hit) return hit;
-    const verified = verifyManifestEnvelope(envelope, root);
-    known.set(key, verified);
-    if (known.size > max) known.delete(known.keys().next().value!);
-    return verified;
-  };
+  const known = new VerifiedByRoot<VerifiedManifest>(max);
+  return (envelope, root) => known.through(root, JSON.stringify(envelope), () => verifyManifestEnvelope(envelope, root));
 }
