@@ -11,16 +11,20 @@
  * the customer's property: a device that is not meant to run it has no reason
  * to read it.
  */
-import type { Db, Stmt } from './db/db.js';
+import type { Db } from './db/db.js';
+import { statementCache } from './db/statement-cache.js';
 import type { HubStore } from './store.js';
 
 export class BundleGrants {
   private readonly db: Db;
   private readonly store: Pick<HubStore, 'getAssignment' | 'getDevice'>;
+  /** Statements asked for every chunk request, prepared once. */
+  private readonly stmt: ReturnType<typeof statementCache>;
 
   constructor(db: Db, store: Pick<HubStore, 'getAssignment' | 'getDevice'>) {
     this.db = db;
     this.store = store;
+    this.stmt = statementCache(db);
   }
 
   /** The hub is assigning `bundleId` to these devices (called before the assignments are stored). */
@@ -42,13 +46,6 @@ export class BundleGrants {
     })();
   }
 
-  /** Statements asked for every chunk request, prepared once. */
-  private readonly stmts = new Map<string, Stmt>();
-  private stmt(sql: string): Stmt {
-    let st = this.stmts.get(sql);
-    if (!st) { st = this.db.prepare(sql); this.stmts.set(sql, st); }
-    return st;
-  }
 
   mayFetch(deviceId: string, bundleId: string): boolean {
     const current = this.store.getAssignment(deviceId)?.bundleId;

@@ -5,6 +5,7 @@
  * HUB_ERR_STORE_UNAVAILABLE from a PostgreSQL store that cannot be reached).
  */
 import type { Db, Stmt } from '../db/db.js';
+import { statementCache } from '../db/statement-cache.js';
 import { hubError } from '../errors.js';
 import type { AfterCommit, ReportQueue } from './report-queue.js';
 import type { RowBatchSpec } from './row-batch.js';
@@ -16,14 +17,10 @@ export function storeError(what: string, e: unknown): Error {
 }
 
 export abstract class StoreTable {
-  private readonly stmtCache = new Map<string, Stmt>();
+  protected readonly stmt: (sql: string) => Stmt;
 
-  constructor(protected readonly db: Db, private readonly reports: ReportQueue) {}
-
-  protected stmt(sql: string): Stmt {
-    let st = this.stmtCache.get(sql);
-    if (!st) { st = this.db.prepare(sql); this.stmtCache.set(sql, st); }
-    return st;
+  constructor(protected readonly db: Db, private readonly reports: ReportQueue) {
+    this.stmt = statementCache(db);
   }
 
   protected queueReport(write: () => AfterCommit | void): void { this.reports.queue(write); }
