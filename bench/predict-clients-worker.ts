@@ -5,6 +5,8 @@
  * writing and reply parsing would wait behind whatever the agent does there
  * (and delay the agent's work in turn), so a swap would be counted twice.
  * Each request counts for the period it started in, as the main thread names it.
+ * Closed loop: at most `clients` requests are in flight, so this measures what the agent serves at
+ * saturation (agent-swap's capacity, and its informational saturated ratio).
  */
 import { Agent as HttpAgent } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -18,6 +20,8 @@ const times: Record<'swap' | 'steady', number[]> = { swap: [], steady: [] };
 let period: Period = null;
 let running = true;
 let failed = 0;
+/** Replies read so far in any period (agent-swap's capacity is read from it). */
+let completed = 0;
 
 async function client(c: number): Promise<void> {
   for (let i = c; running; i++) {
@@ -25,13 +29,15 @@ async function client(c: number): Promise<void> {
     const t = nowMs();
     const status = await postPredict(pool, port, bodies[i % bodies.length]!);
     if (status !== 200) failed++;
+    completed++;
     if (into) times[into].push(nowMs() - t);
   }
 }
 
 const all = Array.from({ length: clients }, (_, c) => client(c));
-parentPort!.on('message', (m: { period: Period } | { stop: true }) => {
+parentPort!.on('message', (m: { period: Period } | { count: true } | { stop: true }) => {
   if ('period' in m) { period = m.period; return; }
+  if ('count' in m) { parentPort!.postMessage({ completed, at: nowMs() }); return; }
   running = false;
   void Promise.all(all).then(() => {
     pool.destroy();
