@@ -293,7 +293,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       if (AgentMetrics) {
         this.#metrics = new AgentMetrics({
           model: () => { const m = this.#active.current?.info; return m ? { name: m.name, version: m.version, bundleId: m.bundleId } : null; },
-          phase: () => this.#snapshot().phase,
+          phase: () => this.#store?.state.install?.phase ?? 'idle',
           telemetry: () => this.#telemetry?.status() ?? null,
           connected: () => this.#client?.connected ?? false,
         });
@@ -505,6 +505,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const st = this.#store?.state;
     const errors = [st?.lastError ?? null, this.#installer?.lastRejection ?? null, this.#bootError].filter((x) => x !== null);
     const lastError = errors.sort((a, b) => b.at - a.at)[0] ?? null;
+    // Once: each call sorts the latency window (a report goes out on every phase change of a swap).
+    const health = this.#health.snapshot();
     return {
       // What the device really serves, which after a failed boot load may differ from the state file.
       active: ref(this.#active.current?.info),
@@ -514,7 +516,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
       progress: this.#installer?.progress ?? null,
       lastError,
       counter: st?.counter ?? 0,
-      ...(this.#health.snapshot() ? { health: this.#health.snapshot() } : {}),
+      ...(health ? { health } : {}),
     };
   }
 

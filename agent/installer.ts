@@ -112,6 +112,12 @@ export class Installer {
   #lastRejection: { code: string; at: number; bundleId?: string } | null = null;
   #probation: Probation | null = null;
   #probationSettled: Promise<void> = Promise.resolve();
+  /**
+   * Model files this installer checked against their signed raw sha256 in this run, by bundle id, with the
+   * file's version (storage.stat) as it was then: a swap back to a kept model whose file has not changed since
+   * does not read and hash it again on every swap. Only the kept models' entries stay (#cleanup).
+   */
+  readonly #verifiedFiles = new Map<string, string>();
 
   constructor(deps: InstallerDeps) { this.#d = deps; }
 
@@ -324,14 +330,15 @@ export class Installer {
       const entry = run.entry!;
       const installed = entry.info;
       const old = active.current;
-      const baseline = old ? this.#d.baselineP95?.(old.info.bundleId) ?? null : null;
+      // Probation needs a model to go back to: a first install commits at once.
+      const pr = this.#d.probation;
+      const probe = pr !== undefined && pr.ms > 0 && store.state.active !== null && store.state.active.bundleId !== installed.bundleId;
+      // The old model's recent p95 (a sort of its latency window) is read only for a probation that compares against it.
+      const baseline = probe && old ? this.#d.baselineP95?.(old.info.bundleId) ?? null : null;
       void active.swap(entry);
       run.swapped = true;
       // Crash suite: the new session serves, the persisted pointer still names the old model.
       await testPause('swapping:switched');
-      // Probation needs a model to go back to: a first install commits at once.
-      const pr = this.#d.probation;
-      const probe = pr !== undefined && pr.ms > 0 && store.state.active !== null && store.state.active.bundleId !== installed.bundleId;
       const until = this.#d.now() + (pr?.ms ?? 0);
       await store.update((s) => {
         if (s.active && s.active.bundleId !== installed.bundleId) s.previous = s.active;
@@ -570,6 +577,13 @@ export class Installer {
     await fs.syncFolder(partial);
     await fs.remove(dir);
     await fs.rename(partial, dir);
+    await this.#rememberVerified(run.a.bundleId);
+  }
+
+  /** The model file of `bundleId` was just checked against its signed raw sha256: remember its version (if the medium has one). */
+  async #rememberVerified(bundleId: string, version?: string): Promise<void> {
+    const v = version ?? (await this.#d.store.storage.stat(this.#d.store.modelFile(bundleId)))?.version;
+    if (v !== undefined) this.#verifiedFiles.set(bundleId, v);
   }
 
   /** The start row's decision: the bundle is active already, an unpacked model is reusable, or fetch. */
@@ -585,13 +599,19 @@ export class Installer {
     const st = await store.storage.stat(file);
     if (!st || st.size !== m.payload.rawLength) return false;
     if (!(await store.storage.stat(store.modelManifest(bundleId)))) return false;
-    return (await store.storage.hash(file)).sha256 === m.payload.rawSha256;
+    // Verified by this installer and unchanged since (same inode, size, modification and change times).
+    if (st.version !== undefined && this.#verifiedFiles.get(bundleId) === st.version) return true;
+    this.#verifiedFiles.delete(bundleId);
+    if ((await store.storage.hash(file)).sha256 !== m.payload.rawSha256) return false;
+    await this.#rememberVerified(bundleId, st.version);
+    return true;
   }
 
   /** Keep the active and previous models (for rollback); drop other models and stale staging. */
   async #cleanup(): Promise<void> {
     const { store } = this.#d;
     const keep = new Set([store.state.active?.bundleId, store.state.previous?.bundleId, this.#pending?.checked.assignment.bundleId].filter(Boolean));
+    for (const id of this.#verifiedFiles.keys()) if (!keep.has(id)) this.#verifiedFiles.delete(id);
     for (const sub of ['models', 'staging']) {
       const dir = join(store.dataDir, sub);
       for (const name of await store.storage.list(dir)) {

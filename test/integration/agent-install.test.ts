@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../agent/agent.js';
+import { diskStorage } from '../../agent/disk-storage.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { verifyChunk } from '../../bundles/verify.js';
@@ -144,6 +145,43 @@ describe('agent install', () => {
     expect(fx.hub.requestsFor(v1.bundleId).length).toBe(fetched);
     expect(saves() - before).toBe(3);
     expect(agent.status()).toMatchObject({ phase: 'committed', counter: 3, active: { bundleId: v1.bundleId }, previous: { bundleId: v2.bundleId } });
+  });
+
+  it('Swap_back_to_kept_model_does_not_rehash_a_file_it_verified: a file changed since is hashed, refused and fetched again', async () => {
+    // The kept model's file was checked against its signed raw sha256 by this agent when it unpacked it; a swap
+    // back to it need not read and hash it again on the serving loop as long as the file is the one it checked.
+    const hashed: string[] = [];
+    const storage = { ...diskStorage, hash: (path: string) => { hashed.push(path); return diskStorage.hash(path); } };
+    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 43 } }));
+    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 44 } }));
+    const agent = fx.newAgent('dev-swap-nohash', { probationMs: 0 }, { storage });
+    await agent.start();
+    await fx.hub.assign('dev-swap-nohash', v1, 1);
+    await waitInstalled(agent, v1.bundleId);
+    await fx.hub.assign('dev-swap-nohash', v2, 2);
+    await waitInstalled(agent, v2.bundleId);
+    await agent.idle();
+    const modelFile = (id: string) => join(agent.options.dataDir, 'models', id, 'model.onnx');
+    const fetchedV1 = fx.hub.requestsFor(v1.bundleId).length;
+    hashed.length = 0;
+    await fx.hub.assign('dev-swap-nohash', v1, 3);
+    await waitInstalled(agent, v1.bundleId);
+    await agent.idle();
+    expect(fx.hub.requestsFor(v1.bundleId).length).toBe(fetchedV1);
+    expect(hashed.filter((p) => p === modelFile(v1.bundleId))).toEqual([]);
+
+    // The kept v2 file changes on disk (same size, one byte flipped): it is hashed again, not reused, and fetched anew.
+    const bytes = readFileSync(modelFile(v2.bundleId));
+    bytes[bytes.length - 10] ^= 0x01;
+    writeFileSync(modelFile(v2.bundleId), bytes);
+    const fetchedV2 = fx.hub.requestsFor(v2.bundleId).length;
+    await fx.hub.assign('dev-swap-nohash', v2, 4);
+    await waitInstalled(agent, v2.bundleId);
+    await agent.idle();
+    expect(hashed.filter((p) => p === modelFile(v2.bundleId))).toHaveLength(1);
+    expect(fx.hub.requestsFor(v2.bundleId).length).toBeGreaterThan(fetchedV2);
+    expect(readFileSync(modelFile(v2.bundleId)).equals(v2.model)).toBe(true);
+    expect(agent.status()).toMatchObject({ phase: 'committed', counter: 4, active: { bundleId: v2.bundleId } });
   });
 
   it('installs a bundle whose golden cases hold on this device', async () => {
