@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAgent } from '../../agent/agent.js';
+import { createAgent, type AgentSeams } from '../../agent/agent.js';
 import { diskStorage } from '../../agent/disk-storage.js';
 import { createOrtRuntime, SessionCache } from '../../agent/runtime.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
@@ -26,6 +26,20 @@ const rows = (n: number, seed = 0) => ({
   x: Array.from({ length: n }, (_, i) => [0.1 * i + seed, -0.5 + i, 2 - 0.3 * i, seed]),
   category: Array.from({ length: n }, (_, i) => [(i + seed) % 5]),
 });
+
+/** An agent (no probation) that installed v1 then v2 (MLP seeds `seed`, `seed + 1`): v1 is kept as the previous slot. */
+async function twoInstalled(deviceId: string, seed: number, seams: AgentSeams = {}) {
+  const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed } }));
+  const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: seed + 1 } }));
+  const agent = fx.newAgent(deviceId, { probationMs: 0 }, seams);
+  await agent.start();
+  await fx.hub.assign(deviceId, v1, 1);
+  await waitInstalled(agent, v1.bundleId);
+  await fx.hub.assign(deviceId, v2, 2);
+  await waitInstalled(agent, v2.bundleId);
+  await agent.idle();
+  return { agent, v1, v2 };
+}
 
 describe('agent install', () => {
   it('installs an assigned bundle and predicts what onnxruntime-node computes directly', async () => {
@@ -127,15 +141,7 @@ describe('agent install', () => {
     // The previous model stays unpacked for rollback; a new assignment of it reuses the files. The
     // accept write records the phase the run starts in (staging), so staging needs no write of its
     // own: accept+staging, swapping, committed = 3 state writes (4 before: accept as fetching first).
-    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 41 } }));
-    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 42 } }));
-    const agent = fx.newAgent('dev-swap-back', { probationMs: 0 });
-    await agent.start();
-    await fx.hub.assign('dev-swap-back', v1, 1);
-    await waitInstalled(agent, v1.bundleId);
-    await fx.hub.assign('dev-swap-back', v2, 2);
-    await waitInstalled(agent, v2.bundleId);
-    await agent.idle();
+    const { agent, v1, v2 } = await twoInstalled('dev-swap-back', 41);
     const saves = () => JSON.parse(readFileSync(join(agent.options.dataDir, 'state.json'), 'utf8')).saves as number;
     const before = saves();
     const fetched = fx.hub.requestsFor(v1.bundleId).length;
@@ -152,15 +158,7 @@ describe('agent install', () => {
     // back to it need not read and hash it again on the serving loop as long as the file is the one it checked.
     const hashed: string[] = [];
     const storage = { ...diskStorage, hash: (path: string) => { hashed.push(path); return diskStorage.hash(path); } };
-    const v1 = fx.hub.add(await makeBundle(fx.keys, { version: 1, mlp: { seed: 43 } }));
-    const v2 = fx.hub.add(await makeBundle(fx.keys, { version: 2, mlp: { seed: 44 } }));
-    const agent = fx.newAgent('dev-swap-nohash', { probationMs: 0 }, { storage });
-    await agent.start();
-    await fx.hub.assign('dev-swap-nohash', v1, 1);
-    await waitInstalled(agent, v1.bundleId);
-    await fx.hub.assign('dev-swap-nohash', v2, 2);
-    await waitInstalled(agent, v2.bundleId);
-    await agent.idle();
+    const { agent, v1, v2 } = await twoInstalled('dev-swap-nohash', 43, { storage });
     const modelFile = (id: string) => join(agent.options.dataDir, 'models', id, 'model.onnx');
     const fetchedV1 = fx.hub.requestsFor(v1.bundleId).length;
     hashed.length = 0;
