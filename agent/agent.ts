@@ -339,6 +339,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     await this.#http?.close();
     await this.#client?.end().catch(() => {});
     await this.#trust?.close(); // no trust write into dataDir after stop (issue #6)
+    await this.#store?.close();
     await this.#active.close();
     // The inference thread this agent started (a runtime passed in belongs to its caller).
     if (!this.#seams.runtime) await this.#runtime?.close?.();

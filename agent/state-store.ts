@@ -16,6 +16,7 @@ import { PHASES } from '@fleetcast/protocol/messages.js';
 import { int, nullable, obj, optional, parse, record, sha256Hex, str, withDefault, type Infer } from '@fleetcast/protocol/schema.js';
 import { diskStorage } from './disk-storage.js';
 import { agentError } from './errors.js';
+import { KeptFolderSlot } from './kept-folder.js';
 import type { AgentStorage } from './storage.js';
 
 // Moved to disk-storage.ts with the rest of the disk's write discipline; still exported from here for their callers.
@@ -83,6 +84,8 @@ export class StateStore {
   readonly storage: AgentStorage;
   #state: AgentState;
   #chain: Promise<unknown> = Promise.resolve();
+  /** dataDir kept open for the folder sync of every state write. */
+  readonly #folder: KeptFolderSlot;
   /** Set when state.json was unreadable at open (it is moved aside, never deleted). */
   readonly corruptAside: string | null;
 
@@ -91,6 +94,7 @@ export class StateStore {
     this.storage = storage;
     this.#state = state;
     this.corruptAside = corruptAside;
+    this.#folder = new KeptFolderSlot(storage, dataDir);
   }
 
   static async open(dataDir: string, now: () => number = Date.now, storage: AgentStorage = diskStorage): Promise<StateStore> {
@@ -129,13 +133,19 @@ export class StateStore {
       const draft = structuredClone(this.#state);
       change(draft);
       draft.saves++;
-      await this.storage.writeAtomic(join(this.dataDir, 'state.json'), JSON.stringify(draft, null, 1));
+      await this.storage.writeAtomic(join(this.dataDir, 'state.json'), JSON.stringify(draft, null, 1), await this.#folder.get());
       this.#state = draft;
       return draft;
     };
     const p = this.#chain.then(run, run);
     this.#chain = p.catch(() => {});
     return p;
+  }
+
+  /** Wait for the writes under way and close the kept folder (the agent's stop); a later write syncs as before. */
+  async close(): Promise<void> {
+    await this.#chain;
+    await this.#folder.close();
   }
 
   modelDir(bundleId: string): string { return join(this.dataDir, 'models', bundleId); }

@@ -26,6 +26,13 @@ export interface StagingHandle {
   close(): Promise<void>;
 }
 
+/** A folder kept open, so that its entries are made durable without opening it for every write (disk: one descriptor). */
+export interface KeptFolder {
+  /** Make the folder's entries (renames, creations) durable. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface AgentStorage {
   readonly kind: 'disk' | 'memory';
   /** Create a private (0700) folder and its parents. */
@@ -34,8 +41,13 @@ export interface AgentStorage {
   read(path: string): Promise<Buffer | null>;
   /** A file's text, or null when it does not exist (any other failure throws). */
   readText(path: string): Promise<string | null>;
-  /** Replace a file so that readers and a power cut see the old or the new content, never a mix. */
-  writeAtomic(path: string, data: string | Uint8Array): Promise<void>;
+  /**
+   * Replace a file so that readers and a power cut see the old or the new content, never a mix.
+   * `folder`: the file's folder kept open (keepFolder), synced through it after the rename.
+   */
+  writeAtomic(path: string, data: string | Uint8Array, folder?: KeptFolder): Promise<void>;
+  /** Where the medium has folders to sync (disk): open `dir` once for the syncs of the atomic writes into it. */
+  keepFolder?(dir: string): Promise<KeptFolder>;
   /** Names in a folder ([] when it does not exist). */
   list(dir: string): Promise<string[]>;
   /** Remove a file or a folder with everything in it; absent is fine. */

@@ -37,6 +37,7 @@ import { signingError } from '@fleetcast/signing/errors.js';
 import { agentError } from './errors.js';
 import { nextTurn } from './next-turn.js';
 import { diskStorage } from './disk-storage.js';
+import { KeptFolderSlot } from './kept-folder.js';
 import type { AgentStorage } from './storage.js';
 
 interface HeldCheckpoint { size: number; rootHash: Buffer; text: string }
@@ -73,9 +74,12 @@ export class TrustState {
   readonly #fs: AgentStorage;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
+  /** trust/ kept open for the folder sync of each checkpoint write (one comes with every deploy). */
+  readonly #folder: KeptFolderSlot;
 
   private constructor(d: TrustDeps, root: TrustedRoot, cp: HeldCheckpoint | null) {
     this.#d = d; this.#root = root; this.#cp = cp; this.#dir = join(d.dataDir, 'trust'); this.#fs = d.storage ?? diskStorage;
+    this.#folder = new KeptFolderSlot(this.#fs, this.#dir);
   }
 
   /** The provisioned root, then every root this device took since, verified again as a chain. */
@@ -111,6 +115,7 @@ export class TrustState {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#queue;
+    await this.#folder.close();
   }
 
   #serial(fn: () => Promise<void>): Promise<void> {
@@ -193,7 +198,7 @@ export class TrustState {
   }
 
   async #take(c: HeldCheckpoint): Promise<void> {
-    await this.#fs.writeAtomic(join(this.#dir, 'checkpoint'), c.text);
+    await this.#fs.writeAtomic(join(this.#dir, 'checkpoint'), c.text, await this.#folder.get());
     this.#cp = c;
   }
 }
