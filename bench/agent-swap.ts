@@ -27,6 +27,7 @@
  * The hub runs in its own, niced process (bench/agent-fleet.ts): it stands for a
  * server elsewhere, and its work must not be what the swap periods measure.
  */
+import { readFileSync } from 'node:fs';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
@@ -47,11 +48,27 @@ const LOAD = Number(process.env.FLEETCAST_BENCH_SWAP_LOAD ?? '0.5');
 /** Sockets the open-loop clients may open: far above what a 50 % load keeps in flight even through a 30 ms stall. */
 const OPEN_SOCKETS = 256;
 
-interface Period { swap: boolean; start: number; end: number }
+/** `sched`: the agent's main thread over the period (Linux schedstat): ms on a core, ms runnable but waiting for one. */
+interface Period { swap: boolean; start: number; end: number; sched?: { runMs: number; waitMs: number } }
 /** A moment of a swap (nowMs clock): 'deploy' when the deploy is sent, then each phase the agent reports, 'installed'. */
 interface Mark { at: number; what: string }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * This thread's time on a core and time runnable but waiting for one, in ms (/proc/thread-self/schedstat), or null
+ * where there is none: whether a period's stalls are the agent's own work or its loop waiting for a core.
+ */
+function schedNow(): { runMs: number; waitMs: number } | null {
+  try {
+    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    return { runMs: run / 1e6, waitMs: wait / 1e6 };
+  } catch { return null; }
+}
+
+function schedDelta(a: { runMs: number; waitMs: number } | null, b: { runMs: number; waitMs: number } | null): Period['sched'] {
+  return a && b ? { runMs: b.runMs - a.runMs, waitMs: b.waitMs - a.waitMs } : undefined;
+}
 
 /**
  * SWAPS swaps, each followed by a steady period as long as it (at least 50 ms), so both see the same
@@ -63,14 +80,16 @@ async function swapSeries(fleet: AgentFleet, setPeriod: (p: 'swap' | 'steady' | 
   let swapMs = 0;
   for (let i = 0; i < SWAPS; i++) {
     setPeriod('swap');
+    const s0 = schedNow();
     const t = nowMs();
     marks.push({ at: t, what: 'deploy' });
     await fleet.swapTo(i % 2 === 0 ? 2 : 1);
     const t1 = nowMs();
+    const s1 = schedNow();
     swapMs += t1 - t;
     setPeriod('steady');
     await sleep(Math.max(50, t1 - t));
-    periods.push({ swap: true, start: t, end: t1 }, { swap: false, start: t1, end: nowMs() });
+    periods.push({ swap: true, start: t, end: t1, sched: schedDelta(s0, s1) }, { swap: false, start: t1, end: nowMs(), sched: schedDelta(s1, schedNow()) });
   }
   setPeriod(null);
   return { periods, swapMs };
@@ -94,6 +113,16 @@ function markAt(marks: Mark[], t: number): string {
     if (marks[m].at <= t) { found = marks[m].what; lo = m + 1; } else hi = m - 1;
   }
   return found;
+}
+
+/** The agent's main thread per second of each kind of period: ms on a core, ms waiting for a core. */
+function schedIn(periods: Period[], swap: boolean): string {
+  const ps = periods.filter((p) => p.swap === swap && p.sched);
+  if (ps.length === 0) return 'no schedstat';
+  const secs = ps.reduce((a, p) => a + p.end - p.start, 0) / 1000;
+  const run = ps.reduce((a, p) => a + p.sched!.runMs, 0) / secs;
+  const wait = ps.reduce((a, p) => a + p.sched!.waitMs, 0) / secs;
+  return `on a core ${run.toFixed(0)} ms/s, runnable but waiting for a core ${wait.toFixed(0)} ms/s`;
 }
 
 /** Stalls of the agent's loop over 2 ms and 5 ms per second of each kind of period, their total and the longest. */
@@ -171,20 +200,24 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     // Each request counts for the period its scheduled send time fell in.
     const lat = { swap: [] as number[], steady: [] as number[] };
     const lag = { swap: [] as number[], steady: [] as number[] };
+    const service = { swap: [] as number[], steady: [] as number[] };
     const slowCandidates: { due: number; ms: number }[] = [];
-    let connects = 0; let maxInFlight = 0;
+    let connects = 0; let maxInFlight = 0; let waited = 0;
     for (let i = 0; i < r.scheduled.length; i++) {
       const p = periodAt(ol.periods, r.scheduled[i]);
       if (!p) continue;
       const k = p.swap ? 'swap' : 'steady';
       lat[k].push(r.done[i] - r.scheduled[i]);
       lag[k].push(r.sent[i] - r.scheduled[i]);
+      service[k].push(r.done[i] - r.sent[i]);
       connects += r.connected[i]; maxInFlight = Math.max(maxInFlight, r.inFlightBefore[i] + 1);
+      if (r.inFlightBefore[i] >= OPEN_SOCKETS) waited++;
       if (p.swap) slowCandidates.push({ due: r.scheduled[i], ms: r.done[i] - r.scheduled[i] });
     }
     const d = summarize(lat.swap); const s = summarize(lat.steady);
     const sd = summarize(satSwap); const ss = summarize(satSteady);
     const lagP99 = (k: 'swap' | 'steady') => percentile([...lag[k]].sort((a, b) => a - b), 99);
+    const serviceP99 = (k: 'swap' | 'steady') => percentile([...service[k]].sort((a, b) => a - b), 99);
     // What the agent was doing when the swap-period requests slower than the steady p99 were due, against the
     // share of swap-period time each moment of a swap takes.
     const slow = slowCandidates.filter((x) => x.ms > s.p99);
@@ -209,11 +242,13 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       ratios: [
         { name: 'p99 swaps/steady', value: d.p99 / s.p99, goal: 1.25 },
         { name: 'p50 swaps/steady', value: d.p50 / s.p50 },
+        // From each request's actual send rather than its scheduled time: without the clients' own lateness.
+        { name: 'p99 from send swaps/steady (informational)', value: serviceP99('swap') / serviceP99('steady') },
         { name: 'saturated p99 swaps/steady (informational)', value: sd.p99 / ss.p99 },
         { name: 'saturated p50 swaps/steady (informational)', value: sd.p50 / ss.p50 },
       ],
       notes: [
-        `the goal is read open loop: capacity measured first (${CLIENTS} closed-loop clients, ${CAPACITY_MS / 1000} s): ${capacity.toFixed(0)} req/s; then requests scheduled at ${rate.toFixed(0)} req/s (${(LOAD * 100).toFixed(0)}%, FLEETCAST_BENCH_SWAP_LOAD) from a worker thread, latency from each request's scheduled send time (no coordinated omission); ${r.waitedForSocket} requests waited for a free socket (pool of ${OPEN_SOCKETS}); during the series ${connects} connections opened and at most ${maxInFlight} requests in flight (${r.connects} and ${r.maxInFlight} with the warm-up); clients' send lag p99 ${lagP99('swap').toFixed(2)} ms in swaps, ${lagP99('steady').toFixed(2)} ms steady (included in the latencies)`,
+        `the goal is read open loop: capacity measured first (${CLIENTS} closed-loop clients, ${CAPACITY_MS / 1000} s): ${capacity.toFixed(0)} req/s; then requests scheduled at ${rate.toFixed(0)} req/s (${(LOAD * 100).toFixed(0)}%, FLEETCAST_BENCH_SWAP_LOAD) from a worker thread, latency from each request's scheduled send time (no coordinated omission); during the series ${waited} requests waited for a free socket (pool of ${OPEN_SOCKETS}), ${connects} connections opened and at most ${maxInFlight} requests were in flight (${r.waitedForSocket}, ${r.connects} and ${r.maxInFlight} with the warm-up); clients' send lag p99 ${lagP99('swap').toFixed(2)} ms in swaps, ${lagP99('steady').toFixed(2)} ms steady (included in the latencies)`,
         `saturated (informational, no goal): ${CLIENTS} keep-alive clients back to back measure the agent's share of 2 busy cores, where the hub's deploy, the broker and libuv's pool threads during a swap take CPU from the agent; reported so nothing is hidden`,
         `${SWAPS} swaps per series (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(ol.swapMs / 1000).toFixed(1)} s open loop, ${(sat.swapMs / 1000).toFixed(1)} s saturated (after the first, the other version waits in the previous slot, so a swap is verify (the assignment; the manifest's verified result is remembered by its signed bytes) + load + smoke/golden + switch + commit); 0 failed requests`,
         inferenceThread
@@ -222,6 +257,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
         `open loop: p99 of the swap periods is their ${Math.ceil(d.n / 100)}th-slowest request; ${slow.length} of ${d.n} (${((100 * slow.length) / d.n).toFixed(2)}%) were slower than the steady p99 (1% if swaps changed nothing); slowest ${slowest}`,
         `open loop, what the agent was doing when those slow requests were due: ${whatRan}`,
         `stalls of the agent's loop (1 ms timer probe), open loop: swaps ${stallsIn(openStalls, ol.periods, true)}; steady ${stallsIn(openStalls, ol.periods, false)}`,
+        `the agent's main thread (schedstat), open loop: swaps ${schedIn(ol.periods, true)}; steady ${schedIn(ol.periods, false)}. Saturated: swaps ${schedIn(sat.periods, true)}; steady ${schedIn(sat.periods, false)}`,
         `stalls of the agent's loop, saturated: swaps ${stallsIn(closedStalls, sat.periods, true)}; steady ${stallsIn(closedStalls, sat.periods, false)}`,
         `GC open loop: swaps ${gcIn(ol.periods, true)}, steady ${gcIn(ol.periods, false)}; saturated: swaps ${gcIn(sat.periods, true)}, steady ${gcIn(sat.periods, false)}`,
       ],
