@@ -387,6 +387,7 @@ export class Installer {
     // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
     const st = store.state;
     if (st.active?.bundleId !== a.bundleId && st.previous?.bundleId !== a.bundleId) {
+      this.#verifiedFiles.delete(a.bundleId);
       await store.storage.remove(store.modelDir(a.bundleId)).catch(() => {});
     }
     reporter.report();
@@ -453,7 +454,10 @@ export class Installer {
     reporter.event(back ? 'rolled-back' : 'stage-failed', { code: v.code, bundleId: m.bundleId, counter, detail });
     this.#d.onRejected({ code: v.code, message: detail, phase: 'probation', bundleId: m.bundleId, counter });
     await testPause('rolled-back');
-    if (back) await store.storage.remove(store.modelDir(m.bundleId)).catch(() => {});
+    if (back) {
+      this.#verifiedFiles.delete(m.bundleId);
+      await store.storage.remove(store.modelDir(m.bundleId)).catch(() => {});
+    }
   }
 
   async #fetchPayload(run: Run): Promise<FetchedPayload> {
