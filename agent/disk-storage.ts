@@ -182,9 +182,8 @@ export const diskStorage: AgentStorage = {
     await fsyncDir(dirname(to));
   },
   async stat(path) {
-    const s = await stat(path, { bigint: true }).catch(() => null);
-    // The change time cannot be set from user space and moves on every write, chmod or rename of the inode.
-    return s ? { size: Number(s.size), mtimeMs: Number(s.mtimeMs), version: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` } : null;
+    const s = await stat(path).catch(() => null);
+    return s ? { size: s.size, mtimeMs: s.mtimeMs } : null;
   },
   openStaging: openDiskStaging,
   decompress: (payload, dst, opts) => decompressFile(payload, dst, opts),

@@ -112,12 +112,6 @@ export class Installer {
   #lastRejection: { code: string; at: number; bundleId?: string } | null = null;
   #probation: Probation | null = null;
   #probationSettled: Promise<void> = Promise.resolve();
-  /**
-   * Model files this installer checked against their signed raw sha256 in this run, by bundle id, with the
-   * file's version (storage.stat) as it was then: a swap back to a kept model whose file has not changed since
-   * does not read and hash it again on every swap. Only the kept models' entries stay (#cleanup).
-   */
-  readonly #verifiedFiles = new Map<string, string>();
 
   constructor(deps: InstallerDeps) { this.#d = deps; }
 
@@ -387,7 +381,6 @@ export class Installer {
     // A model that failed its checks leaves nothing behind (unless it is one we keep for rollback).
     const st = store.state;
     if (st.active?.bundleId !== a.bundleId && st.previous?.bundleId !== a.bundleId) {
-      this.#verifiedFiles.delete(a.bundleId);
       await store.storage.remove(store.modelDir(a.bundleId)).catch(() => {});
     }
     reporter.report();
@@ -454,10 +447,7 @@ export class Installer {
     reporter.event(back ? 'rolled-back' : 'stage-failed', { code: v.code, bundleId: m.bundleId, counter, detail });
     this.#d.onRejected({ code: v.code, message: detail, phase: 'probation', bundleId: m.bundleId, counter });
     await testPause('rolled-back');
-    if (back) {
-      this.#verifiedFiles.delete(m.bundleId);
-      await store.storage.remove(store.modelDir(m.bundleId)).catch(() => {});
-    }
+    if (back) await store.storage.remove(store.modelDir(m.bundleId)).catch(() => {});
   }
 
   async #fetchPayload(run: Run): Promise<FetchedPayload> {
@@ -581,13 +571,6 @@ export class Installer {
     await fs.syncFolder(partial);
     await fs.remove(dir);
     await fs.rename(partial, dir);
-    await this.#rememberVerified(run.a.bundleId);
-  }
-
-  /** The model file of `bundleId` was just checked against its signed raw sha256: remember its version (if the medium has one). */
-  async #rememberVerified(bundleId: string, version?: string): Promise<void> {
-    const v = version ?? (await this.#d.store.storage.stat(this.#d.store.modelFile(bundleId)))?.version;
-    if (v !== undefined) this.#verifiedFiles.set(bundleId, v);
   }
 
   /** The start row's decision: the bundle is active already, an unpacked model is reusable, or fetch. */
@@ -603,19 +586,16 @@ export class Installer {
     const st = await store.storage.stat(file);
     if (!st || st.size !== m.payload.rawLength) return false;
     if (!(await store.storage.stat(store.modelManifest(bundleId)))) return false;
-    // Verified by this installer and unchanged since (same inode, size, modification and change times).
-    if (st.version !== undefined && this.#verifiedFiles.get(bundleId) === st.version) return true;
-    this.#verifiedFiles.delete(bundleId);
-    if ((await store.storage.hash(file)).sha256 !== m.payload.rawSha256) return false;
-    await this.#rememberVerified(bundleId, st.version);
-    return true;
+    // Hashed on every reuse, even of a file this agent checked itself: no stat tells that the bytes are still those.
+    // A write through a shared mapping to a page already dirty moves neither mtime nor ctime, and coarse timestamps
+    // (1-2 s on some filesystems, a clock tick on older kernels) hide a same-size rewrite within one tick.
+    return (await store.storage.hash(file)).sha256 === m.payload.rawSha256;
   }
 
   /** Keep the active and previous models (for rollback); drop other models and stale staging. */
   async #cleanup(): Promise<void> {
     const { store } = this.#d;
     const keep = new Set([store.state.active?.bundleId, store.state.previous?.bundleId, this.#pending?.checked.assignment.bundleId].filter(Boolean));
-    for (const id of this.#verifiedFiles.keys()) if (!keep.has(id)) this.#verifiedFiles.delete(id);
     for (const sub of ['models', 'staging']) {
       const dir = join(store.dataDir, sub);
       for (const name of await store.storage.list(dir)) {

@@ -54,12 +54,7 @@ export interface AgentStorage {
   remove(path: string): Promise<void>;
   /** Rename a file or folder, durably (the parent folder is synced). */
   rename(from: string, to: string): Promise<void>;
-  /**
-   * `version`, where the medium can tell one (disk: device, inode, size, and modification and change times
-   * in ns), changes whenever the file's bytes may have: the installer skips re-hashing a kept model file
-   * whose version is the one it verified itself in this run. Without it, every check hashes again.
-   */
-  stat(path: string): Promise<{ size: number; mtimeMs: number; version?: string } | null>;
+  stat(path: string): Promise<{ size: number; mtimeMs: number } | null>;
   /** Open (or create) a staging file without truncating what an earlier run staged, and set its length. */
   openStaging(path: string, length: number): Promise<StagingHandle>;
   /**
