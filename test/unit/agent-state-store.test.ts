@@ -8,6 +8,14 @@ import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 afterAll(cleanupTempDirs);
 const ID = 'a'.repeat(64);
 
+/** How many fsyncs of the folder `dir` itself the disk storage made while `fn` ran. */
+async function countFolderSyncs(dir: string, fn: () => Promise<void>): Promise<number> {
+  let n = 0;
+  observeSyncs((kind, path) => { if (kind === 'dir' && path === dir) n++; });
+  try { await fn(); } finally { observeSyncs(null); }
+  return n;
+}
+
 describe('agent state store', () => {
   it('persists updates atomically and reads them back after a reopen', async () => {
     const dir = tempDir('fleetcast-agent-state-');
@@ -55,6 +63,25 @@ describe('agent state store', () => {
     } finally {
       observeSyncs(null);
     }
+  });
+
+  it('State_writes_racing_close_each_sync_their_folder_and_leave_no_handle', async () => {
+    // The agent's stop closes the store while writes may be queued: every write, whether it ran before the close
+    // (through the kept handle) or after it (opening the folder for its own sync), syncs dataDir after its rename,
+    // and none syncs through a handle already closed (an EBADF there would be swallowed and the rename not durable).
+    const dir = tempDir('fleetcast-agent-state-');
+    const syncs = await countFolderSyncs(dir, async () => {
+      const s = await StateStore.open(dir);
+      await s.update((d) => { d.counter = 1; }); // the folder is kept open from here
+      const before = [2, 3].map((n) => s.update((d) => { d.counter = n; }));
+      await new Promise((r) => setImmediate(r)); // the first of them under way, holding the kept handle
+      const closing = s.close();
+      const after = [4, 5].map((n) => s.update((d) => { d.counter = n; }));
+      await Promise.all([...before, closing, ...after]);
+    });
+    expect(syncs).toBe(5);
+    expect(readdirSync('/proc/self/fd').filter((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`) === dir; } catch { return false; } })).toEqual([]);
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).counter).toBe(5);
   });
 
   it('a failed update leaves the previous state in memory and on disk', async () => {
