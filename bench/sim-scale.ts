@@ -119,6 +119,18 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]).finally(() => clearTimeout(timer));
 }
 
+/** Bytes this process read and wrote through system calls so far (/proc/self/io; sockets included): what each side actually moved. */
+function ioBytes(): { read: number; written: number } {
+  try {
+    const t = readFileSync('/proc/self/io', 'utf8');
+    const f = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? Number.NaN);
+    return { read: f('rchar'), written: f('wchar') };
+  } catch { return { read: Number.NaN, written: Number.NaN }; }
+}
+
+const ioNote = (what: string, a: { read: number; written: number }, b: { read: number; written: number }, n: number) =>
+  `${what}: this process read ${fmt((b.read - a.read) / 1e6, 0)} MB (${fmt((b.read - a.read) / n / 1e3, 0)} KB per device) and wrote ${fmt((b.written - a.written) / 1e6, 1)} MB (${fmt((b.written - a.written) / n, 0)} B per device)`;
+
 const TCP_STATES: Record<string, string> = { '01': 'established', '06': 'time-wait', '08': 'close-wait', '04': 'fin-wait1', '05': 'fin-wait2', '09': 'last-ack' };
 
 /**
@@ -157,7 +169,7 @@ async function stopWithin(f: Fleet, ms: number): Promise<string> {
   }
 }
 
-interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
+interface PlainFigures { connectMs: number; downloadMs: number; memory: Row; io: string }
 
 /** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
 export async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
@@ -209,11 +221,13 @@ export async function plainDownload(payloadFile: string, bytes: number, chunkSiz
     }
     const connectMs = nowMs() - t0;
     const memory = row('raw MQTT subscribers', n, connectMs, base, await settle(gc));
+    const io0 = ioBytes();
     const t1 = nowMs();
     process.stderr.write(`sim-scale plain [${fmt(process.uptime(), 1)} s]: publishing\n`);
     worker.stdin!.write(`publish ${payloadFile} ${chunkSize} ${INFLIGHT}\n`);
     await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
-    return { connectMs, downloadMs: nowMs() - t1, memory };
+    const downloadMs = nowMs() - t1;
+    return { connectMs, downloadMs, memory, io: ioNote('plain download', io0, ioBytes(), n) };
   } finally {
     clearInterval(progress);
     await Promise.all(subs.map((s) => s.endAsync().catch(() => {})));
@@ -266,6 +280,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   let installNote = '';
   let transferNote = '';
   let stopNote = '';
+  let installIo = '';
   try {
     hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn', '--broker-drain-timeout-ms', String(DRAIN_TIMEOUT_MS), '--chunk-expect-wait-ms', String(EXPECT_WAIT_MS), '--chunk-expect-max-wait-ms', String(EXPECT_MAX_WAIT_MS)], { ...process.env });
     const h = hub;
@@ -304,6 +319,7 @@ export async function benchSimScale(): Promise<BenchResult> {
     });
     const pub = await fetch(`${h.httpUrl}/v1/bundles`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: readFileSync(bundle.path) });
     if (!pub.ok) throw new Error(`publishing the bundle: ${pub.status} ${await pub.text()}`);
+    const io0 = ioBytes();
     t1 = nowMs();
     log('deploying');
     const dep = await fetch(`${h.httpUrl}/v1/deployments`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'scale', version: 1, all: true }) });
@@ -325,6 +341,7 @@ export async function benchSimScale(): Promise<BenchResult> {
     try {
       await f.waitForVersion('scale', 1, INSTALL_BOUND_MS);
       installMs = nowMs() - t1;
+      installIo = ioNote('install', io0, ioBytes(), n);
       log(`${n} devices serve the bundle ${fmt(installMs, 0)} ms after the deploy`);
       transferNote = `hub chunk server: ${JSON.stringify((await hubHealth()).transfer ?? {})} (each flush publishes to every device subscribed at the time)`;
     } catch {
@@ -368,6 +385,8 @@ export async function benchSimScale(): Promise<BenchResult> {
       ...(installNote ? [installNote] : []),
       ...(transferNote ? [transferNote] : []),
       ...(stopNote ? [stopNote] : []),
+      ...(installIo ? [installIo] : []),
+      plain.io,
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
       `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs ${CHUNK_TIMEOUT_MS} and minTransferBytesPerSec 0 (one CPU serves every device)`,
