@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { agentError } from './errors.js';
+import { framedTcpStream } from './framed-stream.js';
 import { backoffDelay, type BackoffSchedule, type FailureKind } from './reconnect-backoff.js';
 
 export interface BrokerFailure {
@@ -72,7 +73,10 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
   const now = o.now ?? Date.now;
   const reconnect: BackoffSchedule = { firstMs: o.reconnectPeriodMs, maxMs: Math.max(o.reconnectPeriodMs, o.reconnectMaxMs ?? 60_000) };
   const loginRetry: BackoffSchedule = o.loginRetry ?? { firstMs: 30_000, maxMs: 900_000 };
+  const framed = /^(mqtt|tcp):\/\//.test(o.url) && o.caPath === undefined;
   const client = mqtt.connect(o.url, {
+    // Over plain TCP the agent gives mqtt.js whole packets (framed-stream.ts); it connects once that stream is set.
+    manualConnect: framed,
     clientId: o.clientId,
     // Clean session: the retained assign message is re-delivered on every subscribe,
     // which is how an interrupted install resumes ([MQTT-3.3.1-6]).
@@ -90,6 +94,12 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     ...(o.passwordFile !== undefined ? { password: readPassword(o.passwordFile) } : o.password !== undefined ? { password: o.password } : {}),
     ...(o.caPath !== undefined ? { ca: readCa(o.caPath) } : {}),
   });
+  if (framed) {
+    const { hostname, host, port } = client.options as { hostname?: string; host?: string; port?: number };
+    // mqtt.js calls its stream builder at every (re)connection; it declares it private but reads it from the instance.
+    (client as unknown as { streamBuilder: () => unknown }).streamBuilder = () => framedTcpStream(hostname ?? host ?? 'localhost', port ?? 1883);
+    client.connect();
+  }
   let failure: BrokerFailure | null = null;
   let failures = 0;
   let reported: string | null = null;

@@ -25,10 +25,11 @@
  *
  * Loopback only; every wait is bounded; the hub and the broker process are
  * stopped at the end whatever happened. FLEETCAST_SIM_SCALE_STEPS=100,500
- * runs smaller steps (the last one installs).
+ * runs smaller steps (the last one installs). FLEETCAST_SIM_SCALE_PLAIN_BESIDE_FLEET=1 also runs the plain
+ * download once more while the installed fleet is still in the process (a note: what the shared heap alone costs).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +120,50 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })]).finally(() => clearTimeout(timer));
 }
 
+/** Bytes this process read and wrote through system calls so far (/proc/self/io; sockets included): what each side actually moved. */
+interface Io { read: number; written: number; writeCalls: number }
+function ioBytes(): Io {
+  try {
+    const t = readFileSync('/proc/self/io', 'utf8');
+    const f = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? Number.NaN);
+    return { read: f('rchar'), written: f('wchar'), writeCalls: f('syscw') };
+  } catch { return { read: Number.NaN, written: Number.NaN, writeCalls: Number.NaN }; }
+}
+
+/** Write calls are about one per MQTT packet sent (each is written on its own; no Nagle on the agents' sockets). */
+const ioNote = (what: string, a: Io, b: Io, n: number) =>
+  `${what}: this process read ${fmt((b.read - a.read) / 1e6, 0)} MB (${fmt((b.read - a.read) / n / 1e3, 0)} KB per device) and wrote ${fmt((b.written - a.written) / 1e6, 1)} MB (${fmt((b.written - a.written) / n, 0)} B per device) in ${fmt((b.writeCalls - a.writeCalls) / n, 1)} write calls per device`;
+
+/** CPU seconds (user + system) a process has used so far: this one, or a child by pid (/proc/PID/stat). */
+function cpuSeconds(pid?: number): number {
+  if (pid === undefined) { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return Number.NaN; }
+}
+
+/** CPU seconds of this process so far: its main thread (the event loop) and the others together (V8's GC and compiler helpers, libuv's pool, onnxruntime's). */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const name = Number(tid) === process.pid ? 'main thread' : 'other threads';
+        const f = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+        out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+      } catch { /* the thread ended meanwhile */ }
+    }
+  } catch { /* no /proc */ }
+  return out;
+}
+
+/** Where this process's CPU went between two threadCpu() readings (threads that ended in between are missed). */
+function threadNote(a: Map<string, number>, b: Map<string, number>): string {
+  return [...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, v]) => v >= 0.05).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${fmt(v, 1)} s`).join(', ');
+}
+
 const TCP_STATES: Record<string, string> = { '01': 'established', '06': 'time-wait', '08': 'close-wait', '04': 'fin-wait1', '05': 'fin-wait2', '09': 'last-ack' };
 
 /**
@@ -157,7 +202,7 @@ async function stopWithin(f: Fleet, ms: number): Promise<string> {
   }
 }
 
-interface PlainFigures { connectMs: number; downloadMs: number; memory: Row }
+interface PlainFigures { connectMs: number; downloadMs: number; memory: Row; io: string; cpu: string }
 
 /** The baseline: N raw subscribers of a plain publisher through an embedded broker in its own process. */
 export async function plainDownload(payloadFile: string, bytes: number, chunkSize: number, n: number, gc: () => void): Promise<PlainFigures> {
@@ -209,11 +254,15 @@ export async function plainDownload(payloadFile: string, bytes: number, chunkSiz
     }
     const connectMs = nowMs() - t0;
     const memory = row('raw MQTT subscribers', n, connectMs, base, await settle(gc));
+    const io0 = ioBytes();
+    const cpu0 = { subs: cpuSeconds(), broker: cpuSeconds(worker.pid), threads: threadCpu() };
     const t1 = nowMs();
     process.stderr.write(`sim-scale plain [${fmt(process.uptime(), 1)} s]: publishing\n`);
     worker.stdin!.write(`publish ${payloadFile} ${chunkSize} ${INFLIGHT}\n`);
     await within(BOUND_MS, `the plain download to ${n} subscribers`, all);
-    return { connectMs, downloadMs: nowMs() - t1, memory };
+    const downloadMs = nowMs() - t1;
+    const cpu = `plain download CPU: subscribers' process ${fmt(cpuSeconds() - cpu0.subs, 1)} s, broker's ${fmt(cpuSeconds(worker.pid) - cpu0.broker, 1)} s in ${fmt(downloadMs / 1000, 1)} s; subscribers' threads: ${threadNote(cpu0.threads, threadCpu())}`;
+    return { connectMs, downloadMs, memory, io: ioNote('plain download', io0, ioBytes(), n), cpu };
   } finally {
     clearInterval(progress);
     await Promise.all(subs.map((s) => s.endAsync().catch(() => {})));
@@ -266,6 +315,9 @@ export async function benchSimScale(): Promise<BenchResult> {
   let installNote = '';
   let transferNote = '';
   let stopNote = '';
+  let installIo = '';
+  let besideNote = '';
+  let installCpu = '';
   try {
     hub = await startHubProc(cli, ['--data', dataDir, '--keys', keysDir, '--host', '127.0.0.1', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--log-level', 'warn', '--broker-drain-timeout-ms', String(DRAIN_TIMEOUT_MS), '--chunk-expect-wait-ms', String(EXPECT_WAIT_MS), '--chunk-expect-max-wait-ms', String(EXPECT_MAX_WAIT_MS)], { ...process.env });
     const h = hub;
@@ -304,6 +356,8 @@ export async function benchSimScale(): Promise<BenchResult> {
     });
     const pub = await fetch(`${h.httpUrl}/v1/bundles`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: readFileSync(bundle.path) });
     if (!pub.ok) throw new Error(`publishing the bundle: ${pub.status} ${await pub.text()}`);
+    const io0 = ioBytes();
+    const cpu0 = { fleet: cpuSeconds(), hub: cpuSeconds(h.proc.pid), threads: threadCpu() };
     t1 = nowMs();
     log('deploying');
     const dep = await fetch(`${h.httpUrl}/v1/deployments`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'scale', version: 1, all: true }) });
@@ -325,6 +379,8 @@ export async function benchSimScale(): Promise<BenchResult> {
     try {
       await f.waitForVersion('scale', 1, INSTALL_BOUND_MS);
       installMs = nowMs() - t1;
+      installIo = ioNote('install', io0, ioBytes(), n);
+      installCpu = `install CPU: fleet's process ${fmt(cpuSeconds() - cpu0.fleet, 1)} s, hub's ${fmt(cpuSeconds(h.proc.pid) - cpu0.hub, 1)} s in ${fmt(installMs / 1000, 1)} s; fleet's threads: ${threadNote(cpu0.threads, threadCpu())}`;
       log(`${n} devices serve the bundle ${fmt(installMs, 0)} ms after the deploy`);
       transferNote = `hub chunk server: ${JSON.stringify((await hubHealth()).transfer ?? {})} (each flush publishes to every device subscribed at the time)`;
     } catch {
@@ -338,6 +394,14 @@ export async function benchSimScale(): Promise<BenchResult> {
       clearInterval(probeLog);
     }
     rows.push(row(`${n} installed`, n, connectTotal, base, await settle(gc)));
+    if (process.env.FLEETCAST_SIM_SCALE_PLAIN_BESIDE_FLEET) {
+      // The same raw download while the fleet's devices are still in this process (connected, idle): how much of the
+      // install's extra time one shared heap costs by itself (each collection marks every device's objects).
+      const heapMb = mb(process.memoryUsage().heapUsed);
+      const beside = await plainDownload(payloadFile, payload.length, chunkSize, n, gc);
+      besideNote = `plain download beside the fleet (its ${n} devices still in this process, heap ${fmt(heapMb, 0)} MB): ${fmt(beside.downloadMs, 0)} ms`;
+      log(besideNote);
+    }
   } finally {
     if (fleet) { stopNote = await stopWithin(fleet, STOP_BOUND_MS); log(stopNote); }
     if (hub) await stopHubProc(hub);
@@ -368,6 +432,11 @@ export async function benchSimScale(): Promise<BenchResult> {
       ...(installNote ? [installNote] : []),
       ...(transferNote ? [transferNote] : []),
       ...(stopNote ? [stopNote] : []),
+      ...(installIo ? [installIo] : []),
+      ...(besideNote ? [besideNote] : []),
+      ...(installCpu ? [installCpu] : []),
+      plain.io,
+      plain.cpu,
       `agents entering each phase, ms after the deploy (first/median/last): ${Object.keys(phaseAt).length ? phaseSpread(phaseAt) : 'none'}`,
       `memory: process.memoryUsage() after 3 GCs (gc() enabled at run time), minus the base read before the first device started; ext = external (Buffers, native)`,
       `ours: the compiled hub in its own process (authentication on, ${n} enrolled credentials, embedded aedes), the fleet in this one on in-memory storage; chunkTimeoutMs ${CHUNK_TIMEOUT_MS} and minTransferBytesPerSec 0 (one CPU serves every device)`,

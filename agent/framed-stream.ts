@@ -1,0 +1,54 @@
+/**
+ * The agent's MQTT connection over plain TCP, read without a buffer per read:
+ * the socket reads into one process-wide buffer (net's `onread`), whose bytes
+ * are copied into whole packets (mqtt-framer.ts) before the callback returns,
+ * and mqtt.js reads those packets from this stream. Writes go to the socket,
+ * each packet's pieces in one write (mqtt.js corks them). TLS connections keep
+ * mqtt.js's own stream.
+ */
+import net from 'node:net';
+import { Duplex } from 'node:stream';
+import { MqttFramer } from './mqtt-framer.js';
+
+/** Shared by every connection of the process: each read is copied out before the next can happen. */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+export type FramedStream = Duplex & { setNoDelay(on: boolean): void };
+
+export function framedTcpStream(host: string, port: number): FramedStream {
+  const framer = new MqttFramer();
+  let stream: FramedStream | null = null;
+  const socket = net.connect({
+    host, port,
+    onread: {
+      buffer: READ_BUFFER,
+      // false pauses the socket until mqtt.js has read what was pushed (read() below resumes it).
+      callback: (n, buf) => {
+        let more = true;
+        framer.push(buf.subarray(0, n), (p) => { more = stream!.push(p); });
+        return more;
+      },
+    },
+  });
+  const s = new Duplex({
+    // In onread mode resume() restarts a socket whose callback asked it to stop.
+    read() { socket.resume(); },
+    write(chunk: Buffer, _enc, cb) { socket.write(chunk, cb); },
+    writev(chunks, cb) {
+      socket.cork();
+      chunks.forEach(({ chunk }, i) => { socket.write(chunk as Buffer, i === chunks.length - 1 ? cb : undefined); });
+      socket.uncork();
+    },
+    final(cb) { socket.end(cb); },
+    destroy(err, cb) { socket.destroy(err ?? undefined); cb(err); },
+  }) as FramedStream;
+  stream = s;
+  s.setNoDelay = (on) => { socket.setNoDelay(on); };
+  // Flowing, so that the end of the stream is seen ('end'); the bytes themselves only go to the callback.
+  socket.resume();
+  socket.on('connect', () => s.emit('connect'));
+  socket.on('end', () => s.push(null));
+  socket.on('error', (e) => s.destroy(e));
+  socket.on('close', () => { if (!s.destroyed) s.destroy(); });
+  return s;
+}
