@@ -25,7 +25,9 @@ export function framedTcpStream(host: string, port: number): FramedStream {
       // false pauses the socket until mqtt.js has read what was pushed (read() below resumes it).
       callback: (n, buf) => {
         let more = true;
-        framer.push(buf.subarray(0, n), (p) => { more = stream!.push(p); });
+        const bad = framer.push(buf.subarray(0, n), (p) => { more = stream!.push(p); });
+        // A malformed or oversized packet: the connection is dropped with the framer's coded error (mqtt.js reports it).
+        if (bad) { stream!.destroy(bad); return false; }
         return more;
       },
     },
