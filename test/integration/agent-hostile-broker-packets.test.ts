@@ -26,22 +26,27 @@ afterEach(async () => {
   agent = server = null;
 });
 
-/** A "broker" that accepts every CONNECT and then sends `bad`; counts the connections the agent closed. */
-async function hostileBroker(bad: Buffer): Promise<{ url: string; closed: () => number }> {
+/** A "broker" that accepts every CONNECT and then sends `bad` (or what `send` says for the nth connection); counts closed connections. */
+async function hostileBroker(bad: Buffer, send?: (s: Socket, nth: number) => void): Promise<{ url: string; closed: () => number }> {
   let closed = 0;
+  let connections = 0;
   server = createServer((s) => {
     sockets.add(s);
+    const nth = connections++;
     s.on('error', () => {});
     s.on('close', () => { closed++; sockets.delete(s); });
-    s.once('data', () => { s.write(Buffer.from([0x20, 0x02, 0x00, 0x00])); s.write(bad); });
+    s.once('data', () => { s.write(Buffer.from([0x20, 0x02, 0x00, 0x00])); if (send) send(s, nth); else s.write(bad); });
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
   return { url: `mqtt://127.0.0.1:${(server!.address() as { port: number }).port}`, closed: () => closed };
 }
 
-function connect(url: string): BrokerClient {
-  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs: 60_000, connectTimeoutMs: 10_000, keepaliveSec: 600 }));
+function connect(url: string, reconnectPeriodMs = 60_000): BrokerClient {
+  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs, connectTimeoutMs: 10_000, keepaliveSec: 600 }));
 }
+
+/** A QoS 0 PUBLISH of `payload` on topic t (remaining length under 128). */
+const publish = (payload: string) => Buffer.concat([Buffer.from([0x30, 3 + payload.length, 0, 1, 0x74]), Buffer.from(payload)]);
 
 describe('agent against a hostile broker', () => {
   it('Hostile_broker_huge_declared_length: a header declaring 256 MB drops the connection with a coded error, nothing allocated', async () => {
@@ -60,5 +65,20 @@ describe('agent against a hostile broker', () => {
     const a = connect(b.url);
     await waitFor(() => b.closed() > 0 || null, 'the agent to drop the connection', 15_000);
     expect(a.failure?.detail).toMatch(/^AGENT_ERR_BROKER_BAD_PACKET: /);
+  }, 30_000);
+
+  it('Hostile_broker_ends_mid_packet: a connection cut inside a packet leaves nothing behind; the next connection frames afresh', async () => {
+    // First connection: half a PUBLISH, then the broker hangs up. Second: a whole PUBLISH in one write.
+    // A framer kept across connections would take the second one as the rest of the first.
+    const b = await hostileBroker(Buffer.alloc(0), (s, nth) => {
+      if (nth === 0) s.end(publish('cut short').subarray(0, 6));
+      else s.write(publish('whole'));
+    });
+    const a = connect(b.url, 50);
+    const got: string[] = [];
+    a.onMessage((topic, payload) => { got.push(`${topic} ${payload.toString()}`); });
+    await waitFor(() => got.length > 0 || null, 'a message on the second connection', 15_000);
+    expect(got).toEqual(['t whole']);
+    expect(b.closed()).toBe(1);
   }, 30_000);
 });
