@@ -27,10 +27,10 @@ export class MqttFramer {
   readonly #header = Buffer.alloc(1 + MAX_LENGTH_BYTES);
   #headerLength = 0;
   /**
-   * The largest packet taken. A packet's buffer is allocated from its declared length before its
-   * bytes arrive, so a broker's five bytes could otherwise claim 256 MB (mqtt.js's own parser only
-   * grew with the bytes received). No packet of the hub's is larger: brokers refuse one
-   * (hub/broker-acl.ts, mosquitto's max_packet_size).
+   * The largest remaining length taken. A packet's buffer is allocated from its declared length
+   * before its bytes arrive, so a broker's five bytes could otherwise claim 256 MB (mqtt.js's own
+   * parser only grew with the bytes received). No packet of the hub's is longer: the embedded
+   * broker refuses one by the same measure (hub/broker.ts limitPackets), mosquitto a shorter one.
    */
   readonly #maxPacketBytes: number;
   /** The stream was malformed: nothing more is framed. */
@@ -65,7 +65,7 @@ export class MqttFramer {
       }
       let length = 0;
       for (let k = this.#headerLength - 1; k >= 1; k--) length = length * 128 + (this.#header[k] & 0x7f);
-      if (this.#headerLength + length > this.#maxPacketBytes) {
+      if (length > this.#maxPacketBytes) {
         return this.#fail(`a packet (type byte 0x${this.#header[0].toString(16)}) of remaining length ${length}, over the ${this.#maxPacketBytes}-byte limit`);
       }
       const packet = Buffer.allocUnsafe(this.#headerLength + length);
