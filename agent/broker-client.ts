@@ -188,7 +188,9 @@ export function keepAliveWhileReceiving(client: mqtt.MqttClient): void {
   client.on('connect', () => { client.stream.on('data', () => { lastByteAt = performance.now(); }); });
   const timedOut = client.onKeepaliveTimeout.bind(client);
   client.onKeepaliveTimeout = () => {
-    if (performance.now() - lastByteAt >= client.options.keepalive! * 1000) { timedOut(); return; }
+    // Over plain TCP the stream hands on whole packets only; its last socket read counts too (framed-stream.ts).
+    const lastReadAt = Math.max(lastByteAt, (client.stream as { lastReadAt?: number }).lastReadAt ?? -Infinity);
+    if (performance.now() - lastReadAt >= client.options.keepalive! * 1000) { timedOut(); return; }
     client.reschedulePing(true);
     client.sendPing();
   };

@@ -13,7 +13,15 @@ import { MqttFramer } from './mqtt-framer.js';
 /** Shared by every connection of the process: each read is copied out before the next can happen. */
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
-export type FramedStream = Duplex & { setNoDelay(on: boolean): void };
+export type FramedStream = Duplex & {
+  setNoDelay(on: boolean): void;
+  /**
+   * performance.now() of the latest socket read. A packet reaches mqtt.js only once whole, and a
+   * 4 MiB chunk on a slow link takes longer than a keepalive: its bytes still show the broker is
+   * alive (broker-client.ts, keepAliveWhileReceiving).
+   */
+  lastReadAt: number;
+};
 
 export function framedTcpStream(host: string, port: number): FramedStream {
   const framer = new MqttFramer();
@@ -24,8 +32,11 @@ export function framedTcpStream(host: string, port: number): FramedStream {
       buffer: READ_BUFFER,
       // false pauses the socket until mqtt.js has read what was pushed (read() below resumes it).
       callback: (n, buf) => {
+        stream!.lastReadAt = performance.now();
         let more = true;
-        framer.push(buf.subarray(0, n), (p) => { more = stream!.push(p); });
+        const bad = framer.push(buf.subarray(0, n), (p) => { more = stream!.push(p); });
+        // A malformed or oversized packet: the connection is dropped with the framer's coded error (mqtt.js reports it).
+        if (bad) { stream!.destroy(bad); return false; }
         return more;
       },
     },
@@ -44,6 +55,7 @@ export function framedTcpStream(host: string, port: number): FramedStream {
   }) as FramedStream;
   stream = s;
   s.setNoDelay = (on) => { socket.setNoDelay(on); };
+  s.lastReadAt = -Infinity;
   // Flowing, so that the end of the stream is seen ('end'); the bytes themselves only go to the callback.
   socket.resume();
   socket.on('connect', () => s.emit('connect'));

@@ -8,10 +8,15 @@
  * parser takes each payload as a view of the packet's own buffer: one
  * allocation per packet, of its size. The framer only splits on the fixed
  * header's remaining length ([MQTT-2.2.3]); mqtt.js still parses and checks
- * every packet as before.
+ * every packet as before. A malformed or oversized length fails the stream
+ * with a coded error (the connection is dropped, as mqtt.js would not: its
+ * parser reports an error and goes on reading).
  */
 
-/** A remaining length takes at most 4 bytes ([MQTT-2.2.3]); after them the stream is passed on as it is, for mqtt.js to refuse. */
+import { HUB_MAX_PACKET_BYTES } from '@fleetcast/protocol/channel-limits.js';
+import { agentError } from './errors.js';
+
+/** A remaining length takes at most 4 bytes ([MQTT-2.2.3]). */
 const MAX_LENGTH_BYTES = 4;
 
 export class MqttFramer {
@@ -21,12 +26,25 @@ export class MqttFramer {
   /** Fixed-header bytes of the next packet while its length is not known yet (type byte, then the length's bytes). */
   readonly #header = Buffer.alloc(1 + MAX_LENGTH_BYTES);
   #headerLength = 0;
-  /** A malformed length was seen: bytes go on unframed (mqtt.js's parser then fails the connection). */
-  #broken = false;
+  /**
+   * The largest remaining length taken. A packet's buffer is allocated from its declared length
+   * before its bytes arrive, so a broker's five bytes could otherwise claim 256 MB (mqtt.js's own
+   * parser only grew with the bytes received). No packet of the hub's is longer: the embedded
+   * broker refuses one by the same measure (hub/broker.ts limitPackets), mosquitto a shorter one.
+   */
+  readonly #maxPacketBytes: number;
+  /** The stream was malformed: nothing more is framed. */
+  #failed: Error | null = null;
 
-  /** Copy `bytes` (the caller may reuse them) into packets; `emit` gets each one as soon as it is complete. */
-  push(bytes: Uint8Array, emit: (packet: Buffer) => void): void {
-    if (this.#broken) { emit(Buffer.from(bytes)); return; }
+  constructor(maxPacketBytes = HUB_MAX_PACKET_BYTES) { this.#maxPacketBytes = maxPacketBytes; }
+
+  /**
+   * Copy `bytes` (the caller may reuse them) into packets; `emit` gets each one as soon as it is complete.
+   * Returns a coded error, and frames nothing more, once the stream is malformed (a remaining length of more
+   * than 4 bytes, or a packet larger than the limit): the caller drops the connection ([MQTT-4.8.0-1]).
+   */
+  push(bytes: Uint8Array, emit: (packet: Buffer) => void): Error | null {
+    if (this.#failed) return this.#failed;
     let i = 0;
     while (i < bytes.length) {
       const p = this.#packet;
@@ -42,15 +60,14 @@ export class MqttFramer {
       this.#header[this.#headerLength++] = b;
       if (this.#headerLength === 1) continue;
       if (b & 0x80) {
-        if (this.#headerLength === 1 + MAX_LENGTH_BYTES) {
-          this.#broken = true;
-          emit(Buffer.concat([this.#header, bytes.subarray(i)]));
-          return;
-        }
+        if (this.#headerLength === 1 + MAX_LENGTH_BYTES) return this.#fail(`a remaining length longer than ${MAX_LENGTH_BYTES} bytes (${this.#header.toString('hex')}…)`);
         continue;
       }
       let length = 0;
       for (let k = this.#headerLength - 1; k >= 1; k--) length = length * 128 + (this.#header[k] & 0x7f);
+      if (length > this.#maxPacketBytes) {
+        return this.#fail(`a packet (type byte 0x${this.#header[0].toString(16)}) of remaining length ${length}, over the ${this.#maxPacketBytes}-byte limit`);
+      }
       const packet = Buffer.allocUnsafe(this.#headerLength + length);
       this.#header.copy(packet, 0, 0, this.#headerLength);
       this.#filled = this.#headerLength;
@@ -58,5 +75,11 @@ export class MqttFramer {
       if (length === 0) emit(packet);
       else this.#packet = packet;
     }
+    return null;
+  }
+
+  #fail(what: string): Error {
+    this.#packet = null;
+    return (this.#failed = agentError('AGENT_ERR_BROKER_BAD_PACKET', `the broker sent ${what}; connection dropped`));
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The agent's MQTT framer (agent/mqtt-framer.ts): whatever way the bytes are
  * cut by the socket, every packet comes out whole, alone in a buffer of its own
- * size, in order; a malformed remaining length is passed on for mqtt.js to refuse.
+ * size, in order; a malformed or oversized remaining length fails the stream.
  */
 import { describe, expect, it } from 'vitest';
 import { MqttFramer } from '../../agent/mqtt-framer.js';
@@ -51,13 +51,26 @@ describe('MQTT framer', () => {
     expect(big.buffer.byteLength).toBe(big.length);
   });
 
-  it('Framer_malformed_length: a remaining length longer than 4 bytes is passed on as it is', () => {
+  it('Framer_malformed_length: a remaining length longer than 4 bytes fails the stream with a coded error', () => {
     const bad = Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02]);
     const f = new MqttFramer();
     const out: Buffer[] = [];
-    f.push(packets[0], (p) => out.push(p));
-    f.push(bad, (p) => out.push(p));
-    f.push(Buffer.from([9]), (p) => out.push(p));
-    expect(hex(out)).toEqual(hex([packets[0], bad, Buffer.from([9])]));
+    expect(f.push(packets[0], (p) => out.push(p))).toBeNull();
+    expect(f.push(bad, (p) => out.push(p))).toMatchObject({ code: 'AGENT_ERR_BROKER_BAD_PACKET' });
+    // Nothing more is framed from a stream out of step.
+    expect(f.push(packets[1], (p) => out.push(p))).toMatchObject({ code: 'AGENT_ERR_BROKER_BAD_PACKET' });
+    expect(hex(out)).toEqual(hex([packets[0]]));
+  });
+
+  it('Framer_packet_limit: a packet up to the limit is framed; a longer declared length fails before anything is allocated for it', () => {
+    // The limit is on the remaining length, as the embedded broker's (hub/broker.ts): this one's fixed header is 4 bytes.
+    const remaining = packets[3].length - 4;
+    const out: Buffer[] = [];
+    expect(new MqttFramer(remaining).push(packets[3], (p) => out.push(p))).toBeNull();
+    expect(hex(out)).toEqual(hex([packets[3]]));
+    // Only the fixed header is needed to refuse it: the body never has to arrive.
+    const f = new MqttFramer(remaining - 1);
+    expect(f.push(packets[3].subarray(0, 4), (p) => out.push(p))?.message).toContain(`remaining length ${remaining}, over the ${remaining - 1}-byte limit`);
+    expect(out).toHaveLength(1);
   });
 });

@@ -1,0 +1,84 @@
+/**
+ * A broken or hostile broker against the agent's framed MQTT reads
+ * (agent/framed-stream.ts, agent/mqtt-framer.ts). The framer allocates each
+ * packet's buffer from its declared remaining length as soon as the fixed
+ * header is in: five bytes declaring 256 MB must not allocate 256 MB, and a
+ * remaining length longer than 4 bytes is a malformed packet ([MQTT-2.2.3],
+ * [MQTT-4.8.0-1]: close the connection). Both drop the connection with a coded
+ * error, and the agent tries again on its usual backoff. The broker here is a
+ * raw TCP server that answers the CONNECT with a CONNACK and then sends the
+ * bad bytes; the client is the agent's own (connectMqtt).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectMqtt, type BrokerClient } from '../../agent/broker-client.js';
+import { waitFor } from '../helpers/env.js';
+
+let server: Server | null = null;
+let agent: BrokerClient | null = null;
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  await agent?.end();
+  for (const s of sockets) s.destroy();
+  sockets.clear();
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  agent = server = null;
+});
+
+/** A "broker" that accepts every CONNECT and then sends `bad` (or what `send` says for the nth connection); counts closed connections. */
+async function hostileBroker(bad: Buffer, send?: (s: Socket, nth: number) => void): Promise<{ url: string; closed: () => number }> {
+  let closed = 0;
+  let connections = 0;
+  server = createServer((s) => {
+    sockets.add(s);
+    const nth = connections++;
+    s.on('error', () => {});
+    s.on('close', () => { closed++; sockets.delete(s); });
+    s.once('data', () => { s.write(Buffer.from([0x20, 0x02, 0x00, 0x00])); if (send) send(s, nth); else s.write(bad); });
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  return { url: `mqtt://127.0.0.1:${(server!.address() as { port: number }).port}`, closed: () => closed };
+}
+
+function connect(url: string, reconnectPeriodMs = 60_000): BrokerClient {
+  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs, connectTimeoutMs: 10_000, keepaliveSec: 600 }));
+}
+
+/** A QoS 0 PUBLISH of `payload` on topic t (remaining length under 128). */
+const publish = (payload: string) => Buffer.concat([Buffer.from([0x30, 3 + payload.length, 0, 1, 0x74]), Buffer.from(payload)]);
+
+describe('agent against a hostile broker', () => {
+  it('Hostile_broker_huge_declared_length: a header declaring 256 MB drops the connection with a coded error, nothing allocated', async () => {
+    const before = process.memoryUsage().arrayBuffers;
+    // PUBLISH, remaining length 268,435,455 (the largest MQTT allows), and no more.
+    const b = await hostileBroker(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]));
+    const a = connect(b.url);
+    await waitFor(() => b.closed() > 0 || null, 'the agent to drop the connection', 15_000);
+    expect(a.failure?.code).toBe('AGENT_ERR_BROKER_UNREACHABLE');
+    expect(a.failure?.detail).toMatch(/^AGENT_ERR_BROKER_BAD_PACKET: .*268435455/);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * 1024 * 1024);
+  }, 30_000);
+
+  it('Hostile_broker_malformed_length: a remaining length of 5 bytes drops the connection with a coded error', async () => {
+    const b = await hostileBroker(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x01, 0x61]));
+    const a = connect(b.url);
+    await waitFor(() => b.closed() > 0 || null, 'the agent to drop the connection', 15_000);
+    expect(a.failure?.detail).toMatch(/^AGENT_ERR_BROKER_BAD_PACKET: /);
+  }, 30_000);
+
+  it('Hostile_broker_ends_mid_packet: a connection cut inside a packet leaves nothing behind; the next connection frames afresh', async () => {
+    // First connection: half a PUBLISH, then the broker hangs up. Second: a whole PUBLISH in one write.
+    // A framer kept across connections would take the second one as the rest of the first.
+    const b = await hostileBroker(Buffer.alloc(0), (s, nth) => {
+      if (nth === 0) s.end(publish('cut short').subarray(0, 6));
+      else s.write(publish('whole'));
+    });
+    const a = connect(b.url, 50);
+    const got: string[] = [];
+    a.onMessage((topic, payload) => { got.push(`${topic} ${payload.toString()}`); });
+    await waitFor(() => got.length > 0 || null, 'a message on the second connection', 15_000);
+    expect(got).toEqual(['t whole']);
+    expect(b.closed()).toBe(1);
+  }, 30_000);
+});
