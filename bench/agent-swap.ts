@@ -28,8 +28,13 @@
  * (bench/agent-fleet.ts, bench/idle-priority.ts; nice 15 without chrt): they stand for a
  * server and an operator elsewhere, and their work must not be what the swap periods measure.
  */
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet, type AgentFleet } from './agent-fleet.js';
@@ -37,6 +42,7 @@ import { nowMs, percentile, summarize, type BenchResult } from './lib.js';
 import type { OpenLoopResult } from './open-loop-clients-worker.js';
 import { countPoolOps } from './pool-ops.js';
 import { startStallProbe, type Stall } from './stall-probe.js';
+import { threadCpuIn, type ThreadSamples } from './thread-sampler.js';
 
 const CLIENTS = 4;
 // 80, not 20: a swap takes ~35-45 ms, so 20 swap periods held ~3,200 requests and their p99 was the ~32nd-slowest
@@ -142,6 +148,29 @@ function stallsIn(stalls: Stall[], periods: Period[], swap: boolean): string {
   return `${over(2)}/s over 2 ms, ${over(5)}/s over 5 ms, ${(total / secs).toFixed(1)} ms stalled per s, longest ${max.toFixed(1)} ms`;
 }
 
+/** The first ms of each swap and of each steady period that the thread sampler compares. */
+const SWAP_START_MS = 15;
+
+/**
+ * Per class of thread, ms on a core and waiting for one in the first SWAP_START_MS of each swap against the first
+ * SWAP_START_MS of each steady period (open loop), from the thread sampler's record and the run's thread snapshots.
+ */
+function threadsAtSwapStart(data: ThreadSamples, threads: Record<string, number[]>, periods: Period[]): string[] {
+  const SCHED_IDLE = 5;
+  const classOf = (tid: number, s: ThreadSamples['threads'][string]): string => {
+    if (s.pid !== process.pid) return 'hub process';
+    if (tid === process.pid) return 'agent main thread';
+    if (s.policy === SCHED_IDLE) return 'deploy thread (SCHED_IDLE)';
+    if (threads.before.includes(tid)) return "node's own threads (V8 platform, libuv pool)";
+    if (threads.firstSwap.includes(tid)) return 'threads the agent started (inference thread, onnxruntime)';
+    if (threads.openClients.includes(tid)) return 'open-loop clients thread';
+    return 'other threads';
+  };
+  const first = (swap: boolean) => periods.filter((p) => p.swap === swap).map((p): [number, number] => [p.start, Math.min(p.end, p.start + SWAP_START_MS)]);
+  const by = [...threadCpuIn(data, classOf, first(true), first(false))].sort((x, y) => (y[1].runA - y[1].runB) - (x[1].runA - x[1].runB));
+  return [`threads in the first ${SWAP_START_MS} ms of a swap vs of a steady period (FLEETCAST_BENCH_SWAP_THREADS, schedstat sampled every ~1 ms from another process), ms on a core swap/steady (waiting for a core swap/steady): ${by.map(([c, v]) => `${c} ${v.runA.toFixed(2)}/${v.runB.toFixed(2)} (${v.waitA.toFixed(2)}/${v.waitB.toFixed(2)})`).join('; ')}`];
+}
+
 export async function benchAgentSwap(): Promise<BenchResult> {
   // FLEETCAST_BENCH_INFERENCE_THREAD=0 runs onnxruntime on the agent's main thread (as before the inference thread), to compare.
   const inferenceThread = process.env.FLEETCAST_BENCH_INFERENCE_THREAD !== '0';
@@ -194,12 +223,22 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const openResult = new Promise<OpenLoopResult>((resolve, reject) => { open.once('message', resolve); open.once('error', reject); });
     await sleep(1000); // warm-up: the pool opens its sockets
     threads.openClients = taskIds();
+    // FLEETCAST_BENCH_SWAP_THREADS=1: a separate process samples every thread's schedstat (bench/thread-sampler.ts).
+    const samplerOut = join(tmpdir(), `fleetcast-swap-threads-${process.pid}.json`);
+    const sampler = process.env.FLEETCAST_BENCH_SWAP_THREADS ? spawn(process.execPath, [fileURLToPath(new URL('./thread-sampler.js', import.meta.url)), String(process.pid), samplerOut], { stdio: 'ignore' }) : null;
+    if (sampler) await sleep(300); // its first scan
     const openProbe = startStallProbe();
     // FLEETCAST_BENCH_SWAP_POOL=1: count the threadpool operations the agent's thread starts per period (analysis only).
     const pool = process.env.FLEETCAST_BENCH_SWAP_POOL ? countPoolOps() : null;
     const ol = await swapSeries(fleet, (period) => pool?.label(period), marks);
     const poolCounts = pool?.stop();
     const openStalls = openProbe.stop();
+    let threadLines: string[] = [];
+    if (sampler) {
+      sampler.kill('SIGTERM');
+      await once(sampler, 'exit');
+      threadLines = threadsAtSwapStart(JSON.parse(readFileSync(samplerOut, 'utf8')) as ThreadSamples, threads, ol.periods);
+    }
     open.postMessage({ stop: true });
     const r = await openResult;
     await open.terminate();
@@ -274,6 +313,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
         `the agent's main thread (schedstat), open loop: swaps ${schedIn(ol.periods, true)}; steady ${schedIn(ol.periods, false)}. Saturated: swaps ${schedIn(sat.periods, true)}; steady ${schedIn(sat.periods, false)}`,
         `stalls of the agent's loop, saturated: swaps ${stallsIn(closedStalls, sat.periods, true)}; steady ${stallsIn(closedStalls, sat.periods, false)}`,
         ...(poolCounts ? [`threadpool operations started on the agent's thread per period, open loop (FLEETCAST_BENCH_SWAP_POOL): ${['swap', 'steady'].map((k) => `${k} ${[...(poolCounts.get(k) ?? new Map<string, number>())].map(([t, c]) => `${t} ${(c / SWAPS).toFixed(1)}`).join(', ')}`).join('; ')}`] : []),
+        ...threadLines,
         `GC open loop: swaps ${gcIn(ol.periods, true)}, steady ${gcIn(ol.periods, false)}; saturated: swaps ${gcIn(sat.periods, true)}, steady ${gcIn(sat.periods, false)}`,
       ],
     };
