@@ -160,7 +160,7 @@ function threadsAtSwapStart(data: ThreadSamples, threads: Record<string, number[
   const classOf = (tid: number, s: ThreadSamples['threads'][string]): string => {
     if (s.pid !== process.pid) return 'hub process';
     if (tid === process.pid) return 'agent main thread';
-    if (s.policy === SCHED_IDLE) return 'deploy thread (SCHED_IDLE)';
+    if (s.policy === SCHED_IDLE || s.nice === 15) return 'deploy thread (SCHED_IDLE, or nice 15)';
     if (threads.before.includes(tid)) return "node's own threads (V8 platform, libuv pool)";
     if (threads.firstSwap.includes(tid)) return 'threads the agent started (inference thread, onnxruntime)';
     if (threads.openClients.includes(tid)) return 'open-loop clients thread';
