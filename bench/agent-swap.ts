@@ -29,7 +29,7 @@
  * server and an operator elsewhere, and their work must not be what the swap periods measure.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -238,6 +238,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       sampler.kill('SIGTERM');
       await once(sampler, 'exit');
       threadLines = threadsAtSwapStart(JSON.parse(readFileSync(samplerOut, 'utf8')) as ThreadSamples, threads, ol.periods);
+      rmSync(samplerOut, { force: true });
     }
     open.postMessage({ stop: true });
     const r = await openResult;
