@@ -163,7 +163,8 @@ function threadsAtSwapStart(data: ThreadSamples, threads: Record<string, number[
     if (s.policy === SCHED_IDLE || s.nice === 15) return 'deploy thread (SCHED_IDLE, or nice 15)';
     if (threads.before.includes(tid)) return "node's own threads (V8 platform, libuv pool)";
     if (threads.firstSwap.includes(tid)) return 'threads the agent started (inference thread, onnxruntime)';
-    if (threads.openClients.includes(tid)) return 'open-loop clients thread';
+    // The clients' thread and one long-lived thread that appears with the saturated series' first swap (not identified).
+    if (threads.openClients.includes(tid)) return 'threads started after the first swap (the open-loop clients thread among them)';
     return 'other threads';
   };
   const first = (swap: boolean) => periods.filter((p) => p.swap === swap).map((p): [number, number] => [p.start, Math.min(p.end, p.start + SWAP_START_MS)]);
