@@ -9,7 +9,6 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import { HubClient } from '@fleetcast/cli/hub-client.js';
 import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
 import { initKeys } from '@fleetcast/signing/keys.js';
 import { benchDir } from './dirs.js';
+import { idleCommand, niceFallback } from './idle-priority.js';
 
 export interface AgentFleet {
   dir: string;
@@ -45,10 +45,12 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   }
   const hubDir = join(dir, 'hub');
   const cli = fileURLToPath(new URL('../../cli/dist/fleetcast.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'hub', '--data', hubDir, '--keys', join(dir, 'keys'), '--mqtt-port', '0', '--http-port', '0', '--log-level', 'silent', '--insecure-demo'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  // The hub stands for a server elsewhere: on a device it does not share the agent's CPU. Niced, its
-  // signing and publishing during a swap does not preempt the agent whose latency is measured here.
-  try { setPriority(child.pid!, 15); } catch { /* not permitted: measure as is */ }
+  // The hub stands for a server elsewhere: on a device it does not share the agent's CPU. At SCHED_IDLE
+  // (bench/idle-priority.ts; nice 15 without chrt) its signing and publishing during a swap take a core only
+  // when the agent's threads leave one idle.
+  const hubCmd = idleCommand([process.execPath, cli, 'hub', '--data', hubDir, '--keys', join(dir, 'keys'), '--mqtt-port', '0', '--http-port', '0', '--log-level', 'silent', '--insecure-demo']);
+  const child = spawn(hubCmd.command, hubCmd.args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (!hubCmd.idle) niceFallback(child.pid!);
   let out = '';
   child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   const deadline = Date.now() + 30_000;

@@ -24,17 +24,25 @@
  * what ran when the slowest swap-period requests were due.
  * FLEETCAST_BENCH_INFERENCE_THREAD=0 runs the agent with onnxruntime on its
  * main thread (inferenceThread: false), for the per-request cost of the thread.
- * The hub runs in its own, niced process (bench/agent-fleet.ts): it stands for a
- * server elsewhere, and its work must not be what the swap periods measure.
+ * The hub runs in its own process at SCHED_IDLE, and the deploys come from a thread at SCHED_IDLE
+ * (bench/agent-fleet.ts, bench/idle-priority.ts; nice 15 without chrt): they stand for a
+ * server and an operator elsewhere, and their work must not be what the swap periods measure.
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet, type AgentFleet } from './agent-fleet.js';
 import { nowMs, percentile, summarize, type BenchResult } from './lib.js';
 import type { OpenLoopResult } from './open-loop-clients-worker.js';
+import { countPoolOps } from './pool-ops.js';
 import { startStallProbe, type Stall } from './stall-probe.js';
+import { threadCpuIn, type ThreadSamples } from './thread-sampler.js';
 
 const CLIENTS = 4;
 // 80, not 20: a swap takes ~35-45 ms, so 20 swap periods held ~3,200 requests and their p99 was the ~32nd-slowest
@@ -52,6 +60,11 @@ const OPEN_SOCKETS = 256;
 interface Period { swap: boolean; start: number; end: number; sched?: { runMs: number; waitMs: number } }
 /** A moment of a swap (nowMs clock): 'deploy' when the deploy is sent, then each phase the agent reports, 'installed'. */
 interface Mark { at: number; what: string }
+
+/** This process's thread ids (Linux), for the dump: which threads each part of the run started. */
+function taskIds(): number[] {
+  try { return readdirSync('/proc/self/task').map(Number); } catch { return []; }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -135,14 +148,41 @@ function stallsIn(stalls: Stall[], periods: Period[], swap: boolean): string {
   return `${over(2)}/s over 2 ms, ${over(5)}/s over 5 ms, ${(total / secs).toFixed(1)} ms stalled per s, longest ${max.toFixed(1)} ms`;
 }
 
+/** The first ms of each swap and of each steady period that the thread sampler compares. */
+const SWAP_START_MS = 15;
+
+/**
+ * Per class of thread, ms on a core and waiting for one in the first SWAP_START_MS of each swap against the first
+ * SWAP_START_MS of each steady period (open loop), from the thread sampler's record and the run's thread snapshots.
+ */
+function threadsAtSwapStart(data: ThreadSamples, threads: Record<string, number[]>, periods: Period[]): string[] {
+  const SCHED_IDLE = 5;
+  const classOf = (tid: number, s: ThreadSamples['threads'][string]): string => {
+    if (s.pid !== process.pid) return 'hub process';
+    if (tid === process.pid) return 'agent main thread';
+    if (s.policy === SCHED_IDLE || s.nice === 15) return 'deploy thread (SCHED_IDLE, or nice 15)';
+    if (threads.before.includes(tid)) return "node's own threads (V8 platform, libuv pool)";
+    if (threads.firstSwap.includes(tid)) return 'threads the agent started (inference thread, onnxruntime)';
+    // The clients' thread and one long-lived thread that appears with the saturated series' first swap (not identified).
+    if (threads.openClients.includes(tid)) return 'threads started after the first swap (the open-loop clients thread among them)';
+    return 'other threads';
+  };
+  const first = (swap: boolean) => periods.filter((p) => p.swap === swap).map((p): [number, number] => [p.start, Math.min(p.end, p.start + SWAP_START_MS)]);
+  const by = [...threadCpuIn(data, classOf, first(true), first(false))].sort((x, y) => (y[1].runA - y[1].runB) - (x[1].runA - x[1].runB));
+  return [`threads in the first ${SWAP_START_MS} ms of a swap vs of a steady period (FLEETCAST_BENCH_SWAP_THREADS, schedstat sampled every ~1 ms from another process), ms on a core swap/steady (waiting for a core swap/steady): ${by.map(([c, v]) => `${c} ${v.runA.toFixed(2)}/${v.runB.toFixed(2)} (${v.waitA.toFixed(2)}/${v.waitB.toFixed(2)})`).join('; ')}`];
+}
+
 export async function benchAgentSwap(): Promise<BenchResult> {
   // FLEETCAST_BENCH_INFERENCE_THREAD=0 runs onnxruntime on the agent's main thread (as before the inference thread), to compare.
   const inferenceThread = process.env.FLEETCAST_BENCH_INFERENCE_THREAD !== '0';
   if (!(LOAD > 0 && LOAD <= 1)) throw new Error(`FLEETCAST_BENCH_SWAP_LOAD=${process.env.FLEETCAST_BENCH_SWAP_LOAD}: give a fraction of capacity in (0, 1]`);
+  const threads: Record<string, number[]> = { before: taskIds() };
   const fleet = await agentFleet('swap', { inferenceThread }, { deployFromWorker: true });
   const { agent } = fleet;
   try {
+    threads.fleet = taskIds();
     await fleet.swapTo(1);
+    threads.firstSwap = taskIds();
     const gen = makeInputGenerator(7);
     const bodies = Array.from({ length: 64 }, () => JSON.stringify(gen(agent.status().active!.inputs)));
     const port = agent.address!.port;
@@ -183,9 +223,24 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const open = new Worker(new URL('./open-loop-clients-worker.js', import.meta.url), { workerData: { port, bodies, rate, sockets: OPEN_SOCKETS } });
     const openResult = new Promise<OpenLoopResult>((resolve, reject) => { open.once('message', resolve); open.once('error', reject); });
     await sleep(1000); // warm-up: the pool opens its sockets
+    threads.openClients = taskIds();
+    // FLEETCAST_BENCH_SWAP_THREADS=1: a separate process samples every thread's schedstat (bench/thread-sampler.ts).
+    const samplerOut = join(tmpdir(), `fleetcast-swap-threads-${process.pid}.json`);
+    const sampler = process.env.FLEETCAST_BENCH_SWAP_THREADS ? spawn(process.execPath, [fileURLToPath(new URL('./thread-sampler.js', import.meta.url)), String(process.pid), samplerOut], { stdio: 'ignore' }) : null;
+    if (sampler) await sleep(300); // its first scan
     const openProbe = startStallProbe();
-    const ol = await swapSeries(fleet, () => {}, marks);
+    // FLEETCAST_BENCH_SWAP_POOL=1: count the threadpool operations the agent's thread starts per period (analysis only).
+    const pool = process.env.FLEETCAST_BENCH_SWAP_POOL ? countPoolOps() : null;
+    const ol = await swapSeries(fleet, (period) => pool?.label(period), marks);
+    const poolCounts = pool?.stop();
     const openStalls = openProbe.stop();
+    let threadLines: string[] = [];
+    if (sampler) {
+      sampler.kill('SIGTERM');
+      await once(sampler, 'exit');
+      threadLines = threadsAtSwapStart(JSON.parse(readFileSync(samplerOut, 'utf8')) as ThreadSamples, threads, ol.periods);
+      rmSync(samplerOut, { force: true });
+    }
     open.postMessage({ stop: true });
     const r = await openResult;
     await open.terminate();
@@ -194,7 +249,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     if (process.env.FLEETCAST_BENCH_SWAP_DUMP) {
       // For analysis: every open-loop request and the series' periods, stalls and marks, as JSON.
       const { writeFileSync } = await import('node:fs');
-      writeFileSync(process.env.FLEETCAST_BENCH_SWAP_DUMP, JSON.stringify({ rate, capacity, periods: ol.periods, stalls: openStalls, marks: marks.filter((m) => m.at >= ol.periods[0].start), scheduled: [...r.scheduled], sent: [...r.sent], done: [...r.done], inFlightBefore: [...r.inFlightBefore], connected: [...r.connected] }));
+      writeFileSync(process.env.FLEETCAST_BENCH_SWAP_DUMP, JSON.stringify({ threads, rate, capacity, periods: ol.periods, stalls: openStalls, marks: marks.filter((m) => m.at >= ol.periods[0].start), scheduled: [...r.scheduled], sent: [...r.sent], done: [...r.done], inFlightBefore: [...r.inFlightBefore], connected: [...r.connected] }));
     }
 
     // Each request counts for the period its scheduled send time fell in.
@@ -250,7 +305,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       notes: [
         `the goal is read open loop: capacity measured first (${CLIENTS} closed-loop clients, ${CAPACITY_MS / 1000} s): ${capacity.toFixed(0)} req/s; then requests scheduled at ${rate.toFixed(0)} req/s (${(LOAD * 100).toFixed(0)}%, FLEETCAST_BENCH_SWAP_LOAD) from a worker thread, latency from each request's scheduled send time (no coordinated omission); during the series ${waited} requests waited for a free socket (pool of ${OPEN_SOCKETS}), ${connects} connections opened and at most ${maxInFlight} requests were in flight (${r.waitedForSocket}, ${r.connects} and ${r.maxInFlight} with the warm-up); clients' send lag p99 ${lagP99('swap').toFixed(2)} ms in swaps, ${lagP99('steady').toFixed(2)} ms steady (included in the latencies)`,
         `saturated (informational, no goal): ${CLIENTS} keep-alive clients back to back measure the agent's share of 2 busy cores, where the hub's deploy, the broker and libuv's pool threads during a swap take CPU from the agent; reported so nothing is hidden`,
-        `${SWAPS} swaps per series (deploy via the hub in its own niced process, assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(ol.swapMs / 1000).toFixed(1)} s open loop, ${(sat.swapMs / 1000).toFixed(1)} s saturated (after the first, the other version waits in the previous slot, so a swap is verify (the assignment; the manifest's verified result is remembered by its signed bytes) + load + smoke/golden + switch + commit); 0 failed requests`,
+        `${SWAPS} swaps per series (deploy from a thread at SCHED_IDLE via the hub in its own process at SCHED_IDLE (stand-ins for other machines: they take only a core the agent leaves idle), assignment over MQTT; the end of a swap is the agent's 'installed' event) took ${(ol.swapMs / 1000).toFixed(1)} s open loop, ${(sat.swapMs / 1000).toFixed(1)} s saturated (after the first, the other version waits in the previous slot, so a swap is verify (the assignment; the manifest's verified result is remembered by its signed bytes) + load + smoke/golden + switch + commit); 0 failed requests`,
         inferenceThread
           ? 'model MLP 17→64→2; sessions are created, smoke-tested, run and released on the agent\'s inference thread (inferenceThread: true, the default); signatures are checked on the threadpool'
           : 'model MLP 17→64→2; inferenceThread: false: each swap loads a new onnxruntime session on the same event loop the predictions use',
@@ -259,6 +314,8 @@ export async function benchAgentSwap(): Promise<BenchResult> {
         `stalls of the agent's loop (1 ms timer probe), open loop: swaps ${stallsIn(openStalls, ol.periods, true)}; steady ${stallsIn(openStalls, ol.periods, false)}`,
         `the agent's main thread (schedstat), open loop: swaps ${schedIn(ol.periods, true)}; steady ${schedIn(ol.periods, false)}. Saturated: swaps ${schedIn(sat.periods, true)}; steady ${schedIn(sat.periods, false)}`,
         `stalls of the agent's loop, saturated: swaps ${stallsIn(closedStalls, sat.periods, true)}; steady ${stallsIn(closedStalls, sat.periods, false)}`,
+        ...(poolCounts ? [`threadpool operations started on the agent's thread per period, open loop (FLEETCAST_BENCH_SWAP_POOL): ${['swap', 'steady'].map((k) => `${k} ${[...(poolCounts.get(k) ?? new Map<string, number>())].map(([t, c]) => `${t} ${(c / SWAPS).toFixed(1)}`).join(', ')}`).join('; ')}`] : []),
+        ...threadLines,
         `GC open loop: swaps ${gcIn(ol.periods, true)}, steady ${gcIn(ol.periods, false)}; saturated: swaps ${gcIn(sat.periods, true)}, steady ${gcIn(sat.periods, false)}`,
       ],
     };

@@ -5,17 +5,17 @@
  * the agent's loop it would be benchmark work counted against swaps only.
  */
 import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { HubClient } from '@fleetcast/cli/hub-client.js';
+import { makeThreadIdle } from './idle-priority.js';
 
 const { url, token } = workerData as { url: string; token: string };
 const api = new HubClient(url, token);
 
-// The operator stands for another machine, like the hub (niced in its own process): this thread is niced too, so
-// that its HTTP client work at the start of every swap does not take a core from the agent being measured. On
-// Linux a thread has its own nice value (setpriority on its thread id); elsewhere it runs as is.
-try { setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 15); } catch { /* not Linux or not permitted */ }
+// The operator stands for another machine, like the hub (at SCHED_IDLE in its own process): this thread is moved to
+// SCHED_IDLE too (bench/idle-priority.ts; nice 15 without chrt), so that its HTTP client work at the start of every
+// swap does not take a core from the agent being measured. On Linux a thread has its own policy; elsewhere it runs as is.
+try { makeThreadIdle(Number(readlinkSync('/proc/thread-self').split('/').pop())); } catch { /* not Linux */ }
 
 parentPort!.on('message', (m: { id: number; name: string; version: number; devices: string[] }) => {
   api.deploy({ name: m.name, version: m.version, devices: m.devices }).then(
