@@ -4,6 +4,16 @@
  * heartbeatMs, and coded events. Offline, the latest report waits for the
  * next connection and events queue up to a bound (old ones are dropped: the
  * retained report still carries the last error code).
+ *
+ * A state report is published at the end of the event-loop turn that made it
+ * (setImmediate), not at once: an install moves through several phases in one
+ * turn (verifying -> staging, swapping -> committed once the state is in
+ * memory), and the retained report the hub keeps is the latest anyway, so only
+ * the last of them goes out. Order across channels is kept: a pending report
+ * goes out before any event, and stop() and onConnect() send it at once. Each
+ * report keeps its own seq, so the hub sees gaps, never a lower one
+ * (hub/report-replay.ts accepts any seq above the last). The local onState
+ * listeners still see every report.
  */
 import { EVENT_KINDS, PROTOCOL_VERSION, encode, type DeviceEvent, type StateReport } from '@fleetcast/protocol/messages.js';
 import { topics } from '@fleetcast/protocol/topics.js';
@@ -40,6 +50,10 @@ export class Reporter {
   #dirty = false;
   #queue: DeviceEvent[] = [];
   #last: StateReport | null = null;
+  /** Made this turn, not yet published (the latest wins). */
+  #pending: StateReport | null = null;
+  #flushSoon: NodeJS.Immediate | null = null;
+  #stopped = false;
 
   constructor(deps: ReporterDeps) {
     this.#d = deps;
@@ -50,6 +64,7 @@ export class Reporter {
   get last(): StateReport | null { return this.#last; }
 
   start(): void {
+    this.#stopped = false;
     if (this.#d.heartbeatMs > 0 && !this.#heartbeat) {
       this.#heartbeat = setInterval(() => this.report(), this.#d.heartbeatMs);
       this.#heartbeat.unref();
@@ -60,6 +75,9 @@ export class Reporter {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     if (this.#progressTimer) clearTimeout(this.#progressTimer);
     this.#heartbeat = this.#progressTimer = null;
+    // The last report before stopping still goes out (the client is ended after this).
+    this.#stopped = true;
+    this.#flush();
   }
 
   /** Publish the current state now (phase changes, heartbeat, connect). */
@@ -76,14 +94,27 @@ export class Reporter {
     };
     this.#last = r;
     this.#d.onState?.(r);
-    const c = this.#d.client;
-    if (c?.connected) {
+    if (this.#d.client?.connected) {
       this.#dirty = false;
-      c.publish(topics.device(this.#d.deviceId, 'state'), encode(r), { retain: true }).catch(() => { this.#dirty = true; });
+      this.#pending = r;
+      if (this.#stopped) this.#flush();
+      else this.#flushSoon ??= setImmediate(() => { this.#flushSoon = null; this.#flush(); });
     } else {
       this.#dirty = true;
     }
     return r;
+  }
+
+  /** Publish the pending state report now, if any. */
+  #flush(): void {
+    if (this.#flushSoon) clearImmediate(this.#flushSoon);
+    this.#flushSoon = null;
+    const r = this.#pending;
+    if (!r) return;
+    this.#pending = null;
+    const c = this.#d.client;
+    if (!c?.connected) { this.#dirty = true; return; }
+    c.publish(topics.device(this.#d.deviceId, 'state'), encode(r), { retain: true }).catch(() => { this.#dirty = true; });
   }
 
   /** Progress changed: report soon, but not for every chunk. */
@@ -100,6 +131,8 @@ export class Reporter {
     if (fields.counter !== undefined) e.counter = fields.counter;
     if (fields.detail !== undefined) e.detail = fields.detail.slice(0, 1024);
     this.#d.onEvent?.(e);
+    // A state report made before this event reaches the hub before it, as it did when reports went out at once.
+    this.#flush();
     // Queued events go out first (onConnect): the hub keeps only seqs above the highest it has seen,
     // so an event sent ahead of older queued ones (connected, subscriptions still under way) would
     // make it drop them as replays — the boot notes (slot damaged, state corrupt, crash loop) among them.
@@ -115,8 +148,11 @@ export class Reporter {
   onConnect(): void {
     const q = this.#queue;
     this.#queue = [];
+    // A report still pending from before is superseded by the one below.
+    this.#pending = null;
     for (const e of q) this.#sendEvent(e);
     this.report();
+    this.#flush();
   }
 
   get dirty(): boolean { return this.#dirty; }

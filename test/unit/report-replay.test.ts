@@ -32,6 +32,18 @@ describe('report replay guard across a restart', () => {
     } finally { store.close(); }
   });
 
+  it('accepts a state seq with a gap (the agent publishes only the last report of a turn) and still refuses the skipped seqs later', () => {
+    const store = HubStore.open(tempDir());
+    try {
+      const guard = new ReplayGuard(store);
+      expect(guard.fresh('state', { deviceId: 'dev-g', seq: 10 })).toBe(true);
+      // 11 (verifying) was superseded in the agent by 12 (staging) before it was sent.
+      expect(guard.fresh('state', { deviceId: 'dev-g', seq: 12 })).toBe(true);
+      expect(guard.fresh('state', { deviceId: 'dev-g', seq: 11 })).toBe(false);
+      expect(guard.fresh('state', { deviceId: 'dev-g', seq: 15 })).toBe(true);
+    } finally { store.close(); }
+  });
+
   it('learning a device\'s seq does not commit the reports other devices have queued', () => {
     const store = HubStore.open(tempDir());
     try {
