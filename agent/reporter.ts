@@ -9,8 +9,10 @@
  * (setImmediate), not at once: an install moves through several phases in one
  * turn (verifying -> staging, swapping -> committed once the state is in
  * memory), and the retained report the hub keeps is the latest anyway, so only
- * the last of them goes out. Order across channels is kept: a pending report
- * goes out before any event, and stop() and onConnect() send it at once. Each
+ * the last of them goes out. Order against events is kept: a pending report
+ * goes out before any event, and stop() and onConnect() send it at once (chunk
+ * and proof requests and telemetry do not wait for it: the hub reads none of
+ * them against the device's phase). Each
  * report keeps its own seq, so the hub sees gaps, never a lower one
  * (hub/report-replay.ts accepts any seq above the last). The local onState
  * listeners still see every report.
@@ -80,7 +82,7 @@ export class Reporter {
     this.#flush();
   }
 
-  /** Publish the current state now (phase changes, heartbeat, connect). */
+  /** Report the current state (phase changes, heartbeat, connect): published at the end of this turn, the latest of the turn only; at once after stop(). */
   report(): StateReport {
     const r: StateReport = {
       v: PROTOCOL_VERSION,
