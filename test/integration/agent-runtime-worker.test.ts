@@ -318,6 +318,20 @@ describe('inference thread runtime', () => {
     await m.release();
   });
 
+  it('Thread_loads_the_bytes_it_hashed: a model file that no longer hashes to its sha256 is refused at the first load, a good one served', async () => {
+    // The installer hashes the file on the agent's loop and then asks the thread to load it: a file that changed in
+    // between must not become a session. The thread makes the session from the very bytes it hashed.
+    const good = buildMlp({ categorical: true, seed: 18 });
+    const { path, sha } = modelFile(good);
+    writeFileSync(path, buildMlp({ categorical: true, seed: 19 }));
+    const rt = await workerRuntime();
+    await expect(rt.load(path, sha)).rejects.toMatchObject({ code: 'AGENT_ERR_MODEL_LOAD', message: expect.stringContaining('changed on disk after it was checked') });
+    writeFileSync(path, good);
+    const m = await rt.load(path, sha);
+    expect(values((await m.run(feeds(2))).y)).toHaveLength(4);
+    await m.release();
+  });
+
   it('is the daemon\'s choice for runtime "node" unless inferenceThread is false', async () => {
     const threaded = await createRuntime({ runtime: 'node', intraOpNumThreads: 1 });
     expect((threaded as WorkerModelRuntime).thread).toBeTruthy();
