@@ -38,7 +38,7 @@ export class TransparencyLog {
     this.tree = this.openTree();
   }
 
-  get size(): number { return this.tree.size; }
+  get size(): number { return this.current().size; }
 
   /** Called after each new checkpoint (the hub publishes it to agents). */
   onCheckpoint(fn: (cp: StoredCheckpoint) => void): () => void {
@@ -110,19 +110,38 @@ export class TransparencyLog {
     return this.db.prepare('SELECT 1 FROM translog_leaves WHERE kind = ? AND ref = ?').get(kind, ref) !== undefined;
   }
 
-  inclusionProof(index: number, size = this.tree.size): { leafHash: Buffer; proof: Buffer[] } {
-    return { leafHash: this.tree.leafHashAt(index), proof: this.tree.inclusionProof(index, size) };
+  inclusionProof(index: number, size?: number): { leafHash: Buffer; proof: Buffer[] } {
+    const tree = this.current();
+    return { leafHash: tree.leafHashAt(index), proof: tree.inclusionProof(index, size ?? tree.size) };
   }
 
-  consistencyProof(size1: number, size2 = this.tree.size): Buffer[] {
-    return this.tree.consistencyProof(size1, size2);
+  consistencyProof(size1: number, size2?: number): Buffer[] {
+    const tree = this.current();
+    return tree.consistencyProof(size1, size2 ?? tree.size);
   }
 
-  root(size = this.tree.size): Buffer { return this.tree.root(size); }
+  root(size?: number): Buffer {
+    const tree = this.current();
+    return tree.root(size ?? tree.size);
+  }
 
   private openTree(): MerkleTree {
-    const n = (this.db.prepare('SELECT COUNT(*) FROM translog_leaves').pluck().get() as number);
-    return new MerkleTree(new SqliteHashStore(this.db), n);
+    return new MerkleTree(new SqliteHashStore(this.db), this.committedSize());
+  }
+
+  private committedSize(): number {
+    return this.db.prepare('SELECT COALESCE(MAX(idx) + 1, 0) FROM translog_leaves').pluck().get() as number;
+  }
+
+  /**
+   * The tree as committed. A single hub is the log's only writer, so its tree in memory is the log. On a hub of a
+   * cluster (a fence) another hub may have appended since this one last did: a follower, or a leader that took over
+   * and has not appended yet, would otherwise serve leaves, sizes and proofs of the tree as it last wrote it (the
+   * audit export read a checkpoint of 15 leaves and then got 1).
+   */
+  private current(): MerkleTree {
+    if (this.fence && this.committedSize() !== this.tree.size) this.tree = this.openTree();
+    return this.tree;
   }
 
   /** Recompute a leaf hash from stored bytes (the auditor does the same from the export). */

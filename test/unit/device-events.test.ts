@@ -145,9 +145,9 @@ describe('device events', () => {
     const events = new DeviceEvents({ store, log: mine, options: EVENT_DEFAULTS, now, logger: silentLogger() });
     const b1 = bundle(store, 1);
     const [a] = store.issueAssignments([{ deviceId: 'd1', bundleId: b1, rolloutId: null, ring: null }], sign);
-    // The other hub led meanwhile and appended a leaf; this hub's tree in memory has not seen it.
+    // The other hub led meanwhile and appended a leaf; this hub has not appended since, and reads what committed.
     other.append({ kind: 'installs', at: 1, installs: [{ deviceId: 'd0', bundleId: b1, counter: 1, at: 1, receivedAt: 1, seq: 1 }] });
-    expect(mine.size).toBe(0);
+    expect(mine.size).toBe(1);
     expect(events.accept(ev('d1', 'installed', { bundleId: b1, counter: a.counter }))).toBe('stored');
     expect(events.flushInstalls()).toBe(1);
     const leaf = loggedInstalls(mine).find((i) => i.deviceId === 'd1')!;
