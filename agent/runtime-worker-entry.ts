@@ -34,10 +34,12 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
       if (typeof source === 'string') {
         // The session is made from the very bytes hashed here, never from the path: the agent hashed the file before
         // asking, but a file read twice (hashed, then loaded by path) can change in between. Loaded again after the
-        // thread died, the file must still be the bytes first loaded.
-        const bytes = await readFile(source).catch((e: Error) => { throw agentError('AGENT_ERR_MODEL_LOAD', `${m.source}: ${e.message}`); });
+        // thread died, the file must still be the bytes first loaded. A file missing or changed is the device's disk,
+        // not the bundle: AGENT_ERR_SLOT_DAMAGED (transient), so the next delivery unpacks it again; AGENT_ERR_MODEL_LOAD
+        // (permanent) would refuse a good bundle on this device for good.
+        const bytes = await readFile(source).catch((e: Error) => { throw agentError('AGENT_ERR_SLOT_DAMAGED', `${m.source}: ${e.message}`); });
         if (createHash('sha256').update(bytes).digest('hex') !== m.key) {
-          throw agentError('AGENT_ERR_MODEL_LOAD', m.reload ? `${m.source} changed on disk since it was loaded` : `${m.source} does not hash to the model's sha256 ${m.key}: it changed on disk after it was checked`);
+          throw agentError('AGENT_ERR_SLOT_DAMAGED', m.reload ? `${m.source} changed on disk since it was loaded` : `${m.source} does not hash to the model's sha256 ${m.key}: it changed on disk after it was checked`);
         }
         source = bytes;
       }

@@ -314,7 +314,7 @@ describe('inference thread runtime', () => {
     await m.run(feeds(1));
     writeFileSync(path, buildMlp({ categorical: true, seed: 17 }));
     await rt.thread!.terminate();
-    await expect(m.run(feeds(1))).rejects.toMatchObject({ code: 'AGENT_ERR_MODEL_LOAD', message: expect.stringContaining('changed on disk') });
+    await expect(m.run(feeds(1))).rejects.toMatchObject({ code: 'AGENT_ERR_SLOT_DAMAGED', message: expect.stringContaining('changed on disk') });
     await m.release();
   });
 
@@ -325,11 +325,30 @@ describe('inference thread runtime', () => {
     const { path, sha } = modelFile(good);
     writeFileSync(path, buildMlp({ categorical: true, seed: 19 }));
     const rt = await workerRuntime();
-    await expect(rt.load(path, sha)).rejects.toMatchObject({ code: 'AGENT_ERR_MODEL_LOAD', message: expect.stringContaining('changed on disk after it was checked') });
+    await expect(rt.load(path, sha)).rejects.toMatchObject({ code: 'AGENT_ERR_SLOT_DAMAGED', message: expect.stringContaining('changed on disk after it was checked') });
     writeFileSync(path, good);
     const m = await rt.load(path, sha);
     expect(values((await m.run(feeds(2))).y)).toHaveLength(4);
     await m.release();
+  });
+
+  it('Changed_model_file_is_a_damaged_slot_not_a_refusal: a model file changed or gone after the check fails the install as transient, never refusing the bundle', async () => {
+    // The bundle verified; the device's copy of its model changed (or went) between the installer's hash and the
+    // thread's read. A permanent code would refuse the good bundle on this device for good; the next delivery of the
+    // assignment must unpack it again instead.
+    const good = buildMlp({ categorical: true, seed: 20 });
+    const { path, sha } = modelFile(good);
+    writeFileSync(path, buildMlp({ categorical: true, seed: 21 }));
+    const rt = await workerRuntime();
+    const changed = (await rt.load(path, sha).then(() => ({ code: 'loaded' }), (e: unknown) => e)) as { code: string };
+    const gone = (await rt.load(join(tempDir(), 'missing.onnx'), sha).then(() => ({ code: 'loaded' }), (e: unknown) => e)) as { code: string };
+    for (const e of [changed, gone]) {
+      expect(e).toMatchObject({ code: 'AGENT_ERR_SLOT_DAMAGED' });
+      expect(failureClass(e.code)).toBe('transient');
+    }
+    // Bytes that are not a model stay the model's fault (permanent).
+    const bad = (await rt.load(new TextEncoder().encode('not a model'), 'k').then(() => ({ code: 'loaded' }), (e: unknown) => e)) as { code: string };
+    expect(failureClass(bad.code)).toBe('permanent');
   });
 
   it('is the daemon\'s choice for runtime "node" unless inferenceThread is false', async () => {
