@@ -101,27 +101,41 @@ export function createOrtRuntime(opts: OrtRuntimeOptions = {}): ModelRuntime {
     async load(source, key) {
       // Without a shared cache each load gets its own key so sessions are never shared.
       const k = opts.cache ? key : `${key}:${Math.random()}`;
-      const held = cache.acquire(k, () => typeof source === 'string' ? ort.InferenceSession.create(source, sessionOptions) : ort.InferenceSession.create(source, sessionOptions));
+      const what = typeof source === 'string' ? source : `a model of ${source.length} bytes`;
+      const held = acquireSession(cache, k, source, sessionOptions);
       let session: ort.InferenceSession;
       try {
         session = await held.session;
       } catch (e) {
         await held.release();
-        throw agentError('AGENT_ERR_MODEL_LOAD', `${typeof source === 'string' ? source : `a model of ${source.length} bytes`}: ${(e as Error).message}`);
+        throw agentError('AGENT_ERR_MODEL_LOAD', `${what}: ${(e as Error).message}`);
       }
-      return {
-        inputNames: [...session.inputNames],
-        outputNames: [...session.outputNames],
-        async run(feeds) {
-          const ortFeeds: Record<string, ort.Tensor> = {};
-          for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
-          const out = await session.run(ortFeeds);
-          const res: Record<string, TensorData> = {};
-          for (const [name, t] of Object.entries(out)) res[name] = fromOrt(t);
-          return res;
-        },
-        release: held.release,
-      };
+      return modelOf(session, held.release);
     },
+  };
+}
+
+/**
+ * The session is created in a function of its own: a closure over the model's bytes inside load() would share its
+ * scope with the returned model's run and release, and so keep the bytes (as large as the model, beside ORT's own
+ * copy) alive for as long as the session serves.
+ */
+function acquireSession(cache: SessionCache, key: string, source: string | Uint8Array, options: ort.InferenceSession.SessionOptions): ReturnType<SessionCache['acquire']> {
+  return cache.acquire(key, () => typeof source === 'string' ? ort.InferenceSession.create(source, options) : ort.InferenceSession.create(source, options));
+}
+
+function modelOf(session: ort.InferenceSession, release: () => Promise<void>): LoadedModel {
+  return {
+    inputNames: [...session.inputNames],
+    outputNames: [...session.outputNames],
+    async run(feeds) {
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+      const out = await session.run(ortFeeds);
+      const res: Record<string, TensorData> = {};
+      for (const [name, t] of Object.entries(out)) res[name] = fromOrt(t);
+      return res;
+    },
+    release,
   };
 }

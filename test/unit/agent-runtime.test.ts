@@ -1,5 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ActiveModel } from '../../agent/active-model.js';
@@ -35,6 +37,25 @@ describe('onnxruntime-node runtime', () => {
     await m.release();
     await m.release(); // idempotent
     await direct.release();
+  });
+
+  it('Session_does_not_keep_the_model_bytes: a session made from bytes lets them go (ORT holds its own copy)', async () => {
+    // The inference thread makes every session from bytes it read: a model of N bytes must not stay resident twice
+    // (the buffer and ORT's copy) for as long as the session serves.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const rt = createOrtRuntime();
+    let bytes: Uint8Array | null = buildMlp({ categorical: true, seed: 6 });
+    const ref = new WeakRef(bytes);
+    const m = await rt.load(bytes, 'k');
+    bytes = null;
+    for (let i = 0; i < 10 && ref.deref() !== undefined; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      gc();
+    }
+    expect(ref.deref()).toBeUndefined();
+    expect((await m.run(feeds())).y.dims).toEqual([2, 2]);
+    await m.release();
   });
 
   it('shares one session per model key through a refcounted cache', async () => {
