@@ -179,6 +179,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
   const threads: Record<string, number[]> = { before: taskIds() };
   const fleet = await agentFleet('swap', { inferenceThread }, { deployFromWorker: true });
   const { agent } = fleet;
+  let stopOnFailure: (() => void) | null = null;
   try {
     threads.fleet = taskIds();
     await fleet.swapTo(1);
@@ -227,6 +228,8 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     // FLEETCAST_BENCH_SWAP_THREADS=1: a separate process samples every thread's schedstat (bench/thread-sampler.ts).
     const samplerOut = join(tmpdir(), `fleetcast-swap-threads-${process.pid}.json`);
     const sampler = process.env.FLEETCAST_BENCH_SWAP_THREADS ? spawn(process.execPath, [fileURLToPath(new URL('./thread-sampler.js', import.meta.url)), String(process.pid), samplerOut], { stdio: 'ignore' }) : null;
+    // A series that fails must not leave the sampler running (it samples every ms until told to stop).
+    if (sampler) stopOnFailure = () => { sampler.kill('SIGKILL'); rmSync(samplerOut, { force: true }); };
     if (sampler) await sleep(300); // its first scan
     const openProbe = startStallProbe();
     // FLEETCAST_BENCH_SWAP_POOL=1: count the threadpool operations the agent's thread starts per period (analysis only).
@@ -240,6 +243,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       await once(sampler, 'exit');
       threadLines = threadsAtSwapStart(JSON.parse(readFileSync(samplerOut, 'utf8')) as ThreadSamples, threads, ol.periods);
       rmSync(samplerOut, { force: true });
+      stopOnFailure = null;
     }
     open.postMessage({ stop: true });
     const r = await openResult;
@@ -320,6 +324,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       ],
     };
   } finally {
+    stopOnFailure?.();
     await fleet.close();
   }
 }

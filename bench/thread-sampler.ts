@@ -36,10 +36,14 @@ function main(): void {
     return ps;
   };
   let lastScan = 0;
+  // The bench kills this process when it is done; should the bench end without doing so (a failure, a kill), this
+  // process was reparented: it exits rather than sample every ms for good.
+  const parent = process.ppid;
   const sample = () => {
     const now = performance.timeOrigin + performance.now();
     if (now - lastScan > 20) {
       lastScan = now;
+      if (process.ppid !== parent) process.exit(1);
       for (const pid of pids()) {
         let tids: string[];
         try { tids = readdirSync(`/proc/${pid}/task`); } catch { continue; }
