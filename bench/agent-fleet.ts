@@ -59,11 +59,15 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
     await new Promise((r) => setTimeout(r, 20));
   }
   const hub = { httpUrl: /api (\S+)/.exec(out)![1], mqttUrl: /mqtt (\S+)/.exec(out)![1] };
-  const agent = createAgent({ deviceId: 'bench-1', dataDir: join(dir, 'agent'), rootPath: keys.rootPath, brokerUrl: hub.mqttUrl, listen: '127.0.0.1:0', heartbeatMs: 0, maxConcurrentPredictions: 10_000, ...agentOptions });
-  await agent.start();
-  const api = new HubClient(hub.httpUrl, readAdminToken(hubDir));
-  while ((await api.devices()).devices.length < 1) await new Promise((r) => setTimeout(r, 20));
-  for (const p of paths) await api.publish(p);
+  // From here a failure must not leave the hub (and its broker) running after the benchmark failed.
+  let started: { agent: Agent; api: HubClient };
+  try {
+    started = await startAgentOnHub(hub, hubDir, join(dir, 'agent'), keys.rootPath, paths, agentOptions);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  const { agent, api } = started;
   const deployer = opts.deployFromWorker ? new Worker(new URL('./deploy-worker.js', import.meta.url), { workerData: { url: hub.httpUrl, token: readAdminToken(hubDir) } }) : null;
   let nextId = 0;
   const deploy = (version: number) => (!deployer ? api.deploy({ name: 'bench', version, devices: ['bench-1'] }).then(() => {}) : new Promise<void>((resolve, reject) => {
@@ -97,4 +101,23 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
       await new Promise((r) => { if (child.exitCode !== null) r(null); else child.once('exit', r); });
     },
   };
+}
+
+/** The agent under test, seen by the hub, with both bundles published; stopped again when any of it fails. */
+async function startAgentOnHub(hub: { httpUrl: string; mqttUrl: string }, hubDir: string, dataDir: string, rootPath: string, paths: string[], agentOptions: Record<string, unknown>): Promise<{ agent: Agent; api: HubClient }> {
+  const agent = createAgent({ deviceId: 'bench-1', dataDir, rootPath, brokerUrl: hub.mqttUrl, listen: '127.0.0.1:0', heartbeatMs: 0, maxConcurrentPredictions: 10_000, ...agentOptions });
+  try {
+    await agent.start();
+    const api = new HubClient(hub.httpUrl, readAdminToken(hubDir));
+    const deadline = Date.now() + 30_000;
+    while ((await api.devices()).devices.length < 1) {
+      if (Date.now() > deadline) throw new Error('the agent did not appear on the hub within 30 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const p of paths) await api.publish(p);
+    return { agent, api };
+  } catch (e) {
+    await agent.stop().catch(() => {});
+    throw e;
+  }
 }
