@@ -16,10 +16,14 @@ import { createAgent, type Agent } from '@fleetcast/agent/agent.js';
 import { buildBundle } from '@fleetcast/bundle-build/build.js';
 import { buildMlp } from '@fleetcast/bundle-build/onnx-build.js';
 import { HubClient } from '@fleetcast/cli/hub-client.js';
+import type { StateReport } from '@fleetcast/protocol/messages.js';
 import { readAdminToken } from '@fleetcast/hub/auth/tokens.js';
 import { initKeys } from '@fleetcast/signing/keys.js';
 import { benchDir } from './dirs.js';
 import { idleCommand, niceFallback } from './idle-priority.js';
+
+/** A swap (deploy to commit) takes well under a second here; one that has not committed by then never will. */
+const SWAP_TIMEOUT_MS = 60_000;
 
 export interface AgentFleet {
   dir: string;
@@ -84,11 +88,18 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
     // Wait for the agent's 'installed' event (emitted on commit) rather than polling status():
     // status() summarises the predict stats, and calling it every few ms would add work to the
     // loop being measured during swaps only, which is the benchmark's own cost, not the agent's.
-    const committed = new Promise<void>((resolve) => {
-      const on = (m: { version: number }) => { if (m.version === v) { agent.off('installed', on); resolve(); } };
+    // A failed or refused install, or none at all, fails the benchmark rather than leaving it waiting for good.
+    const since = Date.now();
+    let stop = () => {};
+    const committed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { stop(); reject(new Error(`the agent did not commit v${v} within ${SWAP_TIMEOUT_MS / 1000} s`)); }, SWAP_TIMEOUT_MS);
+      const on = (m: { version: number }) => { if (m.version === v) { stop(); resolve(); } };
+      const failed = (r: StateReport) => { if (r.lastError && r.lastError.at >= since) { stop(); reject(new Error(`the agent failed to install v${v}: ${r.lastError.code}`)); } };
+      stop = () => { clearTimeout(timer); agent.off('installed', on); agent.off('state', failed); };
       agent.on('installed', on);
+      agent.on('state', failed);
     });
-    await deploy(v);
+    try { await deploy(v); } catch (e) { stop(); throw e; }
     await committed;
     await agent.idle();
   };

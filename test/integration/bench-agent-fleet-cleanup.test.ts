@@ -1,7 +1,8 @@
 /**
  * bench/agent-fleet.ts starts a real hub in a process of its own (at SCHED_IDLE) for agent-swap and agent-rss. A
  * setup that fails after the hub started (the agent does not start, a publish is refused) must not leave that hub
- * (and its broker) running after the benchmark has failed.
+ * (and its broker) running after the benchmark has failed; a swap the agent fails must fail the benchmark, not
+ * leave it waiting for good (holding the machine's benchmark lock).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,4 +42,21 @@ describe.runIf(process.platform === 'linux')('bench agent fleet', () => {
       cleanupBenchDirs();
     }
   }, 60_000);
+
+  it('Bench_swap_fails_when_the_install_fails: a swap the agent refuses rejects with its code instead of waiting for good', async () => {
+    const { agentFleet } = await import(distFile('bench/agent-fleet.js')) as typeof import('../../bench/agent-fleet.js');
+    const { cleanupBenchDirs } = await import(distFile('bench/dirs.js')) as typeof import('../../bench/dirs.js');
+    // Every model is over this limit: the agent fails the install (and reports it).
+    const fleet = await agentFleet('swap-fail-test', { maxRawModelBytes: 1 });
+    try {
+      const outcome = await Promise.race([
+        fleet.swapTo(1).then(() => 'committed', (e: Error) => e.message),
+        new Promise<string>((r) => setTimeout(() => r('still waiting after 40 s'), 40_000)),
+      ]);
+      expect(outcome).toMatch(/AGENT_ERR_/);
+    } finally {
+      await fleet.close();
+      cleanupBenchDirs();
+    }
+  }, 90_000);
 });
