@@ -39,7 +39,7 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
         // (permanent) would refuse a good bundle on this device for good.
         const bytes = await readFile(source).catch((e: Error) => { throw agentError('AGENT_ERR_SLOT_DAMAGED', `${m.source}: ${e.message}`); });
         if (createHash('sha256').update(bytes).digest('hex') !== m.key) {
-          throw agentError('AGENT_ERR_SLOT_DAMAGED', m.reload ? `${m.source} changed on disk since it was loaded` : `${m.source} does not hash to the model's sha256 ${m.key}: it changed on disk after it was checked`);
+          throw agentError('AGENT_ERR_SLOT_DAMAGED', m.reload ? `${m.source} changed on disk since it was loaded; the model cannot be loaded again (after its inference thread ended) until the file is put back or the model reinstalled on the next assignment delivery` : `${m.source} does not hash to the model's sha256 ${m.key}: it changed on disk after it was checked`);
         }
         source = bytes;
       }

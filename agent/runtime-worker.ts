@@ -28,10 +28,17 @@ export interface WorkerRuntimeOptions {
   intraOpNumThreads?: number;
   /** A thread that has held no session for this long ends (its memory goes back); the next load starts one again. */
   idleThreadMs?: number;
+  /**
+   * After a thread died, a model whose file no longer hashes right cannot be loaded again: calls in the next this
+   * many ms fail at once with that error instead of each reading and hashing the whole file again; the first call
+   * after it tries again (the file may have been put back).
+   */
+  damagedRetryMs?: number;
 }
 
 /** Long enough that a series of swaps keeps both threads, short enough that a device at rest keeps one (about 10 MiB each). */
 const IDLE_THREAD_MS = 30_000;
+const DAMAGED_RETRY_MS = 5_000;
 
 export interface WorkerModelRuntime extends ModelRuntime {
   /** Ends the thread; sessions go with it. */
@@ -179,8 +186,10 @@ class ThreadModel implements LoadedModel {
   #generation: number;
   #reloading: Promise<void> | null = null;
   #released = false;
+  /** A reload refused because the file changed, and until when calls get that refusal without trying again. */
+  #damaged: { error: unknown; until: number } | null = null;
 
-  constructor(private readonly thread: InferenceThread, private readonly source: string | Uint8Array, private readonly key: string, loaded: LoadedReply, generation: number, private readonly idleMs: number) {
+  constructor(private readonly thread: InferenceThread, private readonly source: string | Uint8Array, private readonly key: string, loaded: LoadedReply, generation: number, private readonly idleMs: number, private readonly damagedRetryMs: number) {
     this.inputNames = loaded.inputNames;
     this.outputNames = loaded.outputNames;
     this.#handle = loaded.handle;
@@ -196,6 +205,7 @@ class ThreadModel implements LoadedModel {
 
   /** The thread that held this session died: load it into the new one (one reload however many calls ask). */
   #reload(): Promise<void> {
+    if (this.#damaged && performance.now() < this.#damaged.until) return Promise.reject(this.#damaged.error);
     this.#reloading ??= (async () => {
       try {
         await this.thread.start();
@@ -203,6 +213,10 @@ class ThreadModel implements LoadedModel {
         const loaded = await this.thread.call<LoadedReply>({ t: 'load', source: this.source, key: this.key, reload: true });
         this.#handle = loaded.handle;
         this.#generation = generation;
+        this.#damaged = null;
+      } catch (e) {
+        if (e instanceof FleetcastError && e.code === 'AGENT_ERR_SLOT_DAMAGED') this.#damaged = { error: e, until: performance.now() + this.damagedRetryMs };
+        throw e;
       } finally {
         this.#reloading = null;
       }
@@ -253,7 +267,7 @@ export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Prom
         const generation = thread.generation;
         // Model bytes are copied to the thread (the caller's storage keeps its own); a path is read there.
         const loaded = await thread.call<LoadedReply>({ t: 'load', source, key, reload: false });
-        return new ThreadModel(thread, source, key, loaded, generation, idleMs);
+        return new ThreadModel(thread, source, key, loaded, generation, idleMs, opts.damagedRetryMs ?? DAMAGED_RETRY_MS);
       } catch (e) {
         if (--thread.sessions === 0) thread.idleFor(idleMs);
         throw e;

@@ -26,7 +26,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-async function workerRuntime(o: { idleThreadMs?: number } = {}): Promise<WorkerModelRuntime> {
+async function workerRuntime(o: { idleThreadMs?: number; damagedRetryMs?: number } = {}): Promise<WorkerModelRuntime> {
   const rt = await createWorkerRuntime({ intraOpNumThreads: 1, ...o });
   runtimes.push(rt);
   return rt;
@@ -315,6 +315,24 @@ describe('inference thread runtime', () => {
     writeFileSync(path, buildMlp({ categorical: true, seed: 17 }));
     await rt.thread!.terminate();
     await expect(m.run(feeds(1))).rejects.toMatchObject({ code: 'AGENT_ERR_SLOT_DAMAGED', message: expect.stringContaining('changed on disk') });
+    await m.release();
+  });
+
+  it('Damaged_reload_fails_fast_then_heals: after the thread died, calls within the retry time get the refusal without reading the file again; the first call after it loads the file put back', async () => {
+    const good = buildMlp({ categorical: true, seed: 20 });
+    const { path, sha } = modelFile(good);
+    const rt = await workerRuntime({ damagedRetryMs: 3_000 });
+    const m = await rt.load(path, sha);
+    const want = values((await m.run(feeds(2))).y);
+    writeFileSync(path, buildMlp({ categorical: true, seed: 21 }));
+    await rt.thread!.terminate();
+    await expect(m.run(feeds(2))).rejects.toMatchObject({ code: 'AGENT_ERR_SLOT_DAMAGED', message: expect.stringContaining('changed on disk since it was loaded') });
+    // The good bytes are back, yet a call now still gets the refusal: it did not read the file (before, every call
+    // read and hashed the whole model file again).
+    writeFileSync(path, good);
+    await expect(m.run(feeds(2))).rejects.toMatchObject({ code: 'AGENT_ERR_SLOT_DAMAGED' });
+    await new Promise((r) => setTimeout(r, 3_100));
+    expect(values((await m.run(feeds(2))).y)).toEqual(want);
     await m.release();
   });
 
