@@ -48,6 +48,9 @@ export type CheckpointVerifier = (text: string, root: TrustedRoot) => { size: nu
 /** The device's own check: every hub key of the root, the log's origin. */
 export const verifyLogCheckpoint: CheckpointVerifier = (text, root) => verifyCheckpoint(text, logVerifiers(root), { origin: LOG_ORIGIN });
 
+/** The same check with its signatures verified on libuv's threadpool (a checkpoint comes with every deploy). */
+const verifyLogCheckpointAsync = (text: string, root: TrustedRoot) => verifyCheckpointAsync(text, logVerifiers(root), { origin: LOG_ORIGIN });
+
 export interface TrustDeps {
   dataDir: string;
   /** Where dataDir is kept (default the disk). */
@@ -160,7 +163,7 @@ export class TrustState {
       // Off the event loop: a checkpoint comes with every deploy, while predictions are being served. A
       // verifier seam (the simulator checks identical checkpoints once for its fleet) replaces it.
       const seam = this.#d.verifyCheckpoint;
-      const v = seam ? seam(text, this.#root) : await verifyCheckpointAsync(text, logVerifiers(this.#root), { origin: LOG_ORIGIN });
+      const v = seam ? seam(text, this.#root) : await verifyLogCheckpointAsync(text, this.#root);
       c = { size: v.size, rootHash: v.rootHash, text };
     } catch (e) {
       throw agentError('AGENT_ERR_CHECKPOINT_INVALID', (e as Error).message, { cause: errorCode(e) });

@@ -19,7 +19,7 @@ export interface OpenLoopResult {
   sent: Float64Array;
   done: Float64Array;
   /** Per request: requests already in flight when it was sent, and 1 when it opened a new connection. */
-  inFlightBefore: Uint16Array;
+  inFlightBefore: Uint32Array;
   connected: Uint8Array;
   failed: number;
   /** Requests issued while every socket of the pool was busy (they waited in the pool's queue). */
@@ -77,7 +77,7 @@ parentPort!.on('message', () => {
     pool.destroy();
     const result: OpenLoopResult = {
       scheduled: Float64Array.from(scheduled), sent: Float64Array.from(sent), done: Float64Array.from(done),
-      inFlightBefore: Uint16Array.from(inFlightBefore), connected: Uint8Array.from(connected),
+      inFlightBefore: Uint32Array.from(inFlightBefore), connected: Uint8Array.from(connected),
       ...counts,
     };
     parentPort!.postMessage(result);
