@@ -32,6 +32,7 @@ import { hasForbiddenNonFinite, PredictHealth } from './health.js';
 import { Reporter, type ReportBody } from './reporter.js';
 import type { ModelRuntime, TensorData } from './runtime.js';
 import { createRuntime } from './runtime-select.js';
+import { lowerPoolThreads } from './thread-priority.js';
 import { PredictStats } from './predict-stats.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import { loadAgentMetrics } from './optional-metrics.js';
@@ -243,6 +244,8 @@ class FleetcastAgent extends EventEmitter implements Agent {
       this.#log.error({ code: 'AGENT_ERR_DISK_SPACE', dataDir: o.dataDir }, `cannot save the agent state (${(e as Error).message}); serving the installed model, nothing new is installed until space is freed`);
     }
     const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
+    // The threadpool runs only background work (state and install file writes, fsyncs, signature checks): below serving.
+    await lowerPoolThreads(o.backgroundNice);
     const boot = await this.#recover(root);
 
     const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log))(o));

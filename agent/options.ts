@@ -84,6 +84,13 @@ export const agentOptionsSchema = obj({
    * prediction (about 0.1 ms on an idle core). false runs onnxruntime on the main thread.
    */
   inferenceThread: withDefault(bool(), true),
+  /**
+   * Linux: background work runs this much nicer than serving (agent/thread-priority.ts): libuv's threadpool threads
+   * (the agent's file writes, fsyncs, signature checks) for good, and an inference thread while it holds no session
+   * (loading and checking a swap's next model) if it may be raised back before it serves (CAP_SYS_NICE or
+   * RLIMIT_NICE). A swap's work then takes only the cores the predictions leave. 0: off. Ignored elsewhere.
+   */
+  backgroundNice: withDefault(int({ min: 0, max: 19 }), 10),
   /** Predictions running at once; one more is answered 429 AGENT_ERR_BUSY (a bounded queue, not an unbounded one). */
   maxConcurrentPredictions: withDefault(int({ min: 1, max: 100_000 }), 64),
   /** Free space to leave in the data folder after staging a bundle (on top of what the bundle declares). */

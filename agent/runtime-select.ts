@@ -9,7 +9,7 @@ import { agentError } from './errors.js';
 import type { ModelRuntime } from './runtime.js';
 
 /** `inferenceThread` (default true): onnxruntime-node's sessions live on a thread of their own (agent/runtime-worker.ts). */
-export interface RuntimeChoice { runtime: 'node' | 'wasm'; intraOpNumThreads: number; inferenceThread?: boolean }
+export interface RuntimeChoice { runtime: 'node' | 'wasm'; intraOpNumThreads: number; inferenceThread?: boolean; backgroundNice?: number }
 
 export async function createRuntime(o: RuntimeChoice, onFallback: (reason: string) => void = () => {}): Promise<ModelRuntime> {
   if (o.runtime === 'node') {
@@ -18,7 +18,7 @@ export async function createRuntime(o: RuntimeChoice, onFallback: (reason: strin
       if (process.env.FLEETCAST_TEST_NO_NATIVE_RUNTIME === '1') throw new Error('native runtime disabled by FLEETCAST_TEST_NO_NATIVE_RUNTIME');
       if (o.inferenceThread !== false) {
         const { createWorkerRuntime } = await import('./runtime-worker.js');
-        return await createWorkerRuntime({ intraOpNumThreads: o.intraOpNumThreads });
+        return await createWorkerRuntime({ intraOpNumThreads: o.intraOpNumThreads, backgroundNice: o.backgroundNice });
       }
       const { createOrtRuntime } = await import('./runtime.js');
       return createOrtRuntime({ intraOpNumThreads: o.intraOpNumThreads });

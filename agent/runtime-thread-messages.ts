@@ -4,8 +4,10 @@
  * an id its reply carries; tensors travel as typed arrays.
  */
 import type { TensorData } from './runtime.js';
+import type { ThreadTrace } from './runtime-trace.js';
 
-export interface ThreadWorkerData { intraOpNumThreads?: number }
+/** `backgroundNice`: the nice added to the thread while it holds no session (agent/thread-priority.ts); 0 or absent: none. */
+export interface ThreadWorkerData { intraOpNumThreads?: number; backgroundNice?: number }
 
 export type ThreadRequest =
   /** `reload`: the thread died since this model was first loaded; a path is read and checked against `key` (its raw sha256) again. */
@@ -18,10 +20,11 @@ export type ThreadRequest =
 export interface ThreadError { message: string; code?: string; status?: number; details?: Record<string, unknown> }
 
 export type ThreadReply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: ThreadError };
+  | { id: number; ok: true; value: unknown; trace?: ThreadTrace }
+  | { id: number; ok: false; error: ThreadError; trace?: ThreadTrace };
 
-export interface ThreadReady { t: 'ready'; version: string }
+/** `tid`: the thread's id (Linux), 0 elsewhere. */
+export interface ThreadReady { t: 'ready'; version: string; tid: number }
 
 export interface LoadedReply { handle: number; inputNames: string[]; outputNames: string[] }
 

@@ -12,12 +12,18 @@ import ort from 'onnxruntime-node';
 import { isFleetcastError } from '@fleetcast/protocol/errors.js';
 import { agentError } from './errors.js';
 import { createOrtRuntime, type LoadedModel } from './runtime.js';
+import { threadPriority } from './thread-priority.js';
+import { RUNTIME_TRACE, threadId, threadSched, traceNow, type ThreadTrace } from './runtime-trace.js';
 import { outputTransfers, type ThreadError, type ThreadReply, type ThreadRequest, type ThreadWorkerData } from './runtime-thread-messages.js';
 
 const port = parentPort!;
 const data = workerData as ThreadWorkerData;
 const runtime = createOrtRuntime({ intraOpNumThreads: data.intraOpNumThreads });
 const models = new Map<number, LoadedModel>();
+// Below the serving threads while this thread holds no session: it is then loading and checking a swap's next model
+// (or releasing the last one); back to its own nice once it holds one, before it serves (agent/thread-priority.ts).
+const priority = threadPriority(data.backgroundNice ?? 0);
+priority.background(true);
 /** Runs in flight per handle: a release waits for them, so it never disposes of a session under a running call. */
 const running = new Map<number, Set<Promise<unknown>>>();
 let nextHandle = 1;
@@ -46,6 +52,7 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
       const model = await runtime.load(source, m.key);
       const h = nextHandle++;
       models.set(h, model);
+      priority.background(false);
       return { value: { handle: h, inputNames: model.inputNames, outputNames: model.outputNames } };
     }
     case 'run': {
@@ -66,6 +73,7 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
       const model = models.get(m.handle);
       // Gone for new runs at once; the runs already going finish on the session first.
       models.delete(m.handle);
+      if (models.size === 0) priority.background(true);
       await Promise.allSettled(running.get(m.handle) ?? []);
       await model?.release();
       return { value: null };
@@ -76,9 +84,17 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
   }
 }
 
+const tid = RUNTIME_TRACE ? threadId() : 0;
 port.on('message', (m: ThreadRequest) => {
+  const rx = RUNTIME_TRACE ? traceNow() : 0;
+  const s0 = RUNTIME_TRACE ? threadSched() : null;
+  const trace = (): { trace?: ThreadTrace } => {
+    if (!RUNTIME_TRACE) return {};
+    const s1 = threadSched();
+    return { trace: { rx, tx: traceNow(), sched: s0 && s1 ? [s0[0], s0[1], s1[0], s1[1]] : null, tid } };
+  };
   handle(m).then(({ value, transfer }) => {
-    const reply: ThreadReply = { id: m.id, ok: true, value };
+    const reply: ThreadReply = { id: m.id, ok: true, value, ...trace() };
     try {
       port.postMessage(reply, transfer ?? []);
     } catch {
@@ -86,9 +102,9 @@ port.on('message', (m: ThreadRequest) => {
       port.postMessage(reply);
     }
   }, (e: unknown) => {
-    const reply: ThreadReply = { id: m.id, ok: false, error: errorOf(e) };
+    const reply: ThreadReply = { id: m.id, ok: false, error: errorOf(e), ...trace() };
     port.postMessage(reply);
   });
 });
 
-port.postMessage({ t: 'ready', version: ort.env.versions.node ?? 'unknown' });
+port.postMessage({ t: 'ready', version: ort.env.versions.node ?? 'unknown', tid: threadId() });

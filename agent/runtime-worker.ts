@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { FleetcastError } from '@fleetcast/protocol/errors.js';
 import { agentError } from './errors.js';
 import type { LoadedModel, ModelRuntime, TensorData } from './runtime.js';
+import { RUNTIME_TRACE, runtimeTrace, traceNow, type TraceEntry } from './runtime-trace.js';
 import type { LoadedReply, ThreadError, ThreadReady, ThreadReply, ThreadRequest } from './runtime-thread-messages.js';
 
 // Under vitest the agent runs from its .ts sources; the thread runs the compiled entry.
@@ -34,6 +35,11 @@ export interface WorkerRuntimeOptions {
    * after it tries again (the file may have been put back).
    */
   damagedRetryMs?: number;
+  /**
+   * Linux: the nice a thread is raised by while it holds no session (it loads and checks the next model of a swap),
+   * so that this work takes only the cores serving leaves; back before it serves. 0: off (agent/thread-priority.ts).
+   */
+  backgroundNice?: number;
 }
 
 /** Long enough that a series of swaps keeps both threads, short enough that a device at rest keeps one (about 10 MiB each). */
@@ -45,6 +51,8 @@ export interface WorkerModelRuntime extends ModelRuntime {
   close(): Promise<void>;
   /** @internal the first thread, for tests that kill it. */
   readonly thread: Worker | null;
+  /** @internal the threads' ids (Linux; 0 for one not started or elsewhere). */
+  readonly threadIds: readonly number[];
   /** @internal sessions held per thread. */
   readonly sessionsPerThread: readonly number[];
 }
@@ -69,7 +77,7 @@ function copyFeeds(feeds: Readonly<Record<string, TensorData>>): { feeds: Record
   return { feeds: out, transfer };
 }
 
-interface Pending { resolve(v: unknown): void; reject(e: Error): void }
+interface Pending { resolve(v: unknown): void; reject(e: Error): void; trace?: TraceEntry }
 
 /** One inference thread, started again on demand after it died. */
 class InferenceThread {
@@ -82,11 +90,13 @@ class InferenceThread {
   /** Sessions loaded here and not released (kept across a restart of the thread: they load again on use). */
   sessions = 0;
 
-  constructor(private readonly opts: WorkerRuntimeOptions) {}
+  constructor(private readonly opts: WorkerRuntimeOptions, private readonly index = 0) {}
 
   #idle: NodeJS.Timeout | null = null;
 
   get worker(): Worker | null { return this.#worker; }
+  /** The running thread's id (Linux), or 0. */
+  tid = 0;
 
   /** Sessions went to 0: end the thread if none comes back before the idle time is over. */
   idleFor(ms: number): void {
@@ -117,17 +127,18 @@ class InferenceThread {
   start(): Promise<string> {
     if (this.#closed) return Promise.reject(agentError('AGENT_ERR_RUNTIME_LOST', 'the runtime was closed'));
     if (this.#ready) return this.#ready;
-    const worker = new Worker(WORKER_URL, { workerData: { intraOpNumThreads: this.opts.intraOpNumThreads } });
+    const worker = new Worker(WORKER_URL, { workerData: { intraOpNumThreads: this.opts.intraOpNumThreads, backgroundNice: this.opts.backgroundNice } });
     // Only calls in flight keep the process alive (#track).
     worker.unref();
     this.#worker = worker;
     let failure: Error | null = null;
     const ready = new Promise<string>((resolve, reject) => {
       worker.on('message', (m: ThreadReply | ThreadReady) => {
-        if ('t' in m) { resolve(m.version); return; }
+        if ('t' in m) { this.tid = m.tid; resolve(m.version); return; }
         const p = this.#pending.get(m.id);
         if (!p) return;
         this.#untrack(m.id);
+        if (p.trace) runtimeTrace.push({ ...p.trace, ...m.trace, back: traceNow() });
         if (m.ok) p.resolve(m.value); else p.reject(errorFrom(m.error));
       });
       worker.on('error', (e) => { failure = e; });
@@ -155,7 +166,8 @@ class InferenceThread {
     if (!worker || (generation !== undefined && generation !== this.#generation)) throw agentError('AGENT_ERR_RUNTIME_LOST', 'the inference thread ended while this call was on its way');
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const trace = RUNTIME_TRACE ? { thread: this.index, t: req.t, handle: 'handle' in req ? req.handle : undefined, posted: traceNow(), back: 0 } : undefined;
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, trace });
       if (this.#pending.size === 1) worker.ref();
       try {
         worker.postMessage({ ...req, id }, transfer);
@@ -242,7 +254,7 @@ class ThreadModel implements LoadedModel {
  * starts on the first load it gets and ends after holding no session for idleThreadMs, so a device at rest runs one.
  */
 export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Promise<WorkerModelRuntime> {
-  const threads = [new InferenceThread(opts), new InferenceThread(opts)];
+  const threads = [new InferenceThread(opts, 0), new InferenceThread(opts, 1)];
   const idleMs = opts.idleThreadMs ?? IDLE_THREAD_MS;
   let version: string;
   try {
@@ -257,6 +269,7 @@ export async function createWorkerRuntime(opts: WorkerRuntimeOptions = {}): Prom
     name: `onnxruntime-node@${version}`,
     get thread() { return threads[0].worker; },
     get sessionsPerThread() { return threads.map((t) => t.sessions); },
+    get threadIds() { return threads.map((t) => (t.worker ? t.tid : 0)); },
     async load(source, key) {
       const thread = threads[1].sessions < threads[0].sessions ? threads[1] : threads[0];
       // Counted before the load, so that two loads at once go to different threads.

@@ -24,6 +24,10 @@
  * what ran when the slowest swap-period requests were due.
  * FLEETCAST_BENCH_INFERENCE_THREAD=0 runs the agent with onnxruntime on its
  * main thread (inferenceThread: false), for the per-request cost of the thread.
+ * FLEETCAST_BENCH_BACKGROUND_NICE=N runs the agent with backgroundNice N (0: off; agent/thread-priority.ts), to compare.
+ * FLEETCAST_BENCH_SWAP_COUNT=N runs N swaps per series instead of 80 (the p99 is then read from more requests).
+ * FLEETCAST_RUNTIME_TRACE=1 with FLEETCAST_BENCH_SWAP_DUMP adds every inference-thread call's times to the dump
+ * (agent/runtime-trace.ts: posted, received and answered by the thread, back on the loop; the thread's schedstat).
  * The hub runs in its own process at SCHED_IDLE, and the deploys come from a thread at SCHED_IDLE
  * (bench/agent-fleet.ts, bench/idle-priority.ts; nice 15 without chrt): they stand for a
  * server and an operator elsewhere, and their work must not be what the swap periods measure.
@@ -36,6 +40,7 @@ import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { runtimeTrace } from '@fleetcast/agent/runtime-trace.js';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet, type AgentFleet } from './agent-fleet.js';
 import { nowMs, percentile, summarize, type BenchResult } from './lib.js';
@@ -45,10 +50,10 @@ import { startStallProbe, type Stall } from './stall-probe.js';
 import { threadCpuIn, type ThreadSamples } from './thread-sampler.js';
 
 const CLIENTS = 4;
-// 80, not 20: a swap takes ~35-45 ms, so 20 swap periods held ~3,200 requests and their p99 was the ~32nd-slowest
+// 80 by default, not 20: a swap takes ~35-45 ms, so 20 swap periods held ~3,200 requests and their p99 was the ~32nd-slowest
 // request, which moved by ±20 % run to run. During swaps the 4 clients get ~120-160 requests per swap
 // (fewer on a loaded machine, where 60 swaps held only ~7,500): 80 periods hold ≥ 9,000 and the p99 is read from ≥ 90.
-const SWAPS = 80;
+const SWAPS = Number(process.env.FLEETCAST_BENCH_SWAP_COUNT ?? '80');
 /** Closed-loop window over which capacity (replies per second at saturation) is measured. */
 const CAPACITY_MS = 2000;
 /** The open-loop rate as a fraction of the capacity measured. */
@@ -177,7 +182,9 @@ export async function benchAgentSwap(): Promise<BenchResult> {
   const inferenceThread = process.env.FLEETCAST_BENCH_INFERENCE_THREAD !== '0';
   if (!(LOAD > 0 && LOAD <= 1)) throw new Error(`FLEETCAST_BENCH_SWAP_LOAD=${process.env.FLEETCAST_BENCH_SWAP_LOAD}: give a fraction of capacity in (0, 1]`);
   const threads: Record<string, number[]> = { before: taskIds() };
-  const fleet = await agentFleet('swap', { inferenceThread }, { deployFromWorker: true });
+  // FLEETCAST_BENCH_BACKGROUND_NICE=0 turns the agent's backgroundNice off (agent/thread-priority.ts), to compare.
+  const backgroundNice = process.env.FLEETCAST_BENCH_BACKGROUND_NICE === undefined ? undefined : Number(process.env.FLEETCAST_BENCH_BACKGROUND_NICE);
+  const fleet = await agentFleet('swap', { inferenceThread, ...(backgroundNice === undefined ? {} : { backgroundNice }) }, { deployFromWorker: true });
   const { agent } = fleet;
   let stopOnFailure: (() => void) | null = null;
   try {
@@ -253,7 +260,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     if (process.env.FLEETCAST_BENCH_SWAP_DUMP) {
       // For analysis: every open-loop request and the series' periods, stalls and marks, as JSON.
       const { writeFileSync } = await import('node:fs');
-      writeFileSync(process.env.FLEETCAST_BENCH_SWAP_DUMP, JSON.stringify({ threads, rate, capacity, periods: ol.periods, stalls: openStalls, marks: marks.filter((m) => m.at >= ol.periods[0].start), scheduled: [...r.scheduled], sent: [...r.sent], done: [...r.done], inFlightBefore: [...r.inFlightBefore], connected: [...r.connected] }));
+      writeFileSync(process.env.FLEETCAST_BENCH_SWAP_DUMP, JSON.stringify({ threads, rate, capacity, periods: ol.periods, stalls: openStalls, marks: marks.filter((m) => m.at >= ol.periods[0].start), runtimeTrace: runtimeTrace.filter((e) => e.posted >= ol.periods[0].start), scheduled: [...r.scheduled], sent: [...r.sent], done: [...r.done], inFlightBefore: [...r.inFlightBefore], connected: [...r.connected] }));
     }
 
     // Each request counts for the period its scheduled send time fell in.

@@ -1,0 +1,93 @@
+/**
+ * Background work below serving on the CPU (Linux): the agent's predictions
+ * are served by its main thread and the inference thread holding the active
+ * session; a swap's own work (libuv's threadpool doing its file writes, fsyncs
+ * and signature checks; the other inference thread creating and checking the
+ * next session) competes with them for the same cores, and on a small device
+ * every prediction due meanwhile waits for a core. At a higher nice those
+ * threads get the cores only the serving threads leave (about a tenth of a
+ * core's share at nice 10 when both want one), so a swap costs the serving
+ * path little; they are not starved.
+ *
+ * Linux only (there setpriority(PRIO_PROCESS, tid) sets one thread); a no-op
+ * elsewhere. An inference thread is lowered only while it holds no session,
+ * and must be raised back before it serves: that needs CAP_SYS_NICE or an
+ * RLIMIT_NICE that allows it, so without either it is never lowered.
+ */
+import { readFileSync, readlink } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+
+export const IS_LINUX = process.platform === 'linux';
+
+/** This thread's nice (Linux: per thread; tid 0 is the calling thread). */
+export function threadNice(tid = 0): number {
+  return getPriority(tid);
+}
+
+/**
+ * Whether this process may set a thread's nice back down to `base` after raising it: CAP_SYS_NICE (bit 23 of
+ * CapEff), or RLIMIT_NICE's soft limit (nice may go down to 20 - limit). Off Linux: false.
+ */
+export function mayRestoreNice(base: number): boolean {
+  if (!IS_LINUX) return false;
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const cap = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    if (cap && (BigInt(`0x${cap}`) & (1n << 23n)) !== 0n) return true;
+    const limit = /^Max nice priority\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    if (limit === undefined) return false;
+    return limit === 'unlimited' || 20 - Number(limit) <= base;
+  } catch { return false; }
+}
+
+/**
+ * An inference thread's priority: `background(true)` while it holds no session (it loads and checks the next
+ * model of a swap, or releases the last one), back to the nice it started with before it serves. Does nothing
+ * with nice 0, off Linux, or where the thread could not be raised back.
+ */
+export function threadPriority(nice: number): { background(on: boolean): void } {
+  if (!IS_LINUX || nice <= 0) return { background() {} };
+  const base = threadNice();
+  if (!mayRestoreNice(base)) return { background() {} };
+  const low = Math.min(19, base + nice);
+  let current = base;
+  return {
+    background(on) {
+      const want = on ? low : base;
+      if (want === current) return;
+      try { setPriority(0, want); current = want; } catch { /* left as it was: serving is never slowed by a failed change */ }
+    },
+  };
+}
+
+/**
+ * The thread ids of libuv's threadpool (Linux): readlink('/proc/thread-self') run on the pool answers with the
+ * pool thread's own id. Rounds of `size` concurrent calls until `size` distinct threads answered (or `rounds` ran).
+ */
+export async function poolThreadIds(size = Number(process.env.UV_THREADPOOL_SIZE) || 4, rounds = 50): Promise<number[]> {
+  if (!IS_LINUX) return [];
+  const found = new Set<number>();
+  const once = () => new Promise<void>((resolve) => {
+    readlink('/proc/thread-self', (e, link) => {
+      if (!e) found.add(Number(link.split('/').pop()));
+      resolve();
+    });
+  });
+  for (let i = 0; i < rounds && found.size < size; i++) await Promise.all(Array.from({ length: size * 4 }, once));
+  return [...found].filter((t) => Number.isInteger(t) && t > 0);
+}
+
+/**
+ * Raises the nice of libuv's threadpool threads by `nice` (above this thread's): the agent's file writes, fsyncs,
+ * signature checks and reads run there, never a prediction. Returns the threads changed. Linux only; nice 0: none.
+ * Raising a nice needs no privilege; they are never lowered back (the pool serves only background work).
+ */
+export async function lowerPoolThreads(nice: number): Promise<number[]> {
+  if (!IS_LINUX || nice <= 0) return [];
+  const low = Math.min(19, threadNice() + nice);
+  const changed: number[] = [];
+  for (const tid of await poolThreadIds()) {
+    try { setPriority(tid, low); changed.push(tid); } catch { /* a thread that ended or refused: left as it is */ }
+  }
+  return changed;
+}

@@ -1,0 +1,101 @@
+/**
+ * Background work below serving on the CPU (agent/thread-priority.ts, Linux): an inference thread runs nicer while it
+ * holds no session (it is loading and checking a swap's next model, or has released its last one) and is back at its
+ * own nice before it serves; libuv's threadpool (the agent's file writes, fsyncs, signature checks) runs nicer for
+ * good. Where the process may not raise a thread back (no CAP_SYS_NICE, RLIMIT_NICE too low), nothing is lowered.
+ * Nice values are read from the kernel (getpriority per thread id), never timed.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseAgentOptions } from '../../agent/options.js';
+import { createWorkerRuntime, type WorkerModelRuntime } from '../../agent/runtime-worker.js';
+import { lowerPoolThreads, mayRestoreNice, poolThreadIds } from '../../agent/thread-priority.js';
+import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+
+const runtimes: WorkerModelRuntime[] = [];
+afterAll(async () => {
+  for (const rt of runtimes) await rt.close();
+  cleanupTempDirs();
+});
+
+function modelFile(seed: number): { path: string; sha: string } {
+  const bytes = buildMlp({ seed });
+  const path = join(tempDir('fleetcast-thread-priority-'), 'model.onnx');
+  writeFileSync(path, bytes);
+  return { path, sha: createHash('sha256').update(bytes).digest('hex') };
+}
+
+const linux = process.platform === 'linux';
+
+describe.skipIf(!linux)('background threads below serving (Linux)', () => {
+  it('Loading_thread_runs_below_serving_until_it_serves: nicer while it holds no session, back before it serves, nicer again once its last session is released', async () => {
+    const base = getPriority(0);
+    // Where the thread could not be raised back before serving, it must never be lowered.
+    const low = mayRestoreNice(base) ? Math.min(19, base + 10) : base;
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, backgroundNice: 10 });
+    runtimes.push(rt);
+    const [t0] = rt.threadIds;
+    expect(t0).toBeGreaterThan(0);
+    expect(getPriority(t0)).toBe(low); // started, holding nothing yet
+    const v1 = modelFile(31);
+    const v2 = modelFile(32);
+    const a = await rt.load(v1.path, v1.sha);
+    expect(getPriority(t0)).toBe(base); // serves at the agent's own nice
+    const b = await rt.load(v2.path, v2.sha); // the swap's next model, on the other thread
+    const t1 = rt.threadIds[1];
+    expect(t1).toBeGreaterThan(0);
+    expect(t1).not.toBe(t0);
+    expect(getPriority(t1)).toBe(base); // loaded: ready to serve
+    await a.release(); // the old model drained: its thread holds nothing
+    expect(getPriority(t0)).toBe(low);
+    expect(getPriority(t1)).toBe(base);
+    const c = await rt.load(v1.path, v1.sha); // the next swap loads there, and it serves at the agent's nice
+    expect(getPriority(t0)).toBe(base);
+    expect(Object.keys(await c.run({ x: { type: 'float32', dims: [1, 4], data: new Float32Array(4) } }))).toEqual(['y']);
+    await b.release();
+    await c.release();
+    expect([getPriority(t0), getPriority(t1)]).toEqual([low, low]);
+  });
+
+  it('Background_nice_0_changes_no_thread: an inference thread with backgroundNice 0 keeps the agent\'s nice at every step', async () => {
+    const base = getPriority(0);
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 1, backgroundNice: 0 });
+    runtimes.push(rt);
+    const [t0] = rt.threadIds;
+    expect(getPriority(t0)).toBe(base);
+    const v1 = modelFile(33);
+    const a = await rt.load(v1.path, v1.sha);
+    expect(getPriority(t0)).toBe(base);
+    await a.release();
+    expect(getPriority(t0)).toBe(base);
+    expect(await lowerPoolThreads(0)).toEqual([]);
+  });
+
+  it('Pool_threads_run_below_serving: every libuv threadpool thread is found and made nicer; the calling thread keeps its nice', async () => {
+    const base = getPriority(0);
+    const pool = await poolThreadIds();
+    // libuv starts the whole pool at its first use: UV_THREADPOOL_SIZE threads (4 by default).
+    expect(pool).toHaveLength(Number(process.env.UV_THREADPOOL_SIZE) || 4);
+    for (const tid of pool) {
+      expect(tid).not.toBe(process.pid);
+      expect(existsSync(`/proc/self/task/${tid}`)).toBe(true); // threads of this process
+    }
+    const changed = await lowerPoolThreads(5);
+    expect([...changed].sort()).toEqual([...pool].sort());
+    for (const tid of pool) expect(getPriority(tid)).toBe(Math.min(19, base + 5));
+    expect(getPriority(0)).toBe(base);
+  });
+});
+
+describe('backgroundNice option', () => {
+  it('defaults to 10; 0 turns it off; a nice beyond 19 is refused', () => {
+    const o = { deviceId: 'd1', dataDir: '/tmp/x', rootPath: '/tmp/root.json' };
+    expect(parseAgentOptions(o).backgroundNice).toBe(10);
+    expect(parseAgentOptions({ ...o, backgroundNice: 0 }).backgroundNice).toBe(0);
+    expect(() => parseAgentOptions({ ...o, backgroundNice: 20 })).toThrow(/backgroundNice/);
+  });
+});
