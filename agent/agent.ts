@@ -245,7 +245,9 @@ class FleetcastAgent extends EventEmitter implements Agent {
     }
     const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
     // The threadpool runs only background work (state and install file writes, fsyncs, signature checks): below serving.
-    await lowerPoolThreads(o.backgroundNice);
+    // Only an agent that made its own runtime owns its process (the daemon); agents sharing one (the simulator's, given
+    // a runtime) leave its threads alone.
+    if (!this.#seams.runtime) await lowerPoolThreads(o.backgroundNice);
     const boot = await this.#recover(root);
 
     const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log))(o));

@@ -51,11 +51,14 @@ export function threadPriority(nice: number): { background(on: boolean): void } 
   if (!mayRestoreNice(base)) return { background() {} };
   const low = Math.min(19, base + nice);
   let current = base;
+  // Set when raising the thread back failed (a sandbox that refuses what the checks above allowed): it is never
+  // lowered again, and each later call tries again to raise it.
+  let refused = false;
   return {
     background(on) {
-      const want = on ? low : base;
+      const want = on && !refused ? low : base;
       if (want === current) return;
-      try { setPriority(0, want); current = want; } catch { /* left as it was: serving is never slowed by a failed change */ }
+      try { setPriority(0, want); current = want; } catch { if (want === base) refused = true; }
     },
   };
 }
@@ -77,17 +80,23 @@ export async function poolThreadIds(size = Number(process.env.UV_THREADPOOL_SIZE
   return [...found].filter((t) => Number.isInteger(t) && t > 0);
 }
 
+let poolLowered: Promise<number[]> | null = null;
+
 /**
  * Raises the nice of libuv's threadpool threads by `nice` (above this thread's): the agent's file writes, fsyncs,
  * signature checks and reads run there, never a prediction. Returns the threads changed. Linux only; nice 0: none.
- * Raising a nice needs no privilege; they are never lowered back (the pool serves only background work).
+ * Once per process (the pool is the process's): a later call gets the first one's threads. Raising a nice needs no
+ * privilege; they are never lowered back (the pool serves only background work).
  */
-export async function lowerPoolThreads(nice: number): Promise<number[]> {
-  if (!IS_LINUX || nice <= 0) return [];
-  const low = Math.min(19, threadNice() + nice);
-  const changed: number[] = [];
-  for (const tid of await poolThreadIds()) {
-    try { setPriority(tid, low); changed.push(tid); } catch { /* a thread that ended or refused: left as it is */ }
-  }
-  return changed;
+export function lowerPoolThreads(nice: number): Promise<number[]> {
+  if (!IS_LINUX || nice <= 0) return Promise.resolve([]);
+  poolLowered ??= (async () => {
+    const low = Math.min(19, threadNice() + nice);
+    const changed: number[] = [];
+    for (const tid of await poolThreadIds()) {
+      try { setPriority(tid, low); changed.push(tid); } catch { /* a thread that ended or refused: left as it is */ }
+    }
+    return changed;
+  })();
+  return poolLowered;
 }

@@ -2,23 +2,31 @@
  * Background work below serving on the CPU (agent/thread-priority.ts, Linux): an inference thread runs nicer while it
  * holds no session (it is loading and checking a swap's next model, or has released its last one) and is back at its
  * own nice before it serves; libuv's threadpool (the agent's file writes, fsyncs, signature checks) runs nicer for
- * good. Where the process may not raise a thread back (no CAP_SYS_NICE, RLIMIT_NICE too low), nothing is lowered.
+ * good, by the agent that owns its process (not by the simulator's agents sharing one). Where the process may not raise a thread back (no CAP_SYS_NICE, RLIMIT_NICE too low), nothing is lowered.
  * Nice values are read from the kernel (getpriority per thread id), never timed.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAgent, type Agent } from '../../agent/agent.js';
+import { createOrtRuntime } from '../../agent/runtime.js';
 import { parseAgentOptions } from '../../agent/options.js';
 import { createWorkerRuntime, type WorkerModelRuntime } from '../../agent/runtime-worker.js';
 import { lowerPoolThreads, mayRestoreNice, poolThreadIds } from '../../agent/thread-priority.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
+import { fixture, type Fixture } from '../helpers/agent-fixture.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
 const runtimes: WorkerModelRuntime[] = [];
+const agents: Agent[] = [];
+let fx: Fixture;
+beforeAll(async () => { fx = await fixture(); });
 afterAll(async () => {
   for (const rt of runtimes) await rt.close();
+  for (const a of agents) await a.stop();
+  await fx?.close();
   cleanupTempDirs();
 });
 
@@ -75,8 +83,7 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
     expect(await lowerPoolThreads(0)).toEqual([]);
   });
 
-  it('Pool_threads_run_below_serving: every libuv threadpool thread is found and made nicer; the calling thread keeps its nice', async () => {
-    const base = getPriority(0);
+  it('Pool_threads_found_by_id: every libuv threadpool thread of this process is found, not the calling thread', async () => {
     const pool = await poolThreadIds();
     // libuv starts the whole pool at its first use: UV_THREADPOOL_SIZE threads (4 by default).
     expect(pool).toHaveLength(Number(process.env.UV_THREADPOOL_SIZE) || 4);
@@ -84,10 +91,31 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
       expect(tid).not.toBe(process.pid);
       expect(existsSync(`/proc/self/task/${tid}`)).toBe(true); // threads of this process
     }
-    const changed = await lowerPoolThreads(5);
-    expect([...changed].sort()).toEqual([...pool].sort());
-    for (const tid of pool) expect(getPriority(tid)).toBe(Math.min(19, base + 5));
+  });
+
+  // These two run in this order: the pool is lowered once per process.
+  it('Agent_sharing_its_process_leaves_the_pool_alone: an agent given its runtime (the simulator\'s many agents in one process) does not change the pool\'s nice', async () => {
+    const base = getPriority(0);
+    const a = createAgent({ deviceId: 'p1', dataDir: tempDir(), rootPath: fx.keys.rootPath, backgroundNice: 7 }, { runtime: createOrtRuntime({ intraOpNumThreads: 1 }) });
+    agents.push(a);
+    await a.start();
+    for (const tid of await poolThreadIds()) expect(getPriority(tid)).toBe(base);
+  });
+
+  it('Pool_threads_run_below_serving: the agent that made its own runtime (the daemon) makes every threadpool thread backgroundNice nicer at start, once per process; the calling thread keeps its nice', async () => {
+    const base = getPriority(0);
+    const a = createAgent({ deviceId: 'p2', dataDir: tempDir(), rootPath: fx.keys.rootPath, backgroundNice: 7 });
+    agents.push(a);
+    await a.start();
+    const pool = await poolThreadIds();
+    for (const tid of pool) expect(getPriority(tid)).toBe(Math.min(19, base + 7));
     expect(getPriority(0)).toBe(base);
+    // A second agent of the same process (another nice) finds the pool done: the first one's threads, unchanged.
+    const b = createAgent({ deviceId: 'p3', dataDir: tempDir(), rootPath: fx.keys.rootPath, backgroundNice: 3 });
+    agents.push(b);
+    await b.start();
+    expect([...await lowerPoolThreads(3)].sort()).toEqual([...pool].sort());
+    for (const tid of pool) expect(getPriority(tid)).toBe(Math.min(19, base + 7));
   });
 });
 
