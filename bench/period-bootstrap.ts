@@ -5,18 +5,7 @@
  * busy machine). Resampling whole periods with replacement (requests inside a period are not independent, so they
  * are resampled together) gives the spread the ratio would have over repeated series: its 5th-95th percentiles.
  */
-
-/** A deterministic generator (mulberry32): the interval printed for a run does not change when it is read again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '@fleetcast/bundle-build/onnx-build.js';
 
 function resampledP(periods: Float64Array[], p: number, next: () => number): number {
   const picked: Float64Array[] = [];
