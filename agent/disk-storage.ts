@@ -28,7 +28,7 @@ let syncObserver: SyncObserver | null = null;
 /** Observe every fsync from now on (null stops); one observer at a time. */
 export function observeSyncs(o: SyncObserver | null): void { syncObserver = o; }
 
-async function syncHandle(fh: FileHandle, kind: SyncKind, path: string): Promise<void> {
+async function syncHandle(fh: Pick<FileHandle, 'sync'>, kind: SyncKind, path: string): Promise<void> {
   const o = syncObserver;
   if (!o) return fh.sync();
   const t = performance.now();
@@ -98,11 +98,19 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-async function syncDirHandle(fh: FileHandle, dir: string): Promise<void> {
+/**
+ * What a filesystem answers when it cannot fsync a directory at all (some network and FUSE filesystems): the rename is
+ * then as durable as that filesystem allows. Any other failure (EIO above all) means the disk may not hold what was
+ * just written, and is the caller's to hear: swallowing it would report a state as saved that a power cut can lose.
+ */
+const DIR_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** @internal exported for the test that feeds it a failing handle. */
+export async function syncDirHandle(fh: Pick<FileHandle, 'sync'>, dir: string): Promise<void> {
   try {
     await syncHandle(fh, 'dir', dir);
-  } catch {
-    // Some filesystems refuse fsync on directories (EINVAL); the rename is as durable as they allow.
+  } catch (e) {
+    if (!DIR_SYNC_UNSUPPORTED.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
   }
 }
 

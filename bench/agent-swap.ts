@@ -45,6 +45,7 @@ import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet, type AgentFleet } from './agent-fleet.js';
 import { nowMs, percentile, summarize, type BenchResult } from './lib.js';
 import type { OpenLoopResult } from './open-loop-clients-worker.js';
+import { bootstrapRatio } from './period-bootstrap.js';
 import { countPoolOps } from './pool-ops.js';
 import { startStallProbe, type Stall } from './stall-probe.js';
 import { threadCpuIn, type ThreadSamples } from './thread-sampler.js';
@@ -60,6 +61,13 @@ const CAPACITY_MS = 2000;
 const LOAD = Number(process.env.FLEETCAST_BENCH_SWAP_LOAD ?? '0.5');
 /** Sockets the open-loop clients may open: far above what a 50 % load keeps in flight even through a 30 ms stall. */
 const OPEN_SOCKETS = 256;
+/**
+ * FLEETCAST_BENCH_SWAP_AA=1: an A/A control. The "swap" periods hold no swap, only a wait as long as a typical swap
+ * (AA_SWAP_MS), so both kinds of period see the same agent doing the same thing: the ratios it prints are the
+ * benchmark's own noise floor (how far p99 of one set of periods strays from another's with nothing different).
+ */
+const AA = process.env.FLEETCAST_BENCH_SWAP_AA === '1';
+const AA_SWAP_MS = 30;
 
 /** `sched`: the agent's main thread over the period (Linux schedstat): ms on a core, ms runnable but waiting for one. */
 interface Period { swap: boolean; start: number; end: number; sched?: { runMs: number; waitMs: number } }
@@ -101,7 +109,7 @@ async function swapSeries(fleet: AgentFleet, setPeriod: (p: 'swap' | 'steady' | 
     const s0 = schedNow();
     const t = nowMs();
     marks.push({ at: t, what: 'deploy' });
-    await fleet.swapTo(i % 2 === 0 ? 2 : 1);
+    if (AA) await sleep(AA_SWAP_MS); else await fleet.swapTo(i % 2 === 0 ? 2 : 1);
     const t1 = nowMs();
     const s1 = schedNow();
     swapMs += t1 - t;
@@ -265,6 +273,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
 
     // Each request counts for the period its scheduled send time fell in.
     const lat = { swap: [] as number[], steady: [] as number[] };
+    const byPeriod = new Map<Period, number[]>();
     const lag = { swap: [] as number[], steady: [] as number[] };
     const service = { swap: [] as number[], steady: [] as number[] };
     const slowCandidates: { due: number; ms: number }[] = [];
@@ -274,6 +283,9 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       if (!p) continue;
       const k = p.swap ? 'swap' : 'steady';
       lat[k].push(r.done[i] - r.scheduled[i]);
+      let inPeriod = byPeriod.get(p);
+      if (!inPeriod) byPeriod.set(p, inPeriod = []);
+      inPeriod.push(r.done[i] - r.scheduled[i]);
       lag[k].push(r.sent[i] - r.scheduled[i]);
       service[k].push(r.done[i] - r.sent[i]);
       connects += r.connected[i]; maxInFlight = Math.max(maxInFlight, r.inFlightBefore[i] + 1);
@@ -281,6 +293,8 @@ export async function benchAgentSwap(): Promise<BenchResult> {
       if (p.swap) slowCandidates.push({ due: r.scheduled[i], ms: r.done[i] - r.scheduled[i] });
     }
     const d = summarize(lat.swap); const s = summarize(lat.steady);
+    const periodsOf = (swap: boolean) => [...byPeriod].filter(([p]) => p.swap === swap).map(([, v]) => Float64Array.from(v));
+    const spread = bootstrapRatio(periodsOf(true), periodsOf(false), 99);
     const sd = summarize(satSwap); const ss = summarize(satSteady);
     const lagP99 = (k: 'swap' | 'steady') => percentile([...lag[k]].sort((a, b) => a - b), 99);
     const serviceP99 = (k: 'swap' | 'steady') => percentile([...service[k]].sort((a, b) => a - b), 99);
@@ -302,7 +316,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const whatRan = [...timeBy.keys()].map((k) => `${k} ${((100 * (byMark.get(k) ?? 0)) / Math.max(1, slow.length)).toFixed(0)}% of them (${((100 * timeBy.get(k)!) / swapTime).toFixed(0)}% of swap time)`).join(', ');
     const slowest = [...slow].sort((a, b) => b.ms - a.ms).slice(0, 5).map((x) => `${x.ms.toFixed(1)} ms (${markAt(marks, x.due)})`).join(', ');
     return {
-      name: `agent hot-swap: predict latency during ${SWAPS} swaps vs steady state (ms), open loop at ${(LOAD * 100).toFixed(0)}% of capacity (the goal) and saturated (informational)`,
+      name: `${AA ? 'A/A CONTROL (no swap in the swap periods, FLEETCAST_BENCH_SWAP_AA=1): ' : ''}agent hot-swap: predict latency during ${SWAPS} swaps vs steady state (ms), open loop at ${(LOAD * 100).toFixed(0)}% of capacity (the goal) and saturated (informational)`,
       ours: { p50: d.p50, p99: d.p99, requests: d.n, 'saturated p50': sd.p50, 'saturated p99': sd.p99, 'saturated requests': sd.n },
       baseline: { p50: s.p50, p99: s.p99, requests: s.n, 'saturated p50': ss.p50, 'saturated p99': ss.p99, 'saturated requests': ss.n },
       ratios: [
@@ -320,6 +334,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
         inferenceThread
           ? 'model MLP 17→64→2; sessions are created, smoke-tested, run and released on the agent\'s inference thread (inferenceThread: true, the default); signatures are checked on the threadpool'
           : 'model MLP 17→64→2; inferenceThread: false: each swap loads a new onnxruntime session on the same event loop the predictions use',
+        `how sure the p99 ratio is (bench/period-bootstrap.ts: whole periods resampled 400 times): 5th-95th percentile ${spread.p5.toFixed(3)}-${spread.p95.toFixed(3)}, median ${spread.p50.toFixed(3)}; a single run's p99 ratio is one draw from about that range`,
         `open loop: p99 of the swap periods is their ${Math.ceil(d.n / 100)}th-slowest request; ${slow.length} of ${d.n} (${((100 * slow.length) / d.n).toFixed(2)}%) were slower than the steady p99 (1% if swaps changed nothing); slowest ${slowest}`,
         `open loop, what the agent was doing when those slow requests were due: ${whatRan}`,
         `stalls of the agent's loop (1 ms timer probe), open loop: swaps ${stallsIn(openStalls, ol.periods, true)}; steady ${stallsIn(openStalls, ol.periods, false)}`,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diskStorage, observeSyncs } from '../../agent/disk-storage.js';
+import { diskStorage, observeSyncs, syncDirHandle } from '../../agent/disk-storage.js';
 import { MemoryPool, MemoryStorage } from '../../agent/memory-storage.js';
 import { StateStore } from '../../agent/state-store.js';
 import type { AgentStorage } from '../../agent/storage.js';
@@ -195,5 +195,19 @@ describe('disk fsyncs, observed (the rollout benchmark counts them)', () => {
     }
     await diskStorage.writeAtomic(join(root, 'state.json'), '{}');
     expect(seen).toEqual(['file /state.json', 'dir ', 'file /model.onnx', 'dir ']);
+  });
+});
+
+describe('a folder fsync that fails', () => {
+  const failing = (code: string) => ({ sync: () => Promise.reject(Object.assign(new Error(`${code}: fsync`), { code })) });
+
+  it('Dir_sync_io_error_is_reported', async () => {
+    // EIO: the disk may not hold the rename just made; a state reported saved could be lost at a power cut.
+    await expect(syncDirHandle(failing('EIO'), '/data')).rejects.toMatchObject({ code: 'EIO' });
+    await expect(syncDirHandle(failing('EROFS'), '/data')).rejects.toMatchObject({ code: 'EROFS' });
+  });
+
+  it('Dir_sync_unsupported_is_as_durable_as_the_filesystem_allows', async () => {
+    for (const code of ['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']) await expect(syncDirHandle(failing(code), '/data')).resolves.toBeUndefined();
   });
 });
