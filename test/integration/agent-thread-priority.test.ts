@@ -6,7 +6,7 @@
  * Nice values are read from the kernel (getpriority per thread id), never timed.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,21 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
     await b.release();
     await c.release();
     expect([getPriority(t0), getPriority(t1)]).toEqual([low, low]);
+  });
+
+  it('Session_threads_serve_at_the_agents_nice: with intraOpNumThreads 2, the threads onnxruntime makes for a session (they run its predictions) are not left at the loading thread\'s lowered nice', async () => {
+    const base = getPriority(0);
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 2, backgroundNice: 10 });
+    runtimes.push(rt);
+    const before = new Set(readdirSync('/proc/self/task').map(Number));
+    const v1 = modelFile(34);
+    const a = await rt.load(v1.path, v1.sha);
+    // Threads made while the model loaded: the session's intra-op pool (made by the inference thread).
+    const made = readdirSync('/proc/self/task').map(Number).filter((t) => !before.has(t));
+    expect(made.length).toBeGreaterThan(0);
+    expect(made.map((t) => getPriority(t))).toEqual(made.map(() => base));
+    expect(getPriority(rt.threadIds[0])).toBe(base);
+    await a.release();
   });
 
   it('Background_nice_0_changes_no_thread: an inference thread with backgroundNice 0 keeps the agent\'s nice at every step', async () => {
