@@ -5,6 +5,7 @@
  * good, by the agent that owns its process (not by the simulator's agents sharing one). Where the process may not raise a thread back (no CAP_SYS_NICE, RLIMIT_NICE too low), nothing is lowered.
  * Nice values are read from the kernel (getpriority per thread id), never timed.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
@@ -14,10 +15,12 @@ import { createAgent, type Agent } from '../../agent/agent.js';
 import { createOrtRuntime } from '../../agent/runtime.js';
 import { parseAgentOptions } from '../../agent/options.js';
 import { createWorkerRuntime, type WorkerModelRuntime } from '../../agent/runtime-worker.js';
-import { lowerPoolThreads, mayRestoreNice, poolThreadIds } from '../../agent/thread-priority.js';
+import { lowerPoolThreads, mayRestoreNice, poolSize, poolThreadIds } from '../../agent/thread-priority.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { fixture, type Fixture } from '../helpers/agent-fixture.js';
+import { distFile } from '../helpers/build-cli.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { needProgram } from '../helpers/programs.js';
 
 const runtimes: WorkerModelRuntime[] = [];
 const agents: Agent[] = [];
@@ -106,6 +109,39 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
       expect(tid).not.toBe(process.pid);
       expect(existsSync(`/proc/self/task/${tid}`)).toBe(true); // threads of this process
     }
+  });
+
+  // In a process of its own: the pool is lowered once per process. One pool thread is held in an open() of a FIFO that
+  // has no writer yet, so it cannot answer the first look; the FIFO's writer comes once lowerPoolThreads has returned.
+  const MKFIFO = needProgram('mkfifo', 'coreutils');
+  it.skipIf(!MKFIFO)('Busy_pool_thread_lowered_later: a threadpool thread busy through the first look (UV_THREADPOOL_SIZE 3) is lowered once it is free', () => {
+    const fifo = join(tempDir('fleetcast-pool-fifo-'), 'fifo');
+    execFileSync(MKFIFO!, [fifo]);
+    const script = `
+      import { open } from 'node:fs';
+      import { getPriority } from 'node:os';
+      import { lowerPoolThreads, poolThreadIds } from ${JSON.stringify(distFile('agent/thread-priority.js'))};
+      const fifo = ${JSON.stringify(fifo)};
+      await poolThreadIds(); // the whole pool started
+      open(fifo, 'r', () => {}); // one pool thread waits here for a writer
+      const first = await lowerPoolThreads(10);
+      open(fifo, 'w', () => {}); // now it is free
+      const low = Math.min(19, getPriority(0) + 10);
+      let nices = [];
+      for (let i = 0; i < 300; i++) { // up to 30 s
+        nices = (await poolThreadIds()).map((t) => getPriority(t));
+        if (nices.length === 3 && nices.every((n) => n === low)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.log(JSON.stringify({ first: first.length, nices, low }));
+      process.exit(0);`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '3' }, encoding: 'utf8', timeout: 50_000 })) as { first: number; nices: number[]; low: number };
+    expect(out.first).toBe(2); // the busy one did not answer the first look
+    expect(out.nices).toEqual([out.low, out.low, out.low]);
+  }, 60_000);
+
+  it('Pool_size_read_as_libuv_reads_it: UV_THREADPOOL_SIZE unset 4, 0 or not a number 1, capped at 1024', () => {
+    expect([undefined, '6', '0', 'x', '3000', '-2'].map((v) => poolSize(v === undefined ? {} : { UV_THREADPOOL_SIZE: v }))).toEqual([4, 6, 1, 1, 1024, 1024]);
   });
 
   // These two run in this order: the pool is lowered once per process.
