@@ -14,7 +14,7 @@
  * and must be raised back before it serves: that needs CAP_SYS_NICE or an
  * RLIMIT_NICE that allows it, so without either it is never lowered.
  */
-import { readFileSync, readlink } from 'node:fs';
+import { readFileSync, readlink, readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 export const IS_LINUX = process.platform === 'linux';
@@ -74,11 +74,20 @@ export function poolSize(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
+ * Whether /proc numbers threads as this process's own PID namespace does: a /proc mounted from another one (a
+ * container or `unshare --pid` without its own /proc) names our threads by ids that, given to setpriority, would
+ * reach no thread or another process's.
+ */
+function procIsOurs(): boolean {
+  try { return readlinkSync('/proc/self') === String(process.pid); } catch { return false; }
+}
+
+/**
  * The thread ids of libuv's threadpool (Linux): readlink('/proc/thread-self') run on the pool answers with the
  * pool thread's own id. Rounds of `size` concurrent calls until `size` distinct threads answered (or `rounds` ran).
  */
 export async function poolThreadIds(size = poolSize(), rounds = 50): Promise<number[]> {
-  if (!IS_LINUX) return [];
+  if (!IS_LINUX || !procIsOurs()) return [];
   const found = new Set<number>();
   const once = () => new Promise<void>((resolve) => {
     readlink('/proc/thread-self', (e, link) => {

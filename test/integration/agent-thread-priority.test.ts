@@ -140,6 +140,17 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
     expect(out.nices).toEqual([out.low, out.low, out.low]);
   }, 60_000);
 
+  const UNSHARE = needProgram('unshare', 'util-linux');
+  it.skipIf(!UNSHARE || process.getuid?.() !== 0)('Pool_ids_not_taken_from_another_pid_namespace: under unshare --pid without its own /proc, the pool\'s ids (the outer namespace\'s) are not used', () => {
+    const script = `
+      import { readlinkSync } from 'node:fs';
+      import { poolThreadIds } from ${JSON.stringify(distFile('agent/thread-priority.js'))};
+      console.log(JSON.stringify({ pid: process.pid, proc: readlinkSync('/proc/self'), pool: await poolThreadIds() }));`;
+    const out = JSON.parse(execFileSync(UNSHARE!, ['--pid', '--fork', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 50_000 })) as { pid: number; proc: string; pool: number[] };
+    expect(String(out.pid)).not.toBe(out.proc); // the setting: /proc is the outer namespace's
+    expect(out.pool).toEqual([]);
+  }, 60_000);
+
   it('Pool_size_read_as_libuv_reads_it: UV_THREADPOOL_SIZE unset 4, 0 or not a number 1, capped at 1024', () => {
     expect([undefined, '6', '0', 'x', '3000', '-2'].map((v) => poolSize(v === undefined ? {} : { UV_THREADPOOL_SIZE: v }))).toEqual([4, 6, 1, 1, 1024, 1024]);
   });
