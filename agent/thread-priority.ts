@@ -25,15 +25,24 @@ export function threadNice(tid = 0): number {
 }
 
 /**
+ * The kernel lets CAP_SYS_NICE lower a nice only when held in the initial user namespace: the root of a user namespace
+ * of its own (a rootless or unprivileged container, `unshare --user`) shows it in CapEff and is refused all the same.
+ * The initial namespace maps every uid to itself.
+ */
+function inInitialUserNamespace(): boolean {
+  try { return /^\s*0\s+0\s+4294967295\s*$/.test(readFileSync('/proc/self/uid_map', 'utf8')); } catch { return false; }
+}
+
+/**
  * Whether this process may set a thread's nice back down to `base` after raising it: CAP_SYS_NICE (bit 23 of
- * CapEff), or RLIMIT_NICE's soft limit (nice may go down to 20 - limit). Off Linux: false.
+ * CapEff) in the initial user namespace, or RLIMIT_NICE's soft limit (nice may go down to 20 - limit). Off Linux: false.
  */
 export function mayRestoreNice(base: number): boolean {
   if (!IS_LINUX) return false;
   try {
     const status = readFileSync('/proc/self/status', 'utf8');
     const cap = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    if (cap && (BigInt(`0x${cap}`) & (1n << 23n)) !== 0n) return true;
+    if (cap && (BigInt(`0x${cap}`) & (1n << 23n)) !== 0n && inInitialUserNamespace()) return true;
     const limit = /^Max nice priority\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
     if (limit === undefined) return false;
     return limit === 'unlimited' || 20 - Number(limit) <= base;

@@ -5,7 +5,7 @@
  * good, by the agent that owns its process (not by the simulator's agents sharing one). Where the process may not raise a thread back (no CAP_SYS_NICE, RLIMIT_NICE too low), nothing is lowered.
  * Nice values are read from the kernel (getpriority per thread id), never timed.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
@@ -149,6 +149,26 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
     const out = JSON.parse(execFileSync(UNSHARE!, ['--pid', '--fork', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 50_000 })) as { pid: number; proc: string; pool: number[] };
     expect(String(out.pid)).not.toBe(out.proc); // the setting: /proc is the outer namespace's
     expect(out.pool).toEqual([]);
+  }, 60_000);
+
+  // Root of a user namespace of its own (a rootless container): CAP_SYS_NICE in CapEff, but the kernel checks it in the
+  // initial namespace, so a thread raised there could not come back. Skipped where user namespaces cannot be made.
+  const USERNS = !!UNSHARE && spawnSync(UNSHARE, ['--user', '--map-root-user', 'true']).status === 0;
+  it.skipIf(!USERNS)('Userns_root_serves_at_its_nice: as root of its own user namespace (CAP_SYS_NICE shown, not usable), the inference thread serves at the agent\'s nice', () => {
+    const model = modelFile(35);
+    const script = `
+      import { getPriority } from 'node:os';
+      import { createWorkerRuntime } from ${JSON.stringify(distFile('agent/runtime-worker.js'))};
+      const rt = await createWorkerRuntime({ intraOpNumThreads: 1, backgroundNice: 10 });
+      const m = await rt.load(${JSON.stringify(model.path)}, ${JSON.stringify(model.sha)});
+      console.log(JSON.stringify({ base: getPriority(0), serving: getPriority(rt.threadIds[0]) }));
+      await m.release();
+      await rt.close();`;
+    // A file, not -e: the inference thread (a Worker) would inherit --input-type and fail to start.
+    const file = join(tempDir('fleetcast-userns-'), 'serve.mjs');
+    writeFileSync(file, script);
+    const out = JSON.parse(execFileSync(UNSHARE!, ['--user', '--map-root-user', process.execPath, file], { encoding: 'utf8', timeout: 50_000 })) as { base: number; serving: number };
+    expect(out.serving).toBe(out.base);
   }, 60_000);
 
   it('Pool_size_read_as_libuv_reads_it: UV_THREADPOOL_SIZE unset 4, 0 or not a number 1, capped at 1024', () => {
