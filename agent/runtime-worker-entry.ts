@@ -23,7 +23,16 @@ const models = new Map<number, LoadedModel>();
 // Below the serving threads while this thread holds no session: it is then loading and checking a swap's next model
 // (or releasing the last one); back to its own nice once it holds one, before it serves (agent/thread-priority.ts).
 const priority = threadPriority(data.backgroundNice ?? 0);
-priority.background(true);
+// onnxruntime makes a session's intra-op threads (all but this one; none with intraOpNumThreads 1) while it creates the
+// session, and a new thread starts at its creator's nice: made while this thread is lowered, they would run the
+// session's predictions below serving for as long as it lives. So the session is then created at the agent's nice
+// (only reading and hashing the file stay lowered); `creating` keeps a release or a failed load from lowering the
+// thread under another session's creation.
+const SESSION_MAKES_THREADS = data.intraOpNumThreads !== 1;
+let creating = 0;
+/** Lowered only while it holds no session and creates none that makes threads. */
+function settlePriority(): void { priority.background(models.size === 0 && creating === 0); }
+settlePriority();
 /** Runs in flight per handle: a release waits for them, so it never disposes of a session under a running call. */
 const running = new Map<number, Set<Promise<unknown>>>();
 let nextHandle = 1;
@@ -49,10 +58,17 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
         }
         source = bytes;
       }
-      const model = await runtime.load(source, m.key);
+      if (SESSION_MAKES_THREADS) { creating++; settlePriority(); }
       const h = nextHandle++;
-      models.set(h, model);
-      priority.background(false);
+      let model: LoadedModel;
+      try {
+        model = await runtime.load(source, m.key);
+        models.set(h, model);
+      } finally {
+        // Held: back to (or kept at) the agent's nice before it serves; failed: lowered again if it holds nothing.
+        if (SESSION_MAKES_THREADS) creating--;
+        settlePriority();
+      }
       return { value: { handle: h, inputNames: model.inputNames, outputNames: model.outputNames } };
     }
     case 'run': {
@@ -73,7 +89,7 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
       const model = models.get(m.handle);
       // Gone for new runs at once; the runs already going finish on the session first.
       models.delete(m.handle);
-      if (models.size === 0) priority.background(true);
+      settlePriority();
       await Promise.allSettled(running.get(m.handle) ?? []);
       await model?.release();
       return { value: null };

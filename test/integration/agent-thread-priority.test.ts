@@ -5,8 +5,9 @@
  * good, by the agent that owns its process (not by the simulator's agents sharing one). Where the process may not raise a thread back (no CAP_SYS_NICE, RLIMIT_NICE too low), nothing is lowered.
  * Nice values are read from the kernel (getpriority per thread id), never timed.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,10 +15,12 @@ import { createAgent, type Agent } from '../../agent/agent.js';
 import { createOrtRuntime } from '../../agent/runtime.js';
 import { parseAgentOptions } from '../../agent/options.js';
 import { createWorkerRuntime, type WorkerModelRuntime } from '../../agent/runtime-worker.js';
-import { lowerPoolThreads, mayRestoreNice, poolThreadIds } from '../../agent/thread-priority.js';
+import { lowerPoolThreads, mayRestoreNice, poolSize, poolThreadIds } from '../../agent/thread-priority.js';
 import { buildMlp } from '../../bundle-build/onnx-build.js';
 import { fixture, type Fixture } from '../helpers/agent-fixture.js';
+import { distFile } from '../helpers/build-cli.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
+import { needProgram } from '../helpers/programs.js';
 
 const runtimes: WorkerModelRuntime[] = [];
 const agents: Agent[] = [];
@@ -69,6 +72,21 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
     expect([getPriority(t0), getPriority(t1)]).toEqual([low, low]);
   });
 
+  it('Session_threads_serve_at_the_agents_nice: with intraOpNumThreads 2, the threads onnxruntime makes for a session (they run its predictions) are not left at the loading thread\'s lowered nice', async () => {
+    const base = getPriority(0);
+    const rt = await createWorkerRuntime({ intraOpNumThreads: 2, backgroundNice: 10 });
+    runtimes.push(rt);
+    const before = new Set(readdirSync('/proc/self/task').map(Number));
+    const v1 = modelFile(34);
+    const a = await rt.load(v1.path, v1.sha);
+    // Threads made while the model loaded: the session's intra-op pool (made by the inference thread).
+    const made = readdirSync('/proc/self/task').map(Number).filter((t) => !before.has(t));
+    expect(made.length).toBeGreaterThan(0);
+    expect(made.map((t) => getPriority(t))).toEqual(made.map(() => base));
+    expect(getPriority(rt.threadIds[0])).toBe(base);
+    await a.release();
+  });
+
   it('Background_nice_0_changes_no_thread: an inference thread with backgroundNice 0 keeps the agent\'s nice at every step', async () => {
     const base = getPriority(0);
     const rt = await createWorkerRuntime({ intraOpNumThreads: 1, backgroundNice: 0 });
@@ -91,6 +109,70 @@ describe.skipIf(!linux)('background threads below serving (Linux)', () => {
       expect(tid).not.toBe(process.pid);
       expect(existsSync(`/proc/self/task/${tid}`)).toBe(true); // threads of this process
     }
+  });
+
+  // In a process of its own: the pool is lowered once per process. One pool thread is held in an open() of a FIFO that
+  // has no writer yet, so it cannot answer the first look; the FIFO's writer comes once lowerPoolThreads has returned.
+  const MKFIFO = needProgram('mkfifo', 'coreutils');
+  it.skipIf(!MKFIFO)('Busy_pool_thread_lowered_later: a threadpool thread busy through the first look (UV_THREADPOOL_SIZE 3) is lowered once it is free', () => {
+    const fifo = join(tempDir('fleetcast-pool-fifo-'), 'fifo');
+    execFileSync(MKFIFO!, [fifo]);
+    const script = `
+      import { open } from 'node:fs';
+      import { getPriority } from 'node:os';
+      import { lowerPoolThreads, poolThreadIds } from ${JSON.stringify(distFile('agent/thread-priority.js'))};
+      const fifo = ${JSON.stringify(fifo)};
+      await poolThreadIds(); // the whole pool started
+      open(fifo, 'r', () => {}); // one pool thread waits here for a writer
+      const first = await lowerPoolThreads(10);
+      open(fifo, 'w', () => {}); // now it is free
+      const low = Math.min(19, getPriority(0) + 10);
+      let nices = [];
+      for (let i = 0; i < 300; i++) { // up to 30 s
+        nices = (await poolThreadIds()).map((t) => getPriority(t));
+        if (nices.length === 3 && nices.every((n) => n === low)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.log(JSON.stringify({ first: first.length, nices, low }));
+      process.exit(0);`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, UV_THREADPOOL_SIZE: '3' }, encoding: 'utf8', timeout: 50_000 })) as { first: number; nices: number[]; low: number };
+    expect(out.first).toBe(2); // the busy one did not answer the first look
+    expect(out.nices).toEqual([out.low, out.low, out.low]);
+  }, 60_000);
+
+  const UNSHARE = needProgram('unshare', 'util-linux');
+  it.skipIf(!UNSHARE || process.getuid?.() !== 0)('Pool_ids_not_taken_from_another_pid_namespace: under unshare --pid without its own /proc, the pool\'s ids (the outer namespace\'s) are not used', () => {
+    const script = `
+      import { readlinkSync } from 'node:fs';
+      import { poolThreadIds } from ${JSON.stringify(distFile('agent/thread-priority.js'))};
+      console.log(JSON.stringify({ pid: process.pid, proc: readlinkSync('/proc/self'), pool: await poolThreadIds() }));`;
+    const out = JSON.parse(execFileSync(UNSHARE!, ['--pid', '--fork', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 50_000 })) as { pid: number; proc: string; pool: number[] };
+    expect(String(out.pid)).not.toBe(out.proc); // the setting: /proc is the outer namespace's
+    expect(out.pool).toEqual([]);
+  }, 60_000);
+
+  // Root of a user namespace of its own (a rootless container): CAP_SYS_NICE in CapEff, but the kernel checks it in the
+  // initial namespace, so a thread raised there could not come back. Skipped where user namespaces cannot be made.
+  const USERNS = !!UNSHARE && spawnSync(UNSHARE, ['--user', '--map-root-user', 'true']).status === 0;
+  it.skipIf(!USERNS)('Userns_root_serves_at_its_nice: as root of its own user namespace (CAP_SYS_NICE shown, not usable), the inference thread serves at the agent\'s nice', () => {
+    const model = modelFile(35);
+    const script = `
+      import { getPriority } from 'node:os';
+      import { createWorkerRuntime } from ${JSON.stringify(distFile('agent/runtime-worker.js'))};
+      const rt = await createWorkerRuntime({ intraOpNumThreads: 1, backgroundNice: 10 });
+      const m = await rt.load(${JSON.stringify(model.path)}, ${JSON.stringify(model.sha)});
+      console.log(JSON.stringify({ base: getPriority(0), serving: getPriority(rt.threadIds[0]) }));
+      await m.release();
+      await rt.close();`;
+    // A file, not -e: the inference thread (a Worker) would inherit --input-type and fail to start.
+    const file = join(tempDir('fleetcast-userns-'), 'serve.mjs');
+    writeFileSync(file, script);
+    const out = JSON.parse(execFileSync(UNSHARE!, ['--user', '--map-root-user', process.execPath, file], { encoding: 'utf8', timeout: 50_000 })) as { base: number; serving: number };
+    expect(out.serving).toBe(out.base);
+  }, 60_000);
+
+  it('Pool_size_read_as_libuv_reads_it: UV_THREADPOOL_SIZE unset 4, 0 or not a number 1, capped at 1024', () => {
+    expect([undefined, '6', '0', 'x', '3000', '-2'].map((v) => poolSize(v === undefined ? {} : { UV_THREADPOOL_SIZE: v }))).toEqual([4, 6, 1, 1, 1024, 1024]);
   });
 
   // These two run in this order: the pool is lowered once per process.
