@@ -14,8 +14,17 @@ export interface ThreadTrace { rx: number; tx: number; sched: [number, number, n
 
 export interface TraceEntry extends Partial<ThreadTrace> { thread: number; t: string; handle?: number; posted: number; back: number }
 
-/** Filled only with FLEETCAST_RUNTIME_TRACE=1. */
+/** Filled only with FLEETCAST_RUNTIME_TRACE=1, and only with the latest calls (at least TRACE_KEEP / 2 of them). */
 export const runtimeTrace: TraceEntry[] = [];
+
+/** An agent left running with the trace on would otherwise grow by ~200 bytes per prediction for good. */
+export const TRACE_KEEP = 200_000;
+
+/** Record one call; past TRACE_KEEP the older half goes (a benchmark's series is far shorter). */
+export function recordTrace(e: TraceEntry): void {
+  if (runtimeTrace.length >= TRACE_KEEP) runtimeTrace.splice(0, TRACE_KEEP / 2);
+  runtimeTrace.push(e);
+}
 
 /** The bench's clock (process.hrtime, CLOCK_MONOTONIC: the same in every thread). */
 export function traceNow(): number { return Number(process.hrtime.bigint()) / 1e6; }

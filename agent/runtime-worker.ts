@@ -19,7 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { FleetcastError } from '@fleetcast/protocol/errors.js';
 import { agentError } from './errors.js';
 import type { LoadedModel, ModelRuntime, TensorData } from './runtime.js';
-import { RUNTIME_TRACE, runtimeTrace, traceNow, type TraceEntry } from './runtime-trace.js';
+import { RUNTIME_TRACE, recordTrace, traceNow, type TraceEntry } from './runtime-trace.js';
 import type { LoadedReply, ThreadError, ThreadReady, ThreadReply, ThreadRequest } from './runtime-thread-messages.js';
 
 // Under vitest the agent runs from its .ts sources; the thread runs the compiled entry.
@@ -138,7 +138,7 @@ class InferenceThread {
         const p = this.#pending.get(m.id);
         if (!p) return;
         this.#untrack(m.id);
-        if (p.trace) runtimeTrace.push({ ...p.trace, ...m.trace, back: traceNow() });
+        if (p.trace) recordTrace({ ...p.trace, ...m.trace, back: traceNow() });
         if (m.ok) p.resolve(m.value); else p.reject(errorFrom(m.error));
       });
       worker.on('error', (e) => { failure = e; });
