@@ -26,6 +26,7 @@ import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import { VerifiedManifests } from './verified-manifests.js';
 import type { PayloadCheckFactory } from './payload-check.js';
+import type { PayloadMatcher } from './payload-matcher.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
 import { hasForbiddenNonFinite, PredictHealth } from './health.js';
@@ -78,6 +79,8 @@ export interface AgentSeams {
   payloadCheck?: PayloadCheckFactory;
   /** Where the agent keeps dataDir (default the disk; the simulator keeps its devices' in memory, agent/memory-storage.ts). */
   storage?: AgentStorage;
+  /** Received chunk payloads equal to these references are handed on without a copy (the simulator's; agent/payload-matcher.ts). */
+  payloadMatcher?: PayloadMatcher;
   /** Replace the release-signature check of assigned manifests (the simulator verifies identical manifests once). */
   verifyManifest?: ManifestVerifier;
   /** Replace the signature check of the log's checkpoints (the simulator verifies identical checkpoints once). */
@@ -245,7 +248,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     const runtime = (this.#runtime = this.#seams.runtime ?? await createRuntime(o, (why) => this.#log.warn({ why }, 'onnxruntime-node did not load; using onnxruntime-web (wasm)')));
     const boot = await this.#recover(root);
 
-    const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log))(o));
+    const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log, this.#seams.payloadMatcher))(o));
     const reporter = (this.#reporter = new Reporter({
       deviceId: o.deviceId, client, now: this.#now, agentVersion: AGENT_VERSION, runtime: runtime.name,
       capabilities: o.capabilities as Record<string, unknown>, heartbeatMs: o.heartbeatMs,
@@ -623,7 +626,7 @@ function dataDirError(dataDir: string, e: unknown): unknown {
   return typeof errno === 'string' && DATA_DIR_ERRNOS.has(errno) ? agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${errno} (${(e as Error).message})`) : e;
 }
 
-function defaultConnect(log: AgentLog) {
+function defaultConnect(log: AgentLog, payloadMatcher: PayloadMatcher | undefined) {
   return (o: AgentOptions): BrokerClient => connectMqtt({
     url: o.brokerUrl!, clientId: o.deviceId, connectTimeoutMs: o.connectTimeoutMs, keepaliveSec: o.mqttKeepaliveSec,
     reconnectPeriodMs: o.reconnectPeriodMs, reconnectMaxMs: o.reconnectMaxMs,
@@ -632,6 +635,7 @@ function defaultConnect(log: AgentLog) {
     ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
     ...(o.mqttPasswordFile !== undefined ? { passwordFile: o.mqttPasswordFile } : {}),
     ...(o.mqttCaPath !== undefined ? { caPath: o.mqttCaPath } : {}),
+    ...(payloadMatcher ? { payloadMatcher } : {}),
     // Once per distinct reason, not once per attempt; the status page shows the latest with its attempt count.
     onFailure: (f) => log.warn({ code: f.code, attempts: f.attempts, retryInMs: f.nextAttemptAt === null ? null : f.nextAttemptAt - f.at }, `cannot connect to the broker: ${f.detail}`),
   });
