@@ -19,12 +19,16 @@
  * then the reference itself; its parser takes a payload that lies within one
  * buffer as a view of it (bl's slice), so no payload byte was allocated. On
  * the first difference the packet is allocated as without a matcher and the
- * bytes so far (equal to the reference's prefix) are copied from it.
+ * bytes so far (equal to the reference's prefix) are copied from it. With no
+ * reference yet, the payload is read into the matcher's pending buffer for it,
+ * shared with the other framers receiving it: bytes already there are compared,
+ * bytes past them written (the framer furthest ahead fills it), and once all
+ * of it matched or was written it is the reference handed on.
  */
 
 import { HUB_MAX_PACKET_BYTES } from '@fleetcast/protocol/channel-limits.js';
 import { agentError } from './errors.js';
-import { PAYLOAD_PROBE_BYTES, type PayloadMatcher } from './payload-matcher.js';
+import { PAYLOAD_PROBE_BYTES, type PayloadMatcher, type PendingPayload } from './payload-matcher.js';
 
 /** A remaining length takes at most 4 bytes ([MQTT-2.2.3]). */
 const MAX_LENGTH_BYTES = 4;
@@ -66,6 +70,8 @@ export class MqttFramer {
   #matched = 0;
   /** Where the payload of the packet being copied starts when it is a large PUBLISH the matcher did not have (0: none). */
   #offerAt = 0;
+  /** The payload the fleet's framers are filling together, compared with and extended (its bytes are #candidates[0]). */
+  #following: PendingPayload | null = null;
 
   constructor(maxPacketBytes = HUB_MAX_PACKET_BYTES, matcher?: PayloadMatcher) {
     this.#maxPacketBytes = maxPacketBytes;
@@ -135,12 +141,13 @@ export class MqttFramer {
    * the headers and probe are kept, then candidates are asked for, then each read is compared with them.
    */
   #match(bytes: Uint8Array, i: number, emit: (packet: Buffer) => void): number {
+    const matcher = this.#matcher!;
     const head = this.#head!;
     if (this.#candidates.length === 0) {
       // The topic's length follows the fixed header; then the topic, the packet id (QoS 1, 2), the payload ([MQTT-3.3.2]).
       const fixed = this.#fixed;
       const want = this.#payloadAt === 0 ? fixed + 2 : this.#payloadAt + PAYLOAD_PROBE_BYTES;
-      if (want > head.length) return this.#copyFrom(i);
+      if (want > head.length) return this.#copyFrom(i, emit);
       const n = Math.min(bytes.length - i, want - this.#headFilled);
       head.set(bytes.subarray(i, i + n), this.#headFilled);
       this.#headFilled += n;
@@ -150,25 +157,40 @@ export class MqttFramer {
         const qos = (head[0] >> 1) & 3;
         this.#payloadAt = fixed + 2 + head.readUInt16BE(fixed) + (qos > 0 ? 2 : 0);
         // A QoS of 3 or a topic longer than the packet: malformed, mqtt.js's parser says so.
-        if (qos === 3 || this.#packetLength - this.#payloadAt < MIN_MATCHED_PAYLOAD) { this.#payloadAt = 0; return this.#copyFrom(i); }
+        if (qos === 3 || this.#packetLength - this.#payloadAt < MIN_MATCHED_PAYLOAD) { this.#payloadAt = 0; return this.#copyFrom(i, emit); }
         return i;
       }
       const length = this.#packetLength - this.#payloadAt;
       const probe = head.subarray(this.#payloadAt, want);
-      this.#candidates = this.#matcher!.candidates(length, probe).filter((c) => c.length === length && c.compare(probe, 0, PAYLOAD_PROBE_BYTES, 0, PAYLOAD_PROBE_BYTES) === 0);
+      const probed = (c: Buffer) => c.length === length && c.compare(probe, 0, PAYLOAD_PROBE_BYTES, 0, PAYLOAD_PROBE_BYTES) === 0;
+      this.#candidates = matcher.candidates(length, probe).filter(probed);
+      if (this.#candidates.length === 0) {
+        // No reference yet: the payload the fleet's framers are filling together, if its first bytes are these.
+        const p = matcher.pending?.(length, probe);
+        if (p && p.filled >= PAYLOAD_PROBE_BYTES && probed(p.bytes)) { this.#following = p; this.#candidates = [p.bytes]; }
+      }
       this.#matched = PAYLOAD_PROBE_BYTES;
-      return this.#candidates.length === 0 ? this.#copyFrom(i) : i;
+      return this.#candidates.length === 0 ? this.#copyFrom(i, emit) : i;
     }
     const length = this.#packetLength - this.#payloadAt;
     const n = Math.min(bytes.length - i, length - this.#matched);
     const from = this.#matched;
-    const still = this.#candidates.filter((c) => c.compare(bytes, i, i + n, from, from + n) === 0);
-    // A difference: the packet is copied from here on, its bytes so far are the reference's.
-    if (still.length === 0) return this.#copyFrom(i);
-    this.#candidates = still;
+    const p = this.#following;
+    if (p) {
+      // Compared with what is filled, then (furthest ahead) written past it: from never exceeds filled.
+      const compared = Math.min(from + n, p.filled) - from;
+      if (compared > 0 && p.bytes.compare(bytes, i, i + compared, from, from + compared) !== 0) return this.#copyFrom(i, emit);
+      if (compared < n) { p.bytes.set(bytes.subarray(i + compared, i + n), from + compared); p.filled = from + n; }
+    } else {
+      const still = this.#candidates.filter((c) => c.compare(bytes, i, i + n, from, from + n) === 0);
+      // A difference: the packet is copied from here on, its bytes so far are the reference's.
+      if (still.length === 0) return this.#copyFrom(i, emit);
+      this.#candidates = still;
+    }
     this.#matched += n;
     if (this.#matched === length) {
-      const ref = still[0];
+      // Every byte of the pending payload was this packet's (compared or written): the reference it becomes.
+      const ref = p ? matcher.complete!(p) : this.#candidates[0];
       const headers = head.subarray(0, this.#payloadAt);
       this.#endMatch();
       emit(headers);
@@ -177,8 +199,11 @@ export class MqttFramer {
     return i + n;
   }
 
-  /** Give matching up: the packet is allocated and filled with what was read of it; the copying path goes on from `i`. */
-  #copyFrom(i: number): number {
+  /**
+   * Give matching up: the packet is allocated and filled with what was read of it; the copying path goes on from
+   * `i` (a packet already whole is emitted).
+   */
+  #copyFrom(i: number, emit: (packet: Buffer) => void): number {
     const head = this.#head!;
     const packet = Buffer.allocUnsafe(this.#packetLength);
     head.copy(packet, 0, 0, this.#headFilled);
@@ -190,6 +215,11 @@ export class MqttFramer {
     // Only a well-formed large payload is offered (a malformed packet is left to mqtt.js's parser).
     const payloadAt = this.#payloadAt > 0 && this.#packetLength - this.#payloadAt >= MIN_MATCHED_PAYLOAD ? this.#payloadAt : 0;
     this.#endMatch();
+    if (filled === packet.length) {
+      if (payloadAt > 0) this.#matcher!.received?.(packet.subarray(payloadAt));
+      emit(packet);
+      return i;
+    }
     this.#packet = packet;
     this.#filled = filled;
     this.#offerAt = payloadAt;
@@ -198,6 +228,7 @@ export class MqttFramer {
 
   #endMatch(): void {
     this.#head = null;
+    this.#following = null;
     this.#headFilled = 0;
     this.#payloadAt = 0;
     this.#candidates = [];

@@ -19,6 +19,17 @@
 /** Payload bytes the framer reads before asking for candidates (a payload shorter than MIN is always copied). */
 export const PAYLOAD_PROBE_BYTES = 16;
 
+/**
+ * A large payload the framers of a fleet are receiving now with no reference for it yet (the devices get the
+ * same chunk at about the same time, and none has finished it when most begin it): one buffer, filled from
+ * the start by whichever framer is furthest ahead, each other framer comparing its bytes with what is filled.
+ * A framer whose bytes differ leaves it and copies its own; bytes below `filled` never change.
+ */
+export interface PendingPayload {
+  readonly bytes: Buffer;
+  filled: number;
+}
+
 export interface PayloadMatcher {
   /**
    * Buffers of exactly `length` bytes that may equal a payload whose first PAYLOAD_PROBE_BYTES bytes are
@@ -31,4 +42,11 @@ export interface PayloadMatcher {
    * mqtt.js): the matcher may keep a copy of it as a reference for the next device.
    */
   received?(payload: Buffer): void;
+  /**
+   * The payload of `length` bytes starting with `head` (PAYLOAD_PROBE_BYTES) that framers are receiving now,
+   * made (holding `head`) if there is none.
+   */
+  pending?(length: number, head: Uint8Array): PendingPayload;
+  /** A pending payload filled to its end by framers whose every byte matched it: the reference for it. */
+  complete?(p: PendingPayload): Buffer;
 }

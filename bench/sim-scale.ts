@@ -410,7 +410,7 @@ export async function benchSimScale(): Promise<BenchResult> {
     }
   } finally {
     if (fleet) {
-      receiveNote = `received chunks ${SHARE_RECEIVE ? 'compared in place with the fleet\'s references (shareReceive)' : 'copied by every device (FLEETCAST_SIM_SCALE_SHARE_RECEIVE=0)'}; the shared check took ${JSON.stringify(fleet.payloadStats ?? {})} (by identity, memcmp, hashed)`;
+      receiveNote = `received chunks ${SHARE_RECEIVE ? 'compared in place with the fleet\'s references (shareReceive)' : 'copied by every device (FLEETCAST_SIM_SCALE_SHARE_RECEIVE=0)'}; the shared check took ${JSON.stringify(fleet.payloadStats ?? {})} (by identity: a reference's own verdict, hashed once per reference; by memcmp with a reference; hashed)`;
       log(receiveNote);
       stopNote = await stopWithin(fleet, STOP_BOUND_MS); log(stopNote);
     }

@@ -27,12 +27,16 @@
  * may hold any bytes a device received (the framer offers each large payload
  * it had no reference for, tampered or not); one that fails the check is
  * refused to every device that received exactly it, and a device whose bytes
- * differ anywhere gets its own copy, checked as above. A fleet's MemoryPool
+ * differ anywhere gets its own copy, checked as above. A chunk no device has
+ * finished yet is received into one pending buffer (the matcher's `pending`):
+ * the framer furthest ahead writes, the others compare, and the buffer becomes
+ * a reference once a framer has matched or written all of it; it is checked
+ * like any other reference. A fleet's MemoryPool
  * keeps a reference itself where a device stores it (`referenceOf`).
  */
 import { createHash } from 'node:crypto';
 import type { PayloadCheck, PayloadCheckFactory } from '@fleetcast/agent/payload-check.js';
-import { PAYLOAD_PROBE_BYTES, type PayloadMatcher } from '@fleetcast/agent/payload-matcher.js';
+import { PAYLOAD_PROBE_BYTES, type PayloadMatcher, type PendingPayload } from '@fleetcast/agent/payload-matcher.js';
 import { verifyChunk } from '@fleetcast/bundles/verify.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
 
@@ -58,7 +62,7 @@ export interface SharedPayloads {
   matcher: PayloadMatcher;
   /** The reference whose memory `bytes` are, all of it (nothing ever modifies it), if any. */
   referenceOf(bytes: Uint8Array): Buffer | undefined;
-  /** Chunks accepted or refused so far: as a reference's own memory, by memcmp with a reference, by hashing. */
+  /** Chunks accepted or refused so far: as a reference's own memory (its verdict hashed once per reference), by memcmp with a reference, by hashing. */
   readonly stats: { byIdentity: number; byCompare: number; hashed: number };
 }
 
@@ -75,6 +79,8 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
   // A reference's verdicts: "chunk list key#index" → its bytes matched that signed chunk (really hashed, once).
   const verdicts = new WeakMap<Buffer, Map<string, boolean>>();
   const stats = { byIdentity: 0, byCompare: 0, hashed: 0 };
+  // Payloads a framer is receiving with no reference yet (the latest one per length and first bytes): others follow it.
+  const pendings = new Map<string, PendingPayload>();
 
   const referenceOf = (bytes: Uint8Array): Buffer | undefined => {
     const r = owned.get(bytes.buffer);
@@ -84,11 +90,17 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
   const adopt = (bytes: Uint8Array): Buffer => {
     const known = referenceOf(bytes);
     if (known) return known;
-    const probe = bytes.length >= PAYLOAD_PROBE_BYTES ? probeKey(bytes.length, bytes) : null;
-    const same = probe === null ? undefined : byProbe.get(probe)?.find((c) => c.equals(bytes));
+    const same = bytes.length >= PAYLOAD_PROBE_BYTES ? byProbe.get(probeKey(bytes.length, bytes))?.find((c) => c.equals(bytes)) : undefined;
     if (same) return same;
     const copy = Buffer.allocUnsafeSlow(bytes.length); // its own memory: identity by ArrayBuffer; callers may reuse theirs
     copy.set(bytes);
+    return adoptOwn(copy);
+  };
+  /** `copy` (a buffer of its own that nobody modifies from now on) as a reference, or an equal one already held. */
+  const adoptOwn = (copy: Buffer): Buffer => {
+    const probe = copy.length >= PAYLOAD_PROBE_BYTES ? probeKey(copy.length, copy) : null;
+    const same = probe === null ? undefined : byProbe.get(probe)?.find((c) => c.equals(copy));
+    if (same) return same;
     owned.set(copy.buffer, copy);
     if (probe === null || copy.length > maxBytes) return copy;
     const list = byProbe.get(probe);
@@ -189,7 +201,27 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     };
   };
 
-  return { check, referenceOf, stats, matcher: { candidates: (length, head) => byProbe.get(probeKey(length, head)) ?? [], received: (payload) => { adopt(payload); } } };
+  const matcher: PayloadMatcher = {
+    candidates: (length, head) => byProbe.get(probeKey(length, head)) ?? [],
+    received: (payload) => { adopt(payload); },
+    pending(length, head) {
+      const k = probeKey(length, head);
+      let p = pendings.get(k);
+      if (!p) {
+        const bytes = Buffer.allocUnsafeSlow(length); // its own memory: it becomes a reference when complete
+        bytes.set(head.subarray(0, PAYLOAD_PROBE_BYTES));
+        pendings.set(k, (p = { bytes, filled: PAYLOAD_PROBE_BYTES }));
+      }
+      return p;
+    },
+    complete(p) {
+      const k = probeKey(p.bytes.length, p.bytes);
+      if (pendings.get(k) === p) pendings.delete(k);
+      // Complete: nothing writes it any more. An equal reference already held is the one handed on.
+      return owned.get(p.bytes.buffer) ?? adoptOwn(p.bytes);
+    },
+  };
+  return { check, referenceOf, stats, matcher };
 }
 
 /** The chunk and payload checks alone (no framer references). */

@@ -32,10 +32,11 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 interface Device { ok: boolean[]; digest: string; payloads: Buffer[] }
 
 /**
- * One device: `sent` chunks published to it on its own stream, read through `cuts` (offsets in the stream) into
- * one reused read buffer, framed, parsed, and checked as its fetch does (chunk, then append in order, digest).
+ * One device: `sent` chunks published to it on its own stream, read in pieces (`feed(to)`: the stream up to
+ * offset `to`) through one reused read buffer, framed, parsed; `done()` checks them as its fetch does (chunk,
+ * then append in order, digest).
  */
-function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = []): Device {
+function receiver(shared: SharedPayloads, sent: Buffer[]) {
   const stream = Buffer.concat(sent.map((c, i) => mqttPacket.generate({ cmd: 'publish', topic: `fleetcast/bundles/b/chunks/${i}`, payload: c, qos: 1, messageId: i + 1, dup: false, retain: false })));
   const framer = new MqttFramer(undefined, shared.matcher);
   const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -43,16 +44,29 @@ function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = []): De
   parser.on('packet', (p) => { if (p.cmd === 'publish') payloads[Number(p.topic.split('/').at(-1))] = p.payload as Buffer; });
   const reused = Buffer.alloc(stream.length);
   let from = 0;
-  for (const to of [...cuts.filter((c) => c > 0 && c < stream.length).sort((a, b) => a - b), stream.length]) {
-    stream.copy(reused, 0, from, to);
-    expect(framer.push(reused.subarray(0, to - from), (p) => parser.parse(p))).toBeNull();
-    reused.fill(0xee, 0, to - from);
-    from = to;
-  }
-  const check = shared.check(manifest);
-  const ok = payloads.map((b, i) => check.chunk(i, b));
-  payloads.forEach((b, i) => { if (ok[i]) check.append(i, b); });
-  return { ok, digest: ok.every(Boolean) ? check.digest() : '', payloads };
+  return {
+    feed(to: number) {
+      to = Math.min(to, stream.length);
+      if (to <= from) return;
+      stream.copy(reused, 0, from, to);
+      expect(framer.push(reused.subarray(0, to - from), (p) => parser.parse(p))).toBeNull();
+      reused.fill(0xee, 0, to - from);
+      from = to;
+    },
+    done(): Device {
+      const check = shared.check(manifest);
+      const ok = payloads.map((b, i) => check.chunk(i, b));
+      payloads.forEach((b, i) => { if (ok[i]) check.append(i, b); });
+      return { ok, digest: ok.every(Boolean) ? check.digest() : '', payloads };
+    },
+    length: stream.length,
+  };
+}
+
+function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = []): Device {
+  const r = receiver(shared, sent);
+  for (const to of [...cuts.filter((c) => c > 0).sort((a, b) => a - b), r.length]) r.feed(to);
+  return r.done();
 }
 
 /** Where chunk `index`'s byte `at` lies in a device's stream (packets of the chunks before it, then its headers). */
@@ -91,6 +105,49 @@ describe('simulated devices receiving shared chunks', () => {
         // The tampered device still refuses: nothing it saw turned good.
         expect(device(shared, bad, cut).ok).toEqual([true, false, true, true]);
       }
+    }
+  });
+
+  it('Shared_receive_fills_a_chunk_together: devices receiving a chunk no device has finished fill one buffer (the one ahead writes, the others compare) and all get it as the reference; a device whose bytes differ copies its own and refuses it, the others still install', () => {
+    const at = (kb: number) => streamOffset(0, kb * 1024);
+    // Interleaved reads of two devices: both get chunk 0 as the one buffer they filled.
+    {
+      const shared = sharedPayloads();
+      const a = receiver(shared, chunks());
+      const b = receiver(shared, chunks());
+      a.feed(at(40)); b.feed(at(20)); a.feed(at(64)); b.feed(at(64));
+      a.feed(a.length); b.feed(b.length);
+      const [ra, rb] = [a.done(), b.done()];
+      expect(ra.ok).toEqual([true, true, true, true]);
+      expect(rb.ok).toEqual([true, true, true, true]);
+      expect(rb.digest).toBe(sha(payload));
+      expect(shared.referenceOf(rb.payloads[0])).toBeDefined();
+      expect(shared.referenceOf(ra.payloads[0])).toBe(shared.referenceOf(rb.payloads[0]));
+    }
+    // b overtakes a; a stops mid-chunk for good; b's bytes differ where a already filled, or past it (b writes them: a, behind, then differs from the buffer).
+    const cases: { name: string; tamper?: number; order: (a: ReturnType<typeof receiver>, b: ReturnType<typeof receiver>) => void }[] = [
+      { name: 'overtakes', order: (a, b) => { a.feed(at(20)); b.feed(at(40)); a.feed(a.length); b.feed(b.length); } },
+      { name: 'leader stops', order: (a, b) => { a.feed(at(40)); b.feed(b.length); } },
+      { name: 'tampered within the fill', tamper: 30 * 1024, order: (a, b) => { a.feed(at(40)); b.feed(at(35)); a.feed(a.length); b.feed(b.length); } },
+      { name: 'tampered past the fill', tamper: 50 * 1024, order: (a, b) => { a.feed(at(40)); b.feed(at(45)); a.feed(a.length); b.feed(b.length); } },
+      { name: 'tampered last byte, leader whole first', tamper: CHUNK - 1, order: (a, b) => { a.feed(at(40)); b.feed(at(20)); a.feed(a.length); b.feed(b.length); } },
+    ];
+    for (const c of cases) {
+      const shared = sharedPayloads();
+      const sent = chunks();
+      if (c.tamper !== undefined) sent[0][c.tamper] ^= 0x10;
+      const a = receiver(shared, chunks());
+      const b = receiver(shared, sent);
+      c.order(a, b);
+      const [ra, rb] = [a.done(), b.done()];
+      // The device with the signed bytes installs whatever the other did.
+      if (c.name !== 'leader stops') expect(ra.ok, c.name).toEqual([true, true, true, true]);
+      expect(rb.payloads[0].equals(sent[0]), c.name).toBe(true);
+      expect(rb.ok, c.name).toEqual([c.tamper === undefined, true, true, true]);
+      // A third device with the signed bytes still installs (after the leader stopped too).
+      const rc = device(shared, chunks());
+      expect(rc.ok, c.name).toEqual([true, true, true, true]);
+      expect(rc.digest, c.name).toBe(sha(payload));
     }
   });
 
