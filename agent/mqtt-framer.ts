@@ -147,7 +147,7 @@ export class MqttFramer {
       // The topic's length follows the fixed header; then the topic, the packet id (QoS 1, 2), the payload ([MQTT-3.3.2]).
       const fixed = this.#fixed;
       const want = this.#payloadAt === 0 ? fixed + 2 : this.#payloadAt + PAYLOAD_PROBE_BYTES;
-      if (want > head.length) return this.#copyFrom(i, emit);
+      if (want > head.length) return this.#copyFrom(i);
       const n = Math.min(bytes.length - i, want - this.#headFilled);
       head.set(bytes.subarray(i, i + n), this.#headFilled);
       this.#headFilled += n;
@@ -157,7 +157,7 @@ export class MqttFramer {
         const qos = (head[0] >> 1) & 3;
         this.#payloadAt = fixed + 2 + head.readUInt16BE(fixed) + (qos > 0 ? 2 : 0);
         // A QoS of 3 or a topic longer than the packet: malformed, mqtt.js's parser says so.
-        if (qos === 3 || this.#packetLength - this.#payloadAt < MIN_MATCHED_PAYLOAD) { this.#payloadAt = 0; return this.#copyFrom(i, emit); }
+        if (qos === 3 || this.#packetLength - this.#payloadAt < MIN_MATCHED_PAYLOAD) { this.#payloadAt = 0; return this.#copyFrom(i); }
         return i;
       }
       const length = this.#packetLength - this.#payloadAt;
@@ -170,7 +170,7 @@ export class MqttFramer {
         if (p && p.filled >= PAYLOAD_PROBE_BYTES && probed(p.bytes)) { this.#following = p; this.#candidates = [p.bytes]; }
       }
       this.#matched = PAYLOAD_PROBE_BYTES;
-      return this.#candidates.length === 0 ? this.#copyFrom(i, emit) : i;
+      return this.#candidates.length === 0 ? this.#copyFrom(i) : i;
     }
     const length = this.#packetLength - this.#payloadAt;
     const n = Math.min(bytes.length - i, length - this.#matched);
@@ -179,12 +179,12 @@ export class MqttFramer {
     if (p) {
       // Compared with what is filled, then (furthest ahead) written past it: from never exceeds filled.
       const compared = Math.min(from + n, p.filled) - from;
-      if (compared > 0 && p.bytes.compare(bytes, i, i + compared, from, from + compared) !== 0) return this.#copyFrom(i, emit);
+      if (compared > 0 && p.bytes.compare(bytes, i, i + compared, from, from + compared) !== 0) return this.#copyFrom(i);
       if (compared < n) { p.bytes.set(bytes.subarray(i + compared, i + n), from + compared); p.filled = from + n; }
     } else {
       const still = this.#candidates.filter((c) => c.compare(bytes, i, i + n, from, from + n) === 0);
       // A difference: the packet is copied from here on, its bytes so far are the reference's.
-      if (still.length === 0) return this.#copyFrom(i, emit);
+      if (still.length === 0) return this.#copyFrom(i);
       this.#candidates = still;
     }
     this.#matched += n;
@@ -199,11 +199,8 @@ export class MqttFramer {
     return i + n;
   }
 
-  /**
-   * Give matching up: the packet is allocated and filled with what was read of it; the copying path goes on from
-   * `i` (a packet already whole is emitted).
-   */
-  #copyFrom(i: number, emit: (packet: Buffer) => void): number {
+  /** Give matching up: the packet is allocated and filled with what was read of it; the copying path goes on from `i`. */
+  #copyFrom(i: number): number {
     const head = this.#head!;
     const packet = Buffer.allocUnsafe(this.#packetLength);
     head.copy(packet, 0, 0, this.#headFilled);
@@ -215,11 +212,6 @@ export class MqttFramer {
     // Only a well-formed large payload is offered (a malformed packet is left to mqtt.js's parser).
     const payloadAt = this.#payloadAt > 0 && this.#packetLength - this.#payloadAt >= MIN_MATCHED_PAYLOAD ? this.#payloadAt : 0;
     this.#endMatch();
-    if (filled === packet.length) {
-      if (payloadAt > 0) this.#matcher!.received?.(packet.subarray(payloadAt));
-      emit(packet);
-      return i;
-    }
     this.#packet = packet;
     this.#filled = filled;
     this.#offerAt = payloadAt;
