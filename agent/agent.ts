@@ -26,6 +26,7 @@ import { Installer, type Rejection, type Unpacker } from './installer.js';
 import { openInstalledModel, type ModelEntry } from './model-loader.js';
 import { VerifiedManifests } from './verified-manifests.js';
 import type { PayloadCheckFactory } from './payload-check.js';
+import type { PayloadMatcher } from './payload-matcher.js';
 import { parseAgentOptions, type AgentOptions, type AgentOptionsInput } from './options.js';
 import { formatOutputs, type JsonTensor } from './outputs.js';
 import { hasForbiddenNonFinite, PredictHealth } from './health.js';
@@ -79,6 +80,8 @@ export interface AgentSeams {
   payloadCheck?: PayloadCheckFactory;
   /** Where the agent keeps dataDir (default the disk; the simulator keeps its devices' in memory, agent/memory-storage.ts). */
   storage?: AgentStorage;
+  /** Received chunk payloads equal to these references are handed on without a copy (the simulator's; agent/payload-matcher.ts). */
+  payloadMatcher?: PayloadMatcher;
   /** Replace the release-signature check of assigned manifests (the simulator verifies identical manifests once). */
   verifyManifest?: ManifestVerifier;
   /** Replace the signature check of the log's checkpoints (the simulator verifies identical checkpoints once). */
@@ -250,7 +253,7 @@ class FleetcastAgent extends EventEmitter implements Agent {
     if (!this.#seams.runtime) await lowerPoolThreads(o.backgroundNice);
     const boot = await this.#recover(root);
 
-    const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log))(o));
+    const client = (this.#client = o.brokerUrl === null ? null : (this.#seams.connect ?? defaultConnect(this.#log, this.#seams.payloadMatcher))(o));
     const reporter = (this.#reporter = new Reporter({
       deviceId: o.deviceId, client, now: this.#now, agentVersion: AGENT_VERSION, runtime: runtime.name,
       capabilities: o.capabilities as Record<string, unknown>, heartbeatMs: o.heartbeatMs,
@@ -628,7 +631,7 @@ function dataDirError(dataDir: string, e: unknown): unknown {
   return typeof errno === 'string' && DATA_DIR_ERRNOS.has(errno) ? agentError('AGENT_ERR_DATA_DIR', `${dataDir}: ${errno} (${(e as Error).message})`) : e;
 }
 
-function defaultConnect(log: AgentLog) {
+function defaultConnect(log: AgentLog, payloadMatcher: PayloadMatcher | undefined) {
   return (o: AgentOptions): BrokerClient => connectMqtt({
     url: o.brokerUrl!, clientId: o.deviceId, connectTimeoutMs: o.connectTimeoutMs, keepaliveSec: o.mqttKeepaliveSec,
     reconnectPeriodMs: o.reconnectPeriodMs, reconnectMaxMs: o.reconnectMaxMs,
@@ -637,6 +640,7 @@ function defaultConnect(log: AgentLog) {
     ...(o.mqttPassword !== undefined ? { password: o.mqttPassword } : {}),
     ...(o.mqttPasswordFile !== undefined ? { passwordFile: o.mqttPasswordFile } : {}),
     ...(o.mqttCaPath !== undefined ? { caPath: o.mqttCaPath } : {}),
+    ...(payloadMatcher ? { payloadMatcher } : {}),
     // Once per distinct reason, not once per attempt; the status page shows the latest with its attempt count.
     onFailure: (f) => log.warn({ code: f.code, attempts: f.attempts, retryInMs: f.nextAttemptAt === null ? null : f.nextAttemptAt - f.at }, `cannot connect to the broker: ${f.detail}`),
   });

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { agentError } from './errors.js';
 import { framedTcpStream } from './framed-stream.js';
+import type { PayloadMatcher } from './payload-matcher.js';
 import { backoffDelay, type BackoffSchedule, type FailureKind } from './reconnect-backoff.js';
 
 export interface BrokerFailure {
@@ -64,6 +65,8 @@ export interface MqttClientOptions {
   onFailure?: (f: BrokerFailure) => void;
   now?: () => number;
   random?: () => number;
+  /** The simulator's shared payloads, compared in place of copied over plain TCP (payload-matcher.ts); a device has none. */
+  payloadMatcher?: PayloadMatcher;
 }
 
 // CONNACK return codes that mean "this credential is not accepted": MQTT 3.1.1 4 and 5 [MQTT-3.2.2.3], MQTT 5 0x86 and 0x87.
@@ -97,7 +100,7 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
   if (framed) {
     const { hostname, host, port } = client.options as { hostname?: string; host?: string; port?: number };
     // mqtt.js calls its stream builder at every (re)connection; it declares it private but reads it from the instance.
-    (client as unknown as { streamBuilder: () => unknown }).streamBuilder = () => framedTcpStream(hostname ?? host ?? 'localhost', port ?? 1883);
+    (client as unknown as { streamBuilder: () => unknown }).streamBuilder = () => framedTcpStream(hostname ?? host ?? 'localhost', port ?? 1883, o.payloadMatcher);
     client.connect();
   }
   let failure: BrokerFailure | null = null;

@@ -9,6 +9,7 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { MqttFramer } from './mqtt-framer.js';
+import type { PayloadMatcher } from './payload-matcher.js';
 
 /** Shared by every connection of the process: each read is copied out before the next can happen. */
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
@@ -23,8 +24,9 @@ export type FramedStream = Duplex & {
   lastReadAt: number;
 };
 
-export function framedTcpStream(host: string, port: number): FramedStream {
-  const framer = new MqttFramer();
+/** `matcher`: the simulator's shared payloads (payload-matcher.ts); a device has none. */
+export function framedTcpStream(host: string, port: number, matcher?: PayloadMatcher): FramedStream {
+  const framer = new MqttFramer(undefined, matcher);
   let stream: FramedStream | null = null;
   const socket = net.connect({
     host, port,

@@ -14,7 +14,10 @@
  * payload.zst@65536), and a later write of equal bytes (memcmp) at the same
  * place keeps a reference to it instead of a copy. Bytes that differ (a
  * tampered chunk) are copied as they are. Stored buffers are never modified
- * in place, so sharing them is safe.
+ * in place, so sharing them is safe. A pool may also be told of buffers that
+ * nobody modifies (`shared`: the simulator's received-chunk references,
+ * simulator/shared-verify.ts): bytes that are one of those, by identity, are
+ * kept as they are, with no copy and no comparison.
  */
 import { createHash } from 'node:crypto';
 import { dirname, normalize } from 'node:path';
@@ -28,13 +31,20 @@ export class MemoryPool {
   readonly #blocks = new Map<string, Buffer>();
   readonly #maxBytes: number;
   #held = 0;
+  readonly #shared: ((bytes: Uint8Array) => Buffer | undefined) | undefined;
 
-  constructor(maxBytes = 256 * 1024 * 1024) { this.#maxBytes = maxBytes; }
+  /** `shared`: the never-modified buffer whose memory `bytes` are (all of it), if any. */
+  constructor(maxBytes = 256 * 1024 * 1024, opts: { shared?: (bytes: Uint8Array) => Buffer | undefined } = {}) {
+    this.#maxBytes = maxBytes;
+    this.#shared = opts.shared;
+  }
 
   get bytes(): number { return this.#held; }
 
   /** The pool's copy when it holds equal bytes at `key`, else a private copy (kept as the reference if there is none). */
   intern(key: string, bytes: Uint8Array): Buffer {
+    const shared = this.#shared?.(bytes);
+    if (shared) return shared;
     const ref = this.#blocks.get(key);
     if (ref && ref.length === bytes.length && ref.equals(bytes)) return ref;
     const copy = Buffer.from(bytes);

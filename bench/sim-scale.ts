@@ -88,6 +88,11 @@ const DRAIN_TIMEOUT_MS = 600_000;
 const EXPECT_WAIT_MS = 60_000;
 const EXPECT_MAX_WAIT_MS = 180_000;
 /** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
+/**
+ * FLEETCAST_SIM_SCALE_SHARE_RECEIVE=0: the agents' framers copy every received chunk as a device's does, instead of
+ * handing on the fleet's reference for bytes equal to it (simulator/fleet.ts shareReceive; an A/B switch).
+ */
+const SHARE_RECEIVE = process.env.FLEETCAST_SIM_SCALE_SHARE_RECEIVE !== '0';
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
 interface Reading { rss: number; heapUsed: number; external: number }
@@ -313,6 +318,7 @@ export async function benchSimScale(): Promise<BenchResult> {
   let t1 = 0;
   let deployNote = '';
   let installNote = '';
+  let receiveNote = '';
   let transferNote = '';
   let stopNote = '';
   let installIo = '';
@@ -330,7 +336,7 @@ export async function benchSimScale(): Promise<BenchResult> {
     const hubDevices = async () => (await hubHealth()).devices;
     fleet = await startFleet({
       brokerUrl: `mqtt://127.0.0.1:${mqttPort}`, agents: 0, idPrefix: 'scale', idWidth: width, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'),
-      storage: 'memory', startConcurrency: CONNECT_STEP,
+      storage: 'memory', startConcurrency: CONNECT_STEP, shareReceive: SHARE_RECEIVE,
       // One CPU runs every device here: a fleet's chunk deadlines and its slow-retrieval floor (bytes per second over a
       // minute) are for devices that receive in parallel, not for 10,000 sharing one core with the broker's fan-out.
       agentOptions: { chunkTimeoutMs: CHUNK_TIMEOUT_MS, connectTimeoutMs: 60_000, minTransferBytesPerSec: 0, mqttKeepaliveSec: KEEPALIVE_SEC },
@@ -403,7 +409,11 @@ export async function benchSimScale(): Promise<BenchResult> {
       log(besideNote);
     }
   } finally {
-    if (fleet) { stopNote = await stopWithin(fleet, STOP_BOUND_MS); log(stopNote); }
+    if (fleet) {
+      receiveNote = `received chunks ${SHARE_RECEIVE ? 'compared in place with the fleet\'s references (shareReceive)' : 'copied by every device (FLEETCAST_SIM_SCALE_SHARE_RECEIVE=0)'}; the shared check took ${JSON.stringify(fleet.payloadStats ?? {})} (by identity: a reference's own verdict, hashed once per reference; by memcmp with a reference; hashed)`;
+      log(receiveNote);
+      stopNote = await stopWithin(fleet, STOP_BOUND_MS); log(stopNote);
+    }
     if (hub) await stopHubProc(hub);
   }
   fleet = undefined;
@@ -434,6 +444,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       ...(stopNote ? [stopNote] : []),
       ...(installIo ? [installIo] : []),
       ...(besideNote ? [besideNote] : []),
+      receiveNote,
       ...(installCpu ? [installCpu] : []),
       plain.io,
       plain.cpu,

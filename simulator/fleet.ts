@@ -27,7 +27,7 @@ import { makeInputGenerator, type InputSpecLite } from './inputs.js';
 import { sharedUnpacker } from './shared-unpack.js';
 import { sharedCheckpointVerify } from './shared-checkpoints.js';
 import { sharedManifestVerify } from './shared-manifests.js';
-import { sharedPayloadCheck } from './shared-verify.js';
+import { sharedPayloads, type SharedPayloads } from './shared-verify.js';
 
 export interface FleetOptions {
   brokerUrl: string;
@@ -57,6 +57,11 @@ export interface FleetOptions {
   shareUnpack?: boolean;
   /** Hash byte-identical chunks and verify identical manifests and log checkpoints once for the whole fleet (default true; see shared-verify.ts, shared-manifests.ts, shared-checkpoints.ts). */
   shareVerify?: boolean;
+  /**
+   * Hand each agent's MQTT client a received chunk that equals one another agent received as that same buffer,
+   * compared in place and never copied (default true with shareVerify; agent/payload-matcher.ts).
+   */
+  shareReceive?: boolean;
 }
 
 export interface DriveStats {
@@ -73,6 +78,8 @@ export interface Fleet {
   readonly ids: readonly string[];
   /** Each agent's storage, in the order of `agents` (MemoryStorage when storage is 'memory'). */
   readonly storages: readonly AgentStorage[];
+  /** How the fleet's shared check took received chunks (shared-verify.ts; undefined with shareVerify false). */
+  readonly payloadStats?: SharedPayloads['stats'];
   /** Start `count` more agents (ids continue the numbering); they join versions(), waitForVersion(), drive() and stop(). */
   grow(count: number): Promise<void>;
   /** Agents per active "name@version" ("none" when nothing is installed). */
@@ -94,14 +101,16 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const root = await readRoot(o.rootPath);
   const runtime = o.runtime ?? createOrtRuntime({ cache: new SessionCache(), intraOpNumThreads: 1 });
   const unpack = o.shareUnpack === false ? undefined : sharedUnpacker(join(o.dataDir, '.shared-models'));
-  const payloadCheck = o.shareVerify === false ? undefined : sharedPayloadCheck();
+  const payloads = o.shareVerify === false ? undefined : sharedPayloads();
+  const payloadCheck = payloads?.check;
+  const payloadMatcher = o.shareReceive === false ? undefined : payloads?.matcher;
   const verifyManifest = o.shareVerify === false ? undefined : sharedManifestVerify();
   const verifyCheckpoint = o.shareVerify === false ? undefined : sharedCheckpointVerify();
   const prefix = o.idPrefix ?? 'sim';
   const width = o.idWidth ?? String(o.agents - 1).length;
   const memory = o.storage === 'memory';
   // One pool per fleet: what its devices store byte-identically is kept once.
-  const pool = memory ? new MemoryPool() : undefined;
+  const pool = memory ? new MemoryPool(undefined, payloadMatcher ? { shared: payloads!.referenceOf } : {}) : undefined;
   const ids: string[] = [];
   const agents: Agent[] = [];
   const storages: AgentStorage[] = [];
@@ -123,7 +132,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         ...o.agentOptionsFor?.(i, deviceId),
         deviceId, dataDir, rootPath: o.rootPath, brokerUrl: o.brokerUrl, listen: null,
         capabilities: { ...(o.agentOptions?.capabilities ?? {}), ...(o.capabilitiesFor?.(i) ?? {}) },
-      }, { runtime, root, storage, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}), ...(verifyManifest ? { verifyManifest } : {}), ...(verifyCheckpoint ? { verifyCheckpoint } : {}) });
+      }, { runtime, root, storage, ...(o.nowFor ? { now: o.nowFor(i) } : {}), ...(unpack ? { unpack } : {}), ...(payloadCheck ? { payloadCheck } : {}), ...(payloadMatcher ? { payloadMatcher } : {}), ...(verifyManifest ? { verifyManifest } : {}), ...(verifyCheckpoint ? { verifyCheckpoint } : {}) });
       ids.push(deviceId);
       agents.push(a);
       storages.push(storage);
@@ -146,6 +155,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
 
   return {
     agents, ids, storages, versions, grow,
+    ...(payloads ? { payloadStats: payloads.stats } : {}),
     async waitForVersion(name, version, timeoutMs = 60_000) {
       const end = Date.now() + timeoutMs;
       const key = `${name}@${version}`;

@@ -16,9 +16,27 @@
  * same payload hash but different chunks never share. The whole-payload
  * sha256 of an agent whose every chunk was such a copy is the reference
  * bytes' sha256, computed once; an agent with any other chunk hashes for real.
+ *
+ * The same references feed the agents' MQTT framers (agent/payload-matcher.ts):
+ * a chunk whose bytes, compared in place as they arrive, equal a reference
+ * reaches the agent as a view of that reference, with no copy made. Such a
+ * chunk is recognised by identity (its bytes are the reference's memory, which
+ * nothing modifies) instead of a memcmp, and identity stands only for what was
+ * really checked: the reference's own bytes were hashed against this signed
+ * chunk list at this index (once per reference, list and index). A reference
+ * may hold any bytes a device received (the framer offers each large payload
+ * it had no reference for, tampered or not); one that fails the check is
+ * refused to every device that received exactly it, and a device whose bytes
+ * differ anywhere gets its own copy, checked as above. A chunk no device has
+ * finished yet is received into one pending buffer (the matcher's `pending`):
+ * the framer furthest ahead writes, the others compare, and the buffer becomes
+ * a reference once a framer has matched or written all of it; it is checked
+ * like any other reference. A fleet's MemoryPool
+ * keeps a reference itself where a device stores it (`referenceOf`).
  */
 import { createHash } from 'node:crypto';
 import type { PayloadCheck, PayloadCheckFactory } from '@fleetcast/agent/payload-check.js';
+import { PAYLOAD_PROBE_BYTES, type PayloadMatcher, type PendingPayload } from '@fleetcast/agent/payload-matcher.js';
 import { verifyChunk } from '@fleetcast/bundles/verify.js';
 import type { Manifest } from '@fleetcast/protocol/manifest.js';
 
@@ -32,19 +50,94 @@ function keyOf(m: Manifest): string {
   return h.digest('hex');
 }
 
-/** `maxBytes` bounds the reference copies kept (oldest bundle dropped first). */
-export function sharedPayloadCheck(maxBytes = 256 * 1024 * 1024): PayloadCheckFactory {
+/** Where the matcher looks a payload up: its length and first bytes. */
+function probeKey(length: number, head: Uint8Array): string {
+  return `${length}/${Buffer.from(head.buffer, head.byteOffset, PAYLOAD_PROBE_BYTES).toString('hex')}`;
+}
+
+export interface SharedPayloads {
+  /** Each fetch's chunk and whole-payload checks (agent seam payloadCheck). */
+  check: PayloadCheckFactory;
+  /** References for the agents' framers (agent seam payloadMatcher). */
+  matcher: PayloadMatcher;
+  /** The reference whose memory `bytes` are, all of it (nothing ever modifies it), if any. */
+  referenceOf(bytes: Uint8Array): Buffer | undefined;
+  /** Chunks accepted or refused so far: as a reference's own memory (its verdict hashed once per reference), by memcmp with a reference, by hashing. */
+  readonly stats: { byIdentity: number; byCompare: number; hashed: number };
+}
+
+/** `maxBytes` bounds the references kept, for the signed chunk lists and for the framers each (oldest dropped first). */
+export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
   const refs = new Map<string, Reference>();
   let held = 0;
+  // Every reference, by its own memory (each has an ArrayBuffer of its own: allocUnsafeSlow).
+  const owned = new WeakMap<ArrayBufferLike, Buffer>();
+  // The framers' index (length and first bytes → references), oldest first for eviction.
+  const byProbe = new Map<string, Buffer[]>();
+  const indexed = new Map<Buffer, string>();
+  let indexedBytes = 0;
+  // A reference's verdicts: "chunk list key#index" → its bytes matched that signed chunk (really hashed, once).
+  const verdicts = new WeakMap<Buffer, Map<string, boolean>>();
+  const stats = { byIdentity: 0, byCompare: 0, hashed: 0 };
+  // Payloads a framer is receiving with no reference yet (the latest one per length and first bytes): others follow it.
+  const pendings = new Map<string, PendingPayload>();
+
+  const referenceOf = (bytes: Uint8Array): Buffer | undefined => {
+    const r = owned.get(bytes.buffer);
+    return r && bytes.byteOffset === r.byteOffset && bytes.byteLength === r.byteLength ? r : undefined;
+  };
+  /** The one reference for these bytes: an equal one already held (memcmp), or a new copy of them. */
+  const adopt = (bytes: Uint8Array): Buffer => {
+    const known = referenceOf(bytes);
+    if (known) return known;
+    const same = bytes.length >= PAYLOAD_PROBE_BYTES ? byProbe.get(probeKey(bytes.length, bytes))?.find((c) => c.equals(bytes)) : undefined;
+    if (same) return same;
+    const copy = Buffer.allocUnsafeSlow(bytes.length); // its own memory: identity by ArrayBuffer; callers may reuse theirs
+    copy.set(bytes);
+    return adoptOwn(copy);
+  };
+  /** `copy` (a buffer of its own that nobody modifies from now on) as a reference, or an equal one already held. */
+  const adoptOwn = (copy: Buffer): Buffer => {
+    const probe = copy.length >= PAYLOAD_PROBE_BYTES ? probeKey(copy.length, copy) : null;
+    const same = probe === null ? undefined : byProbe.get(probe)?.find((c) => c.equals(copy));
+    if (same) return same;
+    owned.set(copy.buffer, copy);
+    if (probe === null || copy.length > maxBytes) return copy;
+    const list = byProbe.get(probe);
+    if (list) list.push(copy); else byProbe.set(probe, [copy]);
+    indexed.set(copy, probe);
+    indexedBytes += copy.length;
+    for (const [old, k] of indexed) {
+      if (indexedBytes <= maxBytes) break;
+      indexed.delete(old);
+      indexedBytes -= old.length;
+      const rest = byProbe.get(k)!.filter((c) => c !== old);
+      if (rest.length) byProbe.set(k, rest); else byProbe.delete(k);
+    }
+    return copy;
+  };
+  /** Whether a reference's own bytes are chunk `index` of the signed list `key` (hashed once per reference, list and index). */
+  const verdictsOf = (ref: Buffer): Map<string, boolean> => {
+    let v = verdicts.get(ref);
+    if (!v) verdicts.set(ref, (v = new Map()));
+    return v;
+  };
+  const verified = (ref: Buffer, manifest: Manifest, key: string, index: number): boolean => {
+    const v = verdictsOf(ref);
+    const at = `${key}#${index}`;
+    let ok = v.get(at);
+    if (ok === undefined) v.set(at, (ok = verifyChunk(manifest, index, ref)));
+    return ok;
+  };
   const refFor = (key: string): Reference => {
     let r = refs.get(key);
     if (!r) { r = { chunks: [], bytes: 0 }; refs.set(key, r); }
     return r;
   };
-  const keep = (r: Reference, index: number, bytes: Uint8Array) => {
-    r.chunks[index] = Buffer.from(bytes); // a copy: callers may reuse their buffer
-    r.bytes += bytes.length;
-    held += bytes.length;
+  const keep = (r: Reference, index: number, ref: Buffer) => {
+    r.chunks[index] = ref;
+    r.bytes += ref.length;
+    held += ref.length;
     for (const [k, old] of refs) {
       if (held <= maxBytes || old === r) break;
       refs.delete(k);
@@ -52,7 +145,7 @@ export function sharedPayloadCheck(maxBytes = 256 * 1024 * 1024): PayloadCheckFa
     }
   };
 
-  return (manifest): PayloadCheck => {
+  const check = (manifest: Manifest): PayloadCheck => {
     const key = keyOf(manifest);
     // Chunks of this fetch known to equal the reference (index → reference bytes).
     const same = new Map<number, Buffer>();
@@ -62,11 +155,26 @@ export function sharedPayloadCheck(maxBytes = 256 * 1024 * 1024): PayloadCheckFa
     return {
       chunk(index, bytes) {
         const r = refFor(key);
-        const ref = r.chunks[index];
-        if (ref && ref.length === bytes.length && ref.equals(bytes)) { same.set(index, ref); return true; }
+        const known = r.chunks[index];
+        const mine = referenceOf(bytes);
+        if (mine) {
+          stats.byIdentity++;
+          // The reference's own memory (handed on by the framer): its verdict, no memcmp.
+          if (mine !== known && !verified(mine, manifest, key, index)) { same.delete(index); return false; }
+          if (!known) keep(r, index, mine);
+          same.set(index, mine);
+          return true;
+        }
+        if (known && known.length === bytes.length && known.equals(bytes)) { stats.byCompare++; same.set(index, known); return true; }
+        stats.hashed++;
         same.delete(index);
         if (!verifyChunk(manifest, index, bytes)) return false;
-        if (!ref) { keep(r, index, bytes); same.set(index, r.chunks[index]!); }
+        if (!known) {
+          const ref = adopt(bytes);
+          verdictsOf(ref).set(`${key}#${index}`, true); // equal to bytes that were just hashed
+          keep(r, index, ref);
+          same.set(index, ref);
+        }
         return true;
       },
       append(index, bytes) {
@@ -92,4 +200,31 @@ export function sharedPayloadCheck(maxBytes = 256 * 1024 * 1024): PayloadCheckFa
       },
     };
   };
+
+  const matcher: PayloadMatcher = {
+    candidates: (length, head) => byProbe.get(probeKey(length, head)) ?? [],
+    received: (payload) => { adopt(payload); },
+    pending(length, head) {
+      const k = probeKey(length, head);
+      let p = pendings.get(k);
+      if (!p) {
+        const bytes = Buffer.allocUnsafeSlow(length); // its own memory: it becomes a reference when complete
+        bytes.set(head.subarray(0, PAYLOAD_PROBE_BYTES));
+        pendings.set(k, (p = { bytes, filled: PAYLOAD_PROBE_BYTES }));
+      }
+      return p;
+    },
+    complete(p) {
+      const k = probeKey(p.bytes.length, p.bytes);
+      if (pendings.get(k) === p) pendings.delete(k);
+      // Complete: nothing writes it any more. An equal reference already held is the one handed on.
+      return owned.get(p.bytes.buffer) ?? adoptOwn(p.bytes);
+    },
+  };
+  return { check, referenceOf, stats, matcher };
+}
+
+/** The chunk and payload checks alone (no framer references). */
+export function sharedPayloadCheck(maxBytes = 256 * 1024 * 1024): PayloadCheckFactory {
+  return sharedPayloads(maxBytes).check;
 }

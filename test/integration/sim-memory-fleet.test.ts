@@ -6,12 +6,16 @@
  * signed assignment, fetches, checks and stages every chunk, unpacks, loads,
  * smoke-tests and swaps, all on memory storage; then they serve predictions
  * whose telemetry reaches the hub. Nothing is written under the fleet's data
- * folder, which proves the memory path was the one taken.
+ * folder, which proves the memory path was the one taken. The bundle's chunk
+ * is large enough for the agents' framers to receive it as the fleet's shared
+ * reference (agent/payload-matcher.ts): each device still accepts it only
+ * through its own check, and installs the signed model.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../../agent/memory-storage.js';
+import { MIN_MATCHED_PAYLOAD } from '../../agent/mqtt-framer.js';
 import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
@@ -46,7 +50,9 @@ describe('a simulated fleet on in-memory storage', () => {
     const f = fleet;
     await waitFor(() => h.store.listDevices().length === DEVICES, 'every device to connect with its credential and report', 50_000, 200);
 
-    const b = await makeBundle([keys.keys.release], { name: 'memfleet', version: 1 });
+    // ~80 KB of incompressible weights: a chunk above the framer's matching size (16 KB).
+    const b = await makeBundle([keys.keys.release], { name: 'memfleet', version: 1, model: { seed: 7, padFloats: 20_000 } });
+    expect(b.manifest.payload.compressedLength).toBeGreaterThan(MIN_MATCHED_PAYLOAD);
     expect((await api(h, 'POST', '/v1/bundles', new Uint8Array(readFileSync(b.path)))).status).toBeLessThan(300);
     expect((await api(h, 'POST', '/v1/deployments', { name: 'memfleet', version: 1, all: true })).status).toBe(200);
     await f.waitForVersion('memfleet', 1, 50_000);
@@ -63,6 +69,11 @@ describe('a simulated fleet on in-memory storage', () => {
       expect(await fs.list(join(dev, 'staging'))).toEqual([]);
     }
     expect(existsSync(dataDir)).toBe(false);
+    // Devices after the first received the chunk as the fleet's reference and were accepted by identity, each by its own check.
+    const chunks = b.manifest.payload.chunkHashes.length;
+    const st = f.payloadStats!;
+    expect(st.byIdentity + st.byCompare + st.hashed).toBe(DEVICES * chunks);
+    expect(st.byIdentity).toBeGreaterThan(0);
 
     // Predictions on every device; their telemetry windows reach the hub.
     const drive = f.drive({ concurrency: 4 });
