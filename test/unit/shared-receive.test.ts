@@ -35,7 +35,7 @@ interface Device { ok: boolean[]; digest: string; payloads: Buffer[] }
  * One device: `sent` chunks published to it on its own stream, read through `cuts` (offsets in the stream) into
  * one reused read buffer, framed, parsed, and checked as its fetch does (chunk, then append in order, digest).
  */
-function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = []): Device {
+function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = [], signed = manifest): Device {
   const stream = Buffer.concat(sent.map((c, i) => mqttPacket.generate({ cmd: 'publish', topic: `fleetcast/bundles/b/chunks/${i}`, payload: c, qos: 1, messageId: i + 1, dup: false, retain: false })));
   const framer = new MqttFramer(undefined, shared.matcher);
   const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -49,7 +49,7 @@ function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = []): De
     reused.fill(0xee, 0, to - from);
     from = to;
   }
-  const check = shared.check(manifest);
+  const check = shared.check(signed);
   const ok = payloads.map((b, i) => check.chunk(i, b));
   payloads.forEach((b, i) => { if (ok[i]) check.append(i, b); });
   return { ok, digest: ok.every(Boolean) ? check.digest() : '', payloads };
@@ -111,5 +111,23 @@ describe('simulated devices receiving shared chunks', () => {
     expect(pool.intern('staging/b/payload.zst@0', Buffer.from(copy))).toBe(kept);
     // A view of part of a reference is not the reference.
     expect(shared.referenceOf(second.payloads[0].subarray(1))).toBeUndefined();
+  });
+
+  it('Shared_receive_reference_bound_to_its_list_and_index: a reference checked as one chunk of one signed list is refused, arriving by identity, as another index or as the same index of another list', () => {
+    const shared = sharedPayloads();
+    device(shared, chunks());
+    // Chunk 0's bytes sent as chunk 1: the device gets the reference of chunk 0 itself, and refuses it there.
+    const wrongIndex = device(shared, chunks().map((c, i, all) => (i === 1 ? all[0] : c)));
+    expect(shared.referenceOf(wrongIndex.payloads[1])).toBe(shared.referenceOf(wrongIndex.payloads[0]));
+    expect(shared.referenceOf(wrongIndex.payloads[1])).toBeDefined();
+    expect(wrongIndex.ok).toEqual([true, false, true, true]);
+    // Another signed list (chunk 0 differs, same sizes): chunk 0 of the first list, a checked reference, is not its chunk 0.
+    const other = Buffer.from(payload);
+    other[7] ^= 0x01;
+    const otherDevice = device(shared, chunks(), [], manifestFor(other, CHUNK));
+    expect(shared.referenceOf(otherDevice.payloads[0])).toBeDefined();
+    expect(otherDevice.ok).toEqual([false, true, true, true]);
+    // The first list still accepts its own chunks by identity.
+    expect(device(shared, chunks()).ok).toEqual([true, true, true, true]);
   });
 });
