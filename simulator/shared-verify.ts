@@ -25,7 +25,9 @@
  * really checked: the reference's own bytes were hashed against this signed
  * chunk list at this index (once per reference, list and index). A reference
  * may hold any bytes a device received (the framer offers each large payload
- * it had no reference for, tampered or not); one that fails the check is
+ * it had no reference for, tampered or not, kept while its length and first
+ * bytes have a free place: MAX_PER_PROBE, a checked chunk pushing out the
+ * oldest); one that fails the check is
  * refused to every device that received exactly it, and a device whose bytes
  * differ anywhere gets its own copy, checked as above. A fleet's MemoryPool
  * keeps a reference itself where a device stores it (`referenceOf`).
@@ -45,6 +47,13 @@ function keyOf(m: Manifest): string {
   for (const c of p.chunkHashes) h.update(c);
   return h.digest('hex');
 }
+
+/**
+ * References kept per length and first bytes. Large payloads that differ per device only further on (an
+ * assignment naming hundreds of chunks, with its device id and signature) share both: kept each, every
+ * framer would compare each packet with thousands of them, and 10,000 devices' copies would fill the index.
+ */
+export const MAX_PER_PROBE = 4;
 
 /** Where the matcher looks a payload up: its length and first bytes. */
 function probeKey(length: number, head: Uint8Array): string {
@@ -80,7 +89,14 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     const r = owned.get(bytes.buffer);
     return r && bytes.byteOffset === r.byteOffset && bytes.byteLength === r.byteLength ? r : undefined;
   };
-  /** The one reference for these bytes: an equal one already held (memcmp), or a new copy of them. */
+  const unindex = (old: Buffer) => {
+    const k = indexed.get(old)!;
+    indexed.delete(old);
+    indexedBytes -= old.length;
+    const rest = byProbe.get(k)!.filter((c) => c !== old);
+    if (rest.length) byProbe.set(k, rest); else byProbe.delete(k);
+  };
+  /** The one reference for these bytes: an equal one already held (memcmp), or a new copy of them (the oldest of its probe out if full). */
   const adopt = (bytes: Uint8Array): Buffer => {
     const known = referenceOf(bytes);
     if (known) return known;
@@ -92,17 +108,24 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     owned.set(copy.buffer, copy);
     if (probe === null || copy.length > maxBytes) return copy;
     const list = byProbe.get(probe);
-    if (list) list.push(copy); else byProbe.set(probe, [copy]);
+    if (list && list.length >= MAX_PER_PROBE) unindex(list[0]);
+    const now = byProbe.get(probe);
+    if (now) now.push(copy); else byProbe.set(probe, [copy]);
     indexed.set(copy, probe);
     indexedBytes += copy.length;
-    for (const [old, k] of indexed) {
+    for (const old of indexed.keys()) {
       if (indexedBytes <= maxBytes) break;
-      indexed.delete(old);
-      indexedBytes -= old.length;
-      const rest = byProbe.get(k)!.filter((c) => c !== old);
-      if (rest.length) byProbe.set(k, rest); else byProbe.delete(k);
+      unindex(old);
     }
     return copy;
+  };
+  /**
+   * A framer's offer, bytes nobody checked (a tampered chunk, another device's assignment): kept only in a free
+   * place of its probe, so it never pushes a checked chunk out, and is not copied when it would not be kept.
+   */
+  const offer = (payload: Buffer) => {
+    const probe = payload.length >= PAYLOAD_PROBE_BYTES && payload.length <= maxBytes ? probeKey(payload.length, payload) : null;
+    if (probe !== null && (byProbe.get(probe)?.length ?? 0) < MAX_PER_PROBE) adopt(payload);
   };
   /** Whether a reference's own bytes are chunk `index` of the signed list `key` (hashed once per reference, list and index). */
   const verdictsOf = (ref: Buffer): Map<string, boolean> => {
@@ -189,7 +212,7 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     };
   };
 
-  return { check, referenceOf, stats, matcher: { candidates: (length, head) => byProbe.get(probeKey(length, head)) ?? [], received: (payload) => { adopt(payload); } } };
+  return { check, referenceOf, stats, matcher: { candidates: (length, head) => byProbe.get(probeKey(length, head)) ?? [], received: offer } };
 }
 
 /** The chunk and payload checks alone (no framer references). */

@@ -13,7 +13,8 @@ import { describe, expect, it } from 'vitest';
 import * as mqttPacket from 'mqtt-packet';
 import { MemoryPool } from '../../agent/memory-storage.js';
 import { MqttFramer } from '../../agent/mqtt-framer.js';
-import { sharedPayloads, type SharedPayloads } from '../../simulator/shared-verify.js';
+import { MAX_PER_PROBE, sharedPayloads, type SharedPayloads } from '../../simulator/shared-verify.js';
+import { PAYLOAD_PROBE_BYTES } from '../../agent/payload-matcher.js';
 import { manifestFor } from '../helpers/hub-fixtures.js';
 
 const CHUNK = 64 * 1024;
@@ -129,5 +130,22 @@ describe('simulated devices receiving shared chunks', () => {
     expect(otherDevice.ok).toEqual([false, true, true, true]);
     // The first list still accepts its own chunks by identity.
     expect(device(shared, chunks()).ok).toEqual([true, true, true, true]);
+  });
+
+  it('Shared_receive_unique_payloads_bounded: large payloads of one length and first bytes that differ per device further on (an assignment naming many chunks, with its device id) are not each kept for every framer to compare with; a signed chunk with those first bytes is still shared', () => {
+    const shared = sharedPayloads();
+    const first = chunks()[0];
+    const framer = new MqttFramer(undefined, shared.matcher);
+    for (let d = 0; d < 300; d++) {
+      const unique = Buffer.from(first);
+      unique.writeUInt32BE(d, 1000);
+      const packet = mqttPacket.generate({ cmd: 'publish', topic: `fleetcast/dev/sim-${d}/assign`, payload: unique, qos: 1, messageId: 1, dup: false, retain: true });
+      expect(framer.push(packet, () => {})).toBeNull();
+    }
+    expect(shared.matcher.candidates(first.length, first.subarray(0, PAYLOAD_PROBE_BYTES)).length).toBeLessThanOrEqual(MAX_PER_PROBE);
+    device(shared, chunks());
+    const second = device(shared, chunks());
+    expect(second.ok).toEqual([true, true, true, true]);
+    expect(shared.referenceOf(second.payloads[0])).toBeDefined();
   });
 });
