@@ -87,12 +87,12 @@ const DRAIN_TIMEOUT_MS = 600_000;
  */
 const EXPECT_WAIT_MS = 60_000;
 const EXPECT_MAX_WAIT_MS = 180_000;
-/** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 /**
  * FLEETCAST_SIM_SCALE_SHARE_RECEIVE=0: the agents' framers copy every received chunk as a device's does, instead of
  * handing on the fleet's reference for bytes equal to it (simulator/fleet.ts shareReceive; an A/B switch).
  */
 const SHARE_RECEIVE = process.env.FLEETCAST_SIM_SCALE_SHARE_RECEIVE !== '0';
+/** How long the install may take (FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS); past it the table says how far it got. */
 const INSTALL_BOUND_MS = Number(process.env.FLEETCAST_SIM_SCALE_INSTALL_BOUND_MS ?? 1_200_000);
 
 interface Reading { rss: number; heapUsed: number; external: number }
@@ -444,7 +444,7 @@ export async function benchSimScale(): Promise<BenchResult> {
       ...(stopNote ? [stopNote] : []),
       ...(installIo ? [installIo] : []),
       ...(besideNote ? [besideNote] : []),
-      receiveNote,
+      ...(receiveNote ? [receiveNote] : []),
       ...(installCpu ? [installCpu] : []),
       plain.io,
       plain.cpu,

@@ -25,7 +25,9 @@
  * really checked: the reference's own bytes were hashed against this signed
  * chunk list at this index (once per reference, list and index). A reference
  * may hold any bytes a device received (the framer offers each large payload
- * it had no reference for, tampered or not); one that fails the check is
+ * it had no reference for, tampered or not, kept while its length and first
+ * bytes have a free place: MAX_PER_PROBE, a checked chunk pushing out the
+ * oldest); one that fails the check is
  * refused to every device that received exactly it, and a device whose bytes
  * differ anywhere gets its own copy, checked as above. A chunk no device has
  * finished yet is received into one pending buffer (the matcher's `pending`):
@@ -49,6 +51,13 @@ function keyOf(m: Manifest): string {
   for (const c of p.chunkHashes) h.update(c);
   return h.digest('hex');
 }
+
+/**
+ * References kept per length and first bytes. Large payloads that differ per device only further on (an
+ * assignment naming hundreds of chunks, with its device id and signature) share both: kept each, every
+ * framer would compare each packet with thousands of them, and 10,000 devices' copies would fill the index.
+ */
+export const MAX_PER_PROBE = 4;
 
 /** Where the matcher looks a payload up: its length and first bytes. */
 function probeKey(length: number, head: Uint8Array): string {
@@ -86,7 +95,14 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     const r = owned.get(bytes.buffer);
     return r && bytes.byteOffset === r.byteOffset && bytes.byteLength === r.byteLength ? r : undefined;
   };
-  /** The one reference for these bytes: an equal one already held (memcmp), or a new copy of them. */
+  const unindex = (old: Buffer) => {
+    const k = indexed.get(old)!;
+    indexed.delete(old);
+    indexedBytes -= old.length;
+    const rest = byProbe.get(k)!.filter((c) => c !== old);
+    if (rest.length) byProbe.set(k, rest); else byProbe.delete(k);
+  };
+  /** The one reference for these bytes: an equal one already held (memcmp), or a new copy of them (the oldest of its probe out if full). */
   const adopt = (bytes: Uint8Array): Buffer => {
     const known = referenceOf(bytes);
     if (known) return known;
@@ -96,25 +112,39 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     copy.set(bytes);
     return adoptOwn(copy);
   };
-  /** `copy` (a buffer of its own that nobody modifies from now on) as a reference, or an equal one already held. */
-  const adoptOwn = (copy: Buffer): Buffer => {
+  /**
+   * `copy` (a buffer of its own that nobody modifies from now on) as a reference, or an equal one already held.
+   * `checked` false (bytes no check has passed: a pending payload completed by a framer) indexes it only in a free
+   * place of its probe, so unchecked bytes never push a checked chunk out; it is a reference (by identity) either way.
+   */
+  const adoptOwn = (copy: Buffer, checked = true): Buffer => {
     const probe = copy.length >= PAYLOAD_PROBE_BYTES ? probeKey(copy.length, copy) : null;
     const same = probe === null ? undefined : byProbe.get(probe)?.find((c) => c.equals(copy));
     if (same) return same;
     owned.set(copy.buffer, copy);
     if (probe === null || copy.length > maxBytes) return copy;
     const list = byProbe.get(probe);
-    if (list) list.push(copy); else byProbe.set(probe, [copy]);
+    if (list && list.length >= MAX_PER_PROBE) {
+      if (!checked) return copy;
+      unindex(list[0]);
+    }
+    const now = byProbe.get(probe);
+    if (now) now.push(copy); else byProbe.set(probe, [copy]);
     indexed.set(copy, probe);
     indexedBytes += copy.length;
-    for (const [old, k] of indexed) {
+    for (const old of indexed.keys()) {
       if (indexedBytes <= maxBytes) break;
-      indexed.delete(old);
-      indexedBytes -= old.length;
-      const rest = byProbe.get(k)!.filter((c) => c !== old);
-      if (rest.length) byProbe.set(k, rest); else byProbe.delete(k);
+      unindex(old);
     }
     return copy;
+  };
+  /**
+   * A framer's offer, bytes nobody checked (a tampered chunk, another device's assignment): kept only in a free
+   * place of its probe, so it never pushes a checked chunk out, and is not copied when it would not be kept.
+   */
+  const offer = (payload: Buffer) => {
+    const probe = payload.length >= PAYLOAD_PROBE_BYTES && payload.length <= maxBytes ? probeKey(payload.length, payload) : null;
+    if (probe !== null && (byProbe.get(probe)?.length ?? 0) < MAX_PER_PROBE) adopt(payload);
   };
   /** Whether a reference's own bytes are chunk `index` of the signed list `key` (hashed once per reference, list and index). */
   const verdictsOf = (ref: Buffer): Map<string, boolean> => {
@@ -203,7 +233,7 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
 
   const matcher: PayloadMatcher = {
     candidates: (length, head) => byProbe.get(probeKey(length, head)) ?? [],
-    received: (payload) => { adopt(payload); },
+    received: offer,
     pending(length, head) {
       const k = probeKey(length, head);
       let p = pendings.get(k);
@@ -218,7 +248,7 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
       const k = probeKey(p.bytes.length, p.bytes);
       if (pendings.get(k) === p) pendings.delete(k);
       // Complete: nothing writes it any more. An equal reference already held is the one handed on.
-      return owned.get(p.bytes.buffer) ?? adoptOwn(p.bytes);
+      return owned.get(p.bytes.buffer) ?? adoptOwn(p.bytes, false);
     },
   };
   return { check, referenceOf, stats, matcher };

@@ -11,17 +11,17 @@
  * reference (agent/payload-matcher.ts): each device still accepts it only
  * through its own check, and installs the signed model.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../../agent/memory-storage.js';
-import { MIN_MATCHED_PAYLOAD } from '../../agent/mqtt-framer.js';
 import { TELEMETRY_DEFAULTS } from '../../agent/telemetry/collector.js';
 import type { Hub } from '../../hub/hub.js';
 import { MqttCredentials } from '../../hub/mqtt-credentials.js';
 import { startFleet, type Fleet } from '../../simulator/fleet.js';
 import { cleanupTempDirs, makeKeys, tempDir, waitFor } from '../helpers/env.js';
-import { api, makeBundle, startTestHub } from '../helpers/hub-harness.js';
+import { api, startTestHub } from '../helpers/hub-harness.js';
+import { deployMatchedChunkBundle } from '../helpers/matched-chunk-bundle.js';
 
 const DEVICES = 200;
 
@@ -50,11 +50,8 @@ describe('a simulated fleet on in-memory storage', () => {
     const f = fleet;
     await waitFor(() => h.store.listDevices().length === DEVICES, 'every device to connect with its credential and report', 50_000, 200);
 
-    // ~80 KB of incompressible weights: a chunk above the framer's matching size (16 KB).
-    const b = await makeBundle([keys.keys.release], { name: 'memfleet', version: 1, model: { seed: 7, padFloats: 20_000 } });
-    expect(b.manifest.payload.compressedLength).toBeGreaterThan(MIN_MATCHED_PAYLOAD);
-    expect((await api(h, 'POST', '/v1/bundles', new Uint8Array(readFileSync(b.path)))).status).toBeLessThan(300);
-    expect((await api(h, 'POST', '/v1/deployments', { name: 'memfleet', version: 1, all: true })).status).toBe(200);
+    // A chunk above the framer's matching size (16 KB).
+    const b = await deployMatchedChunkBundle(h, keys, 'memfleet');
     await f.waitForVersion('memfleet', 1, 50_000);
     // The hub's registry agrees: every device reports the bundle active.
     await waitFor(() => h.store.listDevices().filter((d) => d.state.active?.bundleId === b.bundleId).length === DEVICES, 'the hub to record every install', 30_000, 200);

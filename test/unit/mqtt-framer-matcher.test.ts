@@ -145,4 +145,39 @@ describe('MQTT framer with a payload matcher', () => {
       expect(m.offered).toEqual([]);
     }
   });
+
+  it('Matcher_several_candidates_wire_bytes_only: with several references that part from the payload at different places, however the reads are cut, every byte handed on is the wire\'s, and a packet is whole or its headers then a reference equal to it', () => {
+    let x = 0x2545f491;
+    const rnd = (n: number) => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) % n; };
+    let matched = 0;
+    for (let run = 0; run < 300; run++) {
+      const base = bytesOf(MIN_MATCHED_PAYLOAD + rnd(4000), run + 1);
+      // References equal to the base up to a place after the probe, one of them maybe equal throughout.
+      const refs = Array.from({ length: 2 + rnd(4) }, () => {
+        const r = Buffer.from(base);
+        r[PAYLOAD_PROBE_BYTES + rnd(r.length - PAYLOAD_PROBE_BYTES)] ^= 1 + rnd(255);
+        return r;
+      });
+      if (rnd(2)) refs.splice(rnd(refs.length), 0, Buffer.from(base));
+      const payloads = [Buffer.from(base), ...refs.map((r) => Buffer.from(r)), (() => { const b = Buffer.from(base); b[rnd(b.length)] ^= 1 + rnd(255); return b; })()];
+      const packets = Array.from({ length: 1 + rnd(4) }, () => (rnd(5) === 0 ? puback : pub(payloads[rnd(payloads.length)], rnd(2) as 0 | 1, `t/${'x'.repeat(rnd(200))}`)));
+      const stream = Buffer.concat(packets);
+      const cuts: number[] = [];
+      for (let at = rnd(3000); at < stream.length; at += 1 + rnd(rnd(2) ? 64 : 20_000)) cuts.push(at);
+      const g = receive(stream, cuts, matcherOf(refs));
+      expect(g.errors).toEqual([]);
+      expect(Buffer.concat(g.pieces).equals(stream)).toBe(true);
+      let k = 0;
+      for (const p of packets) {
+        if (g.pieces[k].length === p.length) { k++; continue; }
+        expect(refs).toContain(g.pieces[k + 1]);
+        expect(g.pieces[k].length + g.pieces[k + 1].length).toBe(p.length);
+        matched++;
+        k += 2;
+      }
+      expect(k).toBe(g.pieces.length);
+    }
+    // The streams did exercise matching.
+    expect(matched).toBeGreaterThan(50);
+  });
 });

@@ -13,7 +13,8 @@ import { describe, expect, it } from 'vitest';
 import * as mqttPacket from 'mqtt-packet';
 import { MemoryPool } from '../../agent/memory-storage.js';
 import { MqttFramer } from '../../agent/mqtt-framer.js';
-import { sharedPayloads, type SharedPayloads } from '../../simulator/shared-verify.js';
+import { MAX_PER_PROBE, sharedPayloads, type SharedPayloads } from '../../simulator/shared-verify.js';
+import { PAYLOAD_PROBE_BYTES } from '../../agent/payload-matcher.js';
 import { manifestFor } from '../helpers/hub-fixtures.js';
 
 const CHUNK = 64 * 1024;
@@ -36,7 +37,7 @@ interface Device { ok: boolean[]; digest: string; payloads: Buffer[] }
  * offset `to`) through one reused read buffer, framed, parsed; `done()` checks them as its fetch does (chunk,
  * then append in order, digest).
  */
-function receiver(shared: SharedPayloads, sent: Buffer[]) {
+function receiver(shared: SharedPayloads, sent: Buffer[], signed = manifest) {
   const stream = Buffer.concat(sent.map((c, i) => mqttPacket.generate({ cmd: 'publish', topic: `fleetcast/bundles/b/chunks/${i}`, payload: c, qos: 1, messageId: i + 1, dup: false, retain: false })));
   const framer = new MqttFramer(undefined, shared.matcher);
   const parser = mqttPacket.parser({ protocolVersion: 4 });
@@ -54,7 +55,7 @@ function receiver(shared: SharedPayloads, sent: Buffer[]) {
       from = to;
     },
     done(): Device {
-      const check = shared.check(manifest);
+      const check = shared.check(signed);
       const ok = payloads.map((b, i) => check.chunk(i, b));
       payloads.forEach((b, i) => { if (ok[i]) check.append(i, b); });
       return { ok, digest: ok.every(Boolean) ? check.digest() : '', payloads };
@@ -63,9 +64,9 @@ function receiver(shared: SharedPayloads, sent: Buffer[]) {
   };
 }
 
-function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = []): Device {
-  const r = receiver(shared, sent);
-  for (const to of [...cuts.filter((c) => c > 0).sort((a, b) => a - b), r.length]) r.feed(to);
+function device(shared: SharedPayloads, sent: Buffer[], cuts: number[] = [], signed = manifest): Device {
+  const r = receiver(shared, sent, signed);
+  for (const to of [...cuts.filter((c) => c > 0 && c < r.length).sort((a, b) => a - b), r.length]) r.feed(to);
   return r.done();
 }
 
@@ -168,5 +169,40 @@ describe('simulated devices receiving shared chunks', () => {
     expect(pool.intern('staging/b/payload.zst@0', Buffer.from(copy))).toBe(kept);
     // A view of part of a reference is not the reference.
     expect(shared.referenceOf(second.payloads[0].subarray(1))).toBeUndefined();
+  });
+
+  it('Shared_receive_reference_bound_to_its_list_and_index: a reference checked as one chunk of one signed list is refused, arriving by identity, as another index or as the same index of another list', () => {
+    const shared = sharedPayloads();
+    device(shared, chunks());
+    // Chunk 0's bytes sent as chunk 1: the device gets the reference of chunk 0 itself, and refuses it there.
+    const wrongIndex = device(shared, chunks().map((c, i, all) => (i === 1 ? all[0] : c)));
+    expect(shared.referenceOf(wrongIndex.payloads[1])).toBe(shared.referenceOf(wrongIndex.payloads[0]));
+    expect(shared.referenceOf(wrongIndex.payloads[1])).toBeDefined();
+    expect(wrongIndex.ok).toEqual([true, false, true, true]);
+    // Another signed list (chunk 0 differs, same sizes): chunk 0 of the first list, a checked reference, is not its chunk 0.
+    const other = Buffer.from(payload);
+    other[7] ^= 0x01;
+    const otherDevice = device(shared, chunks(), [], manifestFor(other, CHUNK));
+    expect(shared.referenceOf(otherDevice.payloads[0])).toBeDefined();
+    expect(otherDevice.ok).toEqual([false, true, true, true]);
+    // The first list still accepts its own chunks by identity.
+    expect(device(shared, chunks()).ok).toEqual([true, true, true, true]);
+  });
+
+  it('Shared_receive_unique_payloads_bounded: large payloads of one length and first bytes that differ per device further on (an assignment naming many chunks, with its device id) are not each kept for every framer to compare with; a signed chunk with those first bytes is still shared', () => {
+    const shared = sharedPayloads();
+    const first = chunks()[0];
+    const framer = new MqttFramer(undefined, shared.matcher);
+    for (let d = 0; d < 300; d++) {
+      const unique = Buffer.from(first);
+      unique.writeUInt32BE(d, 1000);
+      const packet = mqttPacket.generate({ cmd: 'publish', topic: `fleetcast/dev/sim-${d}/assign`, payload: unique, qos: 1, messageId: 1, dup: false, retain: true });
+      expect(framer.push(packet, () => {})).toBeNull();
+    }
+    expect(shared.matcher.candidates(first.length, first.subarray(0, PAYLOAD_PROBE_BYTES)).length).toBeLessThanOrEqual(MAX_PER_PROBE);
+    device(shared, chunks());
+    const second = device(shared, chunks());
+    expect(second.ok).toEqual([true, true, true, true]);
+    expect(shared.referenceOf(second.payloads[0])).toBeDefined();
   });
 });
