@@ -206,9 +206,9 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     agent.on('state', (r: { phase: string }) => marks.push({ at: nowMs(), what: r.phase }));
     agent.on('installed', () => marks.push({ at: nowMs(), what: 'installed' }));
     // GC pauses stop every request in flight: counted per period so a ratio can be read against them.
-    const gcs: { start: number; end: number }[] = [];
+    const gcs: { start: number; end: number; kind: number }[] = [];
     const perfToNow = nowMs() - performance.now();
-    const gcObserver = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push({ start: perfToNow + e.startTime, end: perfToNow + e.startTime + e.duration }); });
+    const gcObserver = new PerformanceObserver((l) => { for (const e of l.getEntries()) gcs.push({ start: perfToNow + e.startTime, end: perfToNow + e.startTime + e.duration, kind: (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0 }); });
     gcObserver.observe({ entryTypes: ['gc'] });
     const gcIn = (periods: Period[], swap: boolean) => {
       const hit = gcs.filter((g) => periods.some((p) => p.swap === swap && g.start < p.end && g.end > p.start));
@@ -268,7 +268,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     if (process.env.FLEETCAST_BENCH_SWAP_DUMP) {
       // For analysis: every open-loop request and the series' periods, stalls and marks, as JSON.
       const { writeFileSync } = await import('node:fs');
-      writeFileSync(process.env.FLEETCAST_BENCH_SWAP_DUMP, JSON.stringify({ threads, rate, capacity, periods: ol.periods, stalls: openStalls, marks: marks.filter((m) => m.at >= ol.periods[0].start), runtimeTrace: runtimeTrace.filter((e) => e.posted >= ol.periods[0].start), scheduled: [...r.scheduled], sent: [...r.sent], done: [...r.done], inFlightBefore: [...r.inFlightBefore], connected: [...r.connected] }));
+      writeFileSync(process.env.FLEETCAST_BENCH_SWAP_DUMP, JSON.stringify({ threads, rate, capacity, periods: ol.periods, stalls: openStalls, marks: marks.filter((m) => m.at >= ol.periods[0].start), gcs: gcs.filter((g) => g.end >= ol.periods[0].start), runtimeTrace: runtimeTrace.filter((e) => e.posted >= ol.periods[0].start), scheduled: [...r.scheduled], sent: [...r.sent], done: [...r.done], inFlightBefore: [...r.inFlightBefore], connected: [...r.connected] }));
     }
 
     // Each request counts for the period its scheduled send time fell in.
