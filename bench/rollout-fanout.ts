@@ -24,6 +24,9 @@ import { plainFanout } from './plain-fanout.js';
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 200);
 // BENCH_SHARE_VERIFY=0: every simulated agent hashes its chunks and payload itself (see simulator/shared-verify.ts).
 const SHARE_VERIFY = process.env.BENCH_SHARE_VERIFY !== '0';
+// BENCH_SHARE_RECEIVE=0: every agent copies each chunk it receives, as a device does (with shared verification on,
+// agents otherwise take a chunk equal to one the fleet holds without copying it: agent/payload-matcher.ts).
+const SHARE_RECEIVE = SHARE_VERIFY && process.env.BENCH_SHARE_RECEIVE !== '0';
 // BENCH_SHARE_UNPACK=0: every agent decompresses its own payload, as a device does (on disk: while the
 // chunks arrive). One agent shares with nobody, so it runs the device's own path by default.
 const SHARE_UNPACK = process.env.BENCH_SHARE_UNPACK !== undefined ? process.env.BENCH_SHARE_UNPACK !== '0' : AGENTS > 1;
@@ -46,7 +49,7 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
   const api = new HubClient(hub.httpUrl, readAdminToken(hub.options.dataDir));
   const link = LINK_RATE > 0 ? await startLinkProxy(hub.mqttUrl) : null;
   link?.setRate(LINK_RATE);
-  const fleet = await startFleet({ brokerUrl: link?.url ?? hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), shareVerify: SHARE_VERIFY, shareUnpack: SHARE_UNPACK });
+  const fleet = await startFleet({ brokerUrl: link?.url ?? hub.mqttUrl, agents: AGENTS, rootPath: keys.rootPath, dataDir: join(dir, 'fleet'), shareVerify: SHARE_VERIFY, shareReceive: SHARE_RECEIVE, shareUnpack: SHARE_UNPACK });
   let oursMs: number;
   let transferStats: Record<string, number> = {};
   // When each agent first enters a phase: 'verifying' means every chunk is on disk and hash-checked.
@@ -103,7 +106,7 @@ export async function benchRolloutFanout(): Promise<BenchResult> {
       // on a fleet every device has its own. The variable is read at process start only.
       `libuv thread pool: ${process.env.UV_THREADPOOL_SIZE ?? 4} threads shared by the ${AGENTS} agents' file writes and fsyncs (a device has its own 4; set UV_THREADPOOL_SIZE when starting node to change it)`,
       'ours includes, on every agent: signed assignment checked, fsynced state per phase, chunk request, every chunk received over its own connection, checked and written at its offset into its own staging file, payload hash, raw hash of the model, session load and smoke inference',
-      `shared by the agents in this one process, as a fleet does it in parallel on its own CPUs: one onnxruntime session per model${SHARE_UNPACK ? ', one zstd decompression per identical verified payload (each agent links the result; BENCH_SHARE_UNPACK=0 turns this off)' : '; each agent decompresses its own payload as its chunks arrive, as a device does (BENCH_SHARE_UNPACK=0, the default for one agent)'}${SHARE_VERIFY ? ', and the sha256 of byte-identical chunks (each agent\'s bytes are memcmp-compared with a copy that passed the hash; anything else is hashed; BENCH_SHARE_VERIFY=0 turns this off)' : '; chunk and payload hashing NOT shared (BENCH_SHARE_VERIFY=0)'}`,
+      `shared by the agents in this one process, as a fleet does it in parallel on its own CPUs: one onnxruntime session per model${SHARE_UNPACK ? ', one zstd decompression per identical verified payload (each agent links the result; BENCH_SHARE_UNPACK=0 turns this off)' : '; each agent decompresses its own payload as its chunks arrive, as a device does (BENCH_SHARE_UNPACK=0, the default for one agent)'}${SHARE_VERIFY ? ', and the sha256 of byte-identical chunks (each agent\'s bytes are memcmp-compared with a copy that passed the hash; anything else is hashed; BENCH_SHARE_VERIFY=0 turns this off)' : '; chunk and payload hashing NOT shared (BENCH_SHARE_VERIFY=0)'}${SHARE_RECEIVE ? ', and the received chunks themselves (a chunk equal to one the fleet holds reaches an agent as that buffer, compared in place, not copied; BENCH_SHARE_RECEIVE=0 turns this off)' : ''}`,
     ],
   };
 }
