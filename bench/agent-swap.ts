@@ -79,6 +79,28 @@ function taskIds(): number[] {
   try { return readdirSync('/proc/self/task').map(Number); } catch { return []; }
 }
 
+/**
+ * FLEETCAST_BENCH_SWAP_HEAPPROF=FILE (analysis only): V8's sampling heap profile of the agent's thread over the
+ * open-loop series, counting objects that survived a scavenge (promoted) even when a later mark-compact freed them,
+ * and not those a scavenge freed: what grows the old generation and so sets the mark-compact rate.
+ */
+async function startPromotedSampling(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) => new Promise<unknown>((res, rej) => session.post(method, params ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return {
+    async stop(file) {
+      const r = await post('HeapProfiler.stopSampling') as { profile: unknown };
+      writeFileSync(file, JSON.stringify(r.profile));
+      session.disconnect();
+    },
+  };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -249,7 +271,9 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const openProbe = startStallProbe();
     // FLEETCAST_BENCH_SWAP_POOL=1: count the threadpool operations the agent's thread starts per period (analysis only).
     const pool = process.env.FLEETCAST_BENCH_SWAP_POOL ? countPoolOps() : null;
+    const heapProf = process.env.FLEETCAST_BENCH_SWAP_HEAPPROF ? await startPromotedSampling() : null;
     const ol = await swapSeries(fleet, (period) => pool?.label(period), marks);
+    if (heapProf) await heapProf.stop(process.env.FLEETCAST_BENCH_SWAP_HEAPPROF!);
     const poolCounts = pool?.stop();
     const openStalls = openProbe.stop();
     let threadLines: string[] = [];
