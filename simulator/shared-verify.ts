@@ -89,7 +89,10 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
   const verdicts = new WeakMap<Buffer, Map<string, boolean>>();
   const stats = { byIdentity: 0, byCompare: 0, hashed: 0 };
   // Payloads a framer is receiving with no reference yet (the latest one per length and first bytes): others follow it.
+  // Their bytes, bounded by maxBytes like the references: a pending no framer finishes (its writer stopped mid-chunk,
+  // every other follower differed) is dropped oldest first. A framer still following a dropped one goes on as before.
   const pendings = new Map<string, PendingPayload>();
+  let pendingBytes = 0;
 
   const referenceOf = (bytes: Uint8Array): Buffer | undefined => {
     const r = owned.get(bytes.buffer);
@@ -241,12 +244,18 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
         const bytes = Buffer.allocUnsafeSlow(length); // its own memory: it becomes a reference when complete
         bytes.set(head.subarray(0, PAYLOAD_PROBE_BYTES));
         pendings.set(k, (p = { bytes, filled: PAYLOAD_PROBE_BYTES }));
+        pendingBytes += length;
+        for (const [old, q] of pendings) {
+          if (pendingBytes <= maxBytes || q === p) break;
+          pendings.delete(old);
+          pendingBytes -= q.bytes.length;
+        }
       }
       return p;
     },
     complete(p) {
       const k = probeKey(p.bytes.length, p.bytes);
-      if (pendings.get(k) === p) pendings.delete(k);
+      if (pendings.get(k) === p) { pendings.delete(k); pendingBytes -= p.bytes.length; }
       // Complete: nothing writes it any more. An equal reference already held is the one handed on.
       return owned.get(p.bytes.buffer) ?? adoptOwn(p.bytes, false);
     },

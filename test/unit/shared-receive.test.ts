@@ -152,6 +152,26 @@ describe('simulated devices receiving shared chunks', () => {
     }
   });
 
+  it('Shared_receive_abandoned_pending_bounded: a pending buffer no framer finishes (its writer stopped mid-chunk, the next device differed) is dropped once maxBytes of newer pendings follow it, like a reference', () => {
+    const LEN = 256 * 1024;
+    const pubOf = (payload: Buffer) => mqttPacket.generate({ cmd: 'publish', topic: 't/0', payload, qos: 1, messageId: 3, retain: false, dup: false }) as Buffer;
+    const good = (c: number) => { const b = Buffer.alloc(LEN, c & 0xff); b.writeUInt32BE(c, 0); return b; };
+    const shared = sharedPayloads(1024 * 1024);
+    for (let c = 0; c < 16; c++) {
+      const bad = good(c); bad[1000] ^= 1;
+      new MqttFramer(undefined, shared.matcher).push(pubOf(bad).subarray(0, 100 * 1024), () => {}); // stops for good
+      const out: Buffer[] = [];
+      new MqttFramer(undefined, shared.matcher).push(pubOf(good(c)), (p) => out.push(p)); // differs at 1000: its own copy
+      expect(Buffer.concat(out).equals(pubOf(good(c)))).toBe(true);
+    }
+    // Chunk 0's reference and its abandoned pending are both out (16 MB > 1 MB): a device with its bytes fills a new pending,
+    // not the stale one (whose byte 1000 differs), and gets it as the reference. Kept, the stale one would be followed forever.
+    const out: Buffer[] = [];
+    new MqttFramer(undefined, shared.matcher).push(pubOf(good(0)), (p) => out.push(p));
+    expect(Buffer.concat(out).equals(pubOf(good(0)))).toBe(true);
+    expect(shared.referenceOf(out.at(-1)!)).toBeDefined();
+  });
+
   it('Shared_receive_reference_is_stored_as_is: a memory pool keeps a received reference itself (no copy, no compare); other bytes are copied as before', () => {
     const shared = sharedPayloads();
     device(shared, chunks());
