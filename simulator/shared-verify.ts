@@ -88,7 +88,7 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
   // A reference's verdicts: "chunk list key#index" → its bytes matched that signed chunk (really hashed, once).
   const verdicts = new WeakMap<Buffer, Map<string, boolean>>();
   const stats = { byIdentity: 0, byCompare: 0, hashed: 0 };
-  // Payloads a framer is receiving with no reference yet (the latest one per length and first bytes): others follow it.
+  // Payloads a framer is receiving with no reference yet (one per length and first bytes, the first begun): others follow it.
   // Their bytes, bounded by maxBytes like the references: a pending no framer finishes (its writer stopped mid-chunk,
   // every other follower differed) is dropped oldest first. A framer still following a dropped one goes on as before.
   const pendings = new Map<string, PendingPayload>();
