@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { runtimeTrace } from '@fleetcast/agent/runtime-trace.js';
+import { runtimeTrace, threadSched } from '@fleetcast/agent/runtime-trace.js';
 import { makeInputGenerator } from '@fleetcast/simulator/inputs.js';
 import { agentFleet, type AgentFleet } from './agent-fleet.js';
 import { nowMs, percentile, summarize, type BenchResult } from './lib.js';
@@ -104,14 +104,12 @@ async function startPromotedSampling(): Promise<{ stop(file: string): Promise<vo
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * This thread's time on a core and time runnable but waiting for one, in ms (/proc/thread-self/schedstat), or null
- * where there is none: whether a period's stalls are the agent's own work or its loop waiting for a core.
+ * This thread's time on a core and time runnable but waiting for one, in ms (agent/runtime-trace.ts threadSched), or
+ * null where there is none: whether a period's stalls are the agent's own work or its loop waiting for a core.
  */
 function schedNow(): { runMs: number; waitMs: number } | null {
-  try {
-    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
-    return { runMs: run / 1e6, waitMs: wait / 1e6 };
-  } catch { return null; }
+  const s = threadSched();
+  return s && { runMs: s[0], waitMs: s[1] };
 }
 
 function schedDelta(a: { runMs: number; waitMs: number } | null, b: { runMs: number; waitMs: number } | null): Period['sched'] {
