@@ -101,16 +101,18 @@ async function handle(m: ThreadRequest): Promise<{ value: unknown; transfer?: Ar
 }
 
 const tid = RUNTIME_TRACE ? threadId() : 0;
+/** The trace's thread side of one call (FLEETCAST_RUNTIME_TRACE=1 only): received at `rx` with schedstat `s0`, replied now. */
+function traceOf(rx: number, s0: [number, number] | null): ThreadTrace {
+  const s1 = threadSched();
+  return { rx, tx: traceNow(), sched: s0 && s1 ? [s0[0], s0[1], s1[0], s1[1]] : null, tid };
+}
+
 port.on('message', (m: ThreadRequest) => {
+  // Off (the default), a reply carries nothing more and nothing is read or made for it.
   const rx = RUNTIME_TRACE ? traceNow() : 0;
   const s0 = RUNTIME_TRACE ? threadSched() : null;
-  const trace = (): { trace?: ThreadTrace } => {
-    if (!RUNTIME_TRACE) return {};
-    const s1 = threadSched();
-    return { trace: { rx, tx: traceNow(), sched: s0 && s1 ? [s0[0], s0[1], s1[0], s1[1]] : null, tid } };
-  };
   handle(m).then(({ value, transfer }) => {
-    const reply: ThreadReply = { id: m.id, ok: true, value, ...trace() };
+    const reply: ThreadReply = RUNTIME_TRACE ? { id: m.id, ok: true, value, trace: traceOf(rx, s0) } : { id: m.id, ok: true, value };
     try {
       port.postMessage(reply, transfer ?? []);
     } catch {
@@ -118,7 +120,7 @@ port.on('message', (m: ThreadRequest) => {
       port.postMessage(reply);
     }
   }, (e: unknown) => {
-    const reply: ThreadReply = { id: m.id, ok: false, error: errorOf(e), ...trace() };
+    const reply: ThreadReply = RUNTIME_TRACE ? { id: m.id, ok: false, error: errorOf(e), trace: traceOf(rx, s0) } : { id: m.id, ok: false, error: errorOf(e) };
     port.postMessage(reply);
   });
 });
