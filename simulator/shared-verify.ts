@@ -105,25 +105,26 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     const rest = byProbe.get(k)!.filter((c) => c !== old);
     if (rest.length) byProbe.set(k, rest); else byProbe.delete(k);
   };
+  const probeOf = (bytes: Uint8Array): string | null => (bytes.length >= PAYLOAD_PROBE_BYTES ? probeKey(bytes.length, bytes) : null);
+  /** A reference already held with these bytes (memcmp against those of the same length and first bytes). */
+  const sameAs = (bytes: Uint8Array, probe: string | null): Buffer | undefined => (probe === null ? undefined : byProbe.get(probe)?.find((c) => c.equals(bytes)));
   /** The one reference for these bytes: an equal one already held (memcmp), or a new copy of them (the oldest of its probe out if full). */
   const adopt = (bytes: Uint8Array): Buffer => {
     const known = referenceOf(bytes);
     if (known) return known;
-    const same = bytes.length >= PAYLOAD_PROBE_BYTES ? byProbe.get(probeKey(bytes.length, bytes))?.find((c) => c.equals(bytes)) : undefined;
+    const probe = probeOf(bytes);
+    const same = sameAs(bytes, probe);
     if (same) return same;
     const copy = Buffer.allocUnsafeSlow(bytes.length); // its own memory: identity by ArrayBuffer; callers may reuse theirs
     copy.set(bytes);
-    return adoptOwn(copy);
+    return own(copy, probe, true);
   };
   /**
-   * `copy` (a buffer of its own that nobody modifies from now on) as a reference, or an equal one already held.
-   * `checked` false (bytes no check has passed: a pending payload completed by a framer) indexes it only in a free
-   * place of its probe, so unchecked bytes never push a checked chunk out; it is a reference (by identity) either way.
+   * `copy`, equal to no reference held, made one. `checked` false (bytes no check has passed: a pending payload
+   * completed by a framer) indexes it only in a free place of its probe, so unchecked bytes never push a checked
+   * chunk out; it is a reference (by identity) either way.
    */
-  const adoptOwn = (copy: Buffer, checked = true): Buffer => {
-    const probe = copy.length >= PAYLOAD_PROBE_BYTES ? probeKey(copy.length, copy) : null;
-    const same = probe === null ? undefined : byProbe.get(probe)?.find((c) => c.equals(copy));
-    if (same) return same;
+  const own = (copy: Buffer, probe: string | null, checked: boolean): Buffer => {
     owned.set(copy.buffer, copy);
     if (probe === null || copy.length > maxBytes) return copy;
     const list = byProbe.get(probe);
@@ -256,8 +257,10 @@ export function sharedPayloads(maxBytes = 256 * 1024 * 1024): SharedPayloads {
     complete(p) {
       const k = probeKey(p.bytes.length, p.bytes);
       if (pendings.get(k) === p) { pendings.delete(k); pendingBytes -= p.bytes.length; }
-      // Complete: nothing writes it any more. An equal reference already held is the one handed on.
-      return owned.get(p.bytes.buffer) ?? adoptOwn(p.bytes, false);
+      // Complete: nothing writes it any more, so its own memory can be a reference (unchecked bytes: `own`'s free
+      // place only). An equal reference already held is the one handed on.
+      const probe = probeOf(p.bytes);
+      return owned.get(p.bytes.buffer) ?? sameAs(p.bytes, probe) ?? own(p.bytes, probe, false);
     },
   };
   return { check, referenceOf, stats, matcher };
