@@ -132,6 +132,13 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
       fail(kind, `${e.message} (CONNACK ${e.code})`);
     } else {
       cause = { kind: 'network', detail: typeof e.code === 'string' ? `${e.code}: ${e.message}` : e.message };
+      // No code: mqtt.js's parser or its packet handlers refused what the broker sent (a malformed packet, a
+      // protocol error). [MQTT-4.13]: close the connection. mqtt.js only emits the error and parses on from its
+      // next chunk (mid-packet on a TLS or websocket stream), and the refused packet, were it a QoS 1 PUBLISH, is
+      // never acknowledged: the broker redelivers it on the next connection, not on this one. A stream error
+      // (string code) already closes the stream.
+      const stream = client.stream as { destroyed?: boolean; destroy?: () => void } | undefined;
+      if (e.code === undefined && !ended && stream && !stream.destroyed) stream.destroy?.();
     }
   });
   // Before mqtt.js's own 'close' listener, which arms the reconnect timer with options.reconnectPeriod.
@@ -154,7 +161,9 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     failure = null;
     reported = null;
     counted = false;
-    cause = null;
+    // mqtt.js handles a CONNACK after the packets parsed with it: a refused packet in the same read has already
+    // closed this connection, and its cause is what the close reports.
+    if (!(client.stream as { destroyed?: boolean } | undefined)?.destroyed) cause = null;
   });
   return {
     get connected() { return client.connected; },

@@ -11,7 +11,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectMqtt, type BrokerClient } from '../../agent/broker-client.js';
+import { connectMqtt, type BrokerClient, type BrokerFailure } from '../../agent/broker-client.js';
 import { waitFor } from '../helpers/env.js';
 
 let server: Server | null = null;
@@ -41,8 +41,8 @@ async function hostileBroker(bad: Buffer, send?: (s: Socket, nth: number) => voi
   return { url: `mqtt://127.0.0.1:${(server!.address() as { port: number }).port}`, closed: () => closed };
 }
 
-function connect(url: string, reconnectPeriodMs = 60_000): BrokerClient {
-  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs, connectTimeoutMs: 10_000, keepaliveSec: 600 }));
+function connect(url: string, reconnectPeriodMs = 60_000, onFailure?: (f: BrokerFailure) => void): BrokerClient {
+  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs, connectTimeoutMs: 10_000, keepaliveSec: 600, ...(onFailure ? { onFailure } : {}) }));
 }
 
 /** A QoS 0 PUBLISH of `payload` on topic t (remaining length under 128). */
@@ -65,6 +65,26 @@ describe('agent against a hostile broker', () => {
     const a = connect(b.url);
     await waitFor(() => b.closed() > 0 || null, 'the agent to drop the connection', 15_000);
     expect(a.failure?.detail).toMatch(/^AGENT_ERR_BROKER_BAD_PACKET: /);
+  }, 30_000);
+
+  it('Hostile_broker_protocol_error_drops_connection: a packet mqtt.js refuses (QoS 3 PUBLISH) closes the connection, the next one works', async () => {
+    // [MQTT-4.13]: a Malformed Packet or Protocol Error closes the network connection. mqtt.js's parser only emits
+    // 'error' and reads on from its next chunk; on TLS or websocket streams that is mid-packet, and here the honest
+    // packet behind it in the same write is lost while the connection stays up as if nothing happened.
+    const bad = Buffer.from([0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01]);
+    const b = await hostileBroker(Buffer.alloc(0), (s, nth) => {
+      if (nth === 0) s.write(Buffer.concat([bad, publish('after the bad one')]));
+      else s.write(publish('next connection'));
+    });
+    const failures: BrokerFailure[] = [];
+    const a = connect(b.url, 50, (f) => failures.push(f));
+    const got: string[] = [];
+    a.onMessage((topic, payload) => { got.push(`${topic} ${payload.toString()}`); });
+    await waitFor(() => got.length > 0 || null, 'a message on the second connection', 15_000);
+    expect(got).toEqual(['t next connection']);
+    expect(b.closed()).toBe(1);
+    // Reported with what mqtt.js's parser said, not as a lost network.
+    expect(failures.map((f) => f.detail)).toEqual([expect.stringMatching(/QoS|qos/)]);
   }, 30_000);
 
   it('Hostile_broker_ends_mid_packet: a connection cut inside a packet leaves nothing behind; the next connection frames afresh', async () => {
