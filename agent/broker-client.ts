@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { agentError } from './errors.js';
-import { framedTcpStream } from './framed-stream.js';
+import { framedTcpStream, framedTlsStream } from './framed-stream.js';
 import type { PayloadMatcher } from './payload-matcher.js';
 import { backoffDelay, type BackoffSchedule, type FailureKind } from './reconnect-backoff.js';
 
@@ -76,9 +76,12 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
   const now = o.now ?? Date.now;
   const reconnect: BackoffSchedule = { firstMs: o.reconnectPeriodMs, maxMs: Math.max(o.reconnectPeriodMs, o.reconnectMaxMs ?? 60_000) };
   const loginRetry: BackoffSchedule = o.loginRetry ?? { firstMs: 30_000, maxMs: 900_000 };
-  const framed = /^(mqtt|tcp):\/\//.test(o.url) && o.caPath === undefined;
+  // Plain TCP and TLS go through the agent's framer (framed-stream.ts); websockets keep mqtt.js's stream.
+  const tlsUrl = /^(mqtts|ssl|tls):\/\//.test(o.url);
+  const framed = tlsUrl || /^(mqtt|tcp):\/\//.test(o.url);
+  const ca = o.caPath !== undefined ? readCa(o.caPath) : undefined;
   const client = mqtt.connect(o.url, {
-    // Over plain TCP the agent gives mqtt.js whole packets (framed-stream.ts); it connects once that stream is set.
+    // Over TCP and TLS the agent gives mqtt.js whole packets (framed-stream.ts); it connects once that stream is set.
     manualConnect: framed,
     clientId: o.clientId,
     // Clean session: the retained assign message is re-delivered on every subscribe,
@@ -95,12 +98,15 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
     resubscribe: false,
     ...(o.username !== undefined ? { username: o.username } : {}),
     ...(o.passwordFile !== undefined ? { password: readPassword(o.passwordFile) } : o.password !== undefined ? { password: o.password } : {}),
-    ...(o.caPath !== undefined ? { ca: readCa(o.caPath) } : {}),
+    ...(ca !== undefined ? { ca } : {}),
   });
   if (framed) {
     const { hostname, host, port } = client.options as { hostname?: string; host?: string; port?: number };
     // mqtt.js calls its stream builder at every (re)connection; it declares it private but reads it from the instance.
-    (client as unknown as { streamBuilder: () => unknown }).streamBuilder = () => framedTcpStream(hostname ?? host ?? 'localhost', port ?? 1883, o.payloadMatcher);
+    const at = hostname ?? host ?? 'localhost';
+    (client as unknown as { streamBuilder: () => unknown }).streamBuilder = tlsUrl
+      ? () => framedTlsStream(at, port ?? 8883, ca)
+      : () => framedTcpStream(at, port ?? 1883, o.payloadMatcher);
     client.connect();
   }
   let failure: BrokerFailure | null = null;
@@ -134,9 +140,9 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
       cause = { kind: 'network', detail: typeof e.code === 'string' ? `${e.code}: ${e.message}` : e.message };
       // No code: mqtt.js's parser or its packet handlers refused what the broker sent (a malformed packet, a
       // protocol error). [MQTT-4.13]: close the connection. mqtt.js only emits the error and parses on from its
-      // next chunk (mid-packet on a TLS or websocket stream), and the refused packet, were it a QoS 1 PUBLISH, is
-      // never acknowledged: the broker redelivers it on the next connection, not on this one. A stream error
-      // (string code) already closes the stream.
+      // next chunk (mid-packet on a websocket stream), the refused packet lost; a new connection resumes the
+      // install as after any drop (retained assignment, chunks asked again). A stream error (string code)
+      // already closes the stream.
       const stream = client.stream as { destroyed?: boolean; destroy?: () => void } | undefined;
       if (e.code === undefined && !ended && stream && !stream.destroyed) stream.destroy?.();
     }
@@ -200,7 +206,7 @@ export function keepAliveWhileReceiving(client: mqtt.MqttClient): void {
   client.on('connect', () => { client.stream.on('data', () => { lastByteAt = performance.now(); }); });
   const timedOut = client.onKeepaliveTimeout.bind(client);
   client.onKeepaliveTimeout = () => {
-    // Over plain TCP the stream hands on whole packets only; its last socket read counts too (framed-stream.ts).
+    // Over TCP and TLS the stream hands on whole packets only; its last socket read counts too (framed-stream.ts).
     const lastReadAt = Math.max(lastByteAt, (client.stream as { lastReadAt?: number }).lastReadAt ?? -Infinity);
     if (performance.now() - lastReadAt >= client.options.keepalive! * 1000) { timedOut(); return; }
     client.reschedulePing(true);

@@ -3,10 +3,14 @@
  * the socket reads into one process-wide buffer (net's `onread`), whose bytes
  * are copied into whole packets (mqtt-framer.ts) before the callback returns,
  * and mqtt.js reads those packets from this stream. Writes go to the socket,
- * each packet's pieces in one write (mqtt.js corks them). TLS connections keep
- * mqtt.js's own stream.
+ * each packet's pieces in one write (mqtt.js corks them).
+ * Over TLS (framedTlsStream) the decrypted reads arrive as buffers of their own
+ * and go through the same framer, so a device on mqtts:// gets the same packet
+ * bound and malformed-length check as on plain TCP. Websocket URLs keep mqtt.js's
+ * own stream.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { MqttFramer } from './mqtt-framer.js';
 import type { PayloadMatcher } from './payload-matcher.js';
@@ -43,8 +47,34 @@ export function framedTcpStream(host: string, port: number, matcher?: PayloadMat
       },
     },
   });
+  stream = framedDuplex(socket, 'connect');
+  return stream;
+}
+
+/**
+ * mqtts:// — `ca`: the CA file's certificates (mqttCaPath), else Node's own. The server name is the host unless
+ * it is an IP address (RFC 6066 3), which is then checked against the certificate's IP SANs, as mqtt.js does.
+ */
+export function framedTlsStream(host: string, port: number, ca?: Buffer): FramedStream {
+  const framer = new MqttFramer();
+  let stream: FramedStream | null = null;
+  const socket = tls.connect({ host, port, ...(ca ? { ca } : {}), ...(net.isIP(host) ? {} : { servername: host }) });
+  socket.on('data', (buf: Buffer) => {
+    stream!.lastReadAt = performance.now();
+    let more = true;
+    const bad = framer.push(buf, (p) => { more = stream!.push(p); });
+    if (bad) { stream!.destroy(bad); return; }
+    // Paused until mqtt.js has read what was pushed (read() resumes it).
+    if (!more) socket.pause();
+  });
+  stream = framedDuplex(socket, 'secureConnect');
+  return stream;
+}
+
+/** The stream mqtt.js reads whole packets from and writes through; `connected`: the socket's event that means it may talk. */
+function framedDuplex(socket: net.Socket, connected: 'connect' | 'secureConnect'): FramedStream {
   const s = new Duplex({
-    // In onread mode resume() restarts a socket whose callback asked it to stop.
+    // In onread mode resume() restarts a socket whose callback asked it to stop; a TLS socket was paused above.
     read() { socket.resume(); },
     write(chunk: Buffer, _enc, cb) { socket.write(chunk, cb); },
     writev(chunks, cb) {
@@ -55,12 +85,11 @@ export function framedTcpStream(host: string, port: number, matcher?: PayloadMat
     final(cb) { socket.end(cb); },
     destroy(err, cb) { socket.destroy(err ?? undefined); cb(err); },
   }) as FramedStream;
-  stream = s;
   s.setNoDelay = (on) => { socket.setNoDelay(on); };
   s.lastReadAt = -Infinity;
-  // Flowing, so that the end of the stream is seen ('end'); the bytes themselves only go to the callback.
+  // Flowing, so that the end of the stream is seen ('end'); the bytes themselves only go to the read callback.
   socket.resume();
-  socket.on('connect', () => s.emit('connect'));
+  socket.on(connected, () => s.emit('connect'));
   socket.on('end', () => s.push(null));
   socket.on('error', (e) => s.destroy(e));
   socket.on('close', () => { if (!s.destroyed) s.destroy(); });

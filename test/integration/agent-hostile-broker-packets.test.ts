@@ -9,10 +9,17 @@
  * raw TCP server that answers the CONNECT with a CONNACK and then sends the
  * bad bytes; the client is the agent's own (connectMqtt).
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectMqtt, type BrokerClient, type BrokerFailure } from '../../agent/broker-client.js';
-import { waitFor } from '../helpers/env.js';
+import { cleanupTempDirs, tempDir, waitFor } from '../helpers/env.js';
+import { needProgram } from '../helpers/programs.js';
+
+const OPENSSL = needProgram('openssl', 'openssl');
 
 let server: Server | null = null;
 let agent: BrokerClient | null = null;
@@ -27,22 +34,23 @@ afterEach(async () => {
 });
 
 /** A "broker" that accepts every CONNECT and then sends `bad` (or what `send` says for the nth connection); counts closed connections. */
-async function hostileBroker(bad: Buffer, send?: (s: Socket, nth: number) => void): Promise<{ url: string; closed: () => number }> {
+async function hostileBroker(bad: Buffer, send?: (s: Socket, nth: number) => void, tlsFiles?: { cert: Buffer; key: Buffer }): Promise<{ url: string; closed: () => number }> {
   let closed = 0;
   let connections = 0;
-  server = createServer((s) => {
+  const onSocket = (s: Socket) => {
     sockets.add(s);
     const nth = connections++;
     s.on('error', () => {});
     s.on('close', () => { closed++; sockets.delete(s); });
     s.once('data', () => { s.write(Buffer.from([0x20, 0x02, 0x00, 0x00])); if (send) send(s, nth); else s.write(bad); });
-  });
+  };
+  server = tlsFiles ? createTlsServer(tlsFiles, onSocket) : createServer(onSocket);
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
-  return { url: `mqtt://127.0.0.1:${(server!.address() as { port: number }).port}`, closed: () => closed };
+  return { url: `${tlsFiles ? 'mqtts' : 'mqtt'}://127.0.0.1:${(server!.address() as { port: number }).port}`, closed: () => closed };
 }
 
-function connect(url: string, reconnectPeriodMs = 60_000, onFailure?: (f: BrokerFailure) => void): BrokerClient {
-  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs, connectTimeoutMs: 10_000, keepaliveSec: 600, ...(onFailure ? { onFailure } : {}) }));
+function connect(url: string, reconnectPeriodMs = 60_000, onFailure?: (f: BrokerFailure) => void, caPath?: string): BrokerClient {
+  return (agent = connectMqtt({ url, clientId: 'dev-hostile', reconnectPeriodMs, connectTimeoutMs: 10_000, keepaliveSec: 600, ...(onFailure ? { onFailure } : {}), ...(caPath ? { caPath } : {}) }));
 }
 
 /** A QoS 0 PUBLISH of `payload` on topic t (remaining length under 128). */
@@ -100,5 +108,46 @@ describe('agent against a hostile broker', () => {
     await waitFor(() => got.length > 0 || null, 'a message on the second connection', 15_000);
     expect(got).toEqual(['t whole']);
     expect(b.closed()).toBe(1);
+  }, 30_000);
+});
+
+describe.skipIf(!OPENSSL)('agent against a hostile broker over TLS (mqtts://)', () => {
+  let files: { cert: Buffer; key: Buffer; certPath: string };
+  beforeAll(() => {
+    const dir = tempDir('fleetcast-hostile-tls-');
+    const certPath = join(dir, 'cert.pem');
+    const keyPath = join(dir, 'key.pem');
+    execFileSync(OPENSSL!, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyPath, '-out', certPath], { stdio: 'ignore' });
+    files = { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath };
+  });
+  afterAll(() => cleanupTempDirs());
+
+  it('Hostile_tls_broker_huge_declared_length: over TLS too, a header declaring 256 MB drops the connection with a coded error', async () => {
+    // mqtt.js's own TLS stream has no packet bound: it would buffer up to the declared 256 MB.
+    const b = await hostileBroker(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]), undefined, files);
+    const a = connect(b.url, 60_000, undefined, files.certPath);
+    await waitFor(() => b.closed() > 0 || null, 'the agent to drop the connection', 15_000);
+    expect(a.failure?.detail).toMatch(/^AGENT_ERR_BROKER_BAD_PACKET: .*268435455/);
+  }, 30_000);
+
+  it('Tls_broker_messages_framed: whole packets split across TLS records reach the agent, and an unknown CA is refused', async () => {
+    const payload = 'x'.repeat(100);
+    // Remaining length 103: one length byte.
+    const whole = publish(payload);
+    const b = await hostileBroker(Buffer.alloc(0), (s) => {
+      // One byte per write: each its own TLS record, so the framer sees the packet in pieces.
+      for (const byte of whole) s.write(Buffer.from([byte]));
+    }, files);
+    const a = connect(b.url, 60_000, undefined, files.certPath);
+    const got: string[] = [];
+    a.onMessage((topic, p) => { got.push(`${topic} ${p.toString()}`); });
+    await waitFor(() => got.length > 0 || null, 'the message over TLS', 15_000);
+    expect(got).toEqual([`t ${payload}`]);
+    await a.end();
+    // Without the CA file Node's own CAs do not know this self-signed certificate: the handshake fails, coded by Node.
+    const failures: BrokerFailure[] = [];
+    connect(b.url, 60_000, (f) => failures.push(f));
+    await waitFor(() => failures[0] ?? null, 'the refused handshake', 15_000);
+    expect(failures[0].detail).toMatch(/SELF_SIGNED|self.signed/i);
   }, 30_000);
 });
