@@ -54,11 +54,14 @@ export function framedTcpStream(host: string, port: number, matcher?: PayloadMat
 /**
  * mqtts:// — `ca`: the CA file's certificates (mqttCaPath), else Node's own. The server name is the host unless
  * it is an IP address (RFC 6066 3), which is then checked against the certificate's IP SANs, as mqtt.js does.
+ * The certificate is always checked, as mqtt.js's own TLS stream did (it sets rejectUnauthorized itself): left
+ * to Node's default, NODE_TLS_REJECT_UNAUTHORIZED=0 in the agent's environment would accept any certificate
+ * and hand the device's MQTT password to whoever answers.
  */
 export function framedTlsStream(host: string, port: number, ca?: Buffer): FramedStream {
   const framer = new MqttFramer();
   let stream: FramedStream | null = null;
-  const socket = tls.connect({ host, port, ...(ca ? { ca } : {}), ...(net.isIP(host) ? {} : { servername: host }) });
+  const socket = tls.connect({ host, port, rejectUnauthorized: true, ...(ca ? { ca } : {}), ...(net.isIP(host) ? {} : { servername: host }) });
   socket.on('data', (buf: Buffer) => {
     stream!.lastReadAt = performance.now();
     let more = true;

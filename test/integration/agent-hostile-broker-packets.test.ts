@@ -150,4 +150,25 @@ describe.skipIf(!OPENSSL)('agent against a hostile broker over TLS (mqtts://)', 
     await waitFor(() => failures[0] ?? null, 'the refused handshake', 15_000);
     expect(failures[0].detail).toMatch(/SELF_SIGNED|self.signed/i);
   }, 30_000);
+
+  it('Tls_broker_certificate_checked_despite_env: NODE_TLS_REJECT_UNAUTHORIZED=0 does not turn the broker\'s certificate check off', async () => {
+    // mqtt.js's own TLS stream set rejectUnauthorized itself, so the variable (set for something else in the
+    // agent's environment) never reached the broker connection; the framed stream must not let it either, or
+    // the device's CONNECT, password included, goes to any server that answers.
+    const b = await hostileBroker(Buffer.alloc(0), (s) => { s.write(publish('from an unchecked server')); }, files);
+    const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    try {
+      const failures: BrokerFailure[] = [];
+      const a = connect(b.url, 60_000, (f) => failures.push(f));
+      const got: string[] = [];
+      a.onMessage((topic, p) => { got.push(`${topic} ${p.toString()}`); });
+      await waitFor(() => failures[0] ?? (got.length > 0 || null), 'the refused handshake', 15_000);
+      expect(got).toEqual([]);
+      expect(failures[0].detail).toMatch(/SELF_SIGNED|self.signed/i);
+    } finally {
+      if (before === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      else process.env.NODE_TLS_REJECT_UNAUTHORIZED = before;
+    }
+  }, 30_000);
 });
