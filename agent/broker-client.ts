@@ -78,7 +78,11 @@ export function connectMqtt(o: MqttClientOptions): BrokerClient {
   const loginRetry: BackoffSchedule = o.loginRetry ?? { firstMs: 30_000, maxMs: 900_000 };
   // Plain TCP and TLS go through the agent's framer (framed-stream.ts); websockets keep mqtt.js's stream.
   const tlsUrl = /^(mqtts|ssl|tls):\/\//.test(o.url);
-  const framed = tlsUrl || /^(mqtt|tcp):\/\//.test(o.url);
+  // mqtt.js sends its TCP and TLS connections through the SOCKS proxy MQTTJS_SOCKS_PROXY names (it reads the
+  // variable itself, mqtt.connect); the framed streams would connect directly, past the proxy. A device behind
+  // one keeps mqtt.js's stream, without the framer's packet bound.
+  const socksProxy = !!process.env.MQTTJS_SOCKS_PROXY;
+  const framed = !socksProxy && (tlsUrl || /^(mqtt|tcp):\/\//.test(o.url));
   const ca = o.caPath !== undefined ? readCa(o.caPath) : undefined;
   const client = mqtt.connect(o.url, {
     // Over TCP and TLS the agent gives mqtt.js whole packets (framed-stream.ts); it connects once that stream is set.
