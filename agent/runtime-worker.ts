@@ -170,7 +170,8 @@ class InferenceThread {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, trace });
       if (this.#pending.size === 1) worker.ref();
       try {
-        worker.postMessage({ ...req, id }, transfer);
+        // The id first: `{ ...req, id }` would make a new hidden class per call in the old generation (agent/http-api.ts sendRaw).
+        worker.postMessage({ id, ...req }, transfer);
       } catch (e) {
         // Not sent (a value that cannot be cloned): no answer will come, so nothing may keep waiting (or the thread referenced).
         this.#untrack(id);
