@@ -286,7 +286,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const r = await openResult;
     await open.terminate();
     gcObserver.disconnect();
-    if (r.failed) throw new Error(`${r.failed} predictions failed during the open-loop series`);
+    if (r.failed) throw new Error(`${r.failed} predictions failed during the open-loop series (${r.failures.join('; ')})`);
     if (process.env.FLEETCAST_BENCH_SWAP_DUMP) {
       // For analysis: every open-loop request and the series' periods, stalls and marks, as JSON.
       const { writeFileSync } = await import('node:fs');

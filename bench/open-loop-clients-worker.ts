@@ -22,6 +22,8 @@ export interface OpenLoopResult {
   inFlightBefore: Uint32Array;
   connected: Uint8Array;
   failed: number;
+  /** What the first failures were (an HTTP status or the request's error), so that a failed run says why. */
+  failures: string[];
   /** Requests issued while every socket of the pool was busy (they waited in the pool's queue). */
   waitedForSocket: number;
   /** Connections opened (the pool grows on demand; the agent's server closes idle ones). */
@@ -38,6 +40,11 @@ const done: number[] = [];
 const inFlightBefore: number[] = [];
 const connected: number[] = [];
 const counts = { failed: 0, waitedForSocket: 0, connects: 0, maxInFlight: 0 };
+const failures: string[] = [];
+function failedWith(why: string): void {
+  counts.failed++;
+  if (failures.length < 5) failures.push(why);
+}
 let inFlight = 0;
 let running = true;
 let settled: (() => void) | null = null;
@@ -53,8 +60,8 @@ function fire(due: number): void {
   inFlight++;
   counts.maxInFlight = Math.max(counts.maxInFlight, inFlight);
   postPredict(pool, port, bodies[i % bodies.length]!, (s) => { if (s.connecting) { counts.connects++; connected[i] = 1; } }).then(
-    (status) => { if (status !== 200) counts.failed++; },
-    () => { counts.failed++; },
+    (status) => { if (status !== 200) failedWith(`HTTP ${status}`); },
+    (e: NodeJS.ErrnoException) => { failedWith(`${e.code ?? ''} ${e.message}`.trim()); },
   ).finally(() => {
     done[i] = nowMs();
     if (--inFlight === 0 && settled) settled();
@@ -78,7 +85,7 @@ parentPort!.on('message', () => {
     const result: OpenLoopResult = {
       scheduled: Float64Array.from(scheduled), sent: Float64Array.from(sent), done: Float64Array.from(done),
       inFlightBefore: Uint32Array.from(inFlightBefore), connected: Uint8Array.from(connected),
-      ...counts,
+      ...counts, failures,
     };
     parentPort!.postMessage(result);
   });
