@@ -31,6 +31,11 @@ export interface AgentFleet {
   agent: Agent;
   /** Deploy version v (1 or 2) and wait until the agent serves it, committed. */
   swapTo(v: number): Promise<void>;
+  /**
+   * The hub's side of a deploy only: version v deployed to a device id nobody runs (allowUnknown), so the hub takes
+   * the request, signs and publishes an assignment, and the agent under test does nothing (agent-swap's hub control).
+   */
+  deployElsewhere(v: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,7 +79,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   const { agent, api } = started;
   const deployer = opts.deployFromWorker ? new Worker(new URL('./deploy-worker.js', import.meta.url), { workerData: { url: hub.httpUrl, token: readAdminToken(hubDir) } }) : null;
   let nextId = 0;
-  const deploy = (version: number) => (!deployer ? api.deploy({ name: 'bench', version, devices: ['bench-1'] }).then(() => {}) : new Promise<void>((resolve, reject) => {
+  const deploy = (version: number, devices = ['bench-1']) => (!deployer ? api.deploy({ name: 'bench', version, devices, allowUnknown: true }).then(() => {}) : new Promise<void>((resolve, reject) => {
     const id = nextId++;
     const on = (m: { id: number; ok: boolean; error?: string }) => {
       if (m.id !== id) return;
@@ -82,7 +87,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
       if (m.ok) resolve(); else reject(new Error(`deploy v${version}: ${m.error}`));
     };
     deployer.on('message', on);
-    deployer.postMessage({ id, name: 'bench', version, devices: ['bench-1'] });
+    deployer.postMessage({ id, name: 'bench', version, devices });
   }));
   const swapTo = async (v: number) => {
     // Wait for the agent's 'installed' event (emitted on commit) rather than polling status():
@@ -105,6 +110,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   };
   return {
     dir, rootPath: keys.rootPath, agent, swapTo,
+    deployElsewhere: (v) => deploy(v, ['bench-elsewhere']),
     async close() {
       await agent.stop();
       await deployer?.terminate();

@@ -65,8 +65,14 @@ const OPEN_SOCKETS = 256;
  * FLEETCAST_BENCH_SWAP_AA=1: an A/A control. The "swap" periods hold no swap, only a wait as long as a typical swap
  * (AA_SWAP_MS), so both kinds of period see the same agent doing the same thing: the ratios it prints are the
  * benchmark's own noise floor (how far p99 of one set of periods strays from another's with nothing different).
+ * FLEETCAST_BENCH_SWAP_AA=hub: a hub control. Each "swap" period deploys to a device id nobody runs (the hub takes the
+ * request, signs and publishes an assignment; the operator's thread sends it), then waits out AA_SWAP_MS: what the
+ * hub's and operator's stand-ins alone (SCHED_IDLE, a device does not run them) do to the agent's latency. A lower
+ * bound: in a real swap the hub also serves the bundle and takes the agent's reports.
  */
-const AA = process.env.FLEETCAST_BENCH_SWAP_AA === '1';
+const AA_MODE = process.env.FLEETCAST_BENCH_SWAP_AA;
+const AA = AA_MODE === '1' || AA_MODE === 'hub';
+const HUB_ONLY = AA_MODE === 'hub';
 const AA_SWAP_MS = 30;
 
 /** `sched`: the agent's main thread over the period (Linux schedstat): ms on a core, ms runnable but waiting for one. */
@@ -129,7 +135,11 @@ async function swapSeries(fleet: AgentFleet, setPeriod: (p: 'swap' | 'steady' | 
     const s0 = schedNow();
     const t = nowMs();
     marks.push({ at: t, what: 'deploy' });
-    if (AA) await sleep(AA_SWAP_MS); else await fleet.swapTo(i % 2 === 0 ? 2 : 1);
+    if (HUB_ONLY) {
+      await fleet.deployElsewhere(i % 2 === 0 ? 2 : 1);
+      await sleep(Math.max(0, AA_SWAP_MS - (nowMs() - t)));
+    } else if (AA) await sleep(AA_SWAP_MS);
+    else await fleet.swapTo(i % 2 === 0 ? 2 : 1);
     const t1 = nowMs();
     const s1 = schedNow();
     swapMs += t1 - t;
@@ -338,7 +348,7 @@ export async function benchAgentSwap(): Promise<BenchResult> {
     const whatRan = [...timeBy.keys()].map((k) => `${k} ${((100 * (byMark.get(k) ?? 0)) / Math.max(1, slow.length)).toFixed(0)}% of them (${((100 * timeBy.get(k)!) / swapTime).toFixed(0)}% of swap time)`).join(', ');
     const slowest = [...slow].sort((a, b) => b.ms - a.ms).slice(0, 5).map((x) => `${x.ms.toFixed(1)} ms (${markAt(marks, x.due)})`).join(', ');
     return {
-      name: `${AA ? 'A/A CONTROL (no swap in the swap periods, FLEETCAST_BENCH_SWAP_AA=1): ' : ''}agent hot-swap: predict latency during ${SWAPS} swaps vs steady state (ms), open loop at ${(LOAD * 100).toFixed(0)}% of capacity (the goal) and saturated (informational)`,
+      name: `${HUB_ONLY ? 'HUB CONTROL (the hub deploys to another device in the swap periods, FLEETCAST_BENCH_SWAP_AA=hub): ' : AA ? 'A/A CONTROL (no swap in the swap periods, FLEETCAST_BENCH_SWAP_AA=1): ' : ''}agent hot-swap: predict latency during ${SWAPS} swaps vs steady state (ms), open loop at ${(LOAD * 100).toFixed(0)}% of capacity (the goal) and saturated (informational)`,
       ours: { p50: d.p50, p99: d.p99, requests: d.n, 'saturated p50': sd.p50, 'saturated p99': sd.p99, 'saturated requests': sd.n },
       baseline: { p50: s.p50, p99: s.p99, requests: s.n, 'saturated p50': ss.p50, 'saturated p99': ss.p99, 'saturated requests': ss.n },
       ratios: [
