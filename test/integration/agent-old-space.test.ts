@@ -13,7 +13,10 @@
  * side is warmed up first (code, feedback and hidden-class transitions are
  * made once) and the two alternate, so whatever the process itself adds is
  * in both. The bounds sit between the fix (a difference of about 0) and the
- * spreads (~400 B per reply, 70-120 B per inference-thread call).
+ * spreads (~400 B per reply, ~120 B per inference-thread call); and since a
+ * spread's cost is one new hidden class per object, each test also checks,
+ * independently of when collections run, that 100 successive reply headers
+ * (messages to the thread) share one hidden class (V8's %HaveSameMap).
  *
  * The calls waiting for the inference thread were a Map: a replaced Map hash
  * table keeps a pointer to its successor, so once one table was in the old
@@ -25,7 +28,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { request, Agent as HttpAgent, createServer } from 'node:http';
+import { request, Agent as HttpAgent, createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
@@ -41,7 +44,12 @@ import { distFile } from '../helpers/build-cli.js';
 import { cleanupTempDirs, tempDir } from '../helpers/env.js';
 
 setFlagsFromString('--expose-gc');
+setFlagsFromString('--allow-natives-syntax');
 const gc = runInNewContext('gc') as () => void;
+/** Whether two objects have the same hidden class (V8's %HaveSameMap; the flag above applies to code compiled after it). */
+const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+/** How many of the objects have a hidden class other than the one before them. */
+const mapChanges = (objects: object[]) => objects.filter((o, i) => i > 0 && !sameMap(objects[i - 1]!, o)).length;
 const CALLS = 3000;
 const ROUNDS = 3;
 
@@ -62,8 +70,12 @@ async function growthPerCall(call: () => Promise<unknown>): Promise<number> {
   return grown / CALLS;
 }
 
-/** The median over ROUNDS of (ours − control), alternating the two. */
-async function extraPerCall(ours: () => Promise<unknown>, control: () => Promise<unknown>): Promise<{ median: number; rounds: string[] }> {
+/**
+ * The least over ROUNDS of (ours − control), alternating the two. Garbage our code makes on every call shows in every
+ * round; the process also goes, now and then and for the rest of its life, into a state where one side promotes
+ * 40-90 B more per call (seen starting in any round, with the fixed code, on either side), which the least leaves out.
+ */
+async function extraPerCall(ours: () => Promise<unknown>, control: () => Promise<unknown>): Promise<{ least: number; rounds: string[] }> {
   const diffs: number[] = [];
   const rounds: string[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -73,7 +85,7 @@ async function extraPerCall(ours: () => Promise<unknown>, control: () => Promise
     rounds.push(`ours ${o.toFixed(0)} B, control ${c.toFixed(0)} B`);
   }
   diffs.sort((a, b) => a - b);
-  return { median: diffs[Math.floor(ROUNDS / 2)], rounds };
+  return { least: diffs[0]!, rounds };
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -99,6 +111,16 @@ describe('old-space garbage per prediction', () => {
     });
     await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => { bare.closeAllConnections(); bare.close(() => r()); }));
+    // The headers each reply is written with, to compare their hidden classes (the deterministic half of the check).
+    const written: object[] = [];
+    const capture = (_req: unknown, res: ServerResponse) => {
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: ServerResponse, ...a: Parameters<ServerResponse['writeHead']>) {
+        if (typeof a[1] === 'object' && !Array.isArray(a[1])) written.push(a[1]);
+        return writeHead.apply(this, a);
+      } as ServerResponse['writeHead'];
+    };
+    api.server.prependListener('request', capture);
     const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
     cleanups.push(() => agent.destroy());
     const body = JSON.stringify({ inputs: { x: [[1, 2, 3, 4]] } });
@@ -111,9 +133,14 @@ describe('old-space garbage per prediction', () => {
       req.on('error', reject);
       req.end(body);
     });
+    for (let i = 0; i < 100; i++) await post(port)();
+    // `{ ...headers, 'content-length', 'cache-control' }` makes a new hidden class per reply: 91 changes in 99 (seen).
+    api.server.off('request', capture);
+    expect(mapChanges(written.slice(-100)), 'hidden classes of the reply headers').toBe(0);
+    written.length = 0;
     const r = await extraPerCall(post(port), post((bare.address() as AddressInfo).port));
-    // With `{ ...headers, 'content-length', 'cache-control' }` in the reply: ~350-450 B more per reply; without, about 0.
-    expect(r.median, r.rounds.join('; ')).toBeLessThan(150);
+    // With `{ ...headers, 'content-length', 'cache-control' }` in the reply: 374-416 B more per reply; without, -24 to +15.
+    expect(r.least, r.rounds.join('; ')).toBeLessThan(150);
   });
 
   it('Inference_thread_call_adds_no_old_space_garbage: a run on the inference thread grows the old space no more than a bare worker round trip', async () => {
@@ -125,20 +152,37 @@ describe('old-space garbage per prediction', () => {
     const echo = new Worker(`const { parentPort } = require('node:worker_threads');
       parentPort.on('message', (m) => { const y = new Float32Array(4); parentPort.postMessage({ id: m.id, ok: true, value: { y: { type: 'float32', dims: [2, 2], data: y } } }, [y.buffer]); });`, { eval: true });
     cleanups.push(async () => { await echo.terminate(); });
-    const waiting = new Map<number, () => void>();
+    // Waiting calls in a dictionary object, as PendingCalls keeps them: a Map here would put its own chain of replaced
+    // hash tables (~150 B per call) into the control, and the spread's 70-120 B would then vanish in the difference.
+    const waiting: Record<number, () => void> = Object.create(null) as Record<number, () => void>;
     let nextId = 0;
-    echo.on('message', (m: { id: number }) => { const done = waiting.get(m.id)!; waiting.delete(m.id); done(); });
+    echo.on('message', (m: { id: number }) => { const done = waiting[m.id]!; delete waiting[m.id]; done(); });
     const bareCall = () => new Promise<void>((resolve) => {
       const id = nextId++;
-      waiting.set(id, resolve);
+      waiting[id] = resolve;
       const f = feeds();
       const x = (f.x.data as Float32Array).slice();
       const c = (f.category.data as BigInt64Array).slice();
       echo.postMessage({ id, t: 'run', handle: 1, feeds: { x: { type: 'float32', dims: f.x.dims, data: x }, category: { type: 'int64', dims: f.category.dims, data: c } } }, [x.buffer, c.buffer]);
     });
+    // The messages posted to the inference thread, to compare their hidden classes.
+    const thread = rt.thread!;
+    const posted: object[] = [];
+    const postMessage = thread.postMessage;
+    thread.postMessage = function (this: Worker, ...a: Parameters<Worker['postMessage']>) {
+      posted.push(a[0] as object);
+      return postMessage.apply(this, a);
+    };
+    for (let i = 0; i < 100; i++) await model.run(feeds());
+    // `postMessage({ ...req, id })` makes a new hidden class per call: 85 changes in 99 (seen).
+    delete (thread as { postMessage?: unknown }).postMessage;
+    expect(mapChanges(posted.slice(-100)), 'hidden classes of the messages to the thread').toBe(0);
+    posted.length = 0;
     const r = await extraPerCall(() => model.run(feeds()), bareCall);
-    // With `postMessage({ ...req, id })`: ~70-120 B more per call; with `{ id, ...req }` about 0.
-    expect(r.median, r.rounds.join('; ')).toBeLessThan(35);
+    // Per round, with `postMessage({ ...req, id })`: 117-121 B more per call; both it and the Map of waiting calls
+    // 223-231; with `{ id, ...req }` and PendingCalls 1-6, 38-86 in the state above. The Map alone (90-153 here) is
+    // the next test's (490-564 B per request there).
+    expect(r.least, r.rounds.join('; ')).toBeLessThan(100);
   });
 
   it('Waiting_calls_do_not_chain_into_the_old_space: under an open-loop load the HTTP API with the inference thread grows the old space by less than 150 B per request', () => {
