@@ -37,14 +37,7 @@ export function framedTcpStream(host: string, port: number, matcher?: PayloadMat
     onread: {
       buffer: READ_BUFFER,
       // false pauses the socket until mqtt.js has read what was pushed (read() below resumes it).
-      callback: (n, buf) => {
-        stream!.lastReadAt = performance.now();
-        let more = true;
-        const bad = framer.push(buf.subarray(0, n), (p) => { more = stream!.push(p); });
-        // A malformed or oversized packet: the connection is dropped with the framer's coded error (mqtt.js reports it).
-        if (bad) { stream!.destroy(bad); return false; }
-        return more;
-      },
+      callback: (n, buf) => frameRead(stream!, framer, buf.subarray(0, n)),
     },
   });
   stream = framedDuplex(socket, 'connect');
@@ -62,16 +55,23 @@ export function framedTlsStream(host: string, port: number, ca?: Buffer): Framed
   const framer = new MqttFramer();
   let stream: FramedStream | null = null;
   const socket = tls.connect({ host, port, rejectUnauthorized: true, ...(ca ? { ca } : {}), ...(net.isIP(host) ? {} : { servername: host }) });
-  socket.on('data', (buf: Buffer) => {
-    stream!.lastReadAt = performance.now();
-    let more = true;
-    const bad = framer.push(buf, (p) => { more = stream!.push(p); });
-    if (bad) { stream!.destroy(bad); return; }
-    // Paused until mqtt.js has read what was pushed (read() resumes it).
-    if (!more) socket.pause();
-  });
+  // Paused until mqtt.js has read what was pushed (read() resumes it).
+  socket.on('data', (buf: Buffer) => { if (!frameRead(stream!, framer, buf)) socket.pause(); });
   stream = framedDuplex(socket, 'secureConnect');
   return stream;
+}
+
+/**
+ * One socket read into whole packets pushed to `stream`; false when the socket should pause: mqtt.js has not read
+ * what was pushed, or the packet was malformed or oversized, and the connection is dropped with the framer's coded
+ * error (mqtt.js reports it).
+ */
+function frameRead(stream: FramedStream, framer: MqttFramer, bytes: Uint8Array): boolean {
+  stream.lastReadAt = performance.now();
+  let more = true;
+  const bad = framer.push(bytes, (p) => { more = stream.push(p); });
+  if (bad) { stream.destroy(bad); return false; }
+  return more;
 }
 
 /** The stream mqtt.js reads whole packets from and writes through; `connected`: the socket's event that means it may talk. */
