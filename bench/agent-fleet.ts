@@ -79,7 +79,8 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   const { agent, api } = started;
   const deployer = opts.deployFromWorker ? new Worker(new URL('./deploy-worker.js', import.meta.url), { workerData: { url: hub.httpUrl, token: readAdminToken(hubDir) } }) : null;
   let nextId = 0;
-  const deploy = (version: number, devices = ['bench-1']) => (!deployer ? api.deploy({ name: 'bench', version, devices, allowUnknown: true }).then(() => {}) : new Promise<void>((resolve, reject) => {
+  // allowUnknown only for the hub control's device nobody runs: a deploy to the agent under test still needs it seen.
+  const deploy = (version: number, devices = ['bench-1'], allowUnknown = false) => (!deployer ? api.deploy({ name: 'bench', version, devices, allowUnknown }).then(() => {}) : new Promise<void>((resolve, reject) => {
     const id = nextId++;
     const on = (m: { id: number; ok: boolean; error?: string }) => {
       if (m.id !== id) return;
@@ -87,7 +88,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
       if (m.ok) resolve(); else reject(new Error(`deploy v${version}: ${m.error}`));
     };
     deployer.on('message', on);
-    deployer.postMessage({ id, name: 'bench', version, devices });
+    deployer.postMessage({ id, name: 'bench', version, devices, allowUnknown });
   }));
   const swapTo = async (v: number) => {
     // Wait for the agent's 'installed' event (emitted on commit) rather than polling status():
@@ -110,7 +111,7 @@ export async function agentFleet(name: string, agentOptions: Record<string, unkn
   };
   return {
     dir, rootPath: keys.rootPath, agent, swapTo,
-    deployElsewhere: (v) => deploy(v, ['bench-elsewhere']),
+    deployElsewhere: (v) => deploy(v, ['bench-elsewhere'], true),
     async close() {
       await agent.stop();
       await deployer?.terminate();

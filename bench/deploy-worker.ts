@@ -18,8 +18,8 @@ const api = new HubClient(url, token);
 const tid = threadId();
 if (tid > 0) makeThreadIdle(tid);
 
-parentPort!.on('message', (m: { id: number; name: string; version: number; devices: string[] }) => {
-  api.deploy({ name: m.name, version: m.version, devices: m.devices, allowUnknown: true }).then(
+parentPort!.on('message', (m: { id: number; name: string; version: number; devices: string[]; allowUnknown: boolean }) => {
+  api.deploy({ name: m.name, version: m.version, devices: m.devices, allowUnknown: m.allowUnknown }).then(
     () => parentPort!.postMessage({ id: m.id, ok: true }),
     (e: unknown) => parentPort!.postMessage({ id: m.id, ok: false, error: (e as Error).message }),
   );
